@@ -1,0 +1,305 @@
+/*
+ * digest.c - page digests and the state root, maintained lazily and
+ * incrementally. The definitions are in DIGESTS.md; this file must match it
+ * byte for byte.
+ *
+ * A change only marks: the touched 4 KiB chunks of its page, and the page's
+ * id on the dirty list. Asking for a digest or the root rehashes exactly the
+ * marked chunks and then the tree paths above the marked pages, so the cost
+ * follows what changed, not how much state there is.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* Domain-separation seeds of XXH3-128 (ASCII, read as big-endian). */
+#define SEED_CHUNK 0x4d4d53422d63686bull /* "MMSB-chk" */
+#define SEED_NODE 0x4d4d53422d6e6f64ull  /* "MMSB-nod" */
+#define SEED_LEAF 0x4d4d53422d6c6566ull  /* "MMSB-lef" */
+#define SEED_ROOT 0x4d4d53422d726f6full  /* "MMSB-roo" */
+
+static const h128 EMPTY = {0, 0};
+
+static bool is_empty(h128 h) { return (h.lo | h.hi) == 0; }
+
+static void put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+void digest_to_bytes(h128 h, uint8_t out[16]) {
+    put_be64(out, h.hi);
+    put_be64(out + 8, h.lo);
+}
+
+/* An empty right child passes the left one up unchanged, so padding a tree
+ * to any power of two never changes its root. */
+static h128 combine(const kern_ops *k, h128 left, h128 right) {
+    if (is_empty(right)) return left;
+    uint8_t buf[32];
+    digest_to_bytes(left, buf);
+    digest_to_bytes(right, buf + 16);
+    return k->hash(buf, sizeof buf, SEED_NODE);
+}
+
+/* ---- chunk trees of multi-chunk pages --------------------------------------- */
+
+typedef struct chunk_tree {
+    h128 *nodes;      /* heap order: root at 1, leaves at [leaves, 2 * leaves) */
+    uint64_t *dirty;  /* bit per chunk */
+    uint64_t chunks;
+    uint64_t leaves;  /* chunks rounded up to a power of two */
+} chunk_tree;
+
+static uint64_t chunks_of(uint64_t size_bytes) {
+    return (size_bytes + CHUNK_BYTES - 1) / CHUNK_BYTES;
+}
+
+uint64_t digest_aux_bytes(uint64_t size_bytes) {
+    uint64_t chunks = chunks_of(size_bytes);
+    if (chunks <= 1) return 0;
+    uint64_t leaves = 1ull << log2_ceil_u64(chunks);
+    return 2 * leaves * sizeof(h128) + (chunks + 63) / 64 * sizeof(uint64_t);
+}
+
+static chunk_tree tree_of(const mmsb_engine *e, const page_entry *pe) {
+    chunk_tree t;
+    t.chunks = chunks_of(pe->size_bytes);
+    ASSERT(t.chunks > 1);
+    t.leaves = 1ull << log2_ceil_u64(t.chunks);
+    t.nodes = (h128 *)region_ptr(&e->aux, pe->u.tree.aux_off);
+    t.dirty = (uint64_t *)(t.nodes + 2 * t.leaves);
+    return t;
+}
+
+static void set_bit_range(uint64_t *words, uint64_t first, uint64_t last) {
+    ASSERT(first <= last);
+    uint64_t w0 = first / 64, w1 = last / 64;
+    uint64_t head = ~0ull << (first % 64);
+    uint64_t tail = low_bits_u64((uint32_t)(last % 64) + 1);
+    if (w0 == w1) {
+        words[w0] |= head & tail;
+        return;
+    }
+    words[w0] |= head;
+    for (uint64_t w = w0 + 1; w < w1; w++) words[w] = ~0ull;
+    words[w1] |= tail;
+}
+
+static h128 hash_chunk(const kern_ops *k, const uint8_t *bytes, uint64_t size_bytes,
+                       uint64_t chunk) {
+    uint64_t start = chunk * CHUNK_BYTES;
+    ASSERT(start < size_bytes);
+    return k->hash(bytes + start, min_u64(CHUNK_BYTES, size_bytes - start), SEED_CHUNK);
+}
+
+/* Rehashes the dirty chunks, then the tree above them: path by path when few
+ * changed, the whole tree when that is cheaper. */
+static void refresh_chunk_tree(const mmsb_engine *e, const page_entry *pe) {
+    chunk_tree t = tree_of(e, pe);
+    const uint8_t *bytes = page_bytes(e, pe);
+    uint64_t words = (t.chunks + 63) / 64;
+    uint64_t changed = 0;
+    for (uint64_t w = 0; w < words; w++) {
+        for (uint64_t bits = t.dirty[w]; bits != 0; bits &= bits - 1) {
+            uint64_t chunk = w * 64 + (uint64_t)__builtin_ctzll(bits);
+            t.nodes[t.leaves + chunk] = hash_chunk(e->kern, bytes, pe->size_bytes, chunk);
+            changed++;
+        }
+    }
+    ASSERT(changed > 0);
+    uint32_t depth = log2_ceil_u64(t.leaves);
+    if (changed * depth >= t.leaves) {
+        for (uint64_t j = t.leaves - 1; j >= 1; j--) {
+            t.nodes[j] = combine(e->kern, t.nodes[2 * j], t.nodes[2 * j + 1]);
+        }
+    } else {
+        for (uint64_t w = 0; w < words; w++) {
+            for (uint64_t bits = t.dirty[w]; bits != 0; bits &= bits - 1) {
+                uint64_t j = (t.leaves + w * 64 + (uint64_t)__builtin_ctzll(bits)) / 2;
+                for (; j >= 1; j /= 2) {
+                    t.nodes[j] = combine(e->kern, t.nodes[2 * j], t.nodes[2 * j + 1]);
+                }
+            }
+        }
+    }
+    memset(t.dirty, 0, words * sizeof(uint64_t));
+}
+
+static void refresh_page_digest(mmsb_engine *e, page_entry *pe) {
+    ASSERT((pe->flags & (PE_LIVE | PE_DIGEST_DIRTY)) == (PE_LIVE | PE_DIGEST_DIRTY));
+    h128 single = EMPTY;
+    bool multi = chunks_of(pe->size_bytes) > 1;
+    if (multi) {
+        refresh_chunk_tree(e, pe);
+    } else {
+        single = hash_chunk(e->kern, page_bytes(e, pe), pe->size_bytes, 0);
+    }
+    entry_write_begin(pe);
+    if (!multi) pe->u.digest = single;
+    pe->flags &= ~(uint32_t)PE_DIGEST_DIRTY;
+    entry_write_end(pe);
+}
+
+void digest_page(mmsb_engine *e, page_entry *pe, h128 *digest_out) {
+    ASSERT(pe->flags & PE_LIVE);
+    if (pe->flags & PE_DIGEST_DIRTY) refresh_page_digest(e, pe);
+    *digest_out = chunks_of(pe->size_bytes) > 1 ? tree_of(e, pe).nodes[1] : pe->u.digest;
+    ASSERT(!is_empty(*digest_out));
+}
+
+/* ---- marking ------------------------------------------------------------------ */
+
+/* The chunk tree of a zero page: every full chunk hashes to zero_chunk, a
+ * shorter last chunk is hashed, and the nodes above are built bottom-up. */
+static void build_zero_tree(const mmsb_engine *e, const page_entry *pe) {
+    chunk_tree t = tree_of(e, pe);
+    memset(t.nodes, 0, digest_aux_bytes(pe->size_bytes));
+    for (uint64_t i = 0; i < t.chunks; i++) t.nodes[t.leaves + i] = e->dig.zero_chunk;
+    if (pe->size_bytes % CHUNK_BYTES != 0) {
+        t.nodes[t.leaves + t.chunks - 1] =
+            hash_chunk(e->kern, page_bytes(e, pe), pe->size_bytes, t.chunks - 1);
+    }
+    for (uint64_t j = t.leaves - 1; j >= 1; j--) {
+        t.nodes[j] = combine(e->kern, t.nodes[2 * j], t.nodes[2 * j + 1]);
+    }
+}
+
+void digest_page_created(mmsb_engine *e, uint64_t id, page_entry *pe) {
+    if (chunks_of(pe->size_bytes) > 1) {
+        build_zero_tree(e, pe);
+    } else if (pe->size_bytes == CHUNK_BYTES) {
+        pe->u.digest = e->dig.zero_chunk;
+    } else {
+        pe->u.digest = hash_chunk(e->kern, page_bytes(e, pe), pe->size_bytes, 0);
+    }
+    digest_mark(e, id, pe, 0, 0);
+}
+
+void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
+                 uint64_t len) {
+    ASSERT((atomic_load_explicit(&pe->seq, memory_order_relaxed) & 1u) == 1);
+    if ((pe->flags & PE_LIVE) && len > 0) {
+        ASSERT(offset < pe->size_bytes && len <= pe->size_bytes - offset);
+        if (chunks_of(pe->size_bytes) > 1) {
+            set_bit_range(tree_of(e, pe).dirty, offset / CHUNK_BYTES,
+                          (offset + len - 1) / CHUNK_BYTES);
+        }
+        pe->flags |= PE_DIGEST_DIRTY;
+    }
+    if ((pe->flags & PE_LEAF_DIRTY) == 0) {
+        pe->flags |= PE_LEAF_DIRTY;
+        ASSERT(e->dig.dirty_count < e->opts.pages_max);
+        ((uint64_t *)e->dig.dirty_ids.base)[e->dig.dirty_count++] = id;
+    }
+    e->dig.root_valid = false;
+}
+
+/* ---- the state tree ------------------------------------------------------------ */
+
+static h128 *node_slot(const digest_state *d, uint32_t level, uint64_t pos) {
+    ASSERT(level >= 1 && level <= d->height);
+    ASSERT(pos < (1ull << (d->height - level)));
+    return (h128 *)d->nodes.base + ((1ull << (d->height - level)) + pos);
+}
+
+static h128 leaf_of(mmsb_engine *e, uint64_t id) {
+    if (id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed)) return EMPTY;
+    page_entry *pe = entry_of(e, id);
+    if ((pe->flags & PE_LIVE) == 0) return EMPTY;
+    h128 digest;
+    digest_page(e, pe, &digest);
+    uint8_t buf[40];
+    put_le64(buf, id);
+    put_le64(buf + 8, pe->size_bytes);
+    put_le64(buf + 16, pe->epoch);
+    digest_to_bytes(digest, buf + 24);
+    return e->kern->hash(buf, sizeof buf, SEED_LEAF);
+}
+
+static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
+    if (level == 0) return leaf_of(e, pos + 1);
+    return *node_slot(&e->dig, level, pos);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Turns the dirty ids into sorted leaf positions, clearing their flags. */
+static void take_dirty_positions(mmsb_engine *e, uint64_t *pos, uint64_t count) {
+    bool sorted = true;
+    for (uint64_t k = 0; k < count; k++) {
+        page_entry *pe = entry_of(e, pos[k]);
+        ASSERT(pe->flags & PE_LEAF_DIRTY);
+        entry_write_begin(pe);
+        pe->flags &= ~(uint32_t)PE_LEAF_DIRTY;
+        entry_write_end(pe);
+        pos[k] -= 1;
+        if (k > 0 && pos[k] < pos[k - 1]) sorted = false;
+    }
+    if (!sorted) qsort(pos, count, sizeof *pos, cmp_u64);
+}
+
+/* Recomputes the nodes above the dirty leaves one level at a time; the list
+ * of positions is rewritten in place with the (deduplicated) parents. */
+static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
+    digest_state *d = &e->dig;
+    for (uint32_t level = 0; level < d->height; level++) {
+        uint64_t out = 0;
+        for (uint64_t k = 0; k < count; k++) {
+            uint64_t parent = pos[k] / 2;
+            if (out > 0 && pos[out - 1] == parent) continue;
+            h128 left = node_value(e, level, 2 * parent);
+            h128 right = node_value(e, level, 2 * parent + 1);
+            *node_slot(d, level + 1, parent) = combine(e->kern, left, right);
+            pos[out++] = parent;
+        }
+        count = out;
+    }
+    ASSERT(count <= 1);
+}
+
+void digest_root(mmsb_engine *e, h128 *root_out) {
+    digest_state *d = &e->dig;
+    if (!d->root_valid) {
+        uint64_t *pos = (uint64_t *)d->dirty_ids.base;
+        take_dirty_positions(e, pos, d->dirty_count);
+        update_tree(e, pos, d->dirty_count);
+        d->dirty_count = 0;
+        uint8_t buf[32];
+        digest_to_bytes(*node_slot(d, d->height, 0), buf);
+        put_le64(buf + 16, e->pages_live);
+        put_le64(buf + 24, atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
+        d->root = e->kern->hash(buf, sizeof buf, SEED_ROOT);
+        d->root_valid = true;
+    }
+    *root_out = d->root;
+}
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+int digest_open(mmsb_engine *e) {
+    static const uint8_t zeros[CHUNK_BYTES];
+    digest_state *d = &e->dig;
+    d->zero_chunk = e->kern->hash(zeros, sizeof zeros, SEED_CHUNK);
+    d->height = max_u64(1, log2_ceil_u64(e->opts.pages_max));
+    int rc = vmap_open(&d->dirty_ids, NULL, e->opts.pages_max * sizeof(uint64_t), 256 * 1024);
+    if (rc != 0) return rc;
+    /* Nodes are faulted in on first use: only digest_root touches them, never
+     * a change, and untouched (zero) nodes read as EMPTY. */
+    rc = vmap_open(&d->nodes, NULL, (1ull << d->height) * sizeof(h128), VM_PAGE_BYTES);
+    if (rc != 0) vmap_close(&d->dirty_ids);
+    d->root_valid = false;
+    return rc;
+}
+
+void digest_close(mmsb_engine *e) {
+    vmap_close(&e->dig.dirty_ids);
+    vmap_close(&e->dig.nodes);
+}

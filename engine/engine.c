@@ -1,0 +1,304 @@
+/*
+ * engine.c - versions, options, open and close, engine info, the writer
+ * role, and the digest entry points.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+enum {
+    KiB = 1024,
+    MiB = 1024 * KiB,
+    PAGE_TABLE_STEP_BYTES = 1 * MiB,
+};
+#define GiB (1024ull * MiB)
+#define PAGES_MAX_LIMIT (1ull << 32)
+#define ARENA_BYTES_MIN (1ull * MiB)
+
+/* ---- versions ---------------------------------------------------------------- */
+
+MMSB_API const char *mmsb_version(int *major, int *minor, int *patch) {
+    if (major != NULL) *major = MMSB_VERSION_MAJOR;
+    if (minor != NULL) *minor = MMSB_VERSION_MINOR;
+    if (patch != NULL) *patch = MMSB_VERSION_PATCH;
+    return MMSB_VERSION_STRING;
+}
+
+MMSB_API int mmsb_abi_version(void) { return MMSB_ABI_VERSION; }
+
+/* ---- options ---------------------------------------------------------------- */
+
+static void options_defaults(mmsb_options *o) {
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->abi_version = MMSB_ABI_VERSION;
+    o->flags = MMSB_OPEN_CREATE;
+    o->kernel = MMSB_KERNEL_AUTO;
+    o->arena_bytes_max = 8 * GiB;
+    o->arena_grow_bytes = 64 * MiB;
+    o->page_bytes_max = 1 * GiB;
+    o->pages_max = 1ull << 28;
+    o->gpu = MMSB_GPU_AUTO;
+}
+
+MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
+                               uint32_t abi_version) {
+    if (options == NULL) return err_set(MMSB_EINVAL, "mmsb_options_init: options is NULL");
+    if (struct_size < sizeof(mmsb_options)) {
+        return err_set(MMSB_EINVAL, "mmsb_options_init: struct_size %u is below this library's %zu",
+                       struct_size, sizeof(mmsb_options));
+    }
+    /* A newer header's larger struct: its extra fields start out zero. */
+    memset((uint8_t *)options + sizeof(mmsb_options), 0, struct_size - sizeof(mmsb_options));
+    options_defaults(options);
+    options->struct_size = struct_size;
+    options->abi_version = abi_version;
+    return 0;
+}
+
+/* Copies the caller's options into the library's layout and checks them. */
+static int options_take(const mmsb_options *in, mmsb_options *o) {
+    if (in == NULL) return err_set(MMSB_EINVAL, "mmsb_open: options is NULL; fill them with MMSB_OPTIONS_INIT");
+    if (in->abi_version != MMSB_ABI_VERSION) {
+        return err_set(MMSB_EVERSION, "mmsb_open: options come from ABI %u, this library is ABI %d",
+                       in->abi_version, MMSB_ABI_VERSION);
+    }
+    if (in->struct_size < sizeof(mmsb_options)) {
+        return err_set(MMSB_EINVAL, "mmsb_open: options struct_size %u is below %zu; fill them with MMSB_OPTIONS_INIT",
+                       in->struct_size, sizeof(mmsb_options));
+    }
+    const uint8_t *extra = (const uint8_t *)in + sizeof(mmsb_options);
+    for (uint32_t i = 0; i < in->struct_size - sizeof(mmsb_options); i++) {
+        if (extra[i] != 0) {
+            return err_set(MMSB_ENOTSUP, "mmsb_open: options set a field at byte %zu that this library (%s) does not know",
+                           sizeof(mmsb_options) + i, MMSB_VERSION_STRING);
+        }
+    }
+    memcpy(o, in, sizeof *o);
+    if (o->flags & ~MMSB_OPEN_CREATE) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~MMSB_OPEN_CREATE);
+    if (o->kernel > MMSB_KERNEL_AVX512) return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
+    if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
+    if (o->reserved0 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved0 is %u, must be 0", o->reserved0);
+    if (o->arena_bytes_max < ARENA_BYTES_MIN || o->arena_bytes_max > REGION_BYTES_MAX) {
+        return err_set(MMSB_EINVAL, "mmsb_open: arena_bytes_max %llu outside %llu..%llu",
+                       (unsigned long long)o->arena_bytes_max, (unsigned long long)ARENA_BYTES_MIN,
+                       (unsigned long long)REGION_BYTES_MAX);
+    }
+    if (o->arena_grow_bytes < 64 * KiB || o->arena_grow_bytes > o->arena_bytes_max) {
+        return err_set(MMSB_EINVAL, "mmsb_open: arena_grow_bytes %llu outside 65536..arena_bytes_max",
+                       (unsigned long long)o->arena_grow_bytes);
+    }
+    if (o->arena_prefault_bytes > o->arena_bytes_max) {
+        return err_set(MMSB_EINVAL, "mmsb_open: arena_prefault_bytes %llu exceeds arena_bytes_max %llu",
+                       (unsigned long long)o->arena_prefault_bytes, (unsigned long long)o->arena_bytes_max);
+    }
+    if (o->page_bytes_max == 0 || o->page_bytes_max > o->arena_bytes_max) {
+        return err_set(MMSB_EINVAL, "mmsb_open: page_bytes_max %llu outside 1..arena_bytes_max",
+                       (unsigned long long)o->page_bytes_max);
+    }
+    if (o->pages_max == 0 || o->pages_max > PAGES_MAX_LIMIT) {
+        return err_set(MMSB_EINVAL, "mmsb_open: pages_max %llu outside 1..%llu",
+                       (unsigned long long)o->pages_max, (unsigned long long)PAGES_MAX_LIMIT);
+    }
+    o->struct_size = sizeof *o;
+    return 0;
+}
+
+/* ---- store directory --------------------------------------------------------- */
+
+static int dir_open_locked(mmsb_engine *e, const char *dir) {
+    if ((e->opts.flags & MMSB_OPEN_CREATE) && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int saved = errno;
+        return err_set(err_from_errno(saved), "mmsb_open: cannot create directory %s: %s", dir, strerror(saved));
+    }
+    e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (e->dir_fd < 0) {
+        int saved = errno;
+        int code = saved == ENOTDIR ? MMSB_EINVAL : err_from_errno(saved);
+        return err_set(code, "mmsb_open: cannot open directory %s: %s%s", dir, strerror(saved),
+                       saved == ENOENT ? " (set MMSB_OPEN_CREATE to create it)" : "");
+    }
+    e->lock_fd = openat(e->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (e->lock_fd < 0) {
+        int saved = errno;
+        return err_set(err_from_errno(saved), "mmsb_open: cannot open %s/LOCK: %s", dir, strerror(saved));
+    }
+    if (flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        if (saved == EWOULDBLOCK) {
+            return err_set(MMSB_EBUSY, "mmsb_open: store %s is open in another engine", dir);
+        }
+        return err_set(MMSB_EIO, "mmsb_open: cannot lock %s/LOCK: %s", dir, strerror(saved));
+    }
+    return 0;
+}
+
+/* ---- open and close ------------------------------------------------------------ */
+
+static void engine_release(mmsb_engine *e) {
+    digest_close(e);
+    region_close(&e->aux);
+    region_close(&e->data);
+    vmap_close(&e->pages);
+    if (e->lock_fd >= 0) close(e->lock_fd);
+    if (e->dir_fd >= 0) close(e->dir_fd);
+    free(e->dir);
+    e->magic = 0;
+    free(e);
+}
+
+static int engine_build(mmsb_engine *e, const char *dir) {
+    int rc = kern_select(e->opts.kernel, &e->kern);
+    if (rc == 0) rc = dir_open_locked(e, dir);
+    if (rc == 0) {
+        rc = vmap_open(&e->pages, "mmsb-pages", e->opts.pages_max * sizeof(page_entry),
+                       PAGE_TABLE_STEP_BYTES);
+    }
+    if (rc == 0) rc = region_open(&e->data, "mmsb-arena", e->opts.arena_bytes_max, e->opts.arena_grow_bytes);
+    if (rc == 0) rc = vmap_ensure(&e->data.mem, e->opts.arena_prefault_bytes);
+    if (rc == 0) {
+        /* Chunk trees take under 1/32 of the bytes they describe. */
+        uint64_t aux_max = align_up_u64(e->opts.arena_bytes_max / 32 + 1 * MiB, REGION_UNIT_BYTES);
+        rc = region_open(&e->aux, NULL, aux_max, 1 * MiB);
+    }
+    if (rc == 0) rc = digest_open(e);
+    if (rc == 0) {
+        e->dir = strdup(dir);
+        if (e->dir == NULL) rc = err_set(MMSB_ENOMEM, "mmsb_open: out of memory");
+    }
+    if (rc == 0 && e->opts.gpu == MMSB_GPU_AUTO) gpu_probe(&e->gpu);
+    if (rc == 0 && e->opts.gpu == MMSB_GPU_OFF) {
+        snprintf(e->gpu.text, sizeof e->gpu.text, "off (MMSB_GPU_OFF)");
+    }
+    return rc;
+}
+
+MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine **engine_out) {
+    if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
+    *engine_out = NULL;
+    if (dir == NULL || dir[0] == '\0') return err_set(MMSB_EINVAL, "mmsb_open: dir is NULL or empty");
+    mmsb_options opts;
+    int rc = options_take(options, &opts);
+    if (rc != 0) return rc;
+    mmsb_engine *e = calloc(1, sizeof *e);
+    if (e == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: cannot allocate the engine");
+    e->magic = ENGINE_MAGIC;
+    e->opts = opts;
+    e->dir_fd = e->lock_fd = -1;
+    atomic_init(&e->busy, 0);
+    atomic_init(&e->page_id_next, 1);
+    rc = engine_build(e, dir);
+    if (rc != 0) {
+        engine_release(e);
+        return rc;
+    }
+    *engine_out = e;
+    return 0;
+}
+
+MMSB_API int mmsb_close(mmsb_engine *engine) {
+    if (engine == NULL) return 0;
+    int rc = engine_enter(engine, "mmsb_close");
+    if (rc != 0) return rc;
+    engine_release(engine);
+    return 0;
+}
+
+/* ---- the writer role ------------------------------------------------------------ */
+
+int engine_check(const mmsb_engine *e, const char *fn) {
+    if (e == NULL) return err_set(MMSB_EINVAL, "%s: engine is NULL", fn);
+    if (e->magic != ENGINE_MAGIC) return err_set(MMSB_EINVAL, "%s: engine is not an open MMSB engine", fn);
+    return 0;
+}
+
+int engine_enter(mmsb_engine *e, const char *fn) {
+    int rc = engine_check(e, fn);
+    if (rc != 0) return rc;
+    if (atomic_exchange_explicit(&e->busy, 1, memory_order_acquire) != 0) {
+        return err_set(MMSB_EBUSY, "%s: another thread is inside a writing call on this engine", fn);
+    }
+    return 0;
+}
+
+void engine_leave(mmsb_engine *e) {
+    ASSERT(atomic_load_explicit(&e->busy, memory_order_relaxed) == 1);
+    atomic_store_explicit(&e->busy, 0, memory_order_release);
+}
+
+/* ---- info and digests -------------------------------------------------------------- */
+
+MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
+    int rc = engine_enter(engine, "mmsb_engine_info");
+    if (rc != 0) return rc;
+    if (info == NULL || info->struct_size < sizeof(mmsb_engineinfo)) {
+        engine_leave(engine);
+        return err_set(MMSB_EINVAL, "mmsb_engine_info: info is NULL or its struct_size is below %zu",
+                       sizeof(mmsb_engineinfo));
+    }
+    mmsb_engineinfo out = {.struct_size = sizeof out};
+    snprintf(out.kernel, sizeof out.kernel, "%s", engine->kern->name);
+    snprintf(out.gpu, sizeof out.gpu, "%s", engine->gpu.text);
+    out.pages_live = engine->pages_live;
+    out.page_id_next = atomic_load_explicit(&engine->page_id_next, memory_order_relaxed);
+    out.pages_max = engine->opts.pages_max;
+    out.page_bytes_max = engine->opts.page_bytes_max;
+    out.arena_bytes_max = engine->opts.arena_bytes_max;
+    out.arena_bytes_used = engine->data.bytes_used;
+    out.arena_bytes_faulted = engine->data.mem.bytes_ready;
+    out.commit_seq = engine->commit_seq;
+    *info = out;
+    engine_leave(engine);
+    return 0;
+}
+
+MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id, mmsb_digest *digest_out) {
+    int rc = engine_enter(engine, "mmsb_page_digest");
+    if (rc != 0) return rc;
+    page_entry *pe;
+    if (digest_out == NULL) {
+        rc = err_set(MMSB_EINVAL, "mmsb_page_digest: digest_out is NULL");
+    } else {
+        rc = page_lookup(engine, page_id, "mmsb_page_digest", &pe);
+    }
+    if (rc == 0) {
+        h128 h;
+        digest_page(engine, pe, &h);
+        digest_to_bytes(h, digest_out->bytes);
+    }
+    engine_leave(engine);
+    return rc;
+}
+
+MMSB_API int mmsb_state_root(mmsb_engine *engine, mmsb_digest *root_out) {
+    int rc = engine_enter(engine, "mmsb_state_root");
+    if (rc != 0) return rc;
+    if (root_out == NULL) {
+        rc = err_set(MMSB_EINVAL, "mmsb_state_root: root_out is NULL");
+    } else {
+        h128 h;
+        digest_root(engine, &h);
+        digest_to_bytes(h, root_out->bytes);
+    }
+    engine_leave(engine);
+    return rc;
+}
+
+MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out, size_t hex_out_size) {
+    if (digest == NULL || hex_out == NULL) return err_set(MMSB_EINVAL, "mmsb_digest_hex: digest or hex_out is NULL");
+    if (hex_out_size < 33) return err_set(MMSB_EINVAL, "mmsb_digest_hex: hex_out_size %zu, needs 33", hex_out_size);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        hex_out[2 * i] = digits[digest->bytes[i] >> 4];
+        hex_out[2 * i + 1] = digits[digest->bytes[i] & 15];
+    }
+    hex_out[32] = '\0';
+    return 0;
+}

@@ -1,0 +1,128 @@
+/*
+ * engine.h - the engine handle and the page table, shared by the engine's
+ * translation units.
+ */
+#ifndef MMSB_ENGINE_H
+#define MMSB_ENGINE_H
+
+#include <stdatomic.h>
+
+#include "../gpu/gpu.h"
+#include "kern.h"
+#include "region.h"
+#include "vm.h"
+
+enum {
+    CHUNK_BYTES = 4096,            /* the digest's chunk size (DIGESTS.md) */
+    WRITE_BLOCK_BYTES = 64 * 1024, /* a write is diffed in blocks this big */
+};
+
+/* page_entry.flags */
+enum {
+    PE_LIVE = 1u << 0,         /* the id names an existing page */
+    PE_DIGEST_DIRTY = 1u << 1, /* bytes changed since the digest was computed */
+    PE_LEAF_DIRTY = 1u << 2,   /* on the dirty list: its state-tree leaf is stale */
+    PE_DEVICE = 1u << 3,       /* the bytes live on the GPU */
+};
+
+/* One page-table entry, 48 bytes, in shared memory (a memfd) so that another
+ * process can later map the table read-only. Readers copy an entry under its
+ * seqlock: `seq` is odd while the writer changes the entry or the page. */
+typedef struct page_entry {
+    uint64_t data_off;   /* offset of the bytes in the data arena */
+    uint64_t size_bytes;
+    uint64_t epoch;
+    union {
+        h128 digest;     /* pages of one chunk: the page digest */
+        struct {
+            uint64_t aux_off; /* larger pages: offset of the chunk tree */
+            uint64_t unused;
+        } tree;
+    } u;
+    _Atomic uint32_t seq;
+    uint32_t flags;      /* PE_* */
+} page_entry;
+
+_Static_assert(sizeof(page_entry) == 48, "page table entries are 48 bytes");
+
+typedef struct digest_state {
+    vmap dirty_ids;       /* uint64_t ids whose leaf is stale, each once */
+    uint64_t dirty_count;
+    vmap nodes;           /* h128 state-tree nodes above the leaves, heap order */
+    uint32_t height;      /* levels above the leaves; 2^height >= pages_max */
+    bool root_valid;
+    h128 root;            /* the state root, when root_valid */
+    h128 zero_chunk;      /* hash of a 4 KiB chunk of zeros: fresh pages' leaves */
+} digest_state;
+
+struct mmsb_engine {
+    uint64_t magic;
+    atomic_uint busy;     /* 1 while a thread is inside a writing call */
+    mmsb_options opts;    /* as validated at open */
+    const kern_ops *kern;
+    gpu_status gpu;
+    char *dir;
+    int dir_fd;
+    int lock_fd;
+    vmap pages;           /* page_entry[pages_max]; index = id - 1 */
+    region data;          /* page bytes (shared memfd) */
+    region aux;           /* chunk trees of pages larger than one chunk */
+    _Atomic uint64_t page_id_next;
+    uint64_t pages_live;
+    uint64_t commit_seq;
+    digest_state dig;
+    uint8_t mask_scratch[WRITE_BLOCK_BYTES / 8];
+};
+
+#define ENGINE_MAGIC 0x4d4d5342454e4731ull /* "MMSBENG1" */
+
+/* Takes the writer role for a call: MMSB_EINVAL for a bad handle, MMSB_EBUSY
+ * when another thread holds it. */
+int engine_enter(mmsb_engine *e, const char *fn);
+void engine_leave(mmsb_engine *e);
+/* Validates a handle for the reading calls (no writer role). */
+int engine_check(const mmsb_engine *e, const char *fn);
+
+static inline page_entry *entry_of(const mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
+    return (page_entry *)e->pages.base + (id - 1);
+}
+
+static inline uint8_t *page_bytes(const mmsb_engine *e, const page_entry *pe) {
+    return region_ptr(&e->data, pe->data_off);
+}
+
+/* The writer's lookup: MMSB_ENOTFOUND unless id names a live page. */
+int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out);
+
+/* Seqlock write side around any change of an entry or its page's bytes. */
+static inline void entry_write_begin(page_entry *pe) {
+    uint32_t s = atomic_load_explicit(&pe->seq, memory_order_relaxed);
+    ASSERT((s & 1u) == 0);
+    atomic_store_explicit(&pe->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static inline void entry_write_end(page_entry *pe) {
+    uint32_t s = atomic_load_explicit(&pe->seq, memory_order_relaxed);
+    ASSERT((s & 1u) == 1);
+    atomic_store_explicit(&pe->seq, s + 1, memory_order_release);
+}
+
+/* ---- digests (digest.c) ---------------------------------------------------- */
+
+int digest_open(mmsb_engine *e);
+void digest_close(mmsb_engine *e);
+/* Bytes of the chunk tree of a page of size_bytes; 0 for one-chunk pages. */
+uint64_t digest_aux_bytes(uint64_t size_bytes);
+/* A new (all-zero) page: its digest is computed now, from the known hash of
+ * a zero chunk, so creating pages never leaves hashing work behind. */
+void digest_page_created(mmsb_engine *e, uint64_t id, page_entry *pe);
+/* Bytes [offset, offset + len) of the page changed (or it was freed). */
+void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
+                 uint64_t len);
+void digest_page(mmsb_engine *e, page_entry *pe, h128 *digest_out);
+void digest_root(mmsb_engine *e, h128 *root_out);
+void digest_to_bytes(h128 h, uint8_t out[16]);
+
+#endif /* MMSB_ENGINE_H */

@@ -1,0 +1,210 @@
+/*
+ * page.c - page create and free (writer side), and the lock-free reading
+ * calls: info, read and view.
+ */
+#include <sched.h>
+#include <string.h>
+
+#include "engine.h"
+
+enum {
+    READ_SPINS_BEFORE_YIELD = 64,
+    READ_ATTEMPTS_MAX = 1 << 20, /* a reader never spins forever */
+};
+
+int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out) {
+    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    if (id == 0 || id >= next) {
+        return err_set(MMSB_ENOTFOUND, "%s: page %llu does not exist (ids so far: 1..%llu)",
+                       fn, (unsigned long long)id, (unsigned long long)(next - 1));
+    }
+    page_entry *pe = entry_of(e, id);
+    if ((pe->flags & PE_LIVE) == 0) {
+        return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
+    }
+    *pe_out = pe;
+    return 0;
+}
+
+static int create_checked(mmsb_engine *e, uint64_t size_bytes, uint32_t flags,
+                          uint64_t *page_id_out) {
+    if (page_id_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_create: page_id_out is NULL");
+    if (flags != 0) {
+        return err_set(MMSB_EINVAL, "mmsb_page_create: unknown flags 0x%x (none are defined yet)", flags);
+    }
+    if (size_bytes == 0 || size_bytes > e->opts.page_bytes_max) {
+        return err_set(MMSB_EINVAL, "mmsb_page_create: size_bytes %llu outside 1..%llu (page_bytes_max)",
+                       (unsigned long long)size_bytes, (unsigned long long)e->opts.page_bytes_max);
+    }
+    uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    if (id > e->opts.pages_max) {
+        return err_set(MMSB_ENOSPC, "mmsb_page_create: all %llu page ids are used (pages_max); ids are never reused",
+                       (unsigned long long)e->opts.pages_max);
+    }
+    int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
+    if (rc == 0) rc = vmap_ensure(&e->dig.dirty_ids, id * sizeof(uint64_t));
+    uint64_t data_off = 0, aux_off = 0;
+    bool zeroed = false, aux_zeroed = false;
+    if (rc == 0) rc = region_alloc(&e->data, size_bytes, &data_off, &zeroed);
+    if (rc != 0) return rc;
+    uint64_t aux_bytes = digest_aux_bytes(size_bytes);
+    if (aux_bytes > 0) {
+        rc = region_alloc(&e->aux, aux_bytes, &aux_off, &aux_zeroed);
+        if (rc != 0) {
+            region_free(&e->data, data_off, size_bytes);
+            return rc;
+        }
+    }
+    /* From here on nothing can fail. */
+    if (!zeroed) memset(region_ptr(&e->data, data_off), 0, size_bytes);
+    page_entry *pe = entry_of(e, id);
+    entry_write_begin(pe);
+    pe->data_off = data_off;
+    pe->size_bytes = size_bytes;
+    pe->epoch = 0;
+    pe->u.tree.aux_off = aux_off;
+    pe->u.tree.unused = 0;
+    pe->flags = PE_LIVE;
+    digest_page_created(e, id, pe);
+    entry_write_end(pe);
+    atomic_store_explicit(&e->page_id_next, id + 1, memory_order_release);
+    e->pages_live++;
+    e->commit_seq++;
+    *page_id_out = id;
+    return 0;
+}
+
+MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags,
+                              uint64_t *page_id_out) {
+    int rc = engine_enter(engine, "mmsb_page_create");
+    if (rc != 0) return rc;
+    rc = create_checked(engine, size_bytes, flags, page_id_out);
+    engine_leave(engine);
+    return rc;
+}
+
+MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
+    int rc = engine_enter(engine, "mmsb_page_free");
+    if (rc != 0) return rc;
+    page_entry *pe;
+    rc = page_lookup(engine, page_id, "mmsb_page_free", &pe);
+    if (rc == 0) {
+        uint64_t aux_bytes = digest_aux_bytes(pe->size_bytes);
+        entry_write_begin(pe);
+        pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY);
+        digest_mark(engine, page_id, pe, 0, 0);
+        entry_write_end(pe);
+        region_free(&engine->data, pe->data_off, pe->size_bytes);
+        if (aux_bytes > 0) region_free(&engine->aux, pe->u.tree.aux_off, aux_bytes);
+        engine->pages_live--;
+        engine->commit_seq++;
+    }
+    engine_leave(engine);
+    return rc;
+}
+
+/* ---- reading calls ---------------------------------------------------------- */
+
+typedef struct entry_copy {
+    uint64_t data_off;
+    uint64_t size_bytes;
+    uint64_t epoch;
+    uint32_t flags;
+} entry_copy;
+
+/* A consistent read of an entry and, when dst is not NULL, of `len` of its
+ * page's bytes at `offset`: retried while the writer changes the page. The
+ * range is checked against the size seen in the same consistent read. */
+static int read_consistent(const mmsb_engine *e, uint64_t id, const char *fn,
+                           entry_copy *copy, uint64_t offset, void *dst, uint64_t len) {
+    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_acquire);
+    if (id == 0 || id >= next) {
+        return err_set(MMSB_ENOTFOUND, "%s: page %llu does not exist (ids so far: 1..%llu)",
+                       fn, (unsigned long long)id, (unsigned long long)(next - 1));
+    }
+    page_entry *pe = entry_of(e, id);
+    uint64_t arena_bytes = e->data.mem.bytes_max;
+    for (uint32_t attempt = 0; attempt < READ_ATTEMPTS_MAX; attempt++) {
+        if (attempt % READ_SPINS_BEFORE_YIELD == READ_SPINS_BEFORE_YIELD - 1) sched_yield();
+        uint32_t s1 = atomic_load_explicit(&pe->seq, memory_order_acquire);
+        if (s1 & 1u) continue;
+        copy->data_off = __atomic_load_n(&pe->data_off, __ATOMIC_RELAXED);
+        copy->size_bytes = __atomic_load_n(&pe->size_bytes, __ATOMIC_RELAXED);
+        copy->epoch = __atomic_load_n(&pe->epoch, __ATOMIC_RELAXED);
+        copy->flags = __atomic_load_n(&pe->flags, __ATOMIC_RELAXED);
+        bool live = (copy->flags & PE_LIVE) != 0;
+        bool in_range = offset <= copy->size_bytes && len <= copy->size_bytes - offset;
+        /* A torn copy could pair one page's offset with another's size: only
+         * read what lies inside the arena; the seq check rejects it after. */
+        bool in_arena = copy->data_off <= arena_bytes &&
+                        copy->size_bytes <= arena_bytes - copy->data_off;
+        if (live && in_range && in_arena && dst != NULL && len > 0) {
+            memcpy(dst, region_ptr(&e->data, copy->data_off + offset), len);
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&pe->seq, memory_order_relaxed) != s1) continue;
+        if (!live) return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
+        if (!in_range) {
+            return err_set(MMSB_EINVAL, "%s: range offset %llu + len %llu exceeds page %llu of %llu bytes",
+                           fn, (unsigned long long)offset, (unsigned long long)len,
+                           (unsigned long long)id, (unsigned long long)copy->size_bytes);
+        }
+        return 0;
+    }
+    return err_set(MMSB_EBUSY, "%s: page %llu kept changing for %u read attempts", fn,
+                   (unsigned long long)id, (unsigned)READ_ATTEMPTS_MAX);
+}
+
+MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id, mmsb_pageinfo *info) {
+    int rc = engine_check(engine, "mmsb_page_info");
+    if (rc != 0) return rc;
+    if (info == NULL) return err_set(MMSB_EINVAL, "mmsb_page_info: info is NULL");
+    if (info->struct_size < sizeof(mmsb_pageinfo)) {
+        return err_set(MMSB_EINVAL, "mmsb_page_info: info->struct_size %u is below %zu; set it to sizeof(mmsb_pageinfo)",
+                       info->struct_size, sizeof(mmsb_pageinfo));
+    }
+    entry_copy copy;
+    rc = read_consistent(engine, page_id, "mmsb_page_info", &copy, 0, NULL, 0);
+    if (rc != 0) return rc;
+    *info = (mmsb_pageinfo){
+        .struct_size = sizeof(mmsb_pageinfo),
+        .location = (copy.flags & PE_DEVICE) ? MMSB_LOC_DEVICE : MMSB_LOC_HOST,
+        .page_id = page_id,
+        .size_bytes = copy.size_bytes,
+        .epoch = copy.epoch,
+        .flags = 0,
+    };
+    return 0;
+}
+
+MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
+                            void *buf, uint64_t len, uint64_t *epoch_out) {
+    int rc = engine_check(engine, "mmsb_page_read");
+    if (rc != 0) return rc;
+    if (buf == NULL && len > 0) return err_set(MMSB_EINVAL, "mmsb_page_read: buf is NULL with len %llu", (unsigned long long)len);
+    if (ranges_overlap(buf, len, engine->data.mem.base, engine->data.mem.bytes_max)) {
+        return err_set(MMSB_EINVAL, "mmsb_page_read: buf lies inside the engine's page arena");
+    }
+    entry_copy copy;
+    rc = read_consistent(engine, page_id, "mmsb_page_read", &copy, offset, buf, len);
+    if (rc == 0 && epoch_out != NULL) *epoch_out = copy.epoch;
+    return rc;
+}
+
+MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id, const void **data_out,
+                            uint64_t *size_out, uint64_t *epoch_out) {
+    int rc = engine_check(engine, "mmsb_page_view");
+    if (rc != 0) return rc;
+    if (data_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_view: data_out is NULL");
+    entry_copy copy;
+    rc = read_consistent(engine, page_id, "mmsb_page_view", &copy, 0, NULL, 0);
+    if (rc != 0) return rc;
+    if (copy.flags & PE_DEVICE) {
+        return err_set(MMSB_ENOTSUP, "mmsb_page_view: page %llu lives on the GPU; use mmsb_page_read",
+                       (unsigned long long)page_id);
+    }
+    *data_out = region_ptr(&engine->data, copy.data_off);
+    if (size_out != NULL) *size_out = copy.size_bytes;
+    if (epoch_out != NULL) *epoch_out = copy.epoch;
+    return 0;
+}

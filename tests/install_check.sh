@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs into a staging directory and builds the README quick start against
+# the installed header and libraries through pkg-config: once against the
+# shared library (soname, symbol visibility) and once against the static one.
+set -eu
+build=${1:-build}
+stage=$(mktemp -d "${TMPDIR:-/tmp}/mmsb-install-XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+make --no-print-directory install DESTDIR="$stage" PREFIX=/usr/local >/dev/null
+lib="$stage/usr/local/lib"
+export PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
+src="$build/tests/quickstart.c"
+cc -std=c17 -Wall -Werror -o "$stage/qs-shared" "$src" $(pkg-config --cflags --libs mmsb)
+static_libs=$(pkg-config --static --libs mmsb | sed "s|-lmmsb|$lib/libmmsb.a|")
+cc -std=c17 -Wall -Werror -o "$stage/qs-static" "$src" $(pkg-config --cflags mmsb) $static_libs
+readelf -d "$lib/libmmsb.so.1" | grep -q 'SONAME.*libmmsb.so.1'
+exported=$(nm -D --defined-only "$lib/libmmsb.so.1" | awk '{print $3}' | grep -vc '^mmsb_' || true)
+[ "$exported" = 0 ] || { echo "install: libmmsb.so exports symbols beyond mmsb_*"; exit 1; }
+cd "$stage"
+LD_LIBRARY_PATH="$lib" ./qs-shared >/dev/null
+./qs-static >/dev/null
+"$stage/usr/local/bin/mmsb" version
+echo "install: header, shared and static libraries, pkg-config and tool work"

@@ -1,0 +1,109 @@
+/*
+ * testutil.c - helpers shared by the test programs (see testutil.h).
+ */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+uint64_t rng_next(rng *r) {
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t rng_below(rng *r, uint64_t bound) {
+    return bound == 0 ? 0 : rng_next(r) % bound;
+}
+
+void rng_fill(rng *r, void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len >= 8) {
+        uint64_t v = rng_next(r);
+        memcpy(p, &v, 8);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t v = rng_next(r);
+    memcpy(p, &v, len);
+}
+
+char *tu_dir_new(void) {
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0') base = "/tmp";
+    size_t n = strlen(base) + 32;
+    char *dir = malloc(n);
+    assert_non_null(dir);
+    snprintf(dir, n, "%s/mmsb-test-XXXXXX", base);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_dir_remove(char *dir) {
+    if (dir == NULL) return;
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+void tu_options_small(mmsb_options *o) {
+    TU_OK(MMSB_OPTIONS_INIT(o));
+    o->arena_bytes_max = 256ull << 20;
+    o->arena_grow_bytes = 1ull << 20;
+    o->page_bytes_max = 64ull << 20;
+    o->pages_max = 1u << 16;
+    o->gpu = MMSB_GPU_OFF;
+}
+
+mmsb_engine *tu_open(const char *dir, const mmsb_options *o) {
+    mmsb_options defaults;
+    if (o == NULL) {
+        tu_options_small(&defaults);
+        o = &defaults;
+    }
+    mmsb_engine *e = NULL;
+    TU_OK(mmsb_open(dir, o, &e));
+    assert_non_null(e);
+    return e;
+}
+
+void tu_root_hex(mmsb_engine *e, char hex[33]) {
+    mmsb_digest root;
+    TU_OK(mmsb_state_root(e, &root));
+    TU_OK(mmsb_digest_hex(&root, hex, 33));
+}
+
+void tu_roots_match(mmsb_engine *a, mmsb_engine *b, bool want_equal) {
+    char ha[33], hb[33];
+    tu_root_hex(a, ha);
+    tu_root_hex(b, hb);
+    if (want_equal) {
+        assert_string_equal(ha, hb);
+    } else {
+        assert_string_not_equal(ha, hb);
+    }
+}
+
+tu_store tu_store_open(const mmsb_options *o) {
+    tu_store s;
+    s.dir = tu_dir_new();
+    s.e = tu_open(s.dir, o);
+    return s;
+}
+
+void tu_store_close(tu_store *s) {
+    TU_OK(mmsb_close(s->e));
+    tu_dir_remove(s->dir);
+    s->e = NULL;
+    s->dir = NULL;
+}
