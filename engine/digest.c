@@ -8,7 +8,6 @@
  * marked chunks and then the tree paths above the marked pages, so the cost
  * follows what changed, not how much state there is.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -180,6 +179,36 @@ void digest_page_created(mmsb_engine *e, uint64_t id, page_entry *pe) {
     digest_mark(e, id, pe, 0, 0);
 }
 
+static void dirty_add(dirty_set *d, uint64_t pos) {
+    uint64_t *bits = (uint64_t *)d->bits.base, *words = (uint64_t *)d->words.base;
+    uint64_t *groups = (uint64_t *)d->groups.base;
+    bits[pos / 64] |= 1ull << (pos % 64);
+    words[pos / 4096] |= 1ull << (pos / 64 % 64);
+    groups[pos / 262144] |= 1ull << (pos / 4096 % 64);
+}
+
+/* Takes up to `max` stale positions, in ascending order, out of the set. */
+static uint64_t dirty_take(dirty_set *d, uint64_t group_count, uint64_t *out, uint64_t max) {
+    uint64_t *bits = (uint64_t *)d->bits.base, *words = (uint64_t *)d->words.base;
+    uint64_t *groups = (uint64_t *)d->groups.base;
+    uint64_t n = 0;
+    for (uint64_t g = 0; g < group_count && n < max; g++) {
+        while (groups[g] != 0 && n < max) {
+            uint64_t w = g * 64 + (uint64_t)__builtin_ctzll(groups[g]);
+            while (words[w] != 0 && n < max) {
+                uint64_t b = w * 64 + (uint64_t)__builtin_ctzll(words[w]);
+                while (bits[b] != 0 && n < max) {
+                    out[n++] = b * 64 + (uint64_t)__builtin_ctzll(bits[b]);
+                    bits[b] &= bits[b] - 1;
+                }
+                if (bits[b] == 0) words[w] &= words[w] - 1;
+            }
+            if (words[w] == 0) groups[g] &= groups[g] - 1;
+        }
+    }
+    return n;
+}
+
 void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
                  uint64_t len) {
     ASSERT((atomic_load_explicit(&pe->seq, memory_order_relaxed) & 1u) == 1);
@@ -191,18 +220,16 @@ void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
         }
         pe->flags |= PE_DIGEST_DIRTY;
     }
-    if ((pe->flags & PE_LEAF_DIRTY) == 0) {
-        pe->flags |= PE_LEAF_DIRTY;
-        ASSERT(e->dig.dirty_count < e->opts.pages_max);
-        ((uint64_t *)e->dig.dirty_ids.base)[e->dig.dirty_count++] = id;
-    }
+    dirty_add(&e->dig.dirty, id - 1);
     e->dig.root_valid = false;
 }
 
 /* ---- the state tree ------------------------------------------------------------ */
 
+/* Nodes of level 2 and up are stored; a level-1 node is recomputed from its
+ * two leaves when needed, which halves the tree's memory (8 bytes per id). */
 static h128 *node_slot(const digest_state *d, uint32_t level, uint64_t pos) {
-    ASSERT(level >= 1 && level <= d->height);
+    ASSERT(level >= 2 && level <= d->height);
     ASSERT(pos < (1ull << (d->height - level)));
     return (h128 *)d->nodes.base + ((1ull << (d->height - level)) + pos);
 }
@@ -223,34 +250,18 @@ static h128 leaf_of(mmsb_engine *e, uint64_t id) {
 
 static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
     if (level == 0) return leaf_of(e, pos + 1);
+    if (level == 1) return combine(e->kern, leaf_of(e, 2 * pos + 1), leaf_of(e, 2 * pos + 2));
     return *node_slot(&e->dig, level, pos);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Turns the dirty ids into sorted leaf positions, clearing their flags. */
-static void take_dirty_positions(mmsb_engine *e, uint64_t *pos, uint64_t count) {
-    bool sorted = true;
-    for (uint64_t k = 0; k < count; k++) {
-        page_entry *pe = entry_of(e, pos[k]);
-        ASSERT(pe->flags & PE_LEAF_DIRTY);
-        entry_write_begin(pe);
-        pe->flags &= ~(uint32_t)PE_LEAF_DIRTY;
-        entry_write_end(pe);
-        pos[k] -= 1;
-        if (k > 0 && pos[k] < pos[k - 1]) sorted = false;
-    }
-    if (!sorted) qsort(pos, count, sizeof *pos, cmp_u64);
-}
-
-/* Recomputes the nodes above the dirty leaves one level at a time; the list
- * of positions is rewritten in place with the (deduplicated) parents. */
+/* Recomputes the stored nodes above a batch of stale leaf positions (sorted),
+ * one level at a time; the list is rewritten in place with the deduplicated
+ * parents. Batches may share ancestors: a later batch recomputes them from
+ * children that are already up to date. */
 static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
     digest_state *d = &e->dig;
-    for (uint32_t level = 0; level < d->height; level++) {
+    for (uint64_t k = 0; k < count; k++) pos[k] /= 2; /* level-1 positions */
+    for (uint32_t level = 1; level < d->height; level++) {
         uint64_t out = 0;
         for (uint64_t k = 0; k < count; k++) {
             uint64_t parent = pos[k] / 2;
@@ -268,10 +279,12 @@ static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
 void digest_root(mmsb_engine *e, h128 *root_out) {
     digest_state *d = &e->dig;
     if (!d->root_valid) {
-        uint64_t *pos = (uint64_t *)d->dirty_ids.base;
-        take_dirty_positions(e, pos, d->dirty_count);
-        update_tree(e, pos, d->dirty_count);
-        d->dirty_count = 0;
+        uint64_t groups = d->dirty.groups.bytes_ready / sizeof(uint64_t);
+        for (;;) {
+            uint64_t n = dirty_take(&d->dirty, groups, d->batch, DIRTY_BATCH);
+            if (n == 0) break;
+            update_tree(e, d->batch, n);
+        }
         uint8_t buf[32];
         digest_to_bytes(*node_slot(d, d->height, 0), buf);
         put_le64(buf + 16, e->pages_live);
@@ -288,18 +301,31 @@ int digest_open(mmsb_engine *e) {
     static const uint8_t zeros[CHUNK_BYTES];
     digest_state *d = &e->dig;
     d->zero_chunk = e->kern->hash(zeros, sizeof zeros, SEED_CHUNK);
-    d->height = max_u64(1, log2_ceil_u64(e->opts.pages_max));
-    int rc = vmap_open(&d->dirty_ids, NULL, e->opts.pages_max * sizeof(uint64_t), 256 * 1024);
-    if (rc != 0) return rc;
+    d->height = max_u64(2, log2_ceil_u64(e->opts.pages_max));
+    uint64_t positions = 1ull << d->height;
+    int rc = vmap_open(&d->dirty.bits, NULL, max_u64(8, positions / 8), 64 * 1024);
+    if (rc == 0) rc = vmap_open(&d->dirty.words, NULL, max_u64(8, positions / 512), VM_PAGE_BYTES);
+    if (rc == 0) rc = vmap_open(&d->dirty.groups, NULL, max_u64(8, positions / 32768), VM_PAGE_BYTES);
+    /* The group level is small (1 KiB per 2^23 ids): back it whole now. */
+    if (rc == 0) rc = vmap_ensure(&d->dirty.groups, d->dirty.groups.bytes_max);
     /* Nodes are faulted in on first use: only digest_root touches them, never
      * a change, and untouched (zero) nodes read as EMPTY. */
-    rc = vmap_open(&d->nodes, NULL, (1ull << d->height) * sizeof(h128), VM_PAGE_BYTES);
-    if (rc != 0) vmap_close(&d->dirty_ids);
+    if (rc == 0) rc = vmap_open(&d->nodes, NULL, (positions / 2) * sizeof(h128), VM_PAGE_BYTES);
+    if (rc != 0) digest_close(e);
     d->root_valid = false;
     return rc;
 }
 
+int digest_reserve(mmsb_engine *e, uint64_t id) {
+    digest_state *d = &e->dig;
+    int rc = vmap_ensure(&d->dirty.bits, align_up_u64(id, 64) / 8);
+    if (rc == 0) rc = vmap_ensure(&d->dirty.words, align_up_u64(id, 4096) / 512);
+    return rc;
+}
+
 void digest_close(mmsb_engine *e) {
-    vmap_close(&e->dig.dirty_ids);
+    vmap_close(&e->dig.dirty.bits);
+    vmap_close(&e->dig.dirty.words);
+    vmap_close(&e->dig.dirty.groups);
     vmap_close(&e->dig.nodes);
 }

@@ -21,8 +21,7 @@ enum {
 enum {
     PE_LIVE = 1u << 0,         /* the id names an existing page */
     PE_DIGEST_DIRTY = 1u << 1, /* bytes changed since the digest was computed */
-    PE_LEAF_DIRTY = 1u << 2,   /* on the dirty list: its state-tree leaf is stale */
-    PE_DEVICE = 1u << 3,       /* the bytes live on the GPU */
+    PE_DEVICE = 1u << 2,       /* the bytes live on the GPU */
 };
 
 /* One page-table entry, 48 bytes, in shared memory (a memfd) so that another
@@ -45,14 +44,25 @@ typedef struct page_entry {
 
 _Static_assert(sizeof(page_entry) == 48, "page table entries are 48 bytes");
 
+enum { DIRTY_BATCH = 4096 }; /* positions taken from the dirty set at a time */
+
+/* The ids whose state-tree leaf is stale, as a bit per leaf position with two
+ * summary levels (a bit per word below), so that marking is three ORs and
+ * the stale positions come out in ascending order without a sort. */
+typedef struct dirty_set {
+    vmap bits;     /* bit per position (id - 1) */
+    vmap words;    /* bit per word of `bits` */
+    vmap groups;   /* bit per word of `words` */
+} dirty_set;
+
 typedef struct digest_state {
-    vmap dirty_ids;       /* uint64_t ids whose leaf is stale, each once */
-    uint64_t dirty_count;
-    vmap nodes;           /* h128 state-tree nodes above the leaves, heap order */
-    uint32_t height;      /* levels above the leaves; 2^height >= pages_max */
+    dirty_set dirty;
+    vmap nodes;           /* h128 state-tree nodes of levels >= 2, heap order */
+    uint32_t height;      /* levels above the leaves (>= 2); 2^height >= pages_max */
     bool root_valid;
     h128 root;            /* the state root, when root_valid */
     h128 zero_chunk;      /* hash of a 4 KiB chunk of zeros: fresh pages' leaves */
+    uint64_t batch[DIRTY_BATCH];
 } digest_state;
 
 struct mmsb_engine {
@@ -113,6 +123,9 @@ static inline void entry_write_end(page_entry *pe) {
 
 int digest_open(mmsb_engine *e);
 void digest_close(mmsb_engine *e);
+/* Backs the digest's per-id tables for ids up to `id`: called before a
+ * create, so that marking a page never faults or fails. */
+int digest_reserve(mmsb_engine *e, uint64_t id);
 /* Bytes of the chunk tree of a page of size_bytes; 0 for one-chunk pages. */
 uint64_t digest_aux_bytes(uint64_t size_bytes);
 /* A new (all-zero) page: its digest is computed now, from the known hash of

@@ -42,7 +42,7 @@ static int create_checked(mmsb_engine *e, uint64_t size_bytes, uint32_t flags,
                        (unsigned long long)e->opts.pages_max);
     }
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
-    if (rc == 0) rc = vmap_ensure(&e->dig.dirty_ids, id * sizeof(uint64_t));
+    if (rc == 0) rc = digest_reserve(e, id);
     uint64_t data_off = 0, aux_off = 0;
     bool zeroed = false, aux_zeroed = false;
     if (rc == 0) rc = region_alloc(&e->data, size_bytes, &data_off, &zeroed);
