@@ -38,19 +38,19 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LIB_CFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DMMSB_BUILDING_LIBRARY
-LDLIBS_LIB := -pthread
+LDLIBS_LIB := -pthread -luring
 
 ISA_AVX2 := -mavx2 -mbmi2 -mpopcnt
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 
-LIB_SRCS := $(wildcard engine/*.c)
+LIB_SRCS := $(wildcard engine/*.c) $(wildcard tlog/*.c)
 ifeq ($(GPU_ON),1)
 GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 # libmmsb.a already holds the CUDA runtime (folded in, its symbols local).
-LIBS_PRIVATE := -pthread -ldl -lrt
+LIBS_PRIVATE := -pthread -luring -ldl -lrt
 else
-LIBS_PRIVATE := -pthread
+LIBS_PRIVATE := -pthread -luring
 endif
 ifneq ($(GPU_ON),1)
 LIB_SRCS += gpu/gpu_none.c
@@ -61,16 +61,16 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GPU_OBJ)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
-TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/fuzz_log
 TEST_UTIL := $(BUILD)/obj/tests/testutil.o
 
 LIB_A := $(BUILD)/lib/libmmsb.a
 LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
 
-DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev
+DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -136,6 +136,24 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
+# The fuzz target as a plain program: seeded mutations, run by make test.
+$(BUILD)/tests/fuzz_log: tests/fuzz_log.c $(TEST_UTIL) $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -DFUZZ_DRIVER -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
+
+# Coverage-guided fuzzing with libFuzzer (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SRCS := tests/fuzz_log.c tlog/scan.c tlog/format.c tlog/crc32c.c tlog/chain.c \
+             engine/kern_portable.c engine/error.c
+fuzz: $(BUILD)/tests/fuzz_log
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: needs $(FUZZ_CC) and its fuzzer runtime (apt-get install clang libclang-rt-dev)"; exit 1; }
+	@mkdir -p build-fuzz/corpus
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -o build-fuzz/fuzz_log $(FUZZ_SRCS)
+	$(BUILD)/tests/fuzz_log --write-seeds build-fuzz/corpus
+	build-fuzz/fuzz_log -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 build-fuzz/corpus
+
 # The README's C quick start, extracted and built against the static library.
 $(BUILD)/tests/quickstart.c: README.md
 	@mkdir -p $(@D)
@@ -145,8 +163,13 @@ $(BUILD)/tests/quickstart.c: README.md
 $(BUILD)/tests/quickstart: $(BUILD)/tests/quickstart.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) -Iffi -o $@ $< $(LIB_A) $(LDLIBS_LIB)
 
+# Every test program runs once per log I/O backend: automatic (io_uring
+# where the kernel allows it) and forced pwrite (MMSB_IO=sync).
 run-tests: tests
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart
+	@echo "== log I/O backend: automatic"
+	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart
+	@echo "== log I/O backend: MMSB_IO=sync"
+	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS)
 
 test:
 	@$(MAKE) --no-print-directory deps
@@ -189,6 +212,6 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-asan build-nogpu demo-store
+	rm -rf build build-asan build-nogpu build-fuzz demo-store
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

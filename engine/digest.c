@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "../tlog/format.h"
 #include "engine.h"
 
 /* Domain-separation seeds of XXH3-128 (ASCII, read as big-endian). */
@@ -22,18 +23,7 @@ static const h128 EMPTY = {0, 0};
 
 static bool is_empty(h128 h) { return (h.lo | h.hi) == 0; }
 
-static void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_be64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-void digest_to_bytes(h128 h, uint8_t out[16]) {
-    put_be64(out, h.hi);
-    put_be64(out + 8, h.lo);
-}
+void digest_to_bytes(h128 h, uint8_t out[16]) { put_h128(out, h); }
 
 /* An empty right child passes the left one up unchanged, so padding a tree
  * to any power of two never changes its root. */
@@ -255,13 +245,13 @@ static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
 }
 
 /* Recomputes the stored nodes above a batch of stale leaf positions (sorted),
- * one level at a time; the list is rewritten in place with the deduplicated
- * parents. Batches may share ancestors: a later batch recomputes them from
- * children that are already up to date. */
+ * one level at a time up to d->top; the list is rewritten in place with the
+ * deduplicated parents. Batches may share ancestors: a later batch
+ * recomputes them from children that are already up to date. */
 static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
     digest_state *d = &e->dig;
     for (uint64_t k = 0; k < count; k++) pos[k] /= 2; /* level-1 positions */
-    for (uint32_t level = 1; level < d->height; level++) {
+    for (uint32_t level = 1; level < d->top; level++) {
         uint64_t out = 0;
         for (uint64_t k = 0; k < count; k++) {
             uint64_t parent = pos[k] / 2;
@@ -276,9 +266,26 @@ static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
     ASSERT(count <= 1);
 }
 
+/* Every id in use lies under node (top, 0); above it, every right sibling is
+ * EMPTY, so by the collapse rule the root of the full-height tree is that
+ * node: updates climb only this far. When more ids come into use the top
+ * rises, and the path from leaf 0 is marked so the new upper nodes of the
+ * left spine are computed too. */
+static void raise_top(mmsb_engine *e) {
+    digest_state *d = &e->dig;
+    uint64_t ids = atomic_load_explicit(&e->page_id_next, memory_order_relaxed) - 1;
+    uint32_t top = ids <= 4 ? 2 : (uint32_t)max_u64(2, log2_ceil_u64(ids));
+    ASSERT(top <= d->height);
+    if (top > d->top) {
+        dirty_add(&d->dirty, 0);
+        d->top = top;
+    }
+}
+
 void digest_root(mmsb_engine *e, h128 *root_out) {
     digest_state *d = &e->dig;
     if (!d->root_valid) {
+        raise_top(e);
         uint64_t groups = d->dirty.groups.bytes_ready / sizeof(uint64_t);
         for (;;) {
             uint64_t n = dirty_take(&d->dirty, groups, d->batch, DIRTY_BATCH);
@@ -286,7 +293,7 @@ void digest_root(mmsb_engine *e, h128 *root_out) {
             update_tree(e, d->batch, n);
         }
         uint8_t buf[32];
-        digest_to_bytes(*node_slot(d, d->height, 0), buf);
+        digest_to_bytes(*node_slot(d, d->top, 0), buf);
         put_le64(buf + 16, e->pages_live);
         put_le64(buf + 24, atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
         d->root = e->kern->hash(buf, sizeof buf, SEED_ROOT);
@@ -302,6 +309,7 @@ int digest_open(mmsb_engine *e) {
     digest_state *d = &e->dig;
     d->zero_chunk = e->kern->hash(zeros, sizeof zeros, SEED_CHUNK);
     d->height = max_u64(2, log2_ceil_u64(e->opts.pages_max));
+    d->top = 2;
     uint64_t positions = 1ull << d->height;
     int rc = vmap_open(&d->dirty.bits, NULL, max_u64(8, positions / 8), 64 * 1024);
     if (rc == 0) rc = vmap_open(&d->dirty.words, NULL, max_u64(8, positions / 512), VM_PAGE_BYTES);

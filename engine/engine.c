@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tlog/format.h"
 #include "engine.h"
 
 enum {
@@ -46,6 +47,42 @@ static void options_defaults(mmsb_options *o) {
     o->page_bytes_max = 1 * GiB;
     o->pages_max = 1ull << 28;
     o->gpu = MMSB_GPU_AUTO;
+    o->durability = MMSB_DURABILITY_SYNC;
+    o->io_backend = MMSB_IO_AUTO;
+    o->segment_bytes = 64 * MiB;
+    o->log_buffer_bytes = 16 * MiB;
+    o->group_window_us = 1000;
+    o->group_window_bytes = 1 * MiB;
+    o->root_every_commits = 64;
+}
+
+/* The log options: sizes that fit the format's limits and each other. */
+static int options_check_log(const mmsb_options *o) {
+    if (o->durability < MMSB_DURABILITY_NONE || o->durability > MMSB_DURABILITY_SYNC) {
+        return err_set(MMSB_EINVAL, "mmsb_open: durability %u is not an MMSB_DURABILITY_* value", o->durability);
+    }
+    if (o->io_backend > MMSB_IO_SYNC) return err_set(MMSB_EINVAL, "mmsb_open: io_backend %u is not an MMSB_IO_* value", o->io_backend);
+    if (o->segment_bytes < SEG_BYTES_MIN || o->segment_bytes > SEG_BYTES_MAX ||
+        o->segment_bytes % VM_PAGE_BYTES != 0) {
+        return err_set(MMSB_EINVAL, "mmsb_open: segment_bytes %llu outside 4 MiB..1 GiB or not a multiple of 4 KiB",
+                       (unsigned long long)o->segment_bytes);
+    }
+    if (o->log_buffer_bytes < 1 * MiB || o->log_buffer_bytes > o->segment_bytes ||
+        o->log_buffer_bytes % VM_PAGE_BYTES != 0) {
+        return err_set(MMSB_EINVAL, "mmsb_open: log_buffer_bytes %llu outside 1 MiB..segment_bytes or not a multiple of 4 KiB",
+                       (unsigned long long)o->log_buffer_bytes);
+    }
+    if (o->group_window_us == 0 || o->group_window_us > 1000000) {
+        return err_set(MMSB_EINVAL, "mmsb_open: group_window_us %llu outside 1..1000000",
+                       (unsigned long long)o->group_window_us);
+    }
+    if (o->group_window_bytes == 0 || o->group_window_bytes > o->log_buffer_bytes) {
+        return err_set(MMSB_EINVAL, "mmsb_open: group_window_bytes %llu outside 1..log_buffer_bytes",
+                       (unsigned long long)o->group_window_bytes);
+    }
+    if (o->root_every_commits == 0) return err_set(MMSB_EINVAL, "mmsb_open: root_every_commits must be at least 1");
+    if (o->reserved1 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved1 is %u, must be 0", o->reserved1);
+    return 0;
 }
 
 MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
@@ -82,7 +119,8 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
         }
     }
     memcpy(o, in, sizeof *o);
-    if (o->flags & ~MMSB_OPEN_CREATE) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~MMSB_OPEN_CREATE);
+    const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE;
+    if (o->flags & ~known_flags) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~known_flags);
     if (o->kernel > MMSB_KERNEL_AVX512) return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
     if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
     if (o->reserved0 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved0 is %u, must be 0", o->reserved0);
@@ -108,7 +146,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
                        (unsigned long long)o->pages_max, (unsigned long long)PAGES_MAX_LIMIT);
     }
     o->struct_size = sizeof *o;
-    return 0;
+    return options_check_log(o);
 }
 
 /* ---- store directory --------------------------------------------------------- */
@@ -143,6 +181,7 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
 /* ---- open and close ------------------------------------------------------------ */
 
 static void engine_release(mmsb_engine *e) {
+    log_writer_close(e->log);
     digest_close(e);
     region_close(&e->aux);
     region_close(&e->data);
@@ -180,6 +219,22 @@ static int engine_build(mmsb_engine *e, const char *dir) {
     return rc;
 }
 
+/* Replays the log into the engine and opens the writer where it ended. */
+static int engine_open_log(mmsb_engine *e) {
+    log_resume resume;
+    int rc = engine_recover(e, &resume);
+    if (rc != 0) return rc;
+    log_config cfg = {
+        .segment_bytes = e->opts.segment_bytes,
+        .buffer_bytes = e->opts.log_buffer_bytes,
+        .group_window_us = e->opts.group_window_us,
+        .group_window_bytes = e->opts.group_window_bytes,
+        .durability = e->opts.durability,
+        .io_backend = e->opts.io_backend,
+    };
+    return log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
+}
+
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine **engine_out) {
     if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
     *engine_out = NULL;
@@ -195,6 +250,7 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine
     atomic_init(&e->busy, 0);
     atomic_init(&e->page_id_next, 1);
     rc = engine_build(e, dir);
+    if (rc == 0) rc = engine_open_log(e);
     if (rc != 0) {
         engine_release(e);
         return rc;
@@ -203,12 +259,25 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine
     return 0;
 }
 
+/* The log is flushed and synced first; if that fails the engine is still
+ * released, and the error says that the last commits may not be durable. */
 MMSB_API int mmsb_close(mmsb_engine *engine) {
     if (engine == NULL) return 0;
     int rc = engine_enter(engine, "mmsb_close");
     if (rc != 0) return rc;
+    if (log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
+        /* A last commit, written after everything before it is synced: it
+         * records the final state root, and its durable hint covers the whole
+         * log, so recovery tells any later damage from a torn tail. */
+        h128 root;
+        digest_root(engine, &root);
+        rc = log_commit_close(engine->log, &root);
+    }
+    int close_rc = log_writer_close(engine->log);
+    if (rc == 0) rc = close_rc;
+    engine->log = NULL;
     engine_release(engine);
-    return 0;
+    return rc;
 }
 
 /* ---- the writer role ------------------------------------------------------------ */
@@ -253,10 +322,51 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.arena_bytes_max = engine->opts.arena_bytes_max;
     out.arena_bytes_used = engine->data.bytes_used;
     out.arena_bytes_faulted = engine->data.mem.bytes_ready;
-    out.commit_seq = engine->commit_seq;
+    log_stats ls;
+    log_get_stats(engine->log, &ls);
+    out.commit_seq = ls.committed_seq;
+    snprintf(out.io_backend, sizeof out.io_backend, "%s", ls.backend);
+    snprintf(out.io_reason, sizeof out.io_reason, "%s", ls.reason);
+    out.durability = engine->opts.durability;
+    out.durable_seq = ls.durable_seq;
+    out.log_segment = ls.segment_no;
+    out.log_bytes_written = ls.bytes_written;
+    out.log_writes = ls.writes;
+    out.log_syncs = ls.syncs;
+    out.recovery_flags = engine->recovered.flags;
+    out.recovered_commits = engine->recovered.commits;
+    out.recovered_records = engine->recovered.records;
+    out.recovery_dropped_records = engine->recovered.dropped_records;
+    out.recovery_dropped_bytes = engine->recovered.dropped_bytes;
+    snprintf(out.recovery_detail, sizeof out.recovery_detail, "%s", engine->recovered.detail);
     *info = out;
     engine_leave(engine);
     return 0;
+}
+
+/* ---- durability ----------------------------------------------------------------- */
+
+MMSB_API int mmsb_sync(mmsb_engine *engine) {
+    int rc = engine_check(engine, "mmsb_sync");
+    return rc != 0 ? rc : log_sync(engine->log);
+}
+
+MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq) {
+    int rc = engine_check(engine, "mmsb_wait_durable");
+    return rc != 0 ? rc : log_wait_durable(engine->log, commit_seq);
+}
+
+MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability) {
+    int rc = engine_enter(engine, "mmsb_set_durability");
+    if (rc != 0) return rc;
+    if (durability < MMSB_DURABILITY_NONE || durability > MMSB_DURABILITY_SYNC) {
+        rc = err_set(MMSB_EINVAL, "mmsb_set_durability: %u is not an MMSB_DURABILITY_* value", durability);
+    } else {
+        engine->opts.durability = durability;
+        log_set_durability(engine->log, durability);
+    }
+    engine_leave(engine);
+    return rc;
 }
 
 MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id, mmsb_digest *digest_out) {

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "../gpu/gpu.h"
+#include "../tlog/writer.h"
 #include "kern.h"
 #include "region.h"
 #include "vm.h"
@@ -59,6 +60,7 @@ typedef struct digest_state {
     dirty_set dirty;
     vmap nodes;           /* h128 state-tree nodes of levels >= 2, heap order */
     uint32_t height;      /* levels above the leaves (>= 2); 2^height >= pages_max */
+    uint32_t top;         /* the level kept up to date: enough for the ids in use */
     bool root_valid;
     h128 root;            /* the state root, when root_valid */
     h128 zero_chunk;      /* hash of a 4 KiB chunk of zeros: fresh pages' leaves */
@@ -79,8 +81,13 @@ struct mmsb_engine {
     region aux;           /* chunk trees of pages larger than one chunk */
     _Atomic uint64_t page_id_next;
     uint64_t pages_live;
-    uint64_t commit_seq;
     digest_state dig;
+    log_writer *log;
+    struct {                      /* what the last open found in the log */
+        uint64_t commits, records, dropped_records, dropped_bytes;
+        uint32_t flags;           /* MMSB_RECOVERED_* */
+        char detail[256];
+    } recovered;
     uint8_t mask_scratch[WRITE_BLOCK_BYTES / 8];
 };
 
@@ -118,6 +125,34 @@ static inline void entry_write_end(page_entry *pe) {
     ASSERT((s & 1u) == 1);
     atomic_store_explicit(&pe->seq, s + 1, memory_order_release);
 }
+
+/* ---- pages (page.c): the steps shared by live changes and replay ------------- */
+
+typedef struct page_alloc {
+    uint64_t data_off, aux_off;
+    bool zeroed;
+} page_alloc;
+
+/* Checks a new page's size against the limits and reserves its memory and
+ * its id's table space; nothing is visible yet. */
+int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out);
+void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
+/* Makes the prepared page visible as the next id. */
+uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
+/* Frees a live page. */
+void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
+
+/* ---- commits (change.c) ---------------------------------------------------------- */
+
+/* Appends the COMMIT for the records appended since the last one (with the
+ * state root when this commit is one that records it). */
+int change_commit(mmsb_engine *e, uint64_t *seq_out);
+
+/* ---- recovery (replay.c) ---------------------------------------------------------- */
+
+/* Rebuilds the state from the log in the store directory and says where the
+ * writer continues. */
+int engine_recover(mmsb_engine *e, log_resume *resume);
 
 /* ---- digests (digest.c) ---------------------------------------------------- */
 

@@ -27,13 +27,14 @@ typedef struct kern_ops {
     uint64_t (*diff)(const uint8_t *cur, const uint8_t *next, uint64_t len,
                      uint8_t *mask_out);
     /* dst[i] = src[i] where the mask bit is set; returns how many of those
-     * bytes changed value. Mask bits past len are ignored. */
+     * bytes changed value. Mask bits past len are ignored. With store false
+     * nothing is written: only the count (would anything change?). */
     uint64_t (*apply_dense)(uint8_t *dst, const uint8_t *src, const uint8_t *mask,
-                            uint64_t len);
+                            uint64_t len, bool store);
     /* As apply_dense, with the new values packed: packed_len bytes, which
      * must equal the number of mask bits set within len. */
     uint64_t (*apply_sparse)(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
-                             const uint8_t *mask, uint64_t len);
+                             const uint8_t *mask, uint64_t len, bool store);
     /* packed_out[k] = src[i] for the k-th set bit i; returns the count. */
     uint64_t (*compress)(uint8_t *packed_out, const uint8_t *src,
                          const uint8_t *mask, uint64_t len);
@@ -89,9 +90,9 @@ static inline uint64_t low_bits_u64(uint32_t bits) {
 uint64_t kern_portable_diff(const uint8_t *cur, const uint8_t *next, uint64_t len,
                             uint8_t *mask_out);
 uint64_t kern_portable_apply_dense(uint8_t *dst, const uint8_t *src,
-                                   const uint8_t *mask, uint64_t len);
+                                   const uint8_t *mask, uint64_t len, bool store);
 uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
-                                    const uint8_t *mask, uint64_t len);
+                                    const uint8_t *mask, uint64_t len, bool store);
 uint64_t kern_portable_compress(uint8_t *packed_out, const uint8_t *src,
                                 const uint8_t *mask, uint64_t len);
 uint64_t kern_portable_popcount(const uint8_t *mask, uint64_t mask_bytes);

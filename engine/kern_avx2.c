@@ -33,7 +33,7 @@ static __m256i expand_bits32(uint32_t m) {
 }
 
 static uint64_t apply_dense_avx2(uint8_t *dst, const uint8_t *src, const uint8_t *mask,
-                                 uint64_t len) {
+                                 uint64_t len, bool store) {
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 32 <= len; i += 32) {
@@ -45,15 +45,15 @@ static uint64_t apply_dense_avx2(uint8_t *dst, const uint8_t *src, const uint8_t
         __m256i s = _mm256_loadu_si256((const __m256i *)(src + i));
         __m256i ne = _mm256_andnot_si256(_mm256_cmpeq_epi8(d, s), sel);
         changed += (uint64_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(ne));
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_blendv_epi8(d, s, sel));
+        if (store) _mm256_storeu_si256((__m256i *)(dst + i), _mm256_blendv_epi8(d, s, sel));
     }
-    return changed + kern_portable_apply_dense(dst + i, src + i, mask + i / 8, len - i);
+    return changed + kern_portable_apply_dense(dst + i, src + i, mask + i / 8, len - i, store);
 }
 
 /* Eight bytes at a time: pdep spreads the next packed bytes to the masked
  * positions. Wide loads of the payload run while 8 bytes remain in it. */
 static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
-                                  const uint8_t *mask, uint64_t len) {
+                                  const uint8_t *mask, uint64_t len, bool store) {
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
     uint64_t i = 0;
@@ -64,12 +64,12 @@ static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t 
         uint64_t placed = _pdep_u64(load_u64(packed), sel);
         uint64_t d = load_u64(dst + i);
         changed += (uint64_t)__builtin_popcount(nonzero_bytes8((d ^ placed) & sel));
-        store_u64(dst + i, (d & ~sel) | placed);
+        if (store) store_u64(dst + i, (d & ~sel) | placed);
         packed += __builtin_popcount(m);
     }
     ASSERT(packed <= packed_end);
     return changed + kern_portable_apply_sparse(dst + i, packed, (uint64_t)(packed_end - packed),
-                                                mask + i / 8, len - i);
+                                                mask + i / 8, len - i, store);
 }
 
 static uint64_t compress_avx2(uint8_t *packed_out, const uint8_t *src,

@@ -43,7 +43,7 @@ static uint64_t diff_avx512(const uint8_t *cur, const uint8_t *next, uint64_t le
 
 /* Stores only the bytes that change, so unchanged bytes are never rewritten. */
 static uint64_t apply_dense_avx512(uint8_t *dst, const uint8_t *src, const uint8_t *mask,
-                                   uint64_t len) {
+                                   uint64_t len, bool store) {
     uint64_t changed = 0;
     for (uint64_t i = 0; i < len; i += 64) {
         __mmask64 m = load_mask(mask + i / 8, min_u64(64, len - i));
@@ -52,18 +52,18 @@ static uint64_t apply_dense_avx512(uint8_t *dst, const uint8_t *src, const uint8
         __m512i d = _mm512_maskz_loadu_epi8(m, dst + i);
         __mmask64 ne = _mm512_mask_cmpneq_epi8_mask(m, d, s);
         changed += (uint64_t)_mm_popcnt_u64(ne);
-        _mm512_mask_storeu_epi8(dst + i, ne, s);
+        if (store) _mm512_mask_storeu_epi8(dst + i, ne, s);
     }
     return changed;
 }
 
 /* One block of a sparse apply: expand the packed bytes to the mask's lanes,
  * store those that differ. Returns how many differed. */
-static inline uint64_t sparse_block(uint8_t *dst, const uint8_t *packed, __mmask64 m) {
+static inline uint64_t sparse_block(uint8_t *dst, const uint8_t *packed, __mmask64 m, bool store) {
     __m512i s = _mm512_maskz_expandloadu_epi8(m, packed);
     __m512i d = _mm512_maskz_loadu_epi8(m, dst);
     __mmask64 ne = _mm512_mask_cmpneq_epi8_mask(m, d, s);
-    _mm512_mask_storeu_epi8(dst, ne, s);
+    if (store) _mm512_mask_storeu_epi8(dst, ne, s);
     return (uint64_t)_mm_popcnt_u64(ne);
 }
 
@@ -72,7 +72,7 @@ static inline uint64_t sparse_block(uint8_t *dst, const uint8_t *packed, __mmask
  * fear that a store feeds a later load, so the blocks overlap in the
  * pipeline (twice the speed of a one-block loop). */
 static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
-                                    const uint8_t *mask, uint64_t len) {
+                                    const uint8_t *mask, uint64_t len, bool store) {
     enum { WAYS = 4 };
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
@@ -94,12 +94,12 @@ static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_
             ne[w] = _mm512_mask_cmpneq_epi8_mask(m[w], d[w], s[w]);
             changed += (uint64_t)_mm_popcnt_u64(ne[w]);
         }
-        for (int w = 0; w < WAYS; w++) _mm512_mask_storeu_epi8(dst + i + 64 * w, ne[w], s[w]);
+        for (int w = 0; store && w < WAYS; w++) _mm512_mask_storeu_epi8(dst + i + 64 * w, ne[w], s[w]);
     }
     for (; i < len; i += 64) {
         __mmask64 m = load_mask(mask + i / 8, min_u64(64, len - i));
         if (m == 0) continue;
-        changed += sparse_block(dst + i, packed, m);
+        changed += sparse_block(dst + i, packed, m, store);
         packed += _mm_popcnt_u64(m);
     }
     ASSERT(packed == packed_end);

@@ -29,7 +29,7 @@ uint64_t kern_portable_diff(const uint8_t *cur, const uint8_t *next, uint64_t le
 }
 
 uint64_t kern_portable_apply_dense(uint8_t *dst, const uint8_t *src,
-                                   const uint8_t *mask, uint64_t len) {
+                                   const uint8_t *mask, uint64_t len, bool store) {
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -39,21 +39,21 @@ uint64_t kern_portable_apply_dense(uint8_t *dst, const uint8_t *src,
         uint64_t d = load_u64(dst + i);
         uint64_t s = load_u64(src + i);
         changed += (uint64_t)__builtin_popcount(nonzero_bytes8((d ^ s) & sel));
-        store_u64(dst + i, (d & ~sel) | (s & sel));
+        if (store) store_u64(dst + i, (d & ~sel) | (s & sel));
     }
     if (i < len) {
         uint8_t m = (uint8_t)(mask[i / 8] & low_bits_u64((uint32_t)(len - i)));
         for (uint32_t j = 0; m != 0; j++, m >>= 1) {
             if ((m & 1u) == 0) continue;
             changed += dst[i + j] != src[i + j];
-            dst[i + j] = src[i + j];
+            if (store) dst[i + j] = src[i + j];
         }
     }
     return changed;
 }
 
 uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
-                                    const uint8_t *mask, uint64_t len) {
+                                    const uint8_t *mask, uint64_t len, bool store) {
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
     for (uint64_t i = 0; i < len; i += 8) {
@@ -63,7 +63,7 @@ uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_
             uint64_t d = load_u64(dst + i);
             uint64_t s = load_u64(packed);
             changed += (uint64_t)__builtin_popcount(nonzero_bytes8(d ^ s));
-            store_u64(dst + i, s);
+            if (store) store_u64(dst + i, s);
             packed += 8;
             continue;
         }
@@ -71,7 +71,8 @@ uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_
             uint32_t j = (uint32_t)__builtin_ctz(m);
             m &= (uint8_t)(m - 1);
             changed += dst[i + j] != *packed;
-            dst[i + j] = *packed++;
+            if (store) dst[i + j] = *packed;
+            packed++;
         }
     }
     ASSERT(packed == packed_end);

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "../tlog/format.h"
 #include "engine.h"
 
 enum {
@@ -26,59 +27,93 @@ int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out
     return 0;
 }
 
-static int create_checked(mmsb_engine *e, uint64_t size_bytes, uint32_t flags,
-                          uint64_t *page_id_out) {
-    if (page_id_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_create: page_id_out is NULL");
-    if (flags != 0) {
-        return err_set(MMSB_EINVAL, "mmsb_page_create: unknown flags 0x%x (none are defined yet)", flags);
-    }
+int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out) {
     if (size_bytes == 0 || size_bytes > e->opts.page_bytes_max) {
-        return err_set(MMSB_EINVAL, "mmsb_page_create: size_bytes %llu outside 1..%llu (page_bytes_max)",
+        return err_set(MMSB_EINVAL, "%s: size_bytes %llu outside 1..%llu (page_bytes_max)", fn,
                        (unsigned long long)size_bytes, (unsigned long long)e->opts.page_bytes_max);
     }
     uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (id > e->opts.pages_max) {
-        return err_set(MMSB_ENOSPC, "mmsb_page_create: all %llu page ids are used (pages_max); ids are never reused",
-                       (unsigned long long)e->opts.pages_max);
+        return err_set(MMSB_ENOSPC, "%s: all %llu page ids are used (pages_max); ids are never reused",
+                       fn, (unsigned long long)e->opts.pages_max);
     }
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
     if (rc == 0) rc = digest_reserve(e, id);
-    uint64_t data_off = 0, aux_off = 0;
-    bool zeroed = false, aux_zeroed = false;
-    if (rc == 0) rc = region_alloc(&e->data, size_bytes, &data_off, &zeroed);
+    *out = (page_alloc){0};
+    if (rc == 0) rc = region_alloc(&e->data, size_bytes, &out->data_off, &out->zeroed);
     if (rc != 0) return rc;
     uint64_t aux_bytes = digest_aux_bytes(size_bytes);
-    if (aux_bytes > 0) {
-        rc = region_alloc(&e->aux, aux_bytes, &aux_off, &aux_zeroed);
-        if (rc != 0) {
-            region_free(&e->data, data_off, size_bytes);
-            return rc;
-        }
-    }
-    /* From here on nothing can fail. */
-    if (!zeroed) memset(region_ptr(&e->data, data_off), 0, size_bytes);
+    bool aux_zeroed;
+    if (aux_bytes > 0) rc = region_alloc(&e->aux, aux_bytes, &out->aux_off, &aux_zeroed);
+    if (rc != 0) region_free(&e->data, out->data_off, size_bytes);
+    return rc;
+}
+
+void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) {
+    uint64_t aux_bytes = digest_aux_bytes(size_bytes);
+    if (aux_bytes > 0) region_free(&e->aux, a->aux_off, aux_bytes);
+    region_free(&e->data, a->data_off, size_bytes);
+}
+
+uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) {
+    uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    if (!a->zeroed) memset(region_ptr(&e->data, a->data_off), 0, size_bytes);
     page_entry *pe = entry_of(e, id);
     entry_write_begin(pe);
-    pe->data_off = data_off;
+    pe->data_off = a->data_off;
     pe->size_bytes = size_bytes;
     pe->epoch = 0;
-    pe->u.tree.aux_off = aux_off;
+    pe->u.tree.aux_off = a->aux_off;
     pe->u.tree.unused = 0;
     pe->flags = PE_LIVE;
     digest_page_created(e, id, pe);
     entry_write_end(pe);
     atomic_store_explicit(&e->page_id_next, id + 1, memory_order_release);
     e->pages_live++;
-    e->commit_seq++;
-    *page_id_out = id;
-    return 0;
+    return id;
+}
+
+void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
+    uint64_t aux_bytes = digest_aux_bytes(pe->size_bytes);
+    entry_write_begin(pe);
+    pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY);
+    digest_mark(e, id, pe, 0, 0);
+    entry_write_end(pe);
+    region_free(&e->data, pe->data_off, pe->size_bytes);
+    if (aux_bytes > 0) region_free(&e->aux, pe->u.tree.aux_off, aux_bytes);
+    e->pages_live--;
+}
+
+/* Memory first (it can run out), then the log record, then the page. */
+static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, uint64_t *page_id_out) {
+    if (page_id_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_create: page_id_out is NULL");
+    if (flags != 0) {
+        return err_set(MMSB_EINVAL, "mmsb_page_create: unknown flags 0x%x (none are defined yet)", flags);
+    }
+    page_alloc a;
+    int rc = page_prepare(e, size_bytes, "mmsb_page_create", &a);
+    if (rc != 0) return rc;
+    uint8_t *p;
+    rc = log_append(e->log, REC_PAGE_CREATE, 24, &p);
+    if (rc != 0) {
+        page_prepare_undo(e, size_bytes, &a);
+        return rc;
+    }
+    put_le64(p, atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
+    put_le64(p + 8, size_bytes);
+    put_le32(p + 16, flags);
+    put_le32(p + 20, 0);
+    log_append_done(e->log);
+    *page_id_out = page_publish(e, size_bytes, &a);
+    uint64_t seq;
+    return change_commit(e, &seq);
 }
 
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags,
                               uint64_t *page_id_out) {
     int rc = engine_enter(engine, "mmsb_page_create");
     if (rc != 0) return rc;
-    rc = create_checked(engine, size_bytes, flags, page_id_out);
+    rc = create_logged(engine, size_bytes, flags, page_id_out);
     engine_leave(engine);
     return rc;
 }
@@ -87,17 +122,15 @@ MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
     int rc = engine_enter(engine, "mmsb_page_free");
     if (rc != 0) return rc;
     page_entry *pe;
+    uint8_t *p;
     rc = page_lookup(engine, page_id, "mmsb_page_free", &pe);
+    if (rc == 0) rc = log_append(engine->log, REC_PAGE_FREE, 8, &p);
     if (rc == 0) {
-        uint64_t aux_bytes = digest_aux_bytes(pe->size_bytes);
-        entry_write_begin(pe);
-        pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY);
-        digest_mark(engine, page_id, pe, 0, 0);
-        entry_write_end(pe);
-        region_free(&engine->data, pe->data_off, pe->size_bytes);
-        if (aux_bytes > 0) region_free(&engine->aux, pe->u.tree.aux_off, aux_bytes);
-        engine->pages_live--;
-        engine->commit_seq++;
+        put_le64(p, page_id);
+        log_append_done(engine->log);
+        page_remove(engine, page_id, pe);
+        uint64_t seq;
+        rc = change_commit(engine, &seq);
     }
     engine_leave(engine);
     return rc;

@@ -74,7 +74,10 @@ MMSB_API const char *mmsb_last_error(void);
 typedef struct mmsb_engine mmsb_engine;
 
 /* mmsb_options.flags */
-#define MMSB_OPEN_CREATE 0x1u /* create the store directory if missing */
+#define MMSB_OPEN_CREATE 0x1u  /* create the store directory if missing */
+#define MMSB_OPEN_SALVAGE 0x2u /* open a corrupt log: keep the valid prefix up
+                                  to the last good commit, drop the rest (the
+                                  engine info says what was dropped) */
 
 /* mmsb_options.kernel: which vectorised byte kernels to use. AUTO picks the
  * best the CPU offers; the environment variable MMSB_KERNEL
@@ -83,6 +86,23 @@ typedef struct mmsb_engine mmsb_engine;
 #define MMSB_KERNEL_PORTABLE 1u
 #define MMSB_KERNEL_AVX2 2u
 #define MMSB_KERNEL_AVX512 3u
+
+/* Durability of commits (mmsb_options.durability, mmsb_set_durability):
+ * NONE: the OS decides when bytes reach the disk; mmsb_sync() is a barrier.
+ * GROUP: a commit returns at once; it becomes durable within the group
+ *   window (group_window_us / group_window_bytes), sharing one write and one
+ *   fdatasync with other commits; mmsb_wait_durable(seq) waits for it.
+ * SYNC: a commit returns once its bytes are on stable storage. */
+#define MMSB_DURABILITY_NONE 1u
+#define MMSB_DURABILITY_GROUP 2u
+#define MMSB_DURABILITY_SYNC 3u
+
+/* mmsb_options.io_backend: AUTO uses io_uring when the kernel allows it and
+ * falls back to pwrite + fdatasync; the environment variable MMSB_IO
+ * (uring|sync) overrides AUTO. */
+#define MMSB_IO_AUTO 0u
+#define MMSB_IO_URING 1u
+#define MMSB_IO_SYNC 2u
 
 /* mmsb_options.gpu */
 #define MMSB_GPU_AUTO 0u /* probe for a CUDA device at open */
@@ -103,6 +123,19 @@ typedef struct mmsb_options {
                                   (ids are never reused); default 2^28 */
     uint32_t gpu;              /* MMSB_GPU_*; default AUTO */
     uint32_t reserved0;        /* must be 0 */
+    /* the transaction log */
+    uint32_t durability;       /* MMSB_DURABILITY_*; default SYNC */
+    uint32_t io_backend;       /* MMSB_IO_*; default AUTO */
+    uint64_t segment_bytes;    /* log segment size; default 64 MiB
+                                  (4 MiB .. 1 GiB, a multiple of 4 KiB) */
+    uint64_t log_buffer_bytes; /* in-memory log buffer; default 16 MiB
+                                  (1 MiB .. segment_bytes, multiple of 4 KiB) */
+    uint64_t group_window_us;  /* GROUP/NONE: bytes reach the file within
+                                  this time; default 1000 (1 .. 10^6) */
+    uint64_t group_window_bytes; /* ... or once this many wait; default 1 MiB */
+    uint32_t root_every_commits; /* record the state root in every Nth
+                                  commit; default 64 (1 = every commit) */
+    uint32_t reserved1;        /* must be 0 */
 } mmsb_options;
 
 /* Fills *options with the defaults and records the caller's struct size and
@@ -133,7 +166,27 @@ typedef struct mmsb_engineinfo {
     uint64_t arena_bytes_used;     /* arena bytes held by live pages */
     uint64_t arena_bytes_faulted;  /* arena bytes pre-faulted so far */
     uint64_t commit_seq;           /* sequence number of the last commit */
+    /* the log */
+    char io_backend[16];           /* "io_uring" or "sync" */
+    char io_reason[128];           /* why that backend, in words */
+    uint32_t durability;           /* MMSB_DURABILITY_* now in force */
+    uint32_t recovery_flags;       /* MMSB_RECOVERED_* */
+    uint64_t durable_seq;          /* commits up to here are on stable storage */
+    uint64_t log_segment;          /* the segment being written */
+    uint64_t log_bytes_written;
+    uint64_t log_writes;
+    uint64_t log_syncs;
+    /* what the last open found */
+    uint64_t recovered_commits;    /* commits replayed */
+    uint64_t recovered_records;    /* records read */
+    uint64_t recovery_dropped_records; /* valid records after the last commit */
+    uint64_t recovery_dropped_bytes;   /* bytes cut off the end of the log */
+    char recovery_detail[256];     /* how the log ended, in words */
 } mmsb_engineinfo;
+
+/* mmsb_engineinfo.recovery_flags */
+#define MMSB_RECOVERED_TORN 0x1u     /* a torn tail was cut */
+#define MMSB_RECOVERED_SALVAGED 0x2u /* corruption was cut (MMSB_OPEN_SALVAGE) */
 
 MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
 
@@ -221,6 +274,17 @@ typedef struct mmsb_delta {
 MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta,
                         mmsb_change *change_out);
 
+/* ---- durability ----------------------------------------------------------- */
+
+/* Every commit made so far is on stable storage when this returns 0. Any
+ * thread may call it. */
+MMSB_API int mmsb_sync(mmsb_engine *engine);
+/* Blocks until commit `commit_seq` (an mmsb_change.commit_seq) is on stable
+ * storage, syncing now if it is not yet. Any thread may call it. */
+MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
+/* Sets the durability of the following commits (a writing call). */
+MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
+
 /* ---- digests -------------------------------------------------------------- */
 
 /* A 128-bit digest in XXH3-128 canonical (big-endian) byte order. The exact
@@ -239,6 +303,52 @@ MMSB_API int mmsb_state_root(mmsb_engine *engine, mmsb_digest *root_out);
 /* Writes 32 lowercase hex digits and a NUL into hex_out (33 bytes). */
 MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out,
                              size_t hex_out_size);
+
+/* ---- reading a log ----------------------------------------------------------- */
+
+/* Record types (tlog/FORMAT.md). */
+#define MMSB_REC_PAGE_CREATE 1u
+#define MMSB_REC_PAGE_FREE 2u
+#define MMSB_REC_DELTA 3u
+#define MMSB_REC_COMMIT 4u
+#define MMSB_REC_SEAL 5u
+#define MMSB_REC_END 0u /* mmsb_log_next: no more records */
+
+typedef struct mmsb_log_reader mmsb_log_reader;
+
+/* One record, with its payload decoded for the known types. Pointers stay
+ * valid until the next mmsb_log_next or mmsb_log_close. */
+typedef struct mmsb_log_record {
+    uint32_t struct_size;   /* set by the caller: sizeof(mmsb_log_record) */
+    uint32_t type;          /* MMSB_REC_*, or MMSB_REC_END */
+    uint64_t seq;
+    uint64_t segment;       /* segment number */
+    uint64_t offset;        /* of the record in its segment */
+    uint32_t generation;
+    uint32_t payload_len;
+    const uint8_t *payload; /* the raw payload */
+    uint64_t page_id;       /* CREATE, FREE, DELTA */
+    uint64_t size_bytes;    /* CREATE */
+    uint64_t epoch;         /* DELTA: the page's epoch after it */
+    uint64_t offset_in_page;/* DELTA */
+    uint64_t len;           /* DELTA: bytes the range covers */
+    const uint8_t *mask;    /* DELTA: (len + 7) / 8 bytes; NULL: every byte */
+    const uint8_t *bytes;   /* DELTA: new bytes (len, or popcount(mask)) */
+    uint64_t bytes_len;
+    uint64_t first_seq;     /* COMMIT: first record it commits */
+    uint32_t has_root;      /* COMMIT */
+    uint32_t committed;     /* 1 when a valid COMMIT covers this record */
+    mmsb_digest chain;      /* COMMIT */
+    mmsb_digest root;       /* COMMIT, when has_root */
+} mmsb_log_record;
+
+/* Opens the log of the store in dir for reading (read-only; it may run while
+ * a writer appends). The log is validated record by record as it is read:
+ * corruption makes mmsb_log_next fail with MMSB_ECORRUPT naming the place. */
+MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **reader_out);
+/* The next record; record->type is MMSB_REC_END after the last. */
+MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record);
+MMSB_API int mmsb_log_close(mmsb_log_reader *reader);
 
 #ifdef __cplusplus
 }

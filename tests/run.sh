@@ -9,7 +9,7 @@ count=0
 for t in "$@"; do
     count=$((count + 1))
     abs=$(cd "$(dirname "$t")" && pwd)/$(basename "$t")
-    log="${abs}.log"
+    log="${abs}.${TEST_LOG_TAG:-run}.log"
     if (cd "$work" && "$abs") >"$log" 2>&1; then
         echo "PASS  $t"
     else

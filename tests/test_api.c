@@ -225,7 +225,12 @@ static void test_engine_info(void **state) {
     TU_OK(mmsb_engine_info(f->e, &info));
     assert_int_equal(info.pages_live, 2);
     assert_int_equal(info.page_id_next, 3);
-    assert_int_equal(info.commit_seq, 2);
+    /* Two creates: PAGE_CREATE 1, COMMIT 2, PAGE_CREATE 3, COMMIT 4. */
+    assert_int_equal(info.commit_seq, 4);
+    assert_true(strcmp(info.io_backend, "io_uring") == 0 || strcmp(info.io_backend, "sync") == 0);
+    assert_true(strlen(info.io_reason) > 0);
+    assert_int_equal(info.durability, MMSB_DURABILITY_NONE);
+    assert_string_equal(info.recovery_detail, "new store");
     assert_int_equal(info.pages_max, 1 << 16);
     assert_true(info.arena_bytes_used >= 4096 + 3 * 4096);
     assert_true(info.arena_bytes_faulted >= info.arena_bytes_used);

@@ -141,7 +141,9 @@ static void check_one_case(rng *r, const kern_ops *k) {
     memcpy(out.p, a.p, len);
     memcpy(ref_out, a.p, len);
     uint64_t ref_changed = ref_apply_dense(ref_out, b.p, m.p, len);
-    assert_int_equal(k->apply_dense(out.p, b.p, m.p, len), ref_changed);
+    assert_int_equal(k->apply_dense(out.p, b.p, m.p, len, false), ref_changed);
+    assert_memory_equal(out.p, a.p, len); /* a dry run writes nothing */
+    assert_int_equal(k->apply_dense(out.p, b.p, m.p, len, true), ref_changed);
     assert_memory_equal(out.p, ref_out, len);
     g_check(&out, mis[3]);
 
@@ -157,7 +159,9 @@ static void check_one_case(rng *r, const kern_ops *k) {
     assert_int_equal(ref_apply_sparse(ref_out, packed, m.p, len), ref_changed);
     uint8_t *exact = malloc(count + 1); /* ASan sees any read past the payload */
     memcpy(exact, packed, count);
-    assert_int_equal(k->apply_sparse(out.p, exact, count, m.p, len), ref_changed);
+    assert_int_equal(k->apply_sparse(out.p, exact, count, m.p, len, false), ref_changed);
+    assert_memory_equal(out.p, a.p, len);
+    assert_int_equal(k->apply_sparse(out.p, exact, count, m.p, len, true), ref_changed);
     free(exact);
     assert_memory_equal(out.p, ref_out, len);
     g_check(&out, mis[3]);
@@ -199,12 +203,12 @@ static void test_apply_of_diff_is_identity(void **state) {
         for (size_t i = 0; i < n; i++) {
             uint64_t diffs = v[i]->diff(a, b, len, mask);
             memcpy(x, a, len);
-            assert_int_equal(v[i]->apply_dense(x, b, mask, len), diffs);
+            assert_int_equal(v[i]->apply_dense(x, b, mask, len, true), diffs);
             assert_memory_equal(x, b, len);
             uint64_t k = v[i]->compress(packed, b, mask, len);
             assert_int_equal(k, diffs);
             memcpy(x, a, len);
-            assert_int_equal(v[i]->apply_sparse(x, packed, k, mask, len), diffs);
+            assert_int_equal(v[i]->apply_sparse(x, packed, k, mask, len, true), diffs);
             assert_memory_equal(x, b, len);
         }
         free(a);

@@ -1,7 +1,10 @@
 /*
  * testutil.c - helpers shared by the test programs (see testutil.h).
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +66,11 @@ void tu_options_small(mmsb_options *o) {
     o->page_bytes_max = 64ull << 20;
     o->pages_max = 1u << 16;
     o->gpu = MMSB_GPU_OFF;
+    /* Tests that are about durability set it; the rest need no fsyncs. */
+    o->durability = MMSB_DURABILITY_NONE;
+    o->segment_bytes = 4ull << 20;
+    o->log_buffer_bytes = 1ull << 20;
+    o->group_window_bytes = 256u << 10;
 }
 
 mmsb_engine *tu_open(const char *dir, const mmsb_options *o) {
@@ -106,4 +114,60 @@ void tu_store_close(tu_store *s) {
     tu_dir_remove(s->dir);
     s->e = NULL;
     s->dir = NULL;
+}
+
+void tu_segment_path(const char *dir, uint64_t segment_no, char *out, size_t out_size) {
+    snprintf(out, out_size, "%s/log-%010llu.seg", dir, (unsigned long long)segment_no);
+}
+
+void tu_file_read(const char *path, uint64_t off, void *buf, size_t len) {
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+void tu_file_write(const char *path, uint64_t off, const void *buf, size_t len) {
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+uint64_t tu_file_size(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+void tu_file_truncate(const char *path, uint64_t size) {
+    assert_int_equal(truncate(path, (off_t)size), 0);
+}
+
+void tu_copy_dir(const char *src, const char *dst) {
+    mkdir(dst, 0755);
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    char *buf = malloc(1 << 20);
+    for (struct dirent *ent; (ent = readdir(d)) != NULL;) {
+        if (ent->d_type != DT_REG) continue;
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/%s", src, ent->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, ent->d_name);
+        int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(in >= 0 && out >= 0);
+        for (ssize_t n; (n = read(in, buf, 1 << 20)) > 0;) assert_int_equal(write(out, buf, (size_t)n), n);
+        close(in);
+        close(out);
+    }
+    free(buf);
+    closedir(d);
+}
+
+mmsb_engineinfo tu_info(mmsb_engine *e) {
+    mmsb_engineinfo info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    TU_OK(mmsb_engine_info(e, &info));
+    return info;
 }

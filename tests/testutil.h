@@ -43,6 +43,21 @@ typedef struct tu_store {
 tu_store tu_store_open(const mmsb_options *o); /* NULL: tu_options_small */
 void tu_store_close(tu_store *s);
 
+/* ---- files ---------------------------------------------------------------- */
+
+/* "<dir>/log-%010llu.seg" into out. */
+void tu_segment_path(const char *dir, uint64_t segment_no, char *out, size_t out_size);
+/* Copies every regular file of src into dst (created if missing). */
+void tu_copy_dir(const char *src, const char *dst);
+/* Reads or writes bytes of a file at an offset. */
+void tu_file_read(const char *path, uint64_t off, void *buf, size_t len);
+void tu_file_write(const char *path, uint64_t off, const void *buf, size_t len);
+uint64_t tu_file_size(const char *path);
+void tu_file_truncate(const char *path, uint64_t size);
+
+/* The engine's info (asserting success). */
+mmsb_engineinfo tu_info(mmsb_engine *e);
+
 /* Fails the test with the library's detail message unless rc is 0. */
 #define TU_OK(expr)                                                                \
     do {                                                                           \

@@ -1,14 +1,17 @@
 /*
  * demo.c - `mmsb demo DIR`: the main job. Runs a seeded workload of page
- * creates, writes, deltas and frees twice, in DIR/run-1 and DIR/run-2, and
- * shows that both runs reach the same state root.
+ * creates, writes, deltas and frees through the log, twice, in DIR/run-1 and
+ * DIR/run-2; closes and reopens each store to show that the log rebuilds the
+ * state root it closed with, and that both runs reach the same root.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -25,6 +28,10 @@ typedef struct demo_stats {
     uint64_t bytes_changed;
     uint64_t elapsed_ns;
     char root[33];
+    /* after close and reopen */
+    uint64_t recover_ns, recovered_commits, recovered_records;
+    char recovered_root[33];
+    char recovery_detail[256];
 } demo_stats;
 
 typedef struct demo {
@@ -137,6 +144,48 @@ static void print_pages(demo *d) {
     if (d->count > DEMO_TABLE_ROWS) printf("  ... and %u more pages\n", d->count - DEMO_TABLE_ROWS);
 }
 
+/* Each run starts from an empty store: the demo's own files go. */
+static int reset_store(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return errno == ENOENT ? 0 : -1;
+    int rc = 0;
+    for (struct dirent *ent; (ent = readdir(d)) != NULL;) {
+        bool ours = strcmp(ent->d_name, "LOCK") == 0 ||
+                    (strncmp(ent->d_name, "log-", 4) == 0 && strstr(ent->d_name, ".seg") != NULL);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+        if (ours && unlink(path) != 0) rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+static const char *durability_name(uint32_t d) {
+    return d == MMSB_DURABILITY_SYNC ? "SYNC" : d == MMSB_DURABILITY_GROUP ? "GROUP" : "NONE";
+}
+
+/* Reopens the store and compares the recovered root with the one it had. */
+static int reopen_and_check(const char *dir, const mmsb_options *o, demo_stats *st) {
+    mmsb_engine *e = NULL;
+    uint64_t t0 = cli_now_ns();
+    int rc = mmsb_open(dir, o, &e);
+    st->recover_ns = cli_now_ns() - t0;
+    if (rc != 0) {
+        cli_report(dir, rc);
+        return rc;
+    }
+    mmsb_engineinfo info = {.struct_size = sizeof info};
+    mmsb_digest root;
+    rc = mmsb_engine_info(e, &info);
+    if (rc == 0) rc = mmsb_state_root(e, &root);
+    if (rc == 0) mmsb_digest_hex(&root, st->recovered_root, sizeof st->recovered_root);
+    st->recovered_commits = info.recovered_commits;
+    st->recovered_records = info.recovered_records;
+    snprintf(st->recovery_detail, sizeof st->recovery_detail, "%s", info.recovery_detail);
+    int close_rc = mmsb_close(e);
+    return rc != 0 ? rc : close_rc;
+}
+
 static int run_once(const char *dir, uint64_t seed, uint64_t ops, bool verbose, demo_stats *out) {
     demo d = {.rng_state = seed};
     d.bytes = malloc(DEMO_CHANGE_BYTES_MAX);
@@ -144,14 +193,22 @@ static int run_once(const char *dir, uint64_t seed, uint64_t ops, bool verbose, 
     d.packed = malloc(DEMO_CHANGE_BYTES_MAX);
     mmsb_options o;
     int rc = MMSB_OPTIONS_INIT(&o);
+    o.durability = MMSB_DURABILITY_GROUP;
     if (rc == 0 && (d.bytes == NULL || d.mask == NULL || d.packed == NULL)) rc = MMSB_ENOMEM;
+    if (rc == 0 && reset_store(dir) != 0) {
+        fprintf(stderr, "mmsb demo: cannot clear %s\n", dir);
+        rc = MMSB_EIO;
+    }
     if (rc == 0) rc = mmsb_open(dir, &o, &d.e);
     if (rc != 0) {
         cli_report(dir, rc);
     } else {
         mmsb_engineinfo info = {.struct_size = sizeof info};
         mmsb_engine_info(d.e, &info);
-        if (verbose) printf("engine: kernels %s, gpu %s\n", info.kernel, info.gpu);
+        if (verbose) {
+            printf("engine: kernels %s; gpu %s\n", info.kernel, info.gpu);
+            printf("log: %s durability, backend %s\n", durability_name(info.durability), info.io_reason);
+        }
         uint64_t t0 = cli_now_ns();
         rc = workload(&d, ops);
         d.st.elapsed_ns = cli_now_ns() - t0;
@@ -162,6 +219,7 @@ static int run_once(const char *dir, uint64_t seed, uint64_t ops, bool verbose, 
         if (rc == 0 && verbose) print_pages(&d);
         int close_rc = mmsb_close(d.e);
         if (rc == 0) rc = close_rc;
+        if (rc == 0) rc = reopen_and_check(dir, &o, &d.st);
     }
     *out = d.st;
     free(d.bytes);
@@ -179,7 +237,12 @@ static void print_stats(const char *name, const demo_stats *s) {
            (unsigned long long)s->deltas_dense, (unsigned long long)s->deltas_sparse,
            (unsigned long long)s->deltas_unchanged, (unsigned long long)s->bytes_changed,
            (double)s->elapsed_ns / 1e6);
-    printf("%s: state root %s\n", name, s->root);
+    printf("%s: state root %s before close\n", name, s->root);
+    printf("%s: reopened in %.1f ms: %llu commits (%llu records) replayed from the log, %s\n", name,
+           (double)s->recover_ns / 1e6, (unsigned long long)s->recovered_commits,
+           (unsigned long long)s->recovered_records, s->recovery_detail);
+    printf("%s: state root %s after reopen: %s\n", name, s->recovered_root,
+           strcmp(s->root, s->recovered_root) == 0 ? "equal" : "DIFFERENT");
 }
 
 static void demo_usage(FILE *out) {
@@ -231,7 +294,11 @@ int cmd_demo(int argc, char **argv) {
         print_stats(path[run], &st[run]);
     }
     bool same = strcmp(st[0].root, st[1].root) == 0;
+    bool recovered = strcmp(st[0].root, st[0].recovered_root) == 0 &&
+                     strcmp(st[1].root, st[1].recovered_root) == 0;
+    printf("recovery: %s\n", recovered ? "each store reopened to the state root it closed with"
+                                        : "A REOPENED STORE HAS ANOTHER STATE ROOT");
     printf("determinism: %s\n", same ? "both runs reached the same state root"
                                      : "THE STATE ROOTS DIFFER");
-    return same ? EXIT_CLEAN : EXIT_PROBLEM;
+    return same && recovered ? EXIT_CLEAN : EXIT_PROBLEM;
 }

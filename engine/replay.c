@@ -1,0 +1,221 @@
+/*
+ * replay.c - rebuilding an engine's state from its log at open.
+ *
+ * Pass 1 reads the whole log through the cursor, which checks every CRC,
+ * chain value and record structure and decides how the log ends (FORMAT.md's
+ * decision table). Pass 2 applies the records of every valid commit, in
+ * order, and checks each recorded state root against the rebuilt state. A
+ * record that is valid on disk but impossible for the state (a delta to a
+ * page that does not exist, a wrong epoch, a root that differs) is
+ * corruption too. With MMSB_OPEN_SALVAGE such an error rebuilds the state
+ * again up to the last commit before it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../tlog/cursor.h"
+#include "engine.h"
+
+typedef struct good_commit {
+    uint64_t seq, commits, segment, end_offset;
+    h128 chain;
+} good_commit;
+
+typedef struct replay_ctx {
+    mmsb_engine *e;
+    uint64_t limit_seq;       /* apply records up to this sequence number */
+    uint64_t run_page;        /* the page of the previous DELTA in this commit */
+    uint64_t run_epoch;
+    good_commit good;         /* the last commit applied and checked */
+} replay_ctx;
+
+static int replay_create(replay_ctx *x, const log_rec *r) {
+    uint64_t id, size;
+    uint32_t flags;
+    int rc = rec_decode_create(r, &id, &size, &flags);
+    if (rc != 0) return rc;
+    uint64_t next = atomic_load(&x->e->page_id_next);
+    if (id != next || flags != 0) {
+        return err_set(MMSB_ECORRUPT, "PAGE_CREATE seq %llu: page %llu with flags 0x%x, expected page %llu",
+                       (unsigned long long)r->seq, (unsigned long long)id, flags, (unsigned long long)next);
+    }
+    page_alloc a;
+    rc = page_prepare(x->e, size, "recovery", &a);
+    if (rc != 0) return rc;
+    page_publish(x->e, size, &a);
+    return 0;
+}
+
+static int replay_free(replay_ctx *x, const log_rec *r) {
+    uint64_t id;
+    page_entry *pe;
+    int rc = rec_decode_free(r, &id);
+    if (rc == 0 && page_lookup(x->e, id, "recovery", &pe) != 0) {
+        rc = err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page %llu does not exist",
+                     (unsigned long long)r->seq, (unsigned long long)id);
+    }
+    if (rc == 0) page_remove(x->e, id, pe);
+    return rc;
+}
+
+/* A DELTA either starts a change (epoch one above the page's) or continues
+ * the one before it in the same commit (same page, same epoch). */
+static int replay_delta(replay_ctx *x, const log_rec *r) {
+    rec_delta d;
+    page_entry *pe;
+    int rc = rec_decode_delta(r, x->e->kern, &d);
+    if (rc != 0) return rc;
+    if (page_lookup(x->e, d.page_id, "recovery", &pe) != 0 || d.offset > pe->size_bytes ||
+        d.len > pe->size_bytes - d.offset) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu has no bytes %llu..%llu",
+                       (unsigned long long)r->seq, (unsigned long long)d.page_id,
+                       (unsigned long long)d.offset, (unsigned long long)(d.offset + d.len));
+    }
+    bool starts = d.epoch == pe->epoch + 1;
+    bool continues = d.epoch == pe->epoch && x->run_page == d.page_id && x->run_epoch == d.epoch;
+    if (!starts && !continues) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu is at epoch %llu, the record says %llu",
+                       (unsigned long long)r->seq, (unsigned long long)d.page_id,
+                       (unsigned long long)pe->epoch, (unsigned long long)d.epoch);
+    }
+    uint8_t *dst = page_bytes(x->e, pe) + d.offset;
+    entry_write_begin(pe);
+    if (d.form == DELTA_FULL) {
+        memcpy(dst, d.bytes, d.len);
+    } else {
+        x->e->kern->apply_sparse(dst, d.bytes, d.bytes_len, d.mask, d.len, true);
+    }
+    pe->epoch = d.epoch;
+    digest_mark(x->e, d.page_id, pe, d.offset, d.len);
+    entry_write_end(pe);
+    x->run_page = d.page_id;
+    x->run_epoch = d.epoch;
+    return 0;
+}
+
+static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
+    rec_commit c;
+    int rc = rec_decode_commit(r, &c);
+    if (rc != 0) return rc;
+    if (c.flags & COMMIT_HAS_ROOT) {
+        h128 root;
+        digest_root(x->e, &root);
+        if (root.lo != c.root.lo || root.hi != c.root.hi) {
+            return err_set(MMSB_ECORRUPT,
+                           "COMMIT seq %llu: replayed state root %016llx%016llx, the log recorded %016llx%016llx",
+                           (unsigned long long)r->seq, (unsigned long long)root.hi,
+                           (unsigned long long)root.lo, (unsigned long long)c.root.hi,
+                           (unsigned long long)c.root.lo);
+        }
+    }
+    x->good = (good_commit){.seq = r->seq, .commits = x->good.commits + 1, .segment = segment,
+                            .end_offset = r->offset + rec_slot_bytes(r->length), .chain = c.chain};
+    x->run_page = 0;
+    return 0;
+}
+
+static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
+    switch (r->type) {
+    case REC_PAGE_CREATE: x->run_page = 0; return replay_create(x, r);
+    case REC_PAGE_FREE: x->run_page = 0; return replay_free(x, r);
+    case REC_DELTA: return replay_delta(x, r);
+    case REC_COMMIT: return replay_commit(x, r, segment);
+    default: return 0; /* SEAL, and types a reader may skip */
+    }
+}
+
+/* Pass 2: applies every record up to limit_seq. */
+static int replay_pass(mmsb_engine *e, replay_ctx *x) {
+    log_cursor *c;
+    int rc = cursor_open(e->dir_fd, 0, e->kern, &c);
+    if (rc != 0) return rc;
+    bool done = false;
+    log_rec r;
+    while (rc == 0 && x->good.seq < x->limit_seq) {
+        rc = cursor_next(c, &r, &done);
+        if (rc != 0 || done) break;
+        e->recovered.records++;
+        rc = replay_record(x, &r, cursor_segment(c));
+    }
+    cursor_close(c);
+    if (rc == 0 && x->good.seq != x->limit_seq) {
+        rc = err_set(MMSB_ECORRUPT, "recovery: the log ended before commit %llu", (unsigned long long)x->limit_seq);
+    }
+    return rc;
+}
+
+/* Back to an empty engine, for a second replay with a lower limit. */
+static int reset_state(mmsb_engine *e) {
+    uint64_t next = atomic_load(&e->page_id_next);
+    for (uint64_t id = 1; id < next; id++) {
+        page_entry *pe = entry_of(e, id);
+        if (pe->flags & PE_LIVE) page_remove(e, id, pe);
+    }
+    memset(e->pages.base, 0, (next - 1) * sizeof(page_entry));
+    atomic_store(&e->page_id_next, 1);
+    digest_close(e);
+    return digest_open(e);
+}
+
+/* Pass 1: how the log ends. */
+static int scan_log(mmsb_engine *e, log_end *end) {
+    uint32_t flags = CURSOR_VERIFY | ((e->opts.flags & MMSB_OPEN_SALVAGE) ? CURSOR_SALVAGE : 0);
+    log_cursor *c;
+    int rc = cursor_open(e->dir_fd, flags, e->kern, &c);
+    if (rc != 0) return rc;
+    bool done = false;
+    log_rec r;
+    while (rc == 0 && !done) rc = cursor_next(c, &r, &done);
+    *end = *cursor_end(c);
+    cursor_close(c);
+    return rc;
+}
+
+static void fill_resume(const log_end *end, const good_commit *g, log_resume *resume) {
+    *resume = (log_resume){
+        .salt = end->salt,
+        .generation = end->generation_max + 1,
+        .next_seq = g->seq != 0 ? g->seq + 1 : end->resume_first_seq,
+        .chain = g->chain,
+        .commits = g->commits,
+        .segment_no = g->segment,
+        .offset = g->end_offset,
+        .segment_files_last = end->segment_first + end->segment_files - 1,
+    };
+}
+
+int engine_recover(mmsb_engine *e, log_resume *resume) {
+    log_end end;
+    int rc = scan_log(e, &end);
+    if (rc != 0) return rc;
+    e->recovered.dropped_records = end.dropped_records;
+    e->recovered.dropped_bytes = end.dropped_bytes;
+    e->recovered.flags = (end.torn ? MMSB_RECOVERED_TORN : 0) | (end.salvaged ? MMSB_RECOVERED_SALVAGED : 0);
+    snprintf(e->recovered.detail, sizeof e->recovered.detail, "%s",
+             end.empty ? "new store" : end.detail[0] ? end.detail : "clean end");
+    if (end.empty) {
+        *resume = (log_resume){.new_store = true, .segment_no = 1};
+        if (end.segment_files > 0) resume->segment_files_last = end.segment_first + end.segment_files - 1;
+        return 0;
+    }
+    if (end.generation_max == UINT32_MAX) return err_set(MMSB_ENOSPC, "recovery: log generations exhausted");
+    /* Without a commit, continue at the start of the first segment. */
+    good_commit start = {.segment = end.resume_segment, .end_offset = end.resume_offset, .chain = end.chain};
+    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = start};
+    rc = replay_pass(e, &x);
+    if (rc != 0 && (e->opts.flags & MMSB_OPEN_SALVAGE)) {
+        good_commit keep = x.good;
+        snprintf(e->recovered.detail, sizeof e->recovered.detail, "salvaged: %.200s", mmsb_last_error());
+        e->recovered.flags |= MMSB_RECOVERED_SALVAGED;
+        e->recovered.dropped_records += end.last_seq - keep.seq;
+        e->recovered.records = 0;
+        rc = reset_state(e);
+        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = start};
+        if (rc == 0 && keep.seq > 0) rc = replay_pass(e, &x);
+    }
+    if (rc != 0) return rc;
+    e->recovered.commits = x.good.commits;
+    fill_resume(&end, &x.good, resume);
+    if (x.good.seq == 0) resume->next_seq = end.resume_first_seq;
+    return 0;
+}

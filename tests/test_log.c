@@ -1,0 +1,368 @@
+/*
+ * test_log.c - the transaction log as a user sees it: every change survives
+ * close and reopen byte for byte, the durability modes do what they say,
+ * changes larger than a record or a segment round-trip, the reader API
+ * returns what was written, and unknown skippable records are skipped.
+ * run.sh runs this program (and every other) once per I/O backend.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "../engine/engine.h"
+
+/* Everything an engine's state is made of, to compare across a reopen. */
+typedef struct state_copy {
+    char root[33];
+    uint64_t next_id;
+    uint64_t sizes[64], epochs[64];
+    uint8_t *bytes[64];
+} state_copy;
+
+static void state_take(mmsb_engine *e, state_copy *s) {
+    memset(s, 0, sizeof *s);
+    tu_root_hex(e, s->root);
+    mmsb_engineinfo info = tu_info(e);
+    s->next_id = info.page_id_next;
+    assert_true(s->next_id <= 64);
+    for (uint64_t id = 1; id < s->next_id; id++) {
+        mmsb_pageinfo pi = {.struct_size = sizeof pi};
+        if (mmsb_page_info(e, id, &pi) != 0) continue;
+        s->sizes[id] = pi.size_bytes;
+        s->bytes[id] = malloc(pi.size_bytes);
+        TU_OK(mmsb_page_read(e, id, 0, s->bytes[id], pi.size_bytes, &s->epochs[id]));
+    }
+}
+
+static void state_check_and_free(mmsb_engine *e, state_copy *want) {
+    state_copy got;
+    state_take(e, &got);
+    assert_string_equal(got.root, want->root);
+    assert_int_equal(got.next_id, want->next_id);
+    for (uint64_t id = 1; id < want->next_id; id++) {
+        assert_int_equal(got.sizes[id], want->sizes[id]);
+        assert_int_equal(got.epochs[id], want->epochs[id]);
+        if (want->bytes[id] != NULL) assert_memory_equal(got.bytes[id], want->bytes[id], want->sizes[id]);
+        free(got.bytes[id]);
+        free(want->bytes[id]);
+    }
+}
+
+/* A seeded mix of creates (small to multi-record), frees, writes and deltas. */
+static void workload(mmsb_engine *e, uint64_t seed, int ops) {
+    rng r = {.state = seed};
+    uint64_t ids[32], sizes[32];
+    uint32_t n = 0;
+    static const uint64_t size_choices[] = {64, 4096, 5000, 70000, 300000};
+    uint8_t *buf = malloc(300000), *mask = malloc(300000 / 8 + 1);
+    for (int op = 0; op < ops; op++) {
+        uint32_t what = (uint32_t)rng_below(&r, 10);
+        if (n == 0 || (what == 0 && n < 32)) {
+            sizes[n] = size_choices[rng_below(&r, 5)];
+            TU_OK(mmsb_page_create(e, sizes[n], 0, &ids[n]));
+            n++;
+            continue;
+        }
+        uint32_t k = (uint32_t)rng_below(&r, n);
+        if (what == 1) {
+            TU_OK(mmsb_page_free(e, ids[k]));
+            ids[k] = ids[--n];
+            sizes[k] = sizes[n];
+            continue;
+        }
+        uint64_t off = rng_below(&r, sizes[k]);
+        uint64_t len = 1 + rng_below(&r, sizes[k] - off);
+        rng_fill(&r, buf, len);
+        if (what < 6) {
+            TU_OK(mmsb_write(e, ids[k], off, buf, len, NULL));
+        } else {
+            rng_fill(&r, mask, (len + 7) / 8);
+            if (len % 8) mask[len / 8] &= (uint8_t)((1u << (len % 8)) - 1);
+            mmsb_delta d = {.page_id = ids[k], .offset = off, .len = len, .mask = mask,
+                            .payload = buf, .payload_len = len};
+            TU_OK(mmsb_apply(e, &d, NULL));
+        }
+    }
+    free(buf);
+    free(mask);
+}
+
+static void reopen_rebuilds_state(uint32_t durability) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = durability;
+    o.root_every_commits = 3;
+    tu_store s = tu_store_open(&o);
+    workload(s.e, 7 + durability, 300);
+    state_copy before;
+    state_take(s.e, &before);
+    uint64_t commit_seq = tu_info(s.e).commit_seq;
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_true(info.commit_seq > commit_seq); /* the close added its own commit */
+    assert_int_equal(info.recovery_dropped_records, 0);
+    assert_int_equal(info.recovery_flags, 0);
+    assert_true(info.recovered_commits > 0);
+    state_check_and_free(s.e, &before);
+    /* And once more, after more changes on top of the recovered state. */
+    workload(s.e, 99, 50);
+    state_take(s.e, &before);
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    state_check_and_free(s.e, &before);
+    tu_store_close(&s);
+}
+
+static void test_reopen_none(void **state) { (void)state; reopen_rebuilds_state(MMSB_DURABILITY_NONE); }
+static void test_reopen_group(void **state) { (void)state; reopen_rebuilds_state(MMSB_DURABILITY_GROUP); }
+static void test_reopen_sync(void **state) { (void)state; reopen_rebuilds_state(MMSB_DURABILITY_SYNC); }
+
+/* A store opened and closed without changes keeps its log as it was. */
+static void test_reopen_without_changes_adds_nothing(void **state) {
+    (void)state;
+    tu_store s = tu_store_open(NULL);
+    uint64_t id;
+    TU_OK(mmsb_page_create(s.e, 100, 0, &id));
+    TU_OK(mmsb_close(s.e));
+    mmsb_options o;
+    tu_options_small(&o);
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    uint64_t seq = tu_info(s.e).commit_seq;
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    assert_int_equal(tu_info(s.e).commit_seq, seq);
+    tu_store_close(&s);
+}
+
+static void test_durability_modes(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_SYNC;
+    tu_store s = tu_store_open(&o);
+    uint64_t id;
+    mmsb_change ch;
+    uint8_t b = 1;
+    TU_OK(mmsb_page_create(s.e, 4096, 0, &id));
+    TU_OK(mmsb_write(s.e, id, 0, &b, 1, &ch));
+    assert_int_equal(tu_info(s.e).durable_seq, ch.commit_seq); /* SYNC: durable on return */
+
+    TU_OK(mmsb_set_durability(s.e, MMSB_DURABILITY_NONE));
+    b = 2;
+    TU_OK(mmsb_write(s.e, id, 0, &b, 1, &ch));
+    assert_true(tu_info(s.e).durable_seq < ch.commit_seq);
+    TU_OK(mmsb_sync(s.e)); /* NONE: sync is the barrier */
+    assert_int_equal(tu_info(s.e).durable_seq, ch.commit_seq);
+
+    TU_OK(mmsb_set_durability(s.e, MMSB_DURABILITY_GROUP));
+    b = 3;
+    TU_OK(mmsb_write(s.e, id, 0, &b, 1, &ch));
+    /* GROUP: durable within the window (1 ms here), without asking. */
+    struct timespec pause = {0, 1000000};
+    for (int i = 0; i < 2000 && tu_info(s.e).durable_seq < ch.commit_seq; i++) nanosleep(&pause, NULL);
+    assert_int_equal(tu_info(s.e).durable_seq, ch.commit_seq);
+    b = 4;
+    TU_OK(mmsb_write(s.e, id, 0, &b, 1, &ch));
+    TU_OK(mmsb_wait_durable(s.e, ch.commit_seq));
+    assert_true(tu_info(s.e).durable_seq >= ch.commit_seq);
+    /* Group commit: many commits, far fewer syncs. */
+    uint64_t syncs = tu_info(s.e).log_syncs;
+    for (int i = 0; i < 200; i++) {
+        b = (uint8_t)(10 + i);
+        TU_OK(mmsb_write(s.e, id, 1, &b, 1, &ch));
+    }
+    TU_OK(mmsb_wait_durable(s.e, ch.commit_seq));
+    assert_true(tu_info(s.e).log_syncs - syncs < 100);
+
+    TU_ERR(mmsb_wait_durable(s.e, ch.commit_seq + 1000), MMSB_EINVAL);
+    TU_ERR(mmsb_set_durability(s.e, 0), MMSB_EINVAL);
+    TU_ERR(mmsb_set_durability(s.e, 9), MMSB_EINVAL);
+    TU_ERR(mmsb_sync(NULL), MMSB_EINVAL);
+    TU_ERR(mmsb_wait_durable(NULL, 1), MMSB_EINVAL);
+    tu_store_close(&s);
+}
+
+static void test_log_options_rejected(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    mmsb_engine *e = NULL;
+    mmsb_options o, bad;
+    tu_options_small(&o);
+    bad = o, bad.durability = 0;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.io_backend = 7;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.segment_bytes = 1 << 20;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.segment_bytes = (4u << 20) + 100;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.log_buffer_bytes = o.segment_bytes * 2;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.group_window_us = 0;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.group_window_bytes = 0;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.root_every_commits = 0;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.reserved1 = 1;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.flags = 0x40;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    /* The environment picks the backend, and says so. */
+    setenv("MMSB_IO", "floppy", 1);
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    setenv("MMSB_IO", "sync", 1);
+    TU_OK(mmsb_open(dir, &o, &e));
+    mmsb_engineinfo info = tu_info(e);
+    assert_string_equal(info.io_backend, "sync");
+    assert_non_null(strstr(info.io_reason, "MMSB_IO"));
+    TU_OK(mmsb_close(e));
+    unsetenv("MMSB_IO");
+    tu_dir_remove(dir);
+}
+
+/* A 12 MiB page rewritten whole: 64 KiB records, across 4 MiB segments. */
+static void test_large_change_spans_segments(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_GROUP;
+    tu_store s = tu_store_open(&o);
+    uint64_t size = 12u << 20, id;
+    TU_OK(mmsb_page_create(s.e, size, 0, &id));
+    uint8_t *buf = malloc(size);
+    rng r = {.state = 3};
+    rng_fill(&r, buf, size);
+    mmsb_change ch;
+    TU_OK(mmsb_write(s.e, id, 0, buf, size, &ch));
+    assert_int_equal(ch.epoch, 1);
+    uint64_t nonzero = 0;
+    for (uint64_t i = 0; i < size; i++) nonzero += buf[i] != 0;
+    assert_int_equal(ch.bytes_changed, nonzero); /* the page was all zeros */
+    assert_true(tu_info(s.e).log_segment >= 4);
+    state_copy before;
+    state_take(s.e, &before);
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    state_check_and_free(s.e, &before);
+    free(buf);
+    tu_store_close(&s);
+}
+
+/* ---- the reader ---------------------------------------------------------------- */
+
+static void test_reader_returns_what_was_written(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.root_every_commits = 2;
+    tu_store s = tu_store_open(&o);
+    uint64_t id;
+    TU_OK(mmsb_page_create(s.e, 4096, 0, &id));
+    const char text[] = "hello";
+    TU_OK(mmsb_write(s.e, id, 100, text, 5, NULL));
+    uint8_t mask[1] = {0x05}, packed[2] = {'A', 'B'};
+    mmsb_delta d = {.page_id = id, .offset = 200, .len = 3, .mask = mask, .payload = packed,
+                    .payload_len = 2, .flags = MMSB_DELTA_SPARSE};
+    TU_OK(mmsb_apply(s.e, &d, NULL));
+    TU_OK(mmsb_page_free(s.e, id));
+    TU_OK(mmsb_sync(s.e));
+
+    mmsb_log_reader *r;
+    TU_OK(mmsb_log_open(s.dir, 0, &r));
+    mmsb_log_record rec = {.struct_size = sizeof rec};
+    static const uint32_t want[] = {MMSB_REC_PAGE_CREATE, MMSB_REC_COMMIT, MMSB_REC_DELTA,
+                                    MMSB_REC_COMMIT, MMSB_REC_DELTA, MMSB_REC_COMMIT,
+                                    MMSB_REC_PAGE_FREE, MMSB_REC_COMMIT, MMSB_REC_END};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        TU_OK(mmsb_log_next(r, &rec));
+        assert_int_equal(rec.type, want[i]);
+        if (rec.type == MMSB_REC_END) break;
+        assert_int_equal(rec.seq, i + 1);
+        assert_int_equal(rec.segment, 1);
+        assert_int_equal(rec.committed, 1);
+        if (rec.type == MMSB_REC_PAGE_CREATE) assert_int_equal(rec.size_bytes, 4096);
+        if (rec.type == MMSB_REC_COMMIT) {
+            assert_int_equal(rec.has_root, (i + 1) / 2 % 2 == 0);
+            assert_int_equal(rec.first_seq, i);
+        }
+        if (rec.type == MMSB_REC_DELTA && i == 2) {
+            assert_int_equal(rec.offset_in_page, 100);
+            assert_int_equal(rec.len, 5);
+            assert_null(rec.mask); /* every byte changed: FULL */
+            assert_memory_equal(rec.bytes, text, 5);
+            assert_int_equal(rec.epoch, 1);
+        }
+        if (rec.type == MMSB_REC_DELTA && i == 4) {
+            assert_int_equal(rec.offset_in_page, 200);
+            assert_non_null(rec.mask);
+            assert_int_equal(rec.mask[0], 0x05);
+            assert_int_equal(rec.bytes_len, 2);
+            assert_memory_equal(rec.bytes, packed, 2);
+            assert_int_equal(rec.epoch, 2);
+        }
+    }
+    TU_OK(mmsb_log_next(r, &rec)); /* stays at the end */
+    assert_int_equal(rec.type, MMSB_REC_END);
+    rec.struct_size = 8;
+    TU_ERR(mmsb_log_next(r, &rec), MMSB_EINVAL);
+    TU_ERR(mmsb_log_next(NULL, &rec), MMSB_EINVAL);
+    TU_OK(mmsb_log_close(r));
+    TU_OK(mmsb_log_close(NULL));
+    TU_ERR(mmsb_log_open(s.dir, 1, &r), MMSB_EINVAL);
+    TU_ERR(mmsb_log_open(NULL, 0, &r), MMSB_EINVAL);
+    TU_ERR(mmsb_log_open("/nonexistent/mmsb", 0, &r), MMSB_ENOTFOUND);
+    tu_store_close(&s);
+}
+
+/* Records of a type a reader may skip (0x8000 and up) are chained and kept,
+ * but change nothing on replay; an unknown required type is corruption. */
+static void append_raw_and_commit(mmsb_engine *e, uint16_t type) {
+    uint8_t *p;
+    TU_OK(log_append(e->log, type, 12, &p));
+    memcpy(p, "future data!", 12);
+    log_append_done(e->log);
+    uint64_t seq;
+    TU_OK(log_commit(e->log, NULL, MMSB_DURABILITY_SYNC, &seq));
+}
+
+static void test_skippable_and_unknown_types(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    tu_store s = tu_store_open(&o);
+    uint64_t id;
+    TU_OK(mmsb_page_create(s.e, 64, 0, &id));
+    append_raw_and_commit(s.e, 0x8001);
+    char root[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    char again[33];
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    append_raw_and_commit(s.e, 77);
+    TU_OK(mmsb_close(s.e));
+    TU_ERR(mmsb_open(s.dir, &o, &s.e), MMSB_ECORRUPT);
+    assert_non_null(strstr(mmsb_last_error(), "unknown type 77"));
+    s.e = NULL;
+    tu_dir_remove(s.dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reopen_none),
+        cmocka_unit_test(test_reopen_group),
+        cmocka_unit_test(test_reopen_sync),
+        cmocka_unit_test(test_reopen_without_changes_adds_nothing),
+        cmocka_unit_test(test_durability_modes),
+        cmocka_unit_test(test_log_options_rejected),
+        cmocka_unit_test(test_large_change_spans_segments),
+        cmocka_unit_test(test_reader_returns_what_was_written),
+        cmocka_unit_test(test_skippable_and_unknown_types),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

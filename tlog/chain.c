@@ -1,0 +1,61 @@
+/*
+ * chain.c - the commit chain hash (see chain.h and FORMAT.md).
+ */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "chain.h"
+
+_Static_assert(sizeof(XXH3_state_t) <= sizeof(((chain_hasher *)0)->state),
+               "chain_hasher has room for an XXH3 state");
+_Static_assert(_Alignof(XXH3_state_t) <= 64, "chain_hasher is aligned enough");
+
+static XXH3_state_t *state_of(chain_hasher *c) { return (XXH3_state_t *)(void *)c->state; }
+
+static void feed(chain_hasher *c, const uint8_t *data, uint64_t len) {
+    if (!c->streaming && c->buffered + len <= CHAIN_BUFFER_BYTES) {
+        memcpy(c->buf + c->buffered, data, len);
+        c->buffered += (uint32_t)len;
+        return;
+    }
+    XXH3_state_t *st = state_of(c);
+    if (!c->streaming) {
+        XXH3_INITSTATE(st);
+        XXH3_128bits_reset_withSeed(st, SEED_CHAIN);
+        XXH3_128bits_update(st, c->buf, c->buffered);
+        c->streaming = true;
+    }
+    XXH3_128bits_update(st, data, (size_t)len);
+}
+
+void chain_begin(chain_hasher *c, h128 prev) {
+    c->streaming = false;
+    c->buffered = 16;
+    put_h128(c->buf, prev);
+}
+
+void chain_add(chain_hasher *c, uint16_t type, uint16_t flags, uint32_t length,
+               uint64_t seq, const uint8_t *payload, uint64_t hashed_len) {
+    uint8_t head[16];
+    put_le16(head, type);
+    put_le16(head + 2, flags);
+    put_le32(head + 4, length);
+    put_le64(head + 8, seq);
+    feed(c, head, sizeof head);
+    if (hashed_len > 0) feed(c, payload, hashed_len);
+}
+
+h128 chain_end(chain_hasher *c) {
+    XXH128_hash_t h = c->streaming ? XXH3_128bits_digest(state_of(c))
+                                   : XXH3_128bits_withSeed(c->buf, c->buffered, SEED_CHAIN);
+    return (h128){.lo = h.low64, .hi = h.high64};
+}
+
+uint64_t chain_commit_part(const uint8_t *commit_payload, uint32_t length, uint8_t out[32]) {
+    ASSERT(length == COMMIT_FIXED_BYTES || length == COMMIT_FIXED_BYTES + COMMIT_ROOT_BYTES);
+    memcpy(out, commit_payload, 8);           /* first_seq */
+    memcpy(out + 8, commit_payload + 16, 8);  /* flags, record count */
+    if (length == COMMIT_FIXED_BYTES) return 16;
+    memcpy(out + 16, commit_payload + COMMIT_FIXED_BYTES, COMMIT_ROOT_BYTES);
+    return 32;
+}

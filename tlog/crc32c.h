@@ -1,0 +1,16 @@
+/*
+ * crc32c.h - CRC32C (Castagnoli), with the SSE4.2 instruction when the CPU
+ * has it and a table otherwise. Both give the same value.
+ */
+#ifndef MMSB_TLOG_CRC32C_H
+#define MMSB_TLOG_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CRC32C of data, continuing from crc (0 to start). */
+uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+/* The table version, for tests and CPUs without SSE4.2. */
+uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
+
+#endif /* MMSB_TLOG_CRC32C_H */

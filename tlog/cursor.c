@@ -1,0 +1,383 @@
+/*
+ * cursor.c - reading the whole log and judging how it ends (see cursor.h and
+ * the decision table in FORMAT.md).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cursor.h"
+
+enum { SEGMENTS_MAX = 1 << 20 };
+
+typedef enum { HDR_VALID, HDR_ZERO, HDR_INVALID } hdr_kind;
+
+struct log_cursor {
+    int dir_fd;
+    uint32_t flags;
+    const kern_ops *kern;
+    uint64_t *seg_nos;     /* sorted segment numbers found */
+    uint32_t seg_count;
+    uint32_t seg_last;     /* index of the last segment with a valid header */
+    uint32_t seg_idx;      /* index of the mapped segment */
+    const uint8_t *map;    /* the mapped segment, or NULL */
+    uint64_t map_size;
+    seg_header hdr;
+    seg_scan scan;
+    bool started;          /* a segment with a valid header was seen */
+    uint64_t next_seq;
+    uint32_t gen;
+    chain_hasher chain;
+    uint64_t commit_first_seq; /* first record of the commit being read */
+    /* the last valid commit */
+    uint32_t commit_seg_idx;
+    uint64_t commit_end_off;
+    uint64_t commit_seg_first_seq;
+    bool after_close;      /* the last valid record is a clean close's commit */
+    bool done;
+    log_end end;
+};
+
+void segment_name(uint64_t segment_no, char out[32]) {
+    snprintf(out, 32, "log-%010llu.seg", (unsigned long long)segment_no);
+}
+
+static bool parse_segment_name(const char *name, uint64_t *no) {
+    unsigned long long v;
+    char tail[8];
+    if (strlen(name) != 18 || sscanf(name, "log-%10llu%4s", &v, tail) != 2) return false;
+    if (strcmp(tail, ".seg") != 0 || v == 0) return false;
+    *no = v;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Lists the segment files (readdir order is arbitrary: sort by number). */
+static int list_segments(log_cursor *c) {
+    int fd = dup(c->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) close(fd);
+        return err_set(MMSB_EIO, "cannot list the store directory: %s", strerror(errno));
+    }
+    rewinddir(d);
+    uint32_t cap = 64;
+    c->seg_nos = malloc(cap * sizeof *c->seg_nos);
+    int rc = c->seg_nos == NULL ? err_set(MMSB_ENOMEM, "listing segments") : 0;
+    for (struct dirent *ent; rc == 0 && (ent = readdir(d)) != NULL;) {
+        uint64_t no;
+        if (!parse_segment_name(ent->d_name, &no)) continue;
+        if (c->seg_count == SEGMENTS_MAX) {
+            rc = err_set(MMSB_ENOSPC, "more than %d segment files", SEGMENTS_MAX);
+            break;
+        }
+        if (c->seg_count == cap) {
+            uint64_t *grown = realloc(c->seg_nos, 2 * cap * sizeof *grown);
+            if (grown == NULL) rc = err_set(MMSB_ENOMEM, "listing segments");
+            if (grown == NULL) break;
+            c->seg_nos = grown;
+            cap *= 2;
+        }
+        c->seg_nos[c->seg_count++] = no;
+    }
+    closedir(d);
+    if (rc == 0) qsort(c->seg_nos, c->seg_count, sizeof *c->seg_nos, cmp_u64);
+    for (uint32_t i = 1; rc == 0 && i < c->seg_count; i++) {
+        if (c->seg_nos[i] != c->seg_nos[i - 1] + 1) {
+            rc = err_set(MMSB_ECORRUPT, "segment %llu is missing (found %llu, then %llu)",
+                         (unsigned long long)(c->seg_nos[i - 1] + 1),
+                         (unsigned long long)c->seg_nos[i - 1], (unsigned long long)c->seg_nos[i]);
+        }
+    }
+    return rc;
+}
+
+static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint64_t *size_out) {
+    char name[32];
+    segment_name(c->seg_nos[idx], name);
+    int fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        if (fd >= 0) close(fd);
+        return err_set(MMSB_EIO, "cannot open %s: %s", name, strerror(saved));
+    }
+    *fd_out = fd;
+    *size_out = (uint64_t)st.st_size;
+    return 0;
+}
+
+static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h) {
+    int fd;
+    uint64_t size;
+    if (open_segment_fd(c, idx, &fd, &size) != 0) return HDR_INVALID;
+    uint8_t buf[SEG_HEADER_BYTES] = {0};
+    ssize_t got = pread(fd, buf, sizeof buf, 0);
+    close(fd);
+    if (got <= 0 || seg_header_is_zero(buf)) return HDR_ZERO;
+    if (got < (ssize_t)sizeof buf || seg_header_decode(buf, h) != 0) return HDR_INVALID;
+    return HDR_VALID;
+}
+
+/* Finds the last segment with a valid header: every segment after it must be
+ * a spare (zero or unfinished header). */
+static int classify_headers(log_cursor *c) {
+    seg_header h;
+    bool any = false;
+    for (uint32_t i = 0; i < c->seg_count; i++) {
+        hdr_kind kind = read_header(c, i, &h);
+        if (kind == HDR_VALID) {
+            if (any && c->seg_last != i - 1) {
+                char name[32];
+                segment_name(c->seg_nos[c->seg_last + 1], name);
+                return err_set(MMSB_ECORRUPT, "%s has an invalid header but later segments are valid", name);
+            }
+            c->seg_last = i;
+            any = true;
+        }
+    }
+    c->end.empty = !any;
+    c->end.segment_files = c->seg_count;
+    if (c->seg_count > 0) c->end.segment_first = c->seg_nos[0];
+    if (any) c->end.segment_last = c->seg_nos[c->seg_last];
+    if (any && read_header(c, 0, &h) != HDR_VALID) {
+        return err_set(MMSB_ECORRUPT, "the first segment has an invalid header");
+    }
+    return 0;
+}
+
+int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out) {
+    log_cursor *c = calloc(1, sizeof *c);
+    if (c == NULL) return err_set(MMSB_ENOMEM, "cannot allocate a log cursor");
+    c->dir_fd = dir_fd;
+    c->flags = flags;
+    c->kern = kern;
+    int rc = list_segments(c);
+    if (rc == 0) rc = classify_headers(c);
+    if (rc != 0) {
+        cursor_close(c);
+        return rc;
+    }
+    if (c->end.empty) c->done = true;
+    *out = c;
+    return 0;
+}
+
+static void unmap_segment(log_cursor *c) {
+    if (c->map != NULL) munmap((void *)c->map, c->map_size);
+    c->map = NULL;
+}
+
+void cursor_close(log_cursor *c) {
+    if (c == NULL) return;
+    unmap_segment(c);
+    free(c->seg_nos);
+    free(c);
+}
+
+const log_end *cursor_end(const log_cursor *c) { return &c->end; }
+
+uint64_t cursor_segment(const log_cursor *c) { return c->seg_nos[c->seg_idx]; }
+
+/* ---- the end of the log ------------------------------------------------------------ */
+
+static void finish(log_cursor *c) {
+    log_end *e = &c->end;
+    e->dropped_records = e->last_seq - e->last_commit_seq;
+    if (e->last_commit_seq == 0) {
+        /* No commit at all: continue at the start of the first segment. */
+        c->commit_seg_idx = 0;
+        c->commit_end_off = SEG_HEADER_BYTES;
+    }
+    e->resume_segment = c->seg_nos[c->commit_seg_idx];
+    e->resume_offset = c->commit_end_off;
+    e->resume_first_seq = c->commit_seg_first_seq;
+    c->done = true;
+    unmap_segment(c);
+}
+
+static int corrupt(log_cursor *c, const char *why) {
+    char name[32];
+    segment_name(c->seg_nos[c->seg_idx], name);
+    log_end *e = &c->end;
+    snprintf(e->detail, sizeof e->detail, "%s offset %llu, record seq %llu: %.180s", name,
+             (unsigned long long)c->scan.off, (unsigned long long)c->next_seq, why);
+    if (c->flags & CURSOR_SALVAGE) {
+        e->salvaged = true;
+        e->dropped_bytes = seg_scan_nonzero_end(&c->scan, c->scan.off) - c->commit_end_off;
+        finish(c);
+        return 0;
+    }
+    e->status = MMSB_ECORRUPT;
+    finish(c);
+    return err_set(MMSB_ECORRUPT, "log corrupt: %s", e->detail);
+}
+
+/* Something that is not a valid record in the last segment: a torn tail if
+ * nothing after it was ever synced, else corruption. */
+static int invalid_in_last(log_cursor *c, const char *why) {
+    uint64_t found;
+    if (seg_scan_synced_commit_after(&c->scan, c->scan.off + REC_ALIGN, c->end.last_seq, &found)) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s, and a synced commit follows at offset %llu", why,
+                 (unsigned long long)found);
+        return corrupt(c, msg);
+    }
+    log_end *e = &c->end;
+    uint64_t data_end = seg_scan_nonzero_end(&c->scan, c->scan.off);
+    bool commit_here = c->commit_seg_idx == c->seg_idx && e->last_commit_seq != 0;
+    uint64_t cut_from = commit_here ? c->commit_end_off : SEG_HEADER_BYTES;
+    e->torn = data_end > c->scan.off;
+    e->dropped_bytes = data_end > cut_from ? data_end - cut_from : 0;
+    if (e->torn || e->dropped_bytes > 0) {
+        snprintf(e->detail, sizeof e->detail, "%s at offset %llu: %llu bytes after the last commit cut",
+                 e->torn ? "torn tail" : "unfinished commit", (unsigned long long)c->scan.off,
+                 (unsigned long long)e->dropped_bytes);
+    } else {
+        snprintf(e->detail, sizeof e->detail, "end at segment %llu offset %llu (not closed cleanly)",
+                 (unsigned long long)c->seg_nos[c->seg_idx], (unsigned long long)c->scan.off);
+    }
+    finish(c);
+    return 0;
+}
+
+/* ---- moving through segments ------------------------------------------------------ */
+
+static int enter_segment(log_cursor *c) {
+    if (c->seg_idx > c->seg_last) {
+        finish(c);
+        return 0;
+    }
+    int fd;
+    uint64_t size;
+    int rc = open_segment_fd(c, c->seg_idx, &fd, &size);
+    if (rc != 0) return rc;
+    uint8_t *map = size >= SEG_HEADER_BYTES ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return err_set(MMSB_EIO, "cannot map segment %llu", (unsigned long long)c->seg_nos[c->seg_idx]);
+    c->map = map;
+    c->map_size = size;
+    rc = seg_header_decode(map, &c->hdr);
+    if (rc != 0) return rc == MMSB_EVERSION ? rc : corrupt(c, "invalid segment header");
+    uint64_t size_used = min_u64(size, c->hdr.segment_bytes);
+    if (!c->started) {
+        c->end.salt = c->hdr.salt;
+        c->next_seq = c->hdr.first_seq;
+        c->end.chain = c->hdr.chain_in;
+        c->commit_seg_first_seq = c->hdr.first_seq;
+        c->commit_first_seq = c->hdr.first_seq;
+        c->started = true;
+    } else if (c->hdr.salt != c->end.salt) {
+        return corrupt(c, "segment belongs to another store (salt differs)");
+    } else if (c->hdr.first_seq != c->next_seq || c->hdr.chain_in.lo != c->end.chain.lo ||
+               c->hdr.chain_in.hi != c->end.chain.hi) {
+        return corrupt(c, "segment does not continue the previous one (first seq or chain)");
+    }
+    if (c->hdr.segment_no != c->seg_nos[c->seg_idx]) return corrupt(c, "segment number differs from its file name");
+    if (c->hdr.generation < c->gen) return corrupt(c, "segment generation went down");
+    c->gen = c->hdr.generation;
+    c->end.generation_max = max_u64(c->end.generation_max, c->gen);
+    seg_scan_init(&c->scan, map, size_used, c->end.salt, c->gen, c->next_seq, c->kern);
+    c->scan.check_crc = (c->flags & CURSOR_VERIFY) != 0;
+    if (c->end.records == 0) chain_begin(&c->chain, c->end.chain);
+    return 0;
+}
+
+/* Chains the record; at a COMMIT, checks the chain value and moves the
+ * "last valid commit" mark. */
+static int account(log_cursor *c, const log_rec *r) {
+    bool verify = (c->flags & CURSOR_VERIFY) != 0;
+    c->after_close = false;
+    if (r->type != REC_COMMIT) {
+        if (verify) chain_add(&c->chain, r->type, r->flags, r->length, r->seq, r->payload, r->length);
+        return 0;
+    }
+    rec_commit cm;
+    int rc = rec_decode_commit(r, &cm);
+    ASSERT(rc == 0); /* the scan checked the payload */
+    if (cm.first_seq != c->commit_first_seq) {
+        return corrupt(c, "commit does not start where the previous one ended");
+    }
+    if (verify) {
+        uint8_t part[32];
+        uint64_t n = chain_commit_part(r->payload, r->length, part);
+        chain_add(&c->chain, r->type, r->flags, r->length, r->seq, part, n);
+        h128 want = chain_end(&c->chain);
+        if (want.lo != cm.chain.lo || want.hi != cm.chain.hi) return corrupt(c, "chain value mismatch");
+        chain_begin(&c->chain, cm.chain);
+    }
+    c->end.chain = cm.chain;
+    c->end.commits++;
+    c->end.last_commit_seq = r->seq;
+    c->commit_seg_idx = c->seg_idx;
+    c->commit_end_off = c->scan.off;
+    c->commit_seg_first_seq = c->hdr.first_seq;
+    c->commit_first_seq = r->seq + 1;
+    c->after_close = (cm.flags & COMMIT_CLOSE) != 0;
+    return 0;
+}
+
+static int after_seal(log_cursor *c, const log_rec *r) {
+    uint64_t next_no, end_off;
+    rec_decode_seal(r, &next_no, &end_off);
+    if (next_no != c->hdr.segment_no + 1 || end_off != c->scan.off) {
+        return corrupt(c, "SEAL names the wrong next segment or end");
+    }
+    unmap_segment(c);
+    c->seg_idx++;
+    return 0;
+}
+
+int cursor_next(log_cursor *c, log_rec *rec, bool *done) {
+    for (;;) {
+        *done = c->done;
+        if (c->done) return c->end.status;
+        if (c->map == NULL) {
+            int rc = enter_segment(c);
+            if (rc != 0 || c->done) {
+                *done = c->done;
+                return rc;
+            }
+        }
+        scan_result sr = seg_scan_next(&c->scan, rec);
+        bool last = c->seg_idx == c->seg_last;
+        if (sr == SCAN_RECORD) {
+            c->next_seq = c->scan.next_seq;
+            c->gen = c->scan.gen_min;
+            c->end.generation_max = max_u64(c->end.generation_max, c->gen);
+            c->end.records++;
+            c->end.last_seq = rec->seq;
+            int rc = account(c, rec);
+            if (rc == 0 && !c->done && rec->type == REC_SEAL) rc = after_seal(c, rec);
+            if (rc != 0 || c->done) {
+                *done = c->done;
+                return rc;
+            }
+            return 0;
+        }
+        if (sr == SCAN_ZEROS && last && c->after_close) {
+            /* The writer closed cleanly here and nothing came after it: no
+             * need to look further for synced data. */
+            snprintf(c->end.detail, sizeof c->end.detail, "clean close at segment %llu offset %llu",
+                     (unsigned long long)c->seg_nos[c->seg_idx], (unsigned long long)c->scan.off);
+            finish(c);
+            *done = true;
+            return 0;
+        }
+        const char *why = sr == SCAN_ZEROS ? "zeros before a SEAL" : mmsb_last_error();
+        char reason[200];
+        snprintf(reason, sizeof reason, "%s", why);
+        int rc = last ? invalid_in_last(c, reason) : corrupt(c, reason);
+        *done = c->done;
+        if (rc != 0) return rc;
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * cursor.h - reading a store's whole log in order: segment headers,
+ * continuity between segments, records, chain values, and at the end the
+ * verdict of FORMAT.md's decision table (clean end, torn tail, corruption).
+ * Recovery, the public reader and the mmsb tool all read through it.
+ */
+#ifndef MMSB_TLOG_CURSOR_H
+#define MMSB_TLOG_CURSOR_H
+
+#include "chain.h"
+#include "scan.h"
+
+enum {
+    CURSOR_VERIFY = 1u << 0,  /* check CRCs and chain values (off: already checked) */
+    CURSOR_SALVAGE = 1u << 1, /* on corruption, end at the last good commit instead */
+};
+
+/* How the log ended, known once cursor_next reports done. */
+typedef struct log_end {
+    int status;                /* 0, or MMSB_ECORRUPT / MMSB_EVERSION / MMSB_EIO */
+    char detail[256];          /* what ended it: torn tail, corruption, ... */
+    bool empty;                /* no segment with a valid header */
+    bool torn;                 /* an invalid tail was cut */
+    bool salvaged;             /* corruption was cut (CURSOR_SALVAGE) */
+    uint64_t salt;
+    uint32_t generation_max;
+    uint64_t records;          /* valid records read */
+    uint64_t commits;          /* valid commits read */
+    uint64_t last_seq;         /* of the last valid record */
+    uint64_t last_commit_seq;  /* 0 when there is none */
+    h128 chain;                /* chain value of the last valid commit */
+    uint64_t dropped_records;  /* valid records after the last commit */
+    uint64_t dropped_bytes;    /* bytes after the last commit that were cut */
+    /* Where a writer continues: the end of the last valid commit. */
+    uint64_t resume_segment;
+    uint64_t resume_offset;
+    uint64_t resume_first_seq;  /* first_seq of the resume segment's header */
+    uint64_t segment_first;     /* lowest segment number present */
+    uint64_t segment_last;      /* highest segment with a valid header */
+    uint64_t segment_files;     /* segment files present, spares included */
+} log_end;
+
+typedef struct log_cursor log_cursor;
+
+/* Opens the log of the store in dir_fd (the descriptor is not taken). */
+int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out);
+/* The next valid record, or *done once the log has ended (then cursor_end
+ * says how). Returns the end status when the log ended in corruption.
+ * Valid records after the last commit are returned too: a caller that
+ * applies records applies only those up to end->last_commit_seq, which a
+ * first pass tells it. */
+int cursor_next(log_cursor *c, log_rec *rec, bool *done);
+const log_end *cursor_end(const log_cursor *c);
+/* The segment the last returned record is in. */
+uint64_t cursor_segment(const log_cursor *c);
+void cursor_close(log_cursor *c);
+
+/* "log-%010llu.seg" */
+void segment_name(uint64_t segment_no, char out[32]);
+
+#endif /* MMSB_TLOG_CURSOR_H */

@@ -1,0 +1,189 @@
+/*
+ * format.c - encoding and checked decoding of segment headers and record
+ * payloads (FORMAT.md).
+ */
+#include "crc32c.h"
+#include "format.h"
+
+/* ---- segment header ----------------------------------------------------------- */
+
+void seg_header_encode(const seg_header *h, uint8_t out[SEG_HEADER_BYTES]) {
+    memset(out, 0, SEG_HEADER_BYTES);
+    memcpy(out, SEG_MAGIC, 8);
+    put_le32(out + 8, LOG_FORMAT_VERSION);
+    put_le32(out + 12, SEG_HEADER_BYTES);
+    put_le64(out + 16, h->salt);
+    put_le64(out + 24, h->segment_no);
+    put_le64(out + 32, h->first_seq);
+    put_le64(out + 40, h->segment_bytes);
+    put_le32(out + 48, h->generation);
+    put_h128(out + 56, h->chain_in);
+    put_le32(out + SEG_HEADER_BYTES - 4, crc32c(0, out, SEG_HEADER_BYTES - 4));
+}
+
+bool seg_header_is_zero(const uint8_t in[SEG_HEADER_BYTES]) {
+    for (uint32_t i = 0; i < SEG_HEADER_BYTES; i++) {
+        if (in[i] != 0) return false;
+    }
+    return true;
+}
+
+int seg_header_decode(const uint8_t in[SEG_HEADER_BYTES], seg_header *h) {
+    if (memcmp(in, SEG_MAGIC, 8) != 0) return err_set(MMSB_ECORRUPT, "segment header: bad magic");
+    uint32_t crc = crc32c(0, in, SEG_HEADER_BYTES - 4);
+    if (crc != get_le32(in + SEG_HEADER_BYTES - 4)) {
+        return err_set(MMSB_ECORRUPT, "segment header: CRC mismatch");
+    }
+    uint32_t version = get_le32(in + 8);
+    if (version != LOG_FORMAT_VERSION) {
+        return err_set(MMSB_EVERSION, "segment header: format version %u, this library reads %d",
+                       version, LOG_FORMAT_VERSION);
+    }
+    if (get_le32(in + 12) != SEG_HEADER_BYTES || get_le32(in + 52) != 0) {
+        return err_set(MMSB_ECORRUPT, "segment header: bad header size or reserved field");
+    }
+    h->salt = get_le64(in + 16);
+    h->segment_no = get_le64(in + 24);
+    h->first_seq = get_le64(in + 32);
+    h->segment_bytes = get_le64(in + 40);
+    h->generation = get_le32(in + 48);
+    h->chain_in = get_h128(in + 56);
+    if (h->segment_no == 0 || h->first_seq == 0 || h->segment_bytes < SEG_BYTES_MIN ||
+        h->segment_bytes > SEG_BYTES_MAX || h->segment_bytes % REC_ALIGN != 0) {
+        return err_set(MMSB_ECORRUPT, "segment header: number %llu, first seq %llu, size %llu out of range",
+                       (unsigned long long)h->segment_no, (unsigned long long)h->first_seq,
+                       (unsigned long long)h->segment_bytes);
+    }
+    return 0;
+}
+
+/* ---- payloads -------------------------------------------------------------------- */
+
+static int bad_length(const log_rec *r, uint64_t want) {
+    return err_set(MMSB_ECORRUPT, "%s record seq %llu: payload of %u bytes, expected %llu",
+                   rec_type_name(r->type), (unsigned long long)r->seq, r->length,
+                   (unsigned long long)want);
+}
+
+int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes, uint32_t *flags) {
+    ASSERT(r->type == REC_PAGE_CREATE);
+    if (r->length != 24) return bad_length(r, 24);
+    *page_id = get_le64(r->payload);
+    *size_bytes = get_le64(r->payload + 8);
+    *flags = get_le32(r->payload + 16);
+    if (*page_id == 0 || *size_bytes == 0 || get_le32(r->payload + 20) != 0) {
+        return err_set(MMSB_ECORRUPT, "PAGE_CREATE seq %llu: page %llu of %llu bytes",
+                       (unsigned long long)r->seq, (unsigned long long)*page_id,
+                       (unsigned long long)*size_bytes);
+    }
+    return 0;
+}
+
+int rec_decode_free(const log_rec *r, uint64_t *page_id) {
+    ASSERT(r->type == REC_PAGE_FREE);
+    if (r->length != 8) return bad_length(r, 8);
+    *page_id = get_le64(r->payload);
+    if (*page_id == 0) return err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page 0", (unsigned long long)r->seq);
+    return 0;
+}
+
+int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d) {
+    ASSERT(r->type == REC_DELTA);
+    if (r->length < DELTA_FIXED_BYTES) return bad_length(r, DELTA_FIXED_BYTES);
+    const uint8_t *p = r->payload;
+    d->page_id = get_le64(p);
+    d->epoch = get_le64(p + 8);
+    d->offset = get_le64(p + 16);
+    d->len = get_le64(p + 24);
+    d->form = get_le32(p + 32);
+    uint64_t body = r->length - DELTA_FIXED_BYTES;
+    if (d->page_id == 0 || d->epoch == 0 || d->len == 0 || d->len > DELTA_LEN_MAX ||
+        d->offset > UINT64_MAX - d->len || get_le32(p + 36) != 0) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu epoch %llu offset %llu len %llu out of range",
+                       (unsigned long long)r->seq, (unsigned long long)d->page_id,
+                       (unsigned long long)d->epoch, (unsigned long long)d->offset,
+                       (unsigned long long)d->len);
+    }
+    if (d->form == DELTA_FULL) {
+        if (body != d->len) return bad_length(r, DELTA_FIXED_BYTES + d->len);
+        d->mask = NULL;
+        d->bytes = p + DELTA_FIXED_BYTES;
+        d->bytes_len = d->len;
+        return 0;
+    }
+    if (d->form != DELTA_SPARSE) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: unknown form %u", (unsigned long long)r->seq, d->form);
+    }
+    uint64_t mask_bytes = (d->len + 7) / 8;
+    if (body < mask_bytes) return bad_length(r, DELTA_FIXED_BYTES + mask_bytes);
+    d->mask = p + DELTA_FIXED_BYTES;
+    uint8_t last = d->mask[mask_bytes - 1];
+    if (d->len % 8 != 0 && (last >> (d->len % 8)) != 0) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: mask has bits past len", (unsigned long long)r->seq);
+    }
+    d->bytes_len = k->popcount(d->mask, mask_bytes);
+    if (d->bytes_len == 0) {
+        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: empty mask", (unsigned long long)r->seq);
+    }
+    if (body != mask_bytes + d->bytes_len) return bad_length(r, DELTA_FIXED_BYTES + mask_bytes + d->bytes_len);
+    d->bytes = d->mask + mask_bytes;
+    return 0;
+}
+
+int rec_decode_commit(const log_rec *r, rec_commit *c) {
+    ASSERT(r->type == REC_COMMIT);
+    if (r->length < COMMIT_FIXED_BYTES) return bad_length(r, COMMIT_FIXED_BYTES);
+    const uint8_t *p = r->payload;
+    c->first_seq = get_le64(p);
+    c->durable_hint = get_le64(p + 8);
+    c->flags = get_le32(p + 16);
+    c->record_count = get_le32(p + 20);
+    c->chain = get_h128(p + 24);
+    uint64_t want = COMMIT_FIXED_BYTES + ((c->flags & COMMIT_HAS_ROOT) ? COMMIT_ROOT_BYTES : 0);
+    if (r->length != want) return bad_length(r, want);
+    if (c->flags & ~(uint32_t)(COMMIT_HAS_ROOT | COMMIT_CLOSE)) {
+        return err_set(MMSB_ECORRUPT, "COMMIT seq %llu: unknown flags 0x%x", (unsigned long long)r->seq, c->flags);
+    }
+    if (c->first_seq > r->seq || r->seq - c->first_seq != c->record_count) {
+        return err_set(MMSB_ECORRUPT, "COMMIT seq %llu: first seq %llu and count %u disagree",
+                       (unsigned long long)r->seq, (unsigned long long)c->first_seq, c->record_count);
+    }
+    c->root = (c->flags & COMMIT_HAS_ROOT) ? get_h128(p + COMMIT_FIXED_BYTES) : (h128){0, 0};
+    return 0;
+}
+
+int rec_decode_seal(const log_rec *r, uint64_t *next_segment, uint64_t *end_offset) {
+    ASSERT(r->type == REC_SEAL);
+    if (r->length != 16) return bad_length(r, 16);
+    *next_segment = get_le64(r->payload);
+    *end_offset = get_le64(r->payload + 8);
+    return 0;
+}
+
+int rec_check_payload(const log_rec *r, const kern_ops *k) {
+    uint64_t a, b;
+    uint32_t f;
+    rec_delta d;
+    rec_commit c;
+    switch (r->type) {
+    case REC_PAGE_CREATE: return rec_decode_create(r, &a, &b, &f);
+    case REC_PAGE_FREE: return rec_decode_free(r, &a);
+    case REC_DELTA: return rec_decode_delta(r, k, &d);
+    case REC_COMMIT: return rec_decode_commit(r, &c);
+    case REC_SEAL: return rec_decode_seal(r, &a, &b);
+    default: break;
+    }
+    if (r->type >= REC_TYPE_SKIPPABLE) return 0;
+    return err_set(MMSB_ECORRUPT, "record seq %llu: unknown type %u", (unsigned long long)r->seq, r->type);
+}
+
+const char *rec_type_name(uint16_t type) {
+    switch (type) {
+    case REC_PAGE_CREATE: return "PAGE_CREATE";
+    case REC_PAGE_FREE: return "PAGE_FREE";
+    case REC_DELTA: return "DELTA";
+    case REC_COMMIT: return "COMMIT";
+    case REC_SEAL: return "SEAL";
+    default: return type >= REC_TYPE_SKIPPABLE ? "SKIPPABLE" : "UNKNOWN";
+    }
+}

@@ -1,0 +1,221 @@
+/*
+ * io.c - the two log I/O backends (see io.h).
+ *
+ * io_uring: a write and an fdatasync are submitted linked, in one system
+ * call. A short write breaks the link (the kernel cancels the fsync), so the
+ * rest of the bytes are resubmitted, again linked to an fsync, until all are
+ * written. pwrite: the same contract with plain system calls.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+enum {
+    URING_ENTRIES = 8,
+    WRITE_ATTEMPTS_MAX = 4096, /* no progress after this many tries: give up */
+};
+
+static int fail(int errnum, const char *what, uint64_t len, uint64_t off) {
+    return err_set(err_from_errno(errnum), "log %s of %llu bytes at offset %llu: %s", what,
+                   (unsigned long long)len, (unsigned long long)off, strerror(errnum));
+}
+
+/* Injected faults: returns an errno to fail with, or 0. */
+static int fault_write(log_io *io) {
+    if (io->faults.write_errno == 0) return 0;
+    if (io->faults.writes_ok > 0) {
+        io->faults.writes_ok--;
+        return 0;
+    }
+    return io->faults.write_errno;
+}
+
+static int fault_sync(log_io *io) {
+    if (io->faults.sync_errno == 0) return 0;
+    if (io->faults.syncs_ok > 0) {
+        io->faults.syncs_ok--;
+        return 0;
+    }
+    return io->faults.sync_errno;
+}
+
+static uint64_t clamp_write(const log_io *io, uint64_t len) {
+    uint32_t cut = io->faults.short_write_max;
+    return cut != 0 && len > cut ? cut : len;
+}
+
+/* ---- pwrite + fdatasync ------------------------------------------------------- */
+
+static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off) {
+    uint64_t done = 0;
+    for (uint32_t attempt = 0; done < len; attempt++) {
+        if (attempt == WRITE_ATTEMPTS_MAX) return fail(EIO, "write (no progress)", len, off);
+        int injected = fault_write(io);
+        if (injected != 0) return fail(injected, "write", len, off);
+        ssize_t n = pwrite(fd, buf + done, clamp_write(io, len - done), (off_t)(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(errno, "write", len, off);
+        done += (uint64_t)n;
+        io->writes++;
+    }
+    io->bytes += len;
+    return 0;
+}
+
+static int sync_datasync(log_io *io, int fd) {
+    int injected = fault_sync(io);
+    if (injected != 0) return fail(injected, "fdatasync", 0, 0);
+    while (fdatasync(fd) != 0) {
+        if (errno != EINTR) return fail(errno, "fdatasync", 0, 0);
+    }
+    io->syncs++;
+    return 0;
+}
+
+/* ---- io_uring ------------------------------------------------------------------- */
+
+/* One round: a write of the remaining bytes, linked to an fdatasync when
+ * sync. Returns the bytes written (may be short) or a negative MMSB code. */
+static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
+                           bool sync, bool *synced) {
+    struct io_uring *ring = io->uring;
+    int injected = len > 0 ? fault_write(io) : 0;
+    if (injected != 0) return fail(injected, "write", len, off);
+    int injected_sync = sync ? fault_sync(io) : 0;
+    unsigned want = 0;
+    if (len > 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        ASSERT(sqe != NULL);
+        io_uring_prep_write(sqe, fd, buf, (unsigned)clamp_write(io, len), off);
+        sqe->user_data = 1;
+        if (sync) sqe->flags |= IOSQE_IO_LINK;
+        want++;
+    }
+    if (sync) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        ASSERT(sqe != NULL);
+        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        sqe->user_data = 2;
+        want++;
+    }
+    int rc = io_uring_submit_and_wait(ring, want);
+    if (rc < 0) return fail(-rc, "io_uring submit", len, off);
+    int64_t written = 0;
+    int errnum = 0;
+    *synced = false;
+    for (unsigned i = 0; i < want; i++) {
+        struct io_uring_cqe *cqe;
+        rc = io_uring_wait_cqe(ring, &cqe);
+        if (rc < 0) return fail(-rc, "io_uring wait", len, off);
+        if (cqe->user_data == 1) {
+            if (cqe->res < 0) errnum = -cqe->res;
+            else written = cqe->res;
+        } else if (cqe->res == 0) {
+            *synced = true;
+        } else if (cqe->res != -ECANCELED) {
+            errnum = -cqe->res;
+        }
+        io_uring_cqe_seen(ring, cqe);
+    }
+    if (errnum == 0 && injected_sync != 0 && *synced) {
+        *synced = false;
+        errnum = injected_sync;
+    }
+    if (errnum != 0) return fail(errnum, written < (int64_t)len ? "write" : "fdatasync", len, off);
+    if (len > 0) io->writes++;
+    if (*synced) io->syncs++;
+    return written;
+}
+
+static int uring_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync) {
+    uint64_t done = 0;
+    bool synced = false;
+    for (uint32_t attempt = 0; done < len || (sync && !synced); attempt++) {
+        if (attempt == WRITE_ATTEMPTS_MAX) return fail(EIO, "write (no progress)", len, off);
+        int64_t n = uring_round(io, fd, buf + done, len - done, off + done, sync, &synced);
+        if (n < 0) return (int)n;
+        done += (uint64_t)n;
+        /* A short write cancelled the linked fsync: go round again. */
+    }
+    io->bytes += len;
+    return 0;
+}
+
+/* ---- choosing ------------------------------------------------------------------- */
+
+static int uring_probe(log_io *io) {
+    struct io_uring *ring = calloc(1, sizeof *ring);
+    if (ring == NULL) return -ENOMEM;
+    int rc = io_uring_queue_init(URING_ENTRIES, ring, 0);
+    if (rc < 0) {
+        free(ring);
+        return rc;
+    }
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    bool ok = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_WRITE) &&
+              io_uring_opcode_supported(probe, IORING_OP_FSYNC);
+    if (probe != NULL) io_uring_free_probe(probe);
+    if (!ok) {
+        io_uring_queue_exit(ring);
+        free(ring);
+        return -EOPNOTSUPP;
+    }
+    io->uring = ring;
+    return 0;
+}
+
+int io_open(log_io *io, uint32_t requested) {
+    memset(io, 0, sizeof *io);
+    const char *env = getenv("MMSB_IO");
+    const char *source = "options";
+    if (requested == IO_AUTO && env != NULL && env[0] != '\0') {
+        if (strcmp(env, "uring") == 0) requested = IO_URING;
+        else if (strcmp(env, "sync") == 0) requested = IO_SYNC;
+        else return err_set(MMSB_EINVAL, "MMSB_IO=%s: expected uring or sync", env);
+        source = "MMSB_IO";
+    }
+    if (requested == IO_SYNC) {
+        io->kind = IO_SYNC;
+        snprintf(io->reason, sizeof io->reason, "pwrite+fdatasync: chosen by %s", source);
+        return 0;
+    }
+    int rc = uring_probe(io);
+    if (rc == 0) {
+        io->kind = IO_URING;
+        snprintf(io->reason, sizeof io->reason, "io_uring: probed at open, write and fsync supported");
+        return 0;
+    }
+    if (requested == IO_URING) {
+        return err_set(MMSB_ENOTSUP, "io_uring demanded by %s but unavailable: %s", source, strerror(-rc));
+    }
+    io->kind = IO_SYNC;
+    snprintf(io->reason, sizeof io->reason,
+             "pwrite+fdatasync: io_uring unavailable (%s; kernel.io_uring_disabled or seccomp?)",
+             strerror(-rc));
+    return 0;
+}
+
+void io_close(log_io *io) {
+    if (io->uring != NULL) {
+        io_uring_queue_exit(io->uring);
+        free(io->uring);
+        io->uring = NULL;
+    }
+}
+
+int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync) {
+    if (io->kind == IO_URING) return uring_write(io, fd, buf, len, off, sync);
+    int rc = len > 0 ? sync_write(io, fd, buf, len, off) : 0;
+    if (rc == 0 && sync) rc = sync_datasync(io, fd);
+    return rc;
+}
+
+int io_datasync(log_io *io, int fd) {
+    if (io->kind == IO_URING) return uring_write(io, fd, NULL, 0, 0, true);
+    return sync_datasync(io, fd);
+}

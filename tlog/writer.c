@@ -1,0 +1,599 @@
+/*
+ * writer.c - the log writer (see writer.h).
+ *
+ * Positions are byte offsets in the stream of records this writer appended
+ * since it was opened; the ring holds stream byte p at ring[p % ring_bytes].
+ * head: the next byte to append (writer thread). appended_pos: the end of
+ * the last complete record (published). flushed_pos: bytes written to the
+ * segment file (under io_mutex). committed_pos / committed_seq: the end and
+ * sequence number of the last COMMIT. Publishing order: positions first,
+ * then the sequence number; readers load the sequence number first, so they
+ * never pair it with bytes that do not hold it. Flushes write everything
+ * appended, committed or not (recovery drops records no commit covers), so
+ * the flusher writes a large change while the writer is still building it.
+ * The writer never gets more than a ring ahead of flushed_pos.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "crc32c.h"
+#include "cursor.h"
+#include "writer.h"
+
+enum {
+    SEAL_PAYLOAD = 16,
+    ZERO_FILL_CHUNK = 1 << 20,
+};
+
+struct log_writer {
+    int dir_fd;
+    log_config cfg;
+    log_io io;
+    uint64_t salt;
+    uint32_t generation;
+    /* the ring: a memfd mapped twice, back to back */
+    int ring_fd;
+    uint8_t *ring;
+    uint64_t ring_bytes;
+    /* writer-thread state */
+    uint64_t head;
+    bool in_record;
+    uint16_t rec_type;
+    uint32_t rec_len;
+    uint64_t next_seq;
+    uint64_t commit_first_seq;
+    chain_hasher chain;
+    h128 chain_value;
+    uint64_t commits;
+    uint64_t commits_at_open;
+    /* the segment being written (changed under io_mutex) */
+    int seg_fd;
+    _Atomic uint64_t seg_no;
+    uint64_t seg_stream0;   /* stream position of ... */
+    uint64_t seg_file_off0; /* ... this file offset */
+    /* published */
+    _Atomic uint64_t appended_pos, committed_pos, committed_seq, durable_seq, flushed_pos;
+    _Atomic uint32_t durability;
+    _Atomic int failed;
+    char failed_detail[256];
+    pthread_mutex_t io_mutex;
+    /* flusher thread */
+    pthread_t flusher;
+    bool flusher_started;
+    pthread_mutex_t wake_mutex;
+    pthread_cond_t wake_cond;
+    bool stop;
+    atomic_bool armed, urgent, sync_wanted, want_spare;
+    /* the next segment, prepared ahead */
+    pthread_mutex_t spare_mutex;
+    int spare_fd;
+    uint64_t spare_no;
+    uint8_t *zeros;
+};
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- failure ------------------------------------------------------------------- */
+
+/* Makes an I/O error sticky: every later call reports it. */
+static int fail_sticky(log_writer *w, int rc) {
+    ASSERT(rc < 0);
+    int expected = 0;
+    if (atomic_load(&w->failed) == 0) {
+        snprintf(w->failed_detail, sizeof w->failed_detail, "%s", mmsb_last_error());
+        atomic_compare_exchange_strong(&w->failed, &expected, rc);
+    }
+    return rc;
+}
+
+static int refuse_if_failed(const log_writer *w) {
+    int rc = atomic_load(&w->failed);
+    if (rc == 0) return 0;
+    return err_set(rc, "the log failed earlier (%s); reopen the store", w->failed_detail);
+}
+
+int log_failed(const log_writer *w) { return atomic_load(&w->failed); }
+io_faults *log_faults(log_writer *w) { return &w->io.faults; }
+
+/* ---- segment files ------------------------------------------------------------- */
+
+static int sync_dir(log_writer *w) {
+    if (fsync(w->dir_fd) != 0) {
+        return err_set(MMSB_EIO, "fsync of the store directory: %s", strerror(errno));
+    }
+    return 0;
+}
+
+/* Creates segment `no` at full size; with zero_fill its blocks are written
+ * (zeros), so later writes into it are plain overwrites. */
+static int create_segment(log_writer *w, uint64_t no, bool zero_fill, int *fd_out) {
+    char name[32];
+    segment_name(no, name);
+    int fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(err_from_errno(errno), "cannot create %s: %s", name, strerror(errno));
+    int rc = 0;
+    if (fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes) != 0) {
+        int saved = errno;
+        if (saved != EOPNOTSUPP || ftruncate(fd, (off_t)w->cfg.segment_bytes) != 0) {
+            rc = err_set(err_from_errno(saved), "cannot allocate %llu bytes for %s: %s",
+                         (unsigned long long)w->cfg.segment_bytes, name, strerror(saved));
+        }
+    }
+    for (uint64_t off = 0; rc == 0 && zero_fill && off < w->cfg.segment_bytes; off += ZERO_FILL_CHUNK) {
+        uint64_t n = min_u64(ZERO_FILL_CHUNK, w->cfg.segment_bytes - off);
+        ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
+        if (put != (ssize_t)n) rc = err_set(MMSB_EIO, "cannot zero-fill %s: %s", name, strerror(errno));
+    }
+    if (rc == 0 && zero_fill && fdatasync(fd) != 0) rc = err_set(MMSB_EIO, "fdatasync of %s: %s", name, strerror(errno));
+    if (rc == 0) rc = sync_dir(w);
+    if (rc != 0) {
+        close(fd);
+        unlinkat(w->dir_fd, name, 0);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* The flusher prepares segment seg_no + 1 while seg_no fills. */
+static void prepare_spare(log_writer *w) {
+    pthread_mutex_lock(&w->spare_mutex);
+    uint64_t want = atomic_load(&w->seg_no) + 1;
+    if (w->spare_fd < 0 || w->spare_no != want) {
+        if (w->spare_fd >= 0) close(w->spare_fd);
+        w->spare_fd = -1;
+        int fd;
+        if (create_segment(w, want, true, &fd) == 0) {
+            w->spare_fd = fd;
+            w->spare_no = want;
+        }
+        /* On failure the rollover creates the segment itself and reports. */
+    }
+    pthread_mutex_unlock(&w->spare_mutex);
+}
+
+static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
+    pthread_mutex_lock(&w->spare_mutex);
+    int rc = 0;
+    if (w->spare_fd >= 0 && w->spare_no == no) {
+        *fd_out = w->spare_fd;
+    } else {
+        rc = create_segment(w, no, false, fd_out);
+    }
+    w->spare_fd = -1;
+    pthread_mutex_unlock(&w->spare_mutex);
+    return rc;
+}
+
+static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) {
+    seg_header h = {.salt = w->salt, .segment_no = no, .first_seq = first_seq,
+                    .segment_bytes = w->cfg.segment_bytes, .generation = w->generation,
+                    .chain_in = w->chain_value};
+    uint8_t buf[SEG_HEADER_BYTES];
+    seg_header_encode(&h, buf);
+    return io_write(&w->io, fd, buf, sizeof buf, 0, true);
+}
+
+/* ---- flushing (under io_mutex) ---------------------------------------------------- */
+
+static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
+    int rc = refuse_if_failed(w);
+    if (rc != 0) return rc;
+    uint64_t start = atomic_load(&w->flushed_pos);
+    if (end > start) {
+        ASSERT(end - start <= w->ring_bytes);
+        uint64_t file_off = w->seg_file_off0 + (start - w->seg_stream0);
+        ASSERT(file_off + (end - start) <= w->cfg.segment_bytes);
+        rc = io_write(&w->io, w->seg_fd, w->ring + start % w->ring_bytes, end - start, file_off, sync);
+        if (rc != 0) return fail_sticky(w, rc);
+        atomic_store(&w->flushed_pos, end);
+    } else if (sync && atomic_load(&w->durable_seq) < seq) {
+        rc = io_datasync(&w->io, w->seg_fd);
+        if (rc != 0) return fail_sticky(w, rc);
+    }
+    if (sync && seq > atomic_load(&w->durable_seq)) atomic_store(&w->durable_seq, seq);
+    return 0;
+}
+
+/* Flushes everything appended so far (and syncs it when asked, making every
+ * commit so far durable). */
+static int flush_commits(log_writer *w, bool sync) {
+    pthread_mutex_lock(&w->io_mutex);
+    uint64_t seq = atomic_load_explicit(&w->committed_seq, memory_order_acquire);
+    uint64_t end = atomic_load_explicit(&w->appended_pos, memory_order_acquire);
+    int rc = flush_locked(w, end, seq, sync);
+    pthread_mutex_unlock(&w->io_mutex);
+    return rc;
+}
+
+/* ---- the flusher thread ----------------------------------------------------------- */
+
+/* Sets a flag shared with the flusher; true when this call set it. The
+ * plain load first keeps the common case (already set) free of a locked
+ * instruction on a cache line the other thread writes. */
+static bool raise_flag(atomic_bool *flag) {
+    if (atomic_load_explicit(flag, memory_order_relaxed)) return false;
+    return !atomic_exchange(flag, true);
+}
+
+static void wake_flusher(log_writer *w) {
+    pthread_mutex_lock(&w->wake_mutex);
+    pthread_cond_signal(&w->wake_cond);
+    pthread_mutex_unlock(&w->wake_mutex);
+}
+
+/* Waits for the group window to pass (or for an urgent wake-up). */
+static void wait_window(log_writer *w) {
+    uint64_t deadline_ns = now_ns() + w->cfg.group_window_us * 1000;
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+                          .tv_nsec = (long)(deadline_ns % 1000000000ull)};
+    while (!w->stop && !atomic_load(&w->urgent)) {
+        if (pthread_cond_timedwait(&w->wake_cond, &w->wake_mutex, &ts) == ETIMEDOUT) break;
+    }
+}
+
+static void *flusher_main(void *arg) {
+    log_writer *w = arg;
+    pthread_mutex_lock(&w->wake_mutex);
+    while (!w->stop) {
+        bool armed = atomic_load(&w->armed), spare = atomic_load(&w->want_spare);
+        if (!armed && !spare) {
+            pthread_cond_wait(&w->wake_cond, &w->wake_mutex);
+            continue;
+        }
+        if (armed) wait_window(w);
+        pthread_mutex_unlock(&w->wake_mutex);
+        if (armed) {
+            atomic_store(&w->armed, false);
+            atomic_store(&w->urgent, false);
+            flush_commits(w, atomic_exchange(&w->sync_wanted, false));
+        }
+        if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
+        pthread_mutex_lock(&w->wake_mutex);
+    }
+    pthread_mutex_unlock(&w->wake_mutex);
+    return NULL;
+}
+
+/* ---- the ring --------------------------------------------------------------------- */
+
+static int ring_open(log_writer *w) {
+    w->ring_fd = memfd_create("mmsb-log-ring", MFD_CLOEXEC);
+    if (w->ring_fd < 0 || ftruncate(w->ring_fd, (off_t)w->ring_bytes) != 0) {
+        return err_set(MMSB_ENOMEM, "log ring: %s", strerror(errno));
+    }
+    uint8_t *base = mmap(NULL, 2 * w->ring_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return err_set(MMSB_ENOMEM, "log ring: %s", strerror(errno));
+    for (int half = 0; half < 2; half++) {
+        void *at = mmap(base + half * w->ring_bytes, w->ring_bytes, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_FIXED | MAP_POPULATE, w->ring_fd, 0);
+        if (at == MAP_FAILED) {
+            munmap(base, 2 * w->ring_bytes);
+            return err_set(MMSB_ENOMEM, "log ring: %s", strerror(errno));
+        }
+    }
+    w->ring = base;
+    return 0;
+}
+
+/* Makes room for `size` bytes. Past half a ring of unwritten bytes the
+ * flusher is woken to write them while the writer goes on; only a full ring
+ * makes the writer flush (without sync) itself. */
+static int ensure_ring_room(log_writer *w, uint64_t size) {
+    ASSERT(size <= w->ring_bytes);
+    uint64_t waiting = w->head + size - atomic_load_explicit(&w->flushed_pos, memory_order_acquire);
+    if (waiting > w->ring_bytes / 2 && raise_flag(&w->armed)) wake_flusher(w);
+    if (waiting > w->ring_bytes / 2 && raise_flag(&w->urgent)) wake_flusher(w);
+    if (waiting <= w->ring_bytes) return 0;
+    pthread_mutex_lock(&w->io_mutex);
+    int rc = flush_locked(w, w->head, atomic_load(&w->committed_seq), false);
+    pthread_mutex_unlock(&w->io_mutex);
+    return rc;
+}
+
+/* ---- appending -------------------------------------------------------------------- */
+
+static uint64_t segment_used(const log_writer *w) {
+    return w->seg_file_off0 + (w->head - w->seg_stream0);
+}
+
+static uint8_t *begin_record(log_writer *w, uint16_t type, uint32_t len) {
+    uint8_t *h = w->ring + w->head % w->ring_bytes;
+    put_le32(h + 4, len);
+    put_le16(h + 8, type);
+    put_le16(h + 10, 0);
+    put_le32(h + 12, w->generation);
+    put_le64(h + 16, w->next_seq);
+    put_le64(h + 24, w->salt);
+    w->in_record = true;
+    w->rec_type = type;
+    w->rec_len = len;
+    return h + REC_HEADER_BYTES;
+}
+
+void log_append_done(log_writer *w) {
+    ASSERT(w->in_record);
+    uint8_t *h = w->ring + w->head % w->ring_bytes;
+    uint64_t slot = rec_slot_bytes(w->rec_len);
+    memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
+    put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)w->rec_len));
+    if (w->rec_type != REC_COMMIT) {
+        chain_add(&w->chain, w->rec_type, 0, w->rec_len, w->next_seq, h + REC_HEADER_BYTES, w->rec_len);
+    }
+    w->head += slot;
+    w->next_seq++;
+    w->in_record = false;
+    atomic_store_explicit(&w->appended_pos, w->head, memory_order_release);
+}
+
+/* Ends the segment with a SEAL, writes and syncs all of it, and switches to
+ * the next segment (prepared by the flusher when it could). */
+static int roll_over(log_writer *w) {
+    uint64_t no = atomic_load(&w->seg_no);
+    uint8_t *p = begin_record(w, REC_SEAL, SEAL_PAYLOAD);
+    put_le64(p, no + 1);
+    put_le64(p + 8, segment_used(w) + rec_slot_bytes(SEAL_PAYLOAD));
+    log_append_done(w);
+    pthread_mutex_lock(&w->io_mutex);
+    int rc = flush_locked(w, w->head, atomic_load(&w->committed_seq), true);
+    int fd = -1;
+    if (rc == 0) rc = take_segment(w, no + 1, &fd);
+    if (rc == 0) rc = write_header(w, fd, no + 1, w->next_seq);
+    if (rc == 0) {
+        close(w->seg_fd);
+        w->seg_fd = fd;
+        atomic_store(&w->seg_no, no + 1);
+        w->seg_stream0 = w->head;
+        w->seg_file_off0 = SEG_HEADER_BYTES;
+    } else {
+        if (fd >= 0) close(fd);
+        fail_sticky(w, rc);
+    }
+    pthread_mutex_unlock(&w->io_mutex);
+    return rc;
+}
+
+static int ensure_segment_room(log_writer *w, uint64_t size) {
+    uint64_t seal = rec_slot_bytes(SEAL_PAYLOAD);
+    if (segment_used(w) + size + seal > w->cfg.segment_bytes) {
+        int rc = roll_over(w);
+        if (rc != 0) return rc;
+    }
+    ASSERT(segment_used(w) + size + seal <= w->cfg.segment_bytes);
+    if (segment_used(w) > w->cfg.segment_bytes / 2 && raise_flag(&w->want_spare)) wake_flusher(w);
+    return 0;
+}
+
+int log_append(log_writer *w, uint16_t type, uint32_t payload_len, uint8_t **payload_out) {
+    ASSERT(!w->in_record && type != 0);
+    int rc = refuse_if_failed(w);
+    if (rc != 0) return rc;
+    if (payload_len > REC_PAYLOAD_MAX) {
+        return err_set(MMSB_EINVAL, "log record of %u bytes exceeds %d", payload_len, REC_PAYLOAD_MAX);
+    }
+    uint64_t size = rec_slot_bytes(payload_len);
+    rc = ensure_segment_room(w, size);
+    if (rc == 0) rc = ensure_ring_room(w, size);
+    if (rc != 0) return rc;
+    *payload_out = begin_record(w, type, payload_len);
+    return 0;
+}
+
+/* ---- commits ------------------------------------------------------------------------ */
+
+static void arm_flusher(log_writer *w, bool sync) {
+    if (sync && !atomic_load_explicit(&w->sync_wanted, memory_order_relaxed)) {
+        atomic_store(&w->sync_wanted, true);
+    }
+    if (raise_flag(&w->armed)) wake_flusher(w);
+    uint64_t waiting = w->head - atomic_load_explicit(&w->flushed_pos, memory_order_relaxed);
+    if (waiting >= w->cfg.group_window_bytes && raise_flag(&w->urgent)) wake_flusher(w);
+}
+
+static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32_t durability,
+                         uint64_t *seq_out) {
+    uint32_t len = COMMIT_FIXED_BYTES + (root != NULL ? COMMIT_ROOT_BYTES : 0);
+    uint8_t *p;
+    int rc = log_append(w, REC_COMMIT, len, &p);
+    if (rc != 0) return rc;
+    uint64_t seq = w->next_seq;
+    put_le64(p, w->commit_first_seq);
+    put_le64(p + 8, atomic_load(&w->durable_seq));
+    put_le32(p + 16, flags | (root != NULL ? COMMIT_HAS_ROOT : 0));
+    put_le32(p + 20, (uint32_t)(seq - w->commit_first_seq));
+    memset(p + 24, 0, 16);
+    if (root != NULL) put_h128(p + COMMIT_FIXED_BYTES, *root);
+    uint8_t part[32];
+    uint64_t n = chain_commit_part(p, len, part);
+    chain_add(&w->chain, REC_COMMIT, 0, len, seq, part, n);
+    w->chain_value = chain_end(&w->chain);
+    put_h128(p + 24, w->chain_value);
+    log_append_done(w);
+    chain_begin(&w->chain, w->chain_value);
+    w->commit_first_seq = w->next_seq;
+    w->commits++;
+    atomic_store_explicit(&w->committed_pos, w->head, memory_order_release);
+    atomic_store_explicit(&w->committed_seq, seq, memory_order_release);
+    *seq_out = seq;
+    if (durability == 0) durability = atomic_load(&w->durability);
+    if (durability == MMSB_DURABILITY_SYNC) return flush_commits(w, true);
+    arm_flusher(w, durability == MMSB_DURABILITY_GROUP);
+    return 0;
+}
+
+int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out) {
+    return commit_record(w, root, 0, durability, seq_out);
+}
+
+int log_commit_close(log_writer *w, const h128 *root) {
+    int rc = log_sync(w);
+    uint64_t seq;
+    return rc != 0 ? rc : commit_record(w, root, COMMIT_CLOSE, MMSB_DURABILITY_SYNC, &seq);
+}
+
+uint64_t log_commits(const log_writer *w) { return w->commits; }
+uint64_t log_commits_since_open(const log_writer *w) { return w->commits - w->commits_at_open; }
+
+int log_sync(log_writer *w) {
+    int rc = refuse_if_failed(w);
+    return rc != 0 ? rc : flush_commits(w, true);
+}
+
+int log_wait_durable(log_writer *w, uint64_t seq) {
+    int rc = refuse_if_failed(w);
+    if (rc != 0) return rc;
+    uint64_t committed = atomic_load(&w->committed_seq);
+    if (seq > committed) {
+        return err_set(MMSB_EINVAL, "mmsb_wait_durable: seq %llu is not committed (last commit %llu)",
+                       (unsigned long long)seq, (unsigned long long)committed);
+    }
+    if (atomic_load(&w->durable_seq) >= seq) return 0;
+    return flush_commits(w, true);
+}
+
+uint64_t log_durable_seq(const log_writer *w) { return atomic_load(&w->durable_seq); }
+uint64_t log_committed_seq(const log_writer *w) { return atomic_load(&w->committed_seq); }
+
+void log_set_durability(log_writer *w, uint32_t durability) {
+    atomic_store(&w->durability, durability);
+}
+
+void log_get_stats(log_writer *w, log_stats *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->backend, sizeof out->backend, "%s", w->io.kind == IO_URING ? "io_uring" : "sync");
+    snprintf(out->reason, sizeof out->reason, "%s", w->io.reason);
+    pthread_mutex_lock(&w->io_mutex);
+    out->writes = w->io.writes;
+    out->syncs = w->io.syncs;
+    out->bytes_written = w->io.bytes;
+    pthread_mutex_unlock(&w->io_mutex);
+    out->segment_no = atomic_load(&w->seg_no);
+    out->committed_seq = atomic_load(&w->committed_seq);
+    out->durable_seq = atomic_load(&w->durable_seq);
+    out->commits = w->commits;
+}
+
+/* ---- open and close ------------------------------------------------------------------ */
+
+/* Segment files past the resume point hold nothing committed (recovery
+ * said so): remove them, so that no stale segment follows the new data. */
+static int remove_later_segments(log_writer *w, const log_resume *r) {
+    bool removed = false;
+    for (uint64_t no = r->segment_no + 1; no <= r->segment_files_last; no++) {
+        char name[32];
+        segment_name(no, name);
+        if (unlinkat(w->dir_fd, name, 0) != 0 && errno != ENOENT) {
+            return err_set(MMSB_EIO, "cannot remove %s: %s", name, strerror(errno));
+        }
+        removed = true;
+    }
+    return removed ? sync_dir(w) : 0;
+}
+
+static int start_segment(log_writer *w, const log_resume *r) {
+    if (r->new_store) {
+        if (getrandom(&w->salt, sizeof w->salt, 0) != sizeof w->salt) {
+            return err_set(MMSB_EIO, "getrandom for the store salt: %s", strerror(errno));
+        }
+        w->salt |= 1; /* never 0 */
+        w->generation = 1;
+        w->next_seq = 1;
+        int rc = remove_later_segments(w, r);
+        if (rc == 0) rc = create_segment(w, 1, false, &w->seg_fd);
+        if (rc == 0) rc = write_header(w, w->seg_fd, 1, 1);
+        atomic_store(&w->seg_no, 1);
+        w->seg_file_off0 = SEG_HEADER_BYTES;
+        return rc;
+    }
+    w->salt = r->salt;
+    w->generation = r->generation;
+    w->next_seq = r->next_seq;
+    w->chain_value = r->chain;
+    w->commits = r->commits;
+    int rc = remove_later_segments(w, r);
+    if (rc != 0) return rc;
+    char name[32];
+    segment_name(r->segment_no, name);
+    w->seg_fd = openat(w->dir_fd, name, O_RDWR | O_CLOEXEC);
+    if (w->seg_fd < 0) return err_set(MMSB_EIO, "cannot open %s: %s", name, strerror(errno));
+    atomic_store(&w->seg_no, r->segment_no);
+    w->seg_file_off0 = r->offset;
+    return 0;
+}
+
+int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume, log_writer **out) {
+    ASSERT(cfg->buffer_bytes <= cfg->segment_bytes && cfg->buffer_bytes % 4096 == 0);
+    log_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return err_set(MMSB_ENOMEM, "cannot allocate the log writer");
+    w->dir_fd = dir_fd;
+    w->cfg = *cfg;
+    w->ring_bytes = cfg->buffer_bytes;
+    w->seg_fd = w->spare_fd = w->ring_fd = -1;
+    atomic_init(&w->durability, cfg->durability);
+    pthread_mutex_init(&w->io_mutex, NULL);
+    pthread_mutex_init(&w->wake_mutex, NULL);
+    pthread_mutex_init(&w->spare_mutex, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    w->zeros = calloc(1, ZERO_FILL_CHUNK);
+    int rc = w->zeros == NULL ? err_set(MMSB_ENOMEM, "log writer buffers") : 0;
+    if (rc == 0) rc = io_open(&w->io, cfg->io_backend);
+    if (rc == 0) rc = ring_open(w);
+    if (rc == 0) rc = start_segment(w, resume);
+    if (rc == 0) {
+        chain_begin(&w->chain, w->chain_value);
+        w->commit_first_seq = w->next_seq;
+        w->commits_at_open = w->commits;
+        atomic_store(&w->committed_seq, w->next_seq - 1);
+        atomic_store(&w->durable_seq, w->next_seq - 1);
+        rc = pthread_create(&w->flusher, NULL, flusher_main, w) == 0
+                 ? 0 : err_set(MMSB_ENOMEM, "cannot start the log flusher thread");
+        w->flusher_started = rc == 0;
+    }
+    if (rc != 0) {
+        log_writer_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int log_writer_close(log_writer *w) {
+    if (w == NULL) return 0;
+    int rc = w->seg_fd >= 0 && log_failed(w) == 0 ? flush_commits(w, true) : 0;
+    if (w->flusher_started) {
+        pthread_mutex_lock(&w->wake_mutex);
+        w->stop = true;
+        pthread_cond_signal(&w->wake_cond);
+        pthread_mutex_unlock(&w->wake_mutex);
+        pthread_join(w->flusher, NULL);
+    }
+    if (w->seg_fd >= 0) close(w->seg_fd);
+    if (w->spare_fd >= 0) close(w->spare_fd);
+    if (w->ring != NULL) munmap(w->ring, 2 * w->ring_bytes);
+    if (w->ring_fd >= 0) close(w->ring_fd);
+    io_close(&w->io);
+    pthread_cond_destroy(&w->wake_cond);
+    pthread_mutex_destroy(&w->io_mutex);
+    pthread_mutex_destroy(&w->wake_mutex);
+    pthread_mutex_destroy(&w->spare_mutex);
+    free(w->zeros);
+    free(w);
+    return rc;
+}
