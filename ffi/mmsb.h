@@ -149,8 +149,12 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
  * one engine at a time may hold a store: a second open gets MMSB_EBUSY. */
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
                        mmsb_engine **engine_out);
-/* Closes the engine and releases everything it holds. NULL is a no-op. After
- * this, views and the handle are invalid. */
+/* Closes the engine and releases everything it holds. NULL is a no-op. If
+ * anything was committed since open, the log is synced and a last commit
+ * records the state root, which the next open checks. An error here (for
+ * example MMSB_EIO) means that commits not yet durable may be lost; the
+ * engine is released either way. After this, views and the handle are
+ * invalid. */
 MMSB_API int mmsb_close(mmsb_engine *engine);
 
 typedef struct mmsb_engineinfo {
