@@ -163,13 +163,20 @@ $(BUILD)/tests/quickstart.c: README.md
 $(BUILD)/tests/quickstart: $(BUILD)/tests/quickstart.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) -Iffi -o $@ $< $(LIB_A) $(LDLIBS_LIB)
 
+# The main job, small, as a test: exits non-zero unless both runs and both
+# reopened stores reach the same state root.
+$(BUILD)/tests/demo_check: $(MMSB_BIN)
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec "%s" demo demo-store --ops 1000 --txns 500\n' "$(abspath $(MMSB_BIN))" > $@
+	chmod +x $@
+
 # Every test program runs once per log I/O backend: automatic (io_uring
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync).
-run-tests: tests
+run-tests: tests $(BUILD)/tests/demo_check
 	@echo "== log I/O backend: automatic"
-	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart
+	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check
 	@echo "== log I/O backend: MMSB_IO=sync"
-	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS)
+	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/demo_check
 
 test:
 	@$(MAKE) --no-print-directory deps

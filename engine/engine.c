@@ -54,6 +54,9 @@ static void options_defaults(mmsb_options *o) {
     o->group_window_us = 1000;
     o->group_window_bytes = 1 * MiB;
     o->root_every_commits = 64;
+    o->propagation = MMSB_PROPAGATE_INCREMENTAL;
+    o->commit_bytes_max = 1 * GiB;
+    o->txn_bytes_max = 1 * GiB;
 }
 
 /* The log options: sizes that fit the format's limits and each other. */
@@ -81,7 +84,13 @@ static int options_check_log(const mmsb_options *o) {
                        (unsigned long long)o->group_window_bytes);
     }
     if (o->root_every_commits == 0) return err_set(MMSB_EINVAL, "mmsb_open: root_every_commits must be at least 1");
-    if (o->reserved1 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved1 is %u, must be 0", o->reserved1);
+    if (o->propagation > MMSB_PROPAGATE_FULL) return err_set(MMSB_EINVAL, "mmsb_open: propagation %u is not an MMSB_PROPAGATE_* value", o->propagation);
+    if (o->commit_bytes_max < 1 * MiB || o->commit_bytes_max > (1ull << 46)) {
+        return err_set(MMSB_EINVAL, "mmsb_open: commit_bytes_max %llu outside 1 MiB..64 TiB", (unsigned long long)o->commit_bytes_max);
+    }
+    if (o->txn_bytes_max < 4096 || o->txn_bytes_max > (1ull << 46)) {
+        return err_set(MMSB_EINVAL, "mmsb_open: txn_bytes_max %llu outside 4096..64 TiB", (unsigned long long)o->txn_bytes_max);
+    }
     return 0;
 }
 
@@ -182,6 +191,9 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
 
 static void engine_release(mmsb_engine *e) {
     log_writer_close(e->log);
+    propagate_close(e);
+    router_close(e);
+    graph_close(&e->g);
     digest_close(e);
     region_close(&e->aux);
     region_close(&e->data);
@@ -208,6 +220,9 @@ static int engine_build(mmsb_engine *e, const char *dir) {
         rc = region_open(&e->aux, NULL, aux_max, 1 * MiB);
     }
     if (rc == 0) rc = digest_open(e);
+    if (rc == 0) rc = graph_open(&e->g, e->opts.pages_max);
+    if (rc == 0) rc = router_open(e);
+    if (rc == 0) rc = propagate_open(e);
     if (rc == 0) {
         e->dir = strdup(dir);
         if (e->dir == NULL) rc = err_set(MMSB_ENOMEM, "mmsb_open: out of memory");
@@ -291,6 +306,9 @@ int engine_check(const mmsb_engine *e, const char *fn) {
 int engine_enter(mmsb_engine *e, const char *fn) {
     int rc = engine_check(e, fn);
     if (rc != 0) return rc;
+    if (e->in_callback) {
+        return err_set(MMSB_EBUSY, "%s: called from an event callback; writing calls are not allowed there", fn);
+    }
     if (atomic_exchange_explicit(&e->busy, 1, memory_order_acquire) != 0) {
         return err_set(MMSB_EBUSY, "%s: another thread is inside a writing call on this engine", fn);
     }
@@ -339,6 +357,14 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.recovery_dropped_records = engine->recovered.dropped_records;
     out.recovery_dropped_bytes = engine->recovered.dropped_bytes;
     snprintf(out.recovery_detail, sizeof out.recovery_detail, "%s", engine->recovered.detail);
+    out.commits = engine->sum.commits;
+    out.recomputes = engine->sum.recomputes;
+    out.skips = engine->sum.skips;
+    out.backdates = engine->sum.backdates;
+    out.delta_propagations = engine->sum.delta_propagations;
+    out.aborts = engine->sum.aborts;
+    out.derived_pages = engine->g.derived;
+    out.edges = engine->g.edges;
     *info = out;
     engine_leave(engine);
     return 0;

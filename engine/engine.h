@@ -9,7 +9,9 @@
 
 #include "../gpu/gpu.h"
 #include "../tlog/writer.h"
+#include "graph.h"
 #include "kern.h"
+#include "ops.h"
 #include "region.h"
 #include "vm.h"
 
@@ -67,6 +69,36 @@ typedef struct digest_state {
     uint64_t batch[DIRTY_BATCH];
 } digest_state;
 
+/* The commit being built by the writer: what changed, how to undo it, and
+ * the events to deliver once it is committed. */
+typedef struct commit_ctx {
+    uint64_t gen;            /* marks graph nodes touched by this commit */
+    bool active;
+    bool journaling;         /* keep old bytes: a user operation could fail */
+    bool journal_lost;       /* the journal overflowed: no rollback possible */
+    vmap journal;
+    uint64_t journal_used;
+    uint32_t *changed;       /* nodes changed in this commit that have children */
+    uint32_t changed_count, changed_cap;
+    uint32_t *include;       /* derived nodes to compute whatever changed */
+    uint32_t include_count, include_cap;
+    vmap events;             /* mmsb_event[] to deliver after the commit */
+    uint64_t event_count;
+    bool events_lost;
+    mmsb_commit_result res;
+} commit_ctx;
+
+typedef struct subscriber {
+    uint64_t id;
+    uint32_t mask;
+    mmsb_event_fn fn;
+    void *user;
+} subscriber;
+
+typedef struct totals {
+    uint64_t commits, recomputes, skips, backdates, delta_propagations, aborts;
+} totals;
+
 struct mmsb_engine {
     uint64_t magic;
     atomic_uint busy;     /* 1 while a thread is inside a writing call */
@@ -83,6 +115,17 @@ struct mmsb_engine {
     uint64_t pages_live;
     digest_state dig;
     log_writer *log;
+    graph g;
+    op_registry ops;
+    commit_ctx cc;
+    totals sum;
+    subscriber subs[MMSB_SUBSCRIBERS_MAX];
+    uint32_t sub_count;
+    uint64_t sub_next;
+    bool in_callback;
+    vmap op_out;                  /* a user operation's output (page_bytes_max) */
+    vmap op_in;                   /* the parents of the page being computed */
+    uint8_t *block;               /* one block of a built-in's output */
     struct {                      /* what the last open found in the log */
         uint64_t commits, records, dropped_records, dropped_bytes;
         uint32_t flags;           /* MMSB_RECOVERED_* */
@@ -142,11 +185,60 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Frees a live page. */
 void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
 
-/* ---- commits (change.c) ---------------------------------------------------------- */
+/* ---- commits (router.c) ---------------------------------------------------------- */
 
-/* Appends the COMMIT for the records appended since the last one (with the
- * state root when this commit is one that records it). */
-int change_commit(mmsb_engine *e, uint64_t *seq_out);
+void commit_begin(mmsb_engine *e);
+/* Propagates, then appends the COMMIT (or none when nothing changed: then
+ * *seq_out is 0). A failed propagation rolls everything back. */
+int commit_finish(mmsb_engine *e, uint32_t durability, uint64_t *seq_out);
+/* Ends a commit that failed before it finished: rolls back what it did. */
+void commit_abandon(mmsb_engine *e, int rc);
+/* Records a page's bytes [offset, offset + len) before they change, so a
+ * failed commit can restore them (only while journaling). */
+void commit_journal_bytes(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t offset,
+                          uint64_t len);
+void commit_journal_signature(mmsb_engine *e, uint64_t id, h128 old);
+/* Notes that a page changed (bytes [lo, hi), from old_epoch): for
+ * propagation and events. */
+void commit_changed(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t old_epoch,
+                    uint64_t lo, uint64_t hi, uint64_t bytes, uint32_t event);
+void commit_result_out(const mmsb_engine *e, mmsb_commit_result *out);
+int commit_result_check(const mmsb_commit_result *out, const char *fn);
+/* Asks propagation to compute derived node n in this commit. */
+int commit_include(mmsb_engine *e, uint32_t n);
+
+/* A change of one page, as logged: one DELTA (or DERIVED) record per block
+ * of up to 64 KiB with bits set. */
+typedef struct delta_part {
+    uint16_t type;            /* REC_DELTA or REC_DERIVED */
+    uint64_t page_id, epoch, base;
+    h128 signature;           /* REC_DERIVED */
+    const uint8_t *mask;      /* bit 0 = byte `base` of the page */
+    uint64_t block_len;
+    uint64_t first, last, count;
+    const uint8_t *dense;     /* new bytes, block-relative; or NULL and ... */
+    const uint8_t *packed;    /* ... packed in mask order */
+} delta_part;
+int log_delta_part(mmsb_engine *e, const delta_part *part);
+/* A DERIVED record without bytes: the signature moved, the bytes did not. */
+int log_backdate(mmsb_engine *e, uint64_t id, uint64_t epoch, h128 signature);
+
+/* ---- propagation (propagate.c) --------------------------------------------------- */
+
+h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start);
+int propagate(mmsb_engine *e);
+int propagate_open(mmsb_engine *e);
+void propagate_close(mmsb_engine *e);
+int router_open(mmsb_engine *e);
+void router_close(mmsb_engine *e);
+
+/* ---- graph (derive.c) -------------------------------------------------------------- */
+
+/* A page is being freed: MMSB_EBUSY when derived pages read it; drops its
+ * node (and its parent edges) when it is itself derived. */
+int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only);
+/* Replay of the graph records. */
+int derive_replay(mmsb_engine *e, const log_rec *r);
 
 /* ---- recovery (replay.c) ---------------------------------------------------------- */
 

@@ -58,6 +58,8 @@ MMSB_API const char *mmsb_strerror(int code) {
     case MMSB_EBUSY: return "busy: store locked by another engine, or engine in use by another thread";
     case MMSB_ENOTSUP: return "not supported on this machine or build";
     case MMSB_ENOMEM: return "out of memory";
+    case MMSB_ECYCLE: return "the edge would close a cycle in the dependency graph";
+    case MMSB_EOP: return "a derivation operation failed";
     default: break;
     }
     int errnum = code < 0 ? -code : code;

@@ -86,6 +86,19 @@ static inline uint64_t low_bits_u64(uint32_t bits) {
     return bits >= 64 ? ~0ull : (1ull << bits) - 1;
 }
 
+/* Offsets of the first and last set bits of a mask; false when none is set. */
+static inline bool mask_bounds(const uint8_t *mask, uint64_t mask_bytes, uint64_t *first,
+                               uint64_t *last) {
+    uint64_t lo = 0;
+    while (lo < mask_bytes && mask[lo] == 0) lo++;
+    if (lo == mask_bytes) return false;
+    uint64_t hi = mask_bytes - 1;
+    while (mask[hi] == 0) hi--;
+    *first = lo * 8 + (uint64_t)__builtin_ctz(mask[lo]);
+    *last = hi * 8 + 31 - (uint64_t)__builtin_clz(mask[hi]);
+    return true;
+}
+
 /* The portable kernels, for the tails of the vectorised ones. */
 uint64_t kern_portable_diff(const uint8_t *cur, const uint8_t *next, uint64_t len,
                             uint8_t *mask_out);

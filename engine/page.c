@@ -39,6 +39,7 @@ int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc
     }
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
     if (rc == 0) rc = digest_reserve(e, id);
+    if (rc == 0) rc = graph_reserve(&e->g, id);
     *out = (page_alloc){0};
     if (rc == 0) rc = region_alloc(&e->data, size_bytes, &out->data_off, &out->zeroed);
     if (rc != 0) return rc;
@@ -93,9 +94,11 @@ static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, ui
     page_alloc a;
     int rc = page_prepare(e, size_bytes, "mmsb_page_create", &a);
     if (rc != 0) return rc;
+    commit_begin(e);
     uint8_t *p;
     rc = log_append(e->log, REC_PAGE_CREATE, 24, &p);
     if (rc != 0) {
+        commit_abandon(e, rc);
         page_prepare_undo(e, size_bytes, &a);
         return rc;
     }
@@ -106,7 +109,7 @@ static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, ui
     log_append_done(e->log);
     *page_id_out = page_publish(e, size_bytes, &a);
     uint64_t seq;
-    return change_commit(e, &seq);
+    return commit_finish(e, 0, &seq);
 }
 
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags,
@@ -124,13 +127,19 @@ MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
     page_entry *pe;
     uint8_t *p;
     rc = page_lookup(engine, page_id, "mmsb_page_free", &pe);
-    if (rc == 0) rc = log_append(engine->log, REC_PAGE_FREE, 8, &p);
+    if (rc == 0) rc = derive_page_freeing(engine, page_id, true);
+    if (rc == 0) {
+        commit_begin(engine);
+        rc = log_append(engine->log, REC_PAGE_FREE, 8, &p);
+        if (rc != 0) commit_abandon(engine, rc);
+    }
     if (rc == 0) {
         put_le64(p, page_id);
         log_append_done(engine->log);
         page_remove(engine, page_id, pe);
+        derive_page_freeing(engine, page_id, false);
         uint64_t seq;
-        rc = change_commit(engine, &seq);
+        rc = commit_finish(engine, 0, &seq);
     }
     engine_leave(engine);
     return rc;

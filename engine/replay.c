@@ -11,6 +11,7 @@
  * again up to the last commit before it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../tlog/cursor.h"
@@ -24,6 +25,8 @@ typedef struct good_commit {
 typedef struct replay_ctx {
     mmsb_engine *e;
     uint64_t limit_seq;       /* apply records up to this sequence number */
+    const uint64_t *aborted;  /* (first, ABORT) sequence number pairs */
+    uint64_t aborted_count;
     uint64_t run_page;        /* the page of the previous DELTA in this commit */
     uint64_t run_epoch;
     good_commit good;         /* the last commit applied and checked */
@@ -54,43 +57,66 @@ static int replay_free(replay_ctx *x, const log_rec *r) {
         rc = err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page %llu does not exist",
                      (unsigned long long)r->seq, (unsigned long long)id);
     }
-    if (rc == 0) page_remove(x->e, id, pe);
+    if (rc == 0 && derive_page_freeing(x->e, id, true) != 0) {
+        rc = err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page %llu still has derived pages",
+                     (unsigned long long)r->seq, (unsigned long long)id);
+    }
+    if (rc == 0) {
+        page_remove(x->e, id, pe);
+        derive_page_freeing(x->e, id, false);
+    }
     return rc;
 }
 
-/* A DELTA either starts a change (epoch one above the page's) or continues
- * the one before it in the same commit (same page, same epoch). */
+/* A DELTA (or DERIVED) either starts a change (epoch one above the page's)
+ * or continues the one before it in the same commit (same page, same epoch);
+ * a DERIVED of the NONE form only moves the signature. */
+static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, const h128 *signature) {
+    page_entry *pe;
+    uint32_t n = graph_node(&x->e->g, d->page_id);
+    bool derived = n != 0 && graph_at(&x->e->g, n)->op != 0;
+    if (page_lookup(x->e, d->page_id, "recovery", &pe) != 0 || d->offset > pe->size_bytes ||
+        d->len > pe->size_bytes - d->offset || derived != (signature != NULL)) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: page %llu has no bytes %llu..%llu or is %sderived",
+                       rec_type_name(r->type), (unsigned long long)r->seq, (unsigned long long)d->page_id,
+                       (unsigned long long)d->offset, (unsigned long long)(d->offset + d->len),
+                       derived ? "" : "not ");
+    }
+    bool none = d->form == DELTA_NONE;
+    bool starts = !none && d->epoch == pe->epoch + 1;
+    bool continues = d->epoch == pe->epoch && (none || (x->run_page == d->page_id && x->run_epoch == d->epoch));
+    if (!starts && !continues) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: page %llu is at epoch %llu, the record says %llu",
+                       rec_type_name(r->type), (unsigned long long)r->seq, (unsigned long long)d->page_id,
+                       (unsigned long long)pe->epoch, (unsigned long long)d->epoch);
+    }
+    if (signature != NULL) graph_at(&x->e->g, n)->signature = *signature;
+    if (none) return 0;
+    uint8_t *dst = page_bytes(x->e, pe) + d->offset;
+    entry_write_begin(pe);
+    if (d->form == DELTA_FULL) {
+        memcpy(dst, d->bytes, d->len);
+    } else {
+        x->e->kern->apply_sparse(dst, d->bytes, d->bytes_len, d->mask, d->len, true);
+    }
+    pe->epoch = d->epoch;
+    digest_mark(x->e, d->page_id, pe, d->offset, d->len);
+    entry_write_end(pe);
+    x->run_page = d->page_id;
+    x->run_epoch = d->epoch;
+    return 0;
+}
+
 static int replay_delta(replay_ctx *x, const log_rec *r) {
     rec_delta d;
-    page_entry *pe;
     int rc = rec_decode_delta(r, x->e->kern, &d);
-    if (rc != 0) return rc;
-    if (page_lookup(x->e, d.page_id, "recovery", &pe) != 0 || d.offset > pe->size_bytes ||
-        d.len > pe->size_bytes - d.offset) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu has no bytes %llu..%llu",
-                       (unsigned long long)r->seq, (unsigned long long)d.page_id,
-                       (unsigned long long)d.offset, (unsigned long long)(d.offset + d.len));
-    }
-    bool starts = d.epoch == pe->epoch + 1;
-    bool continues = d.epoch == pe->epoch && x->run_page == d.page_id && x->run_epoch == d.epoch;
-    if (!starts && !continues) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu is at epoch %llu, the record says %llu",
-                       (unsigned long long)r->seq, (unsigned long long)d.page_id,
-                       (unsigned long long)pe->epoch, (unsigned long long)d.epoch);
-    }
-    uint8_t *dst = page_bytes(x->e, pe) + d.offset;
-    entry_write_begin(pe);
-    if (d.form == DELTA_FULL) {
-        memcpy(dst, d.bytes, d.len);
-    } else {
-        x->e->kern->apply_sparse(dst, d.bytes, d.bytes_len, d.mask, d.len, true);
-    }
-    pe->epoch = d.epoch;
-    digest_mark(x->e, d.page_id, pe, d.offset, d.len);
-    entry_write_end(pe);
-    x->run_page = d.page_id;
-    x->run_epoch = d.epoch;
-    return 0;
+    return rc != 0 ? rc : replay_bytes(x, r, &d, NULL);
+}
+
+static int replay_derived(replay_ctx *x, const log_rec *r) {
+    rec_derived d;
+    int rc = rec_decode_derived(r, x->e->kern, &d);
+    return rc != 0 ? rc : replay_bytes(x, r, &d.d, &d.signature);
 }
 
 static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
@@ -115,12 +141,18 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
 }
 
 static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
+    if (seq_aborted(x->aborted, x->aborted_count, r->seq)) return 0;
     switch (r->type) {
     case REC_PAGE_CREATE: x->run_page = 0; return replay_create(x, r);
     case REC_PAGE_FREE: x->run_page = 0; return replay_free(x, r);
     case REC_DELTA: return replay_delta(x, r);
+    case REC_DERIVED: return replay_derived(x, r);
+    case REC_DERIVE:
+    case REC_UNDERIVE:
+    case REC_EDGE_ADD:
+    case REC_EDGE_REMOVE: x->run_page = 0; return derive_replay(x->e, r);
     case REC_COMMIT: return replay_commit(x, r, segment);
-    default: return 0; /* SEAL, and types a reader may skip */
+    default: return 0; /* SEAL, ABORT, and types a reader may skip */
     }
 }
 
@@ -151,14 +183,18 @@ static int reset_state(mmsb_engine *e) {
         page_entry *pe = entry_of(e, id);
         if (pe->flags & PE_LIVE) page_remove(e, id, pe);
     }
+    graph_close(&e->g);
+    int rc = graph_open(&e->g, e->opts.pages_max);
+    if (rc == 0) rc = graph_reserve(&e->g, next);
+    if (rc != 0) return rc;
     memset(e->pages.base, 0, (next - 1) * sizeof(page_entry));
     atomic_store(&e->page_id_next, 1);
     digest_close(e);
     return digest_open(e);
 }
 
-/* Pass 1: how the log ends. */
-static int scan_log(mmsb_engine *e, log_end *end) {
+/* Pass 1: how the log ends, and which commits were aborted. */
+static int scan_log(mmsb_engine *e, log_end *end, uint64_t **aborted, uint64_t *aborted_count) {
     uint32_t flags = CURSOR_VERIFY | ((e->opts.flags & MMSB_OPEN_SALVAGE) ? CURSOR_SALVAGE : 0);
     log_cursor *c;
     int rc = cursor_open(e->dir_fd, flags, e->kern, &c);
@@ -167,9 +203,13 @@ static int scan_log(mmsb_engine *e, log_end *end) {
     log_rec r;
     while (rc == 0 && !done) rc = cursor_next(c, &r, &done);
     *end = *cursor_end(c);
+    cursor_take_aborted(c, aborted, aborted_count);
     cursor_close(c);
     return rc;
 }
+
+static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *aborted,
+                        uint64_t aborted_count, log_resume *resume);
 
 static void fill_resume(const log_end *end, const good_commit *g, log_resume *resume) {
     *resume = (log_resume){
@@ -186,8 +226,17 @@ static void fill_resume(const log_end *end, const good_commit *g, log_resume *re
 
 int engine_recover(mmsb_engine *e, log_resume *resume) {
     log_end end;
-    int rc = scan_log(e, &end);
-    if (rc != 0) return rc;
+    uint64_t *aborted = NULL, aborted_count = 0;
+    int rc = scan_log(e, &end, &aborted, &aborted_count);
+    if (rc == 0) rc = recover_from(e, &end, aborted, aborted_count, resume);
+    free(aborted);
+    return rc;
+}
+
+static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *aborted,
+                        uint64_t aborted_count, log_resume *resume) {
+    log_end end = *end_in;
+    int rc = 0;
     e->recovered.dropped_records = end.dropped_records;
     e->recovered.dropped_bytes = end.dropped_bytes;
     e->recovered.flags = (end.torn ? MMSB_RECOVERED_TORN : 0) | (end.salvaged ? MMSB_RECOVERED_SALVAGED : 0);
@@ -201,7 +250,8 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     if (end.generation_max == UINT32_MAX) return err_set(MMSB_ENOSPC, "recovery: log generations exhausted");
     /* Without a commit, continue at the start of the first segment. */
     good_commit start = {.segment = end.resume_segment, .end_offset = end.resume_offset, .chain = end.chain};
-    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = start};
+    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = start, .aborted = aborted,
+                    .aborted_count = aborted_count};
     rc = replay_pass(e, &x);
     if (rc != 0 && (e->opts.flags & MMSB_OPEN_SALVAGE)) {
         good_commit keep = x.good;
@@ -210,7 +260,8 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
         e->recovered.dropped_records += end.last_seq - keep.seq;
         e->recovered.records = 0;
         rc = reset_state(e);
-        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = start};
+        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = start, .aborted = aborted,
+                         .aborted_count = aborted_count};
         if (rc == 0 && keep.seq > 0) rc = replay_pass(e, &x);
     }
     if (rc != 0) return rc;

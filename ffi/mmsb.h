@@ -60,7 +60,9 @@ MMSB_API int mmsb_abi_version(void);
 #define MMSB_EBUSY (-32008)     /* store locked elsewhere, or engine in use */
 #define MMSB_ENOTSUP (-32009)   /* not supported here (CPU, kernel, build) */
 #define MMSB_ENOMEM (-32010)    /* process memory exhausted */
-#define MMSB_ERRCODE_LAST (-32010)
+#define MMSB_ECYCLE (-32011)    /* an edge would close a cycle */
+#define MMSB_EOP (-32012)       /* a derivation operation failed */
+#define MMSB_ERRCODE_LAST (-32012)
 
 /* A static, never-NULL description of any code. */
 MMSB_API const char *mmsb_strerror(int code);
@@ -72,6 +74,12 @@ MMSB_API const char *mmsb_last_error(void);
 /* ---- options and engine --------------------------------------------------- */
 
 typedef struct mmsb_engine mmsb_engine;
+
+/* A 128-bit digest in XXH3-128 canonical (big-endian) byte order. The exact
+ * definitions are in engine/DIGESTS.md. */
+typedef struct mmsb_digest {
+    uint8_t bytes[16];
+} mmsb_digest;
 
 /* mmsb_options.flags */
 #define MMSB_OPEN_CREATE 0x1u  /* create the store directory if missing */
@@ -135,8 +143,18 @@ typedef struct mmsb_options {
     uint64_t group_window_bytes; /* ... or once this many wait; default 1 MiB */
     uint32_t root_every_commits; /* record the state root in every Nth
                                   commit; default 64 (1 = every commit) */
-    uint32_t reserved1;        /* must be 0 */
+    uint32_t propagation;      /* MMSB_PROPAGATE_*; default INCREMENTAL */
+    uint64_t commit_bytes_max; /* bytes a commit may change and still be
+                                  rolled back when a user operation fails;
+                                  default 1 GiB */
+    uint64_t txn_bytes_max;    /* bytes a transaction may stage; default 1 GiB */
 } mmsb_options;
+
+/* mmsb_options.propagation */
+#define MMSB_PROPAGATE_INCREMENTAL 0u /* skip unchanged signatures, backdate,
+                                         propagate deltas of linear operations */
+#define MMSB_PROPAGATE_FULL 1u        /* recompute every derived page at every
+                                         commit, from its parents (a reference) */
 
 /* Fills *options with the defaults and records the caller's struct size and
  * ABI version, which mmsb_open checks. Use the macro. */
@@ -186,6 +204,15 @@ typedef struct mmsb_engineinfo {
     uint64_t recovery_dropped_records; /* valid records after the last commit */
     uint64_t recovery_dropped_bytes;   /* bytes cut off the end of the log */
     char recovery_detail[256];     /* how the log ended, in words */
+    /* propagation, in total since open */
+    uint64_t commits;              /* commits made since open */
+    uint64_t recomputes;           /* derived pages computed and changed */
+    uint64_t skips;                /* derived pages skipped: signature unchanged */
+    uint64_t backdates;            /* computed, same bytes: no epoch bump */
+    uint64_t delta_propagations;   /* of the recomputes: from parents' deltas */
+    uint64_t aborts;               /* commits rolled back (a user op failed) */
+    uint64_t derived_pages;        /* pages that are derived now */
+    uint64_t edges;                /* parent -> child edges now */
 } mmsb_engineinfo;
 
 /* mmsb_engineinfo.recovery_flags */
@@ -278,6 +305,165 @@ typedef struct mmsb_delta {
 MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta,
                         mmsb_change *change_out);
 
+/* ---- commits: batches and transactions -------------------------------------- */
+
+/* What one commit did. A commit that changed nothing has commit_seq 0. */
+typedef struct mmsb_commit_result {
+    uint32_t struct_size;      /* set by the caller: sizeof(mmsb_commit_result) */
+    uint32_t reserved0;
+    uint64_t commit_seq;
+    uint64_t pages_changed;    /* changes that changed bytes (base, not derived) */
+    uint64_t bytes_changed;
+    uint64_t recomputes;       /* derived pages computed and changed */
+    uint64_t skips;            /* derived pages whose signature was unchanged */
+    uint64_t backdates;        /* computed to the same bytes: no epoch bump */
+    uint64_t delta_propagations; /* recomputes done from parents' deltas */
+} mmsb_commit_result;
+
+/* Applies `count` deltas as one commit: one log append, one propagation
+ * pass. Deltas to the same page apply in array order. Every delta is checked
+ * first (an expected epoch against the page's epoch before the commit); any
+ * error fails the whole batch with nothing applied, and the detail names the
+ * delta's index. durability 0 = the engine's. */
+MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uint64_t count,
+                              uint32_t durability, mmsb_commit_result *result);
+
+/* A transaction stages deltas and writes over any number of pages and
+ * commits them atomically. Staging copies the caller's bytes and touches no
+ * page: reads (also through the transaction's own thread) see committed
+ * state until the commit. Transactions are independent of each other and of
+ * the writer role until they commit; an expected epoch is checked against
+ * the page's epoch at commit time (optimistic concurrency). Commit and abort
+ * both end the transaction (the handle is freed), except a commit that
+ * returns MMSB_EBUSY (another thread holds the writer role): the transaction
+ * stays open and the commit can be retried. */
+typedef struct mmsb_txn mmsb_txn;
+MMSB_API int mmsb_txn_begin(mmsb_engine *engine, mmsb_txn **txn_out);
+MMSB_API int mmsb_txn_write(mmsb_txn *txn, uint64_t page_id, uint64_t offset,
+                            const void *bytes, uint64_t len);
+MMSB_API int mmsb_txn_apply(mmsb_txn *txn, const mmsb_delta *delta);
+MMSB_API int mmsb_txn_commit(mmsb_txn *txn, uint32_t durability, mmsb_commit_result *result);
+MMSB_API int mmsb_txn_abort(mmsb_txn *txn);
+
+/* ---- derived pages ---------------------------------------------------------- */
+
+/* Built-in operations. Sizes are checked when a page is derived. */
+#define MMSB_OP_COPY 1u     /* one parent; params: u64 source offset, u64 length,
+                               little-endian (empty params: the whole parent);
+                               the child's size is that length */
+#define MMSB_OP_CONCAT 2u   /* the parents one after the other */
+#define MMSB_OP_XOR 3u      /* bytewise xor of the parents (all one size) */
+#define MMSB_OP_SUM_U32 4u  /* wrapping sum of little-endian u32 lanes */
+#define MMSB_OP_SUM_U64 5u  /* wrapping sum of little-endian u64 lanes */
+#define MMSB_OP_MAX_U8 6u   /* element-wise maximum of bytes */
+#define MMSB_OP_MAX_U32 7u  /* ... of little-endian u32 lanes */
+#define MMSB_OP_MAX_U64 8u  /* ... of little-endian u64 lanes */
+#define MMSB_OP_USER_FIRST 0x10000u /* user operations: registered per engine */
+
+#define MMSB_DERIVE_PARENTS_MAX 65536u
+#define MMSB_DERIVE_PARAMS_MAX 4096u
+
+/* What a user operation sees: its parents, in the order they were given,
+ * at their current (committed or just recomputed) bytes. */
+typedef struct mmsb_op_input {
+    uint64_t child_id;
+    uint32_t parent_count;
+    uint32_t op_version;
+    const uint64_t *parent_ids;
+    const uint64_t *parent_epochs;
+    const uint8_t *const *parent_bytes;
+    const uint64_t *parent_sizes;
+    const uint8_t *params;
+    uint64_t params_len;
+} mmsb_op_input;
+
+/* Writes the child's whole new content (out_len bytes) into out and returns
+ * 0, or fails the commit with a nonzero return (then nothing is applied and
+ * the commit returns MMSB_EOP). It must be a pure function of its input: the
+ * engine skips it when its inputs did not change. It runs on the writer's
+ * thread and must not call writing functions of the engine. */
+typedef int (*mmsb_op_fn)(void *user, const mmsb_op_input *in, uint8_t *out, uint64_t out_len);
+
+/* Registers (or replaces) user operation `op` for this engine. The version
+ * takes part in derived pages' signatures: registering a version other than
+ * the one in force recomputes the operation's pages in one commit before it
+ * returns; if the function fails there (MMSB_EOP) that commit is rolled back
+ * and the previous registration stays. Re-registering the same version only
+ * swaps the function and user pointer. After a reopen no operation is
+ * registered: replay needs none, but a commit that must compute a page of an
+ * unregistered operation fails with MMSB_ENOTFOUND and is rolled back. */
+MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version, mmsb_op_fn fn,
+                              void *user);
+
+typedef struct mmsb_derive_spec {
+    uint32_t struct_size;      /* set by the caller: sizeof(mmsb_derive_spec) */
+    uint32_t op;               /* MMSB_OP_* or a registered user operation */
+    const uint64_t *parents;   /* parent page ids, in order */
+    uint32_t parent_count;     /* 1 .. MMSB_DERIVE_PARENTS_MAX */
+    uint32_t flags;            /* must be 0 */
+    const void *params;
+    uint64_t params_len;       /* 0 .. MMSB_DERIVE_PARAMS_MAX */
+} mmsb_derive_spec;
+
+/* Makes `child` a derived page (or redefines one) and computes it, in one
+ * commit. An edge that would close a cycle fails with MMSB_ECYCLE. */
+MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_spec *spec,
+                         mmsb_commit_result *result);
+/* Makes a derived page a plain page again; its bytes stay as they are. */
+MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_result *result);
+/* Adds `parent` as the last parent of derived page `child` / removes it. */
+MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child,
+                           mmsb_commit_result *result);
+MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t child,
+                              mmsb_commit_result *result);
+
+typedef struct mmsb_deriveinfo {
+    uint32_t struct_size;      /* set by the caller: sizeof(mmsb_deriveinfo) */
+    uint32_t op;               /* 0: the page is not derived */
+    uint32_t op_version;       /* as registered now */
+    uint32_t parent_count;
+    uint32_t child_count;      /* derived pages that read this page */
+    uint32_t params_len;
+    mmsb_digest signature;     /* of its last computation; zeros: never */
+} mmsb_deriveinfo;
+
+/* A page's place in the graph (a writing call: it reads the graph the
+ * writer changes). Up to parents_cap parent ids go to parents_out. */
+MMSB_API int mmsb_derive_info(mmsb_engine *engine, uint64_t page_id, mmsb_deriveinfo *info,
+                              uint64_t *parents_out, uint32_t parents_cap);
+
+/* ---- events ------------------------------------------------------------------- */
+
+#define MMSB_EVENT_PAGE_CHANGED 0x1u /* a change (write, delta) changed a page */
+#define MMSB_EVENT_DERIVED 0x2u      /* a derived page was recomputed to new bytes */
+#define MMSB_EVENT_COMMIT 0x4u       /* a commit completed */
+
+/* mmsb_event.flags of a COMMIT event: the commit made more page events than
+ * MMSB_EVENTS_PER_COMMIT_MAX (or memory for them ran out), and the ones past
+ * that were not delivered; the commit itself is whole. */
+#define MMSB_EVENT_TRUNCATED 0x1u
+#define MMSB_EVENTS_PER_COMMIT_MAX (1u << 22)
+
+typedef struct mmsb_event {
+    uint32_t type;          /* one MMSB_EVENT_* */
+    uint32_t flags;         /* COMMIT: MMSB_EVENT_TRUNCATED or 0 */
+    uint64_t commit_seq;
+    uint64_t page_id;       /* 0 for COMMIT */
+    uint64_t epoch;         /* the page's epoch after the change */
+    uint64_t bytes_changed;
+} mmsb_event;
+
+/* Called after each commit, on the committing thread, once per event, in
+ * the order the changes were made, then the COMMIT event. It may read pages
+ * (mmsb_page_read, _info, _view); writing calls made from it fail with
+ * MMSB_EBUSY. */
+typedef void (*mmsb_event_fn)(void *user, const mmsb_event *event);
+
+#define MMSB_SUBSCRIBERS_MAX 64u
+MMSB_API int mmsb_subscribe(mmsb_engine *engine, uint32_t event_mask, mmsb_event_fn fn,
+                            void *user, uint64_t *subscription_out);
+MMSB_API int mmsb_unsubscribe(mmsb_engine *engine, uint64_t subscription);
+
 /* ---- durability ----------------------------------------------------------- */
 
 /* Every commit made so far is on stable storage when this returns 0. Any
@@ -290,12 +476,6 @@ MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
 
 /* ---- digests -------------------------------------------------------------- */
-
-/* A 128-bit digest in XXH3-128 canonical (big-endian) byte order. The exact
- * definitions are in engine/DIGESTS.md. */
-typedef struct mmsb_digest {
-    uint8_t bytes[16];
-} mmsb_digest;
 
 /* The page digest: a hash tree over the page's 4 KiB chunks. */
 MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id,
@@ -316,6 +496,12 @@ MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out,
 #define MMSB_REC_DELTA 3u
 #define MMSB_REC_COMMIT 4u
 #define MMSB_REC_SEAL 5u
+#define MMSB_REC_DERIVE 6u
+#define MMSB_REC_UNDERIVE 7u
+#define MMSB_REC_EDGE_ADD 8u
+#define MMSB_REC_EDGE_REMOVE 9u
+#define MMSB_REC_DERIVED 10u
+#define MMSB_REC_ABORT 11u
 #define MMSB_REC_END 0u /* mmsb_log_next: no more records */
 
 typedef struct mmsb_log_reader mmsb_log_reader;

@@ -207,7 +207,11 @@ static void test_log_options_rejected(void **state) {
     TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
     bad = o, bad.root_every_commits = 0;
     TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
-    bad = o, bad.reserved1 = 1;
+    bad = o, bad.propagation = 7;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.commit_bytes_max = 100;
+    TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
+    bad = o, bad.txn_bytes_max = 0;
     TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);
     bad = o, bad.flags = 0x40;
     TU_ERR(mmsb_open(dir, &bad, &e), MMSB_EINVAL);

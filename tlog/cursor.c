@@ -15,6 +15,9 @@
 
 enum { SEGMENTS_MAX = 1 << 20 };
 
+typedef struct log_cursor log_cursor;
+static int corrupt(log_cursor *c, const char *why);
+
 typedef enum { HDR_VALID, HDR_ZERO, HDR_INVALID } hdr_kind;
 
 struct log_cursor {
@@ -39,6 +42,8 @@ struct log_cursor {
     uint64_t commit_end_off;
     uint64_t commit_seg_first_seq;
     bool after_close;      /* the last valid record is a clean close's commit */
+    uint64_t *aborted;     /* pairs: first seq, ABORT seq */
+    uint64_t aborted_count, aborted_cap;
     bool done;
     log_end end;
 };
@@ -181,7 +186,47 @@ void cursor_close(log_cursor *c) {
     if (c == NULL) return;
     unmap_segment(c);
     free(c->seg_nos);
+    free(c->aborted);
     free(c);
+}
+
+void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count) {
+    *pairs = c->aborted;
+    *count = c->aborted_count;
+    c->aborted = NULL;
+    c->aborted_count = c->aborted_cap = 0;
+}
+
+bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq) {
+    uint64_t lo = 0, hi = count;
+    while (lo < hi) { /* the first range ending at or after seq */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (pairs[2 * mid + 1] < seq) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < count && pairs[2 * lo] <= seq;
+}
+
+/* An ABORT voids the records since the last commit: they leave the chain,
+ * and their range is remembered so that replay skips them. */
+static int abort_records(log_cursor *c, const log_rec *r) {
+    uint64_t first;
+    int rc = rec_decode_abort(r, &first);
+    ASSERT(rc == 0);
+    if (first != c->commit_first_seq) return corrupt(c, "ABORT does not start where the last commit ended");
+    if (c->aborted_count == c->aborted_cap) {
+        uint64_t cap = c->aborted_cap == 0 ? 16 : 2 * c->aborted_cap;
+        uint64_t *grown = realloc(c->aborted, 2 * cap * sizeof *grown);
+        if (grown == NULL) return err_set(MMSB_ENOMEM, "log cursor: aborted ranges");
+        c->aborted = grown;
+        c->aborted_cap = cap;
+    }
+    c->aborted[2 * c->aborted_count] = first;
+    c->aborted[2 * c->aborted_count + 1] = r->seq;
+    c->aborted_count++;
+    chain_begin(&c->chain, c->end.chain);
+    c->commit_first_seq = r->seq + 1;
+    return 0;
 }
 
 const log_end *cursor_end(const log_cursor *c) { return &c->end; }
@@ -297,6 +342,7 @@ static int enter_segment(log_cursor *c) {
 static int account(log_cursor *c, const log_rec *r) {
     bool verify = (c->flags & CURSOR_VERIFY) != 0;
     c->after_close = false;
+    if (r->type == REC_ABORT) return abort_records(c, r);
     if (r->type != REC_COMMIT) {
         if (verify) chain_add(&c->chain, r->type, r->flags, r->length, r->seq, r->payload, r->length);
         return 0;

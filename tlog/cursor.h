@@ -53,6 +53,11 @@ int cursor_next(log_cursor *c, log_rec *rec, bool *done);
 const log_end *cursor_end(const log_cursor *c);
 /* The segment the last returned record is in. */
 uint64_t cursor_segment(const log_cursor *c);
+/* The commits that were aborted, as pairs (first seq, ABORT seq) in log
+ * order; the caller takes the array (free it). */
+void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count);
+/* Whether seq lies in one of the aborted ranges (sorted pairs). */
+bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq);
 void cursor_close(log_cursor *c);
 
 /* "log-%010llu.seg" */

@@ -87,46 +87,125 @@ int rec_decode_free(const log_rec *r, uint64_t *page_id) {
     return 0;
 }
 
+/* The body shared by DELTA and DERIVED: offset, len, form and a reserved
+ * word at `range`, then the bytes of the form from `body` to the end. */
+static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t *range,
+                             const uint8_t *body, rec_delta *d) {
+    d->offset = get_le64(range);
+    d->len = get_le64(range + 8);
+    d->form = get_le32(range + 16);
+    uint64_t have = (uint64_t)(r->payload + r->length - body);
+    d->mask = NULL;
+    d->bytes = body;
+    d->bytes_len = 0;
+    if (get_le32(range + 20) != 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: reserved field set", rec_type_name(r->type), (unsigned long long)r->seq);
+    if (d->form == DELTA_NONE) {
+        if (r->type != REC_DERIVED || d->len != 0 || d->offset != 0 || have != 0) {
+            return err_set(MMSB_ECORRUPT, "%s seq %llu: an empty body with a range", rec_type_name(r->type), (unsigned long long)r->seq);
+        }
+        return 0;
+    }
+    if (d->len == 0 || d->len > DELTA_LEN_MAX || d->offset > UINT64_MAX - d->len) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: offset %llu len %llu out of range", rec_type_name(r->type),
+                       (unsigned long long)r->seq, (unsigned long long)d->offset, (unsigned long long)d->len);
+    }
+    if (d->form == DELTA_FULL) {
+        if (have != d->len) return bad_length(r, r->length - have + d->len);
+        d->bytes_len = d->len;
+        return 0;
+    }
+    if (d->form != DELTA_SPARSE) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: unknown form %u", rec_type_name(r->type), (unsigned long long)r->seq, d->form);
+    }
+    uint64_t mask_bytes = (d->len + 7) / 8;
+    if (have < mask_bytes) return bad_length(r, r->length - have + mask_bytes);
+    d->mask = body;
+    uint8_t last = d->mask[mask_bytes - 1];
+    if (d->len % 8 != 0 && (last >> (d->len % 8)) != 0) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: mask has bits past len", rec_type_name(r->type), (unsigned long long)r->seq);
+    }
+    d->bytes_len = k->popcount(d->mask, mask_bytes);
+    if (d->bytes_len == 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: empty mask", rec_type_name(r->type), (unsigned long long)r->seq);
+    if (have != mask_bytes + d->bytes_len) return bad_length(r, r->length - have + mask_bytes + d->bytes_len);
+    d->bytes = d->mask + mask_bytes;
+    return 0;
+}
+
 int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d) {
     ASSERT(r->type == REC_DELTA);
     if (r->length < DELTA_FIXED_BYTES) return bad_length(r, DELTA_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->page_id = get_le64(p);
     d->epoch = get_le64(p + 8);
-    d->offset = get_le64(p + 16);
-    d->len = get_le64(p + 24);
-    d->form = get_le32(p + 32);
-    uint64_t body = r->length - DELTA_FIXED_BYTES;
-    if (d->page_id == 0 || d->epoch == 0 || d->len == 0 || d->len > DELTA_LEN_MAX ||
-        d->offset > UINT64_MAX - d->len || get_le32(p + 36) != 0) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu epoch %llu offset %llu len %llu out of range",
-                       (unsigned long long)r->seq, (unsigned long long)d->page_id,
-                       (unsigned long long)d->epoch, (unsigned long long)d->offset,
-                       (unsigned long long)d->len);
+    int rc = decode_delta_body(r, k, p + 16, p + DELTA_FIXED_BYTES, d);
+    if (rc == 0 && (d->page_id == 0 || d->epoch == 0 || d->form == DELTA_NONE)) {
+        rc = err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu epoch %llu form %u", (unsigned long long)r->seq,
+                     (unsigned long long)d->page_id, (unsigned long long)d->epoch, d->form);
     }
-    if (d->form == DELTA_FULL) {
-        if (body != d->len) return bad_length(r, DELTA_FIXED_BYTES + d->len);
-        d->mask = NULL;
-        d->bytes = p + DELTA_FIXED_BYTES;
-        d->bytes_len = d->len;
-        return 0;
+    return rc;
+}
+
+int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d) {
+    ASSERT(r->type == REC_DERIVED);
+    if (r->length < DERIVED_FIXED_BYTES) return bad_length(r, DERIVED_FIXED_BYTES);
+    const uint8_t *p = r->payload;
+    d->d.page_id = get_le64(p);
+    d->d.epoch = get_le64(p + 8);
+    d->signature = get_h128(p + 16);
+    int rc = decode_delta_body(r, k, p + 32, p + DERIVED_FIXED_BYTES, &d->d);
+    if (rc == 0 && (d->d.page_id == 0 || (d->d.form != DELTA_NONE && d->d.epoch == 0))) {
+        rc = err_set(MMSB_ECORRUPT, "DERIVED seq %llu: page %llu epoch %llu", (unsigned long long)r->seq,
+                     (unsigned long long)d->d.page_id, (unsigned long long)d->d.epoch);
     }
-    if (d->form != DELTA_SPARSE) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: unknown form %u", (unsigned long long)r->seq, d->form);
+    return rc;
+}
+
+int rec_decode_derive(const log_rec *r, rec_derive *d) {
+    ASSERT(r->type == REC_DERIVE);
+    if (r->length < DERIVE_FIXED_BYTES) return bad_length(r, DERIVE_FIXED_BYTES);
+    const uint8_t *p = r->payload;
+    d->child = get_le64(p);
+    d->op = get_le32(p + 8);
+    d->op_version = get_le32(p + 12);
+    d->flags = get_le32(p + 16);
+    d->parent_count = get_le32(p + 20);
+    d->params_len = get_le32(p + 24);
+    if (d->child == 0 || d->op == 0 || d->parent_count == 0 || d->parent_count > DERIVE_PARENTS_MAX ||
+        d->params_len > DERIVE_PARAMS_MAX || get_le32(p + 28) != 0) {
+        return err_set(MMSB_ECORRUPT, "DERIVE seq %llu: page %llu op %u with %u parents and %u param bytes",
+                       (unsigned long long)r->seq, (unsigned long long)d->child, d->op, d->parent_count, d->params_len);
     }
-    uint64_t mask_bytes = (d->len + 7) / 8;
-    if (body < mask_bytes) return bad_length(r, DELTA_FIXED_BYTES + mask_bytes);
-    d->mask = p + DELTA_FIXED_BYTES;
-    uint8_t last = d->mask[mask_bytes - 1];
-    if (d->len % 8 != 0 && (last >> (d->len % 8)) != 0) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: mask has bits past len", (unsigned long long)r->seq);
+    uint64_t want = DERIVE_FIXED_BYTES + 8ull * d->parent_count + d->params_len;
+    if (r->length != want) return bad_length(r, want);
+    d->parents = p + DERIVE_FIXED_BYTES;
+    d->params = d->parents + 8ull * d->parent_count;
+    return 0;
+}
+
+int rec_decode_underive(const log_rec *r, uint64_t *child) {
+    ASSERT(r->type == REC_UNDERIVE);
+    if (r->length != 8) return bad_length(r, 8);
+    *child = get_le64(r->payload);
+    return *child == 0 ? err_set(MMSB_ECORRUPT, "UNDERIVE seq %llu: page 0", (unsigned long long)r->seq) : 0;
+}
+
+int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child) {
+    ASSERT(r->type == REC_EDGE_ADD || r->type == REC_EDGE_REMOVE);
+    if (r->length != 16) return bad_length(r, 16);
+    *parent = get_le64(r->payload);
+    *child = get_le64(r->payload + 8);
+    if (*parent == 0 || *child == 0 || *parent == *child) {
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: edge %llu -> %llu", rec_type_name(r->type),
+                       (unsigned long long)r->seq, (unsigned long long)*parent, (unsigned long long)*child);
     }
-    d->bytes_len = k->popcount(d->mask, mask_bytes);
-    if (d->bytes_len == 0) {
-        return err_set(MMSB_ECORRUPT, "DELTA seq %llu: empty mask", (unsigned long long)r->seq);
-    }
-    if (body != mask_bytes + d->bytes_len) return bad_length(r, DELTA_FIXED_BYTES + mask_bytes + d->bytes_len);
-    d->bytes = d->mask + mask_bytes;
+    return 0;
+}
+
+int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
+    ASSERT(r->type == REC_ABORT);
+    if (r->length != 8) return bad_length(r, 8);
+    *first_seq = get_le64(r->payload);
+    if (*first_seq > r->seq) return err_set(MMSB_ECORRUPT, "ABORT seq %llu: first seq %llu after it", (unsigned long long)r->seq, (unsigned long long)*first_seq);
     return 0;
 }
 
@@ -165,12 +244,20 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
     uint32_t f;
     rec_delta d;
     rec_commit c;
+    rec_derive dv;
+    rec_derived dd;
     switch (r->type) {
     case REC_PAGE_CREATE: return rec_decode_create(r, &a, &b, &f);
     case REC_PAGE_FREE: return rec_decode_free(r, &a);
     case REC_DELTA: return rec_decode_delta(r, k, &d);
     case REC_COMMIT: return rec_decode_commit(r, &c);
     case REC_SEAL: return rec_decode_seal(r, &a, &b);
+    case REC_DERIVE: return rec_decode_derive(r, &dv);
+    case REC_UNDERIVE: return rec_decode_underive(r, &a);
+    case REC_EDGE_ADD:
+    case REC_EDGE_REMOVE: return rec_decode_edge(r, &a, &b);
+    case REC_DERIVED: return rec_decode_derived(r, k, &dd);
+    case REC_ABORT: return rec_decode_abort(r, &a);
     default: break;
     }
     if (r->type >= REC_TYPE_SKIPPABLE) return 0;
@@ -178,12 +265,8 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
 }
 
 const char *rec_type_name(uint16_t type) {
-    switch (type) {
-    case REC_PAGE_CREATE: return "PAGE_CREATE";
-    case REC_PAGE_FREE: return "PAGE_FREE";
-    case REC_DELTA: return "DELTA";
-    case REC_COMMIT: return "COMMIT";
-    case REC_SEAL: return "SEAL";
-    default: return type >= REC_TYPE_SKIPPABLE ? "SKIPPABLE" : "UNKNOWN";
-    }
+    static const char *const names[] = {"INVALID", "PAGE_CREATE", "PAGE_FREE", "DELTA", "COMMIT", "SEAL",
+                                        "DERIVE", "UNDERIVE", "EDGE_ADD", "EDGE_REMOVE", "DERIVED", "ABORT"};
+    if (type < ARRAY_LEN(names)) return names[type];
+    return type >= REC_TYPE_SKIPPABLE ? "SKIPPABLE" : "UNKNOWN";
 }

@@ -35,11 +35,23 @@ enum {
     REC_DELTA = 3,
     REC_COMMIT = 4,
     REC_SEAL = 5,
-    REC_TYPE_KNOWN_MAX = 5,
+    REC_DERIVE = 6,
+    REC_UNDERIVE = 7,
+    REC_EDGE_ADD = 8,
+    REC_EDGE_REMOVE = 9,
+    REC_DERIVED = 10,
+    REC_ABORT = 11,
+    REC_TYPE_KNOWN_MAX = 11,
     REC_TYPE_SKIPPABLE = 0x8000,
 };
 
-enum { DELTA_FULL = 1, DELTA_SPARSE = 2 };
+enum { DELTA_NONE = 0, DELTA_FULL = 1, DELTA_SPARSE = 2 };
+enum {
+    DERIVE_FIXED_BYTES = 32,
+    DERIVED_FIXED_BYTES = 56,
+    DERIVE_PARAMS_MAX = 4096,
+    DERIVE_PARENTS_MAX = 65536,
+};
 enum { COMMIT_HAS_ROOT = 1, COMMIT_CLOSE = 2 };
 
 /* ---- little-endian access ---------------------------------------------------- */
@@ -114,6 +126,20 @@ typedef struct rec_delta {
     uint64_t bytes_len;
 } rec_delta;
 
+/* A derived page's change: its new signature, and a DELTA-like body
+ * (form DELTA_NONE: the output was identical, only the signature moved). */
+typedef struct rec_derived {
+    rec_delta d;      /* page_id is the child; epoch is after the change */
+    h128 signature;
+} rec_derived;
+
+typedef struct rec_derive {
+    uint64_t child;
+    uint32_t op, op_version, flags, parent_count, params_len;
+    const uint8_t *parents; /* parent_count little-endian u64 page ids */
+    const uint8_t *params;
+} rec_derive;
+
 typedef struct rec_commit {
     uint64_t first_seq, durable_hint;
     uint32_t flags, record_count;
@@ -127,6 +153,11 @@ int rec_decode_free(const log_rec *r, uint64_t *page_id);
 int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d);
 int rec_decode_commit(const log_rec *r, rec_commit *c);
 int rec_decode_seal(const log_rec *r, uint64_t *next_segment, uint64_t *end_offset);
+int rec_decode_derive(const log_rec *r, rec_derive *d);
+int rec_decode_underive(const log_rec *r, uint64_t *child);
+int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child);
+int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d);
+int rec_decode_abort(const log_rec *r, uint64_t *first_seq);
 /* Checks any known type's payload; unknown skippable types pass. */
 int rec_check_payload(const log_rec *r, const kern_ops *k);
 

@@ -17,6 +17,8 @@ struct mmsb_log_reader {
     const kern_ops *kern;
     log_cursor *cursor;
     log_end end;      /* from the first pass */
+    uint64_t *aborted;/* (first, ABORT) pairs from the first pass */
+    uint64_t aborted_count;
     bool finished;
 };
 
@@ -29,6 +31,7 @@ static int first_pass(mmsb_log_reader *r) {
     while (!done && cursor_next(c, &rec, &done) == 0) {
     }
     r->end = *cursor_end(c);
+    cursor_take_aborted(c, &r->aborted, &r->aborted_count);
     cursor_close(c);
     return 0;
 }
@@ -64,7 +67,8 @@ static void fill_record(mmsb_log_reader *r, const log_rec *lr, mmsb_log_record *
     out->generation = lr->generation;
     out->payload_len = lr->length;
     out->payload = lr->payload;
-    out->committed = lr->seq <= r->end.last_commit_seq;
+    out->committed = lr->seq <= r->end.last_commit_seq && lr->type != REC_ABORT &&
+                     !seq_aborted(r->aborted, r->aborted_count, lr->seq);
     rec_delta d;
     rec_commit c;
     uint32_t page_flags;
@@ -120,6 +124,7 @@ MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record) {
 MMSB_API int mmsb_log_close(mmsb_log_reader *reader) {
     if (reader == NULL) return 0;
     cursor_close(reader->cursor);
+    free(reader->aborted);
     if (reader->dir_fd >= 0) close(reader->dir_fd);
     free(reader);
     return 0;

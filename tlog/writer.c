@@ -330,7 +330,7 @@ void log_append_done(log_writer *w) {
     uint64_t slot = rec_slot_bytes(w->rec_len);
     memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
     put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)w->rec_len));
-    if (w->rec_type != REC_COMMIT) {
+    if (w->rec_type != REC_COMMIT && w->rec_type != REC_ABORT) {
         chain_add(&w->chain, w->rec_type, 0, w->rec_len, w->next_seq, h + REC_HEADER_BYTES, w->rec_len);
     }
     w->head += slot;
@@ -442,6 +442,27 @@ int log_commit_close(log_writer *w, const h128 *root) {
     int rc = log_sync(w);
     uint64_t seq;
     return rc != 0 ? rc : commit_record(w, root, COMMIT_CLOSE, MMSB_DURABILITY_SYNC, &seq);
+}
+
+bool log_pending(const log_writer *w) { return w->next_seq != w->commit_first_seq; }
+
+void log_fail(log_writer *w, int code, const char *why) {
+    pthread_mutex_lock(&w->io_mutex);
+    err_set(code, "%s", why);
+    fail_sticky(w, code);
+    pthread_mutex_unlock(&w->io_mutex);
+}
+
+int log_abort(log_writer *w) {
+    if (w->next_seq == w->commit_first_seq) return 0;
+    uint8_t *p;
+    int rc = log_append(w, REC_ABORT, 8, &p);
+    if (rc != 0) return rc;
+    put_le64(p, w->commit_first_seq);
+    log_append_done(w);
+    chain_begin(&w->chain, w->chain_value);
+    w->commit_first_seq = w->next_seq;
+    return 0;
 }
 
 uint64_t log_commits(const log_writer *w) { return w->commits; }

@@ -69,6 +69,13 @@ void log_append_done(log_writer *w);
  * root when `root` is not NULL, and makes it as durable as `durability`
  * asks. *seq_out is the COMMIT's sequence number. */
 int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out);
+/* Whether records were appended since the last commit (or abort). */
+bool log_pending(const log_writer *w);
+/* Makes the writer fail (sticky) with code and a reason. */
+void log_fail(log_writer *w, int code, const char *why);
+/* Voids every record appended since the last commit (a commit that failed
+ * halfway) with an ABORT record; nothing when there are none. */
+int log_abort(log_writer *w);
 /* The last commit of a clean close: everything before it synced first, then
  * it, with the state root and the CLOSE flag, synced too. */
 int log_commit_close(log_writer *w, const h128 *root);

@@ -1,8 +1,12 @@
 /*
- * demo.c - `mmsb demo DIR`: the main job. Runs a seeded workload of page
- * creates, writes, deltas and frees through the log, twice, in DIR/run-1 and
- * DIR/run-2; closes and reopens each store to show that the log rebuilds the
- * state root it closed with, and that both runs reach the same root.
+ * demo.c - `mmsb demo DIR`: the main job. Runs a seeded workload through the
+ * log, twice, in DIR/run-1 and DIR/run-2: page creates, writes, deltas and
+ * frees, then a DAG of derived pages under transactions (demo_dag.c). The
+ * second run recomputes every derived page at every commit (the reference
+ * propagation mode), so equal roots show both determinism and that the
+ * incremental engine's skips, backdates and delta propagation lose nothing.
+ * Each store is closed and reopened to show that the log rebuilds the state
+ * root it closed with.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +31,7 @@ typedef struct demo_stats {
     uint64_t deltas_dense, deltas_sparse, deltas_unchanged;
     uint64_t bytes_changed;
     uint64_t elapsed_ns;
+    dag_stats dag;
     char root[33];
     /* after close and reopen */
     uint64_t recover_ns, recovered_commits, recovered_records;
@@ -44,13 +49,7 @@ typedef struct demo {
     demo_stats st;
 } demo;
 
-/* splitmix64: the demo's only source of choices, so a seed fixes the run. */
-static uint64_t next_u64(demo *d) {
-    uint64_t z = (d->rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next_u64(demo *d) { return cli_rng_next(&d->rng_state); }
 
 static uint64_t below(demo *d, uint64_t bound) { return bound == 0 ? 0 : next_u64(d) % bound; }
 
@@ -186,14 +185,24 @@ static int reopen_and_check(const char *dir, const mmsb_options *o, demo_stats *
     return rc != 0 ? rc : close_rc;
 }
 
-static int run_once(const char *dir, uint64_t seed, uint64_t ops, bool verbose, demo_stats *out) {
-    demo d = {.rng_state = seed};
+typedef struct demo_run {
+    const char *dir;
+    uint64_t seed, ops, txns;
+    uint32_t propagation; /* MMSB_PROPAGATE_* */
+    bool verbose;
+} demo_run;
+
+static int run_once(const demo_run *run, demo_stats *out) {
+    const char *dir = run->dir;
+    bool verbose = run->verbose;
+    demo d = {.rng_state = run->seed};
     d.bytes = malloc(DEMO_CHANGE_BYTES_MAX);
     d.mask = malloc(DEMO_CHANGE_BYTES_MAX / 8);
     d.packed = malloc(DEMO_CHANGE_BYTES_MAX);
     mmsb_options o;
     int rc = MMSB_OPTIONS_INIT(&o);
     o.durability = MMSB_DURABILITY_GROUP;
+    o.propagation = run->propagation;
     if (rc == 0 && (d.bytes == NULL || d.mask == NULL || d.packed == NULL)) rc = MMSB_ENOMEM;
     if (rc == 0 && reset_store(dir) != 0) {
         fprintf(stderr, "mmsb demo: cannot clear %s\n", dir);
@@ -210,9 +219,10 @@ static int run_once(const char *dir, uint64_t seed, uint64_t ops, bool verbose, 
             printf("log: %s durability, backend %s\n", durability_name(info.durability), info.io_reason);
         }
         uint64_t t0 = cli_now_ns();
-        rc = workload(&d, ops);
+        rc = workload(&d, run->ops);
         d.st.elapsed_ns = cli_now_ns() - t0;
         if (rc != 0) cli_report("workload", rc);
+        if (rc == 0) rc = demo_dag(d.e, &d.rng_state, run->txns, &d.st.dag);
         mmsb_digest root;
         if (rc == 0) rc = mmsb_state_root(d.e, &root);
         if (rc == 0) mmsb_digest_hex(&root, d.st.root, sizeof d.st.root);
@@ -237,6 +247,21 @@ static void print_stats(const char *name, const demo_stats *s) {
            (unsigned long long)s->deltas_dense, (unsigned long long)s->deltas_sparse,
            (unsigned long long)s->deltas_unchanged, (unsigned long long)s->bytes_changed,
            (double)s->elapsed_ns / 1e6);
+    const dag_stats *g = &s->dag;
+    printf("%s: DAG of %llu derived pages, %llu edges; %llu transactions committed, "
+           "%llu changed nothing, %llu batches; %llu conflicts, %llu refused by an operation, "
+           "%llu aborted, each without a trace; in %.1f ms\n",
+           name, (unsigned long long)g->derived_pages, (unsigned long long)g->edges,
+           (unsigned long long)g->txns_committed, (unsigned long long)g->txns_unchanged,
+           (unsigned long long)g->batches, (unsigned long long)g->txns_conflicted,
+           (unsigned long long)g->txns_refused, (unsigned long long)g->txns_aborted,
+           (double)g->elapsed_ns / 1e6);
+    printf("%s: propagation: %llu recomputes (%llu from parents' deltas), %llu skips, %llu backdates; "
+           "events: %llu page changes, %llu derived, %llu commits\n",
+           name, (unsigned long long)g->recomputes, (unsigned long long)g->delta_propagations,
+           (unsigned long long)g->skips, (unsigned long long)g->backdates,
+           (unsigned long long)g->events_page_changed, (unsigned long long)g->events_derived,
+           (unsigned long long)g->events_commit);
     printf("%s: state root %s before close\n", name, s->root);
     printf("%s: reopened in %.1f ms: %llu commits (%llu records) replayed from the log, %s\n", name,
            (double)s->recover_ns / 1e6, (unsigned long long)s->recovered_commits,
@@ -246,15 +271,17 @@ static void print_stats(const char *name, const demo_stats *s) {
 }
 
 static void demo_usage(FILE *out) {
-    fprintf(out, "usage: mmsb demo DIR [--seed N] [--ops N]\n"
+    fprintf(out, "usage: mmsb demo DIR [--seed N] [--ops N] [--txns N]\n"
                  "Runs a seeded workload twice (DIR/run-1, DIR/run-2) and compares the state roots.\n"
+                 "Run 2 recomputes every derived page at every commit (the reference mode).\n"
                  "  --seed N   workload seed (default 1)\n"
-                 "  --ops N    changes per run (default 5000)\n");
+                 "  --ops N    page changes per run (default 5000)\n"
+                 "  --txns N   transactions against the DAG per run (default 2000)\n");
 }
 
 int cmd_demo(int argc, char **argv) {
     const char *dir = NULL;
-    uint64_t seed = 1, ops = 5000;
+    uint64_t seed = 1, ops = 5000, txns = 2000;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
             demo_usage(stdout);
@@ -262,6 +289,7 @@ int cmd_demo(int argc, char **argv) {
         }
         uint64_t *target = strcmp(argv[i], "--seed") == 0 ? &seed
                            : strcmp(argv[i], "--ops") == 0 ? &ops
+                           : strcmp(argv[i], "--txns") == 0 ? &txns
                                                            : NULL;
         if (target != NULL) {
             if (i + 1 == argc || cli_parse_u64(argv[i + 1], target) != 0) {
@@ -284,13 +312,17 @@ int cmd_demo(int argc, char **argv) {
         fprintf(stderr, "mmsb demo: cannot create %s: %s\n", dir, strerror(errno));
         return EXIT_USAGE;
     }
-    printf("MMSB %s demo: seed %llu, %llu changes per run, store in %s\n", MMSB_VERSION_STRING,
-           (unsigned long long)seed, (unsigned long long)ops, dir);
+    printf("MMSB %s demo: seed %llu, %llu changes and %llu transactions per run, store in %s\n",
+           MMSB_VERSION_STRING, (unsigned long long)seed, (unsigned long long)ops,
+           (unsigned long long)txns, dir);
     char path[2][4096];
     demo_stats st[2];
     for (int run = 0; run < 2; run++) {
         snprintf(path[run], sizeof path[run], "%s/run-%d", dir, run + 1);
-        if (run_once(path[run], seed, ops, run == 0, &st[run]) != 0) return EXIT_USAGE;
+        demo_run r = {.dir = path[run], .seed = seed, .ops = ops, .txns = txns, .verbose = run == 0,
+                      .propagation = run == 0 ? MMSB_PROPAGATE_INCREMENTAL : MMSB_PROPAGATE_FULL};
+        if (run == 1) printf("%s: propagation FULL: every derived page recomputed at every commit\n", path[run]);
+        if (run_once(&r, &st[run]) != 0) return EXIT_USAGE;
         print_stats(path[run], &st[run]);
     }
     bool same = strcmp(st[0].root, st[1].root) == 0;

@@ -1,0 +1,347 @@
+/*
+ * propagate.c - recomputing derived pages at commit.
+ *
+ * The affected set is every derived page downstream of a page this commit
+ * changed (or every derived page, in MMSB_PROPAGATE_FULL). It is processed in
+ * topological order, smallest page id first among the ready ones (Kahn's
+ * algorithm with a min-heap), so each page is handled once per commit, after
+ * all of its parents, in an order that depends on the graph alone.
+ *
+ * For each page, its epoch signature - a hash of the operation, its version,
+ * its params and every parent's id and epoch - decides:
+ * - unchanged since its last computation: skip (no work at all);
+ * - otherwise compute it: built-ins only over the output range that the
+ *   parents' changed ranges map to, when the page was up to date before this
+ *   commit (element-wise operations: bit-identical to a full recompute), else
+ *   the whole page; user operations always the whole page;
+ * - output identical to its bytes: backdate (new signature, same epoch, so
+ *   its children skip too); else log the DERIVED parts and change it.
+ */
+#define XXH_INLINE_ALL
+#include <string.h>
+#include <xxhash.h>
+
+#include "../tlog/format.h"
+#include "engine.h"
+
+#define SEED_SIGNATURE 0x4d4d53422d736967ull /* "MMSB-sig" */
+
+enum { SIGNATURE_BUFFER_BYTES = 2048 };
+
+/* ---- signatures ---------------------------------------------------------------- */
+
+/* A signature under construction: small inputs are gathered and hashed in
+ * one call; large ones (many parents, long params) go through XXH3's
+ * streaming state, which gives the same value. */
+typedef struct sig_builder {
+    uint8_t buf[SIGNATURE_BUFFER_BYTES];
+    uint64_t used;
+    bool streaming;
+    XXH3_state_t st;
+} sig_builder;
+
+static void sig_add(sig_builder *b, const void *data, uint64_t len) {
+    if (len == 0) return;
+    if (!b->streaming && b->used + len > sizeof b->buf) {
+        XXH3_INITSTATE(&b->st);
+        XXH3_128bits_reset_withSeed(&b->st, SEED_SIGNATURE);
+        XXH3_128bits_update(&b->st, b->buf, b->used);
+        b->streaming = true;
+    }
+    if (b->streaming) {
+        XXH3_128bits_update(&b->st, data, len);
+    } else {
+        memcpy(b->buf + b->used, data, len);
+        b->used += len;
+    }
+}
+
+static h128 sig_end(sig_builder *b) {
+    XXH128_hash_t h = b->streaming ? XXH3_128bits_digest(&b->st)
+                                   : XXH3_128bits_withSeed(b->buf, b->used, SEED_SIGNATURE);
+    /* zero means "never computed": no signature may be zero */
+    return (h128){.lo = h.low64, .hi = h.high64 | (h.low64 == 0 && h.high64 == 0)};
+}
+
+/* The signature from the parents' epochs now, and (when start is not NULL)
+ * from their epochs when the commit began, in one walk over the parents. */
+static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start) {
+    const gnode *v = graph_at(&e->g, n);
+    uint8_t head[16];
+    put_le32(head, v->op);
+    put_le32(head + 4, op_version(&e->ops, v->op));
+    put_le32(head + 8, v->params_len);
+    put_le32(head + 12, v->parent_count);
+    sig_builder a, b; /* not zeroed: a few KiB, and only `used` bytes are read */
+    a.used = b.used = 0;
+    a.streaming = b.streaming = false;
+    sig_add(&a, head, sizeof head);
+    sig_add(&a, v->params, v->params_len);
+    if (start != NULL) {
+        sig_add(&b, head, sizeof head);
+        sig_add(&b, v->params, v->params_len);
+    }
+    /* Parents sit at random places: ask for all their nodes, then all their
+     * page-table entries, before reading any, so the misses overlap. */
+    for (uint32_t k = 0; k < v->parent_count; k++) __builtin_prefetch(&e->g.nodes[v->parents[k]]);
+    for (uint32_t k = 0; k < v->parent_count; k++) {
+        __builtin_prefetch(entry_of(e, e->g.nodes[v->parents[k]].page_id));
+    }
+    for (uint32_t k = 0; k < v->parent_count; k++) {
+        const gnode *p = graph_at(&e->g, v->parents[k]);
+        uint8_t item[16];
+        put_le64(item, p->page_id);
+        put_le64(item + 8, entry_of(e, p->page_id)->epoch);
+        sig_add(&a, item, sizeof item);
+        if (start == NULL) continue;
+        if (p->changed_mark == e->cc.gen) put_le64(item + 8, p->epoch_at_start);
+        sig_add(&b, item, sizeof item);
+    }
+    *now = sig_end(&a);
+    if (start != NULL) *start = sig_end(&b);
+}
+
+h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start) {
+    h128 now, start;
+    signatures(e, n, &now, at_start ? &start : NULL);
+    return at_start ? start : now;
+}
+
+static bool h128_eq(h128 a, h128 b) { return a.lo == b.lo && a.hi == b.hi; }
+
+/* ---- the affected set and its order ---------------------------------------------------- */
+
+/* Marks the derived pages downstream of the changed ones (or all of them),
+ * lists them in g->found_f, and counts each one's affected parents. */
+static uint32_t collect(mmsb_engine *e) {
+    graph *g = &e->g;
+    commit_ctx *c = &e->cc;
+    uint32_t n = 0, sp = 0;
+    if (e->opts.propagation == MMSB_PROPAGATE_FULL) {
+        for (uint32_t v = 1; v < g->count; v++) {
+            if (g->nodes[v].op == 0 || g->nodes[v].free_next != 0) continue;
+            g->nodes[v].mark = c->gen;
+            g->found_f[n++] = v;
+        }
+    } else {
+        for (uint32_t i = 0; i < c->changed_count; i++) g->stack[sp++] = c->changed[i];
+        for (uint32_t i = 0; i < c->include_count; i++) {
+            uint32_t v = c->include[i];
+            if (g->nodes[v].mark == c->gen) continue;
+            g->nodes[v].mark = c->gen;
+            g->found_f[n++] = v;
+            g->stack[sp++] = v;
+        }
+        while (sp > 0) {
+            const gnode *v = &g->nodes[g->stack[--sp]];
+            for (uint32_t k = 0; k < v->child_count; k++) {
+                uint32_t ch = v->children[k];
+                if (g->nodes[ch].mark == c->gen) continue;
+                g->nodes[ch].mark = c->gen;
+                g->found_f[n++] = ch;
+                g->stack[sp++] = ch;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        gnode *v = &g->nodes[g->found_f[i]];
+        v->indeg = 0;
+        for (uint32_t k = 0; k < v->parent_count; k++) v->indeg += g->nodes[v->parents[k]].mark == c->gen;
+    }
+    return n;
+}
+
+/* A binary min-heap of node indexes keyed by page id, in g->found_b. */
+static void heap_push(graph *g, uint32_t *size, uint32_t v) {
+    uint32_t *h = g->found_b, i = (*size)++;
+    while (i > 0 && g->nodes[h[(i - 1) / 2]].page_id > g->nodes[v].page_id) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static uint32_t heap_pop(graph *g, uint32_t *size) {
+    uint32_t *h = g->found_b, top = h[0], last = h[--(*size)], i = 0;
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        uint64_t key = g->nodes[last].page_id;
+        if (l < *size && g->nodes[h[l]].page_id < key) m = l;
+        if (r < *size && g->nodes[h[r]].page_id < (m == i ? key : g->nodes[h[m]].page_id)) m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    if (*size > 0) h[i] = last;
+    return top;
+}
+
+/* ---- computing one page ---------------------------------------------------------------------- */
+
+typedef struct inputs {
+    const uint8_t *bytes[DERIVE_PARENTS_MAX];
+    uint64_t sizes[DERIVE_PARENTS_MAX];
+    uint64_t ids[DERIVE_PARENTS_MAX];
+    uint64_t epochs[DERIVE_PARENTS_MAX];
+} inputs;
+
+static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
+    for (uint32_t k = 0; k < v->parent_count; k++) {
+        const gnode *p = graph_at(&e->g, v->parents[k]);
+        const page_entry *pe = entry_of(e, p->page_id);
+        in->bytes[k] = page_bytes(e, pe);
+        __builtin_prefetch(in->bytes[k] + p->change_lo % pe->size_bytes);
+        in->sizes[k] = pe->size_bytes;
+        in->ids[k] = p->page_id;
+        in->epochs[k] = pe->epoch;
+    }
+}
+
+/* The output range the parents' changes map to; false when the page must
+ * be computed whole (it was stale before this commit, or a user op). */
+static bool changed_range(const mmsb_engine *e, uint32_t n, const inputs *in, h128 start_sig,
+                          uint64_t *lo, uint64_t *hi) {
+    const gnode *v = graph_at(&e->g, n);
+    if (!op_is_builtin(v->op) || e->opts.propagation == MMSB_PROPAGATE_FULL) return false;
+    if (!h128_eq(v->signature, start_sig)) return false;
+    uint64_t size = entry_of(e, v->page_id)->size_bytes;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (uint32_t k = 0; k < v->parent_count; k++) {
+        const gnode *p = graph_at(&e->g, v->parents[k]);
+        if (p->changed_mark != e->cc.gen) continue;
+        uint64_t a, b;
+        op_map_range(v->op, v->params, in->sizes, k, p->change_lo, p->change_hi, size, &a, &b);
+        if (a < b) {
+            *lo = min_u64(*lo, a);
+            *hi = max_u64(*hi, b);
+        }
+    }
+    if (*lo >= *hi) *lo = *hi = 0;
+    return *hi - *lo <= size / 2;
+}
+
+/* Diffs the computed output [lo, hi) (in `out`, or produced block by block
+ * for a built-in when out is NULL) against the page, logging and applying
+ * every block that differs. Returns the bytes changed. */
+static int apply_output(mmsb_engine *e, uint32_t n, const inputs *in, const uint8_t *out, uint64_t lo,
+                        uint64_t hi, h128 sig, uint64_t *changed_out, uint64_t *first_out, uint64_t *last_out) {
+    const gnode *v = graph_at(&e->g, n);
+    page_entry *pe = entry_of(e, v->page_id);
+    uint8_t *page = page_bytes(e, pe);
+    uint64_t changed = 0, epoch = pe->epoch + 1;
+    for (uint64_t block = lo; block < hi; block += WRITE_BLOCK_BYTES) {
+        uint64_t len = min_u64(WRITE_BLOCK_BYTES, hi - block);
+        const uint8_t *src = out != NULL ? out + (block - lo) : e->block;
+        if (out == NULL) op_compute(v->op, v->params, in->bytes, in->sizes, v->parent_count, block, block + len, e->block);
+        uint64_t c = e->kern->diff(page + block, src, len, e->mask_scratch);
+        if (c == 0) continue;
+        delta_part part = {.type = REC_DERIVED, .page_id = v->page_id, .epoch = epoch, .base = block,
+                           .signature = sig, .mask = e->mask_scratch, .block_len = len, .count = c, .dense = src};
+        uint64_t f, l;
+        bool any = mask_bounds(e->mask_scratch, (len + 7) / 8, &f, &l);
+        ASSERT(any);
+        part.first = f;
+        part.last = l;
+        int rc = log_delta_part(e, &part);
+        if (rc != 0) return rc;
+        commit_journal_bytes(e, v->page_id, pe, block + f, l - f + 1);
+        memcpy(page + block + f, src + f, l - f + 1);
+        digest_mark(e, v->page_id, pe, block + f, l - f + 1);
+        *first_out = min_u64(*first_out, block + f);
+        *last_out = block + l + 1;
+        changed += c;
+    }
+    *changed_out = changed;
+    return 0;
+}
+
+static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size) {
+    const user_op *u = op_find(&e->ops, v->op);
+    if (u == NULL) {
+        return err_set(MMSB_ENOTFOUND, "page %llu is derived by user operation %u, which is not registered in this engine",
+                       (unsigned long long)v->page_id, v->op);
+    }
+    int rc = vmap_ensure(&e->op_out, size);
+    if (rc != 0) return rc;
+    mmsb_op_input input = {.child_id = v->page_id, .parent_count = v->parent_count, .op_version = u->version,
+                           .parent_ids = in->ids, .parent_epochs = in->epochs, .parent_bytes = in->bytes,
+                           .parent_sizes = in->sizes, .params = v->params, .params_len = v->params_len};
+    int user_rc = u->fn(u->user, &input, e->op_out.base, size);
+    if (user_rc != 0) {
+        return err_set(MMSB_EOP, "user operation %u for page %llu returned %d; the commit is rolled back",
+                       v->op, (unsigned long long)v->page_id, user_rc);
+    }
+    return 0;
+}
+
+static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
+    gnode *v = graph_at(&e->g, n);
+    h128 sig, start_sig;
+    signatures(e, n, &sig, &start_sig);
+    commit_ctx *c = &e->cc;
+    if (e->opts.propagation != MMSB_PROPAGATE_FULL && h128_eq(sig, v->signature)) {
+        c->res.skips++;
+        return 0;
+    }
+    gather(e, v, in);
+    page_entry *pe = entry_of(e, v->page_id);
+    uint64_t lo = 0, hi = pe->size_bytes;
+    bool ranged = changed_range(e, n, in, start_sig, &lo, &hi);
+    const uint8_t *out = NULL;
+    if (!op_is_builtin(v->op)) {
+        int rc = run_user_op(e, v, in, pe->size_bytes);
+        if (rc != 0) return rc;
+        out = e->op_out.base;
+    }
+    uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
+    commit_journal_signature(e, v->page_id, v->signature);
+    entry_write_begin(pe);
+    int rc = apply_output(e, n, in, out, lo, hi, sig, &changed, &first, &last);
+    if (rc == 0 && changed > 0) pe->epoch++;
+    entry_write_end(pe);
+    if (rc != 0) return rc;
+    bool sig_changed = !h128_eq(sig, v->signature);
+    v->signature = sig;
+    if (changed == 0) {
+        /* Only the full mode computes a page whose signature did not change;
+         * the log already holds that signature. */
+        c->res.backdates++;
+        return sig_changed ? log_backdate(e, v->page_id, pe->epoch, sig) : 0;
+    }
+    c->res.recomputes++;
+    c->res.delta_propagations += ranged;
+    commit_changed(e, v->page_id, pe, old_epoch, first, last, changed, MMSB_EVENT_DERIVED);
+    return 0;
+}
+
+int propagate_open(mmsb_engine *e) {
+    return vmap_open(&e->op_in, NULL, sizeof(inputs), VM_PAGE_BYTES);
+}
+
+void propagate_close(mmsb_engine *e) { vmap_close(&e->op_in); }
+
+int propagate(mmsb_engine *e) {
+    commit_ctx *c = &e->cc;
+    graph *g = &e->g;
+    /* A commit that changed nothing has nothing to recompute, in either mode. */
+    if (c->changed_count == 0 && c->include_count == 0) return 0;
+    if (g->derived == 0) return 0;
+    uint32_t count = collect(e), ready = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (g->nodes[g->found_f[i]].indeg == 0) heap_push(g, &ready, g->found_f[i]);
+    }
+    inputs *in = (inputs *)(void *)e->op_in.base;
+    for (uint32_t done = 0; ready > 0; done++) {
+        ASSERT(done < count);
+        uint32_t n = heap_pop(g, &ready);
+        int rc = compute(e, n, in);
+        if (rc != 0) return rc;
+        const gnode *v = &g->nodes[n];
+        for (uint32_t k = 0; k < v->child_count; k++) {
+            gnode *ch = &g->nodes[v->children[k]];
+            if (ch->mark == c->gen && --ch->indeg == 0) heap_push(g, &ready, v->children[k]);
+        }
+    }
+    return 0;
+}
