@@ -206,6 +206,7 @@ static void engine_release(mmsb_engine *e) {
 }
 
 static int engine_build(mmsb_engine *e, const char *dir) {
+    e->loc[LOCATION_HOST] = &location_host;
     int rc = kern_select(e->opts.kernel, &e->kern);
     if (rc == 0) rc = dir_open_locked(e, dir);
     if (rc == 0) {

@@ -11,6 +11,7 @@
 #include "../tlog/writer.h"
 #include "graph.h"
 #include "kern.h"
+#include "location.h"
 #include "ops.h"
 #include "region.h"
 #include "vm.h"
@@ -104,6 +105,7 @@ struct mmsb_engine {
     atomic_uint busy;     /* 1 while a thread is inside a writing call */
     mmsb_options opts;    /* as validated at open */
     const kern_ops *kern;
+    const location_ops *loc[LOCATION_COUNT]; /* by location; NULL: none here */
     gpu_status gpu;
     char *dir;
     int dir_fd;
@@ -150,6 +152,13 @@ static inline page_entry *entry_of(const mmsb_engine *e, uint64_t id) {
 
 static inline uint8_t *page_bytes(const mmsb_engine *e, const page_entry *pe) {
     return region_ptr(&e->data, pe->data_off);
+}
+
+/* Where a page's bytes live: the operations that change them. */
+static inline const location_ops *location_of(const mmsb_engine *e, const page_entry *pe) {
+    const location_ops *l = e->loc[(pe->flags & PE_DEVICE) ? LOCATION_DEVICE : LOCATION_HOST];
+    ASSERT(l != NULL); /* a page is only ever placed where a location exists */
+    return l;
 }
 
 /* The writer's lookup: MMSB_ENOTFOUND unless id names a live page. */

@@ -228,13 +228,13 @@ static int apply_output(mmsb_engine *e, uint32_t n, const inputs *in, const uint
                         uint64_t hi, h128 sig, uint64_t *changed_out, uint64_t *first_out, uint64_t *last_out) {
     const gnode *v = graph_at(&e->g, n);
     page_entry *pe = entry_of(e, v->page_id);
-    uint8_t *page = page_bytes(e, pe);
+    const location_ops *loc = location_of(e, pe);
     uint64_t changed = 0, epoch = pe->epoch + 1;
     for (uint64_t block = lo; block < hi; block += WRITE_BLOCK_BYTES) {
         uint64_t len = min_u64(WRITE_BLOCK_BYTES, hi - block);
         const uint8_t *src = out != NULL ? out + (block - lo) : e->block;
         if (out == NULL) op_compute(v->op, v->params, in->bytes, in->sizes, v->parent_count, block, block + len, e->block);
-        uint64_t c = e->kern->diff(page + block, src, len, e->mask_scratch);
+        uint64_t c = loc->diff(e, pe, block, src, len, e->mask_scratch);
         if (c == 0) continue;
         delta_part part = {.type = REC_DERIVED, .page_id = v->page_id, .epoch = epoch, .base = block,
                            .signature = sig, .mask = e->mask_scratch, .block_len = len, .count = c, .dense = src};
@@ -246,7 +246,7 @@ static int apply_output(mmsb_engine *e, uint32_t n, const inputs *in, const uint
         int rc = log_delta_part(e, &part);
         if (rc != 0) return rc;
         commit_journal_bytes(e, v->page_id, pe, block + f, l - f + 1);
-        memcpy(page + block + f, src + f, l - f + 1);
+        loc->store(e, pe, block + f, src + f, l - f + 1);
         digest_mark(e, v->page_id, pe, block + f, l - f + 1);
         *first_out = min_u64(*first_out, block + f);
         *last_out = block + l + 1;

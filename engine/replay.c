@@ -92,12 +92,14 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
     }
     if (signature != NULL) graph_at(&x->e->g, n)->signature = *signature;
     if (none) return 0;
-    uint8_t *dst = page_bytes(x->e, pe) + d->offset;
+    const location_ops *loc = location_of(x->e, pe);
     entry_write_begin(pe);
     if (d->form == DELTA_FULL) {
-        memcpy(dst, d->bytes, d->len);
+        loc->store(x->e, pe, d->offset, d->bytes, d->len);
     } else {
-        x->e->kern->apply_sparse(dst, d->bytes, d->bytes_len, d->mask, d->len, true);
+        mmsb_delta sparse = {.page_id = d->page_id, .offset = d->offset, .len = d->len, .mask = d->mask,
+                             .payload = d->bytes, .payload_len = d->bytes_len, .flags = MMSB_DELTA_SPARSE};
+        loc->delta(x->e, pe, &sparse, true);
     }
     pe->epoch = d->epoch;
     digest_mark(x->e, d->page_id, pe, d->offset, d->len);

@@ -88,7 +88,7 @@ typedef struct jentry {
 /* Appends an entry (header, old bytes, then its total size, so the journal
  * can be walked backwards). Overflow loses the ability to roll back, which
  * is only needed if a user operation fails (see commit_abandon). */
-static void journal_push(mmsb_engine *e, const jentry *h, const uint8_t *old) {
+static void journal_push(mmsb_engine *e, const jentry *h, const page_entry *pe) {
     commit_ctx *c = &e->cc;
     if (!c->journaling || c->journal_lost) return;
     uint64_t total = sizeof *h + align_up_u64(h->len, 8) + sizeof(uint64_t);
@@ -99,7 +99,7 @@ static void journal_push(mmsb_engine *e, const jentry *h, const uint8_t *old) {
     }
     uint8_t *at = c->journal.base + c->journal_used;
     memcpy(at, h, sizeof *h);
-    if (h->len > 0) memcpy(at + sizeof *h, old, h->len);
+    if (h->len > 0) location_of(e, pe)->load(e, pe, h->offset, at + sizeof *h, h->len);
     memcpy(at + total - sizeof(uint64_t), &total, sizeof total);
     c->journal_used += total;
 }
@@ -107,7 +107,7 @@ static void journal_push(mmsb_engine *e, const jentry *h, const uint8_t *old) {
 void commit_journal_bytes(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t offset,
                           uint64_t len) {
     jentry h = {.kind = J_BYTES, .page_id = id, .offset = offset, .len = len, .old_epoch = pe->epoch};
-    journal_push(e, &h, page_bytes(e, pe) + offset);
+    journal_push(e, &h, pe);
 }
 
 void commit_journal_signature(mmsb_engine *e, uint64_t id, h128 old) {
@@ -133,7 +133,7 @@ static void journal_rollback(mmsb_engine *e) {
         page_entry *pe = entry_of(e, h.page_id);
         ASSERT(pe->flags & PE_LIVE);
         entry_write_begin(pe);
-        memcpy(page_bytes(e, pe) + h.offset, c->journal.base + at + sizeof h, h.len);
+        location_of(e, pe)->store(e, pe, h.offset, c->journal.base + at + sizeof h, h.len);
         pe->epoch = h.old_epoch;
         if (h.len > 0) digest_mark(e, h.page_id, pe, h.offset, h.len);
         entry_write_end(pe);
@@ -374,11 +374,11 @@ static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8
  * that changes; then copies the changed span once. */
 static int write_validated(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
                            const uint8_t *bytes, uint64_t len, uint64_t *changed_out) {
-    uint8_t *page = page_bytes(e, pe) + offset;
+    const location_ops *loc = location_of(e, pe);
     uint64_t changed = 0, first = UINT64_MAX, last = 0;
     for (uint64_t block = 0; block < len; block += WRITE_BLOCK_BYTES) {
         uint64_t n = min_u64(WRITE_BLOCK_BYTES, len - block);
-        uint64_t c = e->kern->diff(page + block, bytes + block, n, e->mask_scratch);
+        uint64_t c = loc->diff(e, pe, offset + block, bytes + block, n, e->mask_scratch);
         if (c == 0) continue;
         delta_part part = {.type = REC_DELTA, .page_id = id, .epoch = pe->epoch + 1,
                            .base = offset + block, .mask = e->mask_scratch, .block_len = n,
@@ -396,7 +396,7 @@ static int write_validated(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t
     uint64_t old_epoch = pe->epoch;
     commit_journal_bytes(e, id, pe, offset + first, last - first + 1);
     entry_write_begin(pe);
-    memcpy(page + first, bytes + first, last - first + 1);
+    loc->store(e, pe, offset + first, bytes + first, last - first + 1);
     pe->epoch++;
     digest_mark(e, id, pe, offset + first, last - first + 1);
     entry_write_end(pe);
@@ -445,13 +445,6 @@ static int delta_check(mmsb_engine *e, const mmsb_delta *d, const char *fn, page
     return 0;
 }
 
-static uint64_t delta_run(const mmsb_engine *e, const mmsb_delta *d, uint8_t *dst, bool store) {
-    if (d->flags & MMSB_DELTA_SPARSE) {
-        return e->kern->apply_sparse(dst, d->payload, d->payload_len, d->mask, d->len, store);
-    }
-    return e->kern->apply_dense(dst, d->payload, d->mask, d->len, store);
-}
-
 /* Logs the delta as it was given, one DELTA record per block with bits set. */
 static int log_delta(mmsb_engine *e, const mmsb_delta *d, uint64_t epoch) {
     bool sparse = (d->flags & MMSB_DELTA_SPARSE) != 0;
@@ -474,8 +467,8 @@ static int log_delta(mmsb_engine *e, const mmsb_delta *d, uint64_t epoch) {
 }
 
 static int apply_validated(mmsb_engine *e, const mmsb_delta *d, page_entry *pe, uint64_t *changed_out) {
-    uint8_t *dst = page_bytes(e, pe) + d->offset;
-    uint64_t changed = d->len > 0 ? delta_run(e, d, dst, false) : 0;
+    const location_ops *loc = location_of(e, pe);
+    uint64_t changed = d->len > 0 ? loc->delta(e, pe, d, false) : 0;
     *changed_out = changed;
     if (changed == 0) return 0;
     int rc = log_delta(e, d, pe->epoch + 1);
@@ -485,7 +478,7 @@ static int apply_validated(mmsb_engine *e, const mmsb_delta *d, page_entry *pe, 
     ASSERT(any); /* something changed, so some bit is set */
     commit_journal_bytes(e, d->page_id, pe, d->offset + first, last - first + 1);
     entry_write_begin(pe);
-    uint64_t applied = delta_run(e, d, dst, true);
+    uint64_t applied = loc->delta(e, pe, d, true);
     ASSERT(applied == changed);
     pe->epoch++;
     digest_mark(e, d->page_id, pe, d->offset + first, last - first + 1);
