@@ -38,7 +38,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LIB_CFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DMMSB_BUILDING_LIBRARY
-LDLIBS_LIB := -pthread -luring
+LDLIBS_LIB := -pthread -luring -llmdb
 
 ISA_AVX2 := -mavx2 -mbmi2 -mpopcnt
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
@@ -48,9 +48,9 @@ ifeq ($(GPU_ON),1)
 GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 # libmmsb.a already holds the CUDA runtime (folded in, its symbols local).
-LIBS_PRIVATE := -pthread -luring -ldl -lrt
+LIBS_PRIVATE := -pthread -luring -llmdb -ldl -lrt
 else
-LIBS_PRIVATE := -pthread -luring
+LIBS_PRIVATE := -pthread -luring -llmdb
 endif
 ifneq ($(GPU_ON),1)
 LIB_SRCS += gpu/gpu_none.c
@@ -68,7 +68,7 @@ LIB_A := $(BUILD)/lib/libmmsb.a
 LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
 
-DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev
+DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev
 
 .PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz
 # Keep intermediate objects, so a second make rebuilds nothing.

@@ -105,6 +105,7 @@ static void definition_restore(mmsb_engine *e, uint64_t child, const definition 
     if (rc == 0) rc = set_op(&e->g, n, d->op, d->params, d->params_len);
     ASSERT(rc == 0);
     graph_at(&e->g, n)->signature = d->signature;
+    ckpt_mark(e, child);
     release_if_unused(&e->g, n);
 }
 
@@ -121,6 +122,7 @@ static int define(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *pa
         return rc;
     }
     graph_at(&e->g, n)->signature = (h128){0, 0};
+    ckpt_mark(e, child);
     return 0;
 }
 
@@ -389,6 +391,7 @@ MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_resu
     if (rc == 0) rc = definition_save(engine, n, &old);
     if (rc == 0) {
         underive_node(&engine->g, n);
+        ckpt_mark(engine, child);
         rc = commit_graph_change(engine, G_UNDERIVE, child, 0, &old, result);
     }
     engine_leave(engine);
@@ -449,25 +452,45 @@ static int replay_corrupt(const log_rec *r, const char *why) {
     return err_set(MMSB_ECORRUPT, "%s seq %llu: %s (%s)", rec_type_name(r->type), (unsigned long long)r->seq, why, detail);
 }
 
-static int replay_derive(mmsb_engine *e, const log_rec *r) {
-    rec_derive d;
-    int rc = rec_decode_derive(r, &d);
-    if (rc != 0) return rc;
-    uint64_t *ids = malloc(d.parent_count * sizeof *ids);
-    if (ids == NULL) return err_set(MMSB_ENOMEM, "recovery: DERIVE parents");
-    for (uint32_t k = 0; k < d.parent_count; k++) ids[k] = get_le64(d.parents + 8 * k);
-    uint64_t *sizes = malloc(d.parent_count * sizeof *sizes);
+/* A derivation read from disk (log or checkpoint): checked like the API
+ * checks one, then defined. parents_le: count little-endian u64 ids. */
+static int define_from_disk(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *params,
+                            uint32_t params_len, const uint8_t *parents_le, uint32_t count) {
+    if (!op_is_builtin(op) && op < MMSB_OP_USER_FIRST) return err_set(MMSB_ECORRUPT, "operation %u is not defined", op);
+    uint64_t *ids = malloc(count * sizeof *ids);
+    uint64_t *sizes = malloc(count * sizeof *sizes);
     page_entry *pe;
     definition old = {0};
-    rc = sizes == NULL ? err_set(MMSB_ENOMEM, "recovery: DERIVE sizes") : page_lookup(e, d.child, "recovery", &pe);
-    if (rc == 0) rc = parents_check(e, d.child, ids, d.parent_count, sizes, "recovery");
-    if (rc == 0 && op_is_builtin(d.op)) rc = op_check(d.op, d.params, d.params_len, sizes, d.parent_count, pe->size_bytes);
-    if (rc == 0) rc = definition_save(e, graph_node(&e->g, d.child), &old);
-    if (rc == 0) rc = define(e, d.child, d.op, d.params, d.params_len, ids, d.parent_count, &old);
+    int rc = ids == NULL || sizes == NULL ? err_set(MMSB_ENOMEM, "derivation of %u parents", count)
+                                          : page_lookup(e, child, "recovery", &pe);
+    for (uint32_t k = 0; rc == 0 && k < count; k++) ids[k] = get_le64(parents_le + 8ull * k);
+    if (rc == 0) rc = parents_check(e, child, ids, count, sizes, "recovery");
+    if (rc == 0 && op_is_builtin(op)) rc = op_check(op, params, params_len, sizes, count, pe->size_bytes);
+    if (rc == 0) rc = definition_save(e, graph_node(&e->g, child), &old);
+    if (rc == 0) rc = define(e, child, op, params, params_len, ids, count, &old);
     definition_free(&old);
     free(ids);
     free(sizes);
+    return rc;
+}
+
+static int replay_derive(mmsb_engine *e, const log_rec *r) {
+    rec_derive d;
+    int rc = rec_decode_derive(r, &d);
+    if (rc == 0) rc = define_from_disk(e, d.child, d.op, d.params, d.params_len, d.parents, d.parent_count);
     return rc == 0 ? 0 : replay_corrupt(r, "cannot be applied");
+}
+
+int derive_load(mmsb_engine *e, const ckpt_derive *d) {
+    int rc = define_from_disk(e, d->child, d->op, d->params, d->params_len, d->parents, d->parent_count);
+    if (rc != 0) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "%s", mmsb_last_error());
+        return err_set(rc == MMSB_ENOMEM ? rc : MMSB_ECORRUPT, "checkpoint: derivation of page %llu: %s",
+                       (unsigned long long)d->child, detail);
+    }
+    graph_at(&e->g, graph_node(&e->g, d->child))->signature = d->signature;
+    return 0;
 }
 
 static int replay_edge(mmsb_engine *e, const log_rec *r) {
@@ -501,6 +524,7 @@ int derive_replay(mmsb_engine *e, const log_rec *r) {
             return replay_corrupt(r, "not a derived page");
         }
         underive_node(&e->g, n);
+        ckpt_mark(e, child);
         return 0;
     default: ASSERT(!"not a graph record");
     }

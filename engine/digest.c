@@ -211,6 +211,7 @@ void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
         pe->flags |= PE_DIGEST_DIRTY;
     }
     dirty_add(&e->dig.dirty, id - 1);
+    ckpt_mark(e, id);
     e->dig.root_valid = false;
 }
 

@@ -57,6 +57,10 @@ static void options_defaults(mmsb_options *o) {
     o->propagation = MMSB_PROPAGATE_INCREMENTAL;
     o->commit_bytes_max = 1 * GiB;
     o->txn_bytes_max = 1 * GiB;
+    o->checkpoint_log_bytes = 256 * MiB;
+    o->checkpoint_map_bytes = 1 * GiB;
+    o->checkpoint_map_bytes_max = 1024 * GiB;
+    o->checkpoint_readers = 126;
 }
 
 /* The log options: sizes that fit the format's limits and each other. */
@@ -91,6 +95,15 @@ static int options_check_log(const mmsb_options *o) {
     if (o->txn_bytes_max < 4096 || o->txn_bytes_max > (1ull << 46)) {
         return err_set(MMSB_EINVAL, "mmsb_open: txn_bytes_max %llu outside 4096..64 TiB", (unsigned long long)o->txn_bytes_max);
     }
+    if (o->checkpoint_map_bytes < 1 * MiB || o->checkpoint_map_bytes > o->checkpoint_map_bytes_max ||
+        o->checkpoint_map_bytes_max > (1ull << 46)) {
+        return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_map_bytes %llu must be 1 MiB..checkpoint_map_bytes_max %llu (at most 64 TiB)",
+                       (unsigned long long)o->checkpoint_map_bytes, (unsigned long long)o->checkpoint_map_bytes_max);
+    }
+    if (o->checkpoint_readers == 0 || o->checkpoint_readers > 65536) {
+        return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_readers %u outside 1..65536", o->checkpoint_readers);
+    }
+    if (o->reserved2 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved2 is %u, must be 0", o->reserved2);
     return 0;
 }
 
@@ -128,7 +141,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
         }
     }
     memcpy(o, in, sizeof *o);
-    const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE;
+    const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE | MMSB_OPEN_KEEP_LOG;
     if (o->flags & ~known_flags) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~known_flags);
     if (o->kernel > MMSB_KERNEL_AVX512) return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
     if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
@@ -192,6 +205,7 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
 static void engine_release(mmsb_engine *e) {
     log_writer_close(e->log);
     propagate_close(e);
+    checkpoint_close(e);
     router_close(e);
     graph_close(&e->g);
     digest_close(e);
@@ -238,7 +252,8 @@ static int engine_build(mmsb_engine *e, const char *dir) {
 /* Replays the log into the engine and opens the writer where it ended. */
 static int engine_open_log(mmsb_engine *e) {
     log_resume resume;
-    int rc = engine_recover(e, &resume);
+    int rc = checkpoint_open(e);
+    if (rc == 0) rc = engine_recover(e, &resume);
     if (rc != 0) return rc;
     log_config cfg = {
         .segment_bytes = e->opts.segment_bytes,
@@ -285,7 +300,11 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
         /* A last commit, written after everything before it is synced: it
          * records the final state root, and its durable hint covers the whole
          * log, so recovery tells any later damage from a torn tail. */
+        /* The checkpoint only speeds up the next open: the log holds
+         * everything, so its failure (a full disk, say) does not fail the
+         * close; the next open replays more of the log. */
         h128 root;
+        checkpoint_write(engine);
         digest_root(engine, &root);
         rc = log_commit_close(engine->log, &root);
     }
@@ -366,6 +385,16 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.aborts = engine->sum.aborts;
     out.derived_pages = engine->g.derived;
     out.edges = engine->g.edges;
+    out.checkpoint_number = engine->ck.have ? engine->ck.last.number : 0;
+    out.checkpoint_seq = engine->ck.have ? engine->ck.last.commit_seq : 0;
+    out.checkpoints_written = engine->ck.written;
+    out.checkpoint_stall_ns_last = engine->ck.stall_ns_last;
+    out.checkpoint_stall_ns_max = engine->ck.stall_ns_max;
+    out.checkpoint_map_bytes = ckpt_map_bytes(engine->ck.store);
+    out.log_segment_first = engine->ck.segment_first;
+    out.log_segments_removed = engine->ck.segments_removed;
+    out.recovered_from_checkpoint = engine->ck.loaded;
+    snprintf(out.checkpoint_detail, sizeof out.checkpoint_detail, "%s", engine->ck.note);
     *info = out;
     engine_leave(engine);
     return 0;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "../gpu/gpu.h"
+#include "../tlog/ckpt.h"
 #include "../tlog/writer.h"
 #include "graph.h"
 #include "kern.h"
@@ -133,6 +134,21 @@ struct mmsb_engine {
         uint32_t flags;           /* MMSB_RECOVERED_* */
         char detail[256];
     } recovered;
+    struct {                      /* checkpoints (checkpoint.c) */
+        ckpt_store *store;        /* NULL until opened */
+        vmap dirty;               /* a bit per page id: changed since the last one */
+        bool have;                /* `last` describes a checkpoint */
+        ckpt_meta last;
+        uint64_t stream_pos;      /* the log's stream position at the last one */
+        uint64_t next_seq;        /* the log's next record after its marker */
+        uint64_t written;         /* since open */
+        uint64_t stall_ns_last, stall_ns_max;
+        uint64_t segment_first;   /* the lowest log segment file kept */
+        uint64_t segments_removed;
+        bool loaded;              /* recovery started from one */
+        bool rewrite;             /* the stored one was rejected: write all */
+        char note[160];           /* why recovery did not use it, if it did not */
+    } ck;
     uint8_t mask_scratch[WRITE_BLOCK_BYTES / 8];
 };
 
@@ -160,6 +176,29 @@ static inline const location_ops *location_of(const mmsb_engine *e, const page_e
     ASSERT(l != NULL); /* a page is only ever placed where a location exists */
     return l;
 }
+
+/* Something about page `id` (bytes, epoch, existence, derivation,
+ * signature) changed: the next checkpoint writes it. */
+static inline void ckpt_mark(mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1);
+    ((uint64_t *)e->ck.dirty.base)[(id - 1) / 64] |= 1ull << ((id - 1) % 64);
+}
+
+/* ---- checkpoints (checkpoint.c) ---------------------------------------------------- */
+
+int checkpoint_open(mmsb_engine *e);
+int checkpoint_reserve(mmsb_engine *e, uint64_t id);
+void checkpoint_close(mmsb_engine *e);
+int checkpoint_discard(mmsb_engine *e);
+/* Loads the latest checkpoint into an empty engine; *found false if none.
+ * Any failure leaves a partly loaded engine: reset it. */
+int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found);
+/* After a writing call's commit: checkpoints when the policy says so. */
+int checkpoint_maybe(mmsb_engine *e);
+/* Writes a checkpoint now (writer role held, between commits). */
+int checkpoint_write(mmsb_engine *e);
+/* Derivations as loaded from a checkpoint (derive.c). */
+int derive_load(mmsb_engine *e, const ckpt_derive *d);
 
 /* The writer's lookup: MMSB_ENOTFOUND unless id names a live page. */
 int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out);

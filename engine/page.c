@@ -39,6 +39,7 @@ int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc
     }
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
     if (rc == 0) rc = digest_reserve(e, id);
+    if (rc == 0) rc = checkpoint_reserve(e, id);
     if (rc == 0) rc = graph_reserve(&e->g, id);
     *out = (page_alloc){0};
     if (rc == 0) rc = region_alloc(&e->data, size_bytes, &out->data_off, &out->zeroed);

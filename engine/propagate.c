@@ -303,6 +303,7 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     if (rc != 0) return rc;
     bool sig_changed = !h128_eq(sig, v->signature);
     v->signature = sig;
+    ckpt_mark(e, v->page_id);
     if (changed == 0) {
         /* Only the full mode computes a page whose signature did not change;
          * the log already holds that signature. */

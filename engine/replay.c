@@ -90,7 +90,10 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
                        rec_type_name(r->type), (unsigned long long)r->seq, (unsigned long long)d->page_id,
                        (unsigned long long)pe->epoch, (unsigned long long)d->epoch);
     }
-    if (signature != NULL) graph_at(&x->e->g, n)->signature = *signature;
+    if (signature != NULL) {
+        graph_at(&x->e->g, n)->signature = *signature;
+        ckpt_mark(x->e, d->page_id);
+    }
     if (none) return 0;
     const location_ops *loc = location_of(x->e, pe);
     entry_write_begin(pe);
@@ -154,14 +157,20 @@ static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
     case REC_EDGE_ADD:
     case REC_EDGE_REMOVE: x->run_page = 0; return derive_replay(x->e, r);
     case REC_COMMIT: return replay_commit(x, r, segment);
+    case REC_CHECKPOINT: /* between commits: a place to continue from */
+        x->good.seq = r->seq;
+        x->good.segment = segment;
+        x->good.end_offset = r->offset + rec_slot_bytes(r->length);
+        x->run_page = 0;
+        return 0;
     default: return 0; /* SEAL, ABORT, and types a reader may skip */
     }
 }
 
 /* Pass 2: applies every record up to limit_seq. */
-static int replay_pass(mmsb_engine *e, replay_ctx *x) {
+static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start) {
     log_cursor *c;
-    int rc = cursor_open(e->dir_fd, 0, e->kern, &c);
+    int rc = cursor_open_at(e->dir_fd, 0, e->kern, start, &c);
     if (rc != 0) return rc;
     bool done = false;
     log_rec r;
@@ -196,10 +205,11 @@ static int reset_state(mmsb_engine *e) {
 }
 
 /* Pass 1: how the log ends, and which commits were aborted. */
-static int scan_log(mmsb_engine *e, log_end *end, uint64_t **aborted, uint64_t *aborted_count) {
+static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
+                    uint64_t *aborted_count) {
     uint32_t flags = CURSOR_VERIFY | ((e->opts.flags & MMSB_OPEN_SALVAGE) ? CURSOR_SALVAGE : 0);
     log_cursor *c;
-    int rc = cursor_open(e->dir_fd, flags, e->kern, &c);
+    int rc = cursor_open_at(e->dir_fd, flags, e->kern, start, &c);
     if (rc != 0) return rc;
     bool done = false;
     log_rec r;
@@ -210,9 +220,8 @@ static int scan_log(mmsb_engine *e, log_end *end, uint64_t **aborted, uint64_t *
     return rc;
 }
 
-static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *aborted,
-                        uint64_t aborted_count, log_resume *resume);
-
+static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
+                        const uint64_t *aborted, uint64_t aborted_count, log_resume *resume);
 static void fill_resume(const log_end *end, const good_commit *g, log_resume *resume) {
     *resume = (log_resume){
         .salt = end->salt,
@@ -226,17 +235,65 @@ static void fill_resume(const log_end *end, const good_commit *g, log_resume *re
     };
 }
 
-int engine_recover(mmsb_engine *e, log_resume *resume) {
+/* Replays the log from `start` (a checkpoint's position) or from genesis. */
+static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *resume) {
     log_end end;
     uint64_t *aborted = NULL, aborted_count = 0;
-    int rc = scan_log(e, &end, &aborted, &aborted_count);
-    if (rc == 0) rc = recover_from(e, &end, aborted, aborted_count, resume);
+    memset(&e->recovered, 0, sizeof e->recovered);
+    int rc = scan_log(e, start, &end, &aborted, &aborted_count);
+    if (rc == 0 && start == NULL && !end.empty && end.first_seq != 1) {
+        rc = err_set(MMSB_ECORRUPT, "recovery: the log starts at record %llu (segments before it were removed after a "
+                     "checkpoint), and there is no usable checkpoint", (unsigned long long)end.first_seq);
+    }
+    if (rc == 0) rc = recover_from(e, &end, start, aborted, aborted_count, resume);
     free(aborted);
     return rc;
 }
 
-static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *aborted,
-                        uint64_t aborted_count, log_resume *resume) {
+static cursor_start start_of(const ckpt_meta *m) {
+    return (cursor_start){.segment = m->segment, .offset = m->offset, .next_seq = m->next_seq,
+                          .commit_seq = m->commit_seq, .commits = m->commits, .chain = m->chain,
+                          .salt = m->salt, .generation = m->generation};
+}
+
+/* Open = the latest checkpoint + the log after it. A checkpoint that fails
+ * validation, or whose log position cannot be followed, is reported in the
+ * engine info and replaced by a replay from genesis when the whole log is
+ * still there; otherwise the open fails naming both problems. */
+int engine_recover(mmsb_engine *e, log_resume *resume) {
+    ckpt_meta m;
+    bool found = false;
+    int rc = checkpoint_load(e, &m, &found);
+    if (rc == 0 && found) {
+        cursor_start st = start_of(&m);
+        e->ck.segment_first = m.segment;
+        rc = recover_log(e, &st, resume);
+        if (rc == 0) {
+            e->ck.loaded = true;
+            e->ck.stream_pos = 0;
+            return 0;
+        }
+    }
+    if (rc == 0) return recover_log(e, NULL, resume); /* no checkpoint yet */
+    char why[200];
+    snprintf(why, sizeof why, "%s", mmsb_last_error());
+    snprintf(e->ck.note, sizeof e->ck.note, "checkpoint not used: %.130s", why);
+    e->ck.segment_first = 1;
+    rc = reset_state(e);
+    if (rc == 0) rc = checkpoint_discard(e);
+    if (rc == 0) rc = recover_log(e, NULL, resume);
+    if (rc == 0 && found && e->recovered.records == 0) {
+        rc = err_set(MMSB_ECORRUPT, "recovery: the checkpoint cannot be used (%s) and there is no log to replay", why);
+    } else if (rc != 0) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "%s", mmsb_last_error());
+        rc = err_set(rc, "%.200s; the checkpoint could not be used either: %.200s", detail, why);
+    }
+    return rc;
+}
+
+static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
+                        const uint64_t *aborted, uint64_t aborted_count, log_resume *resume) {
     log_end end = *end_in;
     int rc = 0;
     e->recovered.dropped_records = end.dropped_records;
@@ -251,10 +308,14 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *a
     }
     if (end.generation_max == UINT32_MAX) return err_set(MMSB_ENOSPC, "recovery: log generations exhausted");
     /* Without a commit, continue at the start of the first segment. */
-    good_commit start = {.segment = end.resume_segment, .end_offset = end.resume_offset, .chain = end.chain};
-    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = start, .aborted = aborted,
+    good_commit first = {.segment = end.resume_segment, .end_offset = end.resume_offset, .chain = end.chain};
+    if (start != NULL) {
+        first = (good_commit){.seq = start->commit_seq, .commits = start->commits, .segment = start->segment,
+                              .end_offset = start->offset, .chain = start->chain};
+    }
+    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = first, .aborted = aborted,
                     .aborted_count = aborted_count};
-    rc = replay_pass(e, &x);
+    rc = replay_pass(e, &x, start);
     if (rc != 0 && (e->opts.flags & MMSB_OPEN_SALVAGE)) {
         good_commit keep = x.good;
         snprintf(e->recovered.detail, sizeof e->recovered.detail, "salvaged: %.200s", mmsb_last_error());
@@ -262,9 +323,15 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const uint64_t *a
         e->recovered.dropped_records += end.last_seq - keep.seq;
         e->recovered.records = 0;
         rc = reset_state(e);
-        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = start, .aborted = aborted,
+        if (rc == 0 && start != NULL) { /* the same checkpoint again, then the log to `keep` */
+            ckpt_meta m;
+            bool found;
+            rc = checkpoint_load(e, &m, &found);
+            if (rc == 0 && (!found || m.commit_seq != start->commit_seq)) rc = err_set(MMSB_EIO, "recovery: the checkpoint changed during salvage");
+        }
+        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = first, .aborted = aborted,
                          .aborted_count = aborted_count};
-        if (rc == 0 && keep.seq > 0) rc = replay_pass(e, &x);
+        if (rc == 0 && keep.seq > first.seq) rc = replay_pass(e, &x, start);
     }
     if (rc != 0) return rc;
     e->recovered.commits = x.good.commits;

@@ -128,6 +128,7 @@ static void journal_rollback(mmsb_engine *e) {
         memcpy(&h, c->journal.base + at, sizeof h);
         if (h.kind == J_SIGNATURE) {
             graph_at(&e->g, graph_node(&e->g, h.page_id))->signature = h.old_signature;
+            ckpt_mark(e, h.page_id);
             continue;
         }
         page_entry *pe = entry_of(e, h.page_id);
@@ -310,6 +311,9 @@ int commit_finish(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
     e->sum.backdates += c->res.backdates;
     e->sum.delta_propagations += c->res.delta_propagations;
     deliver_events(e, *seq_out);
+    /* The commit stands whatever the checkpoint does: a failed checkpoint is
+     * reported in the engine info and tried again at the next commit. */
+    checkpoint_maybe(e);
     return 0;
 }
 

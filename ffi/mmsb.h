@@ -83,6 +83,8 @@ typedef struct mmsb_digest {
 
 /* mmsb_options.flags */
 #define MMSB_OPEN_CREATE 0x1u  /* create the store directory if missing */
+#define MMSB_OPEN_KEEP_LOG 0x4u /* keep every log segment (no removal after a
+                                   checkpoint): replay from genesis stays possible */
 #define MMSB_OPEN_SALVAGE 0x2u /* open a corrupt log: keep the valid prefix up
                                   to the last good commit, drop the rest (the
                                   engine info says what was dropped) */
@@ -148,6 +150,16 @@ typedef struct mmsb_options {
                                   rolled back when a user operation fails;
                                   default 1 GiB */
     uint64_t txn_bytes_max;    /* bytes a transaction may stage; default 1 GiB */
+    /* checkpoints (LMDB, in DIR/checkpoint) */
+    uint64_t checkpoint_log_bytes; /* checkpoint once this many log bytes were
+                                      written since the last one; default
+                                      256 MiB; 0: only mmsb_checkpoint and close */
+    uint64_t checkpoint_map_bytes; /* LMDB map size to start with; default 1 GiB */
+    uint64_t checkpoint_map_bytes_max; /* the map doubles up to this when full;
+                                          default 1 TiB */
+    uint32_t checkpoint_readers;   /* LMDB reader slots (processes and threads
+                                      reading at once); default 126 */
+    uint32_t reserved2;            /* must be 0 */
 } mmsb_options;
 
 /* mmsb_options.propagation */
@@ -213,6 +225,18 @@ typedef struct mmsb_engineinfo {
     uint64_t aborts;               /* commits rolled back (a user op failed) */
     uint64_t derived_pages;        /* pages that are derived now */
     uint64_t edges;                /* parent -> child edges now */
+    /* checkpoints */
+    uint64_t checkpoint_number;    /* of the latest one; 0: none */
+    uint64_t checkpoint_seq;       /* the log record it covers up to */
+    uint64_t checkpoints_written;  /* since open */
+    uint64_t checkpoint_stall_ns_last; /* writer time of the last one */
+    uint64_t checkpoint_stall_ns_max;
+    uint64_t checkpoint_map_bytes; /* LMDB map now */
+    uint64_t log_segment_first;    /* lowest segment kept */
+    uint64_t log_segments_removed; /* since open */
+    uint32_t recovered_from_checkpoint; /* 1: open loaded one, then the suffix */
+    uint32_t reserved1;
+    char checkpoint_detail[160];   /* why open did not use the checkpoint, if so */
 } mmsb_engineinfo;
 
 /* mmsb_engineinfo.recovery_flags */
@@ -475,6 +499,16 @@ MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
 /* Sets the durability of the following commits (a writing call). */
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
 
+/* ---- checkpoints ------------------------------------------------------------ */
+
+/* Writes a checkpoint of the committed state into DIR/checkpoint (LMDB): the
+ * log is synced first, then the pages changed since the previous checkpoint
+ * are written in one LMDB transaction, a CHECKPOINT marker is logged, and
+ * (unless MMSB_OPEN_KEEP_LOG) the log segments wholly before it are removed.
+ * A writing call; nothing to do when nothing changed since the last one.
+ * Also run by the checkpoint_log_bytes policy and by mmsb_close. */
+MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
+
 /* ---- digests -------------------------------------------------------------- */
 
 /* The page digest: a hash tree over the page's 4 KiB chunks. */
@@ -502,6 +536,7 @@ MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out,
 #define MMSB_REC_EDGE_REMOVE 9u
 #define MMSB_REC_DERIVED 10u
 #define MMSB_REC_ABORT 11u
+#define MMSB_REC_CHECKPOINT 12u
 #define MMSB_REC_END 0u /* mmsb_log_next: no more records */
 
 typedef struct mmsb_log_reader mmsb_log_reader;

@@ -59,6 +59,12 @@ void tu_dir_remove(char *dir) {
     free(dir);
 }
 
+void tu_checkpoint_remove(const char *store_dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint", store_dir);
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void tu_options_small(mmsb_options *o) {
     TU_OK(MMSB_OPTIONS_INIT(o));
     o->arena_bytes_max = 256ull << 20;

@@ -26,6 +26,9 @@ void rng_fill(rng *r, void *buf, size_t len);
 /* A fresh directory under $TMPDIR (or /tmp); free with tu_dir_remove. */
 char *tu_dir_new(void);
 void tu_dir_remove(char *dir);
+/* Removes a store's checkpoint (its LMDB directory): the next open replays
+ * the log from genesis, for tests about the log itself. */
+void tu_checkpoint_remove(const char *store_dir);
 
 /* Options with small limits, so tests open quickly. */
 void tu_options_small(mmsb_options *o);

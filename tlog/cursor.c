@@ -45,6 +45,8 @@ struct log_cursor {
     uint64_t *aborted;     /* pairs: first seq, ABORT seq */
     uint64_t aborted_count, aborted_cap;
     bool done;
+    bool has_start;
+    cursor_start start;
     log_end end;
 };
 
@@ -96,6 +98,16 @@ static int list_segments(log_cursor *c) {
     }
     closedir(d);
     if (rc == 0) qsort(c->seg_nos, c->seg_count, sizeof *c->seg_nos, cmp_u64);
+    if (rc == 0 && c->has_start) {
+        uint32_t keep = 0;
+        while (keep < c->seg_count && c->seg_nos[keep] < c->start.segment) keep++;
+        if (keep == c->seg_count || c->seg_nos[keep] != c->start.segment) {
+            return err_set(MMSB_ECORRUPT, "segment %llu, where the checkpoint's log position is, is missing",
+                           (unsigned long long)c->start.segment);
+        }
+        memmove(c->seg_nos, c->seg_nos + keep, (c->seg_count - keep) * sizeof *c->seg_nos);
+        c->seg_count -= keep;
+    }
     for (uint32_t i = 1; rc == 0 && i < c->seg_count; i++) {
         if (c->seg_nos[i] != c->seg_nos[i - 1] + 1) {
             rc = err_set(MMSB_ECORRUPT, "segment %llu is missing (found %llu, then %llu)",
@@ -161,16 +173,30 @@ static int classify_headers(log_cursor *c) {
 }
 
 int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out) {
+    return cursor_open_at(dir_fd, flags, kern, NULL, out);
+}
+
+int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
+                   log_cursor **out) {
     log_cursor *c = calloc(1, sizeof *c);
     if (c == NULL) return err_set(MMSB_ENOMEM, "cannot allocate a log cursor");
     c->dir_fd = dir_fd;
     c->flags = flags;
     c->kern = kern;
+    if (start != NULL) {
+        c->has_start = true;
+        c->start = *start;
+    }
     int rc = list_segments(c);
     if (rc == 0) rc = classify_headers(c);
     if (rc != 0) {
         cursor_close(c);
         return rc;
+    }
+    if (c->has_start && c->end.empty) {
+        cursor_close(c);
+        return err_set(MMSB_ECORRUPT, "segment %llu, where the checkpoint's log position is, has no valid header",
+                       (unsigned long long)start->segment);
     }
     if (c->end.empty) c->done = true;
     *out = c;
@@ -225,6 +251,18 @@ static int abort_records(log_cursor *c, const log_rec *r) {
     c->aborted[2 * c->aborted_count + 1] = r->seq;
     c->aborted_count++;
     chain_begin(&c->chain, c->end.chain);
+    c->commit_first_seq = r->seq + 1;
+    return 0;
+}
+
+/* A checkpoint marker stands between commits, outside the chain: the
+ * position after it is a place a writer may continue from. */
+static int checkpoint_marker(log_cursor *c, const log_rec *r) {
+    if (c->commit_first_seq != r->seq) return corrupt(c, "CHECKPOINT inside a commit");
+    c->end.last_commit_seq = r->seq;
+    c->commit_seg_idx = c->seg_idx;
+    c->commit_end_off = c->scan.off;
+    c->commit_seg_first_seq = c->hdr.first_seq;
     c->commit_first_seq = r->seq + 1;
     return 0;
 }
@@ -297,6 +335,34 @@ static int invalid_in_last(log_cursor *c, const char *why) {
 
 /* ---- moving through segments ------------------------------------------------------ */
 
+/* The first segment of a cursor with a start position: the state of the
+ * log as of the commit there, taken from the start (checked against the
+ * segment's header as far as it can be). */
+static int begin_at_start(log_cursor *c, uint64_t size_used) {
+    const cursor_start *s = &c->start;
+    if (c->hdr.salt != s->salt) return corrupt(c, "the checkpoint belongs to another store (salt differs)");
+    if (s->offset < SEG_HEADER_BYTES || s->offset > size_used || s->offset % REC_ALIGN != 0 ||
+        c->hdr.first_seq > s->next_seq || s->commit_seq == 0 || s->commit_seq >= s->next_seq) {
+        return corrupt(c, "the checkpoint's log position is not in this segment");
+    }
+    c->end.salt = s->salt;
+    c->end.first_seq = s->next_seq;
+    c->next_seq = s->next_seq;
+    c->end.chain = s->chain;
+    c->end.last_seq = s->next_seq - 1;
+    c->end.last_commit_seq = s->commit_seq;
+    c->end.commits = s->commits;
+    c->commit_seg_idx = 0;
+    c->commit_end_off = s->offset;
+    c->commit_seg_first_seq = c->hdr.first_seq;
+    c->commit_first_seq = s->next_seq;
+    if (s->generation < c->hdr.generation) return corrupt(c, "the checkpoint's generation is older than its segment");
+    c->gen = s->generation;
+    c->end.generation_max = s->generation;
+    c->started = true;
+    return 0;
+}
+
 static int enter_segment(log_cursor *c) {
     if (c->seg_idx > c->seg_last) {
         finish(c);
@@ -314,8 +380,12 @@ static int enter_segment(log_cursor *c) {
     rc = seg_header_decode(map, &c->hdr);
     if (rc != 0) return rc == MMSB_EVERSION ? rc : corrupt(c, "invalid segment header");
     uint64_t size_used = min_u64(size, c->hdr.segment_bytes);
-    if (!c->started) {
+    if (!c->started && c->has_start) {
+        rc = begin_at_start(c, size_used);
+        if (rc != 0) return rc;
+    } else if (!c->started) {
         c->end.salt = c->hdr.salt;
+        c->end.first_seq = c->hdr.first_seq;
         c->next_seq = c->hdr.first_seq;
         c->end.chain = c->hdr.chain_in;
         c->commit_seg_first_seq = c->hdr.first_seq;
@@ -328,11 +398,13 @@ static int enter_segment(log_cursor *c) {
         return corrupt(c, "segment does not continue the previous one (first seq or chain)");
     }
     if (c->hdr.segment_no != c->seg_nos[c->seg_idx]) return corrupt(c, "segment number differs from its file name");
-    if (c->hdr.generation < c->gen) return corrupt(c, "segment generation went down");
-    c->gen = c->hdr.generation;
+    bool first_of_start = c->has_start && c->end.records == 0; /* c->gen is the checkpoint's */
+    if (c->hdr.generation < c->gen && !first_of_start) return corrupt(c, "segment generation went down");
+    c->gen = (uint32_t)max_u64(c->gen, c->hdr.generation);
     c->end.generation_max = max_u64(c->end.generation_max, c->gen);
     seg_scan_init(&c->scan, map, size_used, c->end.salt, c->gen, c->next_seq, c->kern);
     c->scan.check_crc = (c->flags & CURSOR_VERIFY) != 0;
+    if (c->end.records == 0 && c->has_start) c->scan.off = c->start.offset;
     if (c->end.records == 0) chain_begin(&c->chain, c->end.chain);
     return 0;
 }
@@ -343,6 +415,7 @@ static int account(log_cursor *c, const log_rec *r) {
     bool verify = (c->flags & CURSOR_VERIFY) != 0;
     c->after_close = false;
     if (r->type == REC_ABORT) return abort_records(c, r);
+    if (r->type == REC_CHECKPOINT) return checkpoint_marker(c, r);
     if (r->type != REC_COMMIT) {
         if (verify) chain_add(&c->chain, r->type, r->flags, r->length, r->seq, r->payload, r->length);
         return 0;

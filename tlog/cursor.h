@@ -38,12 +38,28 @@ typedef struct log_end {
     uint64_t segment_first;     /* lowest segment number present */
     uint64_t segment_last;      /* highest segment with a valid header */
     uint64_t segment_files;     /* segment files present, spares included */
+    uint64_t first_seq;         /* of the first record read (1: the log is whole) */
 } log_end;
 
 typedef struct log_cursor log_cursor;
 
-/* Opens the log of the store in dir_fd (the descriptor is not taken). */
+/* Where to start reading instead of the first segment: just after a commit
+ * (a checkpoint's position). Segments before `segment` are not read. */
+typedef struct cursor_start {
+    uint64_t segment, offset;
+    uint64_t next_seq;    /* the sequence number of the record at offset */
+    uint64_t commit_seq;  /* of the commit that ends there */
+    uint64_t commits;     /* commits up to and including it */
+    h128 chain;           /* its chain value */
+    uint64_t salt;
+    uint32_t generation;  /* of the writer that wrote it: later records are not older */
+} cursor_start;
+
+/* Opens the log of the store in dir_fd (the descriptor is not taken), from
+ * its first segment, or from `start` when it is not NULL. */
 int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out);
+int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
+                   log_cursor **out);
 /* The next valid record, or *done once the log has ended (then cursor_end
  * says how). Returns the end status when the log ended in corruption.
  * Valid records after the last commit are returned too: a caller that

@@ -209,6 +209,27 @@ int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
     return 0;
 }
 
+int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c) {
+    ASSERT(r->type == REC_CHECKPOINT);
+    if (r->length != CHECKPOINT_REC_BYTES) return bad_length(r, CHECKPOINT_REC_BYTES);
+    c->number = get_le64(r->payload);
+    c->commit_seq = get_le64(r->payload + 8);
+    c->chain = get_h128(r->payload + 16);
+    c->root = get_h128(r->payload + 32);
+    if (c->number == 0 || c->commit_seq == 0 || c->commit_seq >= r->seq) {
+        return err_set(MMSB_ECORRUPT, "CHECKPOINT seq %llu: number %llu, commit %llu", (unsigned long long)r->seq,
+                       (unsigned long long)c->number, (unsigned long long)c->commit_seq);
+    }
+    return 0;
+}
+
+void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_BYTES]) {
+    put_le64(out, c->number);
+    put_le64(out + 8, c->commit_seq);
+    put_h128(out + 16, c->chain);
+    put_h128(out + 32, c->root);
+}
+
 int rec_decode_commit(const log_rec *r, rec_commit *c) {
     ASSERT(r->type == REC_COMMIT);
     if (r->length < COMMIT_FIXED_BYTES) return bad_length(r, COMMIT_FIXED_BYTES);
@@ -246,6 +267,7 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
     rec_commit c;
     rec_derive dv;
     rec_derived dd;
+    rec_checkpoint ck;
     switch (r->type) {
     case REC_PAGE_CREATE: return rec_decode_create(r, &a, &b, &f);
     case REC_PAGE_FREE: return rec_decode_free(r, &a);
@@ -258,6 +280,7 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
     case REC_EDGE_REMOVE: return rec_decode_edge(r, &a, &b);
     case REC_DERIVED: return rec_decode_derived(r, k, &dd);
     case REC_ABORT: return rec_decode_abort(r, &a);
+    case REC_CHECKPOINT: return rec_decode_checkpoint(r, &ck);
     default: break;
     }
     if (r->type >= REC_TYPE_SKIPPABLE) return 0;
@@ -266,7 +289,8 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
 
 const char *rec_type_name(uint16_t type) {
     static const char *const names[] = {"INVALID", "PAGE_CREATE", "PAGE_FREE", "DELTA", "COMMIT", "SEAL",
-                                        "DERIVE", "UNDERIVE", "EDGE_ADD", "EDGE_REMOVE", "DERIVED", "ABORT"};
+                                        "DERIVE", "UNDERIVE", "EDGE_ADD", "EDGE_REMOVE", "DERIVED", "ABORT",
+                                        "CHECKPOINT"};
     if (type < ARRAY_LEN(names)) return names[type];
     return type >= REC_TYPE_SKIPPABLE ? "SKIPPABLE" : "UNKNOWN";
 }

@@ -41,7 +41,8 @@ enum {
     REC_EDGE_REMOVE = 9,
     REC_DERIVED = 10,
     REC_ABORT = 11,
-    REC_TYPE_KNOWN_MAX = 11,
+    REC_CHECKPOINT = 12,
+    REC_TYPE_KNOWN_MAX = 12,
     REC_TYPE_SKIPPABLE = 0x8000,
 };
 
@@ -158,6 +159,18 @@ int rec_decode_underive(const log_rec *r, uint64_t *child);
 int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child);
 int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d);
 int rec_decode_abort(const log_rec *r, uint64_t *first_seq);
+
+/* A checkpoint marker: the checkpoint covering the log up to the COMMIT
+ * with sequence number commit_seq was written (engine/CHECKPOINTS.md). */
+typedef struct rec_checkpoint {
+    uint64_t number;      /* checkpoints written in this store, this one included */
+    uint64_t commit_seq;
+    h128 chain;           /* chain value of that commit */
+    h128 root;            /* state root after it */
+} rec_checkpoint;
+enum { CHECKPOINT_REC_BYTES = 48 };
+int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c);
+void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_BYTES]);
 /* Checks any known type's payload; unknown skippable types pass. */
 int rec_check_payload(const log_rec *r, const kern_ops *k);
 

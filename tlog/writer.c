@@ -330,7 +330,7 @@ void log_append_done(log_writer *w) {
     uint64_t slot = rec_slot_bytes(w->rec_len);
     memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
     put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)w->rec_len));
-    if (w->rec_type != REC_COMMIT && w->rec_type != REC_ABORT) {
+    if (w->rec_type != REC_COMMIT && w->rec_type != REC_ABORT && w->rec_type != REC_CHECKPOINT) {
         chain_add(&w->chain, w->rec_type, 0, w->rec_len, w->next_seq, h + REC_HEADER_BYTES, w->rec_len);
     }
     w->head += slot;
@@ -463,6 +463,31 @@ int log_abort(log_writer *w) {
     chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
     return 0;
+}
+
+int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
+    ASSERT(w->next_seq == w->commit_first_seq);
+    uint8_t *p;
+    int rc = log_append(w, REC_CHECKPOINT, CHECKPOINT_REC_BYTES, &p);
+    if (rc != 0) return rc;
+    rec_encode_checkpoint(ck, p);
+    uint64_t seq = w->next_seq;
+    log_append_done(w);
+    w->commit_first_seq = w->next_seq;
+    /* Outside any commit and the chain, but a point the log may end at, like
+     * a commit: durable hints count it, so damage to it before a later synced
+     * commit is corruption, not a torn tail. */
+    atomic_store_explicit(&w->committed_pos, w->head, memory_order_release);
+    atomic_store_explicit(&w->committed_seq, seq, memory_order_release);
+    arm_flusher(w, false);
+    return 0;
+}
+
+void log_position(const log_writer *w, log_pos *out) {
+    ASSERT(!w->in_record && w->next_seq == w->commit_first_seq);
+    *out = (log_pos){.segment = atomic_load(&w->seg_no), .offset = segment_used(w), .next_seq = w->next_seq,
+                     .chain = w->chain_value, .commits = w->commits, .stream_pos = w->head, .salt = w->salt,
+                     .generation = w->generation};
 }
 
 uint64_t log_commits(const log_writer *w) { return w->commits; }

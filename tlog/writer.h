@@ -79,6 +79,19 @@ int log_abort(log_writer *w);
 /* The last commit of a clean close: everything before it synced first, then
  * it, with the state root and the CLOSE flag, synced too. */
 int log_commit_close(log_writer *w, const h128 *root);
+/* Where the log stands between commits: what a checkpoint records. */
+typedef struct log_pos {
+    uint64_t segment, offset; /* where the next record goes */
+    uint64_t next_seq;
+    h128 chain;               /* of the last commit */
+    uint64_t commits;
+    uint64_t stream_pos;      /* bytes appended since the writer opened */
+    uint64_t salt;
+    uint32_t generation;
+} log_pos;
+void log_position(const log_writer *w, log_pos *out);
+/* Appends a CHECKPOINT marker between commits (outside the chain). */
+int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck);
 /* Commits in the whole log, and since this writer was opened. */
 uint64_t log_commits(const log_writer *w);
 uint64_t log_commits_since_open(const log_writer *w);

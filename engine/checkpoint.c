@@ -1,0 +1,276 @@
+/*
+ * checkpoint.c - writing the engine's committed state to the LMDB checkpoint
+ * store, and loading it back at open (engine/CHECKPOINTS.md).
+ *
+ * Incremental: every change of a page (bytes, epoch, creation, removal,
+ * derivation, signature) sets its bit in ck.dirty; a checkpoint writes only
+ * those pages, in id order, in one LMDB write transaction, then clears the
+ * bits. Order of a checkpoint, each step only after the previous one is on
+ * stable storage: log synced -> LMDB committed (synced by LMDB) -> marker
+ * logged -> old segments removed. A crash between any two steps leaves
+ * either the previous checkpoint or this one, each with the log it needs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tlog/cursor.h"
+#include "engine.h"
+
+enum { GROW_ATTEMPTS_MAX = 48 }; /* doublings: far more than 1 MiB -> 64 TiB */
+
+static uint64_t monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int checkpoint_open(mmsb_engine *e) {
+    uint64_t bytes = align_up_u64(e->opts.pages_max, 64) / 8;
+    int rc = vmap_open(&e->ck.dirty, NULL, bytes, VM_PAGE_BYTES);
+    if (rc != 0) return rc;
+    return ckpt_open(e->dir, false, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
+}
+
+int checkpoint_reserve(mmsb_engine *e, uint64_t id) {
+    return vmap_ensure(&e->ck.dirty, align_up_u64(id, 64) / 8);
+}
+
+void checkpoint_close(mmsb_engine *e) {
+    ckpt_close(e->ck.store);
+    e->ck.store = NULL;
+    vmap_close(&e->ck.dirty);
+}
+
+static void dirty_clear(mmsb_engine *e) {
+    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    memset(e->ck.dirty.base, 0, align_up_u64(next, 64) / 8);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static int put_derive(mmsb_engine *e, uint64_t id, uint32_t n) {
+    const gnode *v = graph_at(&e->g, n);
+    ckpt_derive d = {.child = id, .op = v->op, .op_version = op_version(&e->ops, v->op),
+                     .parent_count = v->parent_count, .params_len = v->params_len,
+                     .signature = v->signature, .params = v->params};
+    uint8_t *parents;
+    int rc = ckpt_put_derive(e->ck.store, &d, &parents);
+    if (rc != 0) return rc;
+    for (uint32_t k = 0; k < v->parent_count; k++) put_le64(parents + 8ull * k, graph_at(&e->g, v->parents[k])->page_id);
+    return 0;
+}
+
+static int put_one(mmsb_engine *e, uint64_t id) {
+    const page_entry *pe = entry_of(e, id);
+    if (!(pe->flags & PE_LIVE)) {
+        int rc = ckpt_del_page(e->ck.store, id);
+        return rc != 0 ? rc : ckpt_del_derive(e->ck.store, id);
+    }
+    ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch, .flags = 0,
+                   .location = (pe->flags & PE_DEVICE) ? MMSB_LOC_DEVICE : MMSB_LOC_HOST};
+    uint8_t *bytes;
+    int rc = ckpt_put_page(e->ck.store, &p, &bytes);
+    if (rc != 0) return rc;
+    location_of(e, pe)->load(e, pe, 0, bytes, pe->size_bytes);
+    uint32_t n = graph_node(&e->g, id);
+    if (n != 0 && graph_at(&e->g, n)->op != 0) return put_derive(e, id, n);
+    return ckpt_del_derive(e->ck.store, id);
+}
+
+/* One LMDB write transaction with every dirty page and the meta record. */
+static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
+    if (e->ck.rewrite) { /* every page id counts as changed */
+        uint64_t ids = m->page_id_next - 1;
+        memset(e->ck.dirty.base, 0xff, ids / 64 * 8);
+        if (ids % 64 != 0) ((uint64_t *)e->ck.dirty.base)[ids / 64] |= (1ull << (ids % 64)) - 1;
+    }
+    int rc = ckpt_write_begin(e->ck.store, e->ck.rewrite);
+    if (rc != 0) return rc;
+    const uint64_t *bits = (const uint64_t *)e->ck.dirty.base;
+    uint64_t words = align_up_u64(m->page_id_next - 1, 64) / 64;
+    for (uint64_t w = 0; rc == 0 && w < words; w++) {
+        for (uint64_t b = bits[w]; rc == 0 && b != 0; b &= b - 1) {
+            rc = put_one(e, w * 64 + (uint64_t)__builtin_ctzll(b) + 1);
+        }
+    }
+    if (rc == 0) return ckpt_write_commit(e->ck.store, m);
+    ckpt_write_abort(e->ck.store);
+    return rc;
+}
+
+static int write_growing(mmsb_engine *e, const ckpt_meta *m) {
+    for (uint32_t attempt = 0; attempt < GROW_ATTEMPTS_MAX; attempt++) {
+        int rc = write_txn(e, m);
+        if (rc != CKPT_FULL) return rc;
+        rc = ckpt_grow(e->ck.store, e->opts.checkpoint_map_bytes_max);
+        if (rc != 0) return rc;
+    }
+    return err_set(MMSB_ENOSPC, "checkpoint: still full after %d map doublings", GROW_ATTEMPTS_MAX);
+}
+
+/* Removes the segment files wholly before `keep`, oldest first, so what
+ * remains is always a contiguous run. */
+static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
+    if (e->opts.flags & MMSB_OPEN_KEEP_LOG) return;
+    uint64_t removed = 0;
+    for (uint64_t s = e->ck.segment_first; s < keep; s++) {
+        char name[32];
+        segment_name(s, name);
+        if (unlinkat(e->dir_fd, name, 0) != 0 && errno != ENOENT) break;
+        e->ck.segment_first = s + 1;
+        removed++;
+    }
+    if (removed > 0) fsync(e->dir_fd);
+    e->ck.segments_removed += removed;
+}
+
+int checkpoint_write(mmsb_engine *e) {
+    ASSERT(!log_pending(e->log));
+    int rc = log_failed(e->log);
+    if (rc != 0) return rc;
+    log_pos pos;
+    log_position(e->log, &pos);
+    if (e->ck.have && e->ck.next_seq == pos.next_seq) return 0; /* nothing since */
+    uint64_t t0 = monotonic_ns();
+    rc = log_sync(e->log); /* the checkpoint never gets ahead of the durable log */
+    if (rc != 0) return rc;
+    ckpt_meta m = {.format = CKPT_FORMAT, .salt = pos.salt, .number = e->ck.last.number + 1,
+                   .commit_seq = pos.next_seq - 1, .next_seq = pos.next_seq, .commits = pos.commits,
+                   .segment = pos.segment, .offset = pos.offset, .chain = pos.chain,
+                   .page_id_next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed),
+                   .pages = e->pages_live, .derived = e->g.derived, .generation = pos.generation};
+    digest_root(e, &m.root);
+    rc = write_growing(e, &m);
+    if (rc != 0) return rc;
+    dirty_clear(e);
+    e->ck.rewrite = false;
+    e->ck.last = m;
+    e->ck.have = true;
+    e->ck.written++;
+    rec_checkpoint marker = {.number = m.number, .commit_seq = m.commit_seq, .chain = m.chain, .root = m.root};
+    rc = log_append_checkpoint(e->log, &marker);
+    log_position(e->log, &pos);
+    e->ck.stream_pos = pos.stream_pos;
+    e->ck.next_seq = pos.next_seq;
+    remove_segments_before(e, m.segment);
+    e->ck.stall_ns_last = monotonic_ns() - t0;
+    e->ck.stall_ns_max = max_u64(e->ck.stall_ns_max, e->ck.stall_ns_last);
+    return rc;
+}
+
+int checkpoint_maybe(mmsb_engine *e) {
+    uint64_t every = e->opts.checkpoint_log_bytes;
+    if (every == 0 || log_pending(e->log) || log_failed(e->log) != 0) return 0;
+    log_pos pos;
+    log_position(e->log, &pos);
+    if (pos.stream_pos - e->ck.stream_pos < every) return 0;
+    int rc = checkpoint_write(e);
+    if (rc != 0) {
+        snprintf(e->ck.note, sizeof e->ck.note, "checkpoint failed: %.140s", mmsb_last_error());
+        e->ck.stream_pos = pos.stream_pos; /* next try after another checkpoint_log_bytes */
+    }
+    return rc;
+}
+
+MMSB_API int mmsb_checkpoint(mmsb_engine *engine) {
+    int rc = engine_enter(engine, "mmsb_checkpoint");
+    if (rc != 0) return rc;
+    rc = checkpoint_write(engine);
+    engine_leave(engine);
+    return rc;
+}
+
+/* A checkpoint that failed validation is set aside as checkpoint.rejected
+ * (replacing an older one), for inspection, and a fresh store takes its
+ * place: its LMDB structure itself may be damaged. */
+int checkpoint_discard(mmsb_engine *e) {
+    ckpt_close(e->ck.store);
+    e->ck.store = NULL;
+    static const char *const files[] = {"checkpoint.rejected/data.mdb", "checkpoint.rejected/lock.mdb"};
+    for (uint32_t i = 0; i < ARRAY_LEN(files); i++) unlinkat(e->dir_fd, files[i], 0);
+    unlinkat(e->dir_fd, "checkpoint.rejected", AT_REMOVEDIR);
+    if (renameat(e->dir_fd, "checkpoint", e->dir_fd, "checkpoint.rejected") != 0 && errno != ENOENT) {
+        return err_set(MMSB_EIO, "checkpoint: cannot set the rejected one aside: %s", strerror(errno));
+    }
+    fsync(e->dir_fd);
+    e->ck.have = false;
+    e->ck.rewrite = true;
+    return ckpt_open(e->dir, false, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+typedef struct load_ctx {
+    mmsb_engine *e;
+    const ckpt_meta *m;
+    uint64_t pages;
+} load_ctx;
+
+static int load_page(void *ctx, const ckpt_page *p) {
+    load_ctx *x = ctx;
+    mmsb_engine *e = x->e;
+    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    if (p->id < next || p->id >= x->m->page_id_next || p->flags != 0 || p->location != MMSB_LOC_HOST) {
+        return err_set(MMSB_ECORRUPT, "checkpoint: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
+                       (unsigned long long)p->id, (unsigned long long)p->size_bytes, p->flags, p->location);
+    }
+    atomic_store_explicit(&e->page_id_next, p->id, memory_order_relaxed);
+    page_alloc a;
+    int rc = page_prepare(e, p->size_bytes, "checkpoint", &a);
+    if (rc != 0) return rc;
+    uint64_t id = page_publish(e, p->size_bytes, &a);
+    ASSERT(id == p->id);
+    page_entry *pe = entry_of(e, id);
+    entry_write_begin(pe);
+    location_of(e, pe)->store(e, pe, 0, p->bytes, p->size_bytes);
+    pe->epoch = p->epoch;
+    digest_mark(e, id, pe, 0, p->size_bytes);
+    entry_write_end(pe);
+    x->pages++;
+    return 0;
+}
+
+static int load_derive(void *ctx, const ckpt_derive *d) {
+    load_ctx *x = ctx;
+    if (d->child >= x->m->page_id_next) return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);
+    return derive_load(x->e, d);
+}
+
+int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
+    int rc = ckpt_read_begin(e->ck.store, meta, found);
+    if (rc != 0 || !*found) {
+        ckpt_read_end(e->ck.store);
+        return rc;
+    }
+    load_ctx x = {.e = e, .m = meta};
+    if (meta->page_id_next - 1 > e->opts.pages_max) {
+        rc = err_set(MMSB_ENOSPC, "checkpoint: it holds page ids up to %llu, above pages_max %llu",
+                     (unsigned long long)(meta->page_id_next - 1), (unsigned long long)e->opts.pages_max);
+    }
+    if (rc == 0) rc = ckpt_read_pages(e->ck.store, load_page, &x);
+    if (rc == 0) rc = ckpt_read_derives(e->ck.store, load_derive, &x);
+    ckpt_read_end(e->ck.store);
+    if (rc != 0) return rc;
+    atomic_store_explicit(&e->page_id_next, meta->page_id_next, memory_order_relaxed);
+    if (meta->page_id_next > 1) rc = checkpoint_reserve(e, meta->page_id_next - 1);
+    if (rc == 0 && meta->page_id_next > 1) rc = digest_reserve(e, meta->page_id_next - 1);
+    if (rc != 0) return rc;
+    h128 root;
+    digest_root(e, &root);
+    if (x.pages != meta->pages || e->g.derived != meta->derived || root.lo != meta->root.lo || root.hi != meta->root.hi) {
+        return err_set(MMSB_ECORRUPT, "checkpoint %llu: loaded %llu pages (%llu derived) with state root %016llx%016llx; "
+                       "it recorded %llu (%llu) and %016llx%016llx",
+                       (unsigned long long)meta->number, (unsigned long long)x.pages, (unsigned long long)e->g.derived,
+                       (unsigned long long)root.hi, (unsigned long long)root.lo, (unsigned long long)meta->pages,
+                       (unsigned long long)meta->derived, (unsigned long long)meta->root.hi,
+                       (unsigned long long)meta->root.lo);
+    }
+    dirty_clear(e);
+    e->ck.last = *meta;
+    e->ck.have = true;
+    return 0;
+}

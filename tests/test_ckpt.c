@@ -1,0 +1,341 @@
+/*
+ * test_ckpt.c - checkpoints in LMDB and recovery from them:
+ * - checkpoint + log suffix reaches the same state root as a replay from
+ *   genesis, on random workloads with derived pages and checkpoints at
+ *   random moments, and after SIGKILL at random moments (also in the middle
+ *   of a checkpoint);
+ * - incremental checkpoints, the log-bytes policy, the map growing when
+ *   full (and a clear ENOSPC at its limit), log retention and keep-all;
+ * - a damaged checkpoint is reported and replaced by a genesis replay when
+ *   the whole log is there, and fails the open clearly when it is not.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static uint64_t page(mmsb_engine *e, uint64_t size) {
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, size, 0, &id));
+    return id;
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A workload step: writes to base pages (which reach derived ones), now and
+ * then a new page, a freed page or a new derivation. Deterministic in r. */
+typedef struct world {
+    uint64_t base[16];
+    uint32_t base_count;
+} world;
+
+static void build(mmsb_engine *e, world *w) {
+    w->base_count = 16;
+    for (uint32_t i = 0; i < w->base_count; i++) w->base[i] = page(e, 4096 + 512 * (i % 3 == 0));
+    for (uint32_t i = 0; i + 1 < w->base_count; i += 2) {
+        uint64_t parents[2] = {w->base[i], w->base[(i + 3) % w->base_count]};
+        uint64_t child = page(e, 4096);
+        uint64_t params[2] = {0, 4096};
+        mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_COPY, .parents = parents,
+                                 .parent_count = 1, .params = params, .params_len = sizeof params};
+        TU_OK(mmsb_derive(e, child, &spec, NULL));
+        uint64_t sink = page(e, 4096);
+        uint64_t xs[2] = {child, w->base[(i + 5) % w->base_count]};
+        bool same = (xs[1] - 1) % 3 != 0; /* xor needs equal sizes */
+        spec = (mmsb_derive_spec){.struct_size = sizeof spec, .op = same ? MMSB_OP_XOR : MMSB_OP_COPY,
+                                  .parents = xs, .parent_count = same ? 2 : 1,
+                                  .params = same ? NULL : params, .params_len = same ? 0 : sizeof params};
+        TU_OK(mmsb_derive(e, sink, &spec, NULL));
+    }
+}
+
+static int step(mmsb_engine *e, world *w, rng *r, uint64_t *seq_out) {
+    uint8_t buf[256];
+    uint64_t k = rng_below(r, 40);
+    mmsb_change ch = {0};
+    int rc;
+    if (k == 0) {
+        uint64_t id;
+        rc = mmsb_page_create(e, 64 + rng_below(r, 8000), 0, &id);
+        if (rc == 0) rc = mmsb_page_free(e, id);
+        *seq_out = 0;
+        return rc;
+    }
+    uint64_t id = w->base[rng_below(r, w->base_count)];
+    uint64_t len = 1 + rng_below(r, sizeof buf);
+    rng_fill(r, buf, len);
+    rc = mmsb_write(e, id, rng_below(r, 4096 - len), buf, len, &ch);
+    *seq_out = ch.commit_seq;
+    return rc;
+}
+
+static void genesis_root(const char *dir, const mmsb_options *o, char hex[33]) {
+    char *copy = tu_dir_new();
+    tu_copy_dir(dir, copy); /* regular files only: the log, not the checkpoint */
+    mmsb_engine *e = tu_open(copy, o);
+    assert_int_equal(tu_info(e).recovered_from_checkpoint, 0);
+    tu_root_hex(e, hex);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(copy);
+}
+
+static void small_ckpt_options(mmsb_options *o) {
+    tu_options_small(o);
+    o->flags |= MMSB_OPEN_KEEP_LOG;
+    o->checkpoint_log_bytes = 0;
+    o->checkpoint_map_bytes = 1u << 20;
+}
+
+/* ---- checkpoint + suffix == genesis ------------------------------------------------------ */
+
+static void test_checkpoint_plus_suffix_equals_genesis(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store s = tu_store_open(&o);
+    world w;
+    build(s.e, &w);
+    rng r = {.state = 3};
+    uint64_t seq;
+    for (int round = 0; round < 12; round++) {
+        for (uint64_t n = rng_below(&r, 60); n > 0; n--) TU_OK(step(s.e, &w, &r, &seq));
+        uint64_t before = tu_info(s.e).checkpoint_number;
+        TU_OK(mmsb_checkpoint(s.e));
+        mmsb_engineinfo info = tu_info(s.e);
+        assert_int_equal(info.checkpoint_number, before + 1);
+        TU_OK(mmsb_checkpoint(s.e)); /* nothing new: no checkpoint */
+        assert_int_equal(tu_info(s.e).checkpoint_number, before + 1);
+        for (uint64_t n = rng_below(&r, 30); n > 0; n--) TU_OK(step(s.e, &w, &r, &seq));
+        /* Reopen from the checkpoint and the suffix, without a close. */
+        char root[33], again[33], genesis[33];
+        tu_root_hex(s.e, root);
+        TU_OK(mmsb_sync(s.e));
+        genesis_root(s.dir, &o, genesis);
+        assert_string_equal(root, genesis);
+        TU_OK(mmsb_close(s.e));
+        s.e = tu_open(s.dir, &o);
+        info = tu_info(s.e);
+        assert_int_equal(info.recovered_from_checkpoint, 1);
+        assert_string_equal(info.checkpoint_detail, "");
+        tu_root_hex(s.e, again);
+        assert_string_equal(root, again);
+        /* Propagation goes on from the loaded graph like from the log. */
+        TU_OK(mmsb_write(s.e, w.base[0], 0, "derived", 7, NULL));
+    }
+    char root[33], genesis[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_sync(s.e));
+    genesis_root(s.dir, &o, genesis);
+    assert_string_equal(root, genesis);
+    tu_store_close(&s);
+}
+
+/* ---- policy, growth, retention ----------------------------------------------------------- */
+
+static void test_policy_growth_and_retention(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    o.flags &= ~MMSB_OPEN_KEEP_LOG;
+    o.checkpoint_log_bytes = 6u << 20; /* more than a segment (4 MiB) */
+    o.checkpoint_map_bytes_max = 64u << 20;
+    tu_store s = tu_store_open(&o);
+    uint64_t big = page(s.e, 3u << 20);
+    uint8_t *buf = malloc(3u << 20);
+    rng r = {.state = 9};
+    for (int i = 0; i < 8; i++) {
+        rng_fill(&r, buf, 3u << 20);
+        TU_OK(mmsb_write(s.e, big, 0, buf, 3u << 20, NULL));
+    }
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_true(info.checkpoints_written >= 2);
+    assert_true(info.checkpoint_map_bytes > (1u << 20)); /* grew from 1 MiB */
+    assert_true(info.log_segments_removed > 0);
+    assert_true(info.log_segment_first > 1);
+    char seg[4096];
+    tu_segment_path(s.dir, 1, seg, sizeof seg);
+    assert_false(file_exists(seg));
+    char root[33], again[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    s.e = tu_open(s.dir, &o);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    /* At its limit the map refuses clearly, and nothing else changes. */
+    TU_OK(mmsb_close(s.e));
+    o.checkpoint_map_bytes_max = o.checkpoint_map_bytes = 1u << 20;
+    s.e = tu_open(s.dir, &o);
+    rng_fill(&r, buf, 3u << 20);
+    TU_OK(mmsb_write(s.e, big, 0, buf, 3u << 20, NULL));
+    uint64_t number = tu_info(s.e).checkpoint_number;
+    int rc = mmsb_checkpoint(s.e);
+    if (rc != 0) { /* the existing file may already be larger than 1 MiB */
+        assert_int_equal(rc, MMSB_ENOSPC);
+        assert_non_null(strstr(mmsb_last_error(), "map"));
+        assert_int_equal(tu_info(s.e).checkpoint_number, number);
+    }
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    s.e = tu_open(s.dir, &o);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    free(buf);
+    tu_store_close(&s);
+}
+
+/* ---- damaged checkpoints ------------------------------------------------------------------ */
+
+static void damage_checkpoint(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint/data.mdb", dir);
+    uint64_t size = tu_file_size(path);
+    assert_true(size > 16384);
+    /* Page bytes live in the leaf and overflow pages after the meta pages:
+     * flip bytes all over them; LMDB or the root check must notice. */
+    for (uint64_t at = 8192 + 100; at < size; at += 509) {
+        uint8_t b;
+        tu_file_read(path, at, &b, 1);
+        b ^= 0x5a;
+        tu_file_write(path, at, &b, 1);
+    }
+}
+
+static void test_damaged_checkpoint_falls_back(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store s = tu_store_open(&o);
+    world w;
+    build(s.e, &w);
+    rng r = {.state = 4};
+    uint64_t seq;
+    for (int i = 0; i < 200; i++) TU_OK(step(s.e, &w, &r, &seq));
+    char root[33], again[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    damage_checkpoint(s.dir);
+    s.e = tu_open(s.dir, &o); /* the whole log is kept: genesis */
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_int_equal(info.recovered_from_checkpoint, 0);
+    assert_non_null(strstr(info.checkpoint_detail, "checkpoint not used"));
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    /* The next checkpoint rewrites it whole, and it is good again. */
+    TU_OK(mmsb_write(s.e, w.base[1], 0, "x", 1, NULL));
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    s.e = tu_open(s.dir, &o);
+    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_close(s.e));
+    s.e = NULL;
+    tu_dir_remove(s.dir);
+}
+
+static void test_damaged_checkpoint_without_log_fails(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    o.flags &= ~MMSB_OPEN_KEEP_LOG;
+    tu_store s = tu_store_open(&o);
+    uint64_t big = page(s.e, 3u << 20);
+    uint8_t *buf = malloc(3u << 20);
+    rng r = {.state = 5};
+    for (int i = 0; i < 4; i++) {
+        rng_fill(&r, buf, 3u << 20);
+        TU_OK(mmsb_write(s.e, big, 0, buf, 3u << 20, NULL));
+        TU_OK(mmsb_checkpoint(s.e)); /* removes the segments before it */
+    }
+    free(buf);
+    TU_OK(mmsb_close(s.e));
+    damage_checkpoint(s.dir);
+    s.e = NULL;
+    TU_ERR(mmsb_open(s.dir, &o, &s.e), MMSB_ECORRUPT);
+    assert_null(s.e);
+    assert_non_null(strstr(mmsb_last_error(), "checkpoint"));
+    tu_dir_remove(s.dir);
+}
+
+/* ---- SIGKILL at random moments, checkpoints included ---------------------------------------- */
+
+static _Noreturn void churn(const char *dir, const mmsb_options *o, uint64_t seed) {
+    mmsb_engine *e;
+    if (mmsb_open(dir, o, &e) != 0) _exit(3);
+    world w;
+    w.base_count = 16;
+    for (uint32_t i = 0; i < 16; i++) w.base[i] = i + 1; /* built by the parent */
+    rng r = {.state = seed};
+    for (uint64_t n = 0;; n++) {
+        uint64_t seq;
+        if (step(e, &w, &r, &seq) != 0) _exit(4);
+        if (n % 37 == 0 && mmsb_checkpoint(e) != 0) _exit(5);
+    }
+}
+
+static void test_kill9_with_checkpoints(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    o.checkpoint_log_bytes = 256u << 10;
+    char *dir = tu_dir_new();
+    mmsb_engine *e = tu_open(dir, &o);
+    world w;
+    build(e, &w);
+    assert_int_equal(w.base[0], 1);
+    TU_OK(mmsb_close(e));
+    rng r = {.state = 77};
+    enum { KILLS = 12 };
+    for (int k = 0; k < KILLS; k++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) churn(dir, &o, 1000 + (uint64_t)k);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(20 + rng_below(&r, 120)) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        assert_true(WIFSIGNALED(status));
+        e = tu_open(dir, &o);
+        char root[33], genesis[33];
+        tu_root_hex(e, root);
+        mmsb_engineinfo a = tu_info(e);
+        TU_OK(mmsb_close(e));
+        genesis_root(dir, &o, genesis);
+        if (strcmp(root, genesis) != 0) {
+            print_message("kill %d: from checkpoint %llu (seq %llu): commit %llu, %llu pages, %llu records, %s; detail %s\n", k,
+                          (unsigned long long)a.checkpoint_number, (unsigned long long)a.checkpoint_seq,
+                          (unsigned long long)a.commit_seq, (unsigned long long)a.pages_live,
+                          (unsigned long long)a.recovered_records, a.recovery_detail, a.checkpoint_detail);
+            char *copy = tu_dir_new();
+            tu_copy_dir(dir, copy);
+            mmsb_engine *g = tu_open(copy, &o);
+            mmsb_engineinfo b = tu_info(g);
+            print_message("genesis: commit %llu, %llu pages, %llu records, %s\n", (unsigned long long)b.commit_seq,
+                          (unsigned long long)b.pages_live, (unsigned long long)b.recovered_records, b.recovery_detail);
+            TU_OK(mmsb_close(g));
+        }
+        assert_string_equal(root, genesis);
+    }
+    tu_dir_remove(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checkpoint_plus_suffix_equals_genesis),
+        cmocka_unit_test(test_policy_growth_and_retention),
+        cmocka_unit_test(test_damaged_checkpoint_falls_back),
+        cmocka_unit_test(test_damaged_checkpoint_without_log_fails),
+        cmocka_unit_test(test_kill9_with_checkpoints),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,89 @@
+/*
+ * ckpt.h - the checkpoint store: an LMDB environment in the store's
+ * `checkpoint/` directory holding the materialised state as of one commit.
+ *
+ * This file knows LMDB and the byte layout of the values (CHECKPOINTS.md in
+ * engine/); it knows nothing of the engine. Every value read back is
+ * checked for length and ranges before it is handed out: the files are
+ * treated as hostile like the log.
+ */
+#ifndef MMSB_TLOG_CKPT_H
+#define MMSB_TLOG_CKPT_H
+
+#include "format.h"
+
+enum {
+    CKPT_FORMAT = 1,
+    CKPT_META_BYTES = 128,
+    CKPT_PAGE_HEAD_BYTES = 24,
+    CKPT_DERIVE_HEAD_BYTES = 32,
+    CKPT_FULL = 1, /* a put or commit ran out of map: grow and redo */
+};
+
+typedef struct ckpt_meta {
+    uint32_t format;
+    uint64_t salt;
+    uint64_t number;        /* checkpoints written in this store, this one included */
+    uint64_t commit_seq;    /* the last commit it contains */
+    uint64_t next_seq;      /* the record after it (and after nothing else) */
+    uint64_t commits;       /* commits up to and including commit_seq */
+    uint64_t segment, offset; /* where the log continues */
+    h128 chain;             /* chain value of commit_seq */
+    h128 root;              /* state root after it */
+    uint64_t page_id_next;
+    uint64_t pages;         /* live pages */
+    uint64_t derived;       /* derived pages */
+    uint32_t generation;    /* of the writer then: records after it are not older */
+} ckpt_meta;
+
+typedef struct ckpt_page {
+    uint64_t id, size_bytes, epoch;
+    uint32_t flags, location;
+    const uint8_t *bytes;   /* size_bytes of them (reading) */
+} ckpt_page;
+
+typedef struct ckpt_derive {
+    uint64_t child;
+    uint32_t op, op_version, parent_count, params_len;
+    h128 signature;
+    const uint8_t *parents; /* parent_count little-endian u64 ids */
+    const uint8_t *params;
+} ckpt_derive;
+
+typedef struct ckpt_store ckpt_store;
+
+/* Opens (creating unless read_only) the environment in dir/checkpoint.
+ * MMSB_ENOTFOUND when read_only and there is none. */
+int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t readers, ckpt_store **out);
+void ckpt_close(ckpt_store *s);
+uint64_t ckpt_map_bytes(const ckpt_store *s);
+
+/* Writing: one LMDB write transaction. Any function may return CKPT_FULL:
+ * then call ckpt_write_abort, ckpt_grow, and start over. */
+/* With `reset`, the transaction starts by emptying the pages and
+ * derivations (a full rewrite). */
+int ckpt_write_begin(ckpt_store *s, bool reset);
+/* Reserves the page's value and returns where its bytes go. */
+int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out);
+/* Writes the derivation (d->parents is ignored) and returns where its
+ * parent_count little-endian u64 parent ids go. */
+int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out);
+/* Removes the page's records (page and derivation), if any. */
+int ckpt_del_page(ckpt_store *s, uint64_t id);
+int ckpt_del_derive(ckpt_store *s, uint64_t id);
+int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m);
+void ckpt_write_abort(ckpt_store *s);
+/* Doubles the map (up to map_max); MMSB_ENOSPC beyond. */
+int ckpt_grow(ckpt_store *s, uint64_t map_max);
+
+/* Reading: one LMDB read transaction, a consistent snapshot (MVCC) that
+ * does not block the writer. *found is false when no checkpoint was ever
+ * written; then the iterators are not to be called. */
+int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found);
+typedef int (*ckpt_page_fn)(void *ctx, const ckpt_page *p);
+typedef int (*ckpt_derive_fn)(void *ctx, const ckpt_derive *d);
+int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx);
+int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx);
+void ckpt_read_end(ckpt_store *s);
+
+#endif /* MMSB_TLOG_CKPT_H */
