@@ -256,10 +256,12 @@ static cursor_start start_of(const ckpt_meta *m) {
                           .salt = m->salt, .generation = m->generation};
 }
 
-/* Open = the latest checkpoint + the log after it. A checkpoint that fails
- * validation, or whose log position cannot be followed, is reported in the
- * engine info and replaced by a replay from genesis when the whole log is
- * still there; otherwise the open fails naming both problems. */
+/* Open = the latest checkpoint + the log after it. When that fails (a
+ * checkpoint that fails validation, a log position that cannot be followed,
+ * a damaged suffix), the store is replayed from genesis if the whole log is
+ * there. Only when that succeeds is the checkpoint set aside (it disagrees
+ * with a good log); when the log is what is damaged, the checkpoint stays as
+ * it is and the open fails naming both problems. */
 int engine_recover(mmsb_engine *e, log_resume *resume) {
     ckpt_meta m;
     bool found = false;
@@ -277,19 +279,20 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     if (rc == 0) return recover_log(e, NULL, resume); /* no checkpoint yet */
     char why[200];
     snprintf(why, sizeof why, "%s", mmsb_last_error());
-    snprintf(e->ck.note, sizeof e->ck.note, "checkpoint not used: %.130s", why);
     e->ck.segment_first = 1;
+    e->ck.have = false;
     rc = reset_state(e);
-    if (rc == 0) rc = checkpoint_discard(e);
     if (rc == 0) rc = recover_log(e, NULL, resume);
     if (rc == 0 && found && e->recovered.records == 0) {
-        rc = err_set(MMSB_ECORRUPT, "recovery: the checkpoint cannot be used (%s) and there is no log to replay", why);
-    } else if (rc != 0) {
+        return err_set(MMSB_ECORRUPT, "recovery: the checkpoint cannot be used (%s) and there is no log to replay", why);
+    }
+    if (rc != 0) {
         char detail[300];
         snprintf(detail, sizeof detail, "%s", mmsb_last_error());
-        rc = err_set(rc, "%.200s; the checkpoint could not be used either: %.200s", detail, why);
+        return err_set(rc, "%.200s; the checkpoint could not be used either: %.200s", detail, why);
     }
-    return rc;
+    snprintf(e->ck.note, sizeof e->ck.note, "checkpoint not used: %.130s", why);
+    return checkpoint_discard(e);
 }
 
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,

@@ -266,6 +266,67 @@ static void test_damaged_checkpoint_without_log_fails(void **state) {
     tu_dir_remove(s.dir);
 }
 
+/* Damage in the log after a good checkpoint is the log's fault: the open
+ * fails, and the checkpoint is left as it was (not set aside). */
+static void test_damaged_suffix_keeps_the_checkpoint(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store s = tu_store_open(&o);
+    world w;
+    build(s.e, &w);
+    TU_OK(mmsb_close(s.e));
+    s.e = NULL;
+    /* A process that checkpoints, goes on, syncs and dies without a close
+     * (whose checkpoint would cover everything). */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mmsb_engine *e;
+        rng r = {.state = 6};
+        uint64_t seq;
+        mmsb_options synced = o; /* synced commits: damage before one is corruption, not a torn tail */
+        synced.durability = MMSB_DURABILITY_SYNC;
+        if (mmsb_open(s.dir, &synced, &e) != 0) _exit(3);
+        for (int i = 0; i < 50; i++) if (step(e, &w, &r, &seq) != 0) _exit(4);
+        if (mmsb_checkpoint(e) != 0) _exit(5);
+        for (int i = 0; i < 50; i++) if (step(e, &w, &r, &seq) != 0) _exit(6);
+        _exit(mmsb_sync(e) == 0 ? 0 : 7);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* A DELTA after the first checkpoint marker, well before the end. */
+    mmsb_log_reader *lr;
+    TU_OK(mmsb_log_open(s.dir, 0, &lr));
+    mmsb_log_record rec = {.struct_size = sizeof rec};
+    uint64_t at = 0, segment = 0, deltas_after = 0, markers = 0;
+    for (;;) {
+        TU_OK(mmsb_log_next(lr, &rec));
+        if (rec.type == MMSB_REC_END) break;
+        markers += rec.type == MMSB_REC_CHECKPOINT; /* the first is the parent's close */
+        if (markers == 2 && rec.type == MMSB_REC_DELTA && ++deltas_after == 10) {
+            at = rec.offset + 40;
+            segment = rec.segment;
+        }
+    }
+    TU_OK(mmsb_log_close(lr));
+    assert_true(at > 0);
+    char seg[4096], kept[4096];
+    tu_segment_path(s.dir, segment, seg, sizeof seg);
+    uint8_t b;
+    tu_file_read(seg, at, &b, 1);
+    b ^= 0x01;
+    tu_file_write(seg, at, &b, 1);
+    TU_ERR(mmsb_open(s.dir, &o, &s.e), MMSB_ECORRUPT);
+    assert_null(s.e);
+    snprintf(kept, sizeof kept, "%s/checkpoint/data.mdb", s.dir);
+    assert_true(file_exists(kept));
+    snprintf(kept, sizeof kept, "%s/checkpoint.rejected", s.dir);
+    assert_false(file_exists(kept));
+    tu_dir_remove(s.dir);
+}
+
 /* ---- SIGKILL at random moments, checkpoints included ---------------------------------------- */
 
 static _Noreturn void churn(const char *dir, const mmsb_options *o, uint64_t seed) {
@@ -335,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_policy_growth_and_retention),
         cmocka_unit_test(test_damaged_checkpoint_falls_back),
         cmocka_unit_test(test_damaged_checkpoint_without_log_fails),
+        cmocka_unit_test(test_damaged_suffix_keeps_the_checkpoint),
         cmocka_unit_test(test_kill9_with_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
