@@ -136,6 +136,9 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
+# The tool's tests run the mmsb program itself.
+$(BUILD)/tests/test_tool: | $(MMSB_BIN)
+
 # The fuzz target as a plain program: seeded mutations, run by make test.
 $(BUILD)/tests/fuzz_log: tests/fuzz_log.c $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -164,10 +167,10 @@ $(BUILD)/tests/quickstart: $(BUILD)/tests/quickstart.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) -Iffi -o $@ $< $(LIB_A) $(LDLIBS_LIB)
 
 # The main job, small, as a test: exits non-zero unless both runs and both
-# reopened stores reach the same state root.
+# reopened stores reach the same state root and the store verifies.
 $(BUILD)/tests/demo_check: $(MMSB_BIN)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nexec "%s" demo demo-store --ops 1000 --txns 500\n' "$(abspath $(MMSB_BIN))" > $@
+	printf '#!/bin/sh\nset -e\nm="%s"\n"$$m" demo demo-store --ops 1000 --txns 500\n"$$m" verify demo-store/run-1\n"$$m" replay demo-store/run-1 --verify\n' "$(abspath $(MMSB_BIN))" > $@
 	chmod +x $@
 
 # Every test program runs once per log I/O backend: automatic (io_uring
@@ -186,10 +189,15 @@ test:
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
 
+# The main job: the demo, then the proof that its store is exactly what its
+# log says (every CRC, the chain, the checkpoint; a replay from genesis that
+# re-runs every built-in derivation and compares every recorded root).
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	$(MMSB_BIN) demo demo-store
+	$(MMSB_BIN) verify demo-store/run-1
+	$(MMSB_BIN) replay demo-store/run-1 --verify
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -32,7 +32,9 @@ int checkpoint_open(mmsb_engine *e) {
     uint64_t bytes = align_up_u64(e->opts.pages_max, 64) / 8;
     int rc = vmap_open(&e->ck.dirty, NULL, bytes, VM_PAGE_BYTES);
     if (rc != 0) return rc;
-    return ckpt_open(e->dir, false, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
+    rc = ckpt_open(e->dir, e->read_only, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
+    if (rc == MMSB_ENOTFOUND && e->read_only) rc = 0; /* none written yet: the log holds everything */
+    return rc;
 }
 
 int checkpoint_reserve(mmsb_engine *e, uint64_t id) {
@@ -177,7 +179,7 @@ int checkpoint_maybe(mmsb_engine *e) {
 }
 
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine) {
-    int rc = engine_enter(engine, "mmsb_checkpoint");
+    int rc = engine_enter_writer(engine, "mmsb_checkpoint");
     if (rc != 0) return rc;
     rc = checkpoint_write(engine);
     engine_leave(engine);
@@ -241,6 +243,8 @@ static int load_derive(void *ctx, const ckpt_derive *d) {
 }
 
 int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
+    *found = false;
+    if (e->ck.store == NULL) return 0; /* read-only, and none was ever written */
     int rc = ckpt_read_begin(e->ck.store, meta, found);
     if (rc != 0 || !*found) {
         ckpt_read_end(e->ck.store);

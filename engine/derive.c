@@ -271,7 +271,7 @@ static int register_checked(mmsb_engine *e, uint32_t op, uint32_t version, mmsb_
 
 MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version, mmsb_op_fn fn,
                               void *user) {
-    int rc = engine_enter(engine, "mmsb_op_register");
+    int rc = engine_enter_writer(engine, "mmsb_op_register");
     if (rc != 0) return rc;
     rc = register_checked(engine, op, version, fn, user);
     engine_leave(engine);
@@ -298,7 +298,7 @@ static int derive_checked(mmsb_engine *e, uint64_t child, const mmsb_derive_spec
 
 MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_spec *spec,
                          mmsb_commit_result *result) {
-    int rc = engine_enter(engine, "mmsb_derive");
+    int rc = engine_enter_writer(engine, "mmsb_derive");
     if (rc != 0) return rc;
     rc = derive_checked(engine, child, spec, result);
     engine_leave(engine);
@@ -358,7 +358,7 @@ static int edge_change(mmsb_engine *e, uint64_t parent, uint64_t child, bool add
 }
 
 MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child, mmsb_commit_result *result) {
-    int rc = engine_enter(engine, "mmsb_edge_add");
+    int rc = engine_enter_writer(engine, "mmsb_edge_add");
     if (rc != 0) return rc;
     rc = edge_change(engine, parent, child, true, result);
     engine_leave(engine);
@@ -366,7 +366,7 @@ MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child,
 }
 
 MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t child, mmsb_commit_result *result) {
-    int rc = engine_enter(engine, "mmsb_edge_remove");
+    int rc = engine_enter_writer(engine, "mmsb_edge_remove");
     if (rc != 0) return rc;
     rc = edge_change(engine, parent, child, false, result);
     engine_leave(engine);
@@ -382,7 +382,7 @@ static void underive_node(graph *g, uint32_t n) {
 }
 
 MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_result *result) {
-    int rc = engine_enter(engine, "mmsb_underive");
+    int rc = engine_enter_writer(engine, "mmsb_underive");
     if (rc != 0) return rc;
     uint32_t n;
     definition old;

@@ -141,8 +141,12 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
         }
     }
     memcpy(o, in, sizeof *o);
-    const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE | MMSB_OPEN_KEEP_LOG;
+    const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE | MMSB_OPEN_KEEP_LOG | MMSB_OPEN_READONLY;
     if (o->flags & ~known_flags) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~known_flags);
+    if ((o->flags & MMSB_OPEN_READONLY) && (o->flags & (MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE))) {
+        return err_set(MMSB_EINVAL, "mmsb_open: MMSB_OPEN_READONLY cannot be combined with MMSB_OPEN_CREATE or "
+                       "MMSB_OPEN_SALVAGE (a read-only open never creates a store or cuts its log)");
+    }
     if (o->kernel > MMSB_KERNEL_AVX512) return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
     if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
     if (o->reserved0 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved0 is %u, must be 0", o->reserved0);
@@ -173,6 +177,19 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
 
 /* ---- store directory --------------------------------------------------------- */
 
+/* A read-only open takes no lock (the writer may hold it) but wants a store:
+ * a log segment or a checkpoint. */
+static int dir_check_store(mmsb_engine *e, const char *dir) {
+    struct stat st;
+    if (fstatat(e->dir_fd, "checkpoint/data.mdb", &st, 0) == 0) return 0;
+    char name[32];
+    segment_name(1, name);
+    for (uint32_t i = 0; i < 2; i++) {
+        if (fstatat(e->dir_fd, i == 0 ? name : "LOCK", &st, 0) == 0) return 0;
+    }
+    return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (no LOCK, log or checkpoint)", dir);
+}
+
 static int dir_open_locked(mmsb_engine *e, const char *dir) {
     if ((e->opts.flags & MMSB_OPEN_CREATE) && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         int saved = errno;
@@ -185,6 +202,7 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
         return err_set(code, "mmsb_open: cannot open directory %s: %s%s", dir, strerror(saved),
                        saved == ENOENT ? " (set MMSB_OPEN_CREATE to create it)" : "");
     }
+    if (e->read_only) return dir_check_store(e, dir);
     e->lock_fd = openat(e->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (e->lock_fd < 0) {
         int saved = errno;
@@ -266,9 +284,7 @@ static int engine_open_log(mmsb_engine *e) {
     return log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
 }
 
-MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine **engine_out) {
-    if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
-    *engine_out = NULL;
+static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine **out) {
     if (dir == NULL || dir[0] == '\0') return err_set(MMSB_EINVAL, "mmsb_open: dir is NULL or empty");
     mmsb_options opts;
     int rc = options_take(options, &opts);
@@ -277,11 +293,49 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine
     if (e == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: cannot allocate the engine");
     e->magic = ENGINE_MAGIC;
     e->opts = opts;
+    e->read_only = (opts.flags & MMSB_OPEN_READONLY) != 0;
     e->dir_fd = e->lock_fd = -1;
     atomic_init(&e->busy, 0);
     atomic_init(&e->page_id_next, 1);
     rc = engine_build(e, dir);
-    if (rc == 0) rc = engine_open_log(e);
+    if (rc != 0) {
+        engine_release(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out) {
+    ASSERT(out != NULL && options != NULL);
+    *out = NULL;
+    mmsb_options o = *options;
+    o.flags = MMSB_OPEN_READONLY;
+    mmsb_engine *e;
+    int rc = engine_new(dir, &o, &e);
+    if (rc == 0) rc = checkpoint_open(e);
+    if (rc != 0 && e != NULL) engine_release(e);
+    if (rc == 0) *out = e;
+    return rc;
+}
+
+void engine_close_bare(mmsb_engine *e) {
+    ASSERT(e != NULL && e->log == NULL);
+    engine_release(e);
+}
+
+MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine **engine_out) {
+    if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
+    *engine_out = NULL;
+    mmsb_engine *e = NULL;
+    int rc = engine_new(dir, options, &e);
+    if (rc != 0) return rc;
+    if (e->read_only) {
+        rc = checkpoint_open(e);
+        if (rc == 0) rc = engine_recover_readonly(e);
+    } else {
+        rc = engine_open_log(e);
+    }
     if (rc != 0) {
         engine_release(e);
         return rc;
@@ -296,7 +350,7 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
     if (engine == NULL) return 0;
     int rc = engine_enter(engine, "mmsb_close");
     if (rc != 0) return rc;
-    if (log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
+    if (engine->log != NULL && log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
         /* A last commit, written after everything before it is synced: it
          * records the final state root, and its durable hint covers the whole
          * log, so recovery tells any later damage from a torn tail. */
@@ -335,6 +389,15 @@ int engine_enter(mmsb_engine *e, const char *fn) {
     return 0;
 }
 
+int engine_enter_writer(mmsb_engine *e, const char *fn) {
+    int rc = engine_enter(e, fn);
+    if (rc == 0 && e->read_only) {
+        engine_leave(e);
+        rc = err_set(MMSB_EREADONLY, "%s: the engine was opened with MMSB_OPEN_READONLY", fn);
+    }
+    return rc;
+}
+
 void engine_leave(mmsb_engine *e) {
     ASSERT(atomic_load_explicit(&e->busy, memory_order_relaxed) == 1);
     atomic_store_explicit(&e->busy, 0, memory_order_release);
@@ -360,8 +423,9 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.arena_bytes_max = engine->opts.arena_bytes_max;
     out.arena_bytes_used = engine->data.bytes_used;
     out.arena_bytes_faulted = engine->data.mem.bytes_ready;
-    log_stats ls;
-    log_get_stats(engine->log, &ls);
+    log_stats ls = {.committed_seq = engine->read_commit_seq, .durable_seq = engine->read_commit_seq,
+                    .backend = "none", .reason = "a read-only engine writes no log"};
+    if (engine->log != NULL) log_get_stats(engine->log, &ls);
     out.commit_seq = ls.committed_seq;
     snprintf(out.io_backend, sizeof out.io_backend, "%s", ls.backend);
     snprintf(out.io_reason, sizeof out.io_reason, "%s", ls.reason);
@@ -390,7 +454,7 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.checkpoints_written = engine->ck.written;
     out.checkpoint_stall_ns_last = engine->ck.stall_ns_last;
     out.checkpoint_stall_ns_max = engine->ck.stall_ns_max;
-    out.checkpoint_map_bytes = ckpt_map_bytes(engine->ck.store);
+    out.checkpoint_map_bytes = engine->ck.store != NULL ? ckpt_map_bytes(engine->ck.store) : 0;
     out.log_segment_first = engine->ck.segment_first;
     out.log_segments_removed = engine->ck.segments_removed;
     out.recovered_from_checkpoint = engine->ck.loaded;
@@ -404,16 +468,22 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
 
 MMSB_API int mmsb_sync(mmsb_engine *engine) {
     int rc = engine_check(engine, "mmsb_sync");
+    if (rc == 0 && engine->read_only) return 0; /* it made no commits */
     return rc != 0 ? rc : log_sync(engine->log);
 }
 
 MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq) {
     int rc = engine_check(engine, "mmsb_wait_durable");
+    if (rc == 0 && engine->read_only) {
+        if (commit_seq <= engine->read_commit_seq) return 0; /* read from the files */
+        return err_set(MMSB_EINVAL, "mmsb_wait_durable: commit %llu is past the read-only engine's last one (%llu)",
+                       (unsigned long long)commit_seq, (unsigned long long)engine->read_commit_seq);
+    }
     return rc != 0 ? rc : log_wait_durable(engine->log, commit_seq);
 }
 
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability) {
-    int rc = engine_enter(engine, "mmsb_set_durability");
+    int rc = engine_enter_writer(engine, "mmsb_set_durability");
     if (rc != 0) return rc;
     if (durability < MMSB_DURABILITY_NONE || durability > MMSB_DURABILITY_SYNC) {
         rc = err_set(MMSB_EINVAL, "mmsb_set_durability: %u is not an MMSB_DURABILITY_* value", durability);

@@ -9,6 +9,7 @@
 
 #include "../gpu/gpu.h"
 #include "../tlog/ckpt.h"
+#include "../tlog/cursor.h"
 #include "../tlog/writer.h"
 #include "graph.h"
 #include "kern.h"
@@ -111,6 +112,8 @@ struct mmsb_engine {
     char *dir;
     int dir_fd;
     int lock_fd;
+    bool read_only;       /* MMSB_OPEN_READONLY: no lock, no log writer */
+    uint64_t read_commit_seq; /* read-only: the last commit the state holds */
     vmap pages;           /* page_entry[pages_max]; index = id - 1 */
     region data;          /* page bytes (shared memfd) */
     region aux;           /* chunk trees of pages larger than one chunk */
@@ -157,6 +160,9 @@ struct mmsb_engine {
 /* Takes the writer role for a call: MMSB_EINVAL for a bad handle, MMSB_EBUSY
  * when another thread holds it. */
 int engine_enter(mmsb_engine *e, const char *fn);
+/* The same for calls that change the store: MMSB_EREADONLY on a read-only
+ * engine. */
+int engine_enter_writer(mmsb_engine *e, const char *fn);
 void engine_leave(mmsb_engine *e);
 /* Validates a handle for the reading calls (no writer role). */
 int engine_check(const mmsb_engine *e, const char *fn);
@@ -293,6 +299,40 @@ int derive_replay(mmsb_engine *e, const log_rec *r);
 /* Rebuilds the state from the log in the store directory and says where the
  * writer continues. */
 int engine_recover(mmsb_engine *e, log_resume *resume);
+/* The same for a read-only engine: changes no file, and starts over (a
+ * bounded number of times) when a writer replaced the checkpoint meanwhile. */
+int engine_recover_readonly(mmsb_engine *e);
+
+/* An engine over a store's files that changes none of them: no lock, no log
+ * writer, the checkpoint store opened read-only when there is one, and no
+ * state yet (for read-only opens and the mmsb tool). */
+int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out);
+/* Releases an engine that has no log writer. */
+void engine_close_bare(mmsb_engine *e);
+
+/* Called after each record that a replay applied (records of aborted
+ * commits are skipped); a nonzero return stops the replay with it. */
+typedef int (*replay_hook_fn)(void *ctx, mmsb_engine *e, const log_rec *r, uint64_t segment);
+
+typedef struct replay_plan {
+    bool from_checkpoint;   /* load the checkpoint first (there must be one) */
+    uint64_t to_seq;        /* stop after the last commit at or before it */
+    replay_hook_fn hook;    /* or NULL */
+    void *ctx;
+} replay_plan;
+
+typedef struct replay_result {
+    log_end end;            /* how the log ended */
+    ckpt_meta checkpoint;   /* the one loaded (from_checkpoint) */
+    uint64_t commit_seq;    /* the last commit (or checkpoint marker) applied */
+    uint64_t commits;       /* commits up to it, the checkpoint's included */
+    uint64_t records;       /* records read in the applying pass */
+    uint64_t failed_seq;    /* the record that failed to apply, if one did */
+} replay_result;
+
+/* Replays the log of e's store into e (a bare engine, still empty). Every
+ * recorded state root is checked on the way, as at open. */
+int engine_replay(mmsb_engine *e, const replay_plan *plan, replay_result *out);
 
 /* ---- digests (digest.c) ---------------------------------------------------- */
 

@@ -60,6 +60,7 @@ MMSB_API const char *mmsb_strerror(int code) {
     case MMSB_ENOMEM: return "out of memory";
     case MMSB_ECYCLE: return "the edge would close a cycle in the dependency graph";
     case MMSB_EOP: return "a derivation operation failed";
+    case MMSB_EREADONLY: return "the engine was opened read-only";
     default: break;
     }
     int errnum = code < 0 ? -code : code;

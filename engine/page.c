@@ -115,7 +115,7 @@ static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, ui
 
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags,
                               uint64_t *page_id_out) {
-    int rc = engine_enter(engine, "mmsb_page_create");
+    int rc = engine_enter_writer(engine, "mmsb_page_create");
     if (rc != 0) return rc;
     rc = create_logged(engine, size_bytes, flags, page_id_out);
     engine_leave(engine);
@@ -123,7 +123,7 @@ MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t
 }
 
 MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
-    int rc = engine_enter(engine, "mmsb_page_free");
+    int rc = engine_enter_writer(engine, "mmsb_page_free");
     if (rc != 0) return rc;
     page_entry *pe;
     uint8_t *p;

@@ -30,6 +30,9 @@ typedef struct replay_ctx {
     uint64_t run_page;        /* the page of the previous DELTA in this commit */
     uint64_t run_epoch;
     good_commit good;         /* the last commit applied and checked */
+    replay_hook_fn hook;      /* or NULL */
+    void *hook_ctx;
+    uint64_t at_seq;          /* the record being applied */
 } replay_ctx;
 
 static int replay_create(replay_ctx *x, const log_rec *r) {
@@ -146,7 +149,6 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
 }
 
 static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
-    if (seq_aborted(x->aborted, x->aborted_count, r->seq)) return 0;
     switch (r->type) {
     case REC_PAGE_CREATE: x->run_page = 0; return replay_create(x, r);
     case REC_PAGE_FREE: x->run_page = 0; return replay_free(x, r);
@@ -178,7 +180,10 @@ static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start)
         rc = cursor_next(c, &r, &done);
         if (rc != 0 || done) break;
         e->recovered.records++;
+        if (seq_aborted(x->aborted, x->aborted_count, r.seq)) continue;
+        x->at_seq = r.seq;
         rc = replay_record(x, &r, cursor_segment(c));
+        if (rc == 0 && x->hook != NULL) rc = x->hook(x->hook_ctx, e, &r, cursor_segment(c));
     }
     cursor_close(c);
     if (rc == 0 && x->good.seq != x->limit_seq) {
@@ -204,20 +209,32 @@ static int reset_state(mmsb_engine *e) {
     return digest_open(e);
 }
 
-/* Pass 1: how the log ends, and which commits were aborted. */
-static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
-                    uint64_t *aborted_count) {
+/* Pass 1: how the log ends, and which commits were aborted; *limit is the
+ * last commit (or checkpoint marker) at or before to_seq. */
+static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_seq, log_end *end,
+                       uint64_t **aborted, uint64_t *aborted_count, uint64_t *limit) {
     uint32_t flags = CURSOR_VERIFY | ((e->opts.flags & MMSB_OPEN_SALVAGE) ? CURSOR_SALVAGE : 0);
     log_cursor *c;
     int rc = cursor_open_at(e->dir_fd, flags, e->kern, start, &c);
     if (rc != 0) return rc;
     bool done = false;
     log_rec r;
-    while (rc == 0 && !done) rc = cursor_next(c, &r, &done);
+    *limit = start != NULL ? start->commit_seq : 0;
+    while (rc == 0 && !done) {
+        rc = cursor_next(c, &r, &done);
+        bool boundary = rc == 0 && !done && (r.type == REC_COMMIT || r.type == REC_CHECKPOINT);
+        if (boundary && r.seq <= to_seq) *limit = r.seq;
+    }
     *end = *cursor_end(c);
     cursor_take_aborted(c, aborted, aborted_count);
     cursor_close(c);
     return rc;
+}
+
+static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
+                    uint64_t *aborted_count) {
+    uint64_t limit;
+    return scan_log_to(e, start, UINT64_MAX, end, aborted, aborted_count, &limit);
 }
 
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
@@ -292,7 +309,7 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
         return err_set(rc, "%.200s; the checkpoint could not be used either: %.200s", detail, why);
     }
     snprintf(e->ck.note, sizeof e->ck.note, "checkpoint not used: %.130s", why);
-    return checkpoint_discard(e);
+    return e->read_only ? 0 : checkpoint_discard(e); /* a reader changes no file */
 }
 
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
@@ -341,4 +358,90 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
     fill_resume(&end, &x.good, resume);
     if (x.good.seq == 0) resume->next_seq = end.resume_first_seq;
     return 0;
+}
+
+/* ---- reading without writing ------------------------------------------------------- */
+
+enum { READONLY_ATTEMPTS_MAX = 8 };
+
+/* The number of the checkpoint a writer has stored now (0: none), opening
+ * the checkpoint store when a writer created it since. */
+static uint64_t checkpoint_number_now(mmsb_engine *e) {
+    if (e->ck.store == NULL &&
+        ckpt_open(e->dir, true, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store) != 0) {
+        return 0;
+    }
+    ckpt_meta m;
+    bool found = false;
+    int rc = ckpt_read_begin(e->ck.store, &m, &found);
+    ckpt_read_end(e->ck.store);
+    return rc == 0 && found ? m.number : 0;
+}
+
+/* A writer may write a new checkpoint and remove the log segments the one
+ * being read needed; then nothing read so far is wrong, only outdated, and
+ * the reader starts over from the new checkpoint. */
+int engine_recover_readonly(mmsb_engine *e) {
+    ASSERT(e->read_only && e->log == NULL);
+    int rc = 0;
+    for (uint32_t attempt = 0; attempt < READONLY_ATTEMPTS_MAX; attempt++) {
+        uint64_t number = checkpoint_number_now(e);
+        log_resume resume;
+        rc = engine_recover(e, &resume);
+        if (rc == 0) {
+            e->read_commit_seq = resume.new_store ? 0 : resume.next_seq - 1;
+            return 0;
+        }
+        if (checkpoint_number_now(e) == number) return rc;
+        char why[200];
+        snprintf(why, sizeof why, "%s", mmsb_last_error());
+        e->ck.have = false;
+        e->ck.note[0] = '\0';
+        int reset_rc = reset_state(e);
+        if (reset_rc != 0) return reset_rc;
+        err_set(rc, "%s", why);
+    }
+    return err_set(rc, "mmsb_open: the writer replaced the checkpoint %u times while this read-only open read it; "
+                   "last problem: %.200s", READONLY_ATTEMPTS_MAX, mmsb_last_error());
+}
+
+int engine_replay(mmsb_engine *e, const replay_plan *plan, replay_result *out) {
+    ASSERT(e->read_only && e->log == NULL && plan != NULL && out != NULL);
+    ASSERT(atomic_load(&e->page_id_next) == 1); /* a bare engine, still empty */
+    memset(out, 0, sizeof *out);
+    memset(&e->recovered, 0, sizeof e->recovered);
+    cursor_start st;
+    const cursor_start *start = NULL;
+    if (plan->from_checkpoint) {
+        bool found = false;
+        int rc = checkpoint_load(e, &out->checkpoint, &found);
+        if (rc != 0) return rc;
+        if (!found) return err_set(MMSB_ENOTFOUND, "replay: the store has no checkpoint");
+        if (out->checkpoint.commit_seq > plan->to_seq) {
+            return err_set(MMSB_EINVAL, "replay: the checkpoint holds the state after record %llu, past %llu; "
+                           "replay from genesis", (unsigned long long)out->checkpoint.commit_seq,
+                           (unsigned long long)plan->to_seq);
+        }
+        st = start_of(&out->checkpoint);
+        start = &st;
+    }
+    uint64_t *aborted = NULL, aborted_count = 0, limit = 0;
+    int rc = scan_log_to(e, start, plan->to_seq, &out->end, &aborted, &aborted_count, &limit);
+    if (rc == 0 && start == NULL && !out->end.empty && out->end.first_seq != 1) {
+        rc = err_set(MMSB_ENOTFOUND, "replay: the log starts at record %llu (the segments before it were removed "
+                     "after a checkpoint; keep them with MMSB_OPEN_KEEP_LOG), so it cannot be replayed from genesis",
+                     (unsigned long long)out->end.first_seq);
+    }
+    good_commit first = {0};
+    if (start != NULL) first = (good_commit){.seq = start->commit_seq, .commits = start->commits};
+    replay_ctx x = {.e = e, .limit_seq = limit, .good = first, .aborted = aborted, .aborted_count = aborted_count,
+                    .hook = plan->hook, .hook_ctx = plan->ctx};
+    if (rc == 0 && limit > first.seq) rc = replay_pass(e, &x, start);
+    free(aborted);
+    out->commit_seq = x.good.seq;
+    out->failed_seq = rc != 0 ? x.at_seq : 0;
+    out->commits = x.good.commits;
+    out->records = e->recovered.records;
+    e->read_commit_seq = x.good.seq;
+    return rc;
 }

@@ -503,7 +503,7 @@ static void change_out(mmsb_change *out, const page_entry *pe, uint64_t changed,
 
 MMSB_API int mmsb_write(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
                         const void *bytes, uint64_t len, mmsb_change *change_out_) {
-    int rc = engine_enter(engine, "mmsb_write");
+    int rc = engine_enter_writer(engine, "mmsb_write");
     if (rc != 0) return rc;
     page_entry *pe = NULL;
     rc = write_check(engine, page_id, offset, bytes, len, "mmsb_write", &pe);
@@ -520,7 +520,7 @@ MMSB_API int mmsb_write(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
 }
 
 MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta, mmsb_change *change_out_) {
-    int rc = engine_enter(engine, "mmsb_apply");
+    int rc = engine_enter_writer(engine, "mmsb_apply");
     if (rc != 0) return rc;
     page_entry *pe = NULL;
     rc = delta_check(engine, delta, "mmsb_apply", &pe);
@@ -567,7 +567,7 @@ static int batch_run(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count, u
 
 MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uint64_t count,
                               uint32_t durability, mmsb_commit_result *result) {
-    int rc = engine_enter(engine, "mmsb_apply_batch");
+    int rc = engine_enter_writer(engine, "mmsb_apply_batch");
     if (rc != 0) return rc;
     rc = batch_run(engine, deltas, count, durability, result);
     engine_leave(engine);
@@ -594,6 +594,7 @@ MMSB_API int mmsb_txn_begin(mmsb_engine *engine, mmsb_txn **txn_out) {
     int rc = engine_check(engine, "mmsb_txn_begin");
     if (rc != 0) return rc;
     if (txn_out == NULL) return err_set(MMSB_EINVAL, "mmsb_txn_begin: txn_out is NULL");
+    if (engine->read_only) return err_set(MMSB_EREADONLY, "mmsb_txn_begin: the engine was opened with MMSB_OPEN_READONLY");
     mmsb_txn *t = calloc(1, sizeof *t);
     if (t == NULL) return err_set(MMSB_ENOMEM, "mmsb_txn_begin: out of memory");
     t->e = engine;
@@ -709,7 +710,7 @@ static int txn_run(mmsb_engine *e, const mmsb_txn *t, uint32_t durability, mmsb_
 MMSB_API int mmsb_txn_commit(mmsb_txn *txn, uint32_t durability, mmsb_commit_result *result) {
     if (txn == NULL) return err_set(MMSB_EINVAL, "mmsb_txn_commit: txn is NULL");
     mmsb_engine *e = txn->e;
-    int rc = engine_enter(e, "mmsb_txn_commit");
+    int rc = engine_enter_writer(e, "mmsb_txn_commit");
     if (rc == MMSB_EBUSY) return rc; /* the transaction stays open: retry */
     if (rc == 0) {
         rc = txn_run(e, txn, durability, result);

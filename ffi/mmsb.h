@@ -62,7 +62,8 @@ MMSB_API int mmsb_abi_version(void);
 #define MMSB_ENOMEM (-32010)    /* process memory exhausted */
 #define MMSB_ECYCLE (-32011)    /* an edge would close a cycle */
 #define MMSB_EOP (-32012)       /* a derivation operation failed */
-#define MMSB_ERRCODE_LAST (-32012)
+#define MMSB_EREADONLY (-32013) /* a writing call on a read-only engine */
+#define MMSB_ERRCODE_LAST (-32013)
 
 /* A static, never-NULL description of any code. */
 MMSB_API const char *mmsb_strerror(int code);
@@ -85,6 +86,12 @@ typedef struct mmsb_digest {
 #define MMSB_OPEN_CREATE 0x1u  /* create the store directory if missing */
 #define MMSB_OPEN_KEEP_LOG 0x4u /* keep every log segment (no removal after a
                                    checkpoint): replay from genesis stays possible */
+#define MMSB_OPEN_READONLY 0x8u /* read the store without changing it, also
+                                   while another process writes it: no lock,
+                                   no log writer; the state is the latest
+                                   checkpoint plus the committed log after it,
+                                   as of the open; writing calls fail with
+                                   MMSB_EREADONLY (README, "Readers") */
 #define MMSB_OPEN_SALVAGE 0x2u /* open a corrupt log: keep the valid prefix up
                                   to the last good commit, drop the rest (the
                                   engine info says what was dropped) */
@@ -176,7 +183,10 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
     mmsb_options_init((options), (uint32_t)sizeof(*(options)), MMSB_ABI_VERSION)
 
 /* Opens (and with MMSB_OPEN_CREATE creates) the store in directory dir. Only
- * one engine at a time may hold a store: a second open gets MMSB_EBUSY. */
+ * one engine at a time may hold a store: a second open gets MMSB_EBUSY.
+ * With MMSB_OPEN_READONLY any number of processes may open it besides the
+ * writer (CREATE and SALVAGE are then refused); they must be other processes
+ * than the writer's, as LMDB allows one environment per file per process. */
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
                        mmsb_engine **engine_out);
 /* Closes the engine and releases everything it holds. NULL is a no-op. If

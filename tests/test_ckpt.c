@@ -242,6 +242,39 @@ static void test_damaged_checkpoint_falls_back(void **state) {
     tu_dir_remove(s.dir);
 }
 
+/* Another store's checkpoint (copied over this one's): its salt differs from
+ * the log's, so it is refused and the store comes back from genesis. */
+static void test_checkpoint_of_another_store(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store a = tu_store_open(&o), b = tu_store_open(&o);
+    world wa, wb;
+    build(a.e, &wa);
+    build(b.e, &wb);
+    rng r = {.state = 9};
+    uint64_t seq;
+    for (int i = 0; i < 50; i++) TU_OK(step(a.e, &wa, &r, &seq));
+    for (int i = 0; i < 80; i++) TU_OK(step(b.e, &wb, &r, &seq));
+    char root[33], again[33];
+    tu_root_hex(b.e, root);
+    TU_OK(mmsb_close(a.e));
+    TU_OK(mmsb_close(b.e));
+    a.e = b.e = NULL;
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/checkpoint", a.dir);
+    snprintf(to, sizeof to, "%s/checkpoint", b.dir);
+    tu_copy_dir(from, to);
+    b.e = tu_open(b.dir, &o);
+    mmsb_engineinfo info = tu_info(b.e);
+    assert_int_equal(info.recovered_from_checkpoint, 0);
+    assert_non_null(strstr(info.checkpoint_detail, "another store"));
+    tu_root_hex(b.e, again);
+    assert_string_equal(root, again);
+    tu_store_close(&a);
+    tu_store_close(&b);
+}
+
 static void test_damaged_checkpoint_without_log_fails(void **state) {
     (void)state;
     mmsb_options o;
@@ -395,6 +428,7 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_plus_suffix_equals_genesis),
         cmocka_unit_test(test_policy_growth_and_retention),
         cmocka_unit_test(test_damaged_checkpoint_falls_back),
+        cmocka_unit_test(test_checkpoint_of_another_store),
         cmocka_unit_test(test_damaged_checkpoint_without_log_fails),
         cmocka_unit_test(test_damaged_suffix_keeps_the_checkpoint),
         cmocka_unit_test(test_kill9_with_checkpoints),

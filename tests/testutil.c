@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,4 +178,33 @@ mmsb_engineinfo tu_info(mmsb_engine *e) {
     info.struct_size = sizeof info;
     TU_OK(mmsb_engine_info(e, &info));
     return info;
+}
+
+int tu_child_start(tu_child_fn fn, const char *dir, void *ctx) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fn(dir, ctx, fds[1]);
+        _exit(2); /* fn never returns */
+    }
+    close(fds[1]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    return (int)pid;
+}
+
+void tu_child_ready(int ready) {
+    if (write(ready, "r", 1) != 1) _exit(3);
+    close(ready);
+}
+
+void tu_child_kill(int pid) {
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status)); /* it was still running */
 }

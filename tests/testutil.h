@@ -58,6 +58,14 @@ void tu_file_write(const char *path, uint64_t off, const void *buf, size_t len);
 uint64_t tu_file_size(const char *path);
 void tu_file_truncate(const char *path, uint64_t size);
 
+/* Forks a child that runs fn(dir, ctx, ready) and never returns; the
+ * parent continues once the child called tu_child_ready(ready). Stop it
+ * with tu_child_kill, which asserts it was still running. */
+typedef void (*tu_child_fn)(const char *dir, void *ctx, int ready);
+int tu_child_start(tu_child_fn fn, const char *dir, void *ctx);
+void tu_child_ready(int ready);
+void tu_child_kill(int pid);
+
 /* The engine's info (asserting success). */
 mmsb_engineinfo tu_info(mmsb_engine *e);
 

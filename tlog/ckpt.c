@@ -73,6 +73,7 @@ static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
      * calls may come from any thread, one at a time). */
     unsigned flags = MDB_NOTLS | (s->read_only ? MDB_RDONLY : 0);
     if (mrc == 0) mrc = mdb_env_open(s->env, path, flags, 0644);
+    if (mrc == ENOENT && s->read_only) return err_set(MMSB_ENOTFOUND, "checkpoint: %s holds no environment yet", path);
     if (mrc != 0) return lmdb_err(mrc, path);
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0) s->map_bytes = info.me_mapsize; /* a larger existing map wins */

@@ -4,7 +4,9 @@
 #ifndef MMSB_CLI_H
 #define MMSB_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../ffi/mmsb.h"
 
@@ -39,5 +41,95 @@ int cli_parse_u64(const char *text, uint64_t *out);
 uint64_t cli_rng_next(uint64_t *state);
 /* Nanoseconds of a monotonic clock, for reporting only (never state). */
 uint64_t cli_now_ns(void);
+
+/* ---- the audit subcommands (audit.c, inspect.c) --------------------------------- */
+
+int cmd_verify(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_page(int argc, char **argv);
+
+/* ---- arguments (out.c) ------------------------------------------------------------ */
+
+typedef enum { OPT_FLAG, OPT_U64, OPT_TEXT } opt_kind;
+
+typedef struct cli_opt {
+    const char *name;    /* "--to" */
+    opt_kind kind;
+    void *out;           /* bool, uint64_t or const char * */
+    bool *seen;          /* or NULL */
+} cli_opt;
+
+enum { CLI_POSITIONAL_MAX = 2, CLI_HELP = -1 };
+
+typedef struct cli_args {
+    const char *pos[CLI_POSITIONAL_MAX];
+    uint32_t pos_count;
+    bool json;
+} cli_args;
+
+/* Parses argv against opts (--json and --help are always known). Returns
+ * 0, CLI_HELP after printing the usage to stdout, or EXIT_USAGE after
+ * printing what is wrong and the usage to stderr. */
+int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts,
+              uint32_t opt_count, uint32_t pos_want, cli_args *out);
+
+/* ---- JSON output (out.c): a streaming writer with a bounded depth ------------------ */
+
+enum { JSON_DEPTH_MAX = 8 };
+
+typedef struct json_out {
+    FILE *f;
+    uint32_t depth;
+    bool first[JSON_DEPTH_MAX];
+} json_out;
+
+void json_begin(json_out *j, FILE *f);   /* the top-level object */
+void json_end(json_out *j);              /* closes it, with a newline */
+void json_obj(json_out *j, const char *key); /* key NULL inside an array */
+void json_arr(json_out *j, const char *key);
+void json_close_obj(json_out *j);
+void json_close_arr(json_out *j);
+void json_u64(json_out *j, const char *key, uint64_t v);
+void json_f64(json_out *j, const char *key, double v);
+void json_bool(json_out *j, const char *key, bool v);
+void json_str(json_out *j, const char *key, const char *v);
+void json_hex(json_out *j, const char *key, const uint8_t *bytes, uint64_t len);
+
+/* ---- progress on stderr (out.c) --------------------------------------------------- */
+
+/* A bar on stderr for runs over a second, only when stderr is a terminal
+ * (MMSB_NO_PROGRESS=1 turns it off). Redrawn at most ten times a second. */
+typedef struct progress {
+    bool on;
+    const char *what;
+    uint64_t total, start_ns, drawn_ns;
+} progress;
+
+void progress_start(progress *p, const char *what, uint64_t total);
+void progress_update(progress *p, uint64_t done);
+void progress_end(progress *p);
+
+/* ---- a store's log files (out.c) --------------------------------------------------- */
+
+typedef struct log_files {
+    uint64_t count;          /* segment files */
+    uint64_t first, last;    /* their numbers; 0 when none */
+    uint64_t bytes;          /* their total size */
+    uint64_t segment_bytes;  /* size of the first one */
+} log_files;
+
+/* Lists dir's segment files: EXIT_USAGE (with a message) when dir is not a
+ * readable directory. */
+int log_files_list(const char *cmd, const char *dir, log_files *out);
+/* Bytes read so far when at (segment, offset): for the progress bar. */
+uint64_t log_files_done(const log_files *lf, uint64_t segment, uint64_t offset);
+
+/* Prints a digest as 32 hex digits into out. */
+void cli_hex128(const uint8_t bytes[16], char out[33]);
 
 #endif /* MMSB_CLI_H */

@@ -16,7 +16,21 @@ static void usage(FILE *out) {
             "commands:\n"
             "  demo DIR [--seed N] [--ops N]   run the demo workload in DIR, twice, and\n"
             "                                  show that both runs reach the same state root\n"
+            "  verify DIR                      check CRCs, chain, sequence, checkpoint vs log\n"
+            "  replay DIR [--to SEQ] [--from genesis|checkpoint] [--verify]\n"
+            "                                  rebuild the state; --verify re-runs derivations\n"
+            "  dump DIR [--from SEQ] [--to SEQ] [--page ID] [--type T]\n"
+            "                                  print the log's records\n"
+            "  stats DIR                       records and bytes by type, pages, chain status\n"
+            "  history DIR --page ID           every change of one page\n"
+            "  page DIR --page ID [--at SEQ] [--raw]\n"
+            "                                  a page's bytes at a point of the log\n"
+            "  diff DIR_A DIR_B                where two stores diverge\n"
+            "  checkpoint DIR [--keep-log]     write a checkpoint of a closed store\n"
             "  version                         print the library and ABI versions\n"
+            "\n"
+            "Every command takes --help, and --json for machine-readable output. The\n"
+            "reading commands change nothing and run beside a writer.\n"
             "\n"
             "Run 'mmsb <command> --help' for a command's options.\n"
             "Exit status: 0 clean, 1 a problem was found, 2 usage or I/O error.\n");
@@ -68,7 +82,17 @@ int main(int argc, char **argv) {
         return EXIT_CLEAN;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
-    if (strcmp(cmd, "demo") == 0) return cmd_demo(argc - 2, argv + 2);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"demo", cmd_demo}, {"verify", cmd_verify}, {"replay", cmd_replay}, {"dump", cmd_dump},
+        {"stats", cmd_stats}, {"history", cmd_history}, {"page", cmd_page}, {"diff", cmd_diff},
+        {"checkpoint", cmd_checkpoint},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
+    }
     fprintf(stderr, "mmsb: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
