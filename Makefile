@@ -4,6 +4,7 @@
 #   make test            installs missing packages, builds, runs the whole suite
 #   make test-asan       the same suite under AddressSanitizer + UBSan
 #   make demo            the main job: a demo workload in ./demo-store
+#   make bench           the benchmark suite (bench/README.md)
 #   make install PREFIX=/usr/local
 #   make deps            installs missing Debian packages (as root) or prints the command
 #
@@ -58,6 +59,9 @@ GPU_OBJ :=
 endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GPU_OBJ)
 
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_BIN := $(BUILD)/bin/mmsb-bench
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
@@ -70,7 +74,7 @@ MMSB_BIN := $(BUILD)/bin/mmsb
 
 DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -127,6 +131,23 @@ $(BUILD)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/bench/%.o: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The suite links the library's objects: it measures kernels and the graph
+# directly too.
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_LIB) -lm
+
+# The benchmark suite: results as JSON and plots in bench/ (BENCH_ARGS for
+# more options, for example BENCH_ARGS="--quick --filter 'log/*'").
+bench:
+	@$(MAKE) --no-print-directory deps DEB_EXTRA=gnuplot-nox
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(BENCH_BIN) --json bench/results.json --markdown bench/results.md --plot bench/plots $(BENCH_ARGS)
+
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
@@ -173,11 +194,19 @@ $(BUILD)/tests/demo_check: $(MMSB_BIN)
 	printf '#!/bin/sh\nset -e\nm="%s"\n"$$m" demo demo-store --ops 1000 --txns 500\n"$$m" verify demo-store/run-1\n"$$m" replay demo-store/run-1 --verify\n' "$(abspath $(MMSB_BIN))" > $@
 	chmod +x $@
 
+# The benchmark suite, as a test: it lists its benchmarks and runs a cheap
+# one (no timing is judged), and its JSON says it ran and checked out.
+$(BUILD)/tests/bench_check: $(BENCH_BIN)
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nset -e\nb="%s"\n"$$b" --list | grep -q "^log/append/"\n"$$b" --quick --filter "pages/read/4KiB" --json bench.json --dir bench-store\ngrep -q "\\"name\\":\\"pages/read/4KiB\\",\\"unit\\":\\"ns\\",\\"ok\\":true" bench.json\n' "$(abspath $(BENCH_BIN))" > $@
+	chmod +x $@
+
 # Every test program runs once per log I/O backend: automatic (io_uring
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync).
-run-tests: tests $(BUILD)/tests/demo_check
+run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check
 	@echo "== log I/O backend: automatic"
-	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check
+	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check \
+	  $(BUILD)/tests/bench_check
 	@echo "== log I/O backend: MMSB_IO=sync"
 	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/demo_check
 
@@ -214,7 +243,7 @@ deps:
 	@missing=""; \
 	if ! command -v dpkg-query >/dev/null 2>&1; then \
 	  echo "deps: not a Debian system; install: $(DEB_PACKAGES)"; exit 0; fi; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(DEB_PACKAGES) $(DEB_EXTRA); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -227,6 +256,6 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-asan build-nogpu build-fuzz demo-store
+	rm -rf build build-asan build-nogpu build-fuzz demo-store bench-store
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -187,6 +188,8 @@ int tu_child_start(tu_child_fn fn, const char *dir, void *ctx) {
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that failed */
+        if (getppid() == 1) _exit(2);
         fn(dir, ctx, fds[1]);
         _exit(2); /* fn never returns */
     }

@@ -1,0 +1,303 @@
+/*
+ * b_store.c - replay from genesis, reopening a store with and without a
+ * checkpoint, checkpoints and the writer's stall, and memory per page.
+ *
+ * The stores these figures read are built once per run (outside any
+ * timing) and kept in the scratch directory for the figures that follow.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+enum { KiB = 1024, MiB = 1024 * 1024 };
+#define GiB (1024ull * MiB)
+
+/* ---- stores to read ------------------------------------------------------------------------------- */
+
+typedef struct built {
+    bool done;
+    char dir[4096];
+    uint64_t log_bytes, records;
+    char root[33];
+} built;
+
+static built small_store, large_store;
+
+static int close_keep(mmsb_engine *e, built *b, bench_out *out) {
+    mmsb_engineinfo info = {.struct_size = sizeof info};
+    mmsb_digest d;
+    int rc = mmsb_engine_info(e, &info);
+    if (rc == 0) rc = mmsb_state_root(e, &d);
+    if (rc == 0) mmsb_digest_hex(&d, b->root, sizeof b->root);
+    b->log_bytes = info.log_bytes_written;
+    rc = rc == 0 ? mmsb_close(e) : (mmsb_close(e), rc);
+    b->done = rc == 0;
+    return rc == 0 ? 0 : bench_fail(out, "building a store: %s", mmsb_last_error());
+}
+
+static int open_build(const bench_env *env, const char *name, built *b, mmsb_engine **e, bench_out *out) {
+    bench_store_path(env, name, b->dir, sizeof b->dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.flags |= MMSB_OPEN_KEEP_LOG;
+    o.checkpoint_log_bytes = 0; /* one checkpoint, at close */
+    o.segment_bytes = 256ull * MiB;
+    o.log_buffer_bytes = 64ull * MiB;
+    o.group_window_bytes = 8ull * MiB;
+    int rc = mmsb_open(b->dir, &o, e);
+    return rc == 0 ? 0 : bench_fail(out, "open: %s", mmsb_last_error());
+}
+
+/* 64-byte changes over 64 pages of 4 KiB: two records (DELTA, COMMIT) each. */
+static int build_small(const bench_env *env, bench_out *out) {
+    if (small_store.done) return 0;
+    mmsb_engine *e;
+    if (open_build(env, "replay-small", &small_store, &e, out) != 0) return -1;
+    uint64_t ids[64], n = 2000000;
+    int rc = 0;
+    for (int i = 0; i < 64 && rc == 0; i++) rc = mmsb_page_create(e, 4096, 0, &ids[i]);
+    uint8_t b[64];
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        memset(b, (int)(i / 4096 % 250) + 1, sizeof b);
+        rc = mmsb_write(e, ids[i % 64], (i / 64 * 64) % 4096, b, sizeof b, NULL);
+    }
+    return rc == 0 ? close_keep(e, &small_store, out) : (mmsb_close(e), bench_fail(out, "%s", mmsb_last_error()));
+}
+
+/* Whole 64 KiB pages rewritten until the log holds 1 GiB. */
+static int build_large(const bench_env *env, bench_out *out) {
+    if (large_store.done) return 0;
+    mmsb_engine *e;
+    if (open_build(env, "replay-large", &large_store, &e, out) != 0) return -1;
+    uint64_t ids[64];
+    int rc = 0;
+    for (int i = 0; i < 64 && rc == 0; i++) rc = mmsb_page_create(e, 64 * KiB, 0, &ids[i]);
+    uint8_t *b = malloc(64 * KiB);
+    if (b == NULL) rc = MMSB_ENOMEM;
+    for (uint64_t i = 0; i < GiB / (64 * KiB) && rc == 0; i++) {
+        memset(b, (int)(i / 64 % 250) + 1, 64 * KiB);
+        rc = mmsb_write(e, ids[i % 64], 0, b, 64 * KiB, NULL);
+    }
+    free(b);
+    return rc == 0 ? close_keep(e, &large_store, out) : (mmsb_close(e), bench_fail(out, "%s", mmsb_last_error()));
+}
+
+/* The checkpoint is moved aside (and back) to make an open replay from genesis. */
+static int checkpoint_aside(const built *b, bool aside) {
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/%s", b->dir, aside ? "checkpoint" : "checkpoint.away");
+    snprintf(to, sizeof to, "%s/%s", b->dir, aside ? "checkpoint.away" : "checkpoint");
+    if (!aside) bench_rmtree(to); /* the empty one a writer's open made meanwhile */
+    return rename(from, to);
+}
+
+typedef struct open_arg {
+    bool large;          /* the 1 GiB store of 64 KiB changes */
+    bool with_checkpoint;
+    bool read_only;      /* a read-only open (a replay), else a writer's open */
+    uint32_t unit;       /* 0: ms per open, 1: M records/s, 2: GB/s of log */
+} open_arg;
+
+static int bench_open(const bench_env *env, const void *arg, bench_out *out) {
+    const open_arg *a = arg;
+    built *b = a->large ? &large_store : &small_store;
+    int rc = a->large ? build_large(env, out) : build_small(env, out);
+    if (rc != 0) return rc;
+    if (!a->with_checkpoint && checkpoint_aside(b, true) != 0) return bench_fail(out, "cannot move the checkpoint");
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.flags = a->read_only ? MMSB_OPEN_READONLY : MMSB_OPEN_KEEP_LOG;
+    uint32_t reps = env->reps < 5 ? env->reps : 5;
+    for (uint32_t r = 0; r < reps && rc == 0; r++) {
+        mmsb_engine *e;
+        uint64_t t0 = bench_now_ns();
+        rc = mmsb_open(b->dir, &o, &e);
+        double ns = (double)(bench_now_ns() - t0);
+        mmsb_engineinfo info = {.struct_size = sizeof info};
+        if (rc == 0) rc = mmsb_engine_info(e, &info);
+        if (rc == 0 && (info.recovered_from_checkpoint != 0) != a->with_checkpoint) rc = bench_fail(out, "wrong start");
+        double v = a->unit == 0 ? ns / 1e6 : a->unit == 1 ? (double)info.recovered_records / ns * 1e3 : (double)b->log_bytes / ns;
+        if (rc == 0) rc = bench_sample(out, v);
+        if (rc == 0) bench_check_root(e, out);
+        if (rc == 0 && strstr(out->check, b->root) == NULL) rc = bench_fail(out, "another state root: %s", out->check);
+        if (rc == 0) {
+            snprintf(out->note, sizeof out->note, "%llu records, %llu MiB of log", (unsigned long long)info.recovered_records,
+                     (unsigned long long)(b->log_bytes / MiB));
+        }
+        mmsb_close(e);
+    }
+    if (!a->with_checkpoint) checkpoint_aside(b, false);
+    if (rc > 0 || rc < -1) rc = bench_fail(out, "%s", mmsb_last_error());
+    return rc;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------------- */
+
+enum { CK_PAGES = 10000, CK_CHANGED = 1000 };
+
+static int open_ck(const bench_env *env, uint64_t log_bytes, mmsb_engine **e, bench_out *out) {
+    char dir[4096];
+    bench_store_path(env, "checkpoint", dir, sizeof dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.checkpoint_log_bytes = log_bytes;
+    int rc = mmsb_open(dir, &o, e);
+    return rc == 0 ? 0 : bench_fail(out, "open: %s", mmsb_last_error());
+}
+
+static int bench_checkpoint(const bench_env *env, const void *arg, bench_out *out) {
+    (void)arg;
+    mmsb_engine *e;
+    if (open_ck(env, 0, &e, out) != 0) return -1;
+    int rc = 0;
+    uint64_t id;
+    for (uint32_t i = 0; i < CK_PAGES && rc == 0; i++) rc = mmsb_page_create(e, 4096, 0, &id);
+    if (rc == 0) rc = mmsb_checkpoint(e);
+    uint8_t b[64];
+    for (uint32_t r = 0; r < env->reps && rc == 0; r++) {
+        memset(b, (int)r + 1, sizeof b);
+        for (uint32_t i = 0; i < CK_CHANGED && rc == 0; i++) {
+            rc = mmsb_write(e, 1 + (i * 7 + r * 13) % CK_PAGES, 0, b, sizeof b, NULL);
+        }
+        if (rc == 0) rc = mmsb_checkpoint(e);
+        mmsb_engineinfo info = {.struct_size = sizeof info};
+        if (rc == 0) rc = mmsb_engine_info(e, &info);
+        if (rc == 0) rc = bench_sample(out, (double)info.checkpoint_stall_ns_last / 1e6);
+    }
+    snprintf(out->note, sizeof out->note, "log synced + LMDB commit + marker, of %u pages", CK_PAGES);
+    if (rc == 0) bench_check_root(e, out);
+    if (rc > 0 || rc < -1) rc = bench_fail(out, "%s", mmsb_last_error());
+    mmsb_close(e);
+    return rc;
+}
+
+/* Every write timed alone while the policy checkpoints every 4 MiB of log:
+ * the median is a plain write, the tail shows the writer's stall. */
+static int bench_stall(const bench_env *env, const void *arg, bench_out *out) {
+    (void)arg;
+    mmsb_engine *e;
+    if (open_ck(env, 4 * MiB, &e, out) != 0) return -1;
+    int rc = 0;
+    uint64_t id;
+    for (uint32_t i = 0; i < CK_CHANGED && rc == 0; i++) rc = mmsb_page_create(e, 4096, 0, &id);
+    uint8_t b[64];
+    uint64_t n = env->quick ? 100000 : 400000;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        memset(b, (int)(i / CK_CHANGED % 250) + 1, sizeof b);
+        uint64_t t0 = bench_now_ns();
+        rc = mmsb_write(e, 1 + i % CK_CHANGED, (i / CK_CHANGED * 64) % 4096, b, sizeof b, NULL);
+        if (rc == 0) rc = bench_sample(out, (double)(bench_now_ns() - t0) / 1e3);
+    }
+    mmsb_engineinfo info = {.struct_size = sizeof info};
+    if (rc == 0) rc = mmsb_engine_info(e, &info);
+    if (rc == 0) {
+        snprintf(out->note, sizeof out->note, "%llu checkpoints; stall max %.2f ms", (unsigned long long)info.checkpoints_written,
+                 (double)info.checkpoint_stall_ns_max / 1e6);
+        bench_check_root(e, out);
+    }
+    if (rc > 0 || rc < -1) rc = bench_fail(out, "%s", mmsb_last_error());
+    mmsb_close(e);
+    return rc;
+}
+
+/* ---- memory ------------------------------------------------------------------------------------------- */
+
+static uint64_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+enum { MEM_PAGES = 1000000 };
+
+/* One engine with a million 4 KiB pages, each written once, root computed:
+ * resident bytes after the open and at the end. Two rows read it. */
+typedef struct mem_run {
+    bool done;
+    int rc;
+    uint64_t rss_open, rss_end;
+    char check[BENCH_CHECK_BYTES], why[BENCH_NOTE_BYTES];
+} mem_run;
+
+static mem_run mem;
+
+static void measure_memory(const bench_env *env) {
+    if (mem.done) return;
+    mem.done = true;
+    char dir[4096];
+    bench_store_path(env, "memory", dir, sizeof dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.checkpoint_log_bytes = 0;
+    o.arena_bytes_max = 8 * GiB;
+    mmsb_engine *e;
+    mem.rc = mmsb_open(dir, &o, &e);
+    if (mem.rc != 0) {
+        snprintf(mem.why, sizeof mem.why, "open: %s", mmsb_last_error());
+        return;
+    }
+    mem.rss_open = rss_bytes();
+    uint64_t id;
+    uint8_t b[64];
+    memset(b, 0x42, sizeof b);
+    for (uint32_t i = 0; i < MEM_PAGES && mem.rc == 0; i++) {
+        mem.rc = mmsb_page_create(e, 4096, 0, &id);
+        if (mem.rc == 0) mem.rc = mmsb_write(e, id, (i % 64) * 64, b, sizeof b, NULL);
+    }
+    bench_out tmp = {0};
+    if (mem.rc == 0) bench_check_root(e, &tmp); /* the state tree is built too */
+    snprintf(mem.check, sizeof mem.check, "%s", tmp.check);
+    mem.rss_end = rss_bytes();
+    if (mem.rc != 0) snprintf(mem.why, sizeof mem.why, "%s", mmsb_last_error());
+    mmsb_close(e);
+    bench_rmtree(dir);
+}
+
+/* arg NULL: resident bytes per page in all; else: beyond the page bytes
+ * and beyond what the engine held right after its open. */
+static int bench_memory(const bench_env *env, const void *arg, bench_out *out) {
+    measure_memory(env);
+    if (mem.rc != 0) return bench_fail(out, "%s", mem.why);
+    snprintf(out->check, sizeof out->check, "%s", mem.check);
+    if (arg == NULL) {
+        snprintf(out->note, sizeof out->note, "%.2f GiB resident for %u pages (goal: 4.2 GiB)",
+                 (double)mem.rss_end / (double)GiB, MEM_PAGES);
+        return bench_sample(out, (double)mem.rss_end / MEM_PAGES);
+    }
+    double grown = (double)(mem.rss_end - mem.rss_open) - 4096.0 * MEM_PAGES;
+    snprintf(out->note, sizeof out->note, "includes the arena's last pre-faulted step (64 MiB)");
+    return bench_sample(out, grown / MEM_PAGES);
+}
+
+/* ---- the table ---------------------------------------------------------------------------------------- */
+
+static const bench_def STORE[] = {
+    {"log/replay_from_genesis/4M_records_of_2M_64B_changes", "M/s", bench_open, &(const open_arg){false, false, true, 1},
+     NULL, GOAL_AT_LEAST, 5, "issue 5 (or >= 1 GB/s)", NULL, NULL, NULL, 0},
+    {"log/replay_from_genesis/1GiB_of_64KiB_changes", "GB/s", bench_open, &(const open_arg){true, false, true, 2}, NULL,
+     GOAL_AT_LEAST, 1, "issue 5 (or >= 5 M records/s)", NULL, NULL, NULL, 0},
+    {"log/reopen/1GiB_log_with_checkpoint", "ms", bench_open, &(const open_arg){true, true, false, 0}, NULL,
+     GOAL_AT_MOST, 1000, "issue 5", NULL, NULL, NULL, 0},
+    {"log/reopen/1GiB_log_without_checkpoint", "ms", bench_open, &(const open_arg){true, false, false, 0}, NULL,
+     GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
+    {"checkpoint/1000_changed_4KiB_pages", "ms", bench_checkpoint, NULL, NULL, GOAL_AT_MOST, 20, "issue 5", NULL,
+     NULL, NULL, 0},
+    {"checkpoint/write_latency_with_a_checkpoint_every_4MiB", "us", bench_stall, NULL, NULL, GOAL_NONE, 0, NULL, NULL,
+     NULL, NULL, 0},
+    {"memory/resident_bytes_per_4KiB_page/1M_pages", "bytes", bench_memory, NULL, NULL, GOAL_AT_MOST,
+     4.2 * 1073741824.0 / MEM_PAGES, "issue 2", NULL, NULL, NULL, 0},
+    {"memory/metadata_bytes_per_page_beyond_its_bytes/1M_pages", "bytes", bench_memory, &mem, NULL, GOAL_AT_MOST, 64,
+     "issue 2", NULL, NULL, NULL, 0},
+};
+
+const bench_def *bench_group_store(uint32_t *count) {
+    *count = sizeof STORE / sizeof STORE[0];
+    return STORE;
+}
