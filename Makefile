@@ -72,7 +72,7 @@ LIB_A := $(BUILD)/lib/libmmsb.a
 LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
 
-DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev
+DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3
 
 .PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench
 # Keep intermediate objects, so a second make rebuilds nothing.
@@ -201,12 +201,20 @@ $(BUILD)/tests/bench_check: $(BENCH_BIN)
 	printf '#!/bin/sh\nset -e\nb="%s"\n"$$b" --list | grep -q "^log/append/"\n"$$b" --quick --filter "pages/read/4KiB" --json bench.json --dir bench-store\ngrep -q "\\"name\\":\\"pages/read/4KiB\\",\\"unit\\":\\"ns\\",\\"ok\\":true" bench.json\n' "$(abspath $(BENCH_BIN))" > $@
 	chmod +x $@
 
+# The Python binding's tests (unittest) against this build's shared
+# library; not under sanitizers (the interpreter is not instrumented).
+PY_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/python_check)
+$(BUILD)/tests/python_check: $(LIB_SO)
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\ncd "%s"\nMMSB_LIBRARY="%s" exec python3 -m unittest discover -s ffi/python/tests\n' "$(abspath .)" "$(abspath $(LIB_SO))" > $@
+	chmod +x $@
+
 # Every test program runs once per log I/O backend: automatic (io_uring
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync).
-run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check
+run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK)
 	@echo "== log I/O backend: automatic"
 	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check \
-	  $(BUILD)/tests/bench_check
+	  $(BUILD)/tests/bench_check $(PY_CHECK)
 	@echo "== log I/O backend: MMSB_IO=sync"
 	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/demo_check
 

@@ -1,0 +1,665 @@
+"""MMSB for Python: a deterministic shared-memory page engine with a
+transaction log, over the library's C ABI (ctypes, standard library only).
+
+    import mmsb
+    with mmsb.Engine("store", durability=mmsb.DURABILITY_NONE) as e:
+        page = e.page_create(4096)
+        e.write(page, 0, b"hello")
+        print(e.read(page, 0, 5), e.state_root())
+
+Every failure raises an MMSBError subclass (one per library error code)
+carrying the code and the library's detail message; bad Python arguments
+raise TypeError or ValueError before the library is called. The library is
+found through the MMSB_LIBRARY environment variable, else next to this
+package, else by the system's loader.
+"""
+import ctypes
+from ctypes import byref, c_uint64, c_void_p
+from dataclasses import dataclass
+
+from . import _capi
+
+_lib = _capi.load()
+
+__all__ = ["Engine", "Transaction", "Delta", "LogReader", "MMSBError", "version", "abi_version"]
+
+# ---- constants (mmsb.h) -------------------------------------------------------------------------
+
+OPEN_CREATE, OPEN_SALVAGE, OPEN_KEEP_LOG, OPEN_READONLY = 0x1, 0x2, 0x4, 0x8
+DURABILITY_NONE, DURABILITY_GROUP, DURABILITY_SYNC = 1, 2, 3
+PROPAGATE_INCREMENTAL, PROPAGATE_FULL = 0, 1
+GPU_AUTO, GPU_OFF = 0, 1
+DELTA_SPARSE, DELTA_EXPECT_EPOCH = 0x1, 0x2
+OP_COPY, OP_CONCAT, OP_XOR, OP_SUM_U32, OP_SUM_U64, OP_MAX_U8, OP_MAX_U32, OP_MAX_U64 = range(1, 9)
+OP_USER_FIRST = 0x10000
+EVENT_PAGE_CHANGED, EVENT_DERIVED, EVENT_COMMIT = 0x1, 0x2, 0x4
+EVENT_TRUNCATED = 0x1
+LOC_HOST, LOC_DEVICE = 1, 2
+REC_END = 0
+REC_NAMES = {1: "PAGE_CREATE", 2: "PAGE_FREE", 3: "DELTA", 4: "COMMIT", 5: "SEAL", 6: "DERIVE", 7: "UNDERIVE",
+             8: "EDGE_ADD", 9: "EDGE_REMOVE", 10: "DERIVED", 11: "ABORT", 12: "CHECKPOINT"}
+
+U64_MAX = (1 << 64) - 1
+U32_MAX = (1 << 32) - 1
+
+# ---- errors --------------------------------------------------------------------------------------
+
+
+class MMSBError(Exception):
+    """A library call failed: .code (negative MMSB_E* or errno), .detail."""
+
+    code = 0
+
+    def __init__(self, code, detail):
+        self.code = code
+        self.detail = detail
+        super().__init__("%s: %s" % (_lib.mmsb_strerror(code).decode(), detail))
+
+
+class InvalidArgument(MMSBError, ValueError):
+    code = -32001
+
+
+class NotFound(MMSBError, LookupError):
+    code = -32002
+
+
+class Conflict(MMSBError):
+    code = -32003
+
+
+class NoSpace(MMSBError):
+    code = -32004
+
+
+class IOFailure(MMSBError, OSError):
+    code = -32005
+
+
+class Corrupt(MMSBError):
+    code = -32006
+
+
+class VersionMismatch(MMSBError):
+    code = -32007
+
+
+class Busy(MMSBError):
+    code = -32008
+
+
+class NotSupported(MMSBError):
+    code = -32009
+
+
+class OutOfMemory(MMSBError, MemoryError):
+    code = -32010
+
+
+class CycleError(MMSBError):
+    code = -32011
+
+
+class OperationFailed(MMSBError):
+    """A derivation operation failed; for a Python operation, __cause__ is
+    its exception."""
+    code = -32012
+
+
+class ReadOnly(MMSBError):
+    code = -32013
+
+
+_ERRORS = {cls.code: cls for cls in (InvalidArgument, NotFound, Conflict, NoSpace, IOFailure, Corrupt,
+                                     VersionMismatch, Busy, NotSupported, OutOfMemory, CycleError,
+                                     OperationFailed, ReadOnly)}
+
+
+def _check(rc, cause=None):
+    if rc == 0:
+        return
+    err = _ERRORS.get(rc, MMSBError)(rc, _lib.mmsb_last_error().decode(errors="replace"))
+    if cause is not None:
+        raise err from cause
+    raise err
+
+
+def strerror(code):
+    return _lib.mmsb_strerror(int(code)).decode()
+
+
+def version():
+    """The library's version string."""
+    return _lib.mmsb_version(None, None, None).decode()
+
+
+def abi_version():
+    return _lib.mmsb_abi_version()
+
+# ---- argument checks --------------------------------------------------------------------------
+
+
+def _uint(value, name, limit=U64_MAX):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
+    if value < 0 or value > limit:
+        raise ValueError("%s is %d, outside 0..%d" % (name, value, limit))
+    return value
+
+
+def _buffer(data, name):
+    """A read-only view of any bytes-like object, and a pointer to it that
+    stays valid while the returned owner lives."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError("%s must be bytes-like, not %s" % (name, type(data).__name__)) from None
+    view = view.cast("B") if view.ndim == 1 and view.format != "B" else view
+    if view.ndim != 1 or not view.contiguous:
+        raise ValueError("%s must be a contiguous one-dimensional buffer" % name)
+    if view.nbytes == 0:
+        return None, 0, None
+    if isinstance(data, bytes):
+        owner = data  # its buffer is immutable and stays put while it lives
+        ptr = ctypes.cast(ctypes.c_char_p(owner), c_void_p)
+    elif view.readonly:
+        owner = bytes(view)  # ctypes takes addresses of writable buffers only: copy
+        ptr = ctypes.cast(ctypes.c_char_p(owner), c_void_p)
+    else:
+        owner = (ctypes.c_uint8 * view.nbytes).from_buffer(view)
+        ptr = ctypes.cast(owner, c_void_p)
+    return ptr, view.nbytes, owner
+
+# ---- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    epoch: int
+    bytes_changed: int
+    commit_seq: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    commit_seq: int
+    pages_changed: int
+    bytes_changed: int
+    recomputes: int
+    skips: int
+    backdates: int
+    delta_propagations: int
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    page_id: int
+    size: int
+    epoch: int
+    location: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class Event:
+    type: int
+    flags: int
+    commit_seq: int
+    page_id: int
+    epoch: int
+    bytes_changed: int
+
+
+@dataclass(frozen=True)
+class OpInput:
+    """What a Python derivation operation receives: its parents' bytes (as
+    bytes), ids, epochs and sizes, in the order they were given."""
+    child_id: int
+    op_version: int
+    parent_ids: tuple
+    parent_epochs: tuple
+    parents: tuple
+    params: bytes
+
+
+def _commit_result(r):
+    return CommitResult(r.commit_seq, r.pages_changed, r.bytes_changed, r.recomputes, r.skips, r.backdates,
+                        r.delta_propagations)
+
+
+def _new_result():
+    r = _capi.CommitResult()
+    r.struct_size = ctypes.sizeof(r)
+    return r
+
+
+@dataclass
+class Delta:
+    """An explicit change of one page: the bytes [offset, offset + len) whose
+    mask bit is set take new values from payload (dense: len bytes; sparse:
+    only the masked ones, with sparse=True). mask None: every byte."""
+    page_id: int
+    offset: int
+    payload: bytes
+    mask: bytes = None
+    length: int = None
+    sparse: bool = False
+    expected_epoch: int = None
+
+    def _c(self):
+        """The C struct and the objects that keep its buffers alive."""
+        page = _uint(self.page_id, "page_id")
+        offset = _uint(self.offset, "offset")
+        pay, pay_len, pay_owner = _buffer(self.payload, "payload")
+        length = pay_len if self.length is None else _uint(self.length, "length")
+        if self.mask is None:
+            if self.sparse:
+                raise ValueError("a sparse delta needs a mask")
+            mask_bytes = b"\xff" * ((length + 7) // 8)
+            if length % 8:
+                mask_bytes = mask_bytes[:-1] + bytes([(1 << (length % 8)) - 1])
+        else:
+            mask_bytes = self.mask
+        mask, _, mask_owner = _buffer(mask_bytes, "mask")
+        d = _capi.Delta(page_id=page, offset=offset, len=length, payload_len=pay_len)
+        d.mask = ctypes.cast(mask, _capi.u8p)
+        d.payload = ctypes.cast(pay, _capi.u8p)
+        d.flags = (DELTA_SPARSE if self.sparse else 0)
+        if self.expected_epoch is not None:
+            d.expected_epoch = _uint(self.expected_epoch, "expected_epoch")
+            d.flags |= DELTA_EXPECT_EPOCH
+        return d, (pay_owner, mask_owner, mask_bytes)
+
+# ---- the engine ------------------------------------------------------------------------------------
+
+
+class Engine:
+    """An open store. Use as a context manager (or call close()).
+
+    Options are the fields of mmsb_options as keyword arguments, for
+    example Engine(dir, durability=DURABILITY_NONE, flags=OPEN_CREATE)."""
+
+    def __init__(self, path, **options):
+        if not isinstance(path, (str, bytes)) or len(path) == 0:
+            raise TypeError("path must be a non-empty str or bytes")
+        o = _capi.Options()
+        _check(_lib.mmsb_options_init(byref(o), ctypes.sizeof(o), _capi.ABI_VERSION))
+        fields = {name: ftype for name, ftype in _capi.Options._fields_ if name not in ("struct_size", "abi_version")}
+        for key, value in options.items():
+            if key not in fields:
+                raise TypeError("unknown option %r (the fields of mmsb_options)" % key)
+            setattr(o, key, _uint(value, key, U32_MAX if fields[key] is ctypes.c_uint32 else U64_MAX))
+        handle = c_void_p()
+        path_b = path.encode() if isinstance(path, str) else path
+        self._h = None
+        self._ops = {}       # op -> (ctypes callback, python function)
+        self._subs = {}      # subscription -> ctypes callback
+        self._op_error = None
+        self.callback_errors = []  # exceptions raised in event callbacks (a commit cannot fail then)
+        self._views = {}     # page id -> open views
+        _check(_lib.mmsb_open(path_b, byref(o), byref(handle)))
+        self._h = handle
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("the engine is closed")
+        return self._h
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    def close(self):
+        if self._h is None:
+            return
+        if any(self._views.values()):
+            raise Busy(-32008, "close: page views are still open; leave their with-blocks first")
+        h, self._h = self._h, None
+        _check(_lib.mmsb_close(h))
+
+    # -- pages --
+
+    def page_create(self, size, flags=0):
+        out = c_uint64()
+        _check(_lib.mmsb_page_create(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
+                                     byref(out)))
+        return out.value
+
+    def page_free(self, page_id):
+        if self._views.get(page_id):
+            raise Busy(-32008, "page_free: page %d has an open view" % page_id)
+        _check(_lib.mmsb_page_free(self._handle(), _uint(page_id, "page_id")))
+
+    def page_info(self, page_id):
+        info = _capi.PageInfo(struct_size=ctypes.sizeof(_capi.PageInfo))
+        _check(_lib.mmsb_page_info(self._handle(), _uint(page_id, "page_id"), byref(info)))
+        return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
+
+    def read(self, page_id, offset=0, length=None):
+        """A consistent copy of bytes of the page (all of one epoch) as bytes."""
+        data, _ = self.read_with_epoch(page_id, offset, length)
+        return data
+
+    def read_with_epoch(self, page_id, offset=0, length=None):
+        if length is None:
+            length = self.page_info(page_id).size - _uint(offset, "offset")
+        buf = ctypes.create_string_buffer(_uint(length, "length") or 1)
+        epoch = c_uint64()
+        _check(_lib.mmsb_page_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf, length,
+                                   byref(epoch)))
+        return buf.raw[:length], epoch.value
+
+    def view(self, page_id):
+        """A zero-copy, read-only memoryview of the page, for a with-block:
+        while it is open the page cannot be freed nor the engine closed, and
+        it is released at the end of the block. The bytes change in place
+        when the page is written (it is not a snapshot)."""
+        return _View(self, _uint(page_id, "page_id"))
+
+    # -- changes --
+
+    def write(self, page_id, offset, data):
+        ptr, n, owner = _buffer(data, "data")
+        ch = _capi.Change()
+        _check(_lib.mmsb_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n,
+                               byref(ch)))
+        del owner
+        return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
+
+    def apply(self, delta):
+        if not isinstance(delta, Delta):
+            raise TypeError("apply takes a Delta")
+        d, keep = delta._c()
+        ch = _capi.Change()
+        _check(_lib.mmsb_apply(self._handle(), byref(d), byref(ch)))
+        del keep
+        return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
+
+    def apply_batch(self, deltas, durability=0):
+        deltas = list(deltas)
+        if not all(isinstance(d, Delta) for d in deltas):
+            raise TypeError("apply_batch takes Delta objects")
+        arr = (_capi.Delta * max(len(deltas), 1))()
+        keep = []
+        for i, d in enumerate(deltas):
+            arr[i], k = d._c()
+            keep.append(k)
+        res = _new_result()
+        _check(_lib.mmsb_apply_batch(self._handle(), arr, len(deltas), _uint(durability, "durability", 3),
+                                     byref(res)), self._take_op_error())
+        return _commit_result(res)
+
+    def transaction(self):
+        """A Transaction: commits at the end of a with-block, aborts if the
+        block raises."""
+        t = c_void_p()
+        _check(_lib.mmsb_txn_begin(self._handle(), byref(t)))
+        return Transaction(self, t)
+
+    # -- derived pages --
+
+    def derive(self, child, op, parents, params=b""):
+        parents = [_uint(p, "parent") for p in parents]
+        if not parents or len(parents) > 65536:
+            raise ValueError("a derived page needs 1..65536 parents")
+        arr = (c_uint64 * len(parents))(*parents)
+        pptr, plen, owner = _buffer(params, "params")
+        spec = _capi.DeriveSpec(struct_size=ctypes.sizeof(_capi.DeriveSpec), op=_uint(op, "op", U32_MAX),
+                                parent_count=len(parents), params=pptr, params_len=plen)
+        spec.parents = ctypes.cast(arr, _capi.u64p)
+        res = _new_result()
+        _check(_lib.mmsb_derive(self._handle(), _uint(child, "child"), byref(spec), byref(res)),
+               self._take_op_error())
+        del owner
+        return _commit_result(res)
+
+    def underive(self, child):
+        res = _new_result()
+        _check(_lib.mmsb_underive(self._handle(), _uint(child, "child"), byref(res)), self._take_op_error())
+        return _commit_result(res)
+
+    def edge_add(self, parent, child):
+        res = _new_result()
+        _check(_lib.mmsb_edge_add(self._handle(), _uint(parent, "parent"), _uint(child, "child"), byref(res)),
+               self._take_op_error())
+        return _commit_result(res)
+
+    def edge_remove(self, parent, child):
+        res = _new_result()
+        _check(_lib.mmsb_edge_remove(self._handle(), _uint(parent, "parent"), _uint(child, "child"), byref(res)),
+               self._take_op_error())
+        return _commit_result(res)
+
+    def derive_info(self, page_id):
+        """(op, op_version, parent ids, child count, params length, signature hex)."""
+        info = _capi.DeriveInfo(struct_size=ctypes.sizeof(_capi.DeriveInfo))
+        parents = (c_uint64 * 65536)()
+        _check(_lib.mmsb_derive_info(self._handle(), _uint(page_id, "page_id"), byref(info), parents, 65536))
+        return {"op": info.op, "op_version": info.op_version, "parents": list(parents[:info.parent_count]),
+                "child_count": info.child_count, "params_len": info.params_len,
+                "signature": bytes(info.signature.bytes).hex()}
+
+    def register_op(self, op, version, fn):
+        """Registers fn(OpInput) -> bytes (exactly the child's size) as user
+        operation `op` (>= OP_USER_FIRST). An exception in fn fails the
+        commit; the call that made it raises OperationFailed from it."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+
+        def trampoline(user, inp, out, out_len):
+            try:
+                i = inp.contents
+                n = i.parent_count
+                parents = tuple(ctypes.string_at(i.parent_bytes[k], i.parent_sizes[k]) for k in range(n))
+                data = fn(OpInput(i.child_id, i.op_version, tuple(i.parent_ids[:n]), tuple(i.parent_epochs[:n]),
+                                  parents, ctypes.string_at(i.params, i.params_len) if i.params_len else b""))
+                data = bytes(memoryview(data))
+                if len(data) != out_len:
+                    raise ValueError("operation %d returned %d bytes for a page of %d" % (op, len(data), out_len))
+                ctypes.memmove(out, data, out_len)
+                return 0
+            except BaseException as exc:  # noqa: B902 - any failure must fail the commit, not unwind C
+                self._op_error = exc
+                return 1
+
+        cb = _capi.OP_FN(trampoline)
+        _check(_lib.mmsb_op_register(self._handle(), _uint(op, "op", U32_MAX), _uint(version, "version", U32_MAX),
+                                     cb, None), self._take_op_error())
+        self._ops[op] = cb  # the library keeps calling it: keep it alive
+
+    def _take_op_error(self):
+        exc, self._op_error = self._op_error, None
+        return exc
+
+    # -- events --
+
+    def subscribe(self, mask, fn):
+        """Calls fn(Event) after each commit for the event types in mask.
+        Returns the subscription id. Exceptions in fn are collected in
+        callback_errors (the commit has happened)."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+
+        def trampoline(user, ev):
+            try:
+                e = ev.contents
+                fn(Event(e.type, e.flags, e.commit_seq, e.page_id, e.epoch, e.bytes_changed))
+            except BaseException as exc:  # noqa: B902
+                self.callback_errors.append(exc)
+
+        cb = _capi.EVENT_FN(trampoline)
+        sub = c_uint64()
+        _check(_lib.mmsb_subscribe(self._handle(), _uint(mask, "mask", U32_MAX), cb, None, byref(sub)))
+        self._subs[sub.value] = cb
+        return sub.value
+
+    def unsubscribe(self, subscription):
+        _check(_lib.mmsb_unsubscribe(self._handle(), _uint(subscription, "subscription")))
+        self._subs.pop(subscription, None)
+
+    # -- durability, checkpoints, digests, counters --
+
+    def sync(self):
+        _check(_lib.mmsb_sync(self._handle()))
+
+    def wait_durable(self, commit_seq):
+        _check(_lib.mmsb_wait_durable(self._handle(), _uint(commit_seq, "commit_seq")))
+
+    def set_durability(self, durability):
+        _check(_lib.mmsb_set_durability(self._handle(), _uint(durability, "durability", U32_MAX)))
+
+    def checkpoint(self):
+        _check(_lib.mmsb_checkpoint(self._handle()))
+
+    def page_digest(self, page_id):
+        d = _capi.Digest()
+        _check(_lib.mmsb_page_digest(self._handle(), _uint(page_id, "page_id"), byref(d)))
+        return _hex(d)
+
+    def state_root(self):
+        """The state root as 32 hex digits."""
+        d = _capi.Digest()
+        _check(_lib.mmsb_state_root(self._handle(), byref(d)))
+        return _hex(d)
+
+    def info(self):
+        """mmsb_engineinfo as a dict (counters, limits, log and checkpoint state)."""
+        info = _capi.EngineInfo(struct_size=ctypes.sizeof(_capi.EngineInfo))
+        _check(_lib.mmsb_engine_info(self._handle(), byref(info)))
+        out = {}
+        for name, _ in _capi.EngineInfo._fields_:
+            if name.startswith("reserved") or name == "struct_size":
+                continue
+            value = getattr(info, name)
+            out[name] = value.decode(errors="replace") if isinstance(value, bytes) else value
+        return out
+
+
+def _hex(d):
+    out = ctypes.create_string_buffer(33)
+    _check(_lib.mmsb_digest_hex(byref(d), out, 33))
+    return out.value.decode()
+
+
+class _View:
+    def __init__(self, engine, page_id):
+        self._engine = engine
+        self._page = page_id
+        self._mv = None
+
+    def __enter__(self):
+        e = self._engine
+        ptr, size, epoch = c_void_p(), c_uint64(), c_uint64()
+        _check(_lib.mmsb_page_view(e._handle(), self._page, byref(ptr), byref(size), byref(epoch)))
+        arr = (ctypes.c_uint8 * size.value).from_address(ptr.value)
+        self._mv = memoryview(arr).cast("B").toreadonly()
+        e._views[self._page] = e._views.get(self._page, 0) + 1
+        self.epoch = epoch.value
+        return self._mv
+
+    def __exit__(self, *exc):
+        self._mv.release()
+        self._engine._views[self._page] -= 1
+
+
+class Transaction:
+    """Stages writes and deltas over any pages; commit() applies them as one
+    commit, abort() drops them. As a context manager it commits at the end
+    of the block, or aborts when the block raises."""
+
+    def __init__(self, engine, handle):
+        self._engine = engine
+        self._h = handle
+        self.result = None
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("the transaction has ended")
+        return self._h
+
+    def write(self, page_id, offset, data):
+        ptr, n, owner = _buffer(data, "data")
+        _check(_lib.mmsb_txn_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n))
+        del owner
+
+    def apply(self, delta):
+        if not isinstance(delta, Delta):
+            raise TypeError("apply takes a Delta")
+        d, keep = delta._c()
+        _check(_lib.mmsb_txn_apply(self._handle(), byref(d)))
+        del keep
+
+    def commit(self, durability=0):
+        res = _new_result()
+        rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 3), byref(res))
+        if rc != -32008:  # EBUSY keeps it open for a retry; anything else ends it
+            self._h = None
+        _check(rc, self._engine._take_op_error())
+        self.result = _commit_result(res)
+        return self.result
+
+    def abort(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _check(_lib.mmsb_txn_abort(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+            return False
+        if self._h is not None:
+            self.commit()
+        return False
+
+
+@dataclass(frozen=True)
+class Record:
+    type: int
+    name: str
+    seq: int
+    segment: int
+    offset: int
+    page_id: int
+    epoch: int
+    committed: bool
+    payload: bytes
+
+
+class LogReader:
+    """Iterates over a store's log records, validated as they are read
+    (read-only; works while a writer appends)."""
+
+    def __init__(self, path):
+        h = c_void_p()
+        _check(_lib.mmsb_log_open(path.encode() if isinstance(path, str) else path, 0, byref(h)))
+        self._h = h
+
+    def __iter__(self):
+        rec = _capi.LogRecord(struct_size=ctypes.sizeof(_capi.LogRecord))
+        while self._h is not None:
+            _check(_lib.mmsb_log_next(self._h, byref(rec)))
+            if rec.type == REC_END:
+                return
+            yield Record(rec.type, REC_NAMES.get(rec.type, str(rec.type)), rec.seq, rec.segment, rec.offset,
+                         rec.page_id, rec.epoch, bool(rec.committed),
+                         ctypes.string_at(rec.payload, rec.payload_len) if rec.payload_len else b"")
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _check(_lib.mmsb_log_close(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

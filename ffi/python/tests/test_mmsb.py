@@ -1,0 +1,347 @@
+"""Tests of the Python binding (unittest): the behaviours of the C tests that
+matter to a Python user, bad arguments, and a from-scratch-consistency run
+driven from Python. Run by `make test` with MMSB_LIBRARY set."""
+import ctypes
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import mmsb  # noqa: E402
+from mmsb import _capi  # noqa: E402
+
+
+def new_dir():
+    return tempfile.mkdtemp(prefix="mmsb-py-")
+
+
+def small(**extra):
+    opts = dict(durability=mmsb.DURABILITY_NONE, gpu=mmsb.GPU_OFF, arena_bytes_max=256 << 20, page_bytes_max=64 << 20,
+                arena_grow_bytes=1 << 20, pages_max=1 << 16, segment_bytes=4 << 20, log_buffer_bytes=1 << 20,
+                group_window_bytes=256 << 10)
+    opts.update(extra)
+    return opts
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.dir = new_dir()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def engine(self, **extra):
+        e = mmsb.Engine(os.path.join(self.dir, "s"), **small(**extra))
+        self.addCleanup(e.close)
+        return e
+
+
+class TestLibrary(unittest.TestCase):
+    def test_versions(self):
+        self.assertEqual(mmsb.abi_version(), 1)
+        self.assertRegex(mmsb.version(), r"^\d+\.\d+\.\d+$")
+        self.assertIn("corrupt", mmsb.strerror(-32006))
+
+    def test_struct_layouts_match_the_header(self):
+        """Every struct's size as the C compiler sees mmsb.h."""
+        cc = os.environ.get("CC", "cc")
+        if shutil.which(cc) is None:
+            self.skipTest("no C compiler to read the header's layouts")
+        names = ["mmsb_options", "mmsb_engineinfo", "mmsb_pageinfo", "mmsb_change", "mmsb_delta",
+                 "mmsb_commit_result", "mmsb_op_input", "mmsb_derive_spec", "mmsb_deriveinfo", "mmsb_event",
+                 "mmsb_log_record", "mmsb_digest"]
+        ours = [_capi.Options, _capi.EngineInfo, _capi.PageInfo, _capi.Change, _capi.Delta, _capi.CommitResult,
+                _capi.OpInput, _capi.DeriveSpec, _capi.DeriveInfo, _capi.Event, _capi.LogRecord, _capi.Digest]
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        src = os.path.join(d, "sizes.c")
+        with open(src, "w") as f:
+            f.write('#include <stdio.h>\n#include "mmsb.h"\nint main(void) {\n')
+            for n in names:
+                f.write('    printf("%%zu\\n", sizeof(%s));\n' % n)
+            f.write("    return 0;\n}\n")
+        exe = os.path.join(d, "sizes")
+        subprocess.run([cc, "-I", os.path.join(ROOT, "ffi"), "-o", exe, src], check=True)
+        sizes = [int(x) for x in subprocess.run([exe], check=True, capture_output=True).stdout.split()]
+        self.assertEqual(sizes, [ctypes.sizeof(t) for t in ours])
+
+    def test_every_export_is_declared(self):
+        for name, (restype, argtypes) in _capi._SIGNATURES.items():
+            fn = getattr(mmsb._lib, name)
+            self.assertEqual(fn.argtypes, argtypes, name)
+        with open(os.path.join(ROOT, "ffi", "mmsb.h")) as f:
+            header = f.read()
+        import re
+        exported = set(re.findall(r"MMSB_API [^;(]*?\b(mmsb_\w+)\(", header))
+        self.assertEqual(exported, set(_capi._SIGNATURES))
+
+
+class TestPages(Base):
+    def test_write_read_epochs_and_reopen(self):
+        e = self.engine()
+        p = e.page_create(4096)
+        ch = e.write(p, 10, b"hello")
+        self.assertEqual((ch.epoch, ch.bytes_changed), (1, 5))
+        self.assertEqual(e.write(p, 10, b"hello").bytes_changed, 0)  # same bytes: no change
+        self.assertEqual(e.read(p, 10, 5), b"hello")
+        data, epoch = e.read_with_epoch(p)
+        self.assertEqual((len(data), epoch), (4096, 1))
+        e.write(p, 0, bytearray(b"\x01\x02"))
+        e.write(p, 2, memoryview(b"\x03"))
+        self.assertEqual(e.read(p, 0, 3), b"\x01\x02\x03")
+        info = e.page_info(p)
+        self.assertEqual((info.size, info.epoch, info.location), (4096, 3, mmsb.LOC_HOST))
+        root = e.state_root()
+        self.assertEqual(len(root), 32)
+        self.assertEqual(len(e.page_digest(p)), 32)
+        e.close()
+        with mmsb.Engine(os.path.join(self.dir, "s"), **small()) as again:
+            self.assertEqual(again.state_root(), root)
+            self.assertEqual(again.read(p, 0, 3), b"\x01\x02\x03")
+            self.assertGreater(again.info()["recovered_commits"], 0)
+
+    def test_free_and_not_found(self):
+        e = self.engine()
+        p = e.page_create(100)
+        e.page_free(p)
+        with self.assertRaises(mmsb.NotFound) as cm:
+            e.read(p)
+        self.assertEqual(cm.exception.code, -32002)
+        self.assertIn(str(p), cm.exception.detail)
+        self.assertIsInstance(cm.exception, LookupError)
+
+    def test_bad_arguments_raise_never_crash(self):
+        e = self.engine()
+        p = e.page_create(64)
+        with self.assertRaises(TypeError):
+            e.write("1", 0, b"x")
+        with self.assertRaises(TypeError):
+            e.write(p, 0, "text is not bytes")
+        with self.assertRaises(TypeError):
+            e.page_create(4096.0)
+        with self.assertRaises(ValueError):
+            e.page_create(-1)
+        with self.assertRaises(ValueError):
+            e.write(p, 1 << 64, b"x")
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.write(p, 60, b"too long for the page")
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.page_create(0)
+        with self.assertRaises(TypeError):
+            mmsb.Engine(os.path.join(self.dir, "t"), no_such_option=1)
+        with self.assertRaises(ValueError):
+            mmsb.Engine(os.path.join(self.dir, "t"), durability=1 << 40)
+        with self.assertRaises(mmsb.InvalidArgument):
+            mmsb.Engine(os.path.join(self.dir, "t"), durability=9)
+        with self.assertRaises(TypeError):
+            e.apply("not a delta")
+        self.assertEqual(e.page_info(p).epoch, 0)  # nothing changed
+        e.close()
+        with self.assertRaises(ValueError):
+            e.page_create(64)
+
+    def test_second_open_is_busy(self):
+        self.engine()
+        with self.assertRaises(mmsb.Busy):
+            mmsb.Engine(os.path.join(self.dir, "s"), **small())
+
+    def test_view_is_zero_copy_and_guarded(self):
+        e = self.engine()
+        p = e.page_create(4096)
+        with e.view(p) as mv:
+            self.assertTrue(mv.readonly)
+            e.write(p, 0, b"\x09")
+            self.assertEqual(mv[0], 9)  # the same memory, not a copy
+            with self.assertRaises(mmsb.Busy):
+                e.page_free(p)
+            with self.assertRaises(TypeError):
+                mv[0] = 1
+        with self.assertRaises(ValueError):
+            mv[0]  # released with its block
+        e.page_free(p)
+
+
+class TestDeltasAndCommits(Base):
+    def test_dense_sparse_expected_epoch(self):
+        e = self.engine()
+        p = e.page_create(16)
+        e.apply(mmsb.Delta(p, 0, b"ABCDEFGH", mask=bytes([0b00000101])))
+        self.assertEqual(e.read(p, 0, 3), b"A\x00C")
+        e.apply(mmsb.Delta(p, 8, b"xy", mask=bytes([0b10000001]), length=8, sparse=True))
+        self.assertEqual(e.read(p, 8, 8), b"x\x00\x00\x00\x00\x00\x00y")
+        with self.assertRaises(mmsb.Conflict):
+            e.apply(mmsb.Delta(p, 0, b"Z", expected_epoch=0))
+        self.assertEqual(e.apply(mmsb.Delta(p, 0, b"Z", expected_epoch=2)).epoch, 3)
+
+    def test_batch_and_transactions(self):
+        e = self.engine()
+        a, b = e.page_create(64), e.page_create(64)
+        r = e.apply_batch([mmsb.Delta(a, 0, b"1"), mmsb.Delta(b, 0, b"2"), mmsb.Delta(a, 1, b"3")])
+        self.assertEqual((r.pages_changed, r.bytes_changed), (3, 3))
+        root = e.state_root()
+        with self.assertRaises(RuntimeError):
+            with e.transaction() as t:
+                t.write(a, 5, b"gone")
+                raise RuntimeError("abort it")
+        self.assertEqual(e.state_root(), root)  # aborted: no trace
+        with e.transaction() as t:
+            t.write(a, 5, b"kept")
+            t.apply(mmsb.Delta(b, 5, b"too"))
+        self.assertGreater(t.result.commit_seq, 0)
+        self.assertEqual(e.read(a, 5, 4) + e.read(b, 5, 3), b"kepttoo")
+        with self.assertRaises(ValueError):
+            t.write(a, 0, b"x")  # ended
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.apply_batch([mmsb.Delta(a, 0, b"ok"), mmsb.Delta(b, 63, b"past the end")])
+        self.assertEqual(e.read(a, 0, 2), b"13")  # the failed batch applied nothing
+
+
+class TestDerived(Base):
+    def test_builtins_and_a_python_operation(self):
+        e = self.engine()
+        a, b, x, d = (e.page_create(8) for _ in range(4))
+        e.derive(x, mmsb.OP_XOR, [a, b])
+        calls = []
+
+        def double(inp):
+            calls.append(inp.parent_ids)
+            return bytes((v * 2) & 0xFF for v in inp.parents[0])
+
+        e.register_op(mmsb.OP_USER_FIRST, 1, double)
+        e.derive(d, mmsb.OP_USER_FIRST, [x])
+        e.write(a, 0, b"\x03")
+        e.write(b, 0, b"\x05")
+        self.assertEqual(e.read(x, 0, 1), b"\x06")
+        self.assertEqual(e.read(d, 0, 1), b"\x0c")
+        self.assertEqual(calls[-1], (x,))
+        info = e.derive_info(d)
+        self.assertEqual((info["op"], info["parents"]), (mmsb.OP_USER_FIRST, [x]))
+        with self.assertRaises(mmsb.CycleError):
+            e.edge_add(d, x)
+
+    def test_an_exception_in_an_operation_fails_the_commit_cleanly(self):
+        e = self.engine()
+        a, c = e.page_create(8), e.page_create(8)
+
+        def guard(inp):
+            if inp.parents[0][0] == 0xFF:
+                raise KeyError("refused")
+            return inp.parents[0]
+
+        e.register_op(mmsb.OP_USER_FIRST + 1, 1, guard)
+        e.derive(c, mmsb.OP_USER_FIRST + 1, [a])
+        root = e.state_root()
+        with self.assertRaises(mmsb.OperationFailed) as cm:
+            e.apply_batch([mmsb.Delta(a, 0, b"\xff")])
+        self.assertIsInstance(cm.exception.__cause__, KeyError)
+        self.assertEqual(e.state_root(), root)  # rolled back
+        with self.assertRaises(mmsb.OperationFailed):
+            e.register_op(mmsb.OP_USER_FIRST + 1, 2, lambda inp: b"short")  # wrong size: refused
+        self.assertEqual(e.read(c), bytes(8))
+
+    def test_events(self):
+        e = self.engine()
+        p = e.page_create(8)
+        seen = []
+        sub = e.subscribe(mmsb.EVENT_PAGE_CHANGED | mmsb.EVENT_COMMIT, seen.append)
+        e.write(p, 0, b"ab")
+        self.assertEqual([ev.type for ev in seen], [mmsb.EVENT_PAGE_CHANGED, mmsb.EVENT_COMMIT])
+        self.assertEqual((seen[0].page_id, seen[0].bytes_changed), (p, 2))
+        e.subscribe(mmsb.EVENT_COMMIT, lambda ev: 1 / 0)
+        e.write(p, 0, b"cd")  # the commit stands; the exception is kept
+        self.assertIsInstance(e.callback_errors[0], ZeroDivisionError)
+        e.unsubscribe(sub)
+        e.write(p, 0, b"ef")
+        self.assertEqual(len(seen), 4)
+
+
+class TestConsistency(Base):
+    def test_incremental_equals_full_recompute(self):
+        """A random DAG workload driven from Python, in an incremental and a
+        FULL-propagation engine: the same root after every commit."""
+        engines = [mmsb.Engine(os.path.join(self.dir, name), **small(propagation=mode))
+                   for name, mode in (("inc", mmsb.PROPAGATE_INCREMENTAL), ("full", mmsb.PROPAGATE_FULL))]
+        for e in engines:
+            self.addCleanup(e.close)
+        rng = random.Random(7)
+        ops = [mmsb.OP_XOR, mmsb.OP_SUM_U32, mmsb.OP_MAX_U8, mmsb.OP_COPY]
+        plan = []
+        base = 6
+        for i in range(24):
+            n = i + base
+            parents = rng.sample(range(1, n), min(3, n - 1))
+            op = ops[i % 4]
+            plan.append((op, parents[:1] if op == mmsb.OP_COPY else parents))
+        for e in engines:
+            for _ in range(base):
+                e.page_create(256)
+            for op, parents in plan:
+                child = e.page_create(256)
+                e.derive(child, op, parents)
+        self.assertEqual(engines[0].state_root(), engines[1].state_root())
+        for step in range(60):
+            page = rng.randrange(1, base + 1)
+            off = rng.randrange(0, 256 - 16) & ~3
+            data = bytes(rng.randrange(256) for _ in range(16))
+            other = rng.randrange(1, base + 1)
+            for e in engines:
+                with e.transaction() as t:
+                    t.write(page, off, data)
+                    t.write(other, 0, data[:4])
+            self.assertEqual(engines[0].state_root(), engines[1].state_root(), "after commit %d" % step)
+        self.assertGreater(engines[0].info()["skips"] + engines[0].info()["delta_propagations"], 0)
+
+
+class TestLogAndReaders(Base):
+    def test_log_reader(self):
+        e = self.engine()
+        p = e.page_create(64)
+        e.write(p, 0, b"abc")
+        e.sync()
+        with mmsb.LogReader(os.path.join(self.dir, "s")) as r:
+            names = [rec.name for rec in r]
+        self.assertEqual(names[:4], ["PAGE_CREATE", "COMMIT", "DELTA", "COMMIT"])
+
+    def test_read_only_open_from_another_process(self):
+        e = self.engine()
+        p = e.page_create(64)
+        e.write(p, 0, b"shared")
+        e.checkpoint()
+        code = ("import sys, mmsb\n"
+                "with mmsb.Engine(sys.argv[1], flags=mmsb.OPEN_READONLY, gpu=mmsb.GPU_OFF) as r:\n"
+                "    print(r.read(1, 0, 6).decode(), r.state_root())\n"
+                "    try:\n"
+                "        r.write(1, 0, b'x')\n"
+                "    except mmsb.ReadOnly as err:\n"
+                "        print('refused', err.code)\n")
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        out = subprocess.run([sys.executable, "-c", code, os.path.join(self.dir, "s")], env=env, check=True,
+                             capture_output=True, text=True).stdout.split()
+        self.assertEqual(out, ["shared", e.state_root(), "refused", "-32013"])
+
+
+class TestExample(unittest.TestCase):
+    def test_the_readme_shows_the_example(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        block = readme.split("<!-- python:begin -->\n```python\n", 1)[1].split("```\n<!-- python:end -->", 1)[0]
+        with open(os.path.join(os.path.dirname(HERE), "examples", "quickstart.py")) as f:
+            self.assertEqual(block, f.read())
+
+    def test_the_example_runs(self):
+        d = new_dir()
+        self.addCleanup(shutil.rmtree, d, True)
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        out = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "examples", "quickstart.py"),
+                              os.path.join(d, "store")], env=env, check=True, capture_output=True, text=True)
+        self.assertIn("total[0] = 42", out.stdout)
+        self.assertIn("same state root", out.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
