@@ -209,12 +209,20 @@ $(BUILD)/tests/python_check: $(LIB_SO)
 	printf '#!/bin/sh\ncd "%s"\nMMSB_LIBRARY="%s" exec python3 -m unittest discover -s ffi/python/tests\n' "$(abspath .)" "$(abspath $(LIB_SO))" > $@
 	chmod +x $@
 
+# The Rust crate's tests (cargo test, offline: the crate has no
+# dependencies), when cargo is installed; skipped with a message otherwise.
+RUST_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/rust_check)
+$(BUILD)/tests/rust_check: $(LIB_SO) $(BUILD)/lib/libmmsb.so
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nif ! command -v cargo >/dev/null 2>&1; then echo "rust_check: cargo is not installed: the Rust crate is not tested (apt-get install cargo)"; exit 0; fi\ncd "%s"\nMMSB_LIB_DIR="%s" LD_LIBRARY_PATH="%s" CARGO_TARGET_DIR="%s" exec cargo test --offline --manifest-path ffi/rust/Cargo.toml\n' "$(abspath .)" "$(abspath $(BUILD)/lib)" "$(abspath $(BUILD)/lib)" "$(abspath $(BUILD)/rust-target)" > $@
+	chmod +x $@
+
 # Every test program runs once per log I/O backend: automatic (io_uring
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync).
-run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK)
+run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: automatic"
 	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check \
-	  $(BUILD)/tests/bench_check $(PY_CHECK)
+	  $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: MMSB_IO=sync"
 	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/demo_check
 

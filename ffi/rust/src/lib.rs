@@ -1,0 +1,495 @@
+//! MMSB for Rust: a safe wrapper over libmmsb's C ABI (`sys` has the raw
+//! declarations). No dependencies outside the standard library.
+//!
+//! ```no_run
+//! let mut e = mmsb::Engine::open("store", &mmsb::Options::new().durability(mmsb::Durability::None)).unwrap();
+//! let page = e.page_create(4096).unwrap();
+//! e.write(page, 0, b"hello").unwrap();
+//! let mut buf = [0u8; 5];
+//! e.read(page, 0, &mut buf).unwrap();
+//! println!("{}", e.state_root().unwrap());
+//! ```
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+
+pub mod sys;
+
+/// What went wrong, by the library's error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Conflict,
+    NoSpace,
+    Io,
+    Corrupt,
+    Version,
+    Busy,
+    NotSupported,
+    OutOfMemory,
+    Cycle,
+    Operation,
+    ReadOnly,
+    /// An errno value or a code this binding does not know.
+    Other,
+}
+
+/// A failed call: the kind, the library's code and its detail message.
+#[derive(Clone, Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub code: i32,
+    pub detail: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", strerror(self.code), self.detail)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn kind_of(code: i32) -> ErrorKind {
+    match code {
+        -32001 => ErrorKind::InvalidArgument,
+        -32002 => ErrorKind::NotFound,
+        -32003 => ErrorKind::Conflict,
+        -32004 => ErrorKind::NoSpace,
+        -32005 => ErrorKind::Io,
+        -32006 => ErrorKind::Corrupt,
+        -32007 => ErrorKind::Version,
+        -32008 => ErrorKind::Busy,
+        -32009 => ErrorKind::NotSupported,
+        -32010 => ErrorKind::OutOfMemory,
+        -32011 => ErrorKind::Cycle,
+        -32012 => ErrorKind::Operation,
+        -32013 => ErrorKind::ReadOnly,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn text(p: *const std::os::raw::c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+fn check(rc: c_int) -> Result<()> {
+    if rc == 0 {
+        return Ok(());
+    }
+    Err(Error { kind: kind_of(rc), code: rc, detail: text(unsafe { sys::mmsb_last_error() }) })
+}
+
+/// An error raised by the binding itself, before the library is called.
+fn invalid(detail: &str) -> Error {
+    Error { kind: ErrorKind::InvalidArgument, code: -32001, detail: detail.to_string() }
+}
+
+/// The text of any code (also errno values).
+pub fn strerror(code: i32) -> String {
+    text(unsafe { sys::mmsb_strerror(code) })
+}
+
+/// The library's version string.
+pub fn version() -> String {
+    text(unsafe { sys::mmsb_version(ptr::null_mut(), ptr::null_mut(), ptr::null_mut()) })
+}
+
+/// The library's ABI version (this crate speaks sys::MMSB_ABI_VERSION).
+pub fn abi_version() -> i32 {
+    unsafe { sys::mmsb_abi_version() }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    None = 1,
+    Group = 2,
+    Sync = 3,
+}
+
+pub const OPEN_CREATE: u32 = 0x1;
+pub const OPEN_SALVAGE: u32 = 0x2;
+pub const OPEN_KEEP_LOG: u32 = 0x4;
+pub const OPEN_READONLY: u32 = 0x8;
+pub const OP_COPY: u32 = 1;
+pub const OP_CONCAT: u32 = 2;
+pub const OP_XOR: u32 = 3;
+pub const OP_SUM_U32: u32 = 4;
+pub const OP_SUM_U64: u32 = 5;
+pub const OP_MAX_U8: u32 = 6;
+pub const OP_MAX_U32: u32 = 7;
+pub const OP_MAX_U64: u32 = 8;
+
+/// Open options: the library's defaults, then adjusted.
+#[derive(Clone, Copy)]
+pub struct Options(pub sys::mmsb_options);
+
+impl Options {
+    pub fn new() -> Options {
+        let mut o = sys::mmsb_options::default();
+        let rc = unsafe {
+            sys::mmsb_options_init(&mut o, std::mem::size_of::<sys::mmsb_options>() as u32, sys::MMSB_ABI_VERSION)
+        };
+        assert_eq!(rc, 0, "libmmsb refuses this binding's options struct (another ABI?)");
+        Options(o)
+    }
+    pub fn durability(mut self, d: Durability) -> Options {
+        self.0.durability = d as u32;
+        self
+    }
+    pub fn flags(mut self, flags: u32) -> Options {
+        self.0.flags = flags;
+        self
+    }
+    pub fn gpu_off(mut self) -> Options {
+        self.0.gpu = 1;
+        self
+    }
+    /// Limits for small stores (tests, examples): 256 MiB of pages.
+    pub fn small(mut self) -> Options {
+        self.0.arena_bytes_max = 256 << 20;
+        self.0.arena_grow_bytes = 1 << 20;
+        self.0.page_bytes_max = 64 << 20;
+        self.0.pages_max = 1 << 16;
+        self.0.segment_bytes = 4 << 20;
+        self.0.log_buffer_bytes = 1 << 20;
+        self.0.group_window_bytes = 256 << 10;
+        self
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub epoch: u64,
+    pub bytes_changed: u64,
+    pub commit_seq: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitResult {
+    pub commit_seq: u64,
+    pub pages_changed: u64,
+    pub bytes_changed: u64,
+    pub recomputes: u64,
+    pub skips: u64,
+    pub backdates: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    pub page_id: u64,
+    pub size: u64,
+    pub epoch: u64,
+    pub location: u32,
+}
+
+/// An explicit change of one page: the bytes [offset, offset + len) whose
+/// bit is set in `mask` (None: every byte) take new values from `payload`
+/// (`len` bytes, or with `sparse` only the masked ones).
+#[derive(Clone, Copy, Debug)]
+pub struct Delta<'a> {
+    pub page_id: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub mask: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    pub sparse: bool,
+    pub expected_epoch: Option<u64>,
+}
+
+impl<'a> Delta<'a> {
+    /// A dense delta writing every byte of `payload` at `offset`.
+    pub fn dense(page_id: u64, offset: u64, payload: &'a [u8]) -> Delta<'a> {
+        Delta { page_id, offset, len: payload.len() as u64, mask: None, payload, sparse: false, expected_epoch: None }
+    }
+
+    /// The C struct; `ones` holds an all-set mask when none was given. The
+    /// slices' lengths are checked here, so the library never reads past them.
+    fn raw(&self, ones: &'a mut Vec<u8>) -> Result<sys::mmsb_delta> {
+        let mask_bytes = ((self.len + 7) / 8) as usize;
+        let mask: &[u8] = match self.mask {
+            Some(m) => m,
+            None => {
+                if self.sparse {
+                    return Err(invalid("a sparse delta needs a mask"));
+                }
+                ones.clear();
+                ones.resize(mask_bytes, 0xff);
+                if self.len % 8 != 0 {
+                    ones[mask_bytes - 1] = (1u8 << (self.len % 8)) - 1; /* no bits past len */
+                }
+                ones
+            }
+        };
+        if mask.len() < mask_bytes {
+            return Err(invalid("the mask is shorter than (len + 7) / 8 bytes"));
+        }
+        if !self.sparse && (self.payload.len() as u64) < self.len {
+            return Err(invalid("a dense payload needs len bytes"));
+        }
+        let mut flags = if self.sparse { 1 } else { 0 };
+        if self.expected_epoch.is_some() {
+            flags |= 2;
+        }
+        Ok(sys::mmsb_delta {
+            page_id: self.page_id,
+            offset: self.offset,
+            len: self.len,
+            mask: mask.as_ptr(),
+            payload: self.payload.as_ptr(),
+            payload_len: if self.sparse { self.payload.len() as u64 } else { self.len },
+            expected_epoch: self.expected_epoch.unwrap_or(0),
+            flags,
+            reserved0: 0,
+        })
+    }
+}
+
+fn result_of(r: &sys::mmsb_commit_result) -> CommitResult {
+    CommitResult {
+        commit_seq: r.commit_seq,
+        pages_changed: r.pages_changed,
+        bytes_changed: r.bytes_changed,
+        recomputes: r.recomputes,
+        skips: r.skips,
+        backdates: r.backdates,
+    }
+}
+
+fn new_result() -> sys::mmsb_commit_result {
+    sys::mmsb_commit_result {
+        struct_size: std::mem::size_of::<sys::mmsb_commit_result>() as u32,
+        ..Default::default()
+    }
+}
+
+fn hex(d: &sys::mmsb_digest) -> Result<String> {
+    let mut out = [0 as std::os::raw::c_char; 33];
+    check(unsafe { sys::mmsb_digest_hex(d, out.as_mut_ptr(), out.len()) })?;
+    Ok(text(out.as_ptr()))
+}
+
+/// An open store; closed when dropped (or by `close`, which reports errors).
+pub struct Engine {
+    h: *mut sys::mmsb_engine,
+}
+
+// The engine may be used from any thread, one at a time (&mut self).
+unsafe impl Send for Engine {}
+
+impl Engine {
+    pub fn open(dir: &str, options: &Options) -> Result<Engine> {
+        let path = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+        let mut h = ptr::null_mut();
+        check(unsafe { sys::mmsb_open(path.as_ptr(), &options.0, &mut h) })?;
+        Ok(Engine { h })
+    }
+
+    /// Closes the engine and says whether the last commits reached the disk.
+    pub fn close(mut self) -> Result<()> {
+        let h = std::mem::replace(&mut self.h, ptr::null_mut());
+        check(unsafe { sys::mmsb_close(h) })
+    }
+
+    pub fn page_create(&mut self, size: u64) -> Result<u64> {
+        let mut id = 0;
+        check(unsafe { sys::mmsb_page_create(self.h, size, 0, &mut id) })?;
+        Ok(id)
+    }
+
+    pub fn page_free(&mut self, page_id: u64) -> Result<()> {
+        check(unsafe { sys::mmsb_page_free(self.h, page_id) })
+    }
+
+    pub fn page_info(&self, page_id: u64) -> Result<PageInfo> {
+        let mut i = sys::mmsb_pageinfo {
+            struct_size: std::mem::size_of::<sys::mmsb_pageinfo>() as u32,
+            ..Default::default()
+        };
+        check(unsafe { sys::mmsb_page_info(self.h, page_id, &mut i) })?;
+        Ok(PageInfo { page_id: i.page_id, size: i.size_bytes, epoch: i.epoch, location: i.location })
+    }
+
+    /// Fills `buf` with the page's bytes at `offset` (all of one epoch) and
+    /// returns that epoch.
+    pub fn read(&self, page_id: u64, offset: u64, buf: &mut [u8]) -> Result<u64> {
+        let mut epoch = 0;
+        check(unsafe {
+            sys::mmsb_page_read(self.h, page_id, offset, buf.as_mut_ptr() as *mut c_void, buf.len() as u64, &mut epoch)
+        })?;
+        Ok(epoch)
+    }
+
+    pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<Change> {
+        let mut c = sys::mmsb_change::default();
+        check(unsafe {
+            sys::mmsb_write(self.h, page_id, offset, bytes.as_ptr() as *const c_void, bytes.len() as u64, &mut c)
+        })?;
+        Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
+    }
+
+    pub fn apply(&mut self, delta: &Delta<'_>) -> Result<Change> {
+        let mut ones = Vec::new();
+        let d = delta.raw(&mut ones)?;
+        let mut c = sys::mmsb_change::default();
+        check(unsafe { sys::mmsb_apply(self.h, &d, &mut c) })?;
+        Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
+    }
+
+    pub fn apply_batch(&mut self, deltas: &[Delta<'_>]) -> Result<CommitResult> {
+        let mut ones: Vec<Vec<u8>> = deltas.iter().map(|_| Vec::new()).collect();
+        let mut raw = Vec::with_capacity(deltas.len());
+        for (d, o) in deltas.iter().zip(ones.iter_mut()) {
+            raw.push(d.raw(o)?);
+        }
+        let mut r = new_result();
+        check(unsafe { sys::mmsb_apply_batch(self.h, raw.as_ptr(), raw.len() as u64, 0, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    /// A transaction over this engine; it aborts when dropped uncommitted.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>> {
+        let mut t = ptr::null_mut();
+        check(unsafe { sys::mmsb_txn_begin(self.h, &mut t) })?;
+        Ok(Transaction { h: t, _engine: PhantomData })
+    }
+
+    pub fn derive(&mut self, child: u64, op: u32, parents: &[u64], params: &[u8]) -> Result<CommitResult> {
+        let spec = sys::mmsb_derive_spec {
+            struct_size: std::mem::size_of::<sys::mmsb_derive_spec>() as u32,
+            op,
+            parents: parents.as_ptr(),
+            parent_count: parents.len() as u32,
+            flags: 0,
+            params: params.as_ptr() as *const c_void,
+            params_len: params.len() as u64,
+        };
+        if parents.len() > u32::MAX as usize {
+            return Err(invalid("too many parents"));
+        }
+        let mut r = new_result();
+        check(unsafe { sys::mmsb_derive(self.h, child, &spec, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    pub fn underive(&mut self, child: u64) -> Result<CommitResult> {
+        let mut r = new_result();
+        check(unsafe { sys::mmsb_underive(self.h, child, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    pub fn edge_add(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
+        let mut r = new_result();
+        check(unsafe { sys::mmsb_edge_add(self.h, parent, child, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    pub fn edge_remove(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
+        let mut r = new_result();
+        check(unsafe { sys::mmsb_edge_remove(self.h, parent, child, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        check(unsafe { sys::mmsb_sync(self.h) })
+    }
+
+    pub fn wait_durable(&self, commit_seq: u64) -> Result<()> {
+        check(unsafe { sys::mmsb_wait_durable(self.h, commit_seq) })
+    }
+
+    pub fn set_durability(&mut self, d: Durability) -> Result<()> {
+        check(unsafe { sys::mmsb_set_durability(self.h, d as u32) })
+    }
+
+    pub fn checkpoint(&mut self) -> Result<()> {
+        check(unsafe { sys::mmsb_checkpoint(self.h) })
+    }
+
+    /// The state root as 32 hex digits.
+    pub fn state_root(&mut self) -> Result<String> {
+        let mut d = sys::mmsb_digest::default();
+        check(unsafe { sys::mmsb_state_root(self.h, &mut d) })?;
+        hex(&d)
+    }
+
+    pub fn page_digest(&mut self, page_id: u64) -> Result<String> {
+        let mut d = sys::mmsb_digest::default();
+        check(unsafe { sys::mmsb_page_digest(self.h, page_id, &mut d) })?;
+        hex(&d)
+    }
+
+    /// mmsb_engineinfo: counters, limits, log and checkpoint state.
+    pub fn info(&mut self) -> Result<sys::mmsb_engineinfo> {
+        let mut i: sys::mmsb_engineinfo = unsafe { std::mem::zeroed() };
+        i.struct_size = std::mem::size_of::<sys::mmsb_engineinfo>() as u32;
+        check(unsafe { sys::mmsb_engine_info(self.h, &mut i) })?;
+        Ok(i)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.h.is_null() {
+            unsafe { sys::mmsb_close(self.h) };
+        }
+    }
+}
+
+/// Staged changes over any pages, committed atomically by `commit`; dropped
+/// without a commit, it aborts.
+pub struct Transaction<'e> {
+    h: *mut sys::mmsb_txn,
+    _engine: PhantomData<&'e mut Engine>,
+}
+
+impl<'e> Transaction<'e> {
+    pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<()> {
+        check(unsafe {
+            sys::mmsb_txn_write(self.h, page_id, offset, bytes.as_ptr() as *const c_void, bytes.len() as u64)
+        })
+    }
+
+    pub fn apply(&mut self, delta: &Delta<'_>) -> Result<()> {
+        let mut ones = Vec::new();
+        let d = delta.raw(&mut ones)?;
+        check(unsafe { sys::mmsb_txn_apply(self.h, &d) })
+    }
+
+    pub fn commit(mut self) -> Result<CommitResult> {
+        let mut r = new_result();
+        let h = std::mem::replace(&mut self.h, ptr::null_mut());
+        // The engine is borrowed mutably by this transaction: no other
+        // thread holds its writer role, so MMSB_EBUSY cannot leave it open.
+        check(unsafe { sys::mmsb_txn_commit(h, 0, &mut r) })?;
+        Ok(result_of(&r))
+    }
+
+    pub fn abort(mut self) -> Result<()> {
+        let h = std::mem::replace(&mut self.h, ptr::null_mut());
+        check(unsafe { sys::mmsb_txn_abort(h) })
+    }
+}
+
+impl<'e> Drop for Transaction<'e> {
+    fn drop(&mut self) {
+        if !self.h.is_null() {
+            unsafe { sys::mmsb_txn_abort(self.h) };
+        }
+    }
+}

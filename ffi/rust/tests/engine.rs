@@ -1,0 +1,120 @@
+// The safe wrapper against the real library: pages, deltas, batches,
+// transactions, derived pages, errors, and a reopen reaching the same root.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mmsb::{Delta, Durability, Engine, ErrorKind, Options};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        let p = std::env::temp_dir().join(format!("mmsb-rust-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_dir_all(&p);
+        Dir(p)
+    }
+    fn store(&self) -> String {
+        self.0.join("s").to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options() -> Options {
+    Options::new().small().gpu_off().durability(Durability::None)
+}
+
+#[test]
+fn versions() {
+    assert_eq!(mmsb::abi_version(), 1);
+    assert!(mmsb::version().starts_with("0."));
+    assert!(mmsb::strerror(-32006).contains("corrupt"));
+}
+
+#[test]
+fn pages_writes_reads_and_reopen() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let root;
+    {
+        let mut e = Engine::open(&dir.store(), &options()).unwrap();
+        let p = e.page_create(4096).unwrap();
+        let c = e.write(p, 8, b"hello").unwrap();
+        assert_eq!((c.epoch, c.bytes_changed), (1, 5));
+        assert_eq!(e.write(p, 8, b"hello").unwrap().bytes_changed, 0);
+        let mut buf = [0u8; 5];
+        assert_eq!(e.read(p, 8, &mut buf).unwrap(), 1);
+        assert_eq!(&buf, b"hello");
+        assert_eq!(e.page_info(p).unwrap().size, 4096);
+        assert_eq!(e.page_digest(p).unwrap().len(), 32);
+        root = e.state_root().unwrap();
+        e.close().unwrap();
+    }
+    let mut again = Engine::open(&dir.store(), &options()).unwrap();
+    assert_eq!(again.state_root().unwrap(), root);
+    assert!(again.info().unwrap().recovered_commits > 0);
+}
+
+#[test]
+fn errors_map_to_kinds() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(&dir.store(), &options()).unwrap();
+    let p = e.page_create(64).unwrap();
+    let err = e.write(p, 60, b"too long").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    assert!(!err.detail.is_empty());
+    assert_eq!(e.write(999, 0, b"x").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(e.page_create(0).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(Engine::open(&dir.store(), &options()).err().unwrap().kind, ErrorKind::Busy);
+    let short_mask = Delta { page_id: p, offset: 0, len: 64, mask: Some(&[0xff]), payload: &[1; 64], sparse: false,
+                             expected_epoch: None };
+    assert_eq!(e.apply(&short_mask).unwrap_err().kind, ErrorKind::InvalidArgument);
+    let stale = Delta { expected_epoch: Some(7), ..Delta::dense(p, 0, b"z") };
+    assert_eq!(e.apply(&stale).unwrap_err().kind, ErrorKind::Conflict);
+    assert_eq!(e.page_info(p).unwrap().epoch, 0);
+}
+
+#[test]
+fn deltas_batches_transactions_and_derived_pages() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(&dir.store(), &options()).unwrap();
+    let a = e.page_create(16).unwrap();
+    let b = e.page_create(16).unwrap();
+    let x = e.page_create(16).unwrap();
+    e.derive(x, mmsb::OP_XOR, &[a, b], &[]).unwrap();
+    let sparse = Delta { page_id: a, offset: 0, len: 8, mask: Some(&[0b1000_0001]), payload: b"AZ", sparse: true,
+                         expected_epoch: None };
+    e.apply(&sparse).unwrap();
+    let mut buf = [0u8; 8];
+    e.read(a, 0, &mut buf).unwrap();
+    assert_eq!(&buf, b"A\0\0\0\0\0\0Z");
+    let r = e.apply_batch(&[Delta::dense(a, 8, b"1"), Delta::dense(b, 8, b"2")]).unwrap();
+    assert_eq!((r.pages_changed, r.recomputes), (2, 1));
+    let root = e.state_root().unwrap();
+    {
+        let mut t = e.transaction().unwrap();
+        t.write(a, 0, b"dropped").unwrap();
+    } // dropped uncommitted: aborted
+    assert_eq!(e.state_root().unwrap(), root);
+    let mut t = e.transaction().unwrap();
+    t.write(a, 12, b"\x0f").unwrap();
+    t.apply(&Delta::dense(b, 12, b"\xf0")).unwrap();
+    let r = t.commit().unwrap();
+    assert!(r.commit_seq > 0);
+    let mut one = [0u8; 1];
+    e.read(x, 12, &mut one).unwrap();
+    assert_eq!(one[0], 0xff);
+    let y = e.page_create(16).unwrap();
+    e.derive(y, mmsb::OP_COPY, &[x], &[]).unwrap();
+    assert_eq!(e.edge_add(y, x).unwrap_err().kind, ErrorKind::Cycle); // x would read y, which reads x
+    let root = e.state_root().unwrap();
+    assert_eq!(e.page_free(a).unwrap_err().kind, ErrorKind::Busy); // x reads a
+    assert_eq!(e.state_root().unwrap(), root);
+}
