@@ -240,7 +240,9 @@ test-asan:
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	$(MMSB_BIN) demo demo-store
+	@echo "== the demo, with a Python reader attached to run 1 from another process"
+	@PYTHONPATH=ffi/python MMSB_LIBRARY=$(abspath $(LIB_SO)) python3 ffi/python/examples/attach.py demo-store/run-1 & \
+	  $(MMSB_BIN) demo demo-store; status=$$?; wait; exit $$status
 	$(MMSB_BIN) verify demo-store/run-1
 	$(MMSB_BIN) replay demo-store/run-1 --verify
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -276,6 +278,85 @@ static int bench_memory(const bench_env *env, const void *arg, bench_out *out) {
     return bench_sample(out, grown / MEM_PAGES);
 }
 
+/* ---- attached readers ------------------------------------------------------------------------------- */
+
+enum { ATTACH_PAGES = 64, ATTACH_READS = 200000 };
+
+/* A reader process attached to the writer below: reads of whole 4 KiB
+ * pages, each checked whole (every byte equals its epoch mod 256), in
+ * million reads per second, one sample per 10,000 reads. */
+static void attach_reader(const char *dir, int out_fd, uint32_t reads) {
+    mmsb_attach *a = NULL;
+    for (int i = 0; i < 1000 && mmsb_attach_open(dir, &a) != 0; i++) usleep(1000);
+    double rates[ATTACH_READS / 10000];
+    uint32_t n = 0, torn = 0;
+    static uint8_t buf[4096];
+    for (uint32_t i = 0; a != NULL && i < reads; i += 10000) {
+        uint64_t t0 = bench_now_ns();
+        for (uint32_t k = 0; k < 10000; k++) {
+            uint64_t epoch;
+            if (mmsb_attach_read(a, 1 + (i + k) % ATTACH_PAGES, 0, buf, sizeof buf, &epoch) != 0) torn++;
+            else torn += buf[0] != (uint8_t)epoch || buf[4095] != (uint8_t)epoch;
+        }
+        rates[n++] = 10000.0 / (double)(bench_now_ns() - t0) * 1e3;
+    }
+    double header[2] = {(double)n, (double)torn};
+    if (a == NULL) header[0] = -1;
+    if (write(out_fd, header, sizeof header) != sizeof header || write(out_fd, rates, n * sizeof(double)) < 0) _exit(3);
+    _exit(0);
+}
+
+static int bench_attach(const bench_env *env, const void *arg, bench_out *out) {
+    (void)arg;
+    char dir[4096];
+    bench_store_path(env, "attach", dir, sizeof dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.checkpoint_log_bytes = 0;
+    mmsb_engine *e;
+    if (mmsb_open(dir, &o, &e) != 0) return bench_fail(out, "open: %s", mmsb_last_error());
+    int rc = 0;
+    uint64_t id;
+    for (uint32_t i = 0; i < ATTACH_PAGES && rc == 0; i++) rc = mmsb_page_create(e, 4096, 0, &id);
+    int fds[2];
+    if (rc != 0 || pipe(fds) != 0) {
+        mmsb_close(e);
+        return bench_fail(out, "setup failed");
+    }
+    uint32_t reads = env->quick ? ATTACH_READS / 4 : ATTACH_READS;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        attach_reader(dir, fds[1], reads);
+    }
+    close(fds[1]);
+    static uint8_t page[4096];
+    uint64_t writes = 0;
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    while (rc == 0 && poll(&pfd, 1, 0) == 0) { /* write until the reader reports */
+        uint64_t k = writes % ATTACH_PAGES;
+        mmsb_pageinfo pi = {.struct_size = sizeof pi};
+        rc = mmsb_page_info(e, 1 + k, &pi);
+        memset(page, (int)((pi.epoch + 1) % 256), sizeof page);
+        if (rc == 0) rc = mmsb_write(e, 1 + k, 0, page, sizeof page, NULL);
+        writes++;
+    }
+    double header[2] = {0, 0}, rates[ATTACH_READS / 10000];
+    bool got = read(fds[0], header, sizeof header) == sizeof header && header[0] >= 0;
+    uint32_t n = got ? (uint32_t)header[0] : 0;
+    if (got && read(fds[0], rates, n * sizeof(double)) != (ssize_t)(n * sizeof(double))) got = false;
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    for (uint32_t i = 0; got && rc == 0 && i < n; i++) rc = bench_sample(out, rates[i]);
+    if (rc == 0 && !got) rc = bench_fail(out, "the reader process failed");
+    if (rc == 0 && header[1] != 0) rc = bench_fail(out, "%.0f torn or failed reads", header[1]);
+    snprintf(out->note, sizeof out->note, "%u reads, none torn, while %llu writes of 4 KiB ran", reads,
+             (unsigned long long)writes);
+    if (rc == 0) bench_check_root(e, out);
+    mmsb_close(e);
+    return rc > 0 || rc < -1 ? bench_fail(out, "%s", mmsb_last_error()) : rc;
+}
+
 /* ---- the table ---------------------------------------------------------------------------------------- */
 
 static const bench_def STORE[] = {
@@ -291,6 +372,8 @@ static const bench_def STORE[] = {
      NULL, NULL, 0},
     {"checkpoint/write_latency_with_a_checkpoint_every_4MiB", "us", bench_stall, NULL, NULL, GOAL_NONE, 0, NULL, NULL,
      NULL, NULL, 0},
+    {"attach/read_4KiB_page_while_a_writer_writes", "M/s", bench_attach, NULL, NULL, GOAL_NONE, 0, NULL, NULL, NULL,
+     NULL, 0},
     {"memory/resident_bytes_per_4KiB_page/1M_pages", "bytes", bench_memory, NULL, NULL, GOAL_AT_MOST,
      4.2 * 1073741824.0 / MEM_PAGES, "issue 2", NULL, NULL, NULL, 0},
     {"memory/metadata_bytes_per_page_beyond_its_bytes/1M_pages", "bytes", bench_memory, &mem, NULL, GOAL_AT_MOST, 64,

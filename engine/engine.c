@@ -221,6 +221,8 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
 /* ---- open and close ------------------------------------------------------------ */
 
 static void engine_release(mmsb_engine *e) {
+    live_retire(e);
+    vmap_close(&e->live);
     log_writer_close(e->log);
     propagate_close(e);
     checkpoint_close(e);
@@ -241,11 +243,13 @@ static int engine_build(mmsb_engine *e, const char *dir) {
     e->loc[LOCATION_HOST] = &location_host;
     int rc = kern_select(e->opts.kernel, &e->kern);
     if (rc == 0) rc = dir_open_locked(e, dir);
-    if (rc == 0) {
-        rc = vmap_open(&e->pages, "mmsb-pages", e->opts.pages_max * sizeof(page_entry),
-                       PAGE_TABLE_STEP_BYTES);
-    }
-    if (rc == 0) rc = region_open(&e->data, "mmsb-arena", e->opts.arena_bytes_max, e->opts.arena_grow_bytes);
+    /* The memfds' names carry the instance's token: attached readers check it. */
+    char name[96];
+    live_token_make(e);
+    snprintf(name, sizeof name, "mmsb-pages-%s", e->live_token);
+    if (rc == 0) rc = vmap_open(&e->pages, name, e->opts.pages_max * sizeof(page_entry), PAGE_TABLE_STEP_BYTES);
+    snprintf(name, sizeof name, "mmsb-arena-%s", e->live_token);
+    if (rc == 0) rc = region_open(&e->data, name, e->opts.arena_bytes_max, e->opts.arena_grow_bytes);
     if (rc == 0) rc = vmap_ensure(&e->data.mem, e->opts.arena_prefault_bytes);
     if (rc == 0) {
         /* Chunk trees take under 1/32 of the bytes they describe. */
@@ -335,6 +339,7 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine
         if (rc == 0) rc = engine_recover_readonly(e);
     } else {
         rc = engine_open_log(e);
+        if (rc == 0) rc = live_publish(e); /* readers may attach from now on */
     }
     if (rc != 0) {
         engine_release(e);
@@ -350,6 +355,7 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
     if (engine == NULL) return 0;
     int rc = engine_enter(engine, "mmsb_close");
     if (rc != 0) return rc;
+    live_retire(engine);
     if (engine->log != NULL && log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
         /* A last commit, written after everything before it is synced: it
          * records the final state root, and its durable hint covers the whole

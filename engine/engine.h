@@ -50,6 +50,13 @@ typedef struct page_entry {
 
 _Static_assert(sizeof(page_entry) == 48, "page table entries are 48 bytes");
 
+enum {
+    LIVE_OPEN = 1,
+    LIVE_CLOSED = 2,
+    LIVE_HEADER_BYTES = 4096,
+    LIVE_TOKEN_BYTES = 48,
+};
+
 enum { DIRTY_BATCH = 4096 }; /* positions taken from the dirty set at a time */
 
 /* The ids whose state-tree leaf is stale, as a bit per leaf position with two
@@ -113,6 +120,8 @@ struct mmsb_engine {
     int dir_fd;
     int lock_fd;
     bool read_only;       /* MMSB_OPEN_READONLY: no lock, no log writer */
+    vmap live;            /* the header for attached readers (writers only) */
+    char live_token[LIVE_TOKEN_BYTES];
     uint64_t read_commit_seq; /* read-only: the last commit the state holds */
     vmap pages;           /* page_entry[pages_max]; index = id - 1 */
     region data;          /* page bytes (shared memfd) */
@@ -205,6 +214,57 @@ int checkpoint_maybe(mmsb_engine *e);
 int checkpoint_write(mmsb_engine *e);
 /* Derivations as loaded from a checkpoint (derive.c). */
 int derive_load(mmsb_engine *e, const ckpt_derive *d);
+
+/* ---- reading pages: in this process, or from a writer's shared memory ------ */
+
+/* What a consistent read saw of an entry. */
+typedef struct entry_copy {
+    uint64_t data_off;
+    uint64_t size_bytes;
+    uint64_t epoch;
+    uint32_t flags;
+} entry_copy;
+
+/* The memory a page reader needs; the writer's own, or mapped read-only by
+ * another process (attach.c). Ids below ids_end may exist. */
+typedef struct page_source {
+    page_entry *table;      /* entry of id i at table[i - 1] */
+    uint64_t ids_end;
+    const uint8_t *arena;
+    uint64_t arena_bytes;
+} page_source;
+
+/* A consistent read of an entry and, when dst is not NULL, of `len` bytes
+ * at `offset` of its page, retried while the writer changes it (seqlock). */
+int page_read_consistent(const page_source *src, uint64_t id, const char *fn, entry_copy *copy,
+                         uint64_t offset, void *dst, uint64_t len);
+
+/* ---- live attach (attach.c): what another process maps ------------------------ */
+
+#define LIVE_MAGIC 0x4d4d53424c495631ull /* "MMSBLIV1" */
+
+/* The shared header a writer keeps for attached readers (its own memfd). */
+typedef struct live_header {
+    uint64_t magic;
+    _Atomic uint32_t state;          /* LIVE_OPEN, then LIVE_CLOSED at close */
+    uint32_t entry_bytes;            /* sizeof(page_entry) */
+    _Atomic uint64_t page_id_next;
+    uint64_t pages_max;
+    uint64_t arena_bytes;
+    char token[LIVE_TOKEN_BYTES];    /* also in the memfds' names */
+} live_header;
+
+/* The writer's side: the names of its memfds carry e->live_token; after
+ * open it publishes DIR/ATTACH, at close it marks the header closed and
+ * removes the file. */
+void live_token_make(mmsb_engine *e);
+int live_publish(mmsb_engine *e);
+void live_retire(mmsb_engine *e);
+static inline void live_note_next(mmsb_engine *e, uint64_t next) {
+    if (e->live.base != NULL) {
+        atomic_store_explicit(&((live_header *)e->live.base)->page_id_next, next, memory_order_release);
+    }
+}
 
 /* The writer's lookup: MMSB_ENOTFOUND unless id names a live page. */
 int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out);

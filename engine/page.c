@@ -71,6 +71,7 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) 
     digest_page_created(e, id, pe);
     entry_write_end(pe);
     atomic_store_explicit(&e->page_id_next, id + 1, memory_order_release);
+    live_note_next(e, id + 1);
     e->pages_live++;
     return id;
 }
@@ -148,25 +149,16 @@ MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
 
 /* ---- reading calls ---------------------------------------------------------- */
 
-typedef struct entry_copy {
-    uint64_t data_off;
-    uint64_t size_bytes;
-    uint64_t epoch;
-    uint32_t flags;
-} entry_copy;
-
-/* A consistent read of an entry and, when dst is not NULL, of `len` of its
- * page's bytes at `offset`: retried while the writer changes the page. The
- * range is checked against the size seen in the same consistent read. */
-static int read_consistent(const mmsb_engine *e, uint64_t id, const char *fn,
-                           entry_copy *copy, uint64_t offset, void *dst, uint64_t len) {
-    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_acquire);
-    if (id == 0 || id >= next) {
+/* The range is checked against the size seen in the same consistent read.
+ * A torn copy could pair one page's offset with another's size: only what
+ * lies inside the arena is read, and the seq check rejects the copy after. */
+int page_read_consistent(const page_source *src, uint64_t id, const char *fn, entry_copy *copy,
+                         uint64_t offset, void *dst, uint64_t len) {
+    if (id == 0 || id >= src->ids_end) {
         return err_set(MMSB_ENOTFOUND, "%s: page %llu does not exist (ids so far: 1..%llu)",
-                       fn, (unsigned long long)id, (unsigned long long)(next - 1));
+                       fn, (unsigned long long)id, (unsigned long long)(src->ids_end - 1));
     }
-    page_entry *pe = entry_of(e, id);
-    uint64_t arena_bytes = e->data.mem.bytes_max;
+    page_entry *pe = &src->table[id - 1];
     for (uint32_t attempt = 0; attempt < READ_ATTEMPTS_MAX; attempt++) {
         if (attempt % READ_SPINS_BEFORE_YIELD == READ_SPINS_BEFORE_YIELD - 1) sched_yield();
         uint32_t s1 = atomic_load_explicit(&pe->seq, memory_order_acquire);
@@ -177,16 +169,12 @@ static int read_consistent(const mmsb_engine *e, uint64_t id, const char *fn,
         copy->flags = __atomic_load_n(&pe->flags, __ATOMIC_RELAXED);
         bool live = (copy->flags & PE_LIVE) != 0;
         bool in_range = offset <= copy->size_bytes && len <= copy->size_bytes - offset;
-        /* A torn copy could pair one page's offset with another's size: only
-         * read what lies inside the arena; the seq check rejects it after. */
-        bool in_arena = copy->data_off <= arena_bytes &&
-                        copy->size_bytes <= arena_bytes - copy->data_off;
-        if (live && in_range && in_arena && dst != NULL && len > 0) {
-            memcpy(dst, region_ptr(&e->data, copy->data_off + offset), len);
-        }
+        bool in_arena = copy->data_off <= src->arena_bytes && copy->size_bytes <= src->arena_bytes - copy->data_off;
+        if (live && in_range && in_arena && dst != NULL && len > 0) memcpy(dst, src->arena + copy->data_off + offset, len);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&pe->seq, memory_order_relaxed) != s1) continue;
         if (!live) return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
+        if (!in_arena) return err_set(MMSB_ECORRUPT, "%s: page %llu lies outside the arena", fn, (unsigned long long)id);
         if (!in_range) {
             return err_set(MMSB_EINVAL, "%s: range offset %llu + len %llu exceeds page %llu of %llu bytes",
                            fn, (unsigned long long)offset, (unsigned long long)len,
@@ -196,6 +184,14 @@ static int read_consistent(const mmsb_engine *e, uint64_t id, const char *fn,
     }
     return err_set(MMSB_EBUSY, "%s: page %llu kept changing for %u read attempts", fn,
                    (unsigned long long)id, (unsigned)READ_ATTEMPTS_MAX);
+}
+
+static int read_consistent(const mmsb_engine *e, uint64_t id, const char *fn,
+                           entry_copy *copy, uint64_t offset, void *dst, uint64_t len) {
+    page_source src = {.table = (page_entry *)e->pages.base,
+                       .ids_end = atomic_load_explicit(&e->page_id_next, memory_order_acquire),
+                       .arena = e->data.mem.base, .arena_bytes = e->data.mem.bytes_max};
+    return page_read_consistent(&src, id, fn, copy, offset, dst, len);
 }
 
 MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id, mmsb_pageinfo *info) {

@@ -519,6 +519,24 @@ MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
  * Also run by the checkpoint_log_bytes policy and by mmsb_close. */
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
 
+/* ---- live read-only attach from another process ------------------------------- */
+
+/* A read-only view, from another process, of the pages of an engine that is
+ * running on dir (its writer publishes dir/ATTACH while open). No lock is
+ * taken and the writer is never waited for: each read is consistent (all
+ * its bytes from the one epoch it reports) or is retried. A page freed
+ * meanwhile gives MMSB_ENOTFOUND; once the writer closes, every call gives
+ * MMSB_ENOTFOUND (attach again to a new engine). Not for engines opened
+ * with MMSB_OPEN_READONLY (they publish nothing). One handle per thread. */
+typedef struct mmsb_attach mmsb_attach;
+/* MMSB_ENOTFOUND when no engine is running on dir (no ATTACH file, or its
+ * process is gone). */
+MMSB_API int mmsb_attach_open(const char *dir, mmsb_attach **attach_out);
+MMSB_API int mmsb_attach_page_info(mmsb_attach *attach, uint64_t page_id, mmsb_pageinfo *info);
+MMSB_API int mmsb_attach_read(mmsb_attach *attach, uint64_t page_id, uint64_t offset, void *buf,
+                              uint64_t len, uint64_t *epoch_out);
+MMSB_API int mmsb_attach_close(mmsb_attach *attach);
+
 /* ---- digests -------------------------------------------------------------- */
 
 /* The page digest: a hash tree over the page's 4 KiB chunks. */

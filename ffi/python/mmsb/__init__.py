@@ -21,7 +21,7 @@ from . import _capi
 
 _lib = _capi.load()
 
-__all__ = ["Engine", "Transaction", "Delta", "LogReader", "MMSBError", "version", "abi_version"]
+__all__ = ["Engine", "Transaction", "Delta", "Attach", "LogReader", "MMSBError", "version", "abi_version"]
 
 # ---- constants (mmsb.h) -------------------------------------------------------------------------
 
@@ -621,6 +621,61 @@ class Transaction:
         return False
 
 
+class _Handle:
+    """A library handle closed by one call: close() once, and a context
+    manager around it."""
+
+    _close_fn = None
+
+    def close(self):
+        if getattr(self, "_h", None) is not None:
+            h, self._h = self._h, None
+            _check(type(self)._close_fn(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Attach(_Handle):
+    """A read-only view, from this process, of the pages of an engine that
+    another process is running on `path`. Reads take no lock: each returns
+    bytes all of one epoch, with that epoch. A freed page, and every page
+    once the writer closes, raise NotFound. One Attach per thread."""
+
+    def __init__(self, path):
+        h = c_void_p()
+        _check(_lib.mmsb_attach_open(path.encode() if isinstance(path, str) else path, byref(h)))
+        self._h = h
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("the attach handle is closed")
+        return self._h
+
+    def page_info(self, page_id):
+        info = _capi.PageInfo(struct_size=ctypes.sizeof(_capi.PageInfo))
+        _check(_lib.mmsb_attach_page_info(self._handle(), _uint(page_id, "page_id"), byref(info)))
+        return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
+
+    def read(self, page_id, offset=0, length=None):
+        """(bytes, epoch) of [offset, offset + length) of the page (default:
+        to its end), consistent."""
+        if length is None:
+            length = self.page_info(page_id).size - _uint(offset, "offset")
+        buf = ctypes.create_string_buffer(_uint(length, "length") or 1)
+        epoch = c_uint64()
+        _check(_lib.mmsb_attach_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf,
+                                     length, byref(epoch)))
+        return buf.raw[:length], epoch.value
+
+
+
 @dataclass(frozen=True)
 class Record:
     type: int
@@ -634,7 +689,7 @@ class Record:
     payload: bytes
 
 
-class LogReader:
+class LogReader(_Handle):
     """Iterates over a store's log records, validated as they are read
     (read-only; works while a writer appends)."""
 
@@ -653,13 +708,7 @@ class LogReader:
                          rec.page_id, rec.epoch, bool(rec.committed),
                          ctypes.string_at(rec.payload, rec.payload_len) if rec.payload_len else b"")
 
-    def close(self):
-        if self._h is not None:
-            h, self._h = self._h, None
-            _check(_lib.mmsb_log_close(h))
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
+Attach._close_fn = _lib.mmsb_attach_close
+LogReader._close_fn = _lib.mmsb_log_close

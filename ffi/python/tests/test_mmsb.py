@@ -325,6 +325,44 @@ class TestLogAndReaders(Base):
         self.assertEqual(out, ["shared", e.state_root(), "refused", "-32013"])
 
 
+class TestAttach(Base):
+    def test_attach_while_this_process_writes(self):
+        """A reader process attaches and checks every read whole (each byte
+        equals the epoch modulo 256) while this process writes."""
+        store = os.path.join(self.dir, "s")
+        with self.assertRaises(mmsb.NotFound):
+            mmsb.Attach(store)
+        e = self.engine()
+        pages = [e.page_create(8192) for _ in range(4)]
+        code = ("import sys, mmsb\n"
+                "a = mmsb.Attach(sys.argv[1])\n"
+                "print('ready', flush=True)\n"
+                "torn = reads = 0\n"
+                "epochs = set()\n"
+                "for i in range(4000):\n"
+                "    data, epoch = a.read(1 + i % 4)\n"
+                "    reads += 1\n"
+                "    epochs.add(epoch)\n"
+                "    torn += data != bytes([epoch % 256]) * len(data)\n"
+                "print(reads, torn, len(epochs))\n")
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        reader = subprocess.Popen([sys.executable, "-c", code, store], env=env, stdout=subprocess.PIPE, text=True)
+        self.assertEqual(reader.stdout.readline().strip(), "ready")
+        n = 0
+        while reader.poll() is None and n < 200000:
+            page = pages[n % 4]
+            epoch = e.page_info(page).epoch
+            e.write(page, 0, bytes([(epoch + 1) % 256]) * 8192)
+            n += 1
+        reads, torn, epochs = (int(x) for x in reader.communicate(timeout=120)[0].split())
+        self.assertEqual(reader.returncode, 0)
+        self.assertEqual((reads, torn), (4000, 0))
+        self.assertGreater(epochs, 1)
+        e.close()
+        with self.assertRaises(mmsb.NotFound):
+            mmsb.Attach(store)
+
+
 class TestExample(unittest.TestCase):
     def test_the_readme_shows_the_example(self):
         with open(os.path.join(ROOT, "README.md")) as f:

@@ -493,3 +493,46 @@ impl<'e> Drop for Transaction<'e> {
         }
     }
 }
+
+/// A read-only view of the pages of an engine another process runs on a
+/// directory: reads take no lock and are consistent (all bytes of one
+/// epoch). A freed page, and every page once the writer closes, is
+/// `ErrorKind::NotFound`. Detached on `Drop`.
+pub struct Attach {
+    h: *mut sys::mmsb_attach,
+}
+
+unsafe impl Send for Attach {}
+
+impl Attach {
+    pub fn open(dir: &str) -> Result<Attach> {
+        let path = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+        let mut h = ptr::null_mut();
+        check(unsafe { sys::mmsb_attach_open(path.as_ptr(), &mut h) })?;
+        Ok(Attach { h })
+    }
+
+    /// Fills `buf` from `offset` of the page and returns the epoch it is of.
+    pub fn read(&mut self, page_id: u64, offset: u64, buf: &mut [u8]) -> Result<u64> {
+        let mut epoch = 0;
+        check(unsafe {
+            sys::mmsb_attach_read(self.h, page_id, offset, buf.as_mut_ptr() as *mut c_void, buf.len() as u64, &mut epoch)
+        })?;
+        Ok(epoch)
+    }
+
+    pub fn page_info(&mut self, page_id: u64) -> Result<PageInfo> {
+        let mut i = sys::mmsb_pageinfo {
+            struct_size: std::mem::size_of::<sys::mmsb_pageinfo>() as u32,
+            ..Default::default()
+        };
+        check(unsafe { sys::mmsb_attach_page_info(self.h, page_id, &mut i) })?;
+        Ok(PageInfo { page_id: i.page_id, size: i.size_bytes, epoch: i.epoch, location: i.location })
+    }
+}
+
+impl Drop for Attach {
+    fn drop(&mut self) {
+        unsafe { sys::mmsb_attach_close(self.h) };
+    }
+}

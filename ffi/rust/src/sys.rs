@@ -10,6 +10,7 @@ pub const MMSB_ABI_VERSION: u32 = 1;
 pub enum mmsb_engine {}
 pub enum mmsb_txn {}
 pub enum mmsb_log_reader {}
+pub enum mmsb_attach {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -266,6 +267,11 @@ extern "C" {
     pub fn mmsb_wait_durable(engine: *mut mmsb_engine, commit_seq: u64) -> c_int;
     pub fn mmsb_set_durability(engine: *mut mmsb_engine, durability: u32) -> c_int;
     pub fn mmsb_checkpoint(engine: *mut mmsb_engine) -> c_int;
+    pub fn mmsb_attach_open(dir: *const c_char, attach_out: *mut *mut mmsb_attach) -> c_int;
+    pub fn mmsb_attach_page_info(attach: *mut mmsb_attach, page_id: u64, info: *mut mmsb_pageinfo) -> c_int;
+    pub fn mmsb_attach_read(attach: *mut mmsb_attach, page_id: u64, offset: u64, buf: *mut c_void, len: u64,
+                            epoch_out: *mut u64) -> c_int;
+    pub fn mmsb_attach_close(attach: *mut mmsb_attach) -> c_int;
     pub fn mmsb_page_digest(engine: *mut mmsb_engine, page_id: u64, digest_out: *mut mmsb_digest) -> c_int;
     pub fn mmsb_state_root(engine: *mut mmsb_engine, root_out: *mut mmsb_digest) -> c_int;
     pub fn mmsb_digest_hex(digest: *const mmsb_digest, hex_out: *mut c_char, hex_out_size: usize) -> c_int;

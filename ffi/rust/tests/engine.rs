@@ -2,7 +2,7 @@
 // transactions, derived pages, errors, and a reopen reaching the same root.
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mmsb::{Delta, Durability, Engine, ErrorKind, Options};
+use mmsb::{Attach, Delta, Durability, Engine, ErrorKind, Options};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -117,4 +117,21 @@ fn deltas_batches_transactions_and_derived_pages() {
     let root = e.state_root().unwrap();
     assert_eq!(e.page_free(a).unwrap_err().kind, ErrorKind::Busy); // x reads a
     assert_eq!(e.state_root().unwrap(), root);
+}
+
+#[test]
+fn attach_reads_a_running_engine() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    assert_eq!(Attach::open(&dir.store()).err().unwrap().kind, ErrorKind::NotFound);
+    let mut e = Engine::open(&dir.store(), &options()).unwrap();
+    let p = e.page_create(64).unwrap();
+    e.write(p, 0, b"seen").unwrap();
+    let mut a = Attach::open(&dir.store()).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(a.read(p, 0, &mut buf).unwrap(), 1);
+    assert_eq!(&buf, b"seen");
+    assert_eq!(a.page_info(p).unwrap().size, 64);
+    e.close().unwrap();
+    assert_eq!(a.read(p, 0, &mut buf).unwrap_err().kind, ErrorKind::NotFound); // closed
 }
