@@ -260,7 +260,9 @@ class Delta:
                 mask_bytes = mask_bytes[:-1] + bytes([(1 << (length % 8)) - 1])
         else:
             mask_bytes = self.mask
-        mask, _, mask_owner = _buffer(mask_bytes, "mask")
+        mask, mask_len, mask_owner = _buffer(mask_bytes, "mask")
+        if mask_len < (length + 7) // 8:  # the library would read past it
+            raise ValueError("mask has %d bytes; a delta of %d bytes needs %d" % (mask_len, length, (length + 7) // 8))
         d = _capi.Delta(page_id=page, offset=offset, len=length, payload_len=pay_len)
         d.mask = ctypes.cast(mask, _capi.u8p)
         d.payload = ctypes.cast(pay, _capi.u8p)

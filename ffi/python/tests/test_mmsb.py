@@ -176,6 +176,10 @@ class TestDeltasAndCommits(Base):
         self.assertEqual(e.read(p, 8, 8), b"x\x00\x00\x00\x00\x00\x00y")
         with self.assertRaises(mmsb.Conflict):
             e.apply(mmsb.Delta(p, 0, b"Z", expected_epoch=0))
+        with self.assertRaises(ValueError):
+            e.apply(mmsb.Delta(p, 0, bytes(16), mask=b"\xff"))  # 16 bytes need 2 mask bytes
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.apply(mmsb.Delta(p, 0, b"short", length=8))  # a dense payload needs len bytes
         self.assertEqual(e.apply(mmsb.Delta(p, 0, b"Z", expected_epoch=2)).epoch, 3)
 
     def test_batch_and_transactions(self):
