@@ -114,10 +114,11 @@ int bench_open_store(const bench_env *env, const char *name, uint32_t durability
 }
 
 const uint8_t *bench_pattern64(uint64_t i) {
-    static const uint8_t p[2][64] = {
-        [0] = {[0 ... 63] = 0xA5},
-        [1] = {[0 ... 63] = 0x5A},
-    };
+    static uint8_t p[2][64]; /* the runner is single-threaded */
+    if (p[0][0] == 0) {
+        memset(p[0], 0xA5, sizeof p[0]);
+        memset(p[1], 0x5A, sizeof p[1]);
+    }
     return p[i & 1];
 }
 
