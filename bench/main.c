@@ -331,8 +331,6 @@ static int write_plot(const runner *rn, const char *plot) {
     snprintf(dat, sizeof dat, "%s/%s.dat", rn->plot_dir, plot);
     snprintf(gp, sizeof gp, "%s/%s.gp", rn->plot_dir, plot);
     snprintf(png, sizeof png, "%s/%s.png", rn->plot_dir, plot);
-    FILE *f = fopen(dat, "w"), *g = fopen(gp, "w");
-    if (f == NULL || g == NULL) return -1;
     const char *series[16];
     uint32_t ns = 0;
     const char *unit = "", *xlabel = "size (bytes)";
@@ -343,6 +341,13 @@ static int write_plot(const runner *rn, const char *plot) {
         bool seen = false;
         for (uint32_t k = 0; k < ns; k++) seen |= strcmp(series[k], r->def->series) == 0;
         if (!seen && ns < 16) series[ns++] = r->def->series;
+    }
+    if (ns == 0) return 0; /* not measured in this run: an earlier plot stays */
+    FILE *f = fopen(dat, "w"), *g = fopen(gp, "w");
+    if (f == NULL || g == NULL) {
+        if (f != NULL) fclose(f);
+        if (g != NULL) fclose(g);
+        return -1;
     }
     const char *xformat = "%.0b %BB"; /* sizes: 4 KB ... with binary prefixes */
     if (strcmp(plot, "durability") == 0) xlabel = "commits per fdatasync", xformat = "%g";
@@ -366,11 +371,6 @@ static int write_plot(const runner *rn, const char *plot) {
     fprintf(g, "\n");
     fclose(f);
     fclose(g);
-    if (ns == 0) { /* nothing measured for it in this run */
-        unlink(dat);
-        unlink(gp);
-        return 0;
-    }
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
     return system(cmd) == 0 ? 0 : -1;
