@@ -1,7 +1,8 @@
 /*
  * test_attach.c - live read-only attach from another process:
  * - attaching to a directory without a running engine, to a closed one and
- *   to one whose writer was killed gives MMSB_ENOTFOUND, clearly;
+ *   to one whose writer was killed gives MMSB_ENOTFOUND, clearly; a damaged
+ *   or foreign ATTACH file is refused (ECORRUPT, EVERSION, ENOTFOUND);
  * - a reader process hammers pages that a writer process rewrites so that
  *   every byte of a page equals its epoch modulo 256, and frees and creates
  *   pages meanwhile: tens of thousands of reads, not one torn, freed pages a
@@ -68,6 +69,37 @@ static void test_no_engine(void **state) {
     TU_OK(mmsb_open(dir, &o, &e));
     TU_ERR(mmsb_attach_open(dir, &a), MMSB_ENOTFOUND);
     TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+}
+
+/* DIR/ATTACH is read as hostile input. */
+static void test_bad_attach_files(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    char path[4200], text[256];
+    snprintf(path, sizeof path, "%s/ATTACH", dir);
+    static const char *const garbage[] = {"", "mmsb-attach", "hello world\n", "mmsb-attach 1\npid -4\n",
+                                          "mmsb-attach 1\npid 1\ntoken x\nlive_fd -1\npages_fd 1\narena_fd 2\n"};
+    mmsb_attach *a = NULL;
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(garbage[i], f);
+        fclose(f);
+        TU_ERR(mmsb_attach_open(dir, &a), MMSB_ECORRUPT);
+        assert_null(a);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("mmsb-attach 99\npid 1\ntoken x\nlive_fd 3\npages_fd 4\narena_fd 5\n", f);
+    fclose(f);
+    TU_ERR(mmsb_attach_open(dir, &a), MMSB_EVERSION);
+    /* This process's own descriptors, which are no engine's memory. */
+    snprintf(text, sizeof text, "mmsb-attach 1\npid %d\ntoken t\nlive_fd 0\npages_fd 1\narena_fd 2\n", (int)getpid());
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    TU_ERR(mmsb_attach_open(dir, &a), MMSB_ENOTFOUND);
+    assert_non_null(strstr(mmsb_last_error(), "another name"));
     tu_dir_remove(dir);
 }
 
@@ -145,6 +177,7 @@ static void test_closed_engine(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_engine),
+        cmocka_unit_test(test_bad_attach_files),
         cmocka_unit_test(test_reads_are_never_torn),
         cmocka_unit_test(test_closed_engine),
     };
