@@ -459,6 +459,14 @@ static void test_corrupt_middle(void **state) {
     r = TOOL(1, "dump", dir);
     assert_non_null(strstr(r.out, "PAGE_CREATE")); /* what came before is shown */
     run_free(&r);
+    r = TOOL(1, "history", dir, "--page", "1");
+    assert_non_null(strstr(r.err, "corrupt"));
+    run_free(&r);
+    char *clean = make_store(&w, 7, -1, NULL);
+    r = TOOL(1, "diff", clean, dir); /* a corrupt side is a finding, named */
+    assert_non_null(strstr(r.err, dir));
+    run_free(&r);
+    tu_dir_remove(clean);
     tu_dir_remove(dir);
 }
 
