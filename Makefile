@@ -5,6 +5,7 @@
 #   make test-asan       the same suite under AddressSanitizer + UBSan
 #   make demo            the main job: a demo workload in ./demo-store
 #   make bench           the benchmark suite (bench/README.md)
+#   make soak SEEDS=N    the crash-and-fault simulator at length (default 200 seeds)
 #   make install PREFIX=/usr/local
 #   make deps            installs missing Debian packages (as root) or prints the command
 #
@@ -65,7 +66,7 @@ BENCH_BIN := $(BUILD)/bin/mmsb-bench
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
-TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/fuzz_log
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
 TEST_UTIL := $(BUILD)/obj/tests/testutil.o
 
 LIB_A := $(BUILD)/lib/libmmsb.a
@@ -74,7 +75,7 @@ MMSB_BIN := $(BUILD)/bin/mmsb
 
 DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench soak
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -158,26 +159,34 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
-# The tool's tests run the mmsb program itself.
-$(BUILD)/tests/test_tool: | $(MMSB_BIN)
+# The tool's tests, the trust tests and the simulator run the mmsb program.
+$(BUILD)/tests/test_tool $(BUILD)/tests/test_trust $(BUILD)/tests/test_sim: | $(MMSB_BIN)
 
-# The fuzz target as a plain program: seeded mutations, run by make test.
-$(BUILD)/tests/fuzz_log: tests/fuzz_log.c $(TEST_UTIL) $(LIB_OBJS)
+# The fuzz targets as plain programs: seeded mutations, run by make test.
+$(BUILD)/tests/fuzz_%: tests/fuzz_%.c $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -DFUZZ_DRIVER -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
-# Coverage-guided fuzzing with libFuzzer (clang): make fuzz FUZZ_SECONDS=60
+# Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target:
+# the log readers (fuzz_log) and the checkpoint file's structure check
+# (fuzz_ckpt). make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-FUZZ_SRCS := tests/fuzz_log.c tlog/scan.c tlog/format.c tlog/crc32c.c tlog/chain.c \
-             engine/kern_portable.c engine/error.c
-fuzz: $(BUILD)/tests/fuzz_log
+FUZZ_SRCS_log := tests/fuzz_log.c tlog/scan.c tlog/format.c tlog/crc32c.c tlog/chain.c \
+                 engine/kern_portable.c engine/error.c
+FUZZ_SRCS_ckpt := tests/fuzz_ckpt.c tlog/ckpt_check.c engine/error.c
+fuzz: $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
 	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: needs $(FUZZ_CC) and its fuzzer runtime (apt-get install clang libclang-rt-dev)"; exit 1; }
-	@mkdir -p build-fuzz/corpus
-	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -o build-fuzz/fuzz_log $(FUZZ_SRCS)
-	$(BUILD)/tests/fuzz_log --write-seeds build-fuzz/corpus
-	build-fuzz/fuzz_log -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 build-fuzz/corpus
+	@for t in log ckpt; do \
+	  mkdir -p build-fuzz/corpus-$$t || exit 1; \
+	  srcs="$(FUZZ_SRCS_log)"; [ $$t = ckpt ] && srcs="$(FUZZ_SRCS_ckpt)"; \
+	  echo "== fuzz_$$t"; \
+	  $(FUZZ_CC) -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o build-fuzz/fuzz_$$t $$srcs || exit 1; \
+	  $(BUILD)/tests/fuzz_$$t --write-seeds build-fuzz/corpus-$$t || exit 1; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    build-fuzz/corpus-$$t || exit 1; \
+	done
 
 # The README's C quick start, extracted and built against the static library.
 $(BUILD)/tests/quickstart.c: README.md
@@ -219,13 +228,31 @@ $(BUILD)/tests/rust_check: $(LIB_SO) $(BUILD)/lib/libmmsb.so
 	chmod +x $@
 
 # Every test program runs once per log I/O backend: automatic (io_uring
-# where the kernel allows it) and forced pwrite (MMSB_IO=sync).
+# where the kernel allows it) and forced pwrite (MMSB_IO=sync). The crash
+# simulator runs SIM_SEEDS seeds per backend here (make soak runs more).
+SIM_SEEDS ?= $(if $(filter 1,$(SAN)),3,10)
 run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: automatic"
-	@TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart $(BUILD)/tests/demo_check \
-	  $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
+	@MMSB_SIM_SEEDS=$(SIM_SEEDS) TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart \
+	  $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: MMSB_IO=sync"
-	@MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/demo_check
+	@MMSB_SIM_SEEDS=$(SIM_SEEDS) MMSB_SIM_SEED_FIRST=1001 MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh \
+	  $(TEST_BINS) $(BUILD)/tests/demo_check
+
+# The crash-and-fault simulator at length (tests/test_sim.c): SEEDS seeds
+# from SEED_FIRST, half with each log I/O backend, in two processes. A
+# failure names its seed; MMSB_SIM_SEED=S build/tests/test_sim replays it.
+SEEDS ?= 200
+SEED_FIRST ?= 1
+soak: $(BUILD)/tests/test_sim
+	@half=$$(( ($(SEEDS) + 1) / 2 )); \
+	MMSB_SIM_SEED_FIRST=$(SEED_FIRST) MMSB_SIM_SEEDS=$$half \
+	  $(BUILD)/tests/test_sim > $(BUILD)/tests/soak-auto.log 2>&1 & a=$$!; \
+	MMSB_IO=sync MMSB_SIM_SEED_FIRST=$$(( $(SEED_FIRST) + half )) MMSB_SIM_SEEDS=$$(( $(SEEDS) - half )) \
+	  $(BUILD)/tests/test_sim > $(BUILD)/tests/soak-sync.log 2>&1 & b=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; \
+	grep -h "^simulator\|^ERROR" $(BUILD)/tests/soak-auto.log $(BUILD)/tests/soak-sync.log; \
+	if [ $$ra -ne 0 ] || [ $$rb -ne 0 ]; then tail -n 30 $(BUILD)/tests/soak-auto.log $(BUILD)/tests/soak-sync.log; exit 1; fi
 
 test:
 	@$(MAKE) --no-print-directory deps
@@ -242,8 +269,13 @@ demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@echo "== the demo, with a Python reader attached to run 1 from another process"
-	@PYTHONPATH=ffi/python MMSB_LIBRARY=$(abspath $(LIB_SO)) python3 ffi/python/examples/attach.py demo-store/run-1 & \
-	  $(MMSB_BIN) demo demo-store; status=$$?; wait; exit $$status
+	@mkdir -p demo-store && rm -f demo-store/reader-attached
+	@PYTHONPATH=ffi/python MMSB_LIBRARY=$(abspath $(LIB_SO)) python3 ffi/python/examples/attach.py \
+	  demo-store/run-1 demo-store/reader-attached & reader=$$!; \
+	  $(MMSB_BIN) demo demo-store --wait-reader demo-store/reader-attached; status=$$?; \
+	  wait $$reader; reader_status=$$?; \
+	  if [ $$reader_status -ne 0 ]; then echo "demo: the attached reader failed"; fi; \
+	  [ $$status -eq 0 ] && [ $$reader_status -eq 0 ]
 	$(MMSB_BIN) verify demo-store/run-1
 	$(MMSB_BIN) replay demo-store/run-1 --verify
 

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../tlog/ckpt.h"
 #include "bench.h"
 
 enum { KiB = 1024, MiB = 1024 * 1024 };
@@ -205,6 +207,61 @@ static int bench_stall(const bench_env *env, const void *arg, bench_out *out) {
     return rc;
 }
 
+/* ---- the checkpoint file's structure check --------------------------------------------------------- */
+
+enum { CHECK_PAGES = 100000 };
+
+static built check_store;
+
+/* 100,000 pages of 4 KiB, each written once, closed with a checkpoint of
+ * about 800 MiB of LMDB file (two overflow pages per value). */
+static int build_check_store(const bench_env *env, bench_out *out) {
+    if (check_store.done) return 0;
+    bench_store_path(env, "check", check_store.dir, sizeof check_store.dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.checkpoint_log_bytes = 0;
+    mmsb_engine *e;
+    if (mmsb_open(check_store.dir, &o, &e) != 0) return bench_fail(out, "open: %s", mmsb_last_error());
+    int rc = 0;
+    uint8_t b[64];
+    for (uint32_t i = 0; i < CHECK_PAGES && rc == 0; i++) {
+        uint64_t id;
+        memset(b, (int)(i % 250) + 1, sizeof b);
+        rc = mmsb_page_create(e, 4096, 0, &id);
+        if (rc == 0) rc = mmsb_write(e, id, 0, b, sizeof b, NULL);
+    }
+    return rc == 0 ? close_keep(e, &check_store, out) : (mmsb_close(e), bench_fail(out, "%s", mmsb_last_error()));
+}
+
+/* arg 0: what a reader checks (the trees); 1: what a writer's open checks
+ * (also each overflow page's header); 2: the writer's whole reopen. */
+static int bench_check(const bench_env *env, const void *arg, bench_out *out) {
+    int what = *(const int *)arg;
+    if (build_check_store(env, out) != 0) return -1;
+    char data[4200];
+    snprintf(data, sizeof data, "%s/checkpoint/data.mdb", check_store.dir);
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.flags = 0;
+    uint32_t reps = env->reps < 5 ? env->reps : 5;
+    int rc = 0;
+    for (uint32_t r = 0; r < reps && rc == 0; r++) {
+        uint64_t txnid = 0, t0 = bench_now_ns();
+        mmsb_engine *e = NULL;
+        if (what < 2) rc = ckpt_check_file(data, what == 1, CKPT_TXN_NEWEST, &txnid);
+        else rc = mmsb_open(check_store.dir, &o, &e);
+        double ms = (double)(bench_now_ns() - t0) / 1e6;
+        if (e != NULL) mmsb_close(e);
+        if (rc == 0) rc = bench_sample(out, ms);
+    }
+    struct stat st;
+    uint64_t file_mib = stat(data, &st) == 0 ? (uint64_t)st.st_size / MiB : 0;
+    snprintf(out->note, sizeof out->note, "%u pages of 4 KiB in the checkpoint (%llu MiB of LMDB file)", CHECK_PAGES,
+             (unsigned long long)file_mib);
+    return rc > 0 || rc < -1 ? bench_fail(out, "%s", mmsb_last_error()) : rc;
+}
+
 /* ---- memory ------------------------------------------------------------------------------------------- */
 
 static uint64_t rss_bytes(void) {
@@ -372,6 +429,12 @@ static const bench_def STORE[] = {
      NULL, NULL, 0},
     {"checkpoint/write_latency_with_a_checkpoint_every_4MiB", "us", bench_stall, NULL, NULL, GOAL_NONE, 0, NULL, NULL,
      NULL, NULL, 0},
+    {"checkpoint/structure_check/100k_4KiB_pages_trees", "ms", bench_check, &(const int){0}, NULL, GOAL_NONE, 0,
+     NULL, NULL, NULL, NULL, 0},
+    {"checkpoint/structure_check/100k_4KiB_pages_with_overflow_headers", "ms", bench_check, &(const int){1}, NULL,
+     GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
+    {"log/reopen/100k_4KiB_pages_with_checkpoint", "ms", bench_check, &(const int){2}, NULL, GOAL_NONE, 0, NULL,
+     NULL, NULL, NULL, 0},
     {"attach/read_4KiB_page_while_a_writer_writes", "M/s", bench_attach, NULL, NULL, GOAL_NONE, 0, NULL, NULL, NULL,
      NULL, 0},
     {"memory/resident_bytes_per_4KiB_page/1M_pages", "bytes", bench_memory, NULL, NULL, GOAL_AT_MOST,

@@ -59,7 +59,7 @@ int live_publish(mmsb_engine *e) {
     bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
     if (fd >= 0) close(fd);
     if (ok) ok = renameat(e->dir_fd, "ATTACH.tmp", e->dir_fd, "ATTACH") == 0;
-    if (!ok) return err_set(MMSB_EIO, "mmsb_open: cannot publish %s/ATTACH for readers: %s", e->dir, strerror(errno));
+    if (!ok) return err_set(err_from_errno(errno), "mmsb_open: cannot publish %s/ATTACH for readers: %s", e->dir, strerror(errno));
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,14 @@ int checkpoint_open(mmsb_engine *e) {
     int rc = vmap_open(&e->ck.dirty, NULL, bytes, VM_PAGE_BYTES);
     if (rc != 0) return rc;
     rc = ckpt_open(e->dir, e->read_only, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
-    if (rc == MMSB_ENOTFOUND && e->read_only) rc = 0; /* none written yet: the log holds everything */
+    if (rc == MMSB_ENOTFOUND) rc = 0; /* none written yet: the log holds everything */
+    if (rc == MMSB_ECORRUPT || rc == MMSB_EVERSION) {
+        /* A damaged environment is a checkpoint that fails validation:
+         * recovery falls back to the log (checkpoint_load reports it). */
+        e->ck.damage = rc;
+        snprintf(e->ck.damage_detail, sizeof e->ck.damage_detail, "%s", mmsb_last_error());
+        rc = 0;
+    }
     return rc;
 }
 
@@ -99,6 +107,8 @@ static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
             rc = put_one(e, w * 64 + (uint64_t)__builtin_ctzll(b) + 1);
         }
     }
+    int injected = rc == 0 ? engine_point(e, "checkpoint-commit") : 0;
+    if (injected != 0) rc = err_set(err_from_errno(injected), "checkpoint: committing: %s (injected)", strerror(injected));
     if (rc == 0) return ckpt_write_commit(e->ck.store, m);
     ckpt_write_abort(e->ck.store);
     return rc;
@@ -114,20 +124,41 @@ static int write_growing(mmsb_engine *e, const ckpt_meta *m) {
     return err_set(MMSB_ENOSPC, "checkpoint: still full after %d map doublings", GROW_ATTEMPTS_MAX);
 }
 
-/* Removes the segment files wholly before `keep`, oldest first, so what
- * remains is always a contiguous run. */
+/* Removes every segment file wholly before `keep`, the checkpoint's
+ * segment, oldest first, so that what remains is always a contiguous run.
+ * The directory says what is there, not a remembered number: a crash in an
+ * earlier removal may have left any of them behind. A failure leaves the
+ * rest for the next checkpoint (or open) to remove. */
 static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
-    if (e->opts.flags & MMSB_OPEN_KEEP_LOG) return;
-    uint64_t removed = 0;
-    for (uint64_t s = e->ck.segment_first; s < keep; s++) {
+    uint64_t *nos;
+    uint32_t count;
+    if (segment_list(e->dir_fd, &nos, &count) != 0) return;
+    uint32_t removed = 0;
+    bool keep_all = (e->opts.flags & MMSB_OPEN_KEEP_LOG) != 0;
+    while (!keep_all && removed < count && nos[removed] < keep) {
         char name[32];
-        segment_name(s, name);
+        segment_name(nos[removed], name);
         if (unlinkat(e->dir_fd, name, 0) != 0 && errno != ENOENT) break;
-        e->ck.segment_first = s + 1;
         removed++;
+        engine_point(e, "segment-removed");
     }
+    e->ck.segment_first = removed < count ? nos[removed] : keep; /* the lowest file kept */
+    free(nos);
     if (removed > 0) fsync(e->dir_fd);
     e->ck.segments_removed += removed;
+}
+
+void checkpoint_retain(mmsb_engine *e) {
+    /* keep 0 removes nothing: it only notes the lowest segment file */
+    remove_segments_before(e, e->ck.have && !e->read_only ? e->ck.last.segment : 0);
+}
+
+/* The LMDB environment, made whole or not at all (ckpt_create). */
+static int checkpoint_store_create(mmsb_engine *e) {
+    const mmsb_options *o = &e->opts;
+    int rc = ckpt_create(e->dir, o->checkpoint_map_bytes, o->checkpoint_readers);
+    if (rc == 0) rc = ckpt_open(e->dir, false, o->checkpoint_map_bytes, o->checkpoint_readers, &e->ck.store);
+    return rc;
 }
 
 int checkpoint_write(mmsb_engine *e) {
@@ -136,6 +167,7 @@ int checkpoint_write(mmsb_engine *e) {
     if (rc != 0) return rc;
     log_pos pos;
     log_position(e->log, &pos);
+    if (pos.commits == 0) return 0;                              /* nothing ever committed */
     if (e->ck.have && e->ck.next_seq == pos.next_seq) return 0; /* nothing since */
     uint64_t t0 = monotonic_ns();
     rc = log_sync(e->log); /* the checkpoint never gets ahead of the durable log */
@@ -146,8 +178,10 @@ int checkpoint_write(mmsb_engine *e) {
                    .page_id_next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed),
                    .pages = e->pages_live, .derived = e->g.derived, .generation = pos.generation};
     digest_root(e, &m.root);
-    rc = write_growing(e, &m);
+    if (e->ck.store == NULL) rc = checkpoint_store_create(e); /* the store's first one */
+    if (rc == 0) rc = write_growing(e, &m);
     if (rc != 0) return rc;
+    engine_point(e, "checkpoint-committed");
     dirty_clear(e);
     e->ck.rewrite = false;
     e->ck.last = m;
@@ -155,6 +189,7 @@ int checkpoint_write(mmsb_engine *e) {
     e->ck.written++;
     rec_checkpoint marker = {.number = m.number, .commit_seq = m.commit_seq, .chain = m.chain, .root = m.root};
     rc = log_append_checkpoint(e->log, &marker);
+    engine_point(e, "checkpoint-marked");
     log_position(e->log, &pos);
     e->ck.stream_pos = pos.stream_pos;
     e->ck.next_seq = pos.next_seq;
@@ -196,12 +231,13 @@ int checkpoint_discard(mmsb_engine *e) {
     for (uint32_t i = 0; i < ARRAY_LEN(files); i++) unlinkat(e->dir_fd, files[i], 0);
     unlinkat(e->dir_fd, "checkpoint.rejected", AT_REMOVEDIR);
     if (renameat(e->dir_fd, "checkpoint", e->dir_fd, "checkpoint.rejected") != 0 && errno != ENOENT) {
-        return err_set(MMSB_EIO, "checkpoint: cannot set the rejected one aside: %s", strerror(errno));
+        return err_set(err_from_errno(errno), "checkpoint: cannot set the rejected one aside: %s", strerror(errno));
     }
     fsync(e->dir_fd);
     e->ck.have = false;
     e->ck.rewrite = true;
-    return ckpt_open(e->dir, false, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
+    e->ck.damage = 0;
+    return 0; /* the next checkpoint makes a fresh environment */
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
@@ -244,7 +280,11 @@ static int load_derive(void *ctx, const ckpt_derive *d) {
 
 int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
     *found = false;
-    if (e->ck.store == NULL) return 0; /* read-only, and none was ever written */
+    if (e->ck.damage != 0) {
+        *found = true;
+        return err_set(e->ck.damage, "%s", e->ck.damage_detail);
+    }
+    if (e->ck.store == NULL) return 0; /* none was ever written */
     int rc = ckpt_read_begin(e->ck.store, meta, found);
     if (rc != 0 || !*found) {
         ckpt_read_end(e->ck.store);

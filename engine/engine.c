@@ -177,17 +177,28 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
 
 /* ---- store directory --------------------------------------------------------- */
 
-/* A read-only open takes no lock (the writer may hold it) but wants a store:
- * a log segment or a checkpoint. */
-static int dir_check_store(mmsb_engine *e, const char *dir) {
+/* Whether the directory holds a store: a log segment or a checkpoint. A
+ * LOCK file alone is not one (a creation that failed may leave it). */
+static int store_present(const mmsb_engine *e, bool *present) {
     struct stat st;
-    if (fstatat(e->dir_fd, "checkpoint/data.mdb", &st, 0) == 0) return 0;
-    char name[32];
-    segment_name(1, name);
-    for (uint32_t i = 0; i < 2; i++) {
-        if (fstatat(e->dir_fd, i == 0 ? name : "LOCK", &st, 0) == 0) return 0;
-    }
-    return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (no LOCK, log or checkpoint)", dir);
+    *present = fstatat(e->dir_fd, "checkpoint/data.mdb", &st, 0) == 0;
+    if (*present) return 0;
+    uint64_t *nos;
+    uint32_t count;
+    int rc = segment_list(e->dir_fd, &nos, &count);
+    free(nos);
+    *present = rc == 0 && count > 0;
+    return rc;
+}
+
+/* Only MMSB_OPEN_CREATE makes a store where there is none: a read-only or
+ * plain open of a directory without one changes nothing. */
+static int dir_check_store(mmsb_engine *e, const char *dir) {
+    bool present;
+    int rc = store_present(e, &present);
+    if (rc != 0 || present || (e->opts.flags & MMSB_OPEN_CREATE)) return rc;
+    return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (no log segment or checkpoint)%s", dir,
+                   e->read_only ? "" : "; set MMSB_OPEN_CREATE to create one");
 }
 
 static int dir_open_locked(mmsb_engine *e, const char *dir) {
@@ -202,7 +213,8 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
         return err_set(code, "mmsb_open: cannot open directory %s: %s%s", dir, strerror(saved),
                        saved == ENOENT ? " (set MMSB_OPEN_CREATE to create it)" : "");
     }
-    if (e->read_only) return dir_check_store(e, dir);
+    int rc = dir_check_store(e, dir);
+    if (rc != 0 || e->read_only) return rc;
     e->lock_fd = openat(e->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (e->lock_fd < 0) {
         int saved = errno;
@@ -284,8 +296,16 @@ static int engine_open_log(mmsb_engine *e) {
         .group_window_bytes = e->opts.group_window_bytes,
         .durability = e->opts.durability,
         .io_backend = e->opts.io_backend,
+        .hooks = e->hooks,
     };
-    return log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
+    if (resume.new_store && !(e->opts.flags & MMSB_OPEN_CREATE)) {
+        return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (its log has no valid segment yet); "
+                       "set MMSB_OPEN_CREATE to create one", e->dir);
+    }
+    rc = log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
+    /* What an earlier writer's crash left of a retention goes now. */
+    if (rc == 0) checkpoint_retain(e);
+    return rc;
 }
 
 static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine **out) {
@@ -315,7 +335,7 @@ int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine *
     *out = NULL;
     mmsb_options o = *options;
     o.flags = MMSB_OPEN_READONLY;
-    mmsb_engine *e;
+    mmsb_engine *e = NULL;
     int rc = engine_new(dir, &o, &e);
     if (rc == 0) rc = checkpoint_open(e);
     if (rc != 0 && e != NULL) engine_release(e);
@@ -328,12 +348,22 @@ void engine_close_bare(mmsb_engine *e) {
     engine_release(e);
 }
 
+int engine_point(const mmsb_engine *e, const char *point) {
+    io_event ev = {.kind = IO_EV_POINT, .point = point};
+    return io_hook(&e->hooks, &ev);
+}
+
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options, mmsb_engine **engine_out) {
+    return engine_open(dir, options, NULL, engine_out);
+}
+
+int engine_open(const char *dir, const mmsb_options *options, const io_hooks *hooks, mmsb_engine **engine_out) {
     if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
     *engine_out = NULL;
     mmsb_engine *e = NULL;
     int rc = engine_new(dir, options, &e);
     if (rc != 0) return rc;
+    if (hooks != NULL) e->hooks = *hooks;
     if (e->read_only) {
         rc = checkpoint_open(e);
         if (rc == 0) rc = engine_recover_readonly(e);
@@ -368,8 +398,15 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
         digest_root(engine, &root);
         rc = log_commit_close(engine->log, &root);
     }
+    int failed = engine->log != NULL ? log_failed(engine->log) : 0;
+    uint64_t durable = engine->log != NULL ? log_durable_seq(engine->log) : 0;
     int close_rc = log_writer_close(engine->log);
     if (rc == 0) rc = close_rc;
+    if (rc == 0 && failed != 0) {
+        /* The error came earlier, but what it means is true now too. */
+        rc = err_set(failed, "mmsb_close: the log failed earlier; commits after the last durable one (record %llu) "
+                     "may be lost", (unsigned long long)durable);
+    }
     engine->log = NULL;
     engine_release(engine);
     return rc;

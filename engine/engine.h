@@ -98,6 +98,18 @@ typedef struct commit_ctx {
     mmsb_commit_result res;
 } commit_ctx;
 
+/* The pages a commit (being built, or being replayed) has changed so far:
+ * a page's epoch rises once per commit that changes it, at its first change;
+ * later changes in the same commit keep that epoch. A page's bit is backed
+ * when the page is created; the list grows as commits need it, reserved
+ * (touched_prepare) before anything of a change is logged, so marking never
+ * fails. */
+typedef struct touched_set {
+    vmap bits;      /* a bit per page id */
+    vmap ids;       /* uint64_t: the ids marked, to clear them at the end */
+    uint64_t count;
+} touched_set;
+
 typedef struct subscriber {
     uint64_t id;
     uint32_t mask;
@@ -111,6 +123,7 @@ typedef struct totals {
 
 struct mmsb_engine {
     uint64_t magic;
+    io_hooks hooks;       /* a simulator's (tlog/io.h): zero in every ordinary open */
     atomic_uint busy;     /* 1 while a thread is inside a writing call */
     mmsb_options opts;    /* as validated at open */
     const kern_ops *kern;
@@ -133,6 +146,7 @@ struct mmsb_engine {
     graph g;
     op_registry ops;
     commit_ctx cc;
+    touched_set touched;
     totals sum;
     subscriber subs[MMSB_SUBSCRIBERS_MAX];
     uint32_t sub_count;
@@ -158,6 +172,8 @@ struct mmsb_engine {
         uint64_t segment_first;   /* the lowest log segment file kept */
         uint64_t segments_removed;
         bool loaded;              /* recovery started from one */
+        int damage;               /* the store could not be opened: ECORRUPT / EVERSION, ... */
+        char damage_detail[200];  /* ... and why (recovery treats it as a failed checkpoint) */
         bool rewrite;             /* the stored one was rejected: write all */
         char note[160];           /* why recovery did not use it, if it did not */
     } ck;
@@ -212,6 +228,9 @@ int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found);
 int checkpoint_maybe(mmsb_engine *e);
 /* Writes a checkpoint now (writer role held, between commits). */
 int checkpoint_write(mmsb_engine *e);
+/* Removes the log segments the last checkpoint covers (retention), unless
+ * MMSB_OPEN_KEEP_LOG or read-only, and notes the lowest one kept. */
+void checkpoint_retain(mmsb_engine *e);
 /* Derivations as loaded from a checkpoint (derive.c). */
 int derive_load(mmsb_engine *e, const ckpt_derive *d);
 
@@ -299,6 +318,19 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Frees a live page. */
 void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
 
+int touched_open(mmsb_engine *e);
+void touched_close(mmsb_engine *e);
+/* The epoch a change of page id gives it in the current commit: one above
+ * its epoch before the commit. */
+uint64_t touched_epoch(const mmsb_engine *e, uint64_t id, const page_entry *pe);
+bool touched_has(const mmsb_engine *e, uint64_t id);
+/* Room to mark one more page; before a change is logged. */
+int touched_prepare(mmsb_engine *e);
+/* Page id changed in the current commit (its epoch is touched_epoch). */
+void touched_mark(mmsb_engine *e, uint64_t id);
+/* The commit ended (committed, abandoned, or replayed): none is touched. */
+void touched_reset(mmsb_engine *e);
+
 /* ---- commits (router.c) ---------------------------------------------------------- */
 
 void commit_begin(mmsb_engine *e);
@@ -362,6 +394,12 @@ int engine_recover(mmsb_engine *e, log_resume *resume);
 /* The same for a read-only engine: changes no file, and starts over (a
  * bounded number of times) when a writer replaced the checkpoint meanwhile. */
 int engine_recover_readonly(mmsb_engine *e);
+
+/* mmsb_open with a simulator's I/O hooks (tests/test_sim.c); NULL: none. */
+int engine_open(const char *dir, const mmsb_options *options, const io_hooks *hooks, mmsb_engine **out);
+/* A named point of the engine's work, for the hooks: 0, or an errno that
+ * the step after the point should fail with. */
+int engine_point(const mmsb_engine *e, const char *point);
 
 /* An engine over a store's files that changes none of them: no lock, no log
  * writer, the checkpoint store opened read-only when there is one, and no

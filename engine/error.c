@@ -55,7 +55,7 @@ MMSB_API const char *mmsb_strerror(int code) {
     case MMSB_EIO: return "input/output error from the operating system";
     case MMSB_ECORRUPT: return "corrupt data on disk";
     case MMSB_EVERSION: return "version mismatch (ABI or on-disk format)";
-    case MMSB_EBUSY: return "busy: store locked by another engine, or engine in use by another thread";
+    case MMSB_EBUSY: return "busy: in use elsewhere (another engine, thread or callback; the detail says which)";
     case MMSB_ENOTSUP: return "not supported on this machine or build";
     case MMSB_ENOMEM: return "out of memory";
     case MMSB_ECYCLE: return "the edge would close a cycle in the dependency graph";

@@ -38,6 +38,7 @@ int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc
                        fn, (unsigned long long)e->opts.pages_max);
     }
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
+    if (rc == 0) rc = vmap_ensure(&e->touched.bits, align_up_u64(id, 64) / 8);
     if (rc == 0) rc = digest_reserve(e, id);
     if (rc == 0) rc = checkpoint_reserve(e, id);
     if (rc == 0) rc = graph_reserve(&e->g, id);
@@ -85,6 +86,53 @@ void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
     region_free(&e->data, pe->data_off, pe->size_bytes);
     if (aux_bytes > 0) region_free(&e->aux, pe->u.tree.aux_off, aux_bytes);
     e->pages_live--;
+}
+
+/* ---- the pages a commit changed -------------------------------------------- */
+
+int touched_open(mmsb_engine *e) {
+    uint64_t ids = e->opts.pages_max;
+    int rc = vmap_open(&e->touched.bits, NULL, align_up_u64(ids, 64) / 8, VM_PAGE_BYTES);
+    if (rc == 0) rc = vmap_open(&e->touched.ids, NULL, ids * sizeof(uint64_t), VM_PAGE_BYTES);
+    e->touched.count = 0;
+    return rc;
+}
+
+void touched_close(mmsb_engine *e) {
+    vmap_close(&e->touched.bits);
+    vmap_close(&e->touched.ids);
+}
+
+bool touched_has(const mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
+    const uint64_t *bits = (const uint64_t *)e->touched.bits.base;
+    return (bits[(id - 1) / 64] >> ((id - 1) % 64)) & 1;
+}
+
+uint64_t touched_epoch(const mmsb_engine *e, uint64_t id, const page_entry *pe) {
+    return touched_has(e, id) ? pe->epoch : pe->epoch + 1;
+}
+
+int touched_prepare(mmsb_engine *e) {
+    touched_set *t = &e->touched;
+    return vmap_ensure(&t->ids, (t->count + 1) * sizeof(uint64_t));
+}
+
+void touched_mark(mmsb_engine *e, uint64_t id) {
+    if (touched_has(e, id)) return;
+    touched_set *t = &e->touched;
+    ASSERT((t->count + 1) * sizeof(uint64_t) <= t->ids.bytes_ready); /* touched_prepare */
+    ((uint64_t *)t->bits.base)[(id - 1) / 64] |= 1ull << ((id - 1) % 64);
+    ((uint64_t *)t->ids.base)[t->count++] = id;
+}
+
+void touched_reset(mmsb_engine *e) {
+    touched_set *t = &e->touched;
+    const uint64_t *ids = (const uint64_t *)t->ids.base;
+    for (uint64_t i = 0; i < t->count; i++) {
+        ((uint64_t *)t->bits.base)[(ids[i] - 1) / 64] &= ~(1ull << ((ids[i] - 1) % 64));
+    }
+    t->count = 0;
 }
 
 /* Memory first (it can run out), then the log record, then the page. */

@@ -27,8 +27,6 @@ typedef struct replay_ctx {
     uint64_t limit_seq;       /* apply records up to this sequence number */
     const uint64_t *aborted;  /* (first, ABORT) sequence number pairs */
     uint64_t aborted_count;
-    uint64_t run_page;        /* the page of the previous DELTA in this commit */
-    uint64_t run_epoch;
     good_commit good;         /* the last commit applied and checked */
     replay_hook_fn hook;      /* or NULL */
     void *hook_ctx;
@@ -71,9 +69,10 @@ static int replay_free(replay_ctx *x, const log_rec *r) {
     return rc;
 }
 
-/* A DELTA (or DERIVED) either starts a change (epoch one above the page's)
- * or continues the one before it in the same commit (same page, same epoch);
- * a DERIVED of the NONE form only moves the signature. */
+/* A page's epoch rises once per commit: its first DELTA (or DERIVED) in a
+ * commit carries the epoch one above the page's, every later one of the
+ * same commit that same epoch; a DERIVED of the NONE form only moves the
+ * signature (the page's epoch as it is). */
 static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, const h128 *signature) {
     page_entry *pe;
     uint32_t n = graph_node(&x->e->g, d->page_id);
@@ -86,9 +85,10 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
                        derived ? "" : "not ");
     }
     bool none = d->form == DELTA_NONE;
-    bool starts = !none && d->epoch == pe->epoch + 1;
-    bool continues = d->epoch == pe->epoch && (none || (x->run_page == d->page_id && x->run_epoch == d->epoch));
-    if (!starts && !continues) {
+    bool epoch_ok = none ? d->epoch == pe->epoch : d->epoch == touched_epoch(x->e, d->page_id, pe);
+    int rc = none ? 0 : touched_prepare(x->e);
+    if (rc != 0) return rc;
+    if (!epoch_ok) {
         return err_set(MMSB_ECORRUPT, "%s seq %llu: page %llu is at epoch %llu, the record says %llu",
                        rec_type_name(r->type), (unsigned long long)r->seq, (unsigned long long)d->page_id,
                        (unsigned long long)pe->epoch, (unsigned long long)d->epoch);
@@ -108,10 +108,9 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
         loc->delta(x->e, pe, &sparse, true);
     }
     pe->epoch = d->epoch;
+    touched_mark(x->e, d->page_id);
     digest_mark(x->e, d->page_id, pe, d->offset, d->len);
     entry_write_end(pe);
-    x->run_page = d->page_id;
-    x->run_epoch = d->epoch;
     return 0;
 }
 
@@ -144,26 +143,26 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
     }
     x->good = (good_commit){.seq = r->seq, .commits = x->good.commits + 1, .segment = segment,
                             .end_offset = r->offset + rec_slot_bytes(r->length), .chain = c.chain};
-    x->run_page = 0;
     return 0;
 }
 
 static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
     switch (r->type) {
-    case REC_PAGE_CREATE: x->run_page = 0; return replay_create(x, r);
-    case REC_PAGE_FREE: x->run_page = 0; return replay_free(x, r);
+    case REC_PAGE_CREATE: return replay_create(x, r);
+    case REC_PAGE_FREE: return replay_free(x, r);
     case REC_DELTA: return replay_delta(x, r);
     case REC_DERIVED: return replay_derived(x, r);
     case REC_DERIVE:
     case REC_UNDERIVE:
     case REC_EDGE_ADD:
-    case REC_EDGE_REMOVE: x->run_page = 0; return derive_replay(x->e, r);
-    case REC_COMMIT: return replay_commit(x, r, segment);
+    case REC_EDGE_REMOVE: return derive_replay(x->e, r);
+    case REC_COMMIT:
+        touched_reset(x->e); /* the next commit's changes bump epochs again */
+        return replay_commit(x, r, segment);
     case REC_CHECKPOINT: /* between commits: a place to continue from */
         x->good.seq = r->seq;
         x->good.segment = segment;
         x->good.end_offset = r->offset + rec_slot_bytes(r->length);
-        x->run_page = 0;
         return 0;
     default: return 0; /* SEAL, ABORT, and types a reader may skip */
     }
@@ -204,6 +203,7 @@ static int reset_state(mmsb_engine *e) {
     if (rc == 0) rc = graph_reserve(&e->g, next);
     if (rc != 0) return rc;
     memset(e->pages.base, 0, (next - 1) * sizeof(page_entry));
+    touched_reset(e);
     atomic_store(&e->page_id_next, 1);
     digest_close(e);
     return digest_open(e);
@@ -285,7 +285,6 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     int rc = checkpoint_load(e, &m, &found);
     if (rc == 0 && found) {
         cursor_start st = start_of(&m);
-        e->ck.segment_first = m.segment;
         rc = recover_log(e, &st, resume);
         if (rc == 0) {
             e->ck.loaded = true;
@@ -296,7 +295,6 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     if (rc == 0) return recover_log(e, NULL, resume); /* no checkpoint yet */
     char why[200];
     snprintf(why, sizeof why, "%s", mmsb_last_error());
-    e->ck.segment_first = 1;
     e->ck.have = false;
     rc = reset_state(e);
     if (rc == 0) rc = recover_log(e, NULL, resume);
@@ -367,9 +365,11 @@ enum { READONLY_ATTEMPTS_MAX = 8 };
 /* The number of the checkpoint a writer has stored now (0: none), opening
  * the checkpoint store when a writer created it since. */
 static uint64_t checkpoint_number_now(mmsb_engine *e) {
-    if (e->ck.store == NULL &&
-        ckpt_open(e->dir, true, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store) != 0) {
-        return 0;
+    if (e->ck.store == NULL) {
+        if (ckpt_open(e->dir, true, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store) != 0) {
+            return 0;
+        }
+        e->ck.damage = 0; /* a writer replaced a damaged one */
     }
     ckpt_meta m;
     bool found = false;
@@ -390,6 +390,7 @@ int engine_recover_readonly(mmsb_engine *e) {
         rc = engine_recover(e, &resume);
         if (rc == 0) {
             e->read_commit_seq = resume.new_store ? 0 : resume.next_seq - 1;
+            checkpoint_retain(e);
             return 0;
         }
         if (checkpoint_number_now(e) == number) return rc;

@@ -232,6 +232,7 @@ void commit_begin(mmsb_engine *e) {
     commit_ctx *c = &e->cc;
     ASSERT(!c->active);
     c->active = true;
+    ASSERT(e->touched.count == 0);
     c->gen++;
     c->journaling = e->g.user_op_pages > 0;
     c->journal_lost = false;
@@ -270,19 +271,30 @@ void commit_changed(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t 
 }
 
 /* Undoes a commit that cannot finish: the pages from the journal, the
- * records with an ABORT. Without a journal (it overflowed) nothing can be
- * restored, and the engine refuses writes until it is reopened. */
+ * records with an ABORT. Without a journal (none was kept, or it overflowed)
+ * nothing can be restored, and the engine refuses writes until it is
+ * reopened. The caller's error detail (the cause) stays what it reports. */
 void commit_abandon(mmsb_engine *e, int rc) {
     commit_ctx *c = &e->cc;
-    ASSERT(c->active);
+    ASSERT(c->active && rc < 0);
     c->active = false;
+    touched_reset(e);
     if (!log_pending(e->log)) return;
-    if (c->journal_lost || !c->journaling) {
-        log_fail(e->log, rc, "a commit failed after changing more than commit_bytes_max could roll back; reopen the store");
+    if (c->journaling && !c->journal_lost) {
+        journal_rollback(e);
+        if (log_abort(e->log) == 0) e->sum.aborts++;
         return;
     }
-    journal_rollback(e);
-    if (log_abort(e->log) == 0) e->sum.aborts++;
+    char cause[400];
+    snprintf(cause, sizeof cause, "%s", mmsb_last_error());
+    if (log_failed(e->log) == 0) { /* an I/O error already made the log fail, saying why */
+        char why[600];
+        snprintf(why, sizeof why, "a commit failed halfway (%.300s) and could not be rolled back%s; reopen the store",
+                 cause, c->journal_lost ? " (it changed more than commit_bytes_max)" : "");
+        log_fail(e->log, rc, why);
+    }
+    err_set(rc, "%s; the commit's pages may show its changes until the store is reopened (the log has none of them)",
+            cause);
 }
 
 static int append_commit(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
@@ -301,6 +313,7 @@ int commit_finish(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
         return rc;
     }
     c->active = false;
+    touched_reset(e);
     if (!log_pending(e->log)) return 0; /* nothing changed: no commit */
     rc = append_commit(e, durability, seq_out);
     if (rc != 0) return rc;
@@ -379,29 +392,31 @@ static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8
 static int write_validated(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
                            const uint8_t *bytes, uint64_t len, uint64_t *changed_out) {
     const location_ops *loc = location_of(e, pe);
-    uint64_t changed = 0, first = UINT64_MAX, last = 0;
-    for (uint64_t block = 0; block < len; block += WRITE_BLOCK_BYTES) {
+    uint64_t changed = 0, first = UINT64_MAX, last = 0, epoch = touched_epoch(e, id, pe);
+    int rc = touched_prepare(e);
+    for (uint64_t block = 0; rc == 0 && block < len; block += WRITE_BLOCK_BYTES) {
         uint64_t n = min_u64(WRITE_BLOCK_BYTES, len - block);
         uint64_t c = loc->diff(e, pe, offset + block, bytes + block, n, e->mask_scratch);
         if (c == 0) continue;
-        delta_part part = {.type = REC_DELTA, .page_id = id, .epoch = pe->epoch + 1,
+        delta_part part = {.type = REC_DELTA, .page_id = id, .epoch = epoch,
                            .base = offset + block, .mask = e->mask_scratch, .block_len = n,
                            .count = c, .dense = bytes + block};
         bool any = mask_bounds(e->mask_scratch, (n + 7) / 8, &part.first, &part.last);
         ASSERT(any);
-        int rc = log_delta_part(e, &part);
+        rc = log_delta_part(e, &part);
         if (rc != 0) return rc;
         first = min_u64(first, block + part.first);
         last = block + part.last;
         changed += c;
     }
     *changed_out = changed;
-    if (changed == 0) return 0;
+    if (rc != 0 || changed == 0) return rc;
     uint64_t old_epoch = pe->epoch;
     commit_journal_bytes(e, id, pe, offset + first, last - first + 1);
     entry_write_begin(pe);
     loc->store(e, pe, offset + first, bytes + first, last - first + 1);
-    pe->epoch++;
+    pe->epoch = epoch;
+    touched_mark(e, id);
     digest_mark(e, id, pe, offset + first, last - first + 1);
     entry_write_end(pe);
     e->cc.res.pages_changed++;
@@ -475,7 +490,9 @@ static int apply_validated(mmsb_engine *e, const mmsb_delta *d, page_entry *pe, 
     uint64_t changed = d->len > 0 ? loc->delta(e, pe, d, false) : 0;
     *changed_out = changed;
     if (changed == 0) return 0;
-    int rc = log_delta(e, d, pe->epoch + 1);
+    uint64_t epoch = touched_epoch(e, d->page_id, pe);
+    int rc = touched_prepare(e);
+    if (rc == 0) rc = log_delta(e, d, epoch);
     if (rc != 0) return rc;
     uint64_t first = 0, last = 0, old_epoch = pe->epoch;
     bool any = mask_bounds(d->mask, (d->len + 7) / 8, &first, &last);
@@ -484,7 +501,8 @@ static int apply_validated(mmsb_engine *e, const mmsb_delta *d, page_entry *pe, 
     entry_write_begin(pe);
     uint64_t applied = loc->delta(e, pe, d, true);
     ASSERT(applied == changed);
-    pe->epoch++;
+    pe->epoch = epoch;
+    touched_mark(e, d->page_id);
     digest_mark(e, d->page_id, pe, d->offset + first, last - first + 1);
     entry_write_end(pe);
     e->cc.res.pages_changed++;
@@ -732,6 +750,7 @@ MMSB_API int mmsb_txn_abort(mmsb_txn *txn) {
 int router_open(mmsb_engine *e) {
     uint64_t journal = max_u64(e->opts.commit_bytes_max, JOURNAL_BYTES_MIN);
     int rc = vmap_open(&e->cc.journal, NULL, journal, 1 << 20);
+    if (rc == 0) rc = touched_open(e);
     if (rc == 0) rc = vmap_open(&e->cc.events, NULL, (uint64_t)MMSB_EVENTS_PER_COMMIT_MAX * sizeof(mmsb_event), 64 * 1024);
     if (rc == 0) rc = vmap_open(&e->op_out, NULL, e->opts.page_bytes_max, 1 << 20);
     if (rc == 0) {
@@ -743,6 +762,7 @@ int router_open(mmsb_engine *e) {
 
 void router_close(mmsb_engine *e) {
     vmap_close(&e->cc.journal);
+    touched_close(e);
     vmap_close(&e->cc.events);
     vmap_close(&e->op_out);
     free(e->cc.changed);

@@ -83,7 +83,11 @@ typedef struct mmsb_digest {
 } mmsb_digest;
 
 /* mmsb_options.flags */
-#define MMSB_OPEN_CREATE 0x1u  /* create the store directory if missing */
+#define MMSB_OPEN_CREATE 0x1u  /* create the store (and its directory) if
+                                  there is none; without it, a directory
+                                  that holds no store is MMSB_ENOTFOUND and
+                                  stays as it was. A creation that fails (a
+                                  full disk) leaves no store behind */
 #define MMSB_OPEN_KEEP_LOG 0x4u /* keep every log segment (no removal after a
                                    checkpoint): replay from genesis stays possible */
 #define MMSB_OPEN_READONLY 0x8u /* read the store without changing it, also
@@ -193,8 +197,10 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
  * anything was committed since open, the log is synced and a last commit
  * records the state root, which the next open checks. An error here (for
  * example MMSB_EIO) means that commits not yet durable may be lost; the
- * engine is released either way. After this, views and the handle are
- * invalid. */
+ * engine is released either way. A log that failed earlier (an I/O error
+ * or a full disk, which every writing call since reported) makes close
+ * report that error again: what was not durable then may be lost. After
+ * this, views and the handle are invalid. */
 MMSB_API int mmsb_close(mmsb_engine *engine);
 
 typedef struct mmsb_engineinfo {
@@ -275,7 +281,7 @@ typedef struct mmsb_pageinfo {
     uint32_t location;    /* MMSB_LOC_* */
     uint64_t page_id;
     uint64_t size_bytes;
-    uint64_t epoch;       /* rises by one on every change that changed bytes */
+    uint64_t epoch;       /* rises by one per commit that changed its bytes */
     uint32_t flags;       /* as given to mmsb_page_create */
     uint32_t reserved0;
 } mmsb_pageinfo;
@@ -355,8 +361,10 @@ typedef struct mmsb_commit_result {
 } mmsb_commit_result;
 
 /* Applies `count` deltas as one commit: one log append, one propagation
- * pass. Deltas to the same page apply in array order. Every delta is checked
- * first (an expected epoch against the page's epoch before the commit); any
+ * pass. Deltas to the same page apply in array order, and the page's epoch
+ * rises by one for the commit, however many of them change it. Every delta
+ * is checked first (an expected epoch against the page's epoch before the
+ * commit, for every delta of that page); any
  * error fails the whole batch with nothing applied, and the detail names the
  * delta's index. durability 0 = the engine's. */
 MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uint64_t count,
@@ -582,7 +590,7 @@ typedef struct mmsb_log_record {
     const uint8_t *payload; /* the raw payload */
     uint64_t page_id;       /* CREATE, FREE, DELTA */
     uint64_t size_bytes;    /* CREATE */
-    uint64_t epoch;         /* DELTA: the page's epoch after it */
+    uint64_t epoch;         /* DELTA: the page's epoch after its commit */
     uint64_t offset_in_page;/* DELTA */
     uint64_t len;           /* DELTA: bytes the range covers */
     const uint8_t *mask;    /* DELTA: (len + 7) / 8 bytes; NULL: every byte */

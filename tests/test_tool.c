@@ -20,72 +20,6 @@
 
 enum { OUT_BYTES_MAX = 1 << 22, ARGS_MAX = 12 };
 
-static char tool_path[PATH_MAX + 32];
-
-/* What a run of the tool printed and returned. */
-typedef struct run_out {
-    int status;
-    char *out;  /* stdout, NUL-terminated */
-    char *err;
-    size_t out_len;
-} run_out;
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(OUT_BYTES_MAX + 1);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, OUT_BYTES_MAX, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (len != NULL) *len = n;
-    return buf;
-}
-
-/* Runs `mmsb args...` with the output in files, progress off. */
-static run_out run_tool(const char *const *args) {
-    char out_path[] = "/tmp/mmsb-tool-out-XXXXXX", err_path[] = "/tmp/mmsb-tool-err-XXXXXX";
-    int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
-    assert_true(out_fd >= 0 && err_fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out_fd, 1);
-        dup2(err_fd, 2);
-        char *argv[ARGS_MAX + 2] = {tool_path};
-        for (int i = 0; i < ARGS_MAX && args[i] != NULL; i++) argv[i + 1] = (char *)args[i];
-        setenv("MMSB_NO_PROGRESS", "1", 1);
-        execv(tool_path, argv);
-        _exit(127);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    close(out_fd);
-    close(err_fd);
-    run_out r = {.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
-    r.out = slurp(out_path, &r.out_len);
-    r.err = slurp(err_path, NULL);
-    unlink(out_path);
-    unlink(err_path);
-    return r;
-}
-
-static void run_free(run_out *r) {
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs the tool and expects an exit status; returns the output. */
-#define TOOL(want, ...)                                                                  \
-    ({                                                                                   \
-        const char *const args_[] = {__VA_ARGS__, NULL};                                 \
-        run_out r_ = run_tool(args_);                                                    \
-        if (r_.status != (want)) {                                                       \
-            fail_msg("mmsb %s ...: exit %d, expected %d\nstdout: %.2000s\nstderr: %.2000s", \
-                     args_[0], r_.status, (want), r_.out, r_.err);                       \
-        }                                                                                \
-        r_;                                                                              \
-    })
 
 /* ---- JSON: a strict checker, and reading one field ---------------------------------- */
 
@@ -271,17 +205,17 @@ static void test_clean_store(void **state) {
     char root[33], v[128];
     char *dir = make_store(&w, 11, -1, root);
 
-    run_out r = TOOL(0, "verify", dir, "--json");
+    tu_run r = TOOL(0, "verify", dir, "--json");
     assert_json(r.out);
     assert_string_equal(json_get(r.out, NULL, "clean", v, sizeof v), "true");
     assert_string_equal(json_get(r.out, "genesis_replay", "root", v, sizeof v), root);
     assert_string_equal(json_get(r.out, "checkpoint_replay", "root", v, sizeof v), root);
     assert_string_equal(json_get(r.out, "log", "torn", v, sizeof v), "false");
     uint64_t commits = json_u64(r.out, "log", "commits");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "verify", dir);
     assert_non_null(strstr(r.out, "verify: clean"));
-    run_free(&r);
+    tu_run_free(&r);
 
     r = TOOL(0, "replay", dir, "--verify", "--json");
     assert_json(r.out);
@@ -290,10 +224,10 @@ static void test_clean_store(void **state) {
     assert_true(json_u64(r.out, NULL, "derived_checked") >= w.writes / 2);
     assert_true(json_u64(r.out, NULL, "derived_user_unchecked") > 0);
     assert_true(json_u64(r.out, NULL, "roots_checked") >= commits / 16);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "replay", dir, "--from", "checkpoint", "--json");
     assert_string_equal(json_get(r.out, NULL, "root", v, sizeof v), root);
-    run_free(&r);
+    tu_run_free(&r);
 
     r = TOOL(0, "stats", dir, "--json");
     assert_json(r.out);
@@ -302,25 +236,25 @@ static void test_clean_store(void **state) {
     assert_int_equal(json_u64(r.out, "state", "derived_pages"), 4);
     assert_string_equal(json_get(r.out, NULL, "chain", v, sizeof v), "intact");
     assert_string_equal(json_get(r.out, "state", "root", v, sizeof v), root);
-    run_free(&r);
+    tu_run_free(&r);
 
     r = TOOL(0, "dump", dir, "--type", "commit", "--json");
     assert_json(r.out);
     assert_true(json_u64(r.out, NULL, "shown") >= commits);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "dump", dir, "--from", "5", "--to", "9");
     assert_int_equal(strchr(r.out, '\n') != NULL, 1);
     size_t lines = 0;
     for (const char *p = r.out; *p != '\0'; p++) lines += *p == '\n';
     assert_int_equal(lines, 5);
-    run_free(&r);
+    tu_run_free(&r);
 
     char page[24];
     snprintf(page, sizeof page, "%llu", (unsigned long long)w.base[1]);
     r = TOOL(0, "history", dir, "--page", page, "--json");
     assert_json(r.out);
     assert_true(json_u64(r.out, NULL, "shown") > 10);
-    run_free(&r);
+    tu_run_free(&r);
 
     /* The page now (raw) and at a record in the middle (JSON). */
     mmsb_options o;
@@ -334,7 +268,7 @@ static void test_clean_store(void **state) {
     r = TOOL(0, "page", dir, "--page", page, "--raw");
     assert_int_equal(r.out_len, sizeof now);
     assert_memory_equal(r.out, now, sizeof now);
-    run_free(&r);
+    tu_run_free(&r);
     char at[24];
     snprintf(at, sizeof at, "%llu", (unsigned long long)w.mid_seq);
     r = TOOL(0, "page", dir, "--page", page, "--at", at, "--json");
@@ -348,10 +282,10 @@ static void test_clean_store(void **state) {
         if (byte != w.mid_bytes[i]) fail_msg("page --at: byte %zu is %02x, expected %02x", i, byte, w.mid_bytes[i]);
     }
     free(hex);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "page", dir, "--page", page);
     assert_non_null(strstr(r.out, "00000000 "));
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
@@ -361,34 +295,34 @@ static void test_usage_errors(void **state) {
     char *dir = make_store(&w, 3, -1, NULL);
     const char *cmds[] = {"verify", "replay", "dump", "stats", "history", "page", "diff", "checkpoint"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        run_out r = TOOL(0, cmds[i], "--help");
+        tu_run r = TOOL(0, cmds[i], "--help");
         assert_non_null(strstr(r.out, "usage: mmsb"));
-        run_free(&r);
+        tu_run_free(&r);
         r = TOOL(2, cmds[i]); /* no directory */
         assert_non_null(strstr(r.err, "usage: mmsb"));
-        run_free(&r);
+        tu_run_free(&r);
         r = TOOL(2, cmds[i], dir, "--no-such-option");
         assert_non_null(strstr(r.err, "unknown option"));
-        run_free(&r);
+        tu_run_free(&r);
     }
-    run_out r = TOOL(2, "verify", "/nonexistent/store");
-    run_free(&r);
+    tu_run r = TOOL(2, "verify", "/nonexistent/store");
+    tu_run_free(&r);
     r = TOOL(2, "replay", dir, "--from", "yesterday");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(2, "replay", dir, "--to", "ten");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(2, "page", dir, "--page", "999");
     assert_non_null(strstr(r.err, "does not exist"));
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(2, "history", dir);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(2, "dump", dir, "--type", "nonsense");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(2, "nonsense");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "--help");
     assert_non_null(strstr(r.out, "verify DIR"));
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
@@ -420,13 +354,13 @@ static void test_torn_tail(void **state) {
     memset(junk, 0xA5, sizeof junk);
     tu_file_write(seg, end, junk, sizeof junk);
 
-    run_out r = TOOL(0, "verify", dir, "--json");
+    tu_run r = TOOL(0, "verify", dir, "--json");
     assert_json(r.out);
     assert_string_equal(json_get(r.out, NULL, "clean", (char[8]){0}, 8), "true");
     assert_string_equal(json_get(r.out, "log", "torn", (char[8]){0}, 8), "true");
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "replay", dir, "--verify");
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
@@ -445,27 +379,27 @@ static void test_corrupt_middle(void **state) {
     b ^= 0xFF;
     tu_file_write(seg, d.offset + 32 + 40, &b, 1);
 
-    run_out r = TOOL(1, "verify", dir, "--json");
+    tu_run r = TOOL(1, "verify", dir, "--json");
     assert_json(r.out);
     assert_string_equal(json_get(r.out, NULL, "clean", (char[8]){0}, 8), "false");
     assert_non_null(strstr(r.out, "corrupt"));
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "replay", dir);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "stats", dir, "--json");
     assert_json(r.out);
     assert_non_null(strstr(r.out, "\"chain\":\"broken\""));
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "dump", dir);
     assert_non_null(strstr(r.out, "PAGE_CREATE")); /* what came before is shown */
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "history", dir, "--page", "1");
     assert_non_null(strstr(r.err, "corrupt"));
-    run_free(&r);
+    tu_run_free(&r);
     char *clean = make_store(&w, 7, -1, NULL);
     r = TOOL(1, "diff", clean, dir); /* a corrupt side is a finding, named */
     assert_non_null(strstr(r.err, dir));
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(clean);
     tu_dir_remove(dir);
 }
@@ -488,10 +422,10 @@ static void test_recomputed_crc_caught_by_chain(void **state) {
     tu_file_write(seg, d.offset, rec, len);
     free(rec);
 
-    run_out r = TOOL(1, "verify", dir, "--json");
+    tu_run r = TOOL(1, "verify", dir, "--json");
     assert_json(r.out);
     assert_non_null(strstr(r.out, "chain"));
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
@@ -521,7 +455,7 @@ static void test_wrong_derived_delta(void **state) {
     TU_OK(mmsb_write(e, parent, 0, &v, 1, &ch));
     TU_OK(mmsb_close(e));
 
-    run_out r = TOOL(1, "replay", dir, "--verify", "--json");
+    tu_run r = TOOL(1, "replay", dir, "--verify", "--json");
     assert_json(r.out);
     assert_int_equal(json_u64(r.out, "divergence", "page"), child);
     assert_int_equal(json_u64(r.out, "divergence", "offset"), 100);
@@ -529,13 +463,13 @@ static void test_wrong_derived_delta(void **state) {
     assert_int_equal(json_u64(r.out, "divergence", "actual"), 0x77);
     uint64_t seq = json_u64(r.out, "divergence", "seq");
     assert_true(seq < ch.commit_seq && seq > ch.commit_seq - 4); /* the DERIVED record of that commit */
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "replay", dir, "--verify");
     assert_non_null(strstr(r.out, "DIVERGENCE at record"));
     assert_non_null(strstr(r.out, "offset 100: expected 0x00, actual 0x77"));
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "verify", dir); /* the recorded root of the close disagrees */
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
@@ -548,10 +482,10 @@ static void test_diverging_stores(void **state) {
     char *c = make_store(&wb, 21, -1, NULL);
     assert_string_not_equal(ra, rb);
 
-    run_out r = TOOL(0, "diff", a, c, "--json"); /* same changes, other salts */
+    tu_run r = TOOL(0, "diff", a, c, "--json"); /* same changes, other salts */
     assert_json(r.out);
     assert_string_equal(json_get(r.out, NULL, "identical", v, sizeof v), "true");
-    run_free(&r);
+    tu_run_free(&r);
 
     /* Write 200 is the 200th write after the setup: find its DELTA in A. */
     r = TOOL(1, "diff", a, b, "--json");
@@ -559,7 +493,7 @@ static void test_diverging_stores(void **state) {
     assert_string_equal(json_get(r.out, NULL, "identical", v, sizeof v), "false");
     uint64_t a_seq = json_u64(r.out, "divergence", "a_seq");
     assert_int_equal(json_u64(r.out, "divergence", "b_seq"), a_seq);
-    run_free(&r);
+    tu_run_free(&r);
     mmsb_log_reader *rd;
     TU_OK(mmsb_log_open(a, 0, &rd));
     mmsb_log_record rec = {.struct_size = sizeof rec};
@@ -575,7 +509,7 @@ static void test_diverging_stores(void **state) {
 
     r = TOOL(0, "replay", b, "--json");
     assert_string_equal(json_get(r.out, NULL, "root", v, sizeof v), rb);
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(a);
     tu_dir_remove(b);
     tu_dir_remove(c);
@@ -589,26 +523,26 @@ static void test_checkpoint_command(void **state) {
     char root[33], v[128];
     char *dir = make_store(&w, 31, -1, root);
     tu_checkpoint_remove(dir);
-    run_out r = TOOL(0, "checkpoint", dir, "--keep-log", "--json");
+    tu_run r = TOOL(0, "checkpoint", dir, "--keep-log", "--json");
     assert_json(r.out);
     assert_true(json_u64(r.out, NULL, "number") >= 1);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "verify", dir, "--json");
     assert_string_equal(json_get(r.out, "checkpoint", "present", v, sizeof v), "true");
     assert_string_equal(json_get(r.out, "checkpoint_replay", "root", v, sizeof v), root);
     assert_string_equal(json_get(r.out, "genesis_replay", "root", v, sizeof v), root);
-    run_free(&r);
+    tu_run_free(&r);
     mmsb_options o;
     options_for(&o, true);
     mmsb_engine *e = tu_open(dir, &o);
     r = TOOL(2, "checkpoint", dir);
     assert_non_null(strstr(r.err, "open in another engine"));
-    run_free(&r);
+    tu_run_free(&r);
     /* The reading commands run beside the writer. */
     r = TOOL(0, "verify", dir);
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(0, "stats", dir);
-    run_free(&r);
+    tu_run_free(&r);
     TU_OK(mmsb_close(e));
     tu_dir_remove(dir);
 }
@@ -623,12 +557,12 @@ static void test_foreign_checkpoint(void **state) {
     snprintf(from, sizeof from, "%s/checkpoint", a);
     snprintf(to, sizeof to, "%s/checkpoint", b);
     tu_copy_dir(from, to);
-    run_out r = TOOL(1, "verify", b, "--json");
+    tu_run r = TOOL(1, "verify", b, "--json");
     assert_json(r.out);
     assert_non_null(strstr(r.out, "another store"));
-    run_free(&r);
+    tu_run_free(&r);
     r = TOOL(1, "replay", b, "--from", "checkpoint");
-    run_free(&r);
+    tu_run_free(&r);
     tu_dir_remove(a);
     tu_dir_remove(b);
 }
@@ -659,33 +593,25 @@ static void test_beside_live_writer(void **state) {
     char *dir = tu_dir_new();
     int pid = tu_child_start(busy_writer, dir, NULL);
     for (int round = 0; round < 3; round++) {
-        run_out r = TOOL(0, "verify", dir, "--json");
+        tu_run r = TOOL(0, "verify", dir, "--json");
         assert_json(r.out);
-        run_free(&r);
+        tu_run_free(&r);
         r = TOOL(0, "replay", dir, "--verify", "--json");
         assert_json(r.out);
-        run_free(&r);
+        tu_run_free(&r);
         r = TOOL(0, "stats", dir, "--json");
         assert_json(r.out);
-        run_free(&r);
+        tu_run_free(&r);
     }
     tu_child_kill(pid); /* it was writing all along */
-    run_out r = TOOL(0, "verify", dir); /* and what it left verifies */
-    run_free(&r);
+    tu_run r = TOOL(0, "verify", dir); /* and what it left verifies */
+    tu_run_free(&r);
     tu_dir_remove(dir);
 }
 
 static int find_tool(void **state) {
     (void)state;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL) return -1;
-    *slash = '\0';
-    snprintf(tool_path, sizeof tool_path, "%s/../bin/mmsb", self);
-    return access(tool_path, X_OK) == 0 ? 0 : -1;
+    return tu_tool_find() ? 0 : -1;
 }
 
 int main(void) {

@@ -68,7 +68,7 @@ static void test_transaction_commits_as_one(void **state) {
     assert_int_equal(tu_info(s.e).durable_seq, r.commit_seq);
     TU_OK(mmsb_page_read(s.e, a, 0, buf, 6, NULL));
     assert_memory_equal(buf, "second", 6);
-    assert_int_equal(epoch_of(s.e, a), 2);
+    assert_int_equal(epoch_of(s.e, a), 1); /* one commit: one epoch, however many changes */
     assert_int_equal(epoch_of(s.e, b), 1);
     TU_OK(mmsb_sync(s.e));
     /* create a, commit; create b, commit; 2 + 1 + 2 deltas, one commit */
@@ -173,7 +173,19 @@ static void test_batch(void **state) {
     uint8_t got;
     TU_OK(mmsb_page_read(s.e, a, 0, &got, 1, NULL));
     assert_int_equal(got, 2); /* array order */
+    assert_int_equal(epoch_of(s.e, a), 1); /* the commit changed it: one epoch */
+    /* Expected epochs in a batch all mean the epoch before the commit, also
+     * for a page the batch changes twice. */
+    uint8_t z = 3, w = 4;
+    mmsb_delta twice[2] = {
+        {.page_id = a, .len = 1, .mask = m, .payload = &z, .payload_len = 1, .flags = MMSB_DELTA_EXPECT_EPOCH,
+         .expected_epoch = 1},
+        {.page_id = a, .offset = 1, .len = 1, .mask = m, .payload = &w, .payload_len = 1,
+         .flags = MMSB_DELTA_EXPECT_EPOCH, .expected_epoch = 1},
+    };
+    TU_OK(mmsb_apply_batch(s.e, twice, 2, 0, &r));
     assert_int_equal(epoch_of(s.e, a), 2);
+    TU_ERR(mmsb_apply_batch(s.e, twice, 2, 0, &r), MMSB_ECONFLICT);
     char root[33], after[33];
     tu_root_hex(s.e, root);
     ds[1].page_id = 999;

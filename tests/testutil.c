@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -173,6 +174,46 @@ void tu_copy_dir(const char *src, const char *dst) {
     closedir(d);
 }
 
+void tu_file_copy(const char *from, const char *to) {
+    uint64_t size = tu_file_size(from);
+    uint8_t *b = malloc(size);
+    assert_non_null(b);
+    tu_file_read(from, 0, b, size);
+    tu_file_write(to, 0, b, size);
+    free(b);
+}
+
+void tu_file_flip_bit(const char *path, uint64_t off, uint32_t bit) {
+    uint8_t b;
+    tu_file_read(path, off, &b, 1);
+    b ^= (uint8_t)(1u << bit);
+    tu_file_write(path, off, &b, 1);
+}
+
+void tu_copy_store(const char *src, const char *dst) {
+    tu_copy_dir(src, dst);
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/checkpoint", src);
+    snprintf(b, sizeof b, "%s/checkpoint", dst);
+    struct stat st;
+    if (stat(a, &st) == 0) tu_copy_dir(a, b);
+}
+
+int tu_log_read_all(const char *dir, uint64_t *records) {
+    mmsb_log_reader *r;
+    int rc = mmsb_log_open(dir, 0, &r);
+    *records = 0;
+    if (rc != 0) return rc;
+    mmsb_log_record rec = {.struct_size = sizeof rec};
+    for (uint64_t guard = 0; rc == 0 && guard < (1ull << 40); guard++) {
+        rc = mmsb_log_next(r, &rec);
+        if (rc != 0 || rec.type == MMSB_REC_END) break;
+        (*records)++;
+    }
+    mmsb_log_close(r);
+    return rc;
+}
+
 mmsb_engineinfo tu_info(mmsb_engine *e) {
     mmsb_engineinfo info;
     memset(&info, 0, sizeof info);
@@ -210,4 +251,67 @@ void tu_child_kill(int pid) {
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status)); /* it was still running */
+}
+
+/* ---- the mmsb program ------------------------------------------------------ */
+
+enum { TOOL_OUT_BYTES_MAX = 1 << 22, TOOL_ARGS_MAX = 12 };
+
+static char tool_path[PATH_MAX + 32];
+
+bool tu_tool_find(void) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return false;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL) return false;
+    *slash = '\0';
+    snprintf(tool_path, sizeof tool_path, "%s/../bin/mmsb", self);
+    return access(tool_path, X_OK) == 0;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(TOOL_OUT_BYTES_MAX + 1);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, TOOL_OUT_BYTES_MAX, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (len != NULL) *len = n;
+    return buf;
+}
+
+tu_run tu_tool_run(const char *const *args) {
+    assert_true(tool_path[0] != '\0'); /* tu_tool_find first */
+    char out_path[] = "/tmp/mmsb-tool-out-XXXXXX", err_path[] = "/tmp/mmsb-tool-err-XXXXXX";
+    int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
+    assert_true(out_fd >= 0 && err_fd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        char *argv[TOOL_ARGS_MAX + 2] = {tool_path};
+        for (int i = 0; i < TOOL_ARGS_MAX && args[i] != NULL; i++) argv[i + 1] = (char *)args[i];
+        setenv("MMSB_NO_PROGRESS", "1", 1);
+        execv(tool_path, argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(out_fd);
+    close(err_fd);
+    tu_run r = {.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
+    r.out = slurp(out_path, &r.out_len);
+    r.err = slurp(err_path, NULL);
+    unlink(out_path);
+    unlink(err_path);
+    return r;
+}
+
+void tu_run_free(tu_run *r) {
+    free(r->out);
+    free(r->err);
 }

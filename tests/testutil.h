@@ -57,6 +57,13 @@ void tu_file_read(const char *path, uint64_t off, void *buf, size_t len);
 void tu_file_write(const char *path, uint64_t off, const void *buf, size_t len);
 uint64_t tu_file_size(const char *path);
 void tu_file_truncate(const char *path, uint64_t size);
+void tu_file_copy(const char *from, const char *to);
+void tu_file_flip_bit(const char *path, uint64_t off, uint32_t bit);
+/* A store's files and its checkpoint directory, into dst. */
+void tu_copy_store(const char *src, const char *dst);
+/* Reads a store's whole log through the public reader (mmsb_log_*):
+ * its status, and the records read. */
+int tu_log_read_all(const char *dir, uint64_t *records);
 
 /* Forks a child that runs fn(dir, ctx, ready) and never returns; the
  * parent continues once the child called tu_child_ready(ready). Stop it
@@ -65,6 +72,34 @@ typedef void (*tu_child_fn)(const char *dir, void *ctx, int ready);
 int tu_child_start(tu_child_fn fn, const char *dir, void *ctx);
 void tu_child_ready(int ready);
 void tu_child_kill(int pid);
+
+/* ---- the mmsb program ------------------------------------------------------ */
+
+/* What a run of the tool printed and returned. */
+typedef struct tu_run {
+    int status;    /* the exit status, or 128 + the signal that ended it */
+    char *out;     /* stdout, NUL-terminated */
+    char *err;
+    size_t out_len;
+} tu_run;
+
+/* Finds the mmsb program beside the test programs (build/bin/mmsb). */
+bool tu_tool_find(void);
+/* Runs `mmsb args...` (NULL-terminated) with its progress bar off. */
+tu_run tu_tool_run(const char *const *args);
+void tu_run_free(tu_run *r);
+
+/* Runs the tool and expects an exit status; returns the output. */
+#define TOOL(want, ...)                                                                  \
+    ({                                                                                   \
+        const char *const args_[] = {__VA_ARGS__, NULL};                                 \
+        tu_run r_ = tu_tool_run(args_);                                                  \
+        if (r_.status != (want)) {                                                       \
+            fail_msg("mmsb %s ...: exit %d, expected %d\nstdout: %.2000s\nstderr: %.2000s", \
+                     args_[0], r_.status, (want), r_.out, r_.err);                       \
+        }                                                                                \
+        r_;                                                                              \
+    })
 
 /* The engine's info (asserting success). */
 mmsb_engineinfo tu_info(mmsb_engine *e);

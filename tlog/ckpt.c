@@ -9,19 +9,28 @@
  * and before every write.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "crc32c.h"
 
-enum { PATH_BYTES_MAX = 4096 };
+enum {
+    PATH_BYTES_MAX = 4096,
+    CHECK_ATTEMPTS_MAX = 16, /* a writer that commits during every check */
+};
 
 struct ckpt_store {
     MDB_env *env;
+    char data_path[PATH_BYTES_MAX];
+    bool checked;           /* the file's structure was checked ... */
+    uint64_t checked_txnid; /* ... as of this transaction */
     MDB_dbi meta, pages, derive;
     MDB_txn *txn;       /* the open write or read transaction, or NULL */
     bool writing;
@@ -31,10 +40,25 @@ struct ckpt_store {
 
 static int lmdb_err(int mrc, const char *what) {
     if (mrc == MDB_MAP_FULL || mrc == MDB_TXN_FULL) return CKPT_FULL;
-    int code = mrc == ENOSPC ? MMSB_ENOSPC : mrc == ENOMEM ? MMSB_ENOMEM
+    int code = mrc > 0 ? err_from_errno(mrc) /* an errno value: ENOSPC, EDQUOT, ... */
              : (mrc == MDB_CORRUPTED || mrc == MDB_INVALID || mrc == MDB_PAGE_NOTFOUND) ? MMSB_ECORRUPT
              : mrc == MDB_VERSION_MISMATCH ? MMSB_EVERSION : MMSB_EIO;
     return err_set(code, "checkpoint: %s: %s", what, mdb_strerror(mrc));
+}
+
+/* LMDB reports a short write, which is what a full file system gives, as
+ * EIO: say what happened when the file system has no room left. */
+enum { FULL_DISK_BYTES_MAX = 1 << 20 };
+static int commit_err(ckpt_store *s, int mrc) {
+    const char *path = NULL;
+    struct statvfs fs;
+    if (mrc == EIO && mdb_env_get_path(s->env, &path) == 0 && statvfs(path, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_frsize < FULL_DISK_BYTES_MAX) {
+        return err_set(MMSB_ENOSPC, "checkpoint: committing: the file system of %s is full (%llu bytes free; "
+                       "LMDB reported a short write as an I/O error)", path,
+                       (unsigned long long)fs.f_bavail * fs.f_frsize);
+    }
+    return lmdb_err(mrc, "committing");
 }
 
 static void key_of(uint64_t id, uint8_t out[8]) {
@@ -47,10 +71,56 @@ static uint64_t id_of(const uint8_t in[8]) {
     return v;
 }
 
+/* Before a transaction reads a tree, the snapshot it sees must have passed
+ * ckpt_check_file: LMDB trusts its pages. A read transaction's pages stay
+ * put while it holds its reader slot, so its own snapshot is checked, found
+ * by its meta page; when a writer in another process has since rewritten
+ * that page, *retry says to begin again. A write transaction builds on the
+ * newest (this process holds the store's lock: no other writer), and a
+ * writer's own later commits are not checked again. */
+static int check_snapshot(ckpt_store *s, MDB_txn *txn, bool writing, bool *retry) {
+    uint64_t want = mdb_txn_id(txn) - (writing ? 1 : 0); /* a write txn's id is the next one */
+    *retry = false;
+    if (s->checked && s->checked_txnid == want) return 0;
+    uint64_t checked;
+    int rc = ckpt_check_file(s->data_path, !s->read_only, writing ? CKPT_TXN_NEWEST : want, &checked);
+    if (rc == CKPT_STALE || (rc == 0 && checked != want)) {
+        *retry = true;
+        return 0;
+    }
+    if (rc != 0) return rc;
+    s->checked = true;
+    s->checked_txnid = checked;
+    return 0;
+}
+
+/* Begins a transaction whose snapshot was checked. */
+static int begin_checked(ckpt_store *s, unsigned flags, MDB_txn **out, const char *what) {
+    for (uint32_t attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
+        int mrc = mdb_txn_begin(s->env, NULL, flags, out);
+        if (mrc == MDB_MAP_RESIZED) { /* another process grew the map: adopt it */
+            mrc = mdb_env_set_mapsize(s->env, 0);
+            if (mrc == 0) mrc = mdb_txn_begin(s->env, NULL, flags, out);
+        }
+        if (mrc != 0) {
+            *out = NULL;
+            return lmdb_err(mrc, what);
+        }
+        bool retry;
+        int rc = check_snapshot(s, *out, (flags & MDB_RDONLY) == 0, &retry);
+        if (rc == 0 && !retry) return 0;
+        mdb_txn_abort(*out);
+        *out = NULL;
+        if (rc != 0) return rc;
+    }
+    return err_set(MMSB_EBUSY, "checkpoint: a writer committed during each of %d checks of the file", CHECK_ATTEMPTS_MAX);
+}
+
 static int open_dbis(ckpt_store *s) {
     MDB_txn *t;
-    int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &t);
-    if (mrc != 0) return lmdb_err(mrc, "opening the databases");
+    int rc = begin_checked(s, s->read_only ? MDB_RDONLY : 0, &t, "opening the databases");
+    if (rc != 0) return rc;
+    int mrc;
     unsigned flags = s->read_only ? 0 : MDB_CREATE;
     mrc = mdb_dbi_open(t, "meta", flags, &s->meta);
     if (mrc == 0) mrc = mdb_dbi_open(t, "pages", flags, &s->pages);
@@ -65,6 +135,9 @@ static int open_dbis(ckpt_store *s) {
 }
 
 static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
+    if (snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", path) >= (int)sizeof s->data_path) {
+        return err_set(MMSB_EINVAL, "checkpoint: directory path too long");
+    }
     int mrc = mdb_env_create(&s->env);
     if (mrc == 0) mrc = mdb_env_set_maxdbs(s->env, 4);
     if (mrc == 0) mrc = mdb_env_set_maxreaders(s->env, readers);
@@ -82,32 +155,107 @@ static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
     return open_dbis(s);
 }
 
+/* LMDB writes its two meta pages when it creates an environment: a data
+ * file too short for them is a creation that never finished (one made by an
+ * earlier version at store creation that hit a full disk), which never held
+ * a checkpoint. */
+enum { LMDB_META_PAGES_BYTES_MIN = 2 * 4096 };
+static bool env_is_stub(const struct stat *data) { return data->st_size < LMDB_META_PAGES_BYTES_MIN; }
+
+static int store_path(const char *dir, const char *name, const char *file, char out[PATH_BYTES_MAX]) {
+    int n = snprintf(out, PATH_BYTES_MAX, "%s/%s%s%s", dir, name, file[0] != '\0' ? "/" : "", file);
+    return n >= PATH_BYTES_MAX ? err_set(MMSB_EINVAL, "checkpoint: directory path too long") : 0;
+}
+
 int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t readers, ckpt_store **out) {
     ASSERT(dir != NULL && out != NULL && map_bytes > 0 && readers > 0);
     *out = NULL;
-    char path[PATH_BYTES_MAX];
-    if (snprintf(path, sizeof path, "%s/checkpoint", dir) >= (int)sizeof path) {
-        return err_set(MMSB_EINVAL, "checkpoint: directory path too long");
-    }
+    char path[PATH_BYTES_MAX], data[PATH_BYTES_MAX];
+    int rc = store_path(dir, CKPT_DIR, "", path);
+    if (rc == 0) rc = store_path(dir, CKPT_DIR, "data.mdb", data);
+    if (rc != 0) return rc;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT) return err_set(MMSB_EIO, "checkpoint: %s: %s", path, strerror(errno));
-        if (read_only) return err_set(MMSB_ENOTFOUND, "checkpoint: %s does not exist", path);
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            return err_set(MMSB_EIO, "checkpoint: cannot create %s: %s", path, strerror(errno));
-        }
+    if (stat(data, &st) != 0) {
+        int saved = errno;
+        if (saved == ENOENT) return err_set(MMSB_ENOTFOUND, "checkpoint: %s holds none", path);
+        return err_set(err_from_errno(saved), "checkpoint: %s: %s", data, strerror(saved));
     }
+    if (env_is_stub(&st)) return err_set(MMSB_ENOTFOUND, "checkpoint: %s holds an unfinished environment", path);
     ckpt_store *s = calloc(1, sizeof *s);
     if (s == NULL) return err_set(MMSB_ENOMEM, "checkpoint: out of memory");
     s->read_only = read_only;
     s->map_bytes = map_bytes;
-    int rc = open_env(s, path, readers);
+    rc = open_env(s, path, readers);
     if (rc != 0) {
         ckpt_close(s);
         return rc == CKPT_FULL ? err_set(MMSB_ENOSPC, "checkpoint: map full at open") : rc;
     }
     *out = s;
     return 0;
+}
+
+/* Removes an environment directory's files and the directory; ENOENT is
+ * not an error. */
+static int remove_env_dir(const char *dir, const char *name) {
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char path[PATH_BYTES_MAX];
+    for (uint32_t i = 0; i < ARRAY_LEN(files); i++) {
+        int rc = store_path(dir, name, files[i], path);
+        if (rc != 0) return rc;
+        if (unlink(path) != 0 && errno != ENOENT) {
+            return err_set(err_from_errno(errno), "checkpoint: cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+    int rc = store_path(dir, name, "", path);
+    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT) {
+        rc = err_set(err_from_errno(errno), "checkpoint: cannot remove %s: %s", path, strerror(errno));
+    }
+    return rc;
+}
+
+static int sync_path(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : err_set(err_from_errno(errno), "checkpoint: fsync of %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+/* The environment and its databases, built in CKPT_NEW_DIR and synced. */
+static int build_env(const char *dir, uint64_t map_bytes, uint32_t readers) {
+    char path[PATH_BYTES_MAX];
+    int rc = store_path(dir, CKPT_NEW_DIR, "", path);
+    if (rc != 0) return rc;
+    if (mkdir(path, 0755) != 0) {
+        return err_set(err_from_errno(errno), "checkpoint: cannot create %s: %s", path, strerror(errno));
+    }
+    ckpt_store s = {.map_bytes = map_bytes};
+    rc = open_env(&s, path, readers);
+    int mrc = rc == 0 ? mdb_env_sync(s.env, 1) : 0;
+    if (mrc != 0) rc = lmdb_err(mrc, "syncing the new environment");
+    if (s.env != NULL) mdb_env_close(s.env);
+    if (rc == 0) rc = sync_path(path);
+    return rc == CKPT_FULL ? err_set(MMSB_ENOSPC, "checkpoint: map full at creation") : rc;
+}
+
+int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers) {
+    ASSERT(dir != NULL && map_bytes > 0 && readers > 0);
+    char from[PATH_BYTES_MAX], to[PATH_BYTES_MAX];
+    int rc = store_path(dir, CKPT_NEW_DIR, "", from);
+    if (rc == 0) rc = store_path(dir, CKPT_DIR, "", to);
+    if (rc == 0) rc = remove_env_dir(dir, CKPT_NEW_DIR); /* what a crashed creation left */
+    char data[PATH_BYTES_MAX];
+    struct stat st;
+    if (rc == 0) rc = store_path(dir, CKPT_DIR, "data.mdb", data);
+    if (rc == 0 && stat(data, &st) == 0 && env_is_stub(&st)) rc = remove_env_dir(dir, CKPT_DIR);
+    if (rc == 0) rc = build_env(dir, map_bytes, readers);
+    if (rc == 0 && rename(from, to) != 0) {
+        rc = err_set(err_from_errno(errno), "checkpoint: cannot rename %s to %s: %s", from, to, strerror(errno));
+    }
+    if (rc == 0) return sync_path(dir);
+    char why[300];
+    snprintf(why, sizeof why, "%s", mmsb_last_error());
+    remove_env_dir(dir, CKPT_NEW_DIR);
+    return err_set(rc, "%s", why);
 }
 
 void ckpt_close(ckpt_store *s) {
@@ -239,7 +387,7 @@ int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     mrc = mdb_txn_commit(s->txn); /* frees the transaction, also on failure */
     s->txn = NULL;
     s->writing = false;
-    return mrc == 0 ? 0 : lmdb_err(mrc, "committing");
+    return mrc == 0 ? 0 : commit_err(s, mrc);
 }
 
 void ckpt_write_abort(ckpt_store *s) {
@@ -266,20 +414,13 @@ int ckpt_grow(ckpt_store *s, uint64_t map_max) {
 int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
     ASSERT(s->txn == NULL);
     *found = false;
-    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn);
-    if (mrc == MDB_MAP_RESIZED) { /* another process grew the map: adopt it */
-        mrc = mdb_env_set_mapsize(s->env, 0);
-        if (mrc == 0) mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn);
-    }
-    if (mrc != 0) {
-        s->txn = NULL;
-        return lmdb_err(mrc, "beginning a read");
-    }
+    int rc = begin_checked(s, MDB_RDONLY, &s->txn, "beginning a read");
+    if (rc != 0) return rc;
     MDB_val key = {.mv_size = 5, .mv_data = "state"}, val;
-    mrc = mdb_get(s->txn, s->meta, &key, &val);
+    int mrc = mdb_get(s->txn, s->meta, &key, &val);
     if (mrc == MDB_NOTFOUND) return 0;
     if (mrc != 0) return lmdb_err(mrc, "reading the meta record");
-    int rc = meta_decode(val.mv_data, val.mv_size, meta);
+    rc = meta_decode(val.mv_data, val.mv_size, meta);
     if (rc == 0) *found = true;
     return rc;
 }

@@ -18,7 +18,9 @@ enum {
     CKPT_PAGE_HEAD_BYTES = 24,
     CKPT_DERIVE_HEAD_BYTES = 32,
     CKPT_FULL = 1, /* a put or commit ran out of map: grow and redo */
+    CKPT_STALE = 2, /* the file no longer holds the snapshot asked for: begin again */
 };
+#define CKPT_TXN_NEWEST UINT64_MAX
 
 typedef struct ckpt_meta {
     uint32_t format;
@@ -52,9 +54,16 @@ typedef struct ckpt_derive {
 
 typedef struct ckpt_store ckpt_store;
 
-/* Opens (creating unless read_only) the environment in dir/checkpoint.
- * MMSB_ENOTFOUND when read_only and there is none. */
+#define CKPT_DIR "checkpoint"
+#define CKPT_NEW_DIR "checkpoint.new" /* a creation in progress */
+
+/* Opens the environment in dir/checkpoint; MMSB_ENOTFOUND when there is
+ * none (a store makes its first one at its first checkpoint). */
 int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t readers, ckpt_store **out);
+/* Creates an empty environment with its databases, whole or not at all:
+ * built and synced in dir/checkpoint.new, then renamed to dir/checkpoint.
+ * There must be no dir/checkpoint. */
+int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers);
 void ckpt_close(ckpt_store *s);
 uint64_t ckpt_map_bytes(const ckpt_store *s);
 
@@ -75,6 +84,17 @@ int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m);
 void ckpt_write_abort(ckpt_store *s);
 /* Doubles the map (up to map_max); MMSB_ENOSPC beyond. */
 int ckpt_grow(ckpt_store *s, uint64_t map_max);
+
+/* Checks the structure of the LMDB file data_path as of transaction `want`
+ * (CKPT_TXN_NEWEST: the newest, the one LMDB opens), so that LMDB can read
+ * that snapshot without looping or aborting (ckpt_check.c); with
+ * overflow_headers also each overflow page's header (which a writer's LMDB
+ * trusts when it frees pages). *txnid: the transaction checked.
+ * MMSB_ECORRUPT names the damage; CKPT_STALE: the file holds that
+ * transaction's meta page no longer (or a writer rewrote it meanwhile). */
+int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid);
+/* The same on bytes in memory: the file's first `bytes` bytes. */
+int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid);
 
 /* Reading: one LMDB read transaction, a consistent snapshot (MVCC) that
  * does not block the writer. *found is false when no checkpoint was ever

@@ -13,12 +13,10 @@
 
 #include "cursor.h"
 
-enum { SEGMENTS_MAX = 1 << 20 };
-
 typedef struct log_cursor log_cursor;
 static int corrupt(log_cursor *c, const char *why);
 
-typedef enum { HDR_VALID, HDR_ZERO, HDR_INVALID } hdr_kind;
+typedef enum { HDR_VALID, HDR_ZERO, HDR_INVALID, HDR_OTHER_VERSION } hdr_kind;
 
 struct log_cursor {
     int dir_fd;
@@ -42,6 +40,8 @@ struct log_cursor {
     uint64_t commit_end_off;
     uint64_t commit_seg_first_seq;
     bool after_close;      /* the last valid record is a clean close's commit */
+    bool in_head;          /* before the first commit boundary of a pruned log */
+    bool sealed;           /* the last record returned was a SEAL: move on at the next call */
     uint64_t *aborted;     /* pairs: first seq, ABORT seq */
     uint64_t aborted_count, aborted_cap;
     bool done;
@@ -68,54 +68,93 @@ static int cmp_u64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Lists the segment files (readdir order is arbitrary: sort by number). */
-static int list_segments(log_cursor *c) {
-    int fd = dup(c->dir_fd);
+int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count) {
+    *numbers = NULL;
+    *count = 0;
+    int fd = dup(dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
+        int saved = errno;
         if (fd >= 0) close(fd);
-        return err_set(MMSB_EIO, "cannot list the store directory: %s", strerror(errno));
+        return err_set(err_from_errno(saved), "cannot list the store directory: %s", strerror(saved));
     }
     rewinddir(d);
-    uint32_t cap = 64;
-    c->seg_nos = malloc(cap * sizeof *c->seg_nos);
-    int rc = c->seg_nos == NULL ? err_set(MMSB_ENOMEM, "listing segments") : 0;
+    uint32_t cap = 64, n = 0;
+    uint64_t *nos = malloc(cap * sizeof *nos);
+    int rc = nos == NULL ? err_set(MMSB_ENOMEM, "listing segments") : 0;
     for (struct dirent *ent; rc == 0 && (ent = readdir(d)) != NULL;) {
         uint64_t no;
         if (!parse_segment_name(ent->d_name, &no)) continue;
-        if (c->seg_count == SEGMENTS_MAX) {
-            rc = err_set(MMSB_ENOSPC, "more than %d segment files", SEGMENTS_MAX);
-            break;
-        }
-        if (c->seg_count == cap) {
-            uint64_t *grown = realloc(c->seg_nos, 2 * cap * sizeof *grown);
+        if (n == SEGMENT_FILES_MAX) {
+            rc = err_set(MMSB_ENOSPC, "more than %d segment files", SEGMENT_FILES_MAX);
+        } else if (n == cap) {
+            uint64_t *grown = realloc(nos, 2 * cap * sizeof *grown);
             if (grown == NULL) rc = err_set(MMSB_ENOMEM, "listing segments");
-            if (grown == NULL) break;
-            c->seg_nos = grown;
-            cap *= 2;
+            else nos = grown, cap *= 2;
         }
-        c->seg_nos[c->seg_count++] = no;
+        if (rc == 0) nos[n++] = no;
     }
     closedir(d);
-    if (rc == 0) qsort(c->seg_nos, c->seg_count, sizeof *c->seg_nos, cmp_u64);
-    if (rc == 0 && c->has_start) {
+    if (rc != 0) {
+        free(nos);
+        return rc;
+    }
+    /* readdir order is arbitrary: sort by number */
+    qsort(nos, n, sizeof *nos, cmp_u64);
+    *numbers = nos;
+    *count = n;
+    return 0;
+}
+
+bool segment_gap(const uint64_t *numbers, uint32_t count) {
+    for (uint32_t i = 1; i < count; i++) {
+        if (numbers[i] != numbers[i - 1] + 1) return true;
+    }
+    return false;
+}
+
+static void drop_first(log_cursor *c, uint32_t n) {
+    ASSERT(n <= c->seg_count);
+    memmove(c->seg_nos, c->seg_nos + n, (c->seg_count - n) * sizeof *c->seg_nos);
+    c->seg_count -= n;
+}
+
+/* Segment files below the checkpoint's segment that do not run up to it
+ * without a gap: a crash interrupted the retention that removes them
+ * (oldest first), so the checkpoint covers them and nothing reads them. */
+static void drop_leftovers(log_cursor *c, uint64_t covered_segment) {
+    uint32_t at = 0;
+    while (at < c->seg_count && c->seg_nos[at] < covered_segment) at++;
+    if (at == c->seg_count || c->seg_nos[at] != covered_segment) return; /* nothing to judge by */
+    uint32_t run = at;
+    while (run > 0 && c->seg_nos[run - 1] + 1 == c->seg_nos[run]) run--;
+    c->end.leftover_segments = run;
+    drop_first(c, run);
+}
+
+/* The segment files to read, in number order, without a gap. */
+static int list_segments(log_cursor *c, uint64_t covered_segment) {
+    int rc = segment_list(c->dir_fd, &c->seg_nos, &c->seg_count);
+    if (rc != 0) return rc;
+    if (c->has_start) {
         uint32_t keep = 0;
         while (keep < c->seg_count && c->seg_nos[keep] < c->start.segment) keep++;
         if (keep == c->seg_count || c->seg_nos[keep] != c->start.segment) {
             return err_set(MMSB_ECORRUPT, "segment %llu, where the checkpoint's log position is, is missing",
                            (unsigned long long)c->start.segment);
         }
-        memmove(c->seg_nos, c->seg_nos + keep, (c->seg_count - keep) * sizeof *c->seg_nos);
-        c->seg_count -= keep;
+        drop_first(c, keep);
+    } else if (covered_segment != 0) {
+        drop_leftovers(c, covered_segment);
     }
-    for (uint32_t i = 1; rc == 0 && i < c->seg_count; i++) {
+    for (uint32_t i = 1; i < c->seg_count; i++) {
         if (c->seg_nos[i] != c->seg_nos[i - 1] + 1) {
-            rc = err_set(MMSB_ECORRUPT, "segment %llu is missing (found %llu, then %llu)",
-                         (unsigned long long)(c->seg_nos[i - 1] + 1),
-                         (unsigned long long)c->seg_nos[i - 1], (unsigned long long)c->seg_nos[i]);
+            return err_set(MMSB_ECORRUPT, "segment %llu is missing (found %llu, then %llu)",
+                           (unsigned long long)(c->seg_nos[i - 1] + 1),
+                           (unsigned long long)c->seg_nos[i - 1], (unsigned long long)c->seg_nos[i]);
         }
     }
-    return rc;
+    return 0;
 }
 
 static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint64_t *size_out) {
@@ -133,25 +172,61 @@ static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint6
     return 0;
 }
 
-static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h) {
+static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h, int *rc) {
     int fd;
     uint64_t size;
-    if (open_segment_fd(c, idx, &fd, &size) != 0) return HDR_INVALID;
+    *rc = open_segment_fd(c, idx, &fd, &size);
+    if (*rc != 0) return HDR_INVALID;
     uint8_t buf[SEG_HEADER_BYTES] = {0};
     ssize_t got = pread(fd, buf, sizeof buf, 0);
     close(fd);
     if (got <= 0 || seg_header_is_zero(buf)) return HDR_ZERO;
-    if (got < (ssize_t)sizeof buf || seg_header_decode(buf, h) != 0) return HDR_INVALID;
-    return HDR_VALID;
+    if (got < (ssize_t)sizeof buf) return HDR_INVALID;
+    int decoded = seg_header_decode(buf, h);
+    return decoded == 0 ? HDR_VALID : decoded == MMSB_EVERSION ? HDR_OTHER_VERSION : HDR_INVALID;
+}
+
+/* Bytes from the end of the header to the last non-zero byte of segment
+ * idx: 0 when it provably holds no record (a spare, or a segment whose
+ * header write never finished). */
+static int segment_data_bytes(const log_cursor *c, uint32_t idx, uint64_t *bytes) {
+    int fd;
+    uint64_t size;
+    int rc = open_segment_fd(c, idx, &fd, &size);
+    if (rc != 0) return rc;
+    *bytes = 0;
+    if (size <= SEG_HEADER_BYTES) {
+        close(fd);
+        return 0;
+    }
+    uint8_t *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return err_set(MMSB_EIO, "cannot map segment %llu", (unsigned long long)c->seg_nos[idx]);
+    seg_scan probe;
+    seg_scan_init(&probe, map, size, 0, 0, 1, c->kern);
+    *bytes = seg_scan_nonzero_end(&probe, SEG_HEADER_BYTES) - SEG_HEADER_BYTES;
+    munmap(map, size);
+    return 0;
 }
 
 /* Finds the last segment with a valid header: every segment after it must be
- * a spare (zero or unfinished header). */
+ * a spare (zero or unfinished header), which enter_segment checks once the
+ * log reaches it. A log with no valid header at all is a new store only
+ * when no segment holds data. */
 static int classify_headers(log_cursor *c) {
     seg_header h;
     bool any = false;
     for (uint32_t i = 0; i < c->seg_count; i++) {
-        hdr_kind kind = read_header(c, i, &h);
+        int rc;
+        hdr_kind kind = read_header(c, i, &h, &rc);
+        if (rc != 0) return rc;
+        if (kind == HDR_OTHER_VERSION) { /* a whole header of another format: say which */
+            char name[32];
+            segment_name(c->seg_nos[i], name);
+            char why[200];
+            snprintf(why, sizeof why, "%s", mmsb_last_error());
+            return err_set(MMSB_EVERSION, "%s: %s", name, why);
+        }
         if (kind == HDR_VALID) {
             if (any && c->seg_last != i - 1) {
                 char name[32];
@@ -166,18 +241,26 @@ static int classify_headers(log_cursor *c) {
     c->end.segment_files = c->seg_count;
     if (c->seg_count > 0) c->end.segment_first = c->seg_nos[0];
     if (any) c->end.segment_last = c->seg_nos[c->seg_last];
-    if (any && read_header(c, 0, &h) != HDR_VALID) {
-        return err_set(MMSB_ECORRUPT, "the first segment has an invalid header");
+    int rc;
+    if (any && read_header(c, 0, &h, &rc) != HDR_VALID) {
+        return rc != 0 ? rc : err_set(MMSB_ECORRUPT, "the first segment has an invalid header");
+    }
+    for (uint32_t i = 0; !any && i < c->seg_count; i++) {
+        uint64_t data;
+        rc = segment_data_bytes(c, i, &data);
+        if (rc != 0) return rc;
+        if (data != 0) {
+            char name[32];
+            segment_name(c->seg_nos[i], name);
+            return err_set(MMSB_ECORRUPT, "%s has no valid segment header, but holds %llu bytes of records "
+                           "(the header is damaged)", name, (unsigned long long)data);
+        }
     }
     return 0;
 }
 
-int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out) {
-    return cursor_open_at(dir_fd, flags, kern, NULL, out);
-}
-
-int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
-                   log_cursor **out) {
+static int cursor_new(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
+                      uint64_t covered_segment, log_cursor **out) {
     log_cursor *c = calloc(1, sizeof *c);
     if (c == NULL) return err_set(MMSB_ENOMEM, "cannot allocate a log cursor");
     c->dir_fd = dir_fd;
@@ -187,7 +270,7 @@ int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const curso
         c->has_start = true;
         c->start = *start;
     }
-    int rc = list_segments(c);
+    int rc = list_segments(c, covered_segment);
     if (rc == 0) rc = classify_headers(c);
     if (rc != 0) {
         cursor_close(c);
@@ -201,6 +284,16 @@ int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const curso
     if (c->end.empty) c->done = true;
     *out = c;
     return 0;
+}
+
+int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, uint64_t covered_segment,
+                log_cursor **out) {
+    return cursor_new(dir_fd, flags, kern, NULL, covered_segment, out);
+}
+
+int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
+                   log_cursor **out) {
+    return cursor_new(dir_fd, flags, kern, start, 0, out);
 }
 
 static void unmap_segment(log_cursor *c) {
@@ -235,11 +328,7 @@ bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq) {
 
 /* An ABORT voids the records since the last commit: they leave the chain,
  * and their range is remembered so that replay skips them. */
-static int abort_records(log_cursor *c, const log_rec *r) {
-    uint64_t first;
-    int rc = rec_decode_abort(r, &first);
-    ASSERT(rc == 0);
-    if (first != c->commit_first_seq) return corrupt(c, "ABORT does not start where the last commit ended");
+static int remember_aborted(log_cursor *c, uint64_t first, uint64_t abort_seq) {
     if (c->aborted_count == c->aborted_cap) {
         uint64_t cap = c->aborted_cap == 0 ? 16 : 2 * c->aborted_cap;
         uint64_t *grown = realloc(c->aborted, 2 * cap * sizeof *grown);
@@ -248,8 +337,18 @@ static int abort_records(log_cursor *c, const log_rec *r) {
         c->aborted_cap = cap;
     }
     c->aborted[2 * c->aborted_count] = first;
-    c->aborted[2 * c->aborted_count + 1] = r->seq;
+    c->aborted[2 * c->aborted_count + 1] = abort_seq;
     c->aborted_count++;
+    return 0;
+}
+
+static int abort_records(log_cursor *c, const log_rec *r) {
+    uint64_t first;
+    int rc = rec_decode_abort(r, &first);
+    ASSERT(rc == 0);
+    if (first != c->commit_first_seq) return corrupt(c, "ABORT does not start where the last commit ended");
+    rc = remember_aborted(c, first, r->seq);
+    if (rc != 0) return rc;
     chain_begin(&c->chain, c->end.chain);
     c->commit_first_seq = r->seq + 1;
     return 0;
@@ -363,8 +462,45 @@ static int begin_at_start(log_cursor *c, uint64_t size_used) {
     return 0;
 }
 
+/* The log went past a SEAL into a segment whose header is not valid. The
+ * writer syncs a SEAL, then writes and syncs the next header, and only then
+ * records: so that segment may be one whose header write never finished (a
+ * crash in between), but only if it holds nothing; with records in it, its
+ * header was damaged after the fact, and those records are not to be
+ * dropped silently. A reader that races the writer may see the header only
+ * now: then the log simply ends here for it. */
+static int past_last_header(log_cursor *c) {
+    seg_header h;
+    int rc;
+    if (read_header(c, c->seg_idx, &h, &rc) == HDR_VALID || rc != 0) {
+        if (rc == 0) finish(c);
+        return rc;
+    }
+    uint64_t data;
+    rc = segment_data_bytes(c, c->seg_idx, &data);
+    if (rc != 0 || data == 0) {
+        if (rc == 0) finish(c);
+        return rc;
+    }
+    char name[32];
+    segment_name(c->seg_nos[c->seg_idx], name);
+    log_end *e = &c->end;
+    snprintf(e->detail, sizeof e->detail, "%s: a sealed segment is followed by this one, whose header is "
+             "damaged although it holds %llu bytes of records", name, (unsigned long long)data);
+    if (c->flags & CURSOR_SALVAGE) {
+        e->salvaged = true;
+        e->dropped_bytes = data;
+        finish(c);
+        return 0;
+    }
+    e->status = MMSB_ECORRUPT;
+    finish(c);
+    return err_set(MMSB_ECORRUPT, "log corrupt: %s", e->detail);
+}
+
 static int enter_segment(log_cursor *c) {
     if (c->seg_idx > c->seg_last) {
+        if (c->seg_idx < c->seg_count) return past_last_header(c);
         finish(c);
         return 0;
     }
@@ -391,6 +527,8 @@ static int enter_segment(log_cursor *c) {
         c->commit_seg_first_seq = c->hdr.first_seq;
         c->commit_first_seq = c->hdr.first_seq;
         c->started = true;
+        /* Segments before this one were removed: it may begin inside a commit. */
+        c->in_head = c->hdr.first_seq > 1;
     } else if (c->hdr.salt != c->end.salt) {
         return corrupt(c, "segment belongs to another store (salt differs)");
     } else if (c->hdr.first_seq != c->next_seq || c->hdr.chain_in.lo != c->end.chain.lo ||
@@ -409,11 +547,47 @@ static int enter_segment(log_cursor *c) {
     return 0;
 }
 
+/* The first record that ends a commit in a log whose oldest segments were
+ * removed. Its commit may have begun in a removed segment (first sequence
+ * number before the log's first record): then the records up to it finish
+ * a commit the checkpoint covers; its chain value is taken as given (the
+ * records it hashes are gone) and checked from there on. Otherwise the log
+ * began at a commit boundary and everything is checked as usual. */
+static bool head_boundary(log_cursor *c, const log_rec *r, int *rc_out) {
+    c->in_head = false;
+    *rc_out = 0;
+    uint64_t first;
+    if (r->type == REC_COMMIT) {
+        rec_commit cm;
+        int rc = rec_decode_commit(r, &cm);
+        ASSERT(rc == 0);
+        if (cm.first_seq >= c->commit_first_seq) return false;
+        c->end.chain = cm.chain;
+        c->end.last_commit_seq = r->seq;
+        c->commit_seg_idx = c->seg_idx;
+        c->commit_end_off = c->scan.off;
+        c->commit_seg_first_seq = c->hdr.first_seq;
+    } else if (r->type == REC_ABORT && rec_decode_abort(r, &first) == 0 && first < c->commit_first_seq) {
+        /* The commit that began before the log was rolled back: nothing of it
+         * counts, and the chain goes on from the segment's chain value. */
+        *rc_out = remember_aborted(c, first, r->seq);
+    } else {
+        return false;
+    }
+    c->end.covered_to_seq = r->seq;
+    chain_begin(&c->chain, c->end.chain);
+    c->commit_first_seq = r->seq + 1;
+    return true;
+}
+
 /* Chains the record; at a COMMIT, checks the chain value and moves the
  * "last valid commit" mark. */
 static int account(log_cursor *c, const log_rec *r) {
     bool verify = (c->flags & CURSOR_VERIFY) != 0;
     c->after_close = false;
+    bool ends_commit = r->type == REC_COMMIT || r->type == REC_ABORT || r->type == REC_CHECKPOINT;
+    int rc = 0;
+    if (c->in_head && ends_commit && head_boundary(c, r, &rc)) return rc;
     if (r->type == REC_ABORT) return abort_records(c, r);
     if (r->type == REC_CHECKPOINT) return checkpoint_marker(c, r);
     if (r->type != REC_COMMIT) {
@@ -421,7 +595,7 @@ static int account(log_cursor *c, const log_rec *r) {
         return 0;
     }
     rec_commit cm;
-    int rc = rec_decode_commit(r, &cm);
+    rc = rec_decode_commit(r, &cm);
     ASSERT(rc == 0); /* the scan checked the payload */
     if (cm.first_seq != c->commit_first_seq) {
         return corrupt(c, "commit does not start where the previous one ended");
@@ -451,12 +625,16 @@ static int after_seal(log_cursor *c, const log_rec *r) {
     if (next_no != c->hdr.segment_no + 1 || end_off != c->scan.off) {
         return corrupt(c, "SEAL names the wrong next segment or end");
     }
-    unmap_segment(c);
-    c->seg_idx++;
+    c->sealed = true; /* the SEAL's payload stays mapped until the next call */
     return 0;
 }
 
 int cursor_next(log_cursor *c, log_rec *rec, bool *done) {
+    if (c->sealed) {
+        c->sealed = false;
+        unmap_segment(c);
+        c->seg_idx++;
+    }
     for (;;) {
         *done = c->done;
         if (c->done) return c->end.status;

@@ -39,6 +39,12 @@ typedef struct log_end {
     uint64_t segment_last;      /* highest segment with a valid header */
     uint64_t segment_files;     /* segment files present, spares included */
     uint64_t first_seq;         /* of the first record read (1: the log is whole) */
+    /* A log whose oldest kept segment begins inside a commit (the commit
+     * started in a segment a checkpoint made obsolete): the records up to
+     * and including this one finish that commit. They are covered by the
+     * checkpoint, not damage; 0 when the log starts at a commit boundary. */
+    uint64_t covered_to_seq;
+    uint64_t leftover_segments; /* covered segment files not read (see cursor_open) */
 } log_end;
 
 typedef struct log_cursor log_cursor;
@@ -55,13 +61,21 @@ typedef struct cursor_start {
     uint32_t generation;  /* of the writer that wrote it: later records are not older */
 } cursor_start;
 
-/* Opens the log of the store in dir_fd (the descriptor is not taken), from
- * its first segment, or from `start` when it is not NULL. */
-int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, log_cursor **out);
+/* Opens the log of the store in dir_fd (the descriptor is not taken) from
+ * its oldest record. covered_segment is the segment of the store's
+ * checkpoint (0: none): segment files below it that do not run without a gap
+ * up to it are left over from a retention a crash interrupted; they are
+ * covered by the checkpoint and not read (end->leftover_segments counts
+ * them). Without a checkpoint a gap is corruption. */
+int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, uint64_t covered_segment,
+                log_cursor **out);
+/* The same from `start` (a checkpoint's position; NULL: the oldest record).
+ * Segments before start->segment are not read. */
 int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
                    log_cursor **out);
 /* The next valid record, or *done once the log has ended (then cursor_end
  * says how). Returns the end status when the log ended in corruption.
+ * rec->payload stays valid until the next call (or cursor_close).
  * Valid records after the last commit are returned too: a caller that
  * applies records applies only those up to end->last_commit_seq, which a
  * first pass tells it. */
@@ -78,5 +92,11 @@ void cursor_close(log_cursor *c);
 
 /* "log-%010llu.seg" */
 void segment_name(uint64_t segment_no, char out[32]);
+/* The segment files of the store in dir_fd, sorted by number: *numbers is
+ * allocated (free it), *count at most SEGMENT_FILES_MAX. */
+enum { SEGMENT_FILES_MAX = 1 << 20 };
+int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count);
+/* Whether the sorted segment numbers have a gap. */
+bool segment_gap(const uint64_t *numbers, uint32_t count);
 
 #endif /* MMSB_TLOG_CURSOR_H */

@@ -12,7 +12,7 @@
 #include "../engine/kern.h"
 
 enum {
-    LOG_FORMAT_VERSION = 1,
+    LOG_FORMAT_VERSION = 2, /* 2: a page's epoch rises once per commit */
     SEG_HEADER_BYTES = 4096,
     REC_HEADER_BYTES = 32,
     REC_ALIGN = 8,

@@ -25,6 +25,20 @@ static int fail(int errnum, const char *what, uint64_t len, uint64_t off) {
                    (unsigned long long)len, (unsigned long long)off, strerror(errnum));
 }
 
+int io_hook(const io_hooks *h, const io_event *ev) {
+    return h != NULL && h->fn != NULL ? h->fn(h->ctx, ev) : 0;
+}
+
+static int hook_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off) {
+    io_event ev = {.kind = IO_EV_WRITE, .fd = fd, .buf = buf, .len = len, .off = off};
+    return io_hook(&io->hooks, &ev);
+}
+
+static int hook_sync(log_io *io, int fd, io_event_kind kind) {
+    io_event ev = {.kind = kind, .fd = fd};
+    return io_hook(&io->hooks, &ev);
+}
+
 /* Injected faults: returns an errno to fail with, or 0. */
 static int fault_write(log_io *io) {
     if (io->faults.write_errno == 0) return 0;
@@ -56,6 +70,7 @@ static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint
     for (uint32_t attempt = 0; done < len; attempt++) {
         if (attempt == WRITE_ATTEMPTS_MAX) return fail(EIO, "write (no progress)", len, off);
         int injected = fault_write(io);
+        if (injected == 0) injected = hook_write(io, fd, buf + done, clamp_write(io, len - done), off + done);
         if (injected != 0) return fail(injected, "write", len, off);
         ssize_t n = pwrite(fd, buf + done, clamp_write(io, len - done), (off_t)(off + done));
         if (n < 0 && errno == EINTR) continue;
@@ -69,11 +84,13 @@ static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint
 
 static int sync_datasync(log_io *io, int fd) {
     int injected = fault_sync(io);
+    if (injected == 0) injected = hook_sync(io, fd, IO_EV_SYNC);
     if (injected != 0) return fail(injected, "fdatasync", 0, 0);
     while (fdatasync(fd) != 0) {
         if (errno != EINTR) return fail(errno, "fdatasync", 0, 0);
     }
     io->syncs++;
+    hook_sync(io, fd, IO_EV_SYNCED);
     return 0;
 }
 
@@ -85,8 +102,10 @@ static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len,
                            bool sync, bool *synced) {
     struct io_uring *ring = io->uring;
     int injected = len > 0 ? fault_write(io) : 0;
+    if (injected == 0 && len > 0) injected = hook_write(io, fd, buf, clamp_write(io, len), off);
     if (injected != 0) return fail(injected, "write", len, off);
     int injected_sync = sync ? fault_sync(io) : 0;
+    if (injected_sync == 0 && sync) injected_sync = hook_sync(io, fd, IO_EV_SYNC);
     unsigned want = 0;
     if (len > 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
@@ -129,6 +148,7 @@ static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len,
     if (errnum != 0) return fail(errnum, written < (int64_t)len ? "write" : "fdatasync", len, off);
     if (len > 0) io->writes++;
     if (*synced) io->syncs++;
+    if (*synced) hook_sync(io, fd, IO_EV_SYNCED);
     return written;
 }
 
@@ -169,8 +189,9 @@ static int uring_probe(log_io *io) {
     return 0;
 }
 
-int io_open(log_io *io, uint32_t requested) {
+int io_open(log_io *io, uint32_t requested, const io_hooks *hooks) {
     memset(io, 0, sizeof *io);
+    if (hooks != NULL) io->hooks = *hooks;
     const char *env = getenv("MMSB_IO");
     const char *source = "options";
     if (requested == IO_AUTO && env != NULL && env[0] != '\0') {

@@ -20,18 +20,48 @@ typedef struct io_faults {
     uint32_t short_write_max; /* cut every write to at most this many bytes */
 } io_faults;
 
+/* A simulator's view of the store's I/O (tests/test_sim.c); all off in
+ * every ordinary open. The hook is called before each log write (its bytes
+ * not yet written), before each sync, after each completed sync, and at
+ * named points of a checkpoint; a nonzero return from a call made before an
+ * operation is an errno that operation fails with instead. Calls are
+ * serialised by the writer's I/O lock or made by the writing thread. */
+typedef enum { IO_EV_WRITE, IO_EV_SYNC, IO_EV_SYNCED, IO_EV_POINT } io_event_kind;
+
+typedef struct io_event {
+    io_event_kind kind;
+    int fd;                /* WRITE, SYNC, SYNCED */
+    const uint8_t *buf;    /* WRITE: the bytes */
+    uint64_t len, off;     /* WRITE */
+    const char *point;     /* POINT: its name */
+} io_event;
+
+typedef int (*io_hook_fn)(void *ctx, const io_event *ev);
+
+typedef struct io_hooks {
+    io_hook_fn fn;         /* or NULL */
+    void *ctx;
+    bool inline_flush;     /* no flusher thread: the writing thread flushes
+                              when it must, and prepares the next segment
+                              itself, so that I/O happens in one order */
+} io_hooks;
+
+/* Calls the hook, if any; its errno, or 0. */
+int io_hook(const io_hooks *h, const io_event *ev);
+
 typedef struct log_io {
     uint32_t kind;     /* IO_URING or IO_SYNC */
     char reason[128];  /* why this backend, for people */
     void *uring;       /* struct io_uring, when kind == IO_URING */
     io_faults faults;
+    io_hooks hooks;
     uint64_t writes, syncs, bytes; /* counters */
 } log_io;
 
 /* Picks the backend: `requested` (IO_AUTO honours MMSB_IO=uring|sync) and
  * probes io_uring, falling back to IO_SYNC with the reason when it is not
  * available. MMSB_ENOTSUP only when io_uring was demanded and is missing. */
-int io_open(log_io *io, uint32_t requested);
+int io_open(log_io *io, uint32_t requested, const io_hooks *hooks);
 void io_close(log_io *io);
 /* Writes all len bytes at file offset off, then fdatasync when sync. */
 int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync);

@@ -10,10 +10,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "cursor.h"
+
+enum { READER_CKPT_MAP_BYTES = 1 << 20, READER_CKPT_READERS = 126 };
 
 struct mmsb_log_reader {
     int dir_fd;
+    uint64_t covered_segment; /* the checkpoint's segment, when segments have a gap */
     const kern_ops *kern;
     log_cursor *cursor;
     log_end end;      /* from the first pass */
@@ -22,9 +26,30 @@ struct mmsb_log_reader {
     bool finished;
 };
 
+/* Only a log whose segment files have a gap needs the checkpoint: to know
+ * whether the files before the gap are leftovers of an interrupted
+ * retention that it covers (see cursor_open). Without a readable checkpoint
+ * the gap is reported as it is. */
+static int find_covered_segment(mmsb_log_reader *r, const char *dir) {
+    uint64_t *nos;
+    uint32_t count;
+    int rc = segment_list(r->dir_fd, &nos, &count);
+    if (rc != 0) return rc;
+    bool gap = segment_gap(nos, count);
+    free(nos);
+    ckpt_store *s = NULL;
+    if (!gap || ckpt_open(dir, true, READER_CKPT_MAP_BYTES, READER_CKPT_READERS, &s) != 0) return 0;
+    ckpt_meta m;
+    bool found = false;
+    if (ckpt_read_begin(s, &m, &found) == 0 && found) r->covered_segment = m.segment;
+    ckpt_read_end(s);
+    ckpt_close(s);
+    return 0;
+}
+
 static int first_pass(mmsb_log_reader *r) {
     log_cursor *c;
-    int rc = cursor_open(r->dir_fd, CURSOR_VERIFY, r->kern, &c);
+    int rc = cursor_open(r->dir_fd, CURSOR_VERIFY, r->kern, r->covered_segment, &c);
     if (rc != 0) return rc;
     bool done = false;
     log_rec rec;
@@ -46,8 +71,9 @@ MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **re
     r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = r->dir_fd < 0 ? err_set(MMSB_ENOTFOUND, "mmsb_log_open: cannot open directory %s", dir) : 0;
     if (rc == 0) rc = kern_select(MMSB_KERNEL_AUTO, &r->kern);
+    if (rc == 0) rc = find_covered_segment(r, dir);
     if (rc == 0) rc = first_pass(r);
-    if (rc == 0) rc = cursor_open(r->dir_fd, CURSOR_VERIFY, r->kern, &r->cursor);
+    if (rc == 0) rc = cursor_open(r->dir_fd, CURSOR_VERIFY, r->kern, r->covered_segment, &r->cursor);
     if (rc != 0) {
         mmsb_log_close(r);
         return rc;

@@ -112,18 +112,32 @@ io_faults *log_faults(log_writer *w) { return &w->io.faults; }
 
 static int sync_dir(log_writer *w) {
     if (fsync(w->dir_fd) != 0) {
-        return err_set(MMSB_EIO, "fsync of the store directory: %s", strerror(errno));
+        return err_set(err_from_errno(errno), "fsync of the store directory: %s", strerror(errno));
     }
     return 0;
 }
 
-/* Creates segment `no` at full size; with zero_fill its blocks are written
- * (zeros), so later writes into it are plain overwrites. */
-static int create_segment(log_writer *w, uint64_t no, bool zero_fill, int *fd_out) {
+/* A segment being made is named "<final name>.new" (which no reader
+ * lists) until it is whole. */
+static void segment_temp_name(uint64_t no, char out[40]) {
     char name[32];
     segment_name(no, name);
-    int fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(err_from_errno(errno), "cannot create %s: %s", name, strerror(errno));
+    snprintf(out, 40, "%s.new", name);
+}
+
+static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq);
+
+/* Creates segment `no` at full size under a temporary name, with its blocks
+ * written (zeros) when zero_fill, so that later writes into it are plain
+ * overwrites, and with its header when with_header (a store's first
+ * segment: the store exists once it is there); then gives it its name. A
+ * crash leaves the segment whole or absent. */
+static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
+    char name[32], temp[40];
+    segment_name(no, name);
+    segment_temp_name(no, temp);
+    int fd = openat(w->dir_fd, temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(err_from_errno(errno), "cannot create %s: %s", temp, strerror(errno));
     int rc = 0;
     if (fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes) != 0) {
         int saved = errno;
@@ -135,12 +149,17 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, int *fd_ou
     for (uint64_t off = 0; rc == 0 && zero_fill && off < w->cfg.segment_bytes; off += ZERO_FILL_CHUNK) {
         uint64_t n = min_u64(ZERO_FILL_CHUNK, w->cfg.segment_bytes - off);
         ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
-        if (put != (ssize_t)n) rc = err_set(MMSB_EIO, "cannot zero-fill %s: %s", name, strerror(errno));
+        if (put != (ssize_t)n) rc = err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name, put < 0 ? strerror(errno) : "short write");
     }
-    if (rc == 0 && zero_fill && fdatasync(fd) != 0) rc = err_set(MMSB_EIO, "fdatasync of %s: %s", name, strerror(errno));
+    if (rc == 0 && zero_fill && fdatasync(fd) != 0) rc = err_set(err_from_errno(errno), "fdatasync of %s: %s", name, strerror(errno));
+    if (rc == 0 && with_header) rc = write_header(w, fd, no, 1);
+    if (rc == 0 && renameat(w->dir_fd, temp, w->dir_fd, name) != 0) {
+        rc = err_set(err_from_errno(errno), "cannot rename %s to %s: %s", temp, name, strerror(errno));
+    }
     if (rc == 0) rc = sync_dir(w);
     if (rc != 0) {
         close(fd);
+        unlinkat(w->dir_fd, temp, 0);
         unlinkat(w->dir_fd, name, 0);
         return rc;
     }
@@ -156,7 +175,7 @@ static void prepare_spare(log_writer *w) {
         if (w->spare_fd >= 0) close(w->spare_fd);
         w->spare_fd = -1;
         int fd;
-        if (create_segment(w, want, true, &fd) == 0) {
+        if (create_segment(w, want, true, false, &fd) == 0) {
             w->spare_fd = fd;
             w->spare_no = want;
         }
@@ -171,7 +190,7 @@ static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
     if (w->spare_fd >= 0 && w->spare_no == no) {
         *fd_out = w->spare_fd;
     } else {
-        rc = create_segment(w, no, false, fd_out);
+        rc = create_segment(w, no, false, false, fd_out);
     }
     w->spare_fd = -1;
     pthread_mutex_unlock(&w->spare_mutex);
@@ -229,7 +248,14 @@ static bool raise_flag(atomic_bool *flag) {
     return !atomic_exchange(flag, true);
 }
 
+/* Without a flusher thread (io_hooks.inline_flush) the bytes wait in the
+ * ring until the writer must flush them, and the next segment is prepared
+ * here, by the caller. */
 static void wake_flusher(log_writer *w) {
+    if (!w->flusher_started) {
+        if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
+        return;
+    }
     pthread_mutex_lock(&w->wake_mutex);
     pthread_cond_signal(&w->wake_cond);
     pthread_mutex_unlock(&w->wake_mutex);
@@ -538,13 +564,18 @@ void log_get_stats(log_writer *w, log_stats *out) {
  * said so): remove them, so that no stale segment follows the new data. */
 static int remove_later_segments(log_writer *w, const log_resume *r) {
     bool removed = false;
-    for (uint64_t no = r->segment_no + 1; no <= r->segment_files_last; no++) {
-        char name[32];
-        segment_name(no, name);
-        if (unlinkat(w->dir_fd, name, 0) != 0 && errno != ENOENT) {
-            return err_set(MMSB_EIO, "cannot remove %s: %s", name, strerror(errno));
+    uint64_t last = max_u64(r->segment_files_last, r->segment_no);
+    for (uint64_t no = r->segment_no + 1; no <= last + 1; no++) {
+        char name[40];
+        for (int temp = 0; temp < 2; temp++) { /* and a segment being made when a writer stopped */
+            if (temp) segment_temp_name(no, name);
+            else segment_name(no, name);
+            if (unlinkat(w->dir_fd, name, 0) == 0) {
+                removed = true;
+            } else if (errno != ENOENT) {
+                return err_set(err_from_errno(errno), "cannot remove %s: %s", name, strerror(errno));
+            }
         }
-        removed = true;
     }
     return removed ? sync_dir(w) : 0;
 }
@@ -558,8 +589,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
         w->generation = 1;
         w->next_seq = 1;
         int rc = remove_later_segments(w, r);
-        if (rc == 0) rc = create_segment(w, 1, false, &w->seg_fd);
-        if (rc == 0) rc = write_header(w, w->seg_fd, 1, 1);
+        if (rc == 0) rc = create_segment(w, 1, false, true, &w->seg_fd);
         atomic_store(&w->seg_no, 1);
         w->seg_file_off0 = SEG_HEADER_BYTES;
         return rc;
@@ -574,7 +604,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
     char name[32];
     segment_name(r->segment_no, name);
     w->seg_fd = openat(w->dir_fd, name, O_RDWR | O_CLOEXEC);
-    if (w->seg_fd < 0) return err_set(MMSB_EIO, "cannot open %s: %s", name, strerror(errno));
+    if (w->seg_fd < 0) return err_set(err_from_errno(errno), "cannot open %s: %s", name, strerror(errno));
     atomic_store(&w->seg_no, r->segment_no);
     w->seg_file_off0 = r->offset;
     return 0;
@@ -599,7 +629,7 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
     pthread_condattr_destroy(&attr);
     w->zeros = calloc(1, ZERO_FILL_CHUNK);
     int rc = w->zeros == NULL ? err_set(MMSB_ENOMEM, "log writer buffers") : 0;
-    if (rc == 0) rc = io_open(&w->io, cfg->io_backend);
+    if (rc == 0) rc = io_open(&w->io, cfg->io_backend, &cfg->hooks);
     if (rc == 0) rc = ring_open(w);
     if (rc == 0) rc = start_segment(w, resume);
     if (rc == 0) {
@@ -608,9 +638,11 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
         w->commits_at_open = w->commits;
         atomic_store(&w->committed_seq, w->next_seq - 1);
         atomic_store(&w->durable_seq, w->next_seq - 1);
-        rc = pthread_create(&w->flusher, NULL, flusher_main, w) == 0
-                 ? 0 : err_set(MMSB_ENOMEM, "cannot start the log flusher thread");
-        w->flusher_started = rc == 0;
+        if (!cfg->hooks.inline_flush) {
+            rc = pthread_create(&w->flusher, NULL, flusher_main, w) == 0
+                     ? 0 : err_set(MMSB_ENOMEM, "cannot start the log flusher thread");
+            w->flusher_started = rc == 0;
+        }
     }
     if (rc != 0) {
         log_writer_close(w);

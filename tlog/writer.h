@@ -24,6 +24,7 @@ typedef struct log_config {
     uint64_t group_window_bytes; /* ... or once this many bytes wait */
     uint32_t durability;         /* MMSB_DURABILITY_* */
     uint32_t io_backend;         /* IO_* */
+    io_hooks hooks;              /* a simulator's (io.h); zero otherwise */
 } log_config;
 
 /* Where to continue, from recovery (or a new store). */

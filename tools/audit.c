@@ -81,6 +81,8 @@ static void log_json(json_out *j, const log_files *lf, const log_summary *s) {
     json_u64(j, "last_commit_seq", s->end.last_commit_seq);
     json_u64(j, "records", s->end.records);
     json_u64(j, "commits", s->end.commits);
+    json_u64(j, "covered_to_seq", s->end.covered_to_seq);
+    json_u64(j, "leftover_segments", s->end.leftover_segments);
     json_u64(j, "checkpoint_markers", s->markers);
     json_u64(j, "aborts", s->aborts);
     json_bool(j, "torn", s->end.torn);
@@ -115,6 +117,22 @@ typedef struct verify_run {
     bool ck_replaced;
     problems p;
 } verify_run;
+
+/* A log that no longer starts at record 1 needs a checkpoint that holds
+ * everything before it, including a first commit that began before it. */
+static void verify_coverage(verify_run *v) {
+    const log_end *end = &v->log.end;
+    uint64_t needed = max_u64(end->first_seq - 1, end->covered_to_seq);
+    if (!v->have_ck) {
+        problem(&v->p, "the log starts at record %llu and there is no checkpoint: the records before it are lost",
+                (unsigned long long)end->first_seq);
+    } else if (v->ck.commit_seq < needed) {
+        problem(&v->p, "the log starts at record %llu, but checkpoint %llu only holds the state after record %llu: "
+                "records %llu..%llu are lost", (unsigned long long)end->first_seq, (unsigned long long)v->ck.number,
+                (unsigned long long)v->ck.commit_seq, (unsigned long long)(v->ck.commit_seq + 1),
+                (unsigned long long)needed);
+    }
+}
 
 /* The genesis replay, with the root at the checkpoint's record kept. */
 static void verify_genesis(const char *dir, verify_run *v) {
@@ -188,6 +206,15 @@ static void verify_print(const char *dir, const verify_run *v, uint64_t ns) {
                (unsigned long long)end->last_seq, (unsigned long long)end->commits,
                (unsigned long long)v->log.markers,
                end->status != 0 ? "FAILED" : end->detail[0] != '\0' ? end->detail : "clean end");
+        if (end->covered_to_seq != 0) {
+            printf("log head: records %llu..%llu finish a commit that began in a removed segment "
+                   "(covered by the checkpoint)\n",
+                   (unsigned long long)end->first_seq, (unsigned long long)end->covered_to_seq);
+        }
+        if (end->leftover_segments != 0) {
+            printf("log: %llu older segment files are left over from an interrupted retention (covered by the "
+                   "checkpoint; the next writer removes them)\n", (unsigned long long)end->leftover_segments);
+        }
     }
     if (v->have_ck) {
         printf("checkpoint %llu: state after record %llu, %llu pages, state root %s\n",
@@ -269,10 +296,7 @@ int cmd_verify(int argc, char **argv) {
     if (rc != 0) problem_rc(&v->p, rc, "checkpoint");
     if (v->have_ck) tool_h128_hex(v->ck.root, v->ck_meta_root);
     if (v->p.count == 0 && log_whole(&v->log.end)) verify_genesis(dir, v);
-    if (v->p.count == 0 && !log_whole(&v->log.end) && !v->have_ck) {
-        problem(&v->p, "the log starts at record %llu and there is no checkpoint: the records before it are lost",
-                (unsigned long long)v->log.end.first_seq);
-    }
+    if (v->p.count == 0 && !log_whole(&v->log.end)) verify_coverage(v);
     if (v->have_ck && !v->p.io) verify_checkpoint(dir, v);
     log_files now;
     if (v->p.count > 0 && log_files_list("verify", dir, &now) == 0 && now.first != v->lf.first) {
@@ -405,7 +429,7 @@ static bool replay_from_checkpoint(mmsb_engine *e, const replay_args *ra, int *b
         return false;
     }
     log_cursor *c;
-    if (cursor_open(e->dir_fd, 0, e->kern, &c) != 0) return false;
+    if (tool_cursor(e, 0, &c) != 0) return false;
     log_rec r;
     bool done = false;
     bool whole = cursor_next(c, &r, &done) != 0 || done || r.seq == 1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -205,7 +206,25 @@ typedef struct demo_run {
     uint64_t seed, ops, txns;
     uint32_t propagation; /* MMSB_PROPAGATE_* */
     bool verbose;
+    const char *reader_ready; /* wait for this file (an attached reader's signal), or NULL */
+    uint64_t reader_wait_s;   /* for at most this long */
 } demo_run;
+
+enum { READER_POLL_MS = 10, READER_WAIT_S_DEFAULT = 60, READER_WAIT_S_MAX = 3600 };
+
+/* A reader in another process attaches once the engine is open and then
+ * creates `ready`; the workload starts only after that, so the reader
+ * always reads while the demo writes. */
+static int wait_for_reader(const char *ready, uint64_t wait_s) {
+    for (uint64_t waited_ms = 0; waited_ms < wait_s * 1000; waited_ms += READER_POLL_MS) {
+        if (access(ready, F_OK) == 0) return 0;
+        struct timespec ts = {0, READER_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "mmsb demo: no reader attached within %llu s (it signals by creating %s)\n",
+            (unsigned long long)wait_s, ready);
+    return MMSB_EBUSY;
+}
 
 static int run_once(const demo_run *run, demo_stats *out) {
     const char *dir = run->dir;
@@ -224,9 +243,12 @@ static int run_once(const demo_run *run, demo_stats *out) {
         fprintf(stderr, "mmsb demo: cannot clear %s\n", dir);
         rc = MMSB_EIO;
     }
+    if (rc == 0 && run->reader_ready != NULL && unlink(run->reader_ready) != 0 && errno != ENOENT) rc = MMSB_EIO;
     if (rc == 0) rc = mmsb_open(dir, &o, &d.e);
     if (rc != 0) {
         cli_report(dir, rc);
+    } else if (run->reader_ready != NULL && (rc = wait_for_reader(run->reader_ready, run->reader_wait_s)) != 0) {
+        mmsb_close(d.e); /* wait_for_reader said why */
     } else {
         mmsb_engineinfo info = {.struct_size = sizeof info};
         mmsb_engine_info(d.e, &info);
@@ -287,25 +309,37 @@ static void print_stats(const char *name, const demo_stats *s) {
 }
 
 static void demo_usage(FILE *out) {
-    fprintf(out, "usage: mmsb demo DIR [--seed N] [--ops N] [--txns N]\n"
+    fprintf(out, "usage: mmsb demo DIR [--seed N] [--ops N] [--txns N] [--wait-reader FILE]\n"
                  "Runs a seeded workload twice (DIR/run-1, DIR/run-2) and compares the state roots.\n"
                  "Run 2 recomputes every derived page at every commit (the reference mode).\n"
-                 "  --seed N   workload seed (default 1)\n"
-                 "  --ops N    page changes per run (default 5000)\n"
-                 "  --txns N   transactions against the DAG per run (default 2000)\n");
+                 "  --seed N             workload seed (default 1)\n"
+                 "  --ops N              page changes per run (default 5000)\n"
+                 "  --txns N             transactions against the DAG per run (default 2000)\n"
+                 "  --wait-reader FILE   once run 1's engine is open, wait until FILE exists,\n"
+                 "                       created by a reader that attached to it; fail if none does\n"
+                 "  --reader-timeout S   how long to wait for it (default 60 s)\n");
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *dir = NULL;
-    uint64_t seed = 1, ops = 5000, txns = 2000;
+    const char *dir = NULL, *reader_ready = NULL;
+    uint64_t seed = 1, ops = 5000, txns = 2000, reader_wait_s = READER_WAIT_S_DEFAULT;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
             demo_usage(stdout);
             return EXIT_CLEAN;
         }
+        if (strcmp(argv[i], "--wait-reader") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "mmsb demo: --wait-reader needs a file name\n");
+                return EXIT_USAGE;
+            }
+            reader_ready = argv[++i];
+            continue;
+        }
         uint64_t *target = strcmp(argv[i], "--seed") == 0 ? &seed
                            : strcmp(argv[i], "--ops") == 0 ? &ops
                            : strcmp(argv[i], "--txns") == 0 ? &txns
+                           : strcmp(argv[i], "--reader-timeout") == 0 ? &reader_wait_s
                                                            : NULL;
         if (target != NULL) {
             if (i + 1 == argc || cli_parse_u64(argv[i + 1], target) != 0) {
@@ -320,7 +354,7 @@ int cmd_demo(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (dir == NULL) {
+    if (dir == NULL || reader_wait_s > READER_WAIT_S_MAX) {
         demo_usage(stderr);
         return EXIT_USAGE;
     }
@@ -336,7 +370,8 @@ int cmd_demo(int argc, char **argv) {
     for (int run = 0; run < 2; run++) {
         snprintf(path[run], sizeof path[run], "%s/run-%d", dir, run + 1);
         demo_run r = {.dir = path[run], .seed = seed, .ops = ops, .txns = txns, .verbose = run == 0,
-                      .propagation = run == 0 ? MMSB_PROPAGATE_INCREMENTAL : MMSB_PROPAGATE_FULL};
+                      .propagation = run == 0 ? MMSB_PROPAGATE_INCREMENTAL : MMSB_PROPAGATE_FULL,
+                      .reader_ready = run == 0 ? reader_ready : NULL, .reader_wait_s = reader_wait_s};
         if (run == 1) printf("%s: propagation FULL: every derived page recomputed at every commit\n", path[run]);
         if (run_once(&r, &st[run]) != 0) return EXIT_USAGE;
         print_stats(path[run], &st[run]);

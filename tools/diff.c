@@ -40,7 +40,7 @@ static int stream_open(stream *s) {
     if (rc != 0) return rc;
     s->last_commit_seq = end.last_commit_seq;
     s->first_seq = end.empty ? 1 : end.first_seq;
-    return cursor_open(s->e->dir_fd, CURSOR_VERIFY, s->e->kern, &s->c);
+    return tool_cursor(s->e, CURSOR_VERIFY, &s->c);
 }
 
 static bool bookkeeping(const log_rec *r) {

@@ -226,7 +226,7 @@ int cmd_dump(int argc, char **argv) {
     mmsb_engine *e;
     if (tool_engine("dump", a.pos[0], &e) != 0) return EXIT_USAGE;
     log_cursor *c = NULL;
-    rc = cursor_open(e->dir_fd, CURSOR_VERIFY, e->kern, &c);
+    rc = tool_cursor(e, CURSOR_VERIFY, &c);
     json_out j;
     sink s = {.j = a.json ? &j : NULL};
     if (a.json) {
@@ -315,6 +315,10 @@ static void stats_print(const char *dir, const log_files *lf, const type_count *
            (unsigned long long)end->last_seq, (unsigned long long)end->commits,
            scan_rc != 0 ? "BROKEN" : end->torn ? "intact, torn tail" : "intact");
     if (end->detail[0] != '\0') printf("log end: %s\n", end->detail);
+    if (end->covered_to_seq != 0) {
+        printf("log head: records %llu..%llu finish a commit that began in a removed segment (covered by the "
+               "checkpoint)\n", (unsigned long long)end->first_seq, (unsigned long long)end->covered_to_seq);
+    }
     if (state_rc != 0) {
         printf("state: NOT READABLE: %s\n", mmsb_last_error());
         return;
@@ -367,6 +371,7 @@ int cmd_stats(int argc, char **argv) {
         json_u64(&j, "commits", end.commits);
         json_u64(&j, "first_seq", end.empty ? 0 : end.first_seq);
         json_u64(&j, "last_seq", end.last_seq);
+        json_u64(&j, "covered_to_seq", end.covered_to_seq);
         json_str(&j, "chain", scan_rc != 0 ? "broken" : end.torn ? "torn tail" : "intact");
         if (scan_rc != 0) json_str(&j, "problem", scan_detail);
         stats_state_json(&j, state_rc, &info, root);
@@ -393,7 +398,7 @@ static const char HISTORY_USAGE[] =
 static int history_print(mmsb_engine *e, uint64_t page, const uint64_t *aborted, uint64_t count,
                          const log_end *end, json_out *j, uint64_t *shown) {
     log_cursor *c;
-    int rc = cursor_open(e->dir_fd, 0, e->kern, &c);
+    int rc = tool_cursor(e, 0, &c);
     if (rc != 0) return rc;
     sink s = {.j = j};
     bool done = false;

@@ -24,6 +24,9 @@ void tool_h128_hex(h128 h, char out[33]);
 /* The page a record is about (the child of a graph record), or 0. */
 uint64_t tool_record_page(const log_rec *r);
 
+/* Opens e's log from its oldest record, skipping segments left over from a
+ * retention that a crash interrupted (the checkpoint covers them). */
+int tool_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out);
 /* Reads the whole log with every check on, calling fn (if not NULL) for
  * each valid record, with a progress bar; *end says how the log ended, and
  * when `aborted` is not NULL it gets the rolled-back ranges (free it). */

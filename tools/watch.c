@@ -50,6 +50,7 @@ int tool_engine(const char *cmd, const char *dir, mmsb_engine **out) {
 
 int tool_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found) {
     *found = false;
+    if (e->ck.damage != 0) return err_set(e->ck.damage, "%s", e->ck.damage_detail);
     if (e->ck.store == NULL) return 0;
     int rc = ckpt_read_begin(e->ck.store, meta, found);
     ckpt_read_end(e->ck.store);
@@ -210,10 +211,19 @@ uint64_t tool_record_page(const log_rec *r) {
     }
 }
 
+int tool_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) {
+    ckpt_meta m;
+    bool found = false;
+    /* A damaged checkpoint is reported by the commands that load it; here it
+     * only means that no leftover segment is known to be covered. */
+    if (tool_checkpoint_meta(e, &m, &found) != 0) found = false;
+    return cursor_open(e->dir_fd, flags, e->kern, found ? m.segment : 0, out);
+}
+
 int tool_scan_log(mmsb_engine *e, const log_files *lf, tool_record_fn fn, void *ctx, log_end *end,
                   uint64_t **aborted, uint64_t *aborted_count) {
     log_cursor *c;
-    int rc = cursor_open(e->dir_fd, CURSOR_VERIFY, e->kern, &c);
+    int rc = tool_cursor(e, CURSOR_VERIFY, &c);
     if (rc != 0) return rc;
     progress prog;
     progress_start(&prog, "reading the log", lf != NULL ? lf->bytes : 0);

@@ -1,13 +1,16 @@
 """Attach read-only to an engine another process is running, and read a
 page and its epoch while that process writes (make demo runs this beside
-the demo). Waits up to 30 s for the engine to start."""
+the demo). Waits up to 60 s for the engine to start, and exits 1 if none
+does. With a second argument, creates that file once attached: the demo
+waits for it before it writes (mmsb demo --wait-reader FILE)."""
 import sys
 import time
 
 import mmsb
 
 store = sys.argv[1]
-deadline = time.monotonic() + 30
+ready = sys.argv[2] if len(sys.argv) > 2 else None
+deadline = time.monotonic() + 60
 attach = None
 while attach is None and time.monotonic() < deadline:
     try:
@@ -15,8 +18,10 @@ while attach is None and time.monotonic() < deadline:
     except mmsb.NotFound:
         time.sleep(0.01)  # not started yet, or an old engine's file
 if attach is None:
-    print("attach: no engine came up on %s" % store)
-    sys.exit(0)
+    print("attach: no engine came up on %s within 60 s" % store)
+    sys.exit(1)
+if ready is not None:
+    open(ready, "w").close()
 
 seen = []
 page = 1

@@ -311,6 +311,23 @@ class TestLogAndReaders(Base):
             names = [rec.name for rec in r]
         self.assertEqual(names[:4], ["PAGE_CREATE", "COMMIT", "DELTA", "COMMIT"])
 
+    def test_log_reader_on_a_pruned_store(self):
+        # Batches of several records straddle segment boundaries; checkpoints
+        # remove the segments before theirs, so the oldest kept one begins in
+        # the middle of a commit that the checkpoint covers: not damage.
+        path = os.path.join(self.dir, "pruned")
+        opts = dict(durability=mmsb.DURABILITY_NONE, gpu=mmsb.GPU_OFF, segment_bytes=4 << 20,
+                    log_buffer_bytes=1 << 20, group_window_bytes=256 << 10, checkpoint_log_bytes=6 << 20)
+        with mmsb.Engine(path, **opts) as e:
+            pages = [e.page_create(16 << 10) for _ in range(4)]
+            for i in range(700):
+                e.apply_batch([mmsb.Delta(p, 0, bytes([(i + k) % 251]) * (16 << 10)) for k, p in enumerate(pages)])
+            self.assertGreater(e.info()["log_segments_removed"], 0)
+        with mmsb.LogReader(path) as r:
+            records = list(r)
+        self.assertGreater(len(records), 0)
+        self.assertTrue(all(rec.committed for rec in records if rec.name == "DELTA"))
+
     def test_read_only_open_from_another_process(self):
         e = self.engine()
         p = e.page_create(64)
