@@ -320,16 +320,37 @@ void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
 
 int touched_open(mmsb_engine *e);
 void touched_close(mmsb_engine *e);
-/* The epoch a change of page id gives it in the current commit: one above
- * its epoch before the commit. */
-uint64_t touched_epoch(const mmsb_engine *e, uint64_t id, const page_entry *pe);
-bool touched_has(const mmsb_engine *e, uint64_t id);
-/* Room to mark one more page; before a change is logged. */
-int touched_prepare(mmsb_engine *e);
-/* Page id changed in the current commit (its epoch is touched_epoch). */
-void touched_mark(mmsb_engine *e, uint64_t id);
+int touched_grow(mmsb_engine *e);
 /* The commit ended (committed, abandoned, or replayed): none is touched. */
 void touched_reset(mmsb_engine *e);
+
+/* Inline: they run for every change. */
+static inline bool touched_has(const mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
+    const uint64_t *bits = (const uint64_t *)e->touched.bits.base;
+    return (bits[(id - 1) / 64] >> ((id - 1) % 64)) & 1;
+}
+
+/* The epoch a change of page id gives it in the current commit: one above
+ * its epoch before the commit. */
+static inline uint64_t touched_epoch(const mmsb_engine *e, uint64_t id, const page_entry *pe) {
+    return touched_has(e, id) ? pe->epoch : pe->epoch + 1;
+}
+
+/* Room to mark one more page; before a change is logged. */
+static inline int touched_prepare(mmsb_engine *e) {
+    const touched_set *t = &e->touched;
+    return (t->count + 1) * sizeof(uint64_t) <= t->ids.bytes_ready ? 0 : touched_grow(e);
+}
+
+/* Page id changed in the current commit (its epoch is touched_epoch). */
+static inline void touched_mark(mmsb_engine *e, uint64_t id) {
+    if (touched_has(e, id)) return;
+    touched_set *t = &e->touched;
+    ASSERT((t->count + 1) * sizeof(uint64_t) <= t->ids.bytes_ready); /* touched_prepare */
+    ((uint64_t *)t->bits.base)[(id - 1) / 64] |= 1ull << ((id - 1) % 64);
+    ((uint64_t *)t->ids.base)[t->count++] = id;
+}
 
 /* ---- commits (router.c) ---------------------------------------------------------- */
 

@@ -103,27 +103,9 @@ void touched_close(mmsb_engine *e) {
     vmap_close(&e->touched.ids);
 }
 
-bool touched_has(const mmsb_engine *e, uint64_t id) {
-    ASSERT(id >= 1 && id <= e->opts.pages_max);
-    const uint64_t *bits = (const uint64_t *)e->touched.bits.base;
-    return (bits[(id - 1) / 64] >> ((id - 1) % 64)) & 1;
-}
-
-uint64_t touched_epoch(const mmsb_engine *e, uint64_t id, const page_entry *pe) {
-    return touched_has(e, id) ? pe->epoch : pe->epoch + 1;
-}
-
-int touched_prepare(mmsb_engine *e) {
+int touched_grow(mmsb_engine *e) {
     touched_set *t = &e->touched;
     return vmap_ensure(&t->ids, (t->count + 1) * sizeof(uint64_t));
-}
-
-void touched_mark(mmsb_engine *e, uint64_t id) {
-    if (touched_has(e, id)) return;
-    touched_set *t = &e->touched;
-    ASSERT((t->count + 1) * sizeof(uint64_t) <= t->ids.bytes_ready); /* touched_prepare */
-    ((uint64_t *)t->bits.base)[(id - 1) / 64] |= 1ull << ((id - 1) % 64);
-    ((uint64_t *)t->ids.base)[t->count++] = id;
 }
 
 void touched_reset(mmsb_engine *e) {

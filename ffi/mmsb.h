@@ -605,7 +605,14 @@ typedef struct mmsb_log_record {
 
 /* Opens the log of the store in dir for reading (read-only; it may run while
  * a writer appends). The log is validated record by record as it is read:
- * corruption makes mmsb_log_next fail with MMSB_ECORRUPT naming the place. */
+ * corruption makes mmsb_log_next fail with MMSB_ECORRUPT naming the place.
+ * A log whose first segments a checkpoint removed starts at a later record,
+ * possibly inside a commit that began in a removed segment: those first
+ * records are handed out (committed) and their commit's chain value is taken
+ * as given. Segment files that an interrupted retention left below the
+ * checkpoint's segment are skipped; only then is the checkpoint's meta
+ * record read (LMDB, read-only: LMDB allows one environment per file per
+ * process). Every record's payload is valid until the next mmsb_log_next. */
 MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **reader_out);
 /* The next record; record->type is MMSB_REC_END after the last. */
 MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record);

@@ -79,11 +79,14 @@ typedef struct shared {
     uint64_t steps;
     int unexpected;        /* a step failed in a way the workload does not allow */
     char detail[256];
+    int died_at;           /* the kind of I/O event the child was killed at (+1; 0: not killed) */
+    char died_point[32];   /* and for a point, its name */
 } shared;
 
 typedef struct sim_totals {
     uint64_t events[EV_KINDS];
     uint64_t acked, commits, corrupt_found, clean_after_flip, torn, sectors_lost, no_store;
+    uint64_t killed_before_write, killed_before_sync, killed_at_sync, killed_in_checkpoint;
 } sim_totals;
 
 /* In the child, a failed check ends the child (the parent reports it), not
@@ -480,10 +483,18 @@ static void life_free(life *l) {
 typedef struct child_plan {
     event_kind kind;
     uint64_t at;           /* the event count at which it happens (0: never) */
+    const char *step;      /* kill: at the first such checkpoint step from there
+                              on (NULL: any event) */
     int errnum;            /* ioerr: EIO or ENOSPC */
     int trace_fd;          /* power: the write trace */
     shared *sh;
 } child_plan;
+
+/* Where a kill may wait for: a checkpoint before its LMDB commit, after it
+ * (before the marker), after the marker (before retention), after a
+ * covered segment went; NULL: any I/O event. */
+static const char *const CHECKPOINT_STEPS[] = {NULL, NULL, NULL, NULL, "checkpoint-commit", "checkpoint-committed",
+                                               "checkpoint-marked", "segment-removed"};
 
 /* Trace records: 'W' path offset length old-bytes, 'S' path. */
 static void trace_put(int fd, const void *p, size_t n) {
@@ -509,15 +520,23 @@ static void trace_event(const child_plan *cp, const io_event *ev) {
     free(old);
 }
 
+static _Noreturn void die_at(child_plan *cp, const io_event *ev) {
+    cp->sh->died_at = (int)ev->kind + 1;
+    if (ev->kind == IO_EV_POINT) snprintf(cp->sh->died_point, sizeof cp->sh->died_point, "%s", ev->point);
+    raise(SIGKILL);
+    _exit(99); /* not reached */
+}
+
 static int child_hook(void *ctx, const io_event *ev) {
     child_plan *cp = ctx;
     uint64_t now = ++cp->sh->events;
     bool armed = cp->at != 0 && now >= cp->at;
-    if (armed && cp->kind == EV_KILL) raise(SIGKILL);
+    bool at_step = cp->step == NULL || (ev->kind == IO_EV_POINT && strcmp(ev->point, cp->step) == 0);
+    if (armed && cp->kind == EV_KILL && at_step) die_at(cp, ev);
     /* Power fails as a sync is about to complete (before the trace records
      * it): what was written since the file's last sync may or may not be on
      * the disk, and the engine never learnt that it is. */
-    if (armed && cp->kind == EV_POWER && ev->kind == IO_EV_SYNCED) raise(SIGKILL);
+    if (armed && cp->kind == EV_POWER && ev->kind == IO_EV_SYNCED) die_at(cp, ev);
     bool traced = ev->kind == IO_EV_WRITE || ev->kind == IO_EV_SYNCED;
     if (cp->trace_fd >= 0 && traced) trace_event(cp, ev);
     if (!armed) return 0;
@@ -945,17 +964,18 @@ static void run_seed(uint64_t seed, uint32_t lives, sim_totals *t) {
         tu_copy_store(store, snap);
         child_plan cp = {.kind = kind, .sh = sh, .trace_fd = -1,
                          .errnum = rng_below(&r, 2) ? EIO : ENOSPC,
-                         .at = kind <= EV_IOERR ? 1 + rng_below(&r, EVENT_POINT_MAX) : 0};
+                         .at = kind <= EV_IOERR ? 1 + rng_below(&r, EVENT_POINT_MAX) : 0,
+                         .step = kind == EV_KILL ? CHECKPOINT_STEPS[rng_below(&r, ARRAY_LEN(CHECKPOINT_STEPS))] : NULL};
         if (kind == EV_POWER) {
             cp.trace_fd = open(trace, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             assert_true(cp.trace_fd >= 0);
         }
         int end = run_child(store, seed, index, &cp);
         if (getenv("MMSB_SIM_TRACE") != NULL) {
-            fprintf(stderr, "seed %llu life %u %s: at %llu, events %llu, steps %llu, commits %llu, acked %llu, end %d\n",
+            fprintf(stderr, "seed %llu life %u %s: at %llu, events %llu, steps %llu, commits %llu, acked %llu, end %d%s%s\n",
                     (unsigned long long)seed, index, EVENT_NAMES[kind], (unsigned long long)cp.at,
                     (unsigned long long)sh->events, (unsigned long long)sh->steps, (unsigned long long)sh->commits,
-                    (unsigned long long)sh->acked, end);
+                    (unsigned long long)sh->acked, end, sh->died_point[0] ? ", killed at " : "", sh->died_point);
         }
         if (cp.trace_fd >= 0) close(cp.trace_fd);
         if (sh->unexpected != 0) {
@@ -971,6 +991,10 @@ static void run_seed(uint64_t seed, uint32_t lives, sim_totals *t) {
                      index, (unsigned long long)x.ref_commits, (unsigned long long)x.commits);
         }
         if (kind == EV_POWER) power_loss(trace, &r, t);
+        t->killed_before_write += sh->died_at == IO_EV_WRITE + 1;
+        t->killed_before_sync += sh->died_at == IO_EV_SYNC + 1;
+        t->killed_at_sync += sh->died_at == IO_EV_SYNCED + 1;
+        t->killed_in_checkpoint += sh->died_at == IO_EV_POINT + 1;
         t->events[kind]++;
         t->acked += sh->acked;
         t->commits += sh->commits;
@@ -1011,14 +1035,17 @@ static void test_simulator(void **state) {
     print_message("simulator: seeds %llu..%llu, %u lives each: kill %llu, power loss %llu (%llu sectors lost), "
                   "I/O errors %llu, flipped segments %llu, flipped checkpoints %llu; %llu commits, %llu acknowledged "
                   "as durable, none lost; %llu torn tails cut; %llu creations cut short; damage found %llu times, "
-                  "%llu flips harmless\n",
+                  "%llu flips harmless; killed before a write %llu, before a sync %llu, as a sync completed %llu, "
+                  "at a checkpoint step %llu\n",
                   (unsigned long long)first, (unsigned long long)(first + seeds - 1), lives,
                   (unsigned long long)t.events[EV_KILL], (unsigned long long)t.events[EV_POWER],
                   (unsigned long long)t.sectors_lost, (unsigned long long)t.events[EV_IOERR],
                   (unsigned long long)t.events[EV_FLIP_LOG], (unsigned long long)t.events[EV_FLIP_CKPT],
                   (unsigned long long)t.commits, (unsigned long long)t.acked, (unsigned long long)t.torn,
                   (unsigned long long)t.no_store, (unsigned long long)t.corrupt_found,
-                  (unsigned long long)t.clean_after_flip);
+                  (unsigned long long)t.clean_after_flip, (unsigned long long)t.killed_before_write,
+                  (unsigned long long)t.killed_before_sync, (unsigned long long)t.killed_at_sync,
+                  (unsigned long long)t.killed_in_checkpoint);
 }
 
 static int setup(void **state) {

@@ -482,6 +482,35 @@ static void test_unfinished_checkpoint_environment(void **state) {
     tu_dir_remove(dir);
 }
 
+/* A crash while a store's first checkpoint environment was being built
+ * leaves checkpoint.new: not a checkpoint, and the next creation replaces it. */
+static void test_crashed_checkpoint_creation(void **state) {
+    (void)state;
+    tu_store s = tu_store_open(NULL);
+    uint64_t id;
+    TU_OK(mmsb_page_create(s.e, 4096, 0, &id));
+    char *dir = s.dir, path[4096];
+    TU_OK(mmsb_close(s.e));
+    tu_checkpoint_remove(dir);
+    path_in(dir, "checkpoint.new", path, sizeof path);
+    assert_int_equal(mkdir(path, 0755), 0);
+    path_in(dir, "checkpoint.new/data.mdb", path, sizeof path);
+    tu_file_write(path, 0, "half an environment", 19);
+    reading_commands_exit(dir, 0, id); /* read from the log alone */
+    mmsb_options o;
+    tu_options_small(&o);
+    mmsb_engine *e = tu_open(dir, &o);
+    TU_OK(mmsb_write(e, id, 0, "x", 1, NULL));
+    TU_OK(mmsb_checkpoint(e));
+    assert_int_equal(tu_info(e).checkpoints_written, 1);
+    TU_OK(mmsb_close(e));
+    assert_false(exists(path));
+    path_in(dir, "checkpoint/data.mdb", path, sizeof path);
+    assert_true(exists(path));
+    reading_commands_exit(dir, 0, id);
+    tu_dir_remove(dir);
+}
+
 /* Found by the simulator: a checkpoint of a store that has no commit yet
  * covered "commit 0", which no reader accepts. There is nothing to write. */
 static void test_checkpoint_before_any_commit(void **state) {
@@ -855,6 +884,7 @@ int main(void) {
         cmocka_unit_test(test_older_format_refused),
         cmocka_unit_test(test_creation_is_atomic),
         cmocka_unit_test(test_unfinished_checkpoint_environment),
+        cmocka_unit_test(test_crashed_checkpoint_creation),
         cmocka_unit_test(test_checkpoint_before_any_commit),
         cmocka_unit_test(test_close_after_log_failure),
         cmocka_unit_test(test_not_a_store),
