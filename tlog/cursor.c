@@ -462,23 +462,24 @@ static int begin_at_start(log_cursor *c, uint64_t size_used) {
     return 0;
 }
 
-/* The log went past a SEAL into a segment whose header is not valid. The
- * writer syncs a SEAL, then writes and syncs the next header, and only then
- * records: so that segment may be one whose header write never finished (a
- * crash in between), but only if it holds nothing; with records in it, its
- * header was damaged after the fact, and those records are not to be
- * dropped silently. A reader that races the writer may see the header only
- * now: then the log simply ends here for it. */
+/* The log went past a SEAL into a segment whose header was not valid when
+ * the cursor opened. The writer syncs a SEAL, then writes and syncs the
+ * next header, and only then records: so that segment may be one whose
+ * header write never finished (a crash in between), but only if it holds
+ * nothing; with records in it, its header was damaged after the fact, and
+ * those records are not to be dropped silently. A reader that races the
+ * writer may find records that came after the header it saw as zero: so it
+ * looks for records first and at the header after them; a header valid by
+ * then means the writer moved on, and the log simply ends here for it. */
 static int past_last_header(log_cursor *c) {
-    seg_header h;
-    int rc;
-    if (read_header(c, c->seg_idx, &h, &rc) == HDR_VALID || rc != 0) {
+    uint64_t data;
+    int rc = segment_data_bytes(c, c->seg_idx, &data);
+    if (rc != 0 || data == 0) {
         if (rc == 0) finish(c);
         return rc;
     }
-    uint64_t data;
-    rc = segment_data_bytes(c, c->seg_idx, &data);
-    if (rc != 0 || data == 0) {
+    seg_header h;
+    if (read_header(c, c->seg_idx, &h, &rc) == HDR_VALID || rc != 0) {
         if (rc == 0) finish(c);
         return rc;
     }
