@@ -181,6 +181,8 @@ int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t read
         return err_set(err_from_errno(saved), "checkpoint: %s: %s", data, strerror(saved));
     }
     if (env_is_stub(&st)) return err_set(MMSB_ENOTFOUND, "checkpoint: %s holds an unfinished environment", path);
+    rc = ckpt_check_meta(data); /* LMDB sizes its map from the meta page at open */
+    if (rc != 0) return rc;
     ckpt_store *s = calloc(1, sizeof *s);
     if (s == NULL) return err_set(MMSB_ENOMEM, "checkpoint: out of memory");
     s->read_only = read_only;

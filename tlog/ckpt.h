@@ -21,6 +21,7 @@ enum {
     CKPT_STALE = 2, /* the file no longer holds the snapshot asked for: begin again */
 };
 #define CKPT_TXN_NEWEST UINT64_MAX
+#define CKPT_MAP_BYTES_LIMIT (1ull << 46) /* checkpoint_map_bytes_max's limit, 64 TiB */
 
 typedef struct ckpt_meta {
     uint32_t format;
@@ -93,6 +94,9 @@ int ckpt_grow(ckpt_store *s, uint64_t map_max);
  * MMSB_ECORRUPT names the damage; CKPT_STALE: the file holds that
  * transaction's meta page no longer (or a writer rewrote it meanwhile). */
 int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid);
+/* Checks only what LMDB reads when it opens the file: the meta pages (magic,
+ * version, page size) and, of the newest, the map size and last page. */
+int ckpt_check_meta(const char *data_path);
 /* The same on bytes in memory: the file's first `bytes` bytes. */
 int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid);
 

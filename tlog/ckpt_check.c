@@ -44,6 +44,7 @@ enum {
     LM_PAGE_HEADER = 16,
     LM_NODE_HEADER = 8,
     LM_DB_BYTES = 48,
+    LM_META_MAPSIZE = 16 + 16,
     LM_META_DBS = 16 + 24,   /* offset of the database records in a meta page */
     LM_META_LAST_PG = 16 + 120,
     LM_META_TXNID = 16 + 128,
@@ -288,6 +289,12 @@ static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t
         }
         uint64_t id = u64_at(m + LM_META_TXNID);
         bool pick = want == CKPT_TXN_NEWEST ? !found || id > *txnid : id == want;
+        /* LMDB maps the file by the map size and last page it reads here,
+         * before any tree: out of bounds, it fails (ENOMEM) or maps wrong. */
+        uint64_t map_bytes = u64_at(m + LM_META_MAPSIZE), last = u64_at(m + LM_META_LAST_PG);
+        if (pick && (map_bytes > CKPT_MAP_BYTES_LIMIT || last >= map_bytes / *psize)) {
+            return bad("a meta page whose map size or last page is impossible", i);
+        }
         if (pick) {
             found = true;
             *txnid = id;
@@ -330,6 +337,24 @@ int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, 
     free(w.seen);
     free(w.free_pages);
     if (memcmp(meta_before, img + meta_off, sizeof meta_before) != 0) return CKPT_STALE;
+    return rc;
+}
+
+int ckpt_check_meta(const char *data_path) {
+    int fd = open(data_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(err_from_errno(errno), "checkpoint: %s: %s", data_path, strerror(errno));
+    uint8_t *buf = malloc(2 * LM_PAGE_BYTES_MAX);
+    ssize_t got = buf != NULL ? pread(fd, buf, 2 * LM_PAGE_BYTES_MAX, 0) : -1;
+    int saved = errno;
+    close(fd);
+    int rc = buf == NULL ? err_set(MMSB_ENOMEM, "checkpoint: checking the LMDB file")
+             : got < 0  ? err_set(err_from_errno(saved), "checkpoint: %s: %s", data_path, strerror(saved))
+                        : 0;
+    uint32_t psize, slot;
+    uint64_t last_pg, txnid;
+    lm_db dbs[2];
+    if (rc == 0) rc = read_meta(buf, (uint64_t)got, CKPT_TXN_NEWEST, &psize, &last_pg, &txnid, &slot, dbs);
+    free(buf);
     return rc;
 }
 
