@@ -4,14 +4,29 @@
  */
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "../tlog/format.h"
 #include "engine.h"
 
 enum {
     READ_SPINS_BEFORE_YIELD = 64,
-    READ_ATTEMPTS_MAX = 1 << 20, /* a reader never spins forever */
+    READ_ATTEMPTS_BEFORE_SLEEP = 1 << 12,
+    READ_SLEEP_NS = 20000,
+    READ_ATTEMPTS_MAX = 1 << 20, /* a reader never spins forever: about 20 s at most */
 };
+
+/* A writer descheduled inside a page's section (a busy or virtual machine)
+ * must not make readers give up in a fraction of a second: after a while of
+ * spinning and yielding they wait between attempts instead. */
+static void read_backoff(uint32_t attempt) {
+    if (attempt >= READ_ATTEMPTS_BEFORE_SLEEP) {
+        struct timespec ts = {0, READ_SLEEP_NS};
+        nanosleep(&ts, NULL);
+    } else if (attempt % READ_SPINS_BEFORE_YIELD == READ_SPINS_BEFORE_YIELD - 1) {
+        sched_yield();
+    }
+}
 
 int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out) {
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
@@ -190,7 +205,7 @@ int page_read_consistent(const page_source *src, uint64_t id, const char *fn, en
     }
     page_entry *pe = &src->table[id - 1];
     for (uint32_t attempt = 0; attempt < READ_ATTEMPTS_MAX; attempt++) {
-        if (attempt % READ_SPINS_BEFORE_YIELD == READ_SPINS_BEFORE_YIELD - 1) sched_yield();
+        read_backoff(attempt);
         uint32_t s1 = atomic_load_explicit(&pe->seq, memory_order_acquire);
         if (s1 & 1u) continue;
         copy->data_off = __atomic_load_n(&pe->data_off, __ATOMIC_RELAXED);
