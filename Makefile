@@ -9,7 +9,7 @@
 #   make install PREFIX=/usr/local
 #   make deps            installs missing Debian packages (as root) or prints the command
 #
-# Knobs: GPU=auto|0|1 (CUDA kernels; auto = when nvcc is found), SAN=1,
+# Knobs: GPU=auto|0|1 (CUDA kernels; auto = when nvcc is found), SAN=1, DEBUG=1,
 # BUILD=dir, CC=..., NVCC=..., CUDA_HOME=...
 
 ifeq ($(origin CC),default)
@@ -37,6 +37,12 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN)
 SANFLAGS :=
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+DEBUG ?= 1
+endif
+# DEBUG=1: extra self-checks that cost time on the hot path (every record
+# the engine appends is decoded again); on in sanitizer builds.
+ifeq ($(DEBUG),1)
+SANFLAGS += -DMMSB_DEBUG_RECORDS
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LIB_CFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DMMSB_BUILDING_LIBRARY
@@ -45,7 +51,7 @@ LDLIBS_LIB := -pthread -luring -llmdb
 ISA_AVX2 := -mavx2 -mbmi2 -mpopcnt
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 
-LIB_SRCS := $(wildcard engine/*.c) $(wildcard tlog/*.c)
+LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c)
 ifeq ($(GPU_ON),1)
 GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
@@ -91,15 +97,15 @@ $(BUILD)/obj/%.o: %.c
 
 # The kernels (and the XXH3 they inline) are built with -O3: GCC vectorises
 # XXH3's accumulate loop there, nearly doubling its speed.
-$(BUILD)/obj/engine/kern_portable.o: engine/kern_portable.c
+$(BUILD)/obj/engine/base/kern_portable.o: engine/base/kern_portable.c
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -O3 -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/engine/kern_avx2.o: engine/kern_avx2.c
+$(BUILD)/obj/engine/base/kern_avx2.o: engine/base/kern_avx2.c
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -O3 $(ISA_AVX2) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/engine/kern_avx512.o: engine/kern_avx512.c
+$(BUILD)/obj/engine/base/kern_avx512.o: engine/base/kern_avx512.c
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -O3 $(ISA_AVX512) -MMD -MP -c $< -o $@
 
@@ -172,9 +178,9 @@ $(BUILD)/tests/fuzz_%: tests/fuzz_%.c $(TEST_UTIL) $(LIB_OBJS)
 # (fuzz_ckpt). make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-FUZZ_SRCS_log := tests/fuzz_log.c tlog/scan.c tlog/format.c tlog/crc32c.c tlog/chain.c \
-                 engine/kern_portable.c engine/error.c
-FUZZ_SRCS_ckpt := tests/fuzz_ckpt.c tlog/ckpt_check.c engine/error.c
+FUZZ_SRCS_log := tests/fuzz_log.c tlog/scan.c tlog/format.c engine/base/crc32c.c tlog/chain.c \
+                 engine/base/kern_portable.c engine/base/error.c
+FUZZ_SRCS_ckpt := tests/fuzz_ckpt.c tlog/checkpoint/lmdb_check.c engine/base/error.c
 fuzz: $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
 	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: needs $(FUZZ_CC) and its fuzzer runtime (apt-get install clang libclang-rt-dev)"; exit 1; }
 	@for t in log ckpt; do \

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/kern.h"
+#include "../engine/base/kern.h"
 #include "bench.h"
 
 enum { BATCH = 16, KiB = 1024, MiB = 1024 * 1024 };

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../tlog/ckpt.h"
+#include "../tlog/checkpoint/lmdb_store.h"
 #include "bench.h"
 
 enum { KiB = 1024, MiB = 1024 * 1024 };

@@ -24,7 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "live.h"
+#include "read.h"
 
 enum { ATTACH_FILE_BYTES_MAX = 1024, ATTACH_VERSION = 1, LINK_BYTES = 256 };
 #define ATTACH_MAGIC 0x4d4d534241545431ull /* "MMSBATT1" */
@@ -32,13 +33,17 @@ enum { ATTACH_FILE_BYTES_MAX = 1024, ATTACH_VERSION = 1, LINK_BYTES = 256 };
 /* ---- the writer's side ------------------------------------------------------------------ */
 
 void live_token_make(mmsb_engine *e) {
+    ASSERT(e != NULL && e->live.base == NULL);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* identity only: never reaches state */
     snprintf(e->live_token, sizeof e->live_token, "%d-%llx-%lx", (int)getpid(), (unsigned long long)ts.tv_sec,
              (long)ts.tv_nsec);
+    ASSERT(e->live_token[0] != '\0' && strlen(e->live_token) < sizeof e->live_token);
 }
 
 int live_publish(mmsb_engine *e) {
+    ASSERT(!e->read_only && e->live.base == NULL);
+    ASSERT(e->live_token[0] != '\0');
     char name[80];
     snprintf(name, sizeof name, "mmsb-live-%s", e->live_token);
     int rc = vmap_open(&e->live, name, LIVE_HEADER_BYTES, LIVE_HEADER_BYTES);
@@ -55,6 +60,7 @@ int live_publish(mmsb_engine *e) {
     char text[ATTACH_FILE_BYTES_MAX];
     int n = snprintf(text, sizeof text, "mmsb-attach %d\npid %d\ntoken %s\nlive_fd %d\npages_fd %d\narena_fd %d\n",
                      ATTACH_VERSION, (int)getpid(), e->live_token, e->live.fd, e->pages.fd, e->data.mem.fd);
+    ASSERT(n > 0 && n < (int)sizeof text);
     int fd = openat(e->dir_fd, "ATTACH.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
     if (fd >= 0) close(fd);
@@ -64,6 +70,7 @@ int live_publish(mmsb_engine *e) {
 }
 
 void live_retire(mmsb_engine *e) {
+    ASSERT(e != NULL && (e->live.base == NULL || !e->read_only)); /* read-only engines publish nothing */
     if (e->live.base == NULL) return;
     atomic_store_explicit(&((live_header *)e->live.base)->state, LIVE_CLOSED, memory_order_release);
     unlinkat(e->dir_fd, "ATTACH", 0);
@@ -86,6 +93,7 @@ typedef struct attach_file {
 
 /* DIR/ATTACH, read as hostile text: every field present and in range. */
 static int read_attach_file(const char *dir, attach_file *f) {
+    ASSERT(dir != NULL && f != NULL);
     char path[4200], text[ATTACH_FILE_BYTES_MAX + 1];
     snprintf(path, sizeof path, "%s/ATTACH", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -94,6 +102,7 @@ static int read_attach_file(const char *dir, attach_file *f) {
         return err_set(MMSB_EIO, "mmsb_attach_open: %s: %s", path, strerror(errno));
     }
     ssize_t n = read(fd, text, ATTACH_FILE_BYTES_MAX);
+    ASSERT(n <= ATTACH_FILE_BYTES_MAX);
     close(fd);
     if (n <= 0) return err_set(MMSB_ECORRUPT, "mmsb_attach_open: %s is empty or unreadable", path);
     text[n] = '\0';
@@ -109,12 +118,15 @@ static int read_attach_file(const char *dir, attach_file *f) {
                        ATTACH_VERSION);
     }
     snprintf(f->token, sizeof f->token, "%s", token);
+    ASSERT(f->version == ATTACH_VERSION && f->pid > 0);
     return 0;
 }
 
 /* Maps the writer's descriptor fd read-only, after checking that it is the
  * memfd `kind` of the instance named by the token. */
 static int map_writer_fd(const attach_file *f, int fd, const char *kind, const void **base, uint64_t *bytes) {
+    ASSERT(f != NULL && kind != NULL && base != NULL && bytes != NULL);
+    ASSERT(fd >= 0 && f->pid > 0);
     char proc[64], link[LINK_BYTES], want[LINK_BYTES];
     snprintf(proc, sizeof proc, "/proc/%d/fd/%d", f->pid, fd);
     ssize_t n = readlink(proc, link, sizeof link - 1);
@@ -134,10 +146,12 @@ static int map_writer_fd(const attach_file *f, int fd, const char *kind, const v
     if (rc != 0) return rc;
     *base = p;
     *bytes = (uint64_t)st.st_size;
+    ASSERT(*base != NULL && *bytes > 0);
     return 0;
 }
 
 static void attach_unmap(mmsb_attach *a) {
+    ASSERT(a != NULL && a->magic == ATTACH_MAGIC);
     if (a->hdr != NULL) munmap((void *)a->hdr, LIVE_HEADER_BYTES);
     if (a->src.table != NULL) munmap(a->src.table, a->table_bytes);
     if (a->src.arena != NULL) munmap((void *)a->src.arena, a->arena_bytes);
@@ -146,6 +160,8 @@ static void attach_unmap(mmsb_attach *a) {
 /* The header, checked against the mappings: a reader never trusts sizes it
  * has not seen backed. */
 static int check_header(const mmsb_attach *a, const attach_file *f, uint64_t hdr_bytes) {
+    ASSERT(a->hdr != NULL && a->src.table != NULL && a->src.arena != NULL);
+    ASSERT(hdr_bytes > 0 && a->table_bytes > 0 && a->arena_bytes > 0);
     const live_header *h = a->hdr;
     bool ok = hdr_bytes >= sizeof *h && h->magic == LIVE_MAGIC && h->entry_bytes == sizeof(page_entry) &&
               h->pages_max <= a->table_bytes / sizeof(page_entry) && h->arena_bytes <= a->arena_bytes &&
@@ -181,6 +197,7 @@ MMSB_API int mmsb_attach_open(const char *dir, mmsb_attach **attach_out) {
         return rc;
     }
     a->src.arena_bytes = a->hdr->arena_bytes;
+    ASSERT(a->src.arena_bytes <= a->arena_bytes); /* check_header */
     *attach_out = a;
     return 0;
 }
@@ -193,6 +210,8 @@ static int attach_enter(mmsb_attach *a, const char *fn) {
     uint64_t next = atomic_load_explicit(&a->hdr->page_id_next, memory_order_acquire);
     uint64_t limit = a->hdr->pages_max + 1;
     a->src.ids_end = next <= limit ? next : limit; /* hostile values stay inside the table */
+    ASSERT(a->src.ids_end <= a->table_bytes / sizeof(page_entry) + 1);
+    ASSERT(fn != NULL);
     return 0;
 }
 

@@ -19,7 +19,12 @@
 #include <unistd.h>
 
 #include "../tlog/cursor.h"
+#include "checkpoint.h"
+#include "derive.h"
+#include "digest.h"
 #include "engine.h"
+#include "page.h"
+#include "role.h"
 
 enum { GROW_ATTEMPTS_MAX = 48 }; /* doublings: far more than 1 MiB -> 64 TiB */
 
@@ -199,18 +204,18 @@ int checkpoint_write(mmsb_engine *e) {
     return rc;
 }
 
-int checkpoint_maybe(mmsb_engine *e) {
+void checkpoint_maybe(mmsb_engine *e) {
+    ASSERT(!e->read_only && !e->cc.active);
     uint64_t every = e->opts.checkpoint_log_bytes;
-    if (every == 0 || log_pending(e->log) || log_failed(e->log) != 0) return 0;
+    if (every == 0 || log_pending(e->log) || log_failed(e->log) != 0) return;
     log_pos pos;
     log_position(e->log, &pos);
-    if (pos.stream_pos - e->ck.stream_pos < every) return 0;
-    int rc = checkpoint_write(e);
-    if (rc != 0) {
+    ASSERT(pos.stream_pos >= e->ck.stream_pos);
+    if (pos.stream_pos - e->ck.stream_pos < every) return;
+    if (checkpoint_write(e) != 0) {
         snprintf(e->ck.note, sizeof e->ck.note, "checkpoint failed: %.140s", mmsb_last_error());
         e->ck.stream_pos = pos.stream_pos; /* next try after another checkpoint_log_bytes */
     }
-    return rc;
 }
 
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine) {
@@ -262,12 +267,8 @@ static int load_page(void *ctx, const ckpt_page *p) {
     if (rc != 0) return rc;
     uint64_t id = page_publish(e, p->size_bytes, &a);
     ASSERT(id == p->id);
-    page_entry *pe = entry_of(e, id);
-    entry_write_begin(pe);
-    location_of(e, pe)->store(e, pe, 0, p->bytes, p->size_bytes);
-    pe->epoch = p->epoch;
-    digest_mark(e, id, pe, 0, p->size_bytes);
-    entry_write_end(pe);
+    page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = p->size_bytes, .src = p->bytes, .epoch = p->epoch};
+    page_change(e, id, entry_of(e, id), &load);
     x->pages++;
     return 0;
 }

@@ -15,7 +15,13 @@
 #include <string.h>
 
 #include "../tlog/format.h"
-#include "engine.h"
+#include "changeset.h"
+#include "commit.h"
+#include "derive.h"
+#include "digest.h"
+#include "page.h"
+#include "record.h"
+#include "role.h"
 
 /* A page's definition, saved so that a failed change can restore it. */
 typedef struct definition {
@@ -182,37 +188,6 @@ static int derived_node(mmsb_engine *e, uint64_t child, const char *fn, uint32_t
 
 /* ---- logging and committing a graph change -------------------------------------------- */
 
-static int log_derive(mmsb_engine *e, uint64_t child, uint32_t n) {
-    const gnode *v = graph_at(&e->g, n);
-    uint64_t len = DERIVE_FIXED_BYTES + 8ull * v->parent_count + v->params_len;
-    uint8_t *p;
-    int rc = log_append(e->log, REC_DERIVE, (uint32_t)len, &p);
-    if (rc != 0) return rc;
-    put_le64(p, child);
-    put_le32(p + 8, v->op);
-    put_le32(p + 12, op_version(&e->ops, v->op));
-    put_le32(p + 16, 0);
-    put_le32(p + 20, v->parent_count);
-    put_le32(p + 24, v->params_len);
-    put_le32(p + 28, 0);
-    for (uint32_t k = 0; k < v->parent_count; k++) {
-        put_le64(p + DERIVE_FIXED_BYTES + 8 * k, graph_at(&e->g, v->parents[k])->page_id);
-    }
-    if (v->params_len > 0) memcpy(p + DERIVE_FIXED_BYTES + 8ull * v->parent_count, v->params, v->params_len);
-    log_append_done(e->log);
-    return 0;
-}
-
-static int log_pair(mmsb_engine *e, uint16_t type, uint64_t a, uint64_t b, uint32_t len) {
-    uint8_t *p;
-    int rc = log_append(e->log, type, len, &p);
-    if (rc != 0) return rc;
-    put_le64(p, a);
-    if (len == 16) put_le64(p + 8, b);
-    log_append_done(e->log);
-    return 0;
-}
-
 typedef enum { G_DERIVE, G_EDGE_ADD, G_EDGE_REMOVE, G_UNDERIVE } graph_change;
 
 /* Logs the change just made to child's definition, computes child (unless
@@ -224,12 +199,12 @@ static int commit_graph_change(mmsb_engine *e, graph_change what, uint64_t child
     uint32_t n = graph_node(&e->g, child);
     int rc = 0;
     switch (what) {
-    case G_DERIVE: rc = log_derive(e, child, n); break;
-    case G_EDGE_ADD: rc = log_pair(e, REC_EDGE_ADD, parent, child, 16); break;
-    case G_EDGE_REMOVE: rc = log_pair(e, REC_EDGE_REMOVE, parent, child, 16); break;
-    case G_UNDERIVE: rc = log_pair(e, REC_UNDERIVE, child, 0, 8); break;
+    case G_DERIVE: rc = record_derive(e, child, n); break;
+    case G_EDGE_ADD: rc = record_edge(e, REC_EDGE_ADD, parent, child); break;
+    case G_EDGE_REMOVE: rc = record_edge(e, REC_EDGE_REMOVE, parent, child); break;
+    case G_UNDERIVE: rc = record_underive(e, child); break;
     }
-    if (rc == 0 && what != G_UNDERIVE) rc = commit_include(e, n);
+    if (rc == 0 && what != G_UNDERIVE) rc = change_include(e, n);
     uint64_t seq;
     if (rc == 0) rc = commit_finish(e, 0, &seq);
     else commit_abandon(e, rc);
@@ -248,7 +223,7 @@ static int recompute_op_pages(mmsb_engine *e, uint32_t op, mmsb_commit_result *o
     commit_begin(e);
     int rc = 0;
     for (uint32_t v = 1; rc == 0 && v < g->count; v++) {
-        if (g->nodes[v].op == op && g->nodes[v].free_next == 0) rc = commit_include(e, v);
+        if (g->nodes[v].op == op && g->nodes[v].free_next == 0) rc = change_include(e, v);
     }
     uint64_t seq;
     if (rc == 0) rc = commit_finish(e, 0, &seq);
@@ -274,8 +249,7 @@ MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version
     int rc = engine_enter_writer(engine, "mmsb_op_register");
     if (rc != 0) return rc;
     rc = register_checked(engine, op, version, fn, user);
-    engine_leave(engine);
-    return rc;
+    return engine_leave_writer(engine, rc);
 }
 
 static int derive_checked(mmsb_engine *e, uint64_t child, const mmsb_derive_spec *s, mmsb_commit_result *out) {
@@ -301,8 +275,7 @@ MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_
     int rc = engine_enter_writer(engine, "mmsb_derive");
     if (rc != 0) return rc;
     rc = derive_checked(engine, child, spec, result);
-    engine_leave(engine);
-    return rc;
+    return engine_leave_writer(engine, rc);
 }
 
 /* The parent list of node n with one parent added or one removed. */
@@ -361,16 +334,14 @@ MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child,
     int rc = engine_enter_writer(engine, "mmsb_edge_add");
     if (rc != 0) return rc;
     rc = edge_change(engine, parent, child, true, result);
-    engine_leave(engine);
-    return rc;
+    return engine_leave_writer(engine, rc);
 }
 
 MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t child, mmsb_commit_result *result) {
     int rc = engine_enter_writer(engine, "mmsb_edge_remove");
     if (rc != 0) return rc;
     rc = edge_change(engine, parent, child, false, result);
-    engine_leave(engine);
-    return rc;
+    return engine_leave_writer(engine, rc);
 }
 
 static void underive_node(graph *g, uint32_t n) {
@@ -394,8 +365,7 @@ MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_resu
         ckpt_mark(engine, child);
         rc = commit_graph_change(engine, G_UNDERIVE, child, 0, &old, result);
     }
-    engine_leave(engine);
-    return rc;
+    return engine_leave_writer(engine, rc);
 }
 
 MMSB_API int mmsb_derive_info(mmsb_engine *engine, uint64_t page_id, mmsb_deriveinfo *info,
@@ -436,7 +406,7 @@ int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) {
     if (n == 0) return 0;
     const gnode *v = graph_at(&e->g, n);
     if (v->child_count > 0) {
-        return err_set(MMSB_EBUSY, "page %llu is a parent of %u derived page(s), page %llu among them; remove those edges first",
+        return err_set(MMSB_EDEPENDENTS, "page %llu is a parent of %u derived page(s), page %llu among them; remove those edges first",
                        (unsigned long long)id, v->child_count,
                        (unsigned long long)graph_at(&e->g, v->children[0])->page_id);
     }

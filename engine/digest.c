@@ -10,8 +10,8 @@
  */
 #include <string.h>
 
-#include "../tlog/format.h"
-#include "engine.h"
+#include "base/bytes.h"
+#include "digest.h"
 
 /* Domain-separation seeds of XXH3-128 (ASCII, read as big-endian). */
 #define SEED_CHUNK 0x4d4d53422d63686bull /* "MMSB-chk" */

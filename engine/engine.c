@@ -12,7 +12,15 @@
 #include <unistd.h>
 
 #include "../tlog/format.h"
+#include "checkpoint.h"
+#include "commit.h"
+#include "digest.h"
 #include "engine.h"
+#include "live.h"
+#include "page.h"
+#include "propagate.h"
+#include "replay.h"
+#include "role.h"
 
 enum {
     KiB = 1024,
@@ -238,7 +246,7 @@ static void engine_release(mmsb_engine *e) {
     log_writer_close(e->log);
     propagate_close(e);
     checkpoint_close(e);
-    router_close(e);
+    commit_close(e);
     graph_close(&e->g);
     digest_close(e);
     region_close(&e->aux);
@@ -270,7 +278,7 @@ static int engine_build(mmsb_engine *e, const char *dir) {
     }
     if (rc == 0) rc = digest_open(e);
     if (rc == 0) rc = graph_open(&e->g, e->opts.pages_max);
-    if (rc == 0) rc = router_open(e);
+    if (rc == 0) rc = commit_open(e);
     if (rc == 0) rc = propagate_open(e);
     if (rc == 0) {
         e->dir = strdup(dir);
@@ -394,7 +402,9 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
          * everything, so its failure (a full disk, say) does not fail the
          * close; the next open replays more of the log. */
         h128 root;
-        checkpoint_write(engine);
+        if (checkpoint_write(engine) != 0) {
+            snprintf(engine->ck.note, sizeof engine->ck.note, "checkpoint at close failed: %.130s", mmsb_last_error());
+        }
         digest_root(engine, &root);
         rc = log_commit_close(engine->log, &root);
     }
@@ -410,40 +420,6 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
     engine->log = NULL;
     engine_release(engine);
     return rc;
-}
-
-/* ---- the writer role ------------------------------------------------------------ */
-
-int engine_check(const mmsb_engine *e, const char *fn) {
-    if (e == NULL) return err_set(MMSB_EINVAL, "%s: engine is NULL", fn);
-    if (e->magic != ENGINE_MAGIC) return err_set(MMSB_EINVAL, "%s: engine is not an open MMSB engine", fn);
-    return 0;
-}
-
-int engine_enter(mmsb_engine *e, const char *fn) {
-    int rc = engine_check(e, fn);
-    if (rc != 0) return rc;
-    if (e->in_callback) {
-        return err_set(MMSB_EBUSY, "%s: called from an event callback; writing calls are not allowed there", fn);
-    }
-    if (atomic_exchange_explicit(&e->busy, 1, memory_order_acquire) != 0) {
-        return err_set(MMSB_EBUSY, "%s: another thread is inside a writing call on this engine", fn);
-    }
-    return 0;
-}
-
-int engine_enter_writer(mmsb_engine *e, const char *fn) {
-    int rc = engine_enter(e, fn);
-    if (rc == 0 && e->read_only) {
-        engine_leave(e);
-        rc = err_set(MMSB_EREADONLY, "%s: the engine was opened with MMSB_OPEN_READONLY", fn);
-    }
-    return rc;
-}
-
-void engine_leave(mmsb_engine *e) {
-    ASSERT(atomic_load_explicit(&e->busy, memory_order_relaxed) == 1);
-    atomic_store_explicit(&e->busy, 0, memory_order_release);
 }
 
 /* ---- info and digests -------------------------------------------------------------- */

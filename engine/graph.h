@@ -11,8 +11,8 @@
 #ifndef MMSB_GRAPH_H
 #define MMSB_GRAPH_H
 
-#include "kern.h"
-#include "vm.h"
+#include "base/kern.h"
+#include "base/vm.h"
 
 /* The first 64 bytes hold what a propagation pass reads for every node it
  * passes (one cache line); the rest is read for nodes it computes. */

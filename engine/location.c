@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "state.h"
 
 static uint64_t host_diff(const mmsb_engine *e, const page_entry *pe, uint64_t offset,
                           const uint8_t *src, uint64_t len, uint8_t *mask_out) {

@@ -13,7 +13,7 @@
 #ifndef MMSB_LOCATION_H
 #define MMSB_LOCATION_H
 
-#include "base.h"
+#include "base/base.h"
 
 struct mmsb_engine;
 struct page_entry;

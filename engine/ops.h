@@ -11,7 +11,7 @@
 #ifndef MMSB_OPS_H
 #define MMSB_OPS_H
 
-#include "base.h"
+#include "base/base.h"
 
 enum { USER_OPS_MAX = 256 };
 

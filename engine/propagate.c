@@ -21,8 +21,11 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../tlog/format.h"
-#include "engine.h"
+#include "changeset.h"
+#include "journal.h"
+#include "page.h"
+#include "propagate.h"
+#include "record.h"
 
 #define SEED_SIGNATURE 0x4d4d53422d736967ull /* "MMSB-sig" */
 
@@ -94,7 +97,7 @@ static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start)
         put_le64(item + 8, entry_of(e, p->page_id)->epoch);
         sig_add(&a, item, sizeof item);
         if (start == NULL) continue;
-        if (p->changed_mark == e->cc.gen) put_le64(item + 8, p->epoch_at_start);
+        if (change_marked(e, p)) put_le64(item + 8, p->epoch_at_start);
         sig_add(&b, item, sizeof item);
     }
     *now = sig_end(&a);
@@ -209,7 +212,7 @@ static bool changed_range(const mmsb_engine *e, uint32_t n, const inputs *in, h1
     *hi = 0;
     for (uint32_t k = 0; k < v->parent_count; k++) {
         const gnode *p = graph_at(&e->g, v->parents[k]);
-        if (p->changed_mark != e->cc.gen) continue;
+        if (!change_marked(e, p)) continue;
         uint64_t a, b;
         op_map_range(v->op, v->params, in->sizes, k, p->change_lo, p->change_hi, size, &a, &b);
         if (a < b) {
@@ -221,35 +224,38 @@ static bool changed_range(const mmsb_engine *e, uint32_t n, const inputs *in, h1
     return *hi - *lo <= size / 2;
 }
 
-/* Diffs the computed output [lo, hi) (in `out`, or produced block by block
- * for a built-in when out is NULL) against the page, logging and applying
- * every block that differs. Returns the bytes changed. */
-static int apply_output(mmsb_engine *e, uint32_t n, const inputs *in, const uint8_t *out, uint64_t lo,
-                        uint64_t hi, h128 sig, uint64_t *changed_out, uint64_t *first_out, uint64_t *last_out) {
-    const gnode *v = graph_at(&e->g, n);
-    page_entry *pe = entry_of(e, v->page_id);
-    const location_ops *loc = location_of(e, pe);
-    uint64_t changed = 0, epoch = pe->epoch + 1;
+/* Computes a built-in's output [lo, hi) into `out` (whose byte 0 is the
+ * page's byte lo), block by block. */
+static void compute_builtin(const gnode *v, const inputs *in, uint64_t lo, uint64_t hi, uint8_t *out) {
+    ASSERT(op_is_builtin(v->op) && lo <= hi);
     for (uint64_t block = lo; block < hi; block += WRITE_BLOCK_BYTES) {
         uint64_t len = min_u64(WRITE_BLOCK_BYTES, hi - block);
-        const uint8_t *src = out != NULL ? out + (block - lo) : e->block;
-        if (out == NULL) op_compute(v->op, v->params, in->bytes, in->sizes, v->parent_count, block, block + len, e->block);
+        op_compute(v->op, v->params, in->bytes, in->sizes, v->parent_count, block, block + len, out + (block - lo));
+    }
+}
+
+/* Diffs the output [lo, hi) (in `out`, byte 0 = page byte lo) against the
+ * page block by block and logs every block that differs; *first and *last
+ * bound the changed bytes (page offsets, last exclusive). */
+static int record_output(mmsb_engine *e, const gnode *v, const page_entry *pe, const uint8_t *out,
+                         uint64_t lo, uint64_t hi, h128 sig, uint64_t *changed_out, uint64_t *first_out,
+                         uint64_t *last_out) {
+    const location_ops *loc = location_of(e, pe);
+    uint64_t changed = 0, epoch = touched_epoch(e, v->page_id, pe);
+    ASSERT(epoch == pe->epoch + 1); /* a derived page changes once per commit, here */
+    for (uint64_t block = lo; block < hi; block += WRITE_BLOCK_BYTES) {
+        uint64_t len = min_u64(WRITE_BLOCK_BYTES, hi - block);
+        const uint8_t *src = out + (block - lo);
         uint64_t c = loc->diff(e, pe, block, src, len, e->mask_scratch);
         if (c == 0) continue;
         delta_part part = {.type = REC_DERIVED, .page_id = v->page_id, .epoch = epoch, .base = block,
                            .signature = sig, .mask = e->mask_scratch, .block_len = len, .count = c, .dense = src};
-        uint64_t f, l;
-        bool any = mask_bounds(e->mask_scratch, (len + 7) / 8, &f, &l);
+        bool any = mask_bounds(e->mask_scratch, (len + 7) / 8, &part.first, &part.last);
         ASSERT(any);
-        part.first = f;
-        part.last = l;
-        int rc = log_delta_part(e, &part);
+        int rc = record_delta_part(e, &part);
         if (rc != 0) return rc;
-        commit_journal_bytes(e, v->page_id, pe, block + f, l - f + 1);
-        loc->store(e, pe, block + f, src + f, l - f + 1);
-        digest_mark(e, v->page_id, pe, block + f, l - f + 1);
-        *first_out = min_u64(*first_out, block + f);
-        *last_out = block + l + 1;
+        *first_out = min_u64(*first_out, block + part.first);
+        *last_out = block + part.last + 1;
         changed += c;
     }
     *changed_out = changed;
@@ -275,6 +281,14 @@ static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_
     return 0;
 }
 
+/* The output bytes [lo, hi) of node n, in e->op_out (byte 0 = page byte lo). */
+static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size, uint64_t lo, uint64_t hi) {
+    if (!op_is_builtin(v->op)) return run_user_op(e, v, in, size); /* the whole page */
+    int rc = vmap_ensure(&e->op_out, hi - lo);
+    if (rc == 0) compute_builtin(v, in, lo, hi, e->op_out.base);
+    return rc;
+}
+
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     gnode *v = graph_at(&e->g, n);
     h128 sig, start_sig;
@@ -288,19 +302,19 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     page_entry *pe = entry_of(e, v->page_id);
     uint64_t lo = 0, hi = pe->size_bytes;
     bool ranged = changed_range(e, n, in, start_sig, &lo, &hi);
-    const uint8_t *out = NULL;
-    if (!op_is_builtin(v->op)) {
-        int rc = run_user_op(e, v, in, pe->size_bytes);
-        if (rc != 0) return rc;
-        out = e->op_out.base;
-    }
-    uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
-    commit_journal_signature(e, v->page_id, v->signature);
-    entry_write_begin(pe);
-    int rc = apply_output(e, n, in, out, lo, hi, sig, &changed, &first, &last);
-    if (rc == 0 && changed > 0) pe->epoch++;
-    entry_write_end(pe);
+    int rc = touched_prepare(e);
+    if (rc == 0) rc = produce(e, v, in, pe->size_bytes, lo, hi);
     if (rc != 0) return rc;
+    const uint8_t *out = e->op_out.base;
+    uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
+    journal_signature(e, v->page_id, v->signature);
+    rc = record_output(e, v, pe, out, lo, hi, sig, &changed, &first, &last);
+    if (rc != 0) return rc;
+    if (changed > 0) {
+        page_change_args a = {.kind = PAGE_COPY, .offset = first, .len = last - first,
+                              .src = out + (first - lo), .epoch = old_epoch + 1};
+        page_change(e, v->page_id, pe, &a);
+    }
     bool sig_changed = !h128_eq(sig, v->signature);
     v->signature = sig;
     ckpt_mark(e, v->page_id);
@@ -308,11 +322,11 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
         /* Only the full mode computes a page whose signature did not change;
          * the log already holds that signature. */
         c->res.backdates++;
-        return sig_changed ? log_backdate(e, v->page_id, pe->epoch, sig) : 0;
+        return sig_changed ? record_backdate(e, v->page_id, pe->epoch, sig) : 0;
     }
     c->res.recomputes++;
     c->res.delta_propagations += ranged;
-    commit_changed(e, v->page_id, pe, old_epoch, first, last, changed, MMSB_EVENT_DERIVED);
+    change_note(e, v->page_id, pe, old_epoch, first, last, changed, MMSB_EVENT_DERIVED);
     return 0;
 }
 

@@ -15,7 +15,12 @@
 #include <string.h>
 
 #include "../tlog/cursor.h"
+#include "checkpoint.h"
+#include "derive.h"
+#include "digest.h"
 #include "engine.h"
+#include "page.h"
+#include "replay.h"
 
 typedef struct good_commit {
     uint64_t seq, commits, segment, end_offset;
@@ -64,7 +69,8 @@ static int replay_free(replay_ctx *x, const log_rec *r) {
     }
     if (rc == 0) {
         page_remove(x->e, id, pe);
-        derive_page_freeing(x->e, id, false);
+        rc = derive_page_freeing(x->e, id, false);
+        ASSERT(rc == 0); /* checked just above */
     }
     return rc;
 }
@@ -98,19 +104,12 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
         ckpt_mark(x->e, d->page_id);
     }
     if (none) return 0;
-    const location_ops *loc = location_of(x->e, pe);
-    entry_write_begin(pe);
-    if (d->form == DELTA_FULL) {
-        loc->store(x->e, pe, d->offset, d->bytes, d->len);
-    } else {
-        mmsb_delta sparse = {.page_id = d->page_id, .offset = d->offset, .len = d->len, .mask = d->mask,
-                             .payload = d->bytes, .payload_len = d->bytes_len, .flags = MMSB_DELTA_SPARSE};
-        loc->delta(x->e, pe, &sparse, true);
-    }
-    pe->epoch = d->epoch;
-    touched_mark(x->e, d->page_id);
-    digest_mark(x->e, d->page_id, pe, d->offset, d->len);
-    entry_write_end(pe);
+    mmsb_delta sparse = {.page_id = d->page_id, .offset = d->offset, .len = d->len, .mask = d->mask,
+                         .payload = d->bytes, .payload_len = d->bytes_len, .flags = MMSB_DELTA_SPARSE};
+    bool full = d->form == DELTA_FULL;
+    page_change_args a = {.kind = full ? PAGE_COPY : PAGE_APPLY, .offset = d->offset, .len = d->len,
+                          .src = full ? d->bytes : NULL, .delta = full ? NULL : &sparse, .epoch = d->epoch};
+    page_change(x->e, d->page_id, pe, &a);
     return 0;
 }
 

@@ -39,8 +39,10 @@ extern "C" {
 #define MMSB_ABI_VERSION 1
 
 /* Returns the library's version string; stores the parts where not NULL. */
+/* Role: any thread. Errors: none. */
 MMSB_API const char *mmsb_version(int *major, int *minor, int *patch);
 /* Returns the library's MMSB_ABI_VERSION (compare with the header's). */
+/* Role: any thread. Errors: none. */
 MMSB_API int mmsb_abi_version(void);
 
 /* ---- errors --------------------------------------------------------------- */
@@ -57,19 +59,39 @@ MMSB_API int mmsb_abi_version(void);
 #define MMSB_EIO (-32005)       /* an operating-system call failed */
 #define MMSB_ECORRUPT (-32006)  /* bytes on disk fail validation */
 #define MMSB_EVERSION (-32007)  /* ABI or on-disk format version mismatch */
-#define MMSB_EBUSY (-32008)     /* store locked elsewhere, or engine in use */
+#define MMSB_EBUSY (-32008)     /* store locked elsewhere, engine in use, a reader gave up */
 #define MMSB_ENOTSUP (-32009)   /* not supported here (CPU, kernel, build) */
 #define MMSB_ENOMEM (-32010)    /* process memory exhausted */
 #define MMSB_ECYCLE (-32011)    /* an edge would close a cycle */
 #define MMSB_EOP (-32012)       /* a derivation operation failed */
 #define MMSB_EREADONLY (-32013) /* a writing call on a read-only engine */
-#define MMSB_ERRCODE_LAST (-32013)
+#define MMSB_EDEPENDENTS (-32014) /* derived pages still read the page */
+#define MMSB_ECALLBACK (-32015) /* a writing call from an event callback */
+#define MMSB_ERRCODE_LAST (-32015)
+
+/* Roles. Each function below says which thread may call it and which codes
+ * it returns beyond 0 (the detail of each is in mmsb_last_error()):
+ * - writer: a writing call takes the engine's writer role for its length;
+ *   one thread at a time. Another thread inside a call gets MMSB_EBUSY
+ *   (retry later); a call from an event callback gets MMSB_ECALLBACK (not
+ *   retryable there: call after the callback returns); a read-only engine
+ *   gives MMSB_EREADONLY. "Writer role, not writing" takes the role but
+ *   changes nothing, so it also works on read-only engines.
+ * - any thread: takes no role and runs beside the writer.
+ * - reader: an attach or log-reader handle, used by one thread at a time.
+ * MMSB_EBUSY from a reading call means the page kept changing for the whole
+ * bounded retry (about 20 s); MMSB_EBUSY from mmsb_open means another
+ * engine holds the store. Failures change nothing, except where a call
+ * says otherwise (an I/O error during a commit fails the log: every later
+ * writing call returns that error until the store is reopened). */
 
 /* A static, never-NULL description of any code. */
+/* Role: any thread. Errors: none. */
 MMSB_API const char *mmsb_strerror(int code);
 /* The detail message of the calling thread's last failed call: which
  * argument, what value, which limit. Valid until this thread's next failing
  * call; never NULL. Successful calls leave it unchanged. */
+/* Role: any thread. Errors: none. */
 MMSB_API const char *mmsb_last_error(void);
 
 /* ---- options and engine --------------------------------------------------- */
@@ -181,6 +203,7 @@ typedef struct mmsb_options {
 
 /* Fills *options with the defaults and records the caller's struct size and
  * ABI version, which mmsb_open checks. Use the macro. */
+/* Role: any thread. Errors: MMSB_EINVAL, MMSB_EVERSION. */
 MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
                                uint32_t abi_version);
 #define MMSB_OPTIONS_INIT(options)                                             \
@@ -191,6 +214,7 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
  * With MMSB_OPEN_READONLY any number of processes may open it besides the
  * writer (CREATE and SALVAGE are then refused); they must be other processes
  * than the writer's, as LMDB allows one environment per file per process. */
+/* Role: any thread. Errors: MMSB_EINVAL, MMSB_EVERSION, MMSB_ENOTFOUND, EBUSY (the store is open in another engine), MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_ENOTSUP. */
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
                        mmsb_engine **engine_out);
 /* Closes the engine and releases everything it holds. NULL is a no-op. If
@@ -201,6 +225,7 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
  * or a full disk, which every writing call since reported) makes close
  * report that error again: what was not durable then may be lost. After
  * this, views and the handle are invalid. */
+/* Role: writer (no other call may run or follow). Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK; an earlier log failure (EIO, MMSB_ENOSPC) is reported here too, and the handle is freed in every case but EINVAL, MMSB_EBUSY and ECALLBACK. */
 MMSB_API int mmsb_close(mmsb_engine *engine);
 
 typedef struct mmsb_engineinfo {
@@ -259,6 +284,7 @@ typedef struct mmsb_engineinfo {
 #define MMSB_RECOVERED_TORN 0x1u     /* a torn tail was cut */
 #define MMSB_RECOVERED_SALVAGED 0x2u /* corruption was cut (MMSB_OPEN_SALVAGE) */
 
+/* Role: writer role, not writing: works on read-only engines. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
 
 /* ---- pages ---------------------------------------------------------------- */
@@ -271,9 +297,11 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
  * are reserved for later page kinds). Ids are assigned in order from 1 and
  * never reused within a store. Data is 64-byte aligned, and 4 KiB aligned
  * for pages of 4 KiB or more. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes,
                               uint32_t flags, uint64_t *page_id_out);
 /* Frees a page; its id is never handed out again. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EDEPENDENTS, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id);
 
 typedef struct mmsb_pageinfo {
@@ -287,10 +315,12 @@ typedef struct mmsb_pageinfo {
 } mmsb_pageinfo;
 
 /* Reading calls: safe on any thread, concurrently with the writer. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, EBUSY (the page kept changing: about 20 s of retries). */
 MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id,
                             mmsb_pageinfo *info);
 /* Copies len bytes at offset into buf. The bytes are consistent: all of them
  * are from the epoch stored in *epoch_out (which may be NULL). */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, EBUSY (the page kept changing: about 20 s of retries). */
 MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id,
                             uint64_t offset, void *buf, uint64_t len,
                             uint64_t *epoch_out);
@@ -299,6 +329,7 @@ MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id,
  * page is written, so a view is not a snapshot (use mmsb_page_read for one
  * while another thread writes). *epoch_out is the epoch at the time of the
  * call. Never write through the view. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a device page), MMSB_EBUSY. */
 MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id,
                             const void **data_out, uint64_t *size_out,
                             uint64_t *epoch_out);
@@ -315,6 +346,7 @@ typedef struct mmsb_change {
 
 /* Writes len bytes at offset. The engine diffs them against the page and
  * applies only the bytes that differ. bytes must not overlap the page. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_write(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
                         const void *bytes, uint64_t len, mmsb_change *change_out);
 
@@ -342,6 +374,7 @@ typedef struct mmsb_delta {
 
 /* Applies a delta; on any error nothing is applied. Mask and payload must not
  * overlap the page. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta,
                         mmsb_change *change_out);
 
@@ -367,6 +400,7 @@ typedef struct mmsb_commit_result {
  * commit, for every delta of that page); any
  * error fails the whole batch with nothing applied, and the detail names the
  * delta's index. durability 0 = the engine's. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT (the detail names the delta), MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uint64_t count,
                               uint32_t durability, mmsb_commit_result *result);
 
@@ -380,11 +414,16 @@ MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uin
  * returns MMSB_EBUSY (another thread holds the writer role): the transaction
  * stays open and the commit can be retried. */
 typedef struct mmsb_txn mmsb_txn;
+/* Role: any thread; the transaction is then used by one thread at a time. Errors: MMSB_EINVAL, MMSB_EREADONLY, MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_begin(mmsb_engine *engine, mmsb_txn **txn_out);
+/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC (txn_bytes_max), MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_write(mmsb_txn *txn, uint64_t page_id, uint64_t offset,
                             const void *bytes, uint64_t len);
+/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC (txn_bytes_max), MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_apply(mmsb_txn *txn, const mmsb_delta *delta);
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EREADONLY; EBUSY and ECALLBACK leave the transaction open for a retry, every other result ends it. */
 MMSB_API int mmsb_txn_commit(mmsb_txn *txn, uint32_t durability, mmsb_commit_result *result);
+/* Role: the transaction's thread. Errors: none (NULL is a no-op). */
 MMSB_API int mmsb_txn_abort(mmsb_txn *txn);
 
 /* ---- derived pages ---------------------------------------------------------- */
@@ -434,6 +473,7 @@ typedef int (*mmsb_op_fn)(void *user, const mmsb_op_input *in, uint8_t *out, uin
  * swaps the function and user pointer. After a reopen no operation is
  * registered: replay needs none, but a commit that must compute a page of an
  * unregistered operation fails with MMSB_ENOTFOUND and is rolled back. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_EOP, MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version, mmsb_op_fn fn,
                               void *user);
 
@@ -449,13 +489,17 @@ typedef struct mmsb_derive_spec {
 
 /* Makes `child` a derived page (or redefines one) and computes it, in one
  * commit. An edge that would close a cycle fails with MMSB_ECYCLE. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_spec *spec,
                          mmsb_commit_result *result);
 /* Makes a derived page a plain page again; its bytes stay as they are. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_result *result);
 /* Adds `parent` as the last parent of derived page `child` / removes it. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child,
                            mmsb_commit_result *result);
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t child,
                               mmsb_commit_result *result);
 
@@ -471,6 +515,7 @@ typedef struct mmsb_deriveinfo {
 
 /* A page's place in the graph (a writing call: it reads the graph the
  * writer changes). Up to parents_cap parent ids go to parents_out. */
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_derive_info(mmsb_engine *engine, uint64_t page_id, mmsb_deriveinfo *info,
                               uint64_t *parents_out, uint32_t parents_cap);
 
@@ -502,19 +547,24 @@ typedef struct mmsb_event {
 typedef void (*mmsb_event_fn)(void *user, const mmsb_event *event);
 
 #define MMSB_SUBSCRIBERS_MAX 64u
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_subscribe(mmsb_engine *engine, uint32_t event_mask, mmsb_event_fn fn,
                             void *user, uint64_t *subscription_out);
+/* Role: writer role, not writing. Errors: MMSB_ENOTFOUND, MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_unsubscribe(mmsb_engine *engine, uint64_t subscription);
 
 /* ---- durability ----------------------------------------------------------- */
 
 /* Every commit made so far is on stable storage when this returns 0. Any
  * thread may call it. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log failed). */
 MMSB_API int mmsb_sync(mmsb_engine *engine);
 /* Blocks until commit `commit_seq` (an mmsb_change.commit_seq) is on stable
  * storage, syncing now if it is not yet. Any thread may call it. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log failed). */
 MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
 /* Sets the durability of the following commits (a writing call). */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
 
 /* ---- checkpoints ------------------------------------------------------------ */
@@ -525,6 +575,7 @@ MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
  * (unless MMSB_OPEN_KEEP_LOG) the log segments wholly before it are removed.
  * A writing call; nothing to do when nothing changed since the last one.
  * Also run by the checkpoint_log_bytes policy and by mmsb_close. */
+/* Role: writer. Errors: MMSB_EIO, MMSB_ENOSPC, MMSB_ECORRUPT, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
 
 /* ---- live read-only attach from another process ------------------------------- */
@@ -539,22 +590,29 @@ MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
 typedef struct mmsb_attach mmsb_attach;
 /* MMSB_ENOTFOUND when no engine is running on dir (no ATTACH file, or its
  * process is gone). */
+/* Role: any thread; the handle is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EVERSION, MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOMEM. */
 MMSB_API int mmsb_attach_open(const char *dir, mmsb_attach **attach_out);
+/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, EBUSY (the page kept changing). */
 MMSB_API int mmsb_attach_page_info(mmsb_attach *attach, uint64_t page_id, mmsb_pageinfo *info);
+/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, EBUSY (the page kept changing). */
 MMSB_API int mmsb_attach_read(mmsb_attach *attach, uint64_t page_id, uint64_t offset, void *buf,
                               uint64_t len, uint64_t *epoch_out);
+/* Role: reader: the attach handle's thread. Errors: none (NULL is a no-op). */
 MMSB_API int mmsb_attach_close(mmsb_attach *attach);
 
 /* ---- digests -------------------------------------------------------------- */
 
 /* The page digest: a hash tree over the page's 4 KiB chunks. */
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id,
                               mmsb_digest *digest_out);
 /* The state root: a Merkle root over (id, size, epoch, page digest) of every
  * page in id order, with the page count and the next id. Maintained
  * incrementally: only what changed since the last call is rehashed. */
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_state_root(mmsb_engine *engine, mmsb_digest *root_out);
 /* Writes 32 lowercase hex digits and a NUL into hex_out (33 bytes). */
+/* Role: any thread. Errors: MMSB_EINVAL. */
 MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out,
                              size_t hex_out_size);
 
@@ -613,9 +671,12 @@ typedef struct mmsb_log_record {
  * checkpoint's segment are skipped; only then is the checkpoint's meta
  * record read (LMDB, read-only: LMDB allows one environment per file per
  * process). Every record's payload is valid until the next mmsb_log_next. */
+/* Role: any thread; the reader is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, MMSB_EVERSION, MMSB_EIO, MMSB_ENOMEM. */
 MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **reader_out);
 /* The next record; record->type is MMSB_REC_END after the last. */
+/* Role: the log reader's thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT, MMSB_EIO. */
 MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record);
+/* Role: the log reader's thread. Errors: none (NULL is a no-op). */
 MMSB_API int mmsb_log_close(mmsb_log_reader *reader);
 
 #ifdef __cplusplus

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tlog/ckpt.h"
+#include "../tlog/checkpoint/lmdb_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "../engine/kern.h"
+#include "../engine/base/kern.h"
 
 enum { GUARD = 64, GUARD_BYTE = 0xA5 };
 

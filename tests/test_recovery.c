@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "../tlog/crc32c.h"
+#include "../engine/base/crc32c.h"
 #include "../tlog/format.h"
 
 enum { COMMITS_MAX = 64, RECORDS_MAX = 256 };

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "../engine/region.h"
+#include "../engine/base/region.h"
 
 enum { ARENA = 64 << 20, GRAINS = ARENA / 64, LIVE_MAX = 4096 };
 

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "../tlog/cursor.h"
 #include "testutil.h"
 
 enum {
@@ -265,7 +266,7 @@ static int step_free(life *l) {
     uint32_t k = (uint32_t)rng_below(&l->r, l->count);
     int rc = mmsb_page_free(l->e, l->pages[k].id);
     if (rc == 0) l->pages[k] = l->pages[--l->count];
-    return rc == MMSB_EBUSY ? 0 : rc; /* derived pages read it */
+    return rc == MMSB_EDEPENDENTS ? 0 : rc; /* derived pages read it */
 }
 
 static int step_write(life *l) {

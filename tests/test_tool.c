@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../tlog/crc32c.h"
+#include "../engine/base/crc32c.h"
 #include "testutil.h"
 
 enum { OUT_BYTES_MAX = 1 << 22, ARGS_MAX = 12 };

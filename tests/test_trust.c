@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
-#include "../tlog/crc32c.h"
+#include "../tlog/cursor.h"
+#include "../engine/base/crc32c.h"
 #include "testutil.h"
 
 enum { KiB = 1024, MiB = 1024 * 1024 };

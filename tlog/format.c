@@ -2,7 +2,7 @@
  * format.c - encoding and checked decoding of segment headers and record
  * payloads (FORMAT.md).
  */
-#include "crc32c.h"
+#include "../engine/base/crc32c.h"
 #include "format.h"
 
 /* ---- segment header ----------------------------------------------------------- */
@@ -67,11 +67,11 @@ static int bad_length(const log_rec *r, uint64_t want) {
 
 int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes, uint32_t *flags) {
     ASSERT(r->type == REC_PAGE_CREATE);
-    if (r->length != 24) return bad_length(r, 24);
+    if (r->length != CREATE_REC_BYTES) return bad_length(r, CREATE_REC_BYTES);
     *page_id = get_le64(r->payload);
-    *size_bytes = get_le64(r->payload + 8);
-    *flags = get_le32(r->payload + 16);
-    if (*page_id == 0 || *size_bytes == 0 || get_le32(r->payload + 20) != 0) {
+    *size_bytes = get_le64(r->payload + CREATE_OFF_SIZE);
+    *flags = get_le32(r->payload + CREATE_OFF_FLAGS);
+    if (*page_id == 0 || *size_bytes == 0 || get_le32(r->payload + CREATE_OFF_RESERVED) != 0) {
         return err_set(MMSB_ECORRUPT, "PAGE_CREATE seq %llu: page %llu of %llu bytes",
                        (unsigned long long)r->seq, (unsigned long long)*page_id,
                        (unsigned long long)*size_bytes);
@@ -81,7 +81,7 @@ int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes,
 
 int rec_decode_free(const log_rec *r, uint64_t *page_id) {
     ASSERT(r->type == REC_PAGE_FREE);
-    if (r->length != 8) return bad_length(r, 8);
+    if (r->length != FREE_REC_BYTES) return bad_length(r, FREE_REC_BYTES);
     *page_id = get_le64(r->payload);
     if (*page_id == 0) return err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page 0", (unsigned long long)r->seq);
     return 0;
@@ -92,13 +92,13 @@ int rec_decode_free(const log_rec *r, uint64_t *page_id) {
 static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t *range,
                              const uint8_t *body, rec_delta *d) {
     d->offset = get_le64(range);
-    d->len = get_le64(range + 8);
-    d->form = get_le32(range + 16);
+    d->len = get_le64(range + RANGE_OFF_LEN);
+    d->form = get_le32(range + RANGE_OFF_FORM);
     uint64_t have = (uint64_t)(r->payload + r->length - body);
     d->mask = NULL;
     d->bytes = body;
     d->bytes_len = 0;
-    if (get_le32(range + 20) != 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: reserved field set", rec_type_name(r->type), (unsigned long long)r->seq);
+    if (get_le32(range + RANGE_OFF_RESERVED) != 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: reserved field set", rec_type_name(r->type), (unsigned long long)r->seq);
     if (d->form == DELTA_NONE) {
         if (r->type != REC_DERIVED || d->len != 0 || d->offset != 0 || have != 0) {
             return err_set(MMSB_ECORRUPT, "%s seq %llu: an empty body with a range", rec_type_name(r->type), (unsigned long long)r->seq);
@@ -136,8 +136,8 @@ int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d) {
     if (r->length < DELTA_FIXED_BYTES) return bad_length(r, DELTA_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->page_id = get_le64(p);
-    d->epoch = get_le64(p + 8);
-    int rc = decode_delta_body(r, k, p + 16, p + DELTA_FIXED_BYTES, d);
+    d->epoch = get_le64(p + DELTA_OFF_EPOCH);
+    int rc = decode_delta_body(r, k, p + DELTA_OFF_RANGE, p + DELTA_FIXED_BYTES, d);
     if (rc == 0 && (d->page_id == 0 || d->epoch == 0 || d->form == DELTA_NONE)) {
         rc = err_set(MMSB_ECORRUPT, "DELTA seq %llu: page %llu epoch %llu form %u", (unsigned long long)r->seq,
                      (unsigned long long)d->page_id, (unsigned long long)d->epoch, d->form);
@@ -150,9 +150,9 @@ int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d) {
     if (r->length < DERIVED_FIXED_BYTES) return bad_length(r, DERIVED_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->d.page_id = get_le64(p);
-    d->d.epoch = get_le64(p + 8);
-    d->signature = get_h128(p + 16);
-    int rc = decode_delta_body(r, k, p + 32, p + DERIVED_FIXED_BYTES, &d->d);
+    d->d.epoch = get_le64(p + DELTA_OFF_EPOCH);
+    d->signature = get_h128(p + DERIVED_OFF_SIGNATURE);
+    int rc = decode_delta_body(r, k, p + DERIVED_OFF_RANGE, p + DERIVED_FIXED_BYTES, &d->d);
     if (rc == 0 && (d->d.page_id == 0 || (d->d.form != DELTA_NONE && d->d.epoch == 0))) {
         rc = err_set(MMSB_ECORRUPT, "DERIVED seq %llu: page %llu epoch %llu", (unsigned long long)r->seq,
                      (unsigned long long)d->d.page_id, (unsigned long long)d->d.epoch);
@@ -165,13 +165,13 @@ int rec_decode_derive(const log_rec *r, rec_derive *d) {
     if (r->length < DERIVE_FIXED_BYTES) return bad_length(r, DERIVE_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->child = get_le64(p);
-    d->op = get_le32(p + 8);
-    d->op_version = get_le32(p + 12);
-    d->flags = get_le32(p + 16);
-    d->parent_count = get_le32(p + 20);
-    d->params_len = get_le32(p + 24);
+    d->op = get_le32(p + DERIVE_OFF_OP);
+    d->op_version = get_le32(p + DERIVE_OFF_VERSION);
+    d->flags = get_le32(p + DERIVE_OFF_FLAGS);
+    d->parent_count = get_le32(p + DERIVE_OFF_PARENT_COUNT);
+    d->params_len = get_le32(p + DERIVE_OFF_PARAMS_LEN);
     if (d->child == 0 || d->op == 0 || d->parent_count == 0 || d->parent_count > DERIVE_PARENTS_MAX ||
-        d->params_len > DERIVE_PARAMS_MAX || get_le32(p + 28) != 0) {
+        d->params_len > DERIVE_PARAMS_MAX || get_le32(p + DERIVE_OFF_RESERVED) != 0) {
         return err_set(MMSB_ECORRUPT, "DERIVE seq %llu: page %llu op %u with %u parents and %u param bytes",
                        (unsigned long long)r->seq, (unsigned long long)d->child, d->op, d->parent_count, d->params_len);
     }
@@ -184,14 +184,14 @@ int rec_decode_derive(const log_rec *r, rec_derive *d) {
 
 int rec_decode_underive(const log_rec *r, uint64_t *child) {
     ASSERT(r->type == REC_UNDERIVE);
-    if (r->length != 8) return bad_length(r, 8);
+    if (r->length != UNDERIVE_REC_BYTES) return bad_length(r, UNDERIVE_REC_BYTES);
     *child = get_le64(r->payload);
     return *child == 0 ? err_set(MMSB_ECORRUPT, "UNDERIVE seq %llu: page 0", (unsigned long long)r->seq) : 0;
 }
 
 int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child) {
     ASSERT(r->type == REC_EDGE_ADD || r->type == REC_EDGE_REMOVE);
-    if (r->length != 16) return bad_length(r, 16);
+    if (r->length != EDGE_REC_BYTES) return bad_length(r, EDGE_REC_BYTES);
     *parent = get_le64(r->payload);
     *child = get_le64(r->payload + 8);
     if (*parent == 0 || *child == 0 || *parent == *child) {
@@ -203,7 +203,7 @@ int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child) {
 
 int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
     ASSERT(r->type == REC_ABORT);
-    if (r->length != 8) return bad_length(r, 8);
+    if (r->length != ABORT_REC_BYTES) return bad_length(r, ABORT_REC_BYTES);
     *first_seq = get_le64(r->payload);
     if (*first_seq > r->seq) return err_set(MMSB_ECORRUPT, "ABORT seq %llu: first seq %llu after it", (unsigned long long)r->seq, (unsigned long long)*first_seq);
     return 0;
@@ -235,10 +235,10 @@ int rec_decode_commit(const log_rec *r, rec_commit *c) {
     if (r->length < COMMIT_FIXED_BYTES) return bad_length(r, COMMIT_FIXED_BYTES);
     const uint8_t *p = r->payload;
     c->first_seq = get_le64(p);
-    c->durable_hint = get_le64(p + 8);
-    c->flags = get_le32(p + 16);
-    c->record_count = get_le32(p + 20);
-    c->chain = get_h128(p + 24);
+    c->durable_hint = get_le64(p + COMMIT_OFF_DURABLE);
+    c->flags = get_le32(p + COMMIT_OFF_FLAGS);
+    c->record_count = get_le32(p + COMMIT_OFF_COUNT);
+    c->chain = get_h128(p + COMMIT_OFF_CHAIN);
     uint64_t want = COMMIT_FIXED_BYTES + ((c->flags & COMMIT_HAS_ROOT) ? COMMIT_ROOT_BYTES : 0);
     if (r->length != want) return bad_length(r, want);
     if (c->flags & ~(uint32_t)(COMMIT_HAS_ROOT | COMMIT_CLOSE)) {
@@ -254,7 +254,7 @@ int rec_decode_commit(const log_rec *r, rec_commit *c) {
 
 int rec_decode_seal(const log_rec *r, uint64_t *next_segment, uint64_t *end_offset) {
     ASSERT(r->type == REC_SEAL);
-    if (r->length != 16) return bad_length(r, 16);
+    if (r->length != SEAL_REC_BYTES) return bad_length(r, SEAL_REC_BYTES);
     *next_segment = get_le64(r->payload);
     *end_offset = get_le64(r->payload + 8);
     return 0;
@@ -294,3 +294,99 @@ const char *rec_type_name(uint16_t type) {
     if (type < ARRAY_LEN(names)) return names[type];
     return type >= REC_TYPE_SKIPPABLE ? "SKIPPABLE" : "UNKNOWN";
 }
+
+/* ---- encoders ------------------------------------------------------------------------ */
+
+void rec_encode_create(uint8_t out[CREATE_REC_BYTES], uint64_t page_id, uint64_t size_bytes, uint32_t flags) {
+    ASSERT(page_id != 0 && size_bytes != 0);
+    put_le64(out, page_id);
+    put_le64(out + CREATE_OFF_SIZE, size_bytes);
+    put_le32(out + CREATE_OFF_FLAGS, flags);
+    put_le32(out + CREATE_OFF_RESERVED, 0);
+}
+
+void rec_encode_free(uint8_t out[FREE_REC_BYTES], uint64_t page_id) {
+    ASSERT(page_id != 0);
+    put_le64(out, page_id);
+}
+
+void rec_encode_underive(uint8_t out[UNDERIVE_REC_BYTES], uint64_t child) {
+    ASSERT(child != 0);
+    put_le64(out, child);
+}
+
+void rec_encode_edge(uint8_t out[EDGE_REC_BYTES], uint64_t parent, uint64_t child) {
+    ASSERT(parent != 0 && child != 0);
+    ASSERT(parent != child);
+    put_le64(out, parent);
+    put_le64(out + 8, child);
+}
+
+void rec_encode_abort(uint8_t out[ABORT_REC_BYTES], uint64_t first_seq) {
+    ASSERT(first_seq != 0);
+    put_le64(out, first_seq);
+}
+
+void rec_encode_seal(uint8_t out[SEAL_REC_BYTES], uint64_t next_segment, uint64_t end_offset) {
+    ASSERT(next_segment >= 2);
+    ASSERT(end_offset % REC_ALIGN == 0);
+    put_le64(out, next_segment);
+    put_le64(out + 8, end_offset);
+}
+
+uint64_t rec_derive_bytes(uint32_t parent_count, uint32_t params_len) {
+    ASSERT(parent_count <= DERIVE_PARENTS_MAX);
+    ASSERT(params_len <= DERIVE_PARAMS_MAX);
+    return DERIVE_FIXED_BYTES + 8ull * parent_count + params_len;
+}
+
+void rec_encode_derive(uint8_t *out, const rec_derive *d) {
+    ASSERT(d->child != 0 && d->op != 0);
+    ASSERT(d->parent_count >= 1 && d->parent_count <= DERIVE_PARENTS_MAX);
+    ASSERT(d->params_len <= DERIVE_PARAMS_MAX && (d->params != NULL || d->params_len == 0));
+    put_le64(out, d->child);
+    put_le32(out + DERIVE_OFF_OP, d->op);
+    put_le32(out + DERIVE_OFF_VERSION, d->op_version);
+    put_le32(out + DERIVE_OFF_FLAGS, d->flags);
+    put_le32(out + DERIVE_OFF_PARENT_COUNT, d->parent_count);
+    put_le32(out + DERIVE_OFF_PARAMS_LEN, d->params_len);
+    put_le32(out + DERIVE_OFF_RESERVED, 0);
+    if (d->params_len > 0) memcpy(out + DERIVE_FIXED_BYTES + 8ull * d->parent_count, d->params, d->params_len);
+}
+
+void rec_encode_derive_parent(uint8_t *out, uint32_t k, uint64_t parent) {
+    ASSERT(k < get_le32(out + DERIVE_OFF_PARENT_COUNT));
+    ASSERT(parent != 0);
+    put_le64(out + DERIVE_FIXED_BYTES + 8ull * k, parent);
+}
+
+uint32_t rec_encode_delta_fixed(uint8_t *out, const rec_delta *d, const h128 *signature) {
+    ASSERT(d->page_id != 0);
+    ASSERT(d->form <= DELTA_SPARSE && (d->form == DELTA_NONE) == (d->len == 0));
+    ASSERT(d->len <= DELTA_LEN_MAX);
+    put_le64(out, d->page_id);
+    put_le64(out + DELTA_OFF_EPOCH, d->epoch);
+    uint8_t *range = out + DELTA_OFF_RANGE;
+    if (signature != NULL) {
+        put_h128(out + DERIVED_OFF_SIGNATURE, *signature);
+        range = out + DERIVED_OFF_RANGE;
+    }
+    put_le64(range, d->offset);
+    put_le64(range + RANGE_OFF_LEN, d->len);
+    put_le32(range + RANGE_OFF_FORM, d->form);
+    put_le32(range + RANGE_OFF_RESERVED, 0);
+    return signature != NULL ? DERIVED_FIXED_BYTES : DELTA_FIXED_BYTES;
+}
+
+void rec_encode_commit(uint8_t *out, const rec_commit *c, const h128 *root) {
+    ASSERT(c->first_seq != 0);
+    ASSERT(((c->flags & COMMIT_HAS_ROOT) != 0) == (root != NULL));
+    put_le64(out, c->first_seq);
+    put_le64(out + COMMIT_OFF_DURABLE, c->durable_hint);
+    put_le32(out + COMMIT_OFF_FLAGS, c->flags);
+    put_le32(out + COMMIT_OFF_COUNT, c->record_count);
+    memset(out + COMMIT_OFF_CHAIN, 0, 16);
+    if (root != NULL) put_h128(out + COMMIT_FIXED_BYTES, *root);
+}
+
+void rec_encode_commit_chain(uint8_t *out, h128 chain) { put_h128(out + COMMIT_OFF_CHAIN, chain); }

@@ -8,8 +8,9 @@
 
 #include <string.h>
 
-#include "../engine/base.h"
-#include "../engine/kern.h"
+#include "../engine/base/base.h"
+#include "../engine/base/bytes.h"
+#include "../engine/base/kern.h"
 
 enum {
     LOG_FORMAT_VERSION = 2, /* 2: a page's epoch rises once per commit */
@@ -53,39 +54,42 @@ enum {
     DERIVE_PARAMS_MAX = 4096,
     DERIVE_PARENTS_MAX = 65536,
 };
+
+/* Payload layouts (FORMAT.md): sizes of the fixed-size payloads and the
+ * offsets of the fields that are not at the start. */
+enum {
+    CREATE_REC_BYTES = 24,        /* page id, size, flags, reserved u32 */
+    CREATE_OFF_SIZE = 8,
+    CREATE_OFF_FLAGS = 16,
+    CREATE_OFF_RESERVED = 20,
+    FREE_REC_BYTES = 8,           /* page id */
+    UNDERIVE_REC_BYTES = 8,       /* child id */
+    EDGE_REC_BYTES = 16,          /* parent id, child id */
+    ABORT_REC_BYTES = 8,          /* first seq of the voided commit */
+    SEAL_REC_BYTES = 16,          /* next segment, end offset */
+    DELTA_OFF_EPOCH = 8,          /* after the page id */
+    DELTA_OFF_RANGE = 16,         /* offset, len, form, reserved u32 */
+    DERIVED_OFF_SIGNATURE = 16,
+    DERIVED_OFF_RANGE = 32,
+    RANGE_OFF_LEN = 8,
+    RANGE_OFF_FORM = 16,
+    RANGE_OFF_RESERVED = 20,
+    DERIVE_OFF_OP = 8,            /* child id, then op, version, flags, count, params len, reserved */
+    DERIVE_OFF_VERSION = 12,
+    DERIVE_OFF_FLAGS = 16,
+    DERIVE_OFF_PARENT_COUNT = 20,
+    DERIVE_OFF_PARAMS_LEN = 24,
+    DERIVE_OFF_RESERVED = 28,
+    COMMIT_OFF_DURABLE = 8,       /* first seq, durable hint, flags, count, chain */
+    COMMIT_OFF_FLAGS = 16,
+    COMMIT_OFF_COUNT = 20,
+    COMMIT_OFF_CHAIN = 24,
+};
+_Static_assert(DELTA_FIXED_BYTES == DELTA_OFF_RANGE + 24, "DELTA: id, epoch, range of 24 bytes");
+_Static_assert(DERIVED_FIXED_BYTES == DERIVED_OFF_RANGE + 24, "DERIVED: id, epoch, signature, range");
+_Static_assert(COMMIT_FIXED_BYTES == COMMIT_OFF_CHAIN + 16, "COMMIT: the chain ends the fixed part");
+_Static_assert(DERIVE_FIXED_BYTES == DERIVE_OFF_RESERVED + 4, "DERIVE: the reserved word ends the fixed part");
 enum { COMMIT_HAS_ROOT = 1, COMMIT_CLOSE = 2 };
-
-/* ---- little-endian access ---------------------------------------------------- */
-
-static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t get_le32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static inline uint64_t get_le64(const uint8_t *p) {
-    return (uint64_t)get_le32(p) | ((uint64_t)get_le32(p + 4) << 32);
-}
-static inline void put_le16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void put_le32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* A 128-bit value in canonical (big-endian, high half first) byte order. */
-static inline void put_h128(uint8_t *p, h128 h) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(h.hi >> (56 - 8 * i));
-    for (int i = 0; i < 8; i++) p[8 + i] = (uint8_t)(h.lo >> (56 - 8 * i));
-}
-static inline h128 get_h128(const uint8_t *p) {
-    h128 h = {0, 0};
-    for (int i = 0; i < 8; i++) h.hi = (h.hi << 8) | p[i];
-    for (int i = 0; i < 8; i++) h.lo = (h.lo << 8) | p[8 + i];
-    return h;
-}
 
 static inline uint64_t rec_slot_bytes(uint64_t payload_len) {
     return align_up_u64(REC_HEADER_BYTES + payload_len, REC_ALIGN);
@@ -171,6 +175,26 @@ typedef struct rec_checkpoint {
 enum { CHECKPOINT_REC_BYTES = 48 };
 int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c);
 void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_BYTES]);
+/* ---- encoders: the inverse of the decoders above, byte for byte ---------------- */
+
+void rec_encode_create(uint8_t out[CREATE_REC_BYTES], uint64_t page_id, uint64_t size_bytes, uint32_t flags);
+void rec_encode_free(uint8_t out[FREE_REC_BYTES], uint64_t page_id);
+void rec_encode_underive(uint8_t out[UNDERIVE_REC_BYTES], uint64_t child);
+void rec_encode_edge(uint8_t out[EDGE_REC_BYTES], uint64_t parent, uint64_t child);
+void rec_encode_abort(uint8_t out[ABORT_REC_BYTES], uint64_t first_seq);
+void rec_encode_seal(uint8_t out[SEAL_REC_BYTES], uint64_t next_segment, uint64_t end_offset);
+/* The payload bytes of a DERIVE record with d's counts. */
+uint64_t rec_derive_bytes(uint32_t parent_count, uint32_t params_len);
+/* DERIVE: the fixed part and d->params; the parents are put one by one. */
+void rec_encode_derive(uint8_t *out, const rec_derive *d);
+void rec_encode_derive_parent(uint8_t *out, uint32_t k, uint64_t parent);
+/* The fixed part of a DELTA (signature NULL) or DERIVED record; the body
+ * (d->form's bytes) follows at the returned offset and is the caller's. */
+uint32_t rec_encode_delta_fixed(uint8_t *out, const rec_delta *d, const h128 *signature);
+/* The fixed part of a COMMIT, chain zero; the chain is put later. */
+void rec_encode_commit(uint8_t *out, const rec_commit *c, const h128 *root);
+void rec_encode_commit_chain(uint8_t *out, h128 chain);
+
 /* Checks any known type's payload; unknown skippable types pass. */
 int rec_check_payload(const log_rec *r, const kern_ops *k);
 

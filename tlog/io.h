@@ -6,7 +6,7 @@
 #ifndef MMSB_TLOG_IO_H
 #define MMSB_TLOG_IO_H
 
-#include "../engine/base.h"
+#include "../engine/base/base.h"
 
 /* mmsb_options.io_backend / the backend in use */
 enum { IO_AUTO = 0, IO_URING = 1, IO_SYNC = 2 };

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ckpt.h"
+#include "checkpoint/lmdb_store.h"
 #include "cursor.h"
 
 enum { READER_CKPT_MAP_BYTES = 1 << 20, READER_CKPT_READERS = 126 };

@@ -1,7 +1,7 @@
 /*
  * scan.c - validating records in a segment image (see scan.h).
  */
-#include "crc32c.h"
+#include "../engine/base/crc32c.h"
 #include "scan.h"
 
 void seg_scan_init(seg_scan *s, const uint8_t *base, uint64_t size, uint64_t salt,

@@ -25,12 +25,11 @@
 #include <unistd.h>
 
 #include "chain.h"
-#include "crc32c.h"
+#include "../engine/base/crc32c.h"
 #include "cursor.h"
 #include "writer.h"
 
 enum {
-    SEAL_PAYLOAD = 16,
     ZERO_FILL_CHUNK = 1 << 20,
 };
 
@@ -369,9 +368,8 @@ void log_append_done(log_writer *w) {
  * the next segment (prepared by the flusher when it could). */
 static int roll_over(log_writer *w) {
     uint64_t no = atomic_load(&w->seg_no);
-    uint8_t *p = begin_record(w, REC_SEAL, SEAL_PAYLOAD);
-    put_le64(p, no + 1);
-    put_le64(p + 8, segment_used(w) + rec_slot_bytes(SEAL_PAYLOAD));
+    uint8_t *p = begin_record(w, REC_SEAL, SEAL_REC_BYTES);
+    rec_encode_seal(p, no + 1, segment_used(w) + rec_slot_bytes(SEAL_REC_BYTES));
     log_append_done(w);
     pthread_mutex_lock(&w->io_mutex);
     int rc = flush_locked(w, w->head, atomic_load(&w->committed_seq), true);
@@ -393,7 +391,7 @@ static int roll_over(log_writer *w) {
 }
 
 static int ensure_segment_room(log_writer *w, uint64_t size) {
-    uint64_t seal = rec_slot_bytes(SEAL_PAYLOAD);
+    uint64_t seal = rec_slot_bytes(SEAL_REC_BYTES);
     if (segment_used(w) + size + seal > w->cfg.segment_bytes) {
         int rc = roll_over(w);
         if (rc != 0) return rc;
@@ -436,17 +434,15 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
     int rc = log_append(w, REC_COMMIT, len, &p);
     if (rc != 0) return rc;
     uint64_t seq = w->next_seq;
-    put_le64(p, w->commit_first_seq);
-    put_le64(p + 8, atomic_load(&w->durable_seq));
-    put_le32(p + 16, flags | (root != NULL ? COMMIT_HAS_ROOT : 0));
-    put_le32(p + 20, (uint32_t)(seq - w->commit_first_seq));
-    memset(p + 24, 0, 16);
-    if (root != NULL) put_h128(p + COMMIT_FIXED_BYTES, *root);
+    rec_commit c = {.first_seq = w->commit_first_seq, .durable_hint = atomic_load(&w->durable_seq),
+                    .flags = flags | (root != NULL ? COMMIT_HAS_ROOT : 0),
+                    .record_count = (uint32_t)(seq - w->commit_first_seq)};
+    rec_encode_commit(p, &c, root);
     uint8_t part[32];
     uint64_t n = chain_commit_part(p, len, part);
     chain_add(&w->chain, REC_COMMIT, 0, len, seq, part, n);
     w->chain_value = chain_end(&w->chain);
-    put_h128(p + 24, w->chain_value);
+    rec_encode_commit_chain(p, w->chain_value);
     log_append_done(w);
     chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
@@ -482,9 +478,9 @@ void log_fail(log_writer *w, int code, const char *why) {
 int log_abort(log_writer *w) {
     if (w->next_seq == w->commit_first_seq) return 0;
     uint8_t *p;
-    int rc = log_append(w, REC_ABORT, 8, &p);
+    int rc = log_append(w, REC_ABORT, ABORT_REC_BYTES, &p);
     if (rc != 0) return rc;
-    put_le64(p, w->commit_first_seq);
+    rec_encode_abort(p, w->commit_first_seq);
     log_append_done(w);
     chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;

@@ -345,8 +345,10 @@ static void replay_print(const char *dir, const replay_args *ra, bool from_ck, c
            (unsigned long long)res->records, (unsigned long long)res->commits,
            (unsigned long long)res->commit_seq, seconds(ns), (double)res->records / s / 1e6,
            (double)log_bytes / s / 1e6);
-    printf("state: %llu pages, %llu derived, state root %s\n", (unsigned long long)e->pages_live,
-           (unsigned long long)e->g.derived, root);
+    audit_state st;
+    audit_state_get(e, &st);
+    printf("state: %llu pages, %llu derived, state root %s\n", (unsigned long long)st.pages_live,
+           (unsigned long long)st.derived, root);
     printf("checked: %llu recorded state roots", (unsigned long long)w->roots_checked);
     if (ra->verify) {
         printf("; %llu derived pages recomputed and compared; %llu of user operations not checkable",
@@ -381,7 +383,9 @@ static void replay_json(const char *dir, bool from_ck, const replay_result *res,
     json_u64(&j, "records", res->records);
     json_u64(&j, "commits", res->commits);
     json_u64(&j, "seq", res->commit_seq);
-    json_u64(&j, "pages", e->pages_live);
+    audit_state st;
+    audit_state_get(e, &st);
+    json_u64(&j, "pages", st.pages_live);
     char root[33];
     tool_root_hex(e, root);
     json_str(&j, rc == 0 ? "root" : "root_before_divergence", root);

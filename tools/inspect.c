@@ -241,7 +241,7 @@ int cmd_dump(int argc, char **argv) {
         rc = cursor_next(c, &r, &done);
         if (rc != 0 || done || r.seq > f.to) break;
         if (!dump_wants(&f, &r)) continue;
-        dump_one(&s, &r, cursor_segment(c), e->kern);
+        dump_one(&s, &r, cursor_segment(c), audit_kern(e));
         shown++;
     }
     if (a.json) {
@@ -418,7 +418,7 @@ static int history_print(mmsb_engine *e, uint64_t page, const uint64_t *aborted,
         } else {
             printf("%10llu  %-12s", (unsigned long long)r.seq, rec_type_name(r.type));
         }
-        emit_fields(&s, &r, e->kern);
+        emit_fields(&s, &r, audit_kern(e));
         if (j != NULL) json_close_obj(j);
         else printf("%s\n", strcmp(state, "committed") == 0 ? "" : state[0] == 'r' ? "  (rolled back)" : "  (not committed)");
         (*shown)++;
@@ -515,28 +515,25 @@ static int page_replay(mmsb_engine *e, uint64_t at, replay_result *res) {
     return engine_replay(e, &plan, res);
 }
 
-static void page_out(mmsb_engine *e, page_entry *pe, uint64_t id, uint64_t seq, bool json) {
-    h128 dh;
-    digest_page(e, pe, &dh);
+static void page_out(const audit_page *pg, uint64_t id, uint64_t seq, bool json) {
     char digest[33];
-    tool_h128_hex(dh, digest);
-    const uint8_t *bytes = page_bytes(e, pe);
+    tool_h128_hex(pg->digest, digest);
     if (json) {
         json_out j;
         json_begin(&j, stdout);
         json_str(&j, "command", "page");
         json_u64(&j, "page", id);
         json_u64(&j, "at_seq", seq);
-        json_u64(&j, "size", pe->size_bytes);
-        json_u64(&j, "epoch", pe->epoch);
+        json_u64(&j, "size", pg->size_bytes);
+        json_u64(&j, "epoch", pg->epoch);
         json_str(&j, "digest", digest);
-        json_hex(&j, "bytes", bytes, pe->size_bytes);
+        json_hex(&j, "bytes", pg->bytes, pg->size_bytes);
         json_end(&j);
         return;
     }
     printf("page %llu at record %llu: %llu bytes, epoch %llu, digest %s\n", (unsigned long long)id,
-           (unsigned long long)seq, (unsigned long long)pe->size_bytes, (unsigned long long)pe->epoch, digest);
-    hex_dump(bytes, pe->size_bytes);
+           (unsigned long long)seq, (unsigned long long)pg->size_bytes, (unsigned long long)pg->epoch, digest);
+    hex_dump(pg->bytes, pg->size_bytes);
 }
 
 static int write_raw(const uint8_t *p, uint64_t n) {
@@ -572,16 +569,15 @@ int cmd_page(int argc, char **argv) {
     rc = page_replay(e, at, &res);
     int status = log_verdict("page", rc);
     if (status == EXIT_CLEAN) {
-        bool live = page < atomic_load(&e->page_id_next) && (entry_of(e, page)->flags & PE_LIVE);
-        if (!live) {
+        audit_page pg;
+        if (audit_page_get(e, page, &pg) != 0) {
             fprintf(stderr, "mmsb page: page %llu does not exist at record %llu\n", (unsigned long long)page,
                     (unsigned long long)res.commit_seq);
             status = EXIT_USAGE;
         } else if (raw) {
-            const page_entry *pe = entry_of(e, page);
-            status = write_raw(page_bytes(e, pe), pe->size_bytes);
+            status = write_raw(pg.bytes, pg.size_bytes);
         } else {
-            page_out(e, entry_of(e, page), page, res.commit_seq, a.json);
+            page_out(&pg, page, res.commit_seq, a.json);
         }
     }
     engine_close_bare(e);

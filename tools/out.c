@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/base.h"
+#include "../engine/base/base.h"
 #include "cli.h"
 
 /* ---- arguments ------------------------------------------------------------------------- */

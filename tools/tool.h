@@ -6,7 +6,8 @@
 #ifndef MMSB_TOOL_H
 #define MMSB_TOOL_H
 
-#include "../engine/engine.h"
+#include "../engine/audit.h"
+#include "../engine/base/bytes.h"
 #include "cli.h"
 
 /* A bare engine over dir with the tool's limits (large enough for any
@@ -58,11 +59,7 @@ typedef struct replay_watch {
     uint64_t count, cap;
     uint64_t *candidates;       /* derived pages to check at the commit */
     uint64_t candidates_cap;
-    const uint8_t **in;         /* a check's parents */
-    uint64_t *sizes;
-    uint64_t in_cap, sizes_cap;
-    uint8_t *out;               /* a check's output */
-    uint64_t out_cap;
+    audit_scratch scratch;      /* the derived checks' buffers */
     progress *prog;
     const log_files *files;
 } replay_watch;

@@ -49,37 +49,27 @@ int tool_engine(const char *cmd, const char *dir, mmsb_engine **out) {
 }
 
 int tool_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found) {
-    *found = false;
-    if (e->ck.damage != 0) return err_set(e->ck.damage, "%s", e->ck.damage_detail);
-    if (e->ck.store == NULL) return 0;
-    int rc = ckpt_read_begin(e->ck.store, meta, found);
-    ckpt_read_end(e->ck.store);
-    return rc;
+    return audit_checkpoint_meta(e, meta, found);
 }
 
 void tool_h128_hex(h128 h, char out[33]) {
     uint8_t b[16];
-    digest_to_bytes(h, b);
+    put_h128(b, h);
     cli_hex128(b, out);
 }
 
 void tool_root_hex(mmsb_engine *e, char out[33]) {
-    h128 root;
-    digest_root(e, &root);
-    tool_h128_hex(root, out);
+    audit_state st;
+    audit_state_get(e, &st);
+    tool_h128_hex(st.root, out);
 }
 
 void replay_watch_free(replay_watch *w) {
     free(w->list);
     free(w->candidates);
-    free(w->in);
-    free(w->sizes);
-    free(w->out);
+    audit_scratch_free(&w->scratch);
     w->list = NULL;
     w->candidates = NULL;
-    w->in = NULL;
-    w->sizes = NULL;
-    w->out = NULL;
 }
 
 static int grow(void **p, uint64_t *cap, uint64_t need, uint64_t elem) {
@@ -130,44 +120,26 @@ static uint64_t last_change_seq(const replay_watch *w, uint64_t page) {
 /* Recomputes derived page `id` (a built-in operation) from its parents now
  * and compares bytes and signature with the replayed ones. */
 static int check_derived(replay_watch *w, mmsb_engine *e, uint64_t id, uint64_t commit_seq) {
-    page_entry *pe = entry_of(e, id);
-    uint32_t n = graph_node(&e->g, id);
-    if (!(pe->flags & PE_LIVE) || n == 0 || graph_at(&e->g, n)->op == 0) return 0;
-    const gnode *v = graph_at(&e->g, n);
-    if (!op_is_builtin(v->op)) {
-        w->derived_user++; /* a user operation: its code is not in the log */
-        return 0;
-    }
+    audit_derived d;
+    int rc = audit_derived_check(e, id, &w->scratch, &d);
+    if (rc != 0) return rc;
     uint64_t seq = last_change_seq(w, id);
     if (seq == 0) seq = commit_seq;
-    h128 want = signature_of(e, n, false);
-    if (want.lo != v->signature.lo || want.hi != v->signature.hi) {
+    switch (d.verdict) {
+    case AUDIT_NOT_DERIVED: return 0;
+    case AUDIT_USER_OP: w->derived_user++; return 0;
+    case AUDIT_ON_DEVICE: w->derived_device++; return 0;
+    case AUDIT_SAME: w->derived_checked++; return 0;
+    case AUDIT_BAD_SIGNATURE:
         return diverge(w, seq, id, 0, 256, 256, "its signature is not the one its parents' epochs give: "
                        "a recompute is missing or was recorded with other inputs");
+    case AUDIT_BAD_BYTES: break;
     }
-    int rc = grow((void **)&w->in, &w->in_cap, v->parent_count, sizeof *w->in);
-    if (rc == 0) rc = grow((void **)&w->sizes, &w->sizes_cap, v->parent_count, sizeof *w->sizes);
-    if (rc == 0) rc = grow((void **)&w->out, &w->out_cap, pe->size_bytes, 1);
-    if (rc != 0) return rc;
-    for (uint32_t k = 0; k < v->parent_count; k++) {
-        const page_entry *pp = entry_of(e, graph_at(&e->g, v->parents[k])->page_id);
-        if ((pp->flags & PE_DEVICE) || (pe->flags & PE_DEVICE)) {
-            w->derived_device++;
-            return 0;
-        }
-        w->in[k] = page_bytes(e, pp);
-        w->sizes[k] = pp->size_bytes;
-    }
-    op_compute(v->op, v->params, w->in, w->sizes, v->parent_count, 0, pe->size_bytes, w->out);
-    const uint8_t *actual = page_bytes(e, pe);
     w->derived_checked++;
-    if (memcmp(w->out, actual, pe->size_bytes) == 0) return 0;
-    uint64_t off = 0;
-    while (w->out[off] == actual[off]) off++;
     char what[160];
     snprintf(what, sizeof what, "the logged derived bytes differ from what operation %u computes, first at offset %llu",
-             v->op, (unsigned long long)off);
-    return diverge(w, seq, id, off, w->out[off], actual[off], what);
+             d.op, (unsigned long long)d.offset);
+    return diverge(w, seq, id, d.offset, d.expected, d.actual, what);
 }
 
 /* At a commit: the changed pages that are derived, and the derived
@@ -180,13 +152,11 @@ static int check_commit(replay_watch *w, mmsb_engine *e, uint64_t commit_seq) {
     for (uint64_t i = 0; i < w->count && rc == 0; i++) {
         uint64_t id = w->list[i].page;
         if (i > 0 && w->list[i - 1].page == id) continue;
-        uint32_t n = graph_node(&e->g, id);
-        if (n == 0) continue;
-        const gnode *v = graph_at(&e->g, n);
-        rc = grow((void **)&w->candidates, &w->candidates_cap, cand + 1 + v->child_count, sizeof *w->candidates);
+        uint32_t children = audit_child_count(e, id);
+        rc = grow((void **)&w->candidates, &w->candidates_cap, cand + 1 + children, sizeof *w->candidates);
         if (rc != 0) break;
         w->candidates[cand++] = id;
-        for (uint32_t k = 0; k < v->child_count; k++) w->candidates[cand++] = graph_at(&e->g, v->children[k])->page_id;
+        for (uint32_t k = 0; k < children; k++) w->candidates[cand++] = audit_child(e, id, k);
     }
     if (cand > 1) qsort(w->candidates, cand, sizeof *w->candidates, cmp_u64);
     for (uint64_t i = 0; i < cand && rc == 0; i++) {
@@ -211,14 +181,7 @@ uint64_t tool_record_page(const log_rec *r) {
     }
 }
 
-int tool_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) {
-    ckpt_meta m;
-    bool found = false;
-    /* A damaged checkpoint is reported by the commands that load it; here it
-     * only means that no leftover segment is known to be covered. */
-    if (tool_checkpoint_meta(e, &m, &found) != 0) found = false;
-    return cursor_open(e->dir_fd, flags, e->kern, found ? m.segment : 0, out);
-}
+int tool_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) { return audit_cursor(e, flags, out); }
 
 int tool_scan_log(mmsb_engine *e, const log_files *lf, tool_record_fn fn, void *ctx, log_end *end,
                   uint64_t **aborted, uint64_t *aborted_count) {
@@ -248,12 +211,14 @@ int replay_watch_hook(void *ctx, mmsb_engine *e, const log_rec *r, uint64_t segm
     uint64_t page = r->type == REC_PAGE_CREATE || r->type == REC_PAGE_FREE ? 0 : tool_record_page(r);
     if (page != 0 && w->derived_checks) rc = note_change(w, page, r->seq);
     if (r->type == REC_COMMIT) {
-        if (get_le32(r->payload + 16) & COMMIT_HAS_ROOT) w->roots_checked++; /* replay compared it */
+        if (get_le32(r->payload + COMMIT_OFF_FLAGS) & COMMIT_HAS_ROOT) w->roots_checked++; /* replay compared it */
         if (w->derived_checks) rc = check_commit(w, e, r->seq);
     }
     if (rc == 0 && w->root_at_seq != 0 && r->seq == w->root_at_seq &&
         (r->type == REC_COMMIT || r->type == REC_CHECKPOINT)) {
-        digest_root(e, &w->root_at);
+        audit_state st;
+        audit_state_get(e, &st);
+        w->root_at = st.root;
         w->have_root_at = true;
     }
     if (w->prog != NULL) progress_update(w->prog, log_files_done(w->files, segment, r->offset));

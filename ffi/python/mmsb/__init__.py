@@ -110,9 +110,21 @@ class ReadOnly(MMSBError):
     code = -32013
 
 
+class HasDependents(Busy):
+    """Derived pages still read the page (free it after removing those
+    edges). A Busy, as it was before it had a code of its own."""
+    code = -32014
+
+
+class InCallback(Busy):
+    """A writing call from an event callback. A Busy, as it was before it
+    had a code of its own."""
+    code = -32015
+
+
 _ERRORS = {cls.code: cls for cls in (InvalidArgument, NotFound, Conflict, NoSpace, IOFailure, Corrupt,
                                      VersionMismatch, Busy, NotSupported, OutOfMemory, CycleError,
-                                     OperationFailed, ReadOnly)}
+                                     OperationFailed, ReadOnly, HasDependents, InCallback)}
 
 
 def _check(rc, cause=None):
@@ -600,7 +612,7 @@ class Transaction:
     def commit(self, durability=0):
         res = _new_result()
         rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 3), byref(res))
-        if rc != -32008:  # EBUSY keeps it open for a retry; anything else ends it
+        if rc not in (-32008, -32015):  # EBUSY and ECALLBACK keep it open for a retry
             self._h = None
         _check(rc, self._engine._take_op_error())
         self.result = _commit_result(res)

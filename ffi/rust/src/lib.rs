@@ -34,6 +34,10 @@ pub enum ErrorKind {
     Cycle,
     Operation,
     ReadOnly,
+    /// Derived pages still read the page (MMSB_EDEPENDENTS).
+    Dependents,
+    /// A writing call from an event callback (MMSB_ECALLBACK).
+    Callback,
     /// An errno value or a code this binding does not know.
     Other,
 }
@@ -71,6 +75,8 @@ fn kind_of(code: i32) -> ErrorKind {
         -32011 => ErrorKind::Cycle,
         -32012 => ErrorKind::Operation,
         -32013 => ErrorKind::ReadOnly,
+        -32014 => ErrorKind::Dependents,
+        -32015 => ErrorKind::Callback,
         _ => ErrorKind::Other,
     }
 }

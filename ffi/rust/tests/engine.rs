@@ -115,7 +115,7 @@ fn deltas_batches_transactions_and_derived_pages() {
     e.derive(y, mmsb::OP_COPY, &[x], &[]).unwrap();
     assert_eq!(e.edge_add(y, x).unwrap_err().kind, ErrorKind::Cycle); // x would read y, which reads x
     let root = e.state_root().unwrap();
-    assert_eq!(e.page_free(a).unwrap_err().kind, ErrorKind::Busy); // x reads a
+    assert_eq!(e.page_free(a).unwrap_err().kind, ErrorKind::Dependents); // x reads a
     assert_eq!(e.state_root().unwrap(), root);
 }
 

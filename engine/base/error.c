@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base.h"
 
@@ -55,12 +57,14 @@ MMSB_API const char *mmsb_strerror(int code) {
     case MMSB_EIO: return "input/output error from the operating system";
     case MMSB_ECORRUPT: return "corrupt data on disk";
     case MMSB_EVERSION: return "version mismatch (ABI or on-disk format)";
-    case MMSB_EBUSY: return "busy: in use elsewhere (another engine, thread or callback; the detail says which)";
+    case MMSB_EBUSY: return "busy: in use elsewhere (another engine, thread or reader; the detail says which)";
     case MMSB_ENOTSUP: return "not supported on this machine or build";
     case MMSB_ENOMEM: return "out of memory";
     case MMSB_ECYCLE: return "the edge would close a cycle in the dependency graph";
     case MMSB_EOP: return "a derivation operation failed";
     case MMSB_EREADONLY: return "the engine was opened read-only";
+    case MMSB_EDEPENDENTS: return "derived pages still read this page";
+    case MMSB_ECALLBACK: return "writing calls are not allowed from an event callback";
     default: break;
     }
     int errnum = code < 0 ? -code : code;
@@ -73,4 +77,10 @@ MMSB_API const char *mmsb_strerror(int code) {
 
 MMSB_API const char *mmsb_last_error(void) {
     return detail[0] != '\0' ? detail : "no error detail recorded on this thread";
+}
+
+uint32_t base_thread_id(void) {
+    long tid = syscall(SYS_gettid);
+    ASSERT(tid > 0 && tid <= (long)UINT32_MAX);
+    return (uint32_t)tid;
 }

@@ -14,10 +14,6 @@
 
 #include "base.h"
 
-typedef struct h128 {
-    uint64_t lo;
-    uint64_t hi;
-} h128;
 
 typedef struct kern_ops {
     const char *name;

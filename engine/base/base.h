@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ffi/mmsb.h"
+#include "../../ffi/mmsb.h"
 
 /* Assertions stay on in every build: a broken invariant in a storage engine
  * must stop the process before it writes a wrong byte. */
@@ -17,6 +17,12 @@ _Noreturn void mmsb_assert_fail(const char *expr, const char *file, int line);
 #define ASSERT(cond)                                                           \
     (__builtin_expect(!!(cond), 1) ? (void)0                                   \
                                    : mmsb_assert_fail(#cond, __FILE__, __LINE__))
+
+/* A 128-bit hash (XXH3-128): page digests, signatures, the log chain. */
+typedef struct h128 {
+    uint64_t lo;
+    uint64_t hi;
+} h128;
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -27,6 +33,8 @@ _Noreturn void mmsb_assert_fail(const char *expr, const char *file, int line);
 int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Maps an errno value from a failed system call to an MMSB code. */
 int err_from_errno(int errnum);
+/* The calling thread's kernel id (never 0); it never reaches state. */
+uint32_t base_thread_id(void);
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ckpt.h"
+#include "lmdb_store.h"
 
 _Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8, "the layout below is LMDB's on 64-bit machines");
 

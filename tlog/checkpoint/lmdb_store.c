@@ -18,8 +18,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "ckpt.h"
-#include "crc32c.h"
+#include "lmdb_store.h"
+#include "../../engine/base/crc32c.h"
 
 enum {
     PATH_BYTES_MAX = 4096,

@@ -10,7 +10,7 @@
 #ifndef MMSB_TLOG_CKPT_H
 #define MMSB_TLOG_CKPT_H
 
-#include "format.h"
+#include "../format.h"
 
 enum {
     CKPT_FORMAT = 1,
