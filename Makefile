@@ -171,7 +171,7 @@ $(BUILD)/tests/test_tool $(BUILD)/tests/test_trust $(BUILD)/tests/test_sim: | $(
 # The fuzz targets as plain programs: seeded mutations, run by make test.
 $(BUILD)/tests/fuzz_%: tests/fuzz_%.c $(TEST_UTIL) $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -DFUZZ_DRIVER -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
+	$(CC) $(CFLAGS_ALL) -DFUZZ_DRIVER -DCORPUS_DIR='"$(abspath tests/corpus/$*)"' -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
 # Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target:
 # the log readers (fuzz_log) and the checkpoint file's structure check
@@ -191,7 +191,7 @@ fuzz: $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
 	    -fno-sanitize-recover=undefined -o build-fuzz/fuzz_$$t $$srcs || exit 1; \
 	  $(BUILD)/tests/fuzz_$$t --write-seeds build-fuzz/corpus-$$t || exit 1; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	    build-fuzz/corpus-$$t || exit 1; \
+	    build-fuzz/corpus-$$t tests/corpus/$$t || exit 1; \
 	done
 
 # The README's C quick start, extracted and built against the static library.

@@ -161,10 +161,19 @@ static int write_seeds(const char *dir) {
     return 0;
 }
 
+/* The kept corpus (tests/corpus/log): inputs that once reached new code. */
+static void test_corpus(void **state) {
+    (void)state;
+    uint32_t ran = tu_corpus_run(CORPUS_DIR, LLVMFuzzerTestOneInput);
+    print_message("%u corpus inputs from %s\n", ran, CORPUS_DIR);
+    assert_true(ran > 0);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) return write_seeds(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_survive_mutations),
+        cmocka_unit_test(test_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

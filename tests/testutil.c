@@ -2,6 +2,7 @@
  * testutil.c - helpers shared by the test programs (see testutil.h).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <ftw.h>
@@ -314,4 +315,27 @@ tu_run tu_tool_run(const char *const *args) {
 void tu_run_free(tu_run *r) {
     free(r->out);
     free(r->err);
+}
+
+uint32_t tu_corpus_run(const char *dir, int (*target)(const uint8_t *data, size_t size)) {
+    enum { FILES_MAX = 4096, FILE_BYTES_MAX = 4 << 20 };
+    DIR *d = opendir(dir);
+    if (d == NULL) fail_msg("corpus %s: %s", dir, strerror(errno));
+    uint32_t ran = 0;
+    uint8_t *buf = malloc(FILE_BYTES_MAX);
+    assert_non_null(buf);
+    for (struct dirent *de; ran < FILES_MAX && (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL) fail_msg("corpus file %s: %s", path, strerror(errno));
+        size_t n = fread(buf, 1, FILE_BYTES_MAX, f);
+        fclose(f);
+        target(buf, n);
+        ran++;
+    }
+    closedir(d);
+    free(buf);
+    return ran;
 }

@@ -58,6 +58,10 @@ void tu_file_write(const char *path, uint64_t off, const void *buf, size_t len);
 uint64_t tu_file_size(const char *path);
 void tu_file_truncate(const char *path, uint64_t size);
 void tu_file_copy(const char *from, const char *to);
+/* Runs every file of a fuzz corpus directory (tests/corpus/NAME) through a
+ * fuzz target's entry point; returns how many ran (at most 4096 files of up
+ * to 4 MiB each). */
+uint32_t tu_corpus_run(const char *dir, int (*target)(const uint8_t *data, size_t size));
 void tu_file_flip_bit(const char *path, uint64_t off, uint32_t bit);
 /* A store's files and its checkpoint directory, into dst. */
 void tu_copy_store(const char *src, const char *dst);

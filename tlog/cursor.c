@@ -51,15 +51,18 @@ struct log_cursor {
 };
 
 void segment_name(uint64_t segment_no, char out[32]) {
+    ASSERT(segment_no >= 1 && out != NULL);
     snprintf(out, 32, "log-%010llu.seg", (unsigned long long)segment_no);
 }
 
 static bool parse_segment_name(const char *name, uint64_t *no) {
+    ASSERT(name != NULL && no != NULL);
     unsigned long long v;
     char tail[8];
     if (strlen(name) != 18 || sscanf(name, "log-%10llu%4s", &v, tail) != 2) return false;
     if (strcmp(tail, ".seg") != 0 || v == 0) return false;
     *no = v;
+    ASSERT(*no >= 1 && *no <= 9999999999ull);
     return true;
 }
 
@@ -69,6 +72,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count) {
+    ASSERT(dir_fd >= 0 && numbers != NULL && count != NULL);
     *numbers = NULL;
     *count = 0;
     int fd = dup(dir_fd);
@@ -101,12 +105,14 @@ int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count) {
     }
     /* readdir order is arbitrary: sort by number */
     qsort(nos, n, sizeof *nos, cmp_u64);
+    ASSERT(n <= cap && n <= SEGMENT_FILES_MAX);
     *numbers = nos;
     *count = n;
     return 0;
 }
 
 bool segment_gap(const uint64_t *numbers, uint32_t count) {
+    ASSERT(numbers != NULL || count == 0);
     for (uint32_t i = 1; i < count; i++) {
         if (numbers[i] != numbers[i - 1] + 1) return true;
     }
@@ -117,12 +123,14 @@ static void drop_first(log_cursor *c, uint32_t n) {
     ASSERT(n <= c->seg_count);
     memmove(c->seg_nos, c->seg_nos + n, (c->seg_count - n) * sizeof *c->seg_nos);
     c->seg_count -= n;
+    ASSERT(c->seg_idx == 0 && c->map == NULL); /* only before reading starts */
 }
 
 /* Segment files below the checkpoint's segment that do not run up to it
  * without a gap: a crash interrupted the retention that removes them
  * (oldest first), so the checkpoint covers them and nothing reads them. */
 static void drop_leftovers(log_cursor *c, uint64_t covered_segment) {
+    ASSERT(covered_segment >= 1 && !c->has_start);
     uint32_t at = 0;
     while (at < c->seg_count && c->seg_nos[at] < covered_segment) at++;
     if (at == c->seg_count || c->seg_nos[at] != covered_segment) return; /* nothing to judge by */
@@ -130,10 +138,13 @@ static void drop_leftovers(log_cursor *c, uint64_t covered_segment) {
     while (run > 0 && c->seg_nos[run - 1] + 1 == c->seg_nos[run]) run--;
     c->end.leftover_segments = run;
     drop_first(c, run);
+    ASSERT(c->seg_count >= 1 && c->seg_nos[0] <= covered_segment);
 }
 
 /* The segment files to read, in number order, without a gap. */
 static int list_segments(log_cursor *c, uint64_t covered_segment) {
+    ASSERT(c->seg_nos == NULL && c->seg_count == 0);
+    ASSERT(!(c->has_start && covered_segment != 0));
     int rc = segment_list(c->dir_fd, &c->seg_nos, &c->seg_count);
     if (rc != 0) return rc;
     if (c->has_start) {
@@ -158,6 +169,8 @@ static int list_segments(log_cursor *c, uint64_t covered_segment) {
 }
 
 static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint64_t *size_out) {
+    ASSERT(idx < c->seg_count);
+    ASSERT(fd_out != NULL && size_out != NULL);
     char name[32];
     segment_name(c->seg_nos[idx], name);
     int fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
@@ -173,6 +186,7 @@ static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint6
 }
 
 static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h, int *rc) {
+    ASSERT(idx < c->seg_count && h != NULL && rc != NULL);
     int fd;
     uint64_t size;
     *rc = open_segment_fd(c, idx, &fd, &size);
@@ -190,6 +204,7 @@ static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h, in
  * idx: 0 when it provably holds no record (a spare, or a segment whose
  * header write never finished). */
 static int segment_data_bytes(const log_cursor *c, uint32_t idx, uint64_t *bytes) {
+    ASSERT(idx < c->seg_count && bytes != NULL);
     int fd;
     uint64_t size;
     int rc = open_segment_fd(c, idx, &fd, &size);
@@ -206,6 +221,7 @@ static int segment_data_bytes(const log_cursor *c, uint32_t idx, uint64_t *bytes
     seg_scan_init(&probe, map, size, 0, 0, 1, c->kern);
     *bytes = seg_scan_nonzero_end(&probe, SEG_HEADER_BYTES) - SEG_HEADER_BYTES;
     munmap(map, size);
+    ASSERT(*bytes <= size - SEG_HEADER_BYTES);
     return 0;
 }
 
@@ -214,6 +230,7 @@ static int segment_data_bytes(const log_cursor *c, uint32_t idx, uint64_t *bytes
  * log reaches it. A log with no valid header at all is a new store only
  * when no segment holds data. */
 static int classify_headers(log_cursor *c) {
+    ASSERT(c->seg_last == 0 && !c->started);
     seg_header h;
     bool any = false;
     for (uint32_t i = 0; i < c->seg_count; i++) {
@@ -239,6 +256,7 @@ static int classify_headers(log_cursor *c) {
     }
     c->end.empty = !any;
     c->end.segment_files = c->seg_count;
+    ASSERT(!any || c->seg_last < c->seg_count);
     if (c->seg_count > 0) c->end.segment_first = c->seg_nos[0];
     if (any) c->end.segment_last = c->seg_nos[c->seg_last];
     int rc;
@@ -261,6 +279,8 @@ static int classify_headers(log_cursor *c) {
 
 static int cursor_new(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
                       uint64_t covered_segment, log_cursor **out) {
+    ASSERT(dir_fd >= 0 && kern != NULL && out != NULL);
+    ASSERT((flags & ~(uint32_t)(CURSOR_VERIFY | CURSOR_SALVAGE)) == 0);
     log_cursor *c = calloc(1, sizeof *c);
     if (c == NULL) return err_set(MMSB_ENOMEM, "cannot allocate a log cursor");
     c->dir_fd = dir_fd;
@@ -282,6 +302,7 @@ static int cursor_new(int dir_fd, uint32_t flags, const kern_ops *kern, const cu
                        (unsigned long long)start->segment);
     }
     if (c->end.empty) c->done = true;
+    ASSERT(c->done || c->seg_count >= 1);
     *out = c;
     return 0;
 }
@@ -297,8 +318,10 @@ int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const curso
 }
 
 static void unmap_segment(log_cursor *c) {
+    ASSERT(c != NULL);
     if (c->map != NULL) munmap((void *)c->map, c->map_size);
     c->map = NULL;
+    ASSERT(c->map == NULL);
 }
 
 void cursor_close(log_cursor *c) {
@@ -310,6 +333,8 @@ void cursor_close(log_cursor *c) {
 }
 
 void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count) {
+    ASSERT(c != NULL && pairs != NULL && count != NULL);
+    ASSERT(c->aborted_count <= c->aborted_cap);
     *pairs = c->aborted;
     *count = c->aborted_count;
     c->aborted = NULL;
@@ -317,6 +342,7 @@ void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count) {
 }
 
 bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq) {
+    ASSERT(pairs != NULL || count == 0);
     uint64_t lo = 0, hi = count;
     while (lo < hi) { /* the first range ending at or after seq */
         uint64_t mid = lo + (hi - lo) / 2;
@@ -324,11 +350,14 @@ bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq) {
         else hi = mid;
     }
     return lo < count && pairs[2 * lo] <= seq;
+    ASSERT(lo <= count);
 }
 
 /* An ABORT voids the records since the last commit: they leave the chain,
  * and their range is remembered so that replay skips them. */
 static int remember_aborted(log_cursor *c, uint64_t first, uint64_t abort_seq) {
+    ASSERT(first <= abort_seq);
+    ASSERT(c->aborted_count == 0 || c->aborted[2 * c->aborted_count - 1] < first); /* in log order */
     if (c->aborted_count == c->aborted_cap) {
         uint64_t cap = c->aborted_cap == 0 ? 16 : 2 * c->aborted_cap;
         uint64_t *grown = realloc(c->aborted, 2 * cap * sizeof *grown);
@@ -339,10 +368,12 @@ static int remember_aborted(log_cursor *c, uint64_t first, uint64_t abort_seq) {
     c->aborted[2 * c->aborted_count] = first;
     c->aborted[2 * c->aborted_count + 1] = abort_seq;
     c->aborted_count++;
+    ASSERT(c->aborted_count <= c->aborted_cap);
     return 0;
 }
 
 static int abort_records(log_cursor *c, const log_rec *r) {
+    ASSERT(r->type == REC_ABORT && !c->done);
     uint64_t first;
     int rc = rec_decode_abort(r, &first);
     ASSERT(rc == 0);
@@ -351,17 +382,20 @@ static int abort_records(log_cursor *c, const log_rec *r) {
     if (rc != 0) return rc;
     chain_begin(&c->chain, c->end.chain);
     c->commit_first_seq = r->seq + 1;
+    ASSERT(seq_aborted(c->aborted, c->aborted_count, r->seq));
     return 0;
 }
 
 /* A checkpoint marker stands between commits, outside the chain: the
  * position after it is a place a writer may continue from. */
 static int checkpoint_marker(log_cursor *c, const log_rec *r) {
+    ASSERT(r->type == REC_CHECKPOINT && !c->done);
     if (c->commit_first_seq != r->seq) return corrupt(c, "CHECKPOINT inside a commit");
     c->end.last_commit_seq = r->seq;
     c->commit_seg_idx = c->seg_idx;
     c->commit_end_off = c->scan.off;
     c->commit_seg_first_seq = c->hdr.first_seq;
+    ASSERT(c->commit_end_off <= c->map_size);
     c->commit_first_seq = r->seq + 1;
     return 0;
 }
@@ -373,6 +407,8 @@ uint64_t cursor_segment(const log_cursor *c) { return c->seg_nos[c->seg_idx]; }
 /* ---- the end of the log ------------------------------------------------------------ */
 
 static void finish(log_cursor *c) {
+    ASSERT(!c->done && c->seg_count >= 1);
+    ASSERT(c->end.last_commit_seq <= c->end.last_seq);
     log_end *e = &c->end;
     e->dropped_records = e->last_seq - e->last_commit_seq;
     if (e->last_commit_seq == 0) {
@@ -384,10 +420,12 @@ static void finish(log_cursor *c) {
     e->resume_offset = c->commit_end_off;
     e->resume_first_seq = c->commit_seg_first_seq;
     c->done = true;
+    ASSERT(c->commit_seg_idx < c->seg_count && e->resume_offset >= SEG_HEADER_BYTES);
     unmap_segment(c);
 }
 
 static int corrupt(log_cursor *c, const char *why) {
+    ASSERT(why != NULL && c->seg_idx < c->seg_count);
     char name[32];
     segment_name(c->seg_nos[c->seg_idx], name);
     log_end *e = &c->end;
@@ -407,6 +445,7 @@ static int corrupt(log_cursor *c, const char *why) {
 /* Something that is not a valid record in the last segment: a torn tail if
  * nothing after it was ever synced, else corruption. */
 static int invalid_in_last(log_cursor *c, const char *why) {
+    ASSERT(c->seg_idx == c->seg_last && c->map != NULL);
     uint64_t found;
     if (seg_scan_synced_commit_after(&c->scan, c->scan.off + REC_ALIGN, c->end.last_seq, &found)) {
         char msg[320];
@@ -438,6 +477,7 @@ static int invalid_in_last(log_cursor *c, const char *why) {
  * log as of the commit there, taken from the start (checked against the
  * segment's header as far as it can be). */
 static int begin_at_start(log_cursor *c, uint64_t size_used) {
+    ASSERT(c->has_start && !c->started && c->seg_idx == 0);
     const cursor_start *s = &c->start;
     if (c->hdr.salt != s->salt) return corrupt(c, "the checkpoint belongs to another store (salt differs)");
     if (s->offset < SEG_HEADER_BYTES || s->offset > size_used || s->offset % REC_ALIGN != 0 ||
@@ -459,6 +499,7 @@ static int begin_at_start(log_cursor *c, uint64_t size_used) {
     c->gen = s->generation;
     c->end.generation_max = s->generation;
     c->started = true;
+    ASSERT(c->next_seq >= 1 && c->end.last_commit_seq < c->next_seq);
     return 0;
 }
 
@@ -472,6 +513,8 @@ static int begin_at_start(log_cursor *c, uint64_t size_used) {
  * looks for records first and at the header after them; a header valid by
  * then means the writer moved on, and the log simply ends here for it. */
 static int past_last_header(log_cursor *c) {
+    ASSERT(c->seg_idx > c->seg_last && c->seg_idx < c->seg_count);
+    ASSERT(c->map == NULL);
     uint64_t data;
     int rc = segment_data_bytes(c, c->seg_idx, &data);
     if (rc != 0 || data == 0) {
@@ -500,6 +543,7 @@ static int past_last_header(log_cursor *c) {
 }
 
 static int enter_segment(log_cursor *c) {
+    ASSERT(c->map == NULL && !c->done);
     if (c->seg_idx > c->seg_last) {
         if (c->seg_idx < c->seg_count) return past_last_header(c);
         finish(c);
@@ -514,6 +558,7 @@ static int enter_segment(log_cursor *c) {
     if (map == MAP_FAILED) return err_set(MMSB_EIO, "cannot map segment %llu", (unsigned long long)c->seg_nos[c->seg_idx]);
     c->map = map;
     c->map_size = size;
+    ASSERT(c->map_size >= SEG_HEADER_BYTES);
     rc = seg_header_decode(map, &c->hdr);
     if (rc != 0) return rc == MMSB_EVERSION ? rc : corrupt(c, "invalid segment header");
     uint64_t size_used = min_u64(size, c->hdr.segment_bytes);
@@ -545,6 +590,7 @@ static int enter_segment(log_cursor *c) {
     c->scan.check_crc = (c->flags & CURSOR_VERIFY) != 0;
     if (c->end.records == 0 && c->has_start) c->scan.off = c->start.offset;
     if (c->end.records == 0) chain_begin(&c->chain, c->end.chain);
+    ASSERT(c->started && c->scan.off >= SEG_HEADER_BYTES && c->scan.off <= size_used);
     return 0;
 }
 
@@ -555,6 +601,8 @@ static int enter_segment(log_cursor *c) {
  * records it hashes are gone) and checked from there on. Otherwise the log
  * began at a commit boundary and everything is checked as usual. */
 static bool head_boundary(log_cursor *c, const log_rec *r, int *rc_out) {
+    ASSERT(c->in_head && !c->has_start);
+    ASSERT(r->type == REC_COMMIT || r->type == REC_ABORT || r->type == REC_CHECKPOINT);
     c->in_head = false;
     *rc_out = 0;
     uint64_t first;
@@ -576,6 +624,7 @@ static bool head_boundary(log_cursor *c, const log_rec *r, int *rc_out) {
         return false;
     }
     c->end.covered_to_seq = r->seq;
+    ASSERT(!c->in_head);
     chain_begin(&c->chain, c->end.chain);
     c->commit_first_seq = r->seq + 1;
     return true;
@@ -584,6 +633,7 @@ static bool head_boundary(log_cursor *c, const log_rec *r, int *rc_out) {
 /* Chains the record; at a COMMIT, checks the chain value and moves the
  * "last valid commit" mark. */
 static int account(log_cursor *c, const log_rec *r) {
+    ASSERT(r->seq >= c->commit_first_seq || c->in_head);
     bool verify = (c->flags & CURSOR_VERIFY) != 0;
     c->after_close = false;
     bool ends_commit = r->type == REC_COMMIT || r->type == REC_ABORT || r->type == REC_CHECKPOINT;
@@ -617,10 +667,12 @@ static int account(log_cursor *c, const log_rec *r) {
     c->commit_seg_first_seq = c->hdr.first_seq;
     c->commit_first_seq = r->seq + 1;
     c->after_close = (cm.flags & COMMIT_CLOSE) != 0;
+    ASSERT(c->end.last_commit_seq == r->seq && c->commit_first_seq == r->seq + 1);
     return 0;
 }
 
 static int after_seal(log_cursor *c, const log_rec *r) {
+    ASSERT(r->type == REC_SEAL && !c->sealed);
     uint64_t next_no, end_off;
     rec_decode_seal(r, &next_no, &end_off);
     if (next_no != c->hdr.segment_no + 1 || end_off != c->scan.off) {
@@ -631,10 +683,12 @@ static int after_seal(log_cursor *c, const log_rec *r) {
 }
 
 int cursor_next(log_cursor *c, log_rec *rec, bool *done) {
+    ASSERT(c != NULL && rec != NULL && done != NULL);
     if (c->sealed) {
         c->sealed = false;
         unmap_segment(c);
         c->seg_idx++;
+    ASSERT(c->map == NULL && c->seg_idx <= c->seg_count);
     }
     for (;;) {
         *done = c->done;
@@ -654,6 +708,7 @@ int cursor_next(log_cursor *c, log_rec *rec, bool *done) {
             c->end.generation_max = max_u64(c->end.generation_max, c->gen);
             c->end.records++;
             c->end.last_seq = rec->seq;
+    ASSERT(rec->seq + 1 == c->next_seq);
             int rc = account(c, rec);
             if (rc == 0 && !c->done && rec->type == REC_SEAL) rc = after_seal(c, rec);
             if (rc != 0 || c->done) {

@@ -82,6 +82,7 @@ struct log_writer {
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -99,8 +100,10 @@ static int fail_sticky(log_writer *w, int rc) {
 }
 
 static int refuse_if_failed(const log_writer *w) {
+    ASSERT(w != NULL);
     int rc = atomic_load(&w->failed);
     if (rc == 0) return 0;
+    ASSERT(rc < 0);
     return err_set(rc, "the log failed earlier (%s); reopen the store", w->failed_detail);
 }
 
@@ -110,6 +113,7 @@ io_faults *log_faults(log_writer *w) { return &w->io.faults; }
 /* ---- segment files ------------------------------------------------------------- */
 
 static int sync_dir(log_writer *w) {
+    ASSERT(w->dir_fd >= 0);
     if (fsync(w->dir_fd) != 0) {
         return err_set(err_from_errno(errno), "fsync of the store directory: %s", strerror(errno));
     }
@@ -119,9 +123,11 @@ static int sync_dir(log_writer *w) {
 /* A segment being made is named "<final name>.new" (which no reader
  * lists) until it is whole. */
 static void segment_temp_name(uint64_t no, char out[40]) {
+    ASSERT(no >= 1);
     char name[32];
     segment_name(no, name);
     snprintf(out, 40, "%s.new", name);
+    ASSERT(strlen(out) < 40);
 }
 
 static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq);
@@ -132,6 +138,8 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq);
  * segment: the store exists once it is there); then gives it its name. A
  * crash leaves the segment whole or absent. */
 static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
+    ASSERT(no >= 1 && fd_out != NULL);
+    ASSERT(w->cfg.segment_bytes >= SEG_BYTES_MIN && w->cfg.segment_bytes % REC_ALIGN == 0);
     char name[32], temp[40];
     segment_name(no, name);
     segment_temp_name(no, temp);
@@ -162,12 +170,14 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
         unlinkat(w->dir_fd, name, 0);
         return rc;
     }
+    ASSERT(fd >= 0);
     *fd_out = fd;
     return 0;
 }
 
 /* The flusher prepares segment seg_no + 1 while seg_no fills. */
 static void prepare_spare(log_writer *w) {
+    ASSERT(w->seg_fd >= 0);
     pthread_mutex_lock(&w->spare_mutex);
     uint64_t want = atomic_load(&w->seg_no) + 1;
     if (w->spare_fd < 0 || w->spare_no != want) {
@@ -180,10 +190,12 @@ static void prepare_spare(log_writer *w) {
         }
         /* On failure the rollover creates the segment itself and reports. */
     }
+    ASSERT(w->spare_fd < 0 || w->spare_no == want);
     pthread_mutex_unlock(&w->spare_mutex);
 }
 
 static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
+    ASSERT(no == atomic_load(&w->seg_no) + 1);
     pthread_mutex_lock(&w->spare_mutex);
     int rc = 0;
     if (w->spare_fd >= 0 && w->spare_no == no) {
@@ -192,11 +204,14 @@ static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
         rc = create_segment(w, no, false, false, fd_out);
     }
     w->spare_fd = -1;
+    ASSERT(rc != 0 || *fd_out >= 0);
     pthread_mutex_unlock(&w->spare_mutex);
     return rc;
 }
 
 static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) {
+    ASSERT(fd >= 0 && no >= 1 && first_seq >= 1);
+    ASSERT(w->salt != 0 && w->generation >= 1);
     seg_header h = {.salt = w->salt, .segment_no = no, .first_seq = first_seq,
                     .segment_bytes = w->cfg.segment_bytes, .generation = w->generation,
                     .chain_in = w->chain_value};
@@ -208,6 +223,7 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
 /* ---- flushing (under io_mutex) ---------------------------------------------------- */
 
 static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
+    ASSERT(end <= w->head && seq <= w->next_seq);
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t start = atomic_load(&w->flushed_pos);
@@ -223,15 +239,18 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
         if (rc != 0) return fail_sticky(w, rc);
     }
     if (sync && seq > atomic_load(&w->durable_seq)) atomic_store(&w->durable_seq, seq);
+    ASSERT(atomic_load(&w->flushed_pos) >= end);
     return 0;
 }
 
 /* Flushes everything appended so far (and syncs it when asked, making every
  * commit so far durable). */
 static int flush_commits(log_writer *w, bool sync) {
+    ASSERT(w->seg_fd >= 0);
     pthread_mutex_lock(&w->io_mutex);
     uint64_t seq = atomic_load_explicit(&w->committed_seq, memory_order_acquire);
     uint64_t end = atomic_load_explicit(&w->appended_pos, memory_order_acquire);
+    ASSERT(end >= atomic_load_explicit(&w->committed_pos, memory_order_relaxed));
     int rc = flush_locked(w, end, seq, sync);
     pthread_mutex_unlock(&w->io_mutex);
     return rc;
@@ -243,6 +262,7 @@ static int flush_commits(log_writer *w, bool sync) {
  * plain load first keeps the common case (already set) free of a locked
  * instruction on a cache line the other thread writes. */
 static bool raise_flag(atomic_bool *flag) {
+    ASSERT(flag != NULL);
     if (atomic_load_explicit(flag, memory_order_relaxed)) return false;
     return !atomic_exchange(flag, true);
 }
@@ -251,6 +271,7 @@ static bool raise_flag(atomic_bool *flag) {
  * ring until the writer must flush them, and the next segment is prepared
  * here, by the caller. */
 static void wake_flusher(log_writer *w) {
+    ASSERT(w->flusher_started || w->cfg.hooks.inline_flush);
     if (!w->flusher_started) {
         if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
         return;
@@ -262,6 +283,7 @@ static void wake_flusher(log_writer *w) {
 
 /* Waits for the group window to pass (or for an urgent wake-up). */
 static void wait_window(log_writer *w) {
+    ASSERT(!w->cfg.hooks.inline_flush && w->cfg.group_window_us > 0);
     uint64_t deadline_ns = now_ns() + w->cfg.group_window_us * 1000;
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
                           .tv_nsec = (long)(deadline_ns % 1000000000ull)};
@@ -272,6 +294,7 @@ static void wait_window(log_writer *w) {
 
 static void *flusher_main(void *arg) {
     log_writer *w = arg;
+    ASSERT(w != NULL && !w->cfg.hooks.inline_flush); /* flusher_started is set once this thread runs */
     pthread_mutex_lock(&w->wake_mutex);
     while (!w->stop) {
         bool armed = atomic_load(&w->armed), spare = atomic_load(&w->want_spare);
@@ -296,6 +319,8 @@ static void *flusher_main(void *arg) {
 /* ---- the ring --------------------------------------------------------------------- */
 
 static int ring_open(log_writer *w) {
+    ASSERT(w->ring == NULL && w->ring_fd < 0);
+    ASSERT(w->ring_bytes > 0 && w->ring_bytes % 4096 == 0);
     w->ring_fd = memfd_create("mmsb-log-ring", MFD_CLOEXEC);
     if (w->ring_fd < 0 || ftruncate(w->ring_fd, (off_t)w->ring_bytes) != 0) {
         return err_set(MMSB_ENOMEM, "log ring: %s", strerror(errno));
@@ -323,6 +348,7 @@ static int ensure_ring_room(log_writer *w, uint64_t size) {
     if (waiting > w->ring_bytes / 2 && raise_flag(&w->armed)) wake_flusher(w);
     if (waiting > w->ring_bytes / 2 && raise_flag(&w->urgent)) wake_flusher(w);
     if (waiting <= w->ring_bytes) return 0;
+    ASSERT(w->head >= atomic_load(&w->flushed_pos));
     pthread_mutex_lock(&w->io_mutex);
     int rc = flush_locked(w, w->head, atomic_load(&w->committed_seq), false);
     pthread_mutex_unlock(&w->io_mutex);
@@ -332,10 +358,13 @@ static int ensure_ring_room(log_writer *w, uint64_t size) {
 /* ---- appending -------------------------------------------------------------------- */
 
 static uint64_t segment_used(const log_writer *w) {
+    ASSERT(w->head >= w->seg_stream0);
     return w->seg_file_off0 + (w->head - w->seg_stream0);
 }
 
 static uint8_t *begin_record(log_writer *w, uint16_t type, uint32_t len) {
+    ASSERT(!w->in_record && type != 0 && len <= REC_PAYLOAD_MAX);
+    ASSERT(w->head % REC_ALIGN == 0);
     uint8_t *h = w->ring + w->head % w->ring_bytes;
     put_le32(h + 4, len);
     put_le16(h + 8, type);
@@ -346,6 +375,7 @@ static uint8_t *begin_record(log_writer *w, uint16_t type, uint32_t len) {
     w->in_record = true;
     w->rec_type = type;
     w->rec_len = len;
+    ASSERT(segment_used(w) + rec_slot_bytes(len) <= w->cfg.segment_bytes);
     return h + REC_HEADER_BYTES;
 }
 
@@ -353,6 +383,7 @@ void log_append_done(log_writer *w) {
     ASSERT(w->in_record);
     uint8_t *h = w->ring + w->head % w->ring_bytes;
     uint64_t slot = rec_slot_bytes(w->rec_len);
+    ASSERT(slot >= REC_HEADER_BYTES + w->rec_len && slot % REC_ALIGN == 0);
     memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
     put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)w->rec_len));
     if (w->rec_type != REC_COMMIT && w->rec_type != REC_ABORT && w->rec_type != REC_CHECKPOINT) {
@@ -361,12 +392,14 @@ void log_append_done(log_writer *w) {
     w->head += slot;
     w->next_seq++;
     w->in_record = false;
+    ASSERT(w->head % REC_ALIGN == 0 && segment_used(w) <= w->cfg.segment_bytes);
     atomic_store_explicit(&w->appended_pos, w->head, memory_order_release);
 }
 
 /* Ends the segment with a SEAL, writes and syncs all of it, and switches to
  * the next segment (prepared by the flusher when it could). */
 static int roll_over(log_writer *w) {
+    ASSERT(!w->in_record && w->seg_fd >= 0);
     uint64_t no = atomic_load(&w->seg_no);
     uint8_t *p = begin_record(w, REC_SEAL, SEAL_REC_BYTES);
     rec_encode_seal(p, no + 1, segment_used(w) + rec_slot_bytes(SEAL_REC_BYTES));
@@ -386,11 +419,13 @@ static int roll_over(log_writer *w) {
         if (fd >= 0) close(fd);
         fail_sticky(w, rc);
     }
+    ASSERT(rc != 0 || (atomic_load(&w->seg_no) == no + 1 && segment_used(w) == SEG_HEADER_BYTES));
     pthread_mutex_unlock(&w->io_mutex);
     return rc;
 }
 
 static int ensure_segment_room(log_writer *w, uint64_t size) {
+    ASSERT(size <= rec_slot_bytes(REC_PAYLOAD_MAX));
     uint64_t seal = rec_slot_bytes(SEAL_REC_BYTES);
     if (segment_used(w) + size + seal > w->cfg.segment_bytes) {
         int rc = roll_over(w);
@@ -413,12 +448,14 @@ int log_append(log_writer *w, uint16_t type, uint32_t payload_len, uint8_t **pay
     if (rc == 0) rc = ensure_ring_room(w, size);
     if (rc != 0) return rc;
     *payload_out = begin_record(w, type, payload_len);
+    ASSERT(w->in_record && w->rec_len == payload_len);
     return 0;
 }
 
 /* ---- commits ------------------------------------------------------------------------ */
 
 static void arm_flusher(log_writer *w, bool sync) {
+    ASSERT(!w->in_record);
     if (sync && !atomic_load_explicit(&w->sync_wanted, memory_order_relaxed)) {
         atomic_store(&w->sync_wanted, true);
     }
@@ -429,6 +466,8 @@ static void arm_flusher(log_writer *w, bool sync) {
 
 static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32_t durability,
                          uint64_t *seq_out) {
+    ASSERT(!w->in_record && seq_out != NULL);
+    ASSERT(durability <= MMSB_DURABILITY_SYNC && (flags & ~(uint32_t)COMMIT_CLOSE) == 0);
     uint32_t len = COMMIT_FIXED_BYTES + (root != NULL ? COMMIT_ROOT_BYTES : 0);
     uint8_t *p;
     int rc = log_append(w, REC_COMMIT, len, &p);
@@ -438,6 +477,7 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
                     .flags = flags | (root != NULL ? COMMIT_HAS_ROOT : 0),
                     .record_count = (uint32_t)(seq - w->commit_first_seq)};
     rec_encode_commit(p, &c, root);
+    ASSERT(c.record_count >= 1 || flags == COMMIT_CLOSE);
     uint8_t part[32];
     uint64_t n = chain_commit_part(p, len, part);
     chain_add(&w->chain, REC_COMMIT, 0, len, seq, part, n);
@@ -450,6 +490,7 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
     atomic_store_explicit(&w->committed_pos, w->head, memory_order_release);
     atomic_store_explicit(&w->committed_seq, seq, memory_order_release);
     *seq_out = seq;
+    ASSERT(w->commit_first_seq == seq + 1 && !log_pending(w));
     if (durability == 0) durability = atomic_load(&w->durability);
     if (durability == MMSB_DURABILITY_SYNC) return flush_commits(w, true);
     arm_flusher(w, durability == MMSB_DURABILITY_GROUP);
@@ -457,10 +498,12 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
 }
 
 int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out) {
+    ASSERT(log_pending(w)); /* a commit has records: the engine commits nothing otherwise */
     return commit_record(w, root, 0, durability, seq_out);
 }
 
 int log_commit_close(log_writer *w, const h128 *root) {
+    ASSERT(!log_pending(w) && root != NULL);
     int rc = log_sync(w);
     uint64_t seq;
     return rc != 0 ? rc : commit_record(w, root, COMMIT_CLOSE, MMSB_DURABILITY_SYNC, &seq);
@@ -469,18 +512,22 @@ int log_commit_close(log_writer *w, const h128 *root) {
 bool log_pending(const log_writer *w) { return w->next_seq != w->commit_first_seq; }
 
 void log_fail(log_writer *w, int code, const char *why) {
+    ASSERT(code < 0 && why != NULL);
     pthread_mutex_lock(&w->io_mutex);
     err_set(code, "%s", why);
     fail_sticky(w, code);
+    ASSERT(log_failed(w) != 0);
     pthread_mutex_unlock(&w->io_mutex);
 }
 
 int log_abort(log_writer *w) {
+    ASSERT(!w->in_record);
     if (w->next_seq == w->commit_first_seq) return 0;
     uint8_t *p;
     int rc = log_append(w, REC_ABORT, ABORT_REC_BYTES, &p);
     if (rc != 0) return rc;
     rec_encode_abort(p, w->commit_first_seq);
+    ASSERT(w->next_seq > w->commit_first_seq);
     log_append_done(w);
     chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
@@ -488,6 +535,7 @@ int log_abort(log_writer *w) {
 }
 
 int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
+    ASSERT(ck->commit_seq < w->next_seq && ck->number >= 1);
     ASSERT(w->next_seq == w->commit_first_seq);
     uint8_t *p;
     int rc = log_append(w, REC_CHECKPOINT, CHECKPOINT_REC_BYTES, &p);
@@ -502,6 +550,7 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
     atomic_store_explicit(&w->committed_pos, w->head, memory_order_release);
     atomic_store_explicit(&w->committed_seq, seq, memory_order_release);
     arm_flusher(w, false);
+    ASSERT(!log_pending(w));
     return 0;
 }
 
@@ -516,11 +565,13 @@ uint64_t log_commits(const log_writer *w) { return w->commits; }
 uint64_t log_commits_since_open(const log_writer *w) { return w->commits - w->commits_at_open; }
 
 int log_sync(log_writer *w) {
+    ASSERT(!w->in_record);
     int rc = refuse_if_failed(w);
     return rc != 0 ? rc : flush_commits(w, true);
 }
 
 int log_wait_durable(log_writer *w, uint64_t seq) {
+    ASSERT(w != NULL);
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t committed = atomic_load(&w->committed_seq);
@@ -536,10 +587,12 @@ uint64_t log_durable_seq(const log_writer *w) { return atomic_load(&w->durable_s
 uint64_t log_committed_seq(const log_writer *w) { return atomic_load(&w->committed_seq); }
 
 void log_set_durability(log_writer *w, uint32_t durability) {
+    ASSERT(durability >= MMSB_DURABILITY_NONE && durability <= MMSB_DURABILITY_SYNC);
     atomic_store(&w->durability, durability);
 }
 
 void log_get_stats(log_writer *w, log_stats *out) {
+    ASSERT(w != NULL && out != NULL);
     memset(out, 0, sizeof *out);
     snprintf(out->backend, sizeof out->backend, "%s", w->io.kind == IO_URING ? "io_uring" : "sync");
     snprintf(out->reason, sizeof out->reason, "%s", w->io.reason);
@@ -552,6 +605,7 @@ void log_get_stats(log_writer *w, log_stats *out) {
     out->committed_seq = atomic_load(&w->committed_seq);
     out->durable_seq = atomic_load(&w->durable_seq);
     out->commits = w->commits;
+    ASSERT(out->durable_seq <= out->committed_seq);
 }
 
 /* ---- open and close ------------------------------------------------------------------ */
@@ -561,6 +615,8 @@ void log_get_stats(log_writer *w, log_stats *out) {
 static int remove_later_segments(log_writer *w, const log_resume *r) {
     bool removed = false;
     uint64_t last = max_u64(r->segment_files_last, r->segment_no);
+    ASSERT(r->new_store || r->segment_no >= 1);
+    ASSERT(last + 1 - r->segment_no <= (1ull << 40)); /* a bounded sweep over segment numbers */
     for (uint64_t no = r->segment_no + 1; no <= last + 1; no++) {
         char name[40];
         for (int temp = 0; temp < 2; temp++) { /* and a segment being made when a writer stopped */
@@ -577,6 +633,7 @@ static int remove_later_segments(log_writer *w, const log_resume *r) {
 }
 
 static int start_segment(log_writer *w, const log_resume *r) {
+    ASSERT(w->seg_fd < 0 && w->dir_fd >= 0);
     if (r->new_store) {
         if (getrandom(&w->salt, sizeof w->salt, 0) != sizeof w->salt) {
             return err_set(MMSB_EIO, "getrandom for the store salt: %s", strerror(errno));
@@ -590,6 +647,8 @@ static int start_segment(log_writer *w, const log_resume *r) {
         w->seg_file_off0 = SEG_HEADER_BYTES;
         return rc;
     }
+    ASSERT(r->salt != 0 && r->generation >= 1 && r->next_seq >= 1);
+    ASSERT(r->offset >= SEG_HEADER_BYTES && r->offset <= w->cfg.segment_bytes);
     w->salt = r->salt;
     w->generation = r->generation;
     w->next_seq = r->next_seq;
@@ -603,6 +662,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
     if (w->seg_fd < 0) return err_set(err_from_errno(errno), "cannot open %s: %s", name, strerror(errno));
     atomic_store(&w->seg_no, r->segment_no);
     w->seg_file_off0 = r->offset;
+    ASSERT(w->seg_fd >= 0);
     return 0;
 }
 
@@ -612,6 +672,7 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
     if (w == NULL) return err_set(MMSB_ENOMEM, "cannot allocate the log writer");
     w->dir_fd = dir_fd;
     w->cfg = *cfg;
+    ASSERT(cfg->segment_bytes >= SEG_BYTES_MIN && cfg->segment_bytes <= SEG_BYTES_MAX);
     w->ring_bytes = cfg->buffer_bytes;
     w->seg_fd = w->spare_fd = w->ring_fd = -1;
     atomic_init(&w->durability, cfg->durability);
@@ -644,12 +705,14 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
         log_writer_close(w);
         return rc;
     }
+    ASSERT(w->seg_fd >= 0 && w->ring != NULL && w->next_seq >= 1);
     *out = w;
     return 0;
 }
 
 int log_writer_close(log_writer *w) {
     if (w == NULL) return 0;
+    ASSERT(!w->in_record);
     int rc = w->seg_fd >= 0 && log_failed(w) == 0 ? flush_commits(w, true) : 0;
     if (w->flusher_started) {
         pthread_mutex_lock(&w->wake_mutex);
