@@ -32,12 +32,15 @@ typedef struct definition {
 } definition;
 
 static void definition_free(definition *d) {
+    ASSERT(d != NULL);
+    ASSERT((d->params == NULL) == (d->params_len == 0) || d->params == NULL);
     free(d->params);
     free(d->parents);
     memset(d, 0, sizeof *d);
 }
 
 static int definition_save(const mmsb_engine *e, uint32_t n, definition *d) {
+    ASSERT(d != NULL && n < e->g.count);
     memset(d, 0, sizeof *d);
     if (n == 0) return 0;
     const gnode *v = graph_at(&e->g, n);
@@ -53,11 +56,14 @@ static int definition_save(const mmsb_engine *e, uint32_t n, definition *d) {
     }
     if (v->params_len > 0) memcpy(d->params, v->params, v->params_len);
     for (uint32_t k = 0; k < v->parent_count; k++) d->parents[k] = graph_at(&e->g, v->parents[k])->page_id;
+    ASSERT(d->parent_count == v->parent_count && d->op == v->op);
     return 0;
 }
 
 /* Sets a node's operation and params, keeping the graph's counts. */
 static int set_op(graph *g, uint32_t n, uint32_t op, const uint8_t *params, uint32_t params_len) {
+    ASSERT(n != 0 && n < g->count);
+    ASSERT(params_len <= DERIVE_PARAMS_MAX && (params != NULL || params_len == 0));
     gnode *v = graph_at(g, n);
     uint8_t *copy = NULL;
     if (params_len > 0) {
@@ -72,10 +78,12 @@ static int set_op(graph *g, uint32_t n, uint32_t op, const uint8_t *params, uint
     v->op = op;
     v->params = copy;
     v->params_len = params_len;
+    ASSERT(g->derived <= g->count && g->user_op_pages <= g->derived);
     return 0;
 }
 
 static void release_if_unused(graph *g, uint32_t n) {
+    ASSERT(n != 0 && n < g->count);
     const gnode *v = graph_at(g, n);
     if (v->op == 0 && v->parent_count == 0 && v->child_count == 0) graph_node_release(g, n);
 }
@@ -83,6 +91,8 @@ static void release_if_unused(graph *g, uint32_t n) {
 /* Replaces a node's parents (page ids, all live). On failure the node has
  * no parents at all; the caller restores a saved definition. */
 static int set_parents(mmsb_engine *e, uint32_t n, const uint64_t *parents, uint32_t count) {
+    ASSERT(n != 0 && count <= DERIVE_PARENTS_MAX);
+    ASSERT(parents != NULL || count == 0);
     graph *g = &e->g;
     uint32_t *old = malloc((graph_at(g, n)->parent_count + 1) * sizeof *old);
     if (old == NULL) return err_set(MMSB_ENOMEM, "derive: parent list");
@@ -99,11 +109,13 @@ static int set_parents(mmsb_engine *e, uint32_t n, const uint64_t *parents, uint
     if (rc != 0) graph_clear_parents(g, n);
     for (uint32_t k = 0; k < old_count; k++) release_if_unused(g, old[k]);
     free(old);
+    ASSERT(rc != 0 ? graph_at(g, n)->parent_count == 0 : graph_at(g, n)->parent_count == count);
     return rc;
 }
 
 /* Puts a saved definition back (its edges existed before: no cycle). */
 static void definition_restore(mmsb_engine *e, uint64_t child, const definition *d) {
+    ASSERT(child != 0 && d != NULL);
     uint32_t n;
     int rc = graph_node_get(&e->g, child, &n);
     ASSERT(rc == 0); /* the node existed when the definition was saved */
@@ -119,6 +131,8 @@ static void definition_restore(mmsb_engine *e, uint64_t child, const definition 
  * memory leaves the old definition in place. */
 static int define(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *params,
                   uint32_t params_len, const uint64_t *parents, uint32_t count, const definition *old) {
+    ASSERT(child != 0 && op != 0 && count >= 1);
+    ASSERT(old != NULL);
     uint32_t n;
     int rc = graph_node_get(&e->g, child, &n);
     if (rc == 0) rc = set_parents(e, n, parents, count);
@@ -128,6 +142,7 @@ static int define(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *pa
         return rc;
     }
     graph_at(&e->g, n)->signature = (h128){0, 0};
+    ASSERT(graph_at(&e->g, n)->op == op && graph_at(&e->g, n)->parent_count == count);
     ckpt_mark(e, child);
     return 0;
 }
@@ -136,6 +151,8 @@ static int define(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *pa
 
 static int parents_check(mmsb_engine *e, uint64_t child, const uint64_t *parents, uint32_t count,
                          uint64_t *sizes, const char *fn) {
+    ASSERT(sizes != NULL && fn != NULL);
+    ASSERT(parents != NULL || count == 0);
     for (uint32_t k = 0; k < count; k++) {
         page_entry *pe;
         int rc = page_lookup(e, parents[k], fn, &pe);
@@ -149,6 +166,7 @@ static int parents_check(mmsb_engine *e, uint64_t child, const uint64_t *parents
 /* The operation, its params and the sizes, for `count` parents. */
 static int op_fits(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *params,
                    uint64_t params_len, const uint64_t *parents, uint32_t count, const char *fn) {
+    ASSERT(fn != NULL && (parents != NULL || count == 0));
     if (count == 0 || count > MMSB_DERIVE_PARENTS_MAX) {
         return err_set(MMSB_EINVAL, "%s: %u parents, expected 1..%u", fn, count, MMSB_DERIVE_PARENTS_MAX);
     }
@@ -175,6 +193,7 @@ static int op_fits(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *p
 }
 
 static int derived_node(mmsb_engine *e, uint64_t child, const char *fn, uint32_t *n_out) {
+    ASSERT(fn != NULL && n_out != NULL);
     page_entry *pe;
     int rc = page_lookup(e, child, fn, &pe);
     if (rc != 0) return rc;
@@ -183,6 +202,7 @@ static int derived_node(mmsb_engine *e, uint64_t child, const char *fn, uint32_t
         return err_set(MMSB_EINVAL, "%s: page %llu is not derived", fn, (unsigned long long)child);
     }
     *n_out = n;
+    ASSERT(graph_at(&e->g, *n_out)->page_id == child);
     return 0;
 }
 
@@ -195,6 +215,8 @@ typedef enum { G_DERIVE, G_EDGE_ADD, G_EDGE_REMOVE, G_UNDERIVE } graph_change;
  * back and the saved definition restored. */
 static int commit_graph_change(mmsb_engine *e, graph_change what, uint64_t child, uint64_t parent,
                                definition *old, mmsb_commit_result *out) {
+    ASSERT(child != 0 && old != NULL);
+    ASSERT((what == G_EDGE_ADD || what == G_EDGE_REMOVE) == (parent != 0));
     commit_begin(e);
     uint32_t n = graph_node(&e->g, child);
     int rc = 0;
@@ -219,6 +241,7 @@ static int commit_graph_change(mmsb_engine *e, graph_change what, uint64_t child
 /* A new version changes the signatures of the operation's pages: they are
  * recomputed in one commit now, so no page keeps the old version's output. */
 static int recompute_op_pages(mmsb_engine *e, uint32_t op, mmsb_commit_result *out) {
+    ASSERT(op >= MMSB_OP_USER_FIRST && !e->cc.active);
     graph *g = &e->g;
     commit_begin(e);
     int rc = 0;
@@ -233,6 +256,7 @@ static int recompute_op_pages(mmsb_engine *e, uint32_t op, mmsb_commit_result *o
 }
 
 static int register_checked(mmsb_engine *e, uint32_t op, uint32_t version, mmsb_op_fn fn, void *user) {
+    ASSERT(!e->cc.active && !e->read_only);
     const user_op *found = op_find(&e->ops, op);
     user_op old = found != NULL ? *found : (user_op){0};
     int rc = op_register(&e->ops, op, version, fn, user);
@@ -253,6 +277,7 @@ MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version
 }
 
 static int derive_checked(mmsb_engine *e, uint64_t child, const mmsb_derive_spec *s, mmsb_commit_result *out) {
+    ASSERT(!e->cc.active && !e->read_only);
     if (s == NULL || s->struct_size < sizeof *s) return err_set(MMSB_EINVAL, "mmsb_derive: spec is NULL or its struct_size is below %zu", sizeof *s);
     if (s->flags != 0) return err_set(MMSB_EINVAL, "mmsb_derive: flags 0x%x (none are defined)", s->flags);
     if (s->parents == NULL && s->parent_count > 0) return err_set(MMSB_EINVAL, "mmsb_derive: parents is NULL");
@@ -280,6 +305,7 @@ MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_
 
 /* The parent list of node n with one parent added or one removed. */
 static uint64_t *parents_with(const mmsb_engine *e, uint32_t n, uint64_t parent, bool add, uint32_t *count) {
+    ASSERT(n != 0 && count != NULL);
     const gnode *v = graph_at(&e->g, n);
     uint64_t *ids = malloc((v->parent_count + 1) * sizeof *ids);
     if (ids == NULL) return NULL;
@@ -299,11 +325,13 @@ static uint64_t *parents_with(const mmsb_engine *e, uint32_t n, uint64_t parent,
         ids[c - 1 - i] = t;
     }
     if (add) ids[c++] = parent;
+    ASSERT(c <= v->parent_count + 1);
     *count = removed || add ? c : UINT32_MAX;
     return ids;
 }
 
 static int edge_change(mmsb_engine *e, uint64_t parent, uint64_t child, bool add, mmsb_commit_result *out) {
+    ASSERT(!e->cc.active && !e->read_only);
     const char *fn = add ? "mmsb_edge_add" : "mmsb_edge_remove";
     uint32_t n, count = 0;
     int rc = commit_result_check(out, fn);
@@ -345,7 +373,9 @@ MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t chi
 }
 
 static void underive_node(graph *g, uint32_t n) {
+    ASSERT(n != 0 && n < g->count);
     graph_clear_parents(g, n);
+    ASSERT(graph_at(g, n)->parent_count == 0);
     int rc = set_op(g, n, 0, NULL, 0);
     ASSERT(rc == 0); /* no params: no allocation */
     graph_at(g, n)->signature = (h128){0, 0};
@@ -402,6 +432,7 @@ MMSB_API int mmsb_derive_info(mmsb_engine *engine, uint64_t page_id, mmsb_derive
 /* ---- freeing pages --------------------------------------------------------------------- */
 
 int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) {
+    ASSERT(id != 0 && id <= e->opts.pages_max);
     uint32_t n = graph_node(&e->g, id);
     if (n == 0) return 0;
     const gnode *v = graph_at(&e->g, n);
@@ -417,6 +448,7 @@ int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) {
 /* ---- replay ------------------------------------------------------------------------------ */
 
 static int replay_corrupt(const log_rec *r, const char *why) {
+    ASSERT(r != NULL && why != NULL);
     char detail[400];
     snprintf(detail, sizeof detail, "%s", mmsb_last_error());
     return err_set(MMSB_ECORRUPT, "%s seq %llu: %s (%s)", rec_type_name(r->type), (unsigned long long)r->seq, why, detail);
@@ -426,6 +458,8 @@ static int replay_corrupt(const log_rec *r, const char *why) {
  * checks one, then defined. parents_le: count little-endian u64 ids. */
 static int define_from_disk(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *params,
                             uint32_t params_len, const uint8_t *parents_le, uint32_t count) {
+    ASSERT(child != 0 && count >= 1 && count <= DERIVE_PARENTS_MAX);
+    ASSERT(parents_le != NULL && params_len <= DERIVE_PARAMS_MAX);
     if (!op_is_builtin(op) && op < MMSB_OP_USER_FIRST) return err_set(MMSB_ECORRUPT, "operation %u is not defined", op);
     uint64_t *ids = malloc(count * sizeof *ids);
     uint64_t *sizes = malloc(count * sizeof *sizes);
@@ -445,6 +479,7 @@ static int define_from_disk(mmsb_engine *e, uint64_t child, uint32_t op, const u
 }
 
 static int replay_derive(mmsb_engine *e, const log_rec *r) {
+    ASSERT(r->type == REC_DERIVE && !e->cc.active);
     rec_derive d;
     int rc = rec_decode_derive(r, &d);
     if (rc == 0) rc = define_from_disk(e, d.child, d.op, d.params, d.params_len, d.parents, d.parent_count);
@@ -452,6 +487,7 @@ static int replay_derive(mmsb_engine *e, const log_rec *r) {
 }
 
 int derive_load(mmsb_engine *e, const ckpt_derive *d) {
+    ASSERT(d != NULL && !e->cc.active);
     int rc = define_from_disk(e, d->child, d->op, d->params, d->params_len, d->parents, d->parent_count);
     if (rc != 0) {
         char detail[300];
@@ -464,6 +500,7 @@ int derive_load(mmsb_engine *e, const ckpt_derive *d) {
 }
 
 static int replay_edge(mmsb_engine *e, const log_rec *r) {
+    ASSERT(r->type == REC_EDGE_ADD || r->type == REC_EDGE_REMOVE);
     uint64_t parent, child;
     int rc = rec_decode_edge(r, &parent, &child);
     uint32_t n = 0, count;
@@ -483,6 +520,7 @@ static int replay_edge(mmsb_engine *e, const log_rec *r) {
 }
 
 int derive_replay(mmsb_engine *e, const log_rec *r) {
+    ASSERT(r != NULL && !e->cc.active);
     uint64_t child;
     uint32_t n;
     switch (r->type) {

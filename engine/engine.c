@@ -45,6 +45,7 @@ MMSB_API int mmsb_abi_version(void) { return MMSB_ABI_VERSION; }
 /* ---- options ---------------------------------------------------------------- */
 
 static void options_defaults(mmsb_options *o) {
+    ASSERT(o != NULL);
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     o->abi_version = MMSB_ABI_VERSION;
@@ -69,10 +70,13 @@ static void options_defaults(mmsb_options *o) {
     o->checkpoint_map_bytes = 1 * GiB;
     o->checkpoint_map_bytes_max = 1024 * GiB;
     o->checkpoint_readers = 126;
+    ASSERT(o->log_buffer_bytes <= o->segment_bytes && o->group_window_bytes <= o->log_buffer_bytes);
+    ASSERT(o->checkpoint_map_bytes <= o->checkpoint_map_bytes_max);
 }
 
 /* The log options: sizes that fit the format's limits and each other. */
 static int options_check_log(const mmsb_options *o) {
+    ASSERT(o != NULL && o->struct_size == sizeof *o);
     if (o->durability < MMSB_DURABILITY_NONE || o->durability > MMSB_DURABILITY_SYNC) {
         return err_set(MMSB_EINVAL, "mmsb_open: durability %u is not an MMSB_DURABILITY_* value", o->durability);
     }
@@ -112,6 +116,7 @@ static int options_check_log(const mmsb_options *o) {
         return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_readers %u outside 1..65536", o->checkpoint_readers);
     }
     if (o->reserved2 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved2 is %u, must be 0", o->reserved2);
+    ASSERT(o->segment_bytes >= SEG_BYTES_MIN && o->log_buffer_bytes <= o->segment_bytes);
     return 0;
 }
 
@@ -127,6 +132,7 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
     options_defaults(options);
     options->struct_size = struct_size;
     options->abi_version = abi_version;
+    ASSERT(options->struct_size >= sizeof(mmsb_options));
     return 0;
 }
 
@@ -149,6 +155,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
         }
     }
     memcpy(o, in, sizeof *o);
+    ASSERT(o->abi_version == MMSB_ABI_VERSION);
     const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE | MMSB_OPEN_KEEP_LOG | MMSB_OPEN_READONLY;
     if (o->flags & ~known_flags) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~known_flags);
     if ((o->flags & MMSB_OPEN_READONLY) && (o->flags & (MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE))) {
@@ -180,6 +187,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
                        (unsigned long long)o->pages_max, (unsigned long long)PAGES_MAX_LIMIT);
     }
     o->struct_size = sizeof *o;
+    ASSERT(o->page_bytes_max <= o->arena_bytes_max && o->pages_max <= PAGES_MAX_LIMIT);
     return options_check_log(o);
 }
 
@@ -188,6 +196,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
 /* Whether the directory holds a store: a log segment or a checkpoint. A
  * LOCK file alone is not one (a creation that failed may leave it). */
 static int store_present(const mmsb_engine *e, bool *present) {
+    ASSERT(e->dir_fd >= 0 && present != NULL);
     struct stat st;
     *present = fstatat(e->dir_fd, "checkpoint/data.mdb", &st, 0) == 0;
     if (*present) return 0;
@@ -202,6 +211,7 @@ static int store_present(const mmsb_engine *e, bool *present) {
 /* Only MMSB_OPEN_CREATE makes a store where there is none: a read-only or
  * plain open of a directory without one changes nothing. */
 static int dir_check_store(mmsb_engine *e, const char *dir) {
+    ASSERT(e->dir_fd >= 0 && dir != NULL);
     bool present;
     int rc = store_present(e, &present);
     if (rc != 0 || present || (e->opts.flags & MMSB_OPEN_CREATE)) return rc;
@@ -210,6 +220,7 @@ static int dir_check_store(mmsb_engine *e, const char *dir) {
 }
 
 static int dir_open_locked(mmsb_engine *e, const char *dir) {
+    ASSERT(e->dir_fd < 0 && e->lock_fd < 0 && dir != NULL);
     if ((e->opts.flags & MMSB_OPEN_CREATE) && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         int saved = errno;
         return err_set(err_from_errno(saved), "mmsb_open: cannot create directory %s: %s", dir, strerror(saved));
@@ -241,6 +252,8 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
 /* ---- open and close ------------------------------------------------------------ */
 
 static void engine_release(mmsb_engine *e) {
+    ASSERT(e != NULL && e->magic == ENGINE_MAGIC);
+    ASSERT(!e->cc.active);
     live_retire(e);
     vmap_close(&e->live);
     log_writer_close(e->log);
@@ -260,6 +273,7 @@ static void engine_release(mmsb_engine *e) {
 }
 
 static int engine_build(mmsb_engine *e, const char *dir) {
+    ASSERT(e->magic == ENGINE_MAGIC && e->kern == NULL && dir != NULL);
     e->loc[LOCATION_HOST] = &location_host;
     int rc = kern_select(e->opts.kernel, &e->kern);
     if (rc == 0) rc = dir_open_locked(e, dir);
@@ -293,6 +307,7 @@ static int engine_build(mmsb_engine *e, const char *dir) {
 
 /* Replays the log into the engine and opens the writer where it ended. */
 static int engine_open_log(mmsb_engine *e) {
+    ASSERT(!e->read_only && e->log == NULL);
     log_resume resume;
     int rc = checkpoint_open(e);
     if (rc == 0) rc = engine_recover(e, &resume);
@@ -311,12 +326,14 @@ static int engine_open_log(mmsb_engine *e) {
                        "set MMSB_OPEN_CREATE to create one", e->dir);
     }
     rc = log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
+    ASSERT(rc != 0 || e->log != NULL);
     /* What an earlier writer's crash left of a retention goes now. */
     if (rc == 0) checkpoint_retain(e);
     return rc;
 }
 
 static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine **out) {
+    ASSERT(out != NULL);
     if (dir == NULL || dir[0] == '\0') return err_set(MMSB_EINVAL, "mmsb_open: dir is NULL or empty");
     mmsb_options opts;
     int rc = options_take(options, &opts);
@@ -335,6 +352,7 @@ static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine 
         return rc;
     }
     *out = e;
+    ASSERT(e->kern != NULL && e->dir != NULL && e->dir_fd >= 0);
     return 0;
 }
 
@@ -357,6 +375,7 @@ void engine_close_bare(mmsb_engine *e) {
 }
 
 int engine_point(const mmsb_engine *e, const char *point) {
+    ASSERT(e != NULL && point != NULL && point[0] != '\0');
     io_event ev = {.kind = IO_EV_POINT, .point = point};
     return io_hook(&e->hooks, &ev);
 }
@@ -384,6 +403,7 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
         return rc;
     }
     *engine_out = e;
+    ASSERT(e->read_only ? e->log == NULL : e->log != NULL);
     return 0;
 }
 
@@ -418,6 +438,7 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
                      "may be lost", (unsigned long long)durable);
     }
     engine->log = NULL;
+    ASSERT(engine->log == NULL && !engine->cc.active);
     engine_release(engine);
     return rc;
 }
@@ -486,6 +507,7 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
 /* ---- durability ----------------------------------------------------------------- */
 
 MMSB_API int mmsb_sync(mmsb_engine *engine) {
+    ASSERT(engine == NULL || engine->magic != ENGINE_MAGIC || engine->read_only || engine->log != NULL);
     int rc = engine_check(engine, "mmsb_sync");
     if (rc == 0 && engine->read_only) return 0; /* it made no commits */
     return rc != 0 ? rc : log_sync(engine->log);
@@ -507,6 +529,7 @@ MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability) {
     if (durability < MMSB_DURABILITY_NONE || durability > MMSB_DURABILITY_SYNC) {
         rc = err_set(MMSB_EINVAL, "mmsb_set_durability: %u is not an MMSB_DURABILITY_* value", durability);
     } else {
+    ASSERT(!engine->read_only && engine->log != NULL);
         engine->opts.durability = durability;
         log_set_durability(engine->log, durability);
     }
@@ -526,6 +549,7 @@ MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id, mmsb_digest
     if (rc == 0) {
         h128 h;
         digest_page(engine, pe, &h);
+    ASSERT(pe->flags & PE_LIVE);
         digest_to_bytes(h, digest_out->bytes);
     }
     engine_leave(engine);
@@ -555,5 +579,6 @@ MMSB_API int mmsb_digest_hex(const mmsb_digest *digest, char *hex_out, size_t he
         hex_out[2 * i + 1] = digits[digest->bytes[i] & 15];
     }
     hex_out[32] = '\0';
+    ASSERT(hex_out[0] != '\0' && hex_out[31] != '\0');
     return 0;
 }

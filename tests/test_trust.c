@@ -892,6 +892,52 @@ static int setup(void **state) {
     return tu_tool_find() ? 0 : -1;
 }
 
+/* A checkpoint marker that does not fit the segment's end comes after the
+ * SEAL, as the first record of the next segment: the SEAL does not open a
+ * commit, and the store reopens (found by a kill test: it did not). */
+static void test_checkpoint_marker_after_seal(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.checkpoint_log_bytes = 0;
+    o.flags |= MMSB_OPEN_KEEP_LOG;
+    char *dir = tu_dir_new();
+    mmsb_engine *e = tu_open(dir, &o);
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, 4096, 0, &id));
+    enum { SEAL_SLOT = 48, MARKER_SLOT = 80 };
+    log_pos pos;
+    uint8_t b[8] = {0};
+    for (uint32_t i = 0; i < 1u << 20; i++) {
+        put_le64(b, i + 1);
+        TU_OK(mmsb_write(e, id, 0, b, sizeof b, NULL));
+        log_position(e->log, &pos);
+        if (o.segment_bytes - pos.offset < MARKER_SLOT + SEAL_SLOT) break;
+    }
+    assert_true(o.segment_bytes - pos.offset < MARKER_SLOT + SEAL_SLOT);
+    uint64_t segment = pos.segment;
+    TU_OK(mmsb_checkpoint(e)); /* the marker rolls the log over */
+    log_position(e->log, &pos);
+    assert_int_equal(pos.segment, segment + 1);
+    assert_int_equal(pos.offset, SEG_HEADER_BYTES + MARKER_SLOT);
+    TU_OK(mmsb_write(e, id, 8, b, sizeof b, NULL));
+    char root[33], again[33];
+    tu_root_hex(e, root);
+    TU_OK(mmsb_close(e));
+    e = tu_open(dir, &o);
+    tu_root_hex(e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_close(e));
+    tu_checkpoint_remove(dir); /* and from genesis, through the marker */
+    e = tu_open(dir, &o);
+    tu_root_hex(e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_close(e));
+    tu_run r = TOOL(0, "verify", dir);
+    tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damaged_newest_header),
@@ -915,6 +961,7 @@ int main(void) {
         cmocka_unit_test(test_leftover_segment),
         cmocka_unit_test(test_inconsistent_checkpoint_file),
         cmocka_unit_test(test_flipped_checkpoint_file),
+        cmocka_unit_test(test_checkpoint_marker_after_seal),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -42,6 +42,7 @@ struct log_cursor {
     bool after_close;      /* the last valid record is a clean close's commit */
     bool in_head;          /* before the first commit boundary of a pruned log */
     bool sealed;           /* the last record returned was a SEAL: move on at the next call */
+    uint64_t seal_boundary_seq; /* a SEAL that came right at a commit boundary; 0: the last record was not one */
     uint64_t *aborted;     /* pairs: first seq, ABORT seq */
     uint64_t aborted_count, aborted_cap;
     bool done;
@@ -390,7 +391,11 @@ static int abort_records(log_cursor *c, const log_rec *r) {
  * position after it is a place a writer may continue from. */
 static int checkpoint_marker(log_cursor *c, const log_rec *r) {
     ASSERT(r->type == REC_CHECKPOINT && !c->done);
-    if (c->commit_first_seq != r->seq) return corrupt(c, "CHECKPOINT inside a commit");
+    /* A marker that did not fit its segment comes after the SEAL that ended
+     * it: that SEAL, right at a boundary, opened no commit. */
+    bool after_boundary_seal = c->seal_boundary_seq != 0 && c->seal_boundary_seq == c->commit_first_seq &&
+                               r->seq == c->commit_first_seq + 1;
+    if (c->commit_first_seq != r->seq && !after_boundary_seal) return corrupt(c, "CHECKPOINT inside a commit");
     c->end.last_commit_seq = r->seq;
     c->commit_seg_idx = c->seg_idx;
     c->commit_end_off = c->scan.off;
@@ -637,6 +642,9 @@ static int account(log_cursor *c, const log_rec *r) {
     bool verify = (c->flags & CURSOR_VERIFY) != 0;
     c->after_close = false;
     bool ends_commit = r->type == REC_COMMIT || r->type == REC_ABORT || r->type == REC_CHECKPOINT;
+    uint64_t seal_boundary_seq = c->seal_boundary_seq;
+    c->seal_boundary_seq = r->type == REC_SEAL && r->seq == c->commit_first_seq ? r->seq : 0;
+    if (r->type == REC_CHECKPOINT) c->seal_boundary_seq = seal_boundary_seq; /* checkpoint_marker reads it */
     int rc = 0;
     if (c->in_head && ends_commit && head_boundary(c, r, &rc)) return rc;
     if (r->type == REC_ABORT) return abort_records(c, r);

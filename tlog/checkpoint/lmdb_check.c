@@ -97,6 +97,7 @@ typedef struct lm_frame {
 } lm_frame;
 
 static int bad(const char *what, uint64_t pgno) {
+    ASSERT(what != NULL);
     return err_set(MMSB_ECORRUPT, "checkpoint: the LMDB file is damaged: %s (page %llu)", what,
                    (unsigned long long)pgno);
 }
@@ -106,6 +107,7 @@ static uint32_t u32_at(const uint8_t *p) { return (uint32_t)u16_at(p) | (uint32_
 static uint64_t u64_at(const uint8_t *p) { return (uint64_t)u32_at(p) | (uint64_t)u32_at(p + 4) << 32; }
 
 static lm_db db_decode(const uint8_t *p) {
+    ASSERT(p != NULL);
     return (lm_db){.pad = u32_at(p), .flags = u16_at(p + 4), .depth = u16_at(p + 6),
                    .branch_pages = u64_at(p + 8), .leaf_pages = u64_at(p + 16),
                    .overflow_pages = u64_at(p + 24), .entries = u64_at(p + 32), .root = u64_at(p + 40)};
@@ -115,6 +117,7 @@ static const uint8_t *page_at(const lm_walk *w, uint64_t pgno) { return w->map +
 
 /* Marks pages [pgno, pgno + count) reached: each page belongs to one place. */
 static int reach(lm_walk *w, uint64_t pgno, uint64_t count) {
+    ASSERT(w->seen != NULL && w->psize >= LM_PAGE_BYTES_MIN);
     if (pgno < 2 || count == 0 || pgno > w->last_pg || count > w->last_pg - pgno + 1 ||
         pgno + count > w->file_pages) {
         return bad("a page number outside the file", pgno);
@@ -128,6 +131,8 @@ static int reach(lm_walk *w, uint64_t pgno, uint64_t count) {
 }
 
 static int keys_compare(const uint8_t *a, uint16_t alen, const uint8_t *b, uint16_t blen, tree_kind kind) {
+    ASSERT(a != NULL && b != NULL);
+    ASSERT(alen <= LM_KEY_BYTES_MAX && blen <= LM_KEY_BYTES_MAX);
     if (kind == TREE_FREE) { /* integer keys (transaction ids), native order */
         if (alen != 8 || blen != 8) return 0; /* rejected by the caller */
         uint64_t x = u64_at(a), y = u64_at(b);
@@ -138,6 +143,8 @@ static int keys_compare(const uint8_t *a, uint16_t alen, const uint8_t *b, uint1
 }
 
 static int free_list_add(lm_walk *w, uint64_t pgno) {
+    ASSERT(w->free_count <= w->free_cap);
+    ASSERT(pgno >= 2 && pgno <= w->last_pg); /* free_value checked it */
     if (w->free_count == w->free_cap) {
         uint64_t cap = w->free_cap == 0 ? 256 : 2 * w->free_cap;
         uint64_t *grown = realloc(w->free_pages, cap * sizeof *grown);
@@ -151,6 +158,7 @@ static int free_list_add(lm_walk *w, uint64_t pgno) {
 
 /* A free-page tree value: a count, then that many page numbers. */
 static int free_value(lm_walk *w, const uint8_t *v, uint64_t len, uint64_t pgno) {
+    ASSERT(v != NULL && w->last_pg >= 1);
     if (len < 8 || len % 8 != 0 || u64_at(v) != len / 8 - 1) return bad("a free-page list of the wrong size", pgno);
     for (uint64_t i = 1; i < len / 8; i++) {
         uint64_t p = u64_at(v + 8 * i);
@@ -163,12 +171,14 @@ static int free_value(lm_walk *w, const uint8_t *v, uint64_t len, uint64_t pgno)
 
 /* The data of a leaf node that lives on overflow pages. */
 static int overflow_node(lm_walk *w, const uint8_t *data, uint32_t size, tree_kind kind) {
+    ASSERT(data != NULL && w->psize >= LM_PAGE_BYTES_MIN);
     uint64_t first = u64_at(data);
     uint64_t pages = (LM_PAGE_HEADER - 1 + (uint64_t)size) / w->psize + 1;
     int rc = reach(w, first, pages);
     if (rc != 0) return rc;
     w->overflow += pages;
     const uint8_t *head = page_at(w, first);
+    ASSERT(first + pages <= w->file_pages); /* reach checked it */
     bool check = w->overflow_headers || kind == TREE_FREE;
     if (check && (u64_at(head) != first || (u16_at(head + 10) & ~LM_P_DIRTY) != LM_P_OVERFLOW ||
                   u32_at(head + 12) != pages)) {
@@ -179,6 +189,7 @@ static int overflow_node(lm_walk *w, const uint8_t *data, uint32_t size, tree_ki
 
 /* One leaf node's data: inline, on overflow pages, or a named database. */
 static int leaf_data(lm_walk *w, const uint8_t *node, uint32_t room, tree_kind kind, uint64_t pgno) {
+    ASSERT(node != NULL && room >= LM_NODE_HEADER && room <= w->psize);
     uint16_t flags = u16_at(node + 4), ksize = u16_at(node + 6);
     uint32_t size = (uint32_t)u16_at(node) | (uint32_t)u16_at(node + 2) << 16;
     const uint8_t *data = node + LM_NODE_HEADER + ksize;
@@ -199,6 +210,8 @@ static int leaf_data(lm_walk *w, const uint8_t *node, uint32_t room, tree_kind k
 /* Checks one page of a tree and pushes its children. */
 static int visit(lm_walk *w, const lm_db *db, tree_kind kind, lm_frame f, lm_frame *stack, uint32_t *top,
                  uint32_t stack_cap) {
+    ASSERT(*top < stack_cap || stack_cap == 0);
+    ASSERT(f.depth >= 1 && f.depth <= db->depth);
     int rc = reach(w, f.pgno, 1);
     if (rc != 0) return rc;
     const uint8_t *p = page_at(w, f.pgno);
@@ -211,6 +224,7 @@ static int visit(lm_walk *w, const lm_db *db, tree_kind kind, lm_frame f, lm_fra
         return bad("a page whose free-space bounds are impossible", f.pgno);
     }
     uint32_t n = (lower - LM_PAGE_HEADER) / 2u;
+    ASSERT(LM_PAGE_HEADER + 2 * n <= w->psize);
     if (leaf) w->leaf++, w->entries += n;
     else w->branch++;
     const uint8_t *prev_key = NULL;
@@ -241,6 +255,7 @@ static int visit(lm_walk *w, const lm_db *db, tree_kind kind, lm_frame f, lm_fra
 }
 
 static int walk_tree(lm_walk *w, const lm_db *db, tree_kind kind) {
+    ASSERT(w->psize >= LM_PAGE_BYTES_MIN && w->psize <= LM_PAGE_BYTES_MAX);
     if (db->root == LM_PGNO_NONE) {
         bool empty = db->depth == 0 && db->entries == 0 && db->branch_pages == 0 && db->leaf_pages == 0 &&
                      db->overflow_pages == 0;
@@ -253,6 +268,7 @@ static int walk_tree(lm_walk *w, const lm_db *db, tree_kind kind) {
     w->branch = w->leaf = w->overflow = w->entries = 0;
     uint32_t top = 0;
     stack[top++] = (lm_frame){.pgno = db->root, .depth = 1};
+    ASSERT(stack_cap >= 1);
     int rc = 0;
     while (rc == 0 && top > 0) {
         lm_frame f = stack[--top];
@@ -260,6 +276,7 @@ static int walk_tree(lm_walk *w, const lm_db *db, tree_kind kind) {
         else rc = visit(w, db, kind, f, stack, &top, stack_cap);
     }
     free(stack);
+    ASSERT(rc != 0 || top == 0);
     if (rc == 0 && (w->branch != db->branch_pages || w->leaf != db->leaf_pages ||
                     w->overflow != db->overflow_pages || w->entries != db->entries)) {
         rc = bad("a tree whose pages or entries differ from its record", db->root);
@@ -273,6 +290,7 @@ static int walk_tree(lm_walk *w, const lm_db *db, tree_kind kind) {
  * writer committed twice since). */
 static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t *psize, uint64_t *last_pg,
                      uint64_t *txnid, uint32_t *slot, lm_db dbs[2]) {
+    ASSERT(img != NULL && psize != NULL && last_pg != NULL && txnid != NULL && slot != NULL);
     uint64_t off = 0;
     bool found = false;
     for (uint32_t i = 0; i < 2; i++) {
@@ -305,11 +323,13 @@ static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t
         }
     }
     if (!found) return CKPT_STALE;
+    ASSERT(*slot < 2 && *psize >= LM_PAGE_BYTES_MIN);
     if (bytes < 2ull * *psize || *last_pg < 1) return bad("meta pages that describe no file", 0);
     return 0;
 }
 
 static int walk_all(lm_walk *w, const lm_db dbs[2]) {
+    ASSERT(w->seen != NULL && w->subdb_count == 0 && w->free_count == 0);
     int rc = walk_tree(w, &dbs[0], TREE_FREE);
     if (rc == 0) rc = walk_tree(w, &dbs[1], TREE_MAIN);
     for (uint32_t i = 0; rc == 0 && i < w->subdb_count; i++) rc = walk_tree(w, &w->subdbs[i], TREE_NAMED);
@@ -321,6 +341,7 @@ static int walk_all(lm_walk *w, const lm_db dbs[2]) {
 }
 
 int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid) {
+    ASSERT(img != NULL && bytes > 0 && txnid != NULL);
     lm_walk w = {.overflow_headers = overflow_headers, .map = img};
     lm_db dbs[2];
     uint32_t slot = 0;
@@ -330,6 +351,7 @@ int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, 
     /* A writer in another process may rewrite that meta page (its second
      * commit since) while the trees are walked: then the walk saw a mix. */
     uint64_t meta_off = (uint64_t)slot * w.psize;
+    ASSERT(meta_off + sizeof meta_before <= bytes);
     memcpy(meta_before, img + meta_off, sizeof meta_before);
     w.file_pages = bytes / w.psize;
     w.seen = calloc((w.file_pages + 63) / 64, sizeof *w.seen);
@@ -341,6 +363,7 @@ int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, 
 }
 
 int ckpt_check_meta(const char *data_path) {
+    ASSERT(data_path != NULL);
     int fd = open(data_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return err_set(err_from_errno(errno), "checkpoint: %s: %s", data_path, strerror(errno));
     uint8_t *buf = malloc(2 * LM_PAGE_BYTES_MAX);
@@ -359,6 +382,7 @@ int ckpt_check_meta(const char *data_path) {
 }
 
 int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid) {
+    ASSERT(data_path != NULL && txnid != NULL);
     int fd = open(data_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {

@@ -39,6 +39,7 @@ struct ckpt_store {
 };
 
 static int lmdb_err(int mrc, const char *what) {
+    ASSERT(mrc != 0 && what != NULL);
     if (mrc == MDB_MAP_FULL || mrc == MDB_TXN_FULL) return CKPT_FULL;
     int code = mrc > 0 ? err_from_errno(mrc) /* an errno value: ENOSPC, EDQUOT, ... */
              : (mrc == MDB_CORRUPTED || mrc == MDB_INVALID || mrc == MDB_PAGE_NOTFOUND) ? MMSB_ECORRUPT
@@ -50,6 +51,7 @@ static int lmdb_err(int mrc, const char *what) {
  * EIO: say what happened when the file system has no room left. */
 enum { FULL_DISK_BYTES_MAX = 1 << 20 };
 static int commit_err(ckpt_store *s, int mrc) {
+    ASSERT(s != NULL && s->env != NULL && mrc != 0);
     const char *path = NULL;
     struct statvfs fs;
     if (mrc == EIO && mdb_env_get_path(s->env, &path) == 0 && statvfs(path, &fs) == 0 &&
@@ -62,12 +64,15 @@ static int commit_err(ckpt_store *s, int mrc) {
 }
 
 static void key_of(uint64_t id, uint8_t out[8]) {
+    ASSERT(id != 0);
     for (int i = 0; i < 8; i++) out[i] = (uint8_t)(id >> (56 - 8 * i));
+    ASSERT(out[0] == (uint8_t)(id >> 56) && out[7] == (uint8_t)id);
 }
 
 static uint64_t id_of(const uint8_t in[8]) {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = v << 8 | in[i];
+    ASSERT((uint8_t)v == in[7]);
     return v;
 }
 
@@ -79,6 +84,8 @@ static uint64_t id_of(const uint8_t in[8]) {
  * newest (this process holds the store's lock: no other writer), and a
  * writer's own later commits are not checked again. */
 static int check_snapshot(ckpt_store *s, MDB_txn *txn, bool writing, bool *retry) {
+    ASSERT(s != NULL && txn != NULL && retry != NULL);
+    ASSERT(!writing || !s->read_only);
     uint64_t want = mdb_txn_id(txn) - (writing ? 1 : 0); /* a write txn's id is the next one */
     *retry = false;
     if (s->checked && s->checked_txnid == want) return 0;
@@ -91,11 +98,14 @@ static int check_snapshot(ckpt_store *s, MDB_txn *txn, bool writing, bool *retry
     if (rc != 0) return rc;
     s->checked = true;
     s->checked_txnid = checked;
+    ASSERT(s->checked && s->checked_txnid == want);
     return 0;
 }
 
 /* Begins a transaction whose snapshot was checked. */
 static int begin_checked(ckpt_store *s, unsigned flags, MDB_txn **out, const char *what) {
+    ASSERT(s->env != NULL && out != NULL && what != NULL);
+    ASSERT((flags & ~(unsigned)MDB_RDONLY) == 0);
     for (uint32_t attempt = 0; attempt < CHECK_ATTEMPTS_MAX; attempt++) {
         int mrc = mdb_txn_begin(s->env, NULL, flags, out);
         if (mrc == MDB_MAP_RESIZED) { /* another process grew the map: adopt it */
@@ -117,6 +127,7 @@ static int begin_checked(ckpt_store *s, unsigned flags, MDB_txn **out, const cha
 }
 
 static int open_dbis(ckpt_store *s) {
+    ASSERT(s->env != NULL && s->txn == NULL);
     MDB_txn *t;
     int rc = begin_checked(s, s->read_only ? MDB_RDONLY : 0, &t, "opening the databases");
     if (rc != 0) return rc;
@@ -129,12 +140,15 @@ static int open_dbis(ckpt_store *s) {
         mdb_txn_abort(t);
         return err_set(MMSB_ENOTFOUND, "checkpoint: no checkpoint databases");
     }
+    ASSERT(mrc != 0 || (s->meta != s->pages && s->pages != s->derive));
     if (mrc == 0) mrc = mdb_txn_commit(t);
     else mdb_txn_abort(t);
     return mrc == 0 ? 0 : lmdb_err(mrc, "opening the databases");
 }
 
 static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
+    ASSERT(s->env == NULL && path != NULL);
+    ASSERT(readers >= 1 && s->map_bytes > 0);
     if (snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", path) >= (int)sizeof s->data_path) {
         return err_set(MMSB_EINVAL, "checkpoint: directory path too long");
     }
@@ -163,6 +177,7 @@ enum { LMDB_META_PAGES_BYTES_MIN = 2 * 4096 };
 static bool env_is_stub(const struct stat *data) { return data->st_size < LMDB_META_PAGES_BYTES_MIN; }
 
 static int store_path(const char *dir, const char *name, const char *file, char out[PATH_BYTES_MAX]) {
+    ASSERT(dir != NULL && name != NULL && file != NULL && out != NULL);
     int n = snprintf(out, PATH_BYTES_MAX, "%s/%s%s%s", dir, name, file[0] != '\0' ? "/" : "", file);
     return n >= PATH_BYTES_MAX ? err_set(MMSB_EINVAL, "checkpoint: directory path too long") : 0;
 }
@@ -192,6 +207,7 @@ int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t read
         ckpt_close(s);
         return rc == CKPT_FULL ? err_set(MMSB_ENOSPC, "checkpoint: map full at open") : rc;
     }
+    ASSERT(s->env != NULL && s->txn == NULL && s->map_bytes >= map_bytes);
     *out = s;
     return 0;
 }
@@ -199,6 +215,7 @@ int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t read
 /* Removes an environment directory's files and the directory; ENOENT is
  * not an error. */
 static int remove_env_dir(const char *dir, const char *name) {
+    ASSERT(dir != NULL && name != NULL && name[0] != '\0');
     static const char *const files[] = {"data.mdb", "lock.mdb"};
     char path[PATH_BYTES_MAX];
     for (uint32_t i = 0; i < ARRAY_LEN(files); i++) {
@@ -216,6 +233,7 @@ static int remove_env_dir(const char *dir, const char *name) {
 }
 
 static int sync_path(const char *path) {
+    ASSERT(path != NULL && path[0] != '\0');
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = fd >= 0 && fsync(fd) == 0 ? 0 : err_set(err_from_errno(errno), "checkpoint: fsync of %s: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
@@ -224,6 +242,7 @@ static int sync_path(const char *path) {
 
 /* The environment and its databases, built in CKPT_NEW_DIR and synced. */
 static int build_env(const char *dir, uint64_t map_bytes, uint32_t readers) {
+    ASSERT(dir != NULL && map_bytes > 0 && readers >= 1);
     char path[PATH_BYTES_MAX];
     int rc = store_path(dir, CKPT_NEW_DIR, "", path);
     if (rc != 0) return rc;
@@ -231,6 +250,7 @@ static int build_env(const char *dir, uint64_t map_bytes, uint32_t readers) {
         return err_set(err_from_errno(errno), "checkpoint: cannot create %s: %s", path, strerror(errno));
     }
     ckpt_store s = {.map_bytes = map_bytes};
+    ASSERT(!s.read_only && s.txn == NULL);
     rc = open_env(&s, path, readers);
     int mrc = rc == 0 ? mdb_env_sync(s.env, 1) : 0;
     if (mrc != 0) rc = lmdb_err(mrc, "syncing the new environment");
@@ -254,6 +274,7 @@ int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers) {
         rc = err_set(err_from_errno(errno), "checkpoint: cannot rename %s to %s: %s", from, to, strerror(errno));
     }
     if (rc == 0) return sync_path(dir);
+    ASSERT(rc != 0);
     char why[300];
     snprintf(why, sizeof why, "%s", mmsb_last_error());
     remove_env_dir(dir, CKPT_NEW_DIR);
@@ -261,6 +282,7 @@ int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers) {
 }
 
 void ckpt_close(ckpt_store *s) {
+    ASSERT(s == NULL || !s->writing || s->txn != NULL);
     if (s == NULL) return;
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     if (s->env != NULL) mdb_env_close(s->env);
@@ -281,6 +303,7 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
         return lmdb_err(mrc, "beginning a write");
     }
     s->writing = true;
+    ASSERT(s->txn != NULL);
     if (reset) {
         mrc = mdb_drop(s->txn, s->pages, 0);
         if (mrc == 0) mrc = mdb_drop(s->txn, s->derive, 0);
@@ -290,6 +313,7 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
 }
 
 int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out) {
+    ASSERT(p->size_bytes > 0 && bytes_out != NULL);
     ASSERT(s->writing && p->id != 0);
     uint8_t k[8];
     key_of(p->id, k);
@@ -303,10 +327,13 @@ int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out) {
     put_le32(v + 16, p->flags);
     put_le32(v + 20, p->location);
     *bytes_out = v + CKPT_PAGE_HEAD_BYTES;
+    ASSERT(val.mv_size == CKPT_PAGE_HEAD_BYTES + p->size_bytes);
     return 0;
 }
 
 int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out) {
+    ASSERT(d->op != 0 && d->parent_count >= 1 && d->parent_count <= DERIVE_PARENTS_MAX);
+    ASSERT(d->params_len <= DERIVE_PARAMS_MAX && parents_out != NULL);
     ASSERT(s->writing && d->child != 0);
     uint8_t k[8];
     key_of(d->child, k);
@@ -322,11 +349,13 @@ int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out) 
     put_le32(v + 12, d->params_len);
     put_h128(v + 16, d->signature);
     *parents_out = v + CKPT_DERIVE_HEAD_BYTES;
+    ASSERT(val.mv_size == len);
     if (d->params_len > 0) memcpy(v + CKPT_DERIVE_HEAD_BYTES + 8ull * d->parent_count, d->params, d->params_len);
     return 0;
 }
 
 static int del_key(ckpt_store *s, MDB_dbi dbi, uint64_t id) {
+    ASSERT(id != 0 && (dbi == s->pages || dbi == s->derive));
     ASSERT(s->writing);
     uint8_t k[8];
     key_of(id, k);
@@ -339,6 +368,8 @@ int ckpt_del_page(ckpt_store *s, uint64_t id) { return del_key(s, s->pages, id);
 int ckpt_del_derive(ckpt_store *s, uint64_t id) { return del_key(s, s->derive, id); }
 
 static void meta_encode(const ckpt_meta *m, uint8_t out[CKPT_META_BYTES]) {
+    ASSERT(m->format == CKPT_FORMAT && m->number >= 1 && m->commit_seq >= 1);
+    ASSERT(m->next_seq > m->commit_seq && m->segment >= 1 && m->generation >= 1);
     memset(out, 0, CKPT_META_BYTES);
     put_le32(out, m->format);
     put_le64(out + 8, m->salt);
@@ -355,9 +386,11 @@ static void meta_encode(const ckpt_meta *m, uint8_t out[CKPT_META_BYTES]) {
     put_le64(out + 112, m->derived);
     put_le32(out + 120, m->generation);
     put_le32(out + 124, crc32c(0, out, 124));
+    _Static_assert(CKPT_META_BYTES == 128, "the meta record's CRC covers its first 124 bytes");
 }
 
 static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
+    ASSERT(in != NULL && m != NULL);
     if (len != CKPT_META_BYTES || get_le32(in + 124) != crc32c(0, in, 124)) {
         return err_set(MMSB_ECORRUPT, "checkpoint: the meta record is damaged (%llu bytes)", (unsigned long long)len);
     }
@@ -379,6 +412,7 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
 }
 
 int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
+    ASSERT(s->txn != NULL && !s->read_only);
     ASSERT(s->writing);
     uint8_t buf[CKPT_META_BYTES];
     meta_encode(m, buf);
@@ -389,16 +423,20 @@ int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     mrc = mdb_txn_commit(s->txn); /* frees the transaction, also on failure */
     s->txn = NULL;
     s->writing = false;
+    ASSERT(s->txn == NULL);
     return mrc == 0 ? 0 : commit_err(s, mrc);
 }
 
 void ckpt_write_abort(ckpt_store *s) {
+    ASSERT(!s->read_only);
+    ASSERT(s->writing || s->txn == NULL);
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->writing = false;
 }
 
 int ckpt_grow(ckpt_store *s, uint64_t map_max) {
+    ASSERT(!s->read_only && map_max > 0);
     ASSERT(s->txn == NULL);
     if (s->map_bytes >= map_max) {
         return err_set(MMSB_ENOSPC, "checkpoint: the LMDB map is full at %llu bytes (checkpoint_map_bytes_max)",
@@ -408,12 +446,14 @@ int ckpt_grow(ckpt_store *s, uint64_t map_max) {
     int mrc = mdb_env_set_mapsize(s->env, grown);
     if (mrc != 0) return lmdb_err(mrc, "growing the map");
     s->map_bytes = grown;
+    ASSERT(s->map_bytes <= map_max);
     return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
 
 int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
+    ASSERT(meta != NULL && found != NULL && !s->writing);
     ASSERT(s->txn == NULL);
     *found = false;
     int rc = begin_checked(s, MDB_RDONLY, &s->txn, "beginning a read");
@@ -428,16 +468,19 @@ int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
 }
 
 void ckpt_read_end(ckpt_store *s) {
+    ASSERT(!s->writing);
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     s->txn = NULL;
 }
 
 static int bad_value(const char *db, const MDB_val *k, const char *why) {
+    ASSERT(db != NULL && k != NULL && why != NULL);
     return err_set(MMSB_ECORRUPT, "checkpoint: %s record %llu: %s", db,
                    k->mv_size == 8 ? (unsigned long long)id_of(k->mv_data) : 0ull, why);
 }
 
 static int page_decode(const MDB_val *k, const MDB_val *v, ckpt_page *p) {
+    ASSERT(k != NULL && v != NULL && p != NULL);
     if (k->mv_size != 8 || v->mv_size < CKPT_PAGE_HEAD_BYTES) return bad_value("pages", k, "short key or value");
     const uint8_t *b = v->mv_data;
     *p = (ckpt_page){.id = id_of(k->mv_data), .size_bytes = get_le64(b), .epoch = get_le64(b + 8),
@@ -449,6 +492,7 @@ static int page_decode(const MDB_val *k, const MDB_val *v, ckpt_page *p) {
 }
 
 static int derive_decode(const MDB_val *k, const MDB_val *v, ckpt_derive *d) {
+    ASSERT(k != NULL && v != NULL && d != NULL);
     if (k->mv_size != 8 || v->mv_size < CKPT_DERIVE_HEAD_BYTES) return bad_value("derive", k, "short key or value");
     const uint8_t *b = v->mv_data;
     *d = (ckpt_derive){.child = id_of(k->mv_data), .op = get_le32(b), .op_version = get_le32(b + 4),
@@ -465,6 +509,7 @@ static int derive_decode(const MDB_val *k, const MDB_val *v, ckpt_derive *d) {
 
 /* Walks one database in key order; decode validates each value. */
 static int walk(ckpt_store *s, MDB_dbi dbi, int (*visit)(void *, const MDB_val *, const MDB_val *), void *ctx) {
+    ASSERT(visit != NULL && !s->writing);
     ASSERT(s->txn != NULL);
     MDB_cursor *cur;
     int mrc = mdb_cursor_open(s->txn, dbi, &cur);
@@ -488,6 +533,7 @@ typedef struct page_visit {
 
 static int visit_page(void *c, const MDB_val *k, const MDB_val *v) {
     page_visit *pv = c;
+    ASSERT(pv->fn != NULL);
     ckpt_page p;
     int rc = page_decode(k, v, &p);
     return rc != 0 ? rc : pv->fn(pv->ctx, &p);
@@ -501,11 +547,13 @@ static int visit_derive(void *c, const MDB_val *k, const MDB_val *v) {
 }
 
 int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx) {
+    ASSERT(s->txn != NULL && fn != NULL);
     page_visit pv = {.fn = fn, .ctx = ctx};
     return walk(s, s->pages, visit_page, &pv);
 }
 
 int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx) {
+    ASSERT(s->txn != NULL && fn != NULL);
     page_visit pv = {.dfn = fn, .ctx = ctx};
     return walk(s, s->derive, visit_derive, &pv);
 }
