@@ -31,10 +31,13 @@ enum { GROW_ATTEMPTS_MAX = 48 }; /* doublings: far more than 1 MiB -> 64 TiB */
 static uint64_t monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(ts.tv_sec >= 0 && ts.tv_nsec >= 0);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int checkpoint_open(mmsb_engine *e) {
+    ASSERT(e->ck.store == NULL && e->ck.dirty.base == NULL);
+    ASSERT(e->dir != NULL && e->opts.pages_max >= 1);
     uint64_t bytes = align_up_u64(e->opts.pages_max, 64) / 8;
     int rc = vmap_open(&e->ck.dirty, NULL, bytes, VM_PAGE_BYTES);
     if (rc != 0) return rc;
@@ -51,23 +54,29 @@ int checkpoint_open(mmsb_engine *e) {
 }
 
 int checkpoint_reserve(mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
     return vmap_ensure(&e->ck.dirty, align_up_u64(id, 64) / 8);
 }
 
 void checkpoint_close(mmsb_engine *e) {
+    ASSERT(e != NULL && (e->ck.store == NULL || e->ck.dirty.base != NULL));
     ckpt_close(e->ck.store);
     e->ck.store = NULL;
     vmap_close(&e->ck.dirty);
 }
 
 static void dirty_clear(mmsb_engine *e) {
+    ASSERT(!e->cc.active);
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     memset(e->ck.dirty.base, 0, align_up_u64(next, 64) / 8);
+    ASSERT(next == 1 || !(((const uint64_t *)e->ck.dirty.base)[(next - 2) / 64] & (1ull << ((next - 2) % 64))));
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
 static int put_derive(mmsb_engine *e, uint64_t id, uint32_t n) {
+    ASSERT(n != 0 && graph_at(&e->g, n)->page_id == id);
+    ASSERT(graph_at(&e->g, n)->op != 0 && graph_at(&e->g, n)->parent_count >= 1);
     const gnode *v = graph_at(&e->g, n);
     ckpt_derive d = {.child = id, .op = v->op, .op_version = op_version(&e->ops, v->op),
                      .parent_count = v->parent_count, .params_len = v->params_len,
@@ -80,6 +89,8 @@ static int put_derive(mmsb_engine *e, uint64_t id, uint32_t n) {
 }
 
 static int put_one(mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id < atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
+    ASSERT(e->ck.store != NULL);
     const page_entry *pe = entry_of(e, id);
     if (!(pe->flags & PE_LIVE)) {
         int rc = ckpt_del_page(e->ck.store, id);
@@ -98,6 +109,8 @@ static int put_one(mmsb_engine *e, uint64_t id) {
 
 /* One LMDB write transaction with every dirty page and the meta record. */
 static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
+    ASSERT(m->page_id_next == atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
+    ASSERT(!e->read_only && e->ck.store != NULL);
     if (e->ck.rewrite) { /* every page id counts as changed */
         uint64_t ids = m->page_id_next - 1;
         memset(e->ck.dirty.base, 0xff, ids / 64 * 8);
@@ -120,6 +133,7 @@ static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
 }
 
 static int write_growing(mmsb_engine *e, const ckpt_meta *m) {
+    ASSERT(m->number >= 1 && m->commit_seq >= 1);
     for (uint32_t attempt = 0; attempt < GROW_ATTEMPTS_MAX; attempt++) {
         int rc = write_txn(e, m);
         if (rc != CKPT_FULL) return rc;
@@ -135,6 +149,7 @@ static int write_growing(mmsb_engine *e, const ckpt_meta *m) {
  * earlier removal may have left any of them behind. A failure leaves the
  * rest for the next checkpoint (or open) to remove. */
 static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
+    ASSERT(e->dir_fd >= 0);
     uint64_t *nos;
     uint32_t count;
     if (segment_list(e->dir_fd, &nos, &count) != 0) return;
@@ -151,15 +166,18 @@ static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
     free(nos);
     if (removed > 0) fsync(e->dir_fd);
     e->ck.segments_removed += removed;
+    ASSERT(removed <= count);
 }
 
 void checkpoint_retain(mmsb_engine *e) {
+    ASSERT(!e->cc.active);
     /* keep 0 removes nothing: it only notes the lowest segment file */
     remove_segments_before(e, e->ck.have && !e->read_only ? e->ck.last.segment : 0);
 }
 
 /* The LMDB environment, made whole or not at all (ckpt_create). */
 static int checkpoint_store_create(mmsb_engine *e) {
+    ASSERT(e->ck.store == NULL && !e->read_only);
     const mmsb_options *o = &e->opts;
     int rc = ckpt_create(e->dir, o->checkpoint_map_bytes, o->checkpoint_readers);
     if (rc == 0) rc = ckpt_open(e->dir, false, o->checkpoint_map_bytes, o->checkpoint_readers, &e->ck.store);
@@ -167,6 +185,7 @@ static int checkpoint_store_create(mmsb_engine *e) {
 }
 
 int checkpoint_write(mmsb_engine *e) {
+    ASSERT(!e->read_only && !e->cc.active);
     ASSERT(!log_pending(e->log));
     int rc = log_failed(e->log);
     if (rc != 0) return rc;
@@ -183,6 +202,7 @@ int checkpoint_write(mmsb_engine *e) {
                    .page_id_next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed),
                    .pages = e->pages_live, .derived = e->g.derived, .generation = pos.generation};
     digest_root(e, &m.root);
+    ASSERT(m.commit_seq >= 1 && m.next_seq == m.commit_seq + 1);
     if (e->ck.store == NULL) rc = checkpoint_store_create(e); /* the store's first one */
     if (rc == 0) rc = write_growing(e, &m);
     if (rc != 0) return rc;
@@ -198,6 +218,7 @@ int checkpoint_write(mmsb_engine *e) {
     log_position(e->log, &pos);
     e->ck.stream_pos = pos.stream_pos;
     e->ck.next_seq = pos.next_seq;
+    ASSERT(rc != 0 || e->ck.next_seq == m.next_seq + 1 || e->ck.next_seq == m.next_seq + 2); /* the marker, maybe after a SEAL */
     remove_segments_before(e, m.segment);
     e->ck.stall_ns_last = monotonic_ns() - t0;
     e->ck.stall_ns_max = max_u64(e->ck.stall_ns_max, e->ck.stall_ns_last);
@@ -230,6 +251,7 @@ MMSB_API int mmsb_checkpoint(mmsb_engine *engine) {
  * (replacing an older one), for inspection, and a fresh store takes its
  * place: its LMDB structure itself may be damaged. */
 int checkpoint_discard(mmsb_engine *e) {
+    ASSERT(e->dir_fd >= 0 && !e->read_only);
     ckpt_close(e->ck.store);
     e->ck.store = NULL;
     static const char *const files[] = {"checkpoint.rejected/data.mdb", "checkpoint.rejected/lock.mdb"};
@@ -242,6 +264,7 @@ int checkpoint_discard(mmsb_engine *e) {
     e->ck.have = false;
     e->ck.rewrite = true;
     e->ck.damage = 0;
+    ASSERT(e->ck.store == NULL && !e->ck.have);
     return 0; /* the next checkpoint makes a fresh environment */
 }
 
@@ -255,6 +278,7 @@ typedef struct load_ctx {
 
 static int load_page(void *ctx, const ckpt_page *p) {
     load_ctx *x = ctx;
+    ASSERT(x->e != NULL && x->m != NULL);
     mmsb_engine *e = x->e;
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (p->id < next || p->id >= x->m->page_id_next || p->flags != 0 || p->location != MMSB_LOC_HOST) {
@@ -270,16 +294,20 @@ static int load_page(void *ctx, const ckpt_page *p) {
     page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = p->size_bytes, .src = p->bytes, .epoch = p->epoch};
     page_change(e, id, entry_of(e, id), &load);
     x->pages++;
+    ASSERT(entry_of(e, id)->epoch == p->epoch);
     return 0;
 }
 
 static int load_derive(void *ctx, const ckpt_derive *d) {
+    ASSERT(ctx != NULL && d != NULL);
     load_ctx *x = ctx;
     if (d->child >= x->m->page_id_next) return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);
     return derive_load(x->e, d);
 }
 
 int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
+    ASSERT(meta != NULL && found != NULL);
+    ASSERT(atomic_load_explicit(&e->page_id_next, memory_order_relaxed) == 1 && e->pages_live == 0);
     *found = false;
     if (e->ck.damage != 0) {
         *found = true;
@@ -317,5 +345,6 @@ int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
     dirty_clear(e);
     e->ck.last = *meta;
     e->ck.have = true;
+    ASSERT(e->pages_live == meta->pages);
     return 0;
 }

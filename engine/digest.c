@@ -28,6 +28,7 @@ void digest_to_bytes(h128 h, uint8_t out[16]) { put_h128(out, h); }
 /* An empty right child passes the left one up unchanged, so padding a tree
  * to any power of two never changes its root. */
 static h128 combine(const kern_ops *k, h128 left, h128 right) {
+    ASSERT(k != NULL && k->hash != NULL);
     if (is_empty(right)) return left;
     uint8_t buf[32];
     digest_to_bytes(left, buf);
@@ -45,13 +46,16 @@ typedef struct chunk_tree {
 } chunk_tree;
 
 static uint64_t chunks_of(uint64_t size_bytes) {
+    ASSERT(size_bytes <= UINT64_MAX - CHUNK_BYTES);
     return (size_bytes + CHUNK_BYTES - 1) / CHUNK_BYTES;
 }
 
 uint64_t digest_aux_bytes(uint64_t size_bytes) {
+    ASSERT(size_bytes > 0);
     uint64_t chunks = chunks_of(size_bytes);
     if (chunks <= 1) return 0;
     uint64_t leaves = 1ull << log2_ceil_u64(chunks);
+    ASSERT(leaves >= chunks && leaves < 2 * chunks);
     return 2 * leaves * sizeof(h128) + (chunks + 63) / 64 * sizeof(uint64_t);
 }
 
@@ -62,12 +66,14 @@ static chunk_tree tree_of(const mmsb_engine *e, const page_entry *pe) {
     t.leaves = 1ull << log2_ceil_u64(t.chunks);
     t.nodes = (h128 *)region_ptr(&e->aux, pe->u.tree.aux_off);
     t.dirty = (uint64_t *)(t.nodes + 2 * t.leaves);
+    ASSERT(t.leaves >= t.chunks && t.leaves < 2 * t.chunks);
     return t;
 }
 
 static void set_bit_range(uint64_t *words, uint64_t first, uint64_t last) {
     ASSERT(first <= last);
     uint64_t w0 = first / 64, w1 = last / 64;
+    ASSERT(w1 - w0 <= (1ull << 40)); /* bounded by the page's chunk count */
     uint64_t head = ~0ull << (first % 64);
     uint64_t tail = low_bits_u64((uint32_t)(last % 64) + 1);
     if (w0 == w1) {
@@ -82,6 +88,7 @@ static void set_bit_range(uint64_t *words, uint64_t first, uint64_t last) {
 static h128 hash_chunk(const kern_ops *k, const uint8_t *bytes, uint64_t size_bytes,
                        uint64_t chunk) {
     uint64_t start = chunk * CHUNK_BYTES;
+    ASSERT(k != NULL && bytes != NULL);
     ASSERT(start < size_bytes);
     return k->hash(bytes + start, min_u64(CHUNK_BYTES, size_bytes - start), SEED_CHUNK);
 }
@@ -89,6 +96,7 @@ static h128 hash_chunk(const kern_ops *k, const uint8_t *bytes, uint64_t size_by
 /* Rehashes the dirty chunks, then the tree above them: path by path when few
  * changed, the whole tree when that is cheaper. */
 static void refresh_chunk_tree(const mmsb_engine *e, const page_entry *pe) {
+    ASSERT(pe->flags & PE_LIVE);
     chunk_tree t = tree_of(e, pe);
     const uint8_t *bytes = page_bytes(e, pe);
     uint64_t words = (t.chunks + 63) / 64;
@@ -117,9 +125,11 @@ static void refresh_chunk_tree(const mmsb_engine *e, const page_entry *pe) {
         }
     }
     memset(t.dirty, 0, words * sizeof(uint64_t));
+    ASSERT(!is_empty(t.nodes[1]));
 }
 
 static void refresh_page_digest(mmsb_engine *e, page_entry *pe) {
+    ASSERT(!e->read_only || !e->cc.active);
     ASSERT((pe->flags & (PE_LIVE | PE_DIGEST_DIRTY)) == (PE_LIVE | PE_DIGEST_DIRTY));
     h128 single = EMPTY;
     bool multi = chunks_of(pe->size_bytes) > 1;
@@ -135,6 +145,7 @@ static void refresh_page_digest(mmsb_engine *e, page_entry *pe) {
 }
 
 void digest_page(mmsb_engine *e, page_entry *pe, h128 *digest_out) {
+    ASSERT(digest_out != NULL);
     ASSERT(pe->flags & PE_LIVE);
     if (pe->flags & PE_DIGEST_DIRTY) refresh_page_digest(e, pe);
     *digest_out = chunks_of(pe->size_bytes) > 1 ? tree_of(e, pe).nodes[1] : pe->u.digest;
@@ -146,6 +157,7 @@ void digest_page(mmsb_engine *e, page_entry *pe, h128 *digest_out) {
 /* The chunk tree of a zero page: every full chunk hashes to zero_chunk, a
  * shorter last chunk is hashed, and the nodes above are built bottom-up. */
 static void build_zero_tree(const mmsb_engine *e, const page_entry *pe) {
+    ASSERT(pe->epoch == 0 && !is_empty(e->dig.zero_chunk));
     chunk_tree t = tree_of(e, pe);
     memset(t.nodes, 0, digest_aux_bytes(pe->size_bytes));
     for (uint64_t i = 0; i < t.chunks; i++) t.nodes[t.leaves + i] = e->dig.zero_chunk;
@@ -159,6 +171,8 @@ static void build_zero_tree(const mmsb_engine *e, const page_entry *pe) {
 }
 
 void digest_page_created(mmsb_engine *e, uint64_t id, page_entry *pe) {
+    ASSERT(id >= 1 && pe == entry_of(e, id));
+    ASSERT(pe->epoch == 0 && (pe->flags & PE_LIVE));
     if (chunks_of(pe->size_bytes) > 1) {
         build_zero_tree(e, pe);
     } else if (pe->size_bytes == CHUNK_BYTES) {
@@ -167,9 +181,12 @@ void digest_page_created(mmsb_engine *e, uint64_t id, page_entry *pe) {
         pe->u.digest = hash_chunk(e->kern, page_bytes(e, pe), pe->size_bytes, 0);
     }
     digest_mark(e, id, pe, 0, 0);
+    ASSERT(!e->dig.root_valid);
 }
 
 static void dirty_add(dirty_set *d, uint64_t pos) {
+    ASSERT(pos / 64 * sizeof(uint64_t) < d->bits.bytes_ready); /* digest_reserve */
+    ASSERT(pos / 4096 * sizeof(uint64_t) < d->words.bytes_ready);
     uint64_t *bits = (uint64_t *)d->bits.base, *words = (uint64_t *)d->words.base;
     uint64_t *groups = (uint64_t *)d->groups.base;
     bits[pos / 64] |= 1ull << (pos % 64);
@@ -179,6 +196,8 @@ static void dirty_add(dirty_set *d, uint64_t pos) {
 
 /* Takes up to `max` stale positions, in ascending order, out of the set. */
 static uint64_t dirty_take(dirty_set *d, uint64_t group_count, uint64_t *out, uint64_t max) {
+    ASSERT(out != NULL && max > 0);
+    ASSERT(group_count * sizeof(uint64_t) <= d->groups.bytes_ready);
     uint64_t *bits = (uint64_t *)d->bits.base, *words = (uint64_t *)d->words.base;
     uint64_t *groups = (uint64_t *)d->groups.base;
     uint64_t n = 0;
@@ -197,10 +216,12 @@ static uint64_t dirty_take(dirty_set *d, uint64_t group_count, uint64_t *out, ui
         }
     }
     return n;
+    ASSERT(n <= max);
 }
 
 void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
                  uint64_t len) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max && pe == entry_of(e, id));
     ASSERT((atomic_load_explicit(&pe->seq, memory_order_relaxed) & 1u) == 1);
     if ((pe->flags & PE_LIVE) && len > 0) {
         ASSERT(offset < pe->size_bytes && len <= pe->size_bytes - offset);
@@ -213,6 +234,7 @@ void digest_mark(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset,
     dirty_add(&e->dig.dirty, id - 1);
     ckpt_mark(e, id);
     e->dig.root_valid = false;
+    ASSERT(!(pe->flags & PE_LIVE) || len == 0 || (pe->flags & PE_DIGEST_DIRTY));
 }
 
 /* ---- the state tree ------------------------------------------------------------ */
@@ -226,6 +248,7 @@ static h128 *node_slot(const digest_state *d, uint32_t level, uint64_t pos) {
 }
 
 static h128 leaf_of(mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1);
     if (id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed)) return EMPTY;
     page_entry *pe = entry_of(e, id);
     if ((pe->flags & PE_LIVE) == 0) return EMPTY;
@@ -240,6 +263,7 @@ static h128 leaf_of(mmsb_engine *e, uint64_t id) {
 }
 
 static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
+    ASSERT(level <= e->dig.height);
     if (level == 0) return leaf_of(e, pos + 1);
     if (level == 1) return combine(e->kern, leaf_of(e, 2 * pos + 1), leaf_of(e, 2 * pos + 2));
     return *node_slot(&e->dig, level, pos);
@@ -250,6 +274,8 @@ static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
  * deduplicated parents. Batches may share ancestors: a later batch
  * recomputes them from children that are already up to date. */
 static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
+    ASSERT(count >= 1 && count <= DIRTY_BATCH);
+    ASSERT(e->dig.top >= 2 && e->dig.top <= e->dig.height);
     digest_state *d = &e->dig;
     for (uint64_t k = 0; k < count; k++) pos[k] /= 2; /* level-1 positions */
     for (uint32_t level = 1; level < d->top; level++) {
@@ -273,6 +299,7 @@ static void update_tree(mmsb_engine *e, uint64_t *pos, uint64_t count) {
  * rises, and the path from leaf 0 is marked so the new upper nodes of the
  * left spine are computed too. */
 static void raise_top(mmsb_engine *e) {
+    ASSERT(e->dig.top >= 2);
     digest_state *d = &e->dig;
     uint64_t ids = atomic_load_explicit(&e->page_id_next, memory_order_relaxed) - 1;
     uint32_t top = ids <= 4 ? 2 : (uint32_t)max_u64(2, log2_ceil_u64(ids));
@@ -285,6 +312,7 @@ static void raise_top(mmsb_engine *e) {
 
 void digest_root(mmsb_engine *e, h128 *root_out) {
     digest_state *d = &e->dig;
+    ASSERT(root_out != NULL && d->height >= 2);
     if (!d->root_valid) {
         raise_top(e);
         uint64_t groups = d->dirty.groups.bytes_ready / sizeof(uint64_t);
@@ -301,11 +329,13 @@ void digest_root(mmsb_engine *e, h128 *root_out) {
         d->root_valid = true;
     }
     *root_out = d->root;
+    ASSERT(d->root_valid && !is_empty(*root_out));
 }
 
 /* ---- lifetime ------------------------------------------------------------------ */
 
 int digest_open(mmsb_engine *e) {
+    ASSERT(e->kern != NULL && e->opts.pages_max >= 1);
     static const uint8_t zeros[CHUNK_BYTES];
     digest_state *d = &e->dig;
     d->zero_chunk = e->kern->hash(zeros, sizeof zeros, SEED_CHUNK);
@@ -322,10 +352,12 @@ int digest_open(mmsb_engine *e) {
     if (rc == 0) rc = vmap_open(&d->nodes, NULL, (positions / 2) * sizeof(h128), VM_PAGE_BYTES);
     if (rc != 0) digest_close(e);
     d->root_valid = false;
+    ASSERT(rc != 0 || (d->height >= 2 && (1ull << d->height) >= e->opts.pages_max));
     return rc;
 }
 
 int digest_reserve(mmsb_engine *e, uint64_t id) {
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
     digest_state *d = &e->dig;
     int rc = vmap_ensure(&d->dirty.bits, align_up_u64(id, 64) / 8);
     if (rc == 0) rc = vmap_ensure(&d->dirty.words, align_up_u64(id, 4096) / 512);
@@ -333,6 +365,7 @@ int digest_reserve(mmsb_engine *e, uint64_t id) {
 }
 
 void digest_close(mmsb_engine *e) {
+    ASSERT(e != NULL);
     vmap_close(&e->dig.dirty.bits);
     vmap_close(&e->dig.dirty.words);
     vmap_close(&e->dig.dirty.groups);

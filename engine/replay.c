@@ -39,6 +39,7 @@ typedef struct replay_ctx {
 } replay_ctx;
 
 static int replay_create(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->type == REC_PAGE_CREATE && !x->e->cc.active);
     uint64_t id, size;
     uint32_t flags;
     int rc = rec_decode_create(r, &id, &size, &flags);
@@ -52,10 +53,12 @@ static int replay_create(replay_ctx *x, const log_rec *r) {
     rc = page_prepare(x->e, size, "recovery", &a);
     if (rc != 0) return rc;
     page_publish(x->e, size, &a);
+    ASSERT(atomic_load(&x->e->page_id_next) == id + 1);
     return 0;
 }
 
 static int replay_free(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->type == REC_PAGE_FREE && !x->e->cc.active);
     uint64_t id;
     page_entry *pe;
     int rc = rec_decode_free(r, &id);
@@ -80,6 +83,8 @@ static int replay_free(replay_ctx *x, const log_rec *r) {
  * same commit that same epoch; a DERIVED of the NONE form only moves the
  * signature (the page's epoch as it is). */
 static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, const h128 *signature) {
+    ASSERT(r->type == REC_DELTA || r->type == REC_DERIVED);
+    ASSERT((r->type == REC_DERIVED) == (signature != NULL));
     page_entry *pe;
     uint32_t n = graph_node(&x->e->g, d->page_id);
     bool derived = n != 0 && graph_at(&x->e->g, n)->op != 0;
@@ -114,18 +119,22 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
 }
 
 static int replay_delta(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->type == REC_DELTA && x->e != NULL);
     rec_delta d;
     int rc = rec_decode_delta(r, x->e->kern, &d);
     return rc != 0 ? rc : replay_bytes(x, r, &d, NULL);
 }
 
 static int replay_derived(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->type == REC_DERIVED && x->e != NULL);
     rec_derived d;
     int rc = rec_decode_derived(r, x->e->kern, &d);
     return rc != 0 ? rc : replay_bytes(x, r, &d.d, &d.signature);
 }
 
 static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
+    ASSERT(r->type == REC_COMMIT && segment >= 1);
+    ASSERT(x->e->touched.count == 0); /* replay_record reset it */
     rec_commit c;
     int rc = rec_decode_commit(r, &c);
     if (rc != 0) return rc;
@@ -142,10 +151,12 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
     }
     x->good = (good_commit){.seq = r->seq, .commits = x->good.commits + 1, .segment = segment,
                             .end_offset = r->offset + rec_slot_bytes(r->length), .chain = c.chain};
+    ASSERT(x->good.end_offset > SEG_HEADER_BYTES);
     return 0;
 }
 
 static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
+    ASSERT(r->seq == x->at_seq && r->seq <= x->limit_seq);
     switch (r->type) {
     case REC_PAGE_CREATE: return replay_create(x, r);
     case REC_PAGE_FREE: return replay_free(x, r);
@@ -169,6 +180,7 @@ static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
 
 /* Pass 2: applies every record up to limit_seq. */
 static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start) {
+    ASSERT(x->e == e && x->limit_seq >= x->good.seq);
     log_cursor *c;
     int rc = cursor_open_at(e->dir_fd, 0, e->kern, start, &c);
     if (rc != 0) return rc;
@@ -192,6 +204,7 @@ static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start)
 
 /* Back to an empty engine, for a second replay with a lower limit. */
 static int reset_state(mmsb_engine *e) {
+    ASSERT(!e->cc.active && e->log == NULL);
     uint64_t next = atomic_load(&e->page_id_next);
     for (uint64_t id = 1; id < next; id++) {
         page_entry *pe = entry_of(e, id);
@@ -206,12 +219,14 @@ static int reset_state(mmsb_engine *e) {
     atomic_store(&e->page_id_next, 1);
     digest_close(e);
     return digest_open(e);
+    ASSERT(e->pages_live == 0);
 }
 
 /* Pass 1: how the log ends, and which commits were aborted; *limit is the
  * last commit (or checkpoint marker) at or before to_seq. */
 static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_seq, log_end *end,
                        uint64_t **aborted, uint64_t *aborted_count, uint64_t *limit) {
+    ASSERT(end != NULL && aborted != NULL && aborted_count != NULL && limit != NULL);
     uint32_t flags = CURSOR_VERIFY | ((e->opts.flags & MMSB_OPEN_SALVAGE) ? CURSOR_SALVAGE : 0);
     log_cursor *c;
     int rc = cursor_open_at(e->dir_fd, flags, e->kern, start, &c);
@@ -225,6 +240,7 @@ static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_se
         if (boundary && r.seq <= to_seq) *limit = r.seq;
     }
     *end = *cursor_end(c);
+    ASSERT(*limit <= to_seq || (start != NULL && *limit == start->commit_seq));
     cursor_take_aborted(c, aborted, aborted_count);
     cursor_close(c);
     return rc;
@@ -232,6 +248,7 @@ static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_se
 
 static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
                     uint64_t *aborted_count) {
+    ASSERT(end != NULL && aborted != NULL);
     uint64_t limit;
     return scan_log_to(e, start, UINT64_MAX, end, aborted, aborted_count, &limit);
 }
@@ -239,6 +256,8 @@ static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uin
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
                         const uint64_t *aborted, uint64_t aborted_count, log_resume *resume);
 static void fill_resume(const log_end *end, const good_commit *g, log_resume *resume) {
+    ASSERT(end != NULL && g != NULL && resume != NULL);
+    ASSERT(g->segment >= 1 && g->end_offset >= SEG_HEADER_BYTES);
     *resume = (log_resume){
         .salt = end->salt,
         .generation = end->generation_max + 1,
@@ -253,6 +272,7 @@ static void fill_resume(const log_end *end, const good_commit *g, log_resume *re
 
 /* Replays the log from `start` (a checkpoint's position) or from genesis. */
 static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *resume) {
+    ASSERT(resume != NULL && e->log == NULL);
     log_end end;
     uint64_t *aborted = NULL, aborted_count = 0;
     memset(&e->recovered, 0, sizeof e->recovered);
@@ -267,6 +287,7 @@ static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *re
 }
 
 static cursor_start start_of(const ckpt_meta *m) {
+    ASSERT(m->segment >= 1 && m->offset >= SEG_HEADER_BYTES && m->next_seq > m->commit_seq);
     return (cursor_start){.segment = m->segment, .offset = m->offset, .next_seq = m->next_seq,
                           .commit_seq = m->commit_seq, .commits = m->commits, .chain = m->chain,
                           .salt = m->salt, .generation = m->generation};
@@ -279,6 +300,7 @@ static cursor_start start_of(const ckpt_meta *m) {
  * with a good log); when the log is what is damaged, the checkpoint stays as
  * it is and the open fails naming both problems. */
 int engine_recover(mmsb_engine *e, log_resume *resume) {
+    ASSERT(resume != NULL && e->log == NULL && !e->cc.active);
     ckpt_meta m;
     bool found = false;
     int rc = checkpoint_load(e, &m, &found);
@@ -311,6 +333,8 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
 
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
                         const uint64_t *aborted, uint64_t aborted_count, log_resume *resume) {
+    ASSERT(end_in != NULL && resume != NULL);
+    ASSERT(aborted != NULL || aborted_count == 0);
     log_end end = *end_in;
     int rc = 0;
     e->recovered.dropped_records = end.dropped_records;
@@ -353,6 +377,7 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
     if (rc != 0) return rc;
     e->recovered.commits = x.good.commits;
     fill_resume(&end, &x.good, resume);
+    ASSERT(resume->next_seq >= 1 && resume->generation > end.generation_max);
     if (x.good.seq == 0) resume->next_seq = end.resume_first_seq;
     return 0;
 }
@@ -364,6 +389,7 @@ enum { READONLY_ATTEMPTS_MAX = 8 };
 /* The number of the checkpoint a writer has stored now (0: none), opening
  * the checkpoint store when a writer created it since. */
 static uint64_t checkpoint_number_now(mmsb_engine *e) {
+    ASSERT(e->read_only && e->dir != NULL);
     if (e->ck.store == NULL) {
         if (ckpt_open(e->dir, true, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store) != 0) {
             return 0;
@@ -443,5 +469,6 @@ int engine_replay(mmsb_engine *e, const replay_plan *plan, replay_result *out) {
     out->commits = x.good.commits;
     out->records = e->recovered.records;
     e->read_commit_seq = x.good.seq;
+    ASSERT(rc != 0 || out->commit_seq == limit || limit <= first.seq);
     return rc;
 }
