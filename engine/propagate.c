@@ -44,6 +44,8 @@ typedef struct sig_builder {
 } sig_builder;
 
 static void sig_add(sig_builder *b, const void *data, uint64_t len) {
+    ASSERT(b->used <= sizeof b->buf);
+    ASSERT(data != NULL || len == 0);
     if (len == 0) return;
     if (!b->streaming && b->used + len > sizeof b->buf) {
         XXH3_INITSTATE(&b->st);
@@ -60,6 +62,7 @@ static void sig_add(sig_builder *b, const void *data, uint64_t len) {
 }
 
 static h128 sig_end(sig_builder *b) {
+    ASSERT(b->streaming || b->used <= sizeof b->buf);
     XXH128_hash_t h = b->streaming ? XXH3_128bits_digest(&b->st)
                                    : XXH3_128bits_withSeed(b->buf, b->used, SEED_SIGNATURE);
     /* zero means "never computed": no signature may be zero */
@@ -69,7 +72,9 @@ static h128 sig_end(sig_builder *b) {
 /* The signature from the parents' epochs now, and (when start is not NULL)
  * from their epochs when the commit began, in one walk over the parents. */
 static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start) {
+    ASSERT(n != 0 && n < e->g.count && now != NULL);
     const gnode *v = graph_at(&e->g, n);
+    ASSERT(v->op != 0 && v->parent_count >= 1);
     uint8_t head[16];
     put_le32(head, v->op);
     put_le32(head + 4, op_version(&e->ops, v->op));
@@ -102,9 +107,11 @@ static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start)
     }
     *now = sig_end(&a);
     if (start != NULL) *start = sig_end(&b);
+    ASSERT(now->lo != 0 || now->hi != 0);
 }
 
 h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start) {
+    ASSERT(n != 0 && graph_at(&e->g, n)->op != 0);
     h128 now, start;
     signatures(e, n, &now, at_start ? &start : NULL);
     return at_start ? start : now;
@@ -117,6 +124,7 @@ static bool h128_eq(h128 a, h128 b) { return a.lo == b.lo && a.hi == b.hi; }
 /* Marks the derived pages downstream of the changed ones (or all of them),
  * lists them in g->found_f, and counts each one's affected parents. */
 static uint32_t collect(mmsb_engine *e) {
+    ASSERT(e->cc.active && e->g.derived > 0);
     graph *g = &e->g;
     commit_ctx *c = &e->cc;
     uint32_t n = 0, sp = 0;
@@ -152,10 +160,12 @@ static uint32_t collect(mmsb_engine *e) {
         for (uint32_t k = 0; k < v->parent_count; k++) v->indeg += g->nodes[v->parents[k]].mark == c->gen;
     }
     return n;
+    ASSERT(n <= g->count);
 }
 
 /* A binary min-heap of node indexes keyed by page id, in g->found_b. */
 static void heap_push(graph *g, uint32_t *size, uint32_t v) {
+    ASSERT(*size < g->count && v != 0);
     uint32_t *h = g->found_b, i = (*size)++;
     while (i > 0 && g->nodes[h[(i - 1) / 2]].page_id > g->nodes[v].page_id) {
         h[i] = h[(i - 1) / 2];
@@ -165,6 +175,7 @@ static void heap_push(graph *g, uint32_t *size, uint32_t v) {
 }
 
 static uint32_t heap_pop(graph *g, uint32_t *size) {
+    ASSERT(*size >= 1 && *size <= g->count);
     uint32_t *h = g->found_b, top = h[0], last = h[--(*size)], i = 0;
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
@@ -189,6 +200,7 @@ typedef struct inputs {
 } inputs;
 
 static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
+    ASSERT(v->parent_count >= 1 && v->parent_count <= DERIVE_PARENTS_MAX);
     for (uint32_t k = 0; k < v->parent_count; k++) {
         const gnode *p = graph_at(&e->g, v->parents[k]);
         const page_entry *pe = entry_of(e, p->page_id);
@@ -197,6 +209,7 @@ static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
         in->sizes[k] = pe->size_bytes;
         in->ids[k] = p->page_id;
         in->epochs[k] = pe->epoch;
+    ASSERT(pe->flags & PE_LIVE);
     }
 }
 
@@ -204,6 +217,7 @@ static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
  * be computed whole (it was stale before this commit, or a user op). */
 static bool changed_range(const mmsb_engine *e, uint32_t n, const inputs *in, h128 start_sig,
                           uint64_t *lo, uint64_t *hi) {
+    ASSERT(lo != NULL && hi != NULL && *lo <= *hi);
     const gnode *v = graph_at(&e->g, n);
     if (!op_is_builtin(v->op) || e->opts.propagation == MMSB_PROPAGATE_FULL) return false;
     if (!h128_eq(v->signature, start_sig)) return false;
@@ -221,12 +235,14 @@ static bool changed_range(const mmsb_engine *e, uint32_t n, const inputs *in, h1
         }
     }
     if (*lo >= *hi) *lo = *hi = 0;
+    ASSERT(*lo <= *hi && *hi <= size);
     return *hi - *lo <= size / 2;
 }
 
 /* Computes a built-in's output [lo, hi) into `out` (whose byte 0 is the
  * page's byte lo), block by block. */
 static void compute_builtin(const gnode *v, const inputs *in, uint64_t lo, uint64_t hi, uint8_t *out) {
+    ASSERT(out != NULL && in != NULL);
     ASSERT(op_is_builtin(v->op) && lo <= hi);
     for (uint64_t block = lo; block < hi; block += WRITE_BLOCK_BYTES) {
         uint64_t len = min_u64(WRITE_BLOCK_BYTES, hi - block);
@@ -240,6 +256,8 @@ static void compute_builtin(const gnode *v, const inputs *in, uint64_t lo, uint6
 static int record_output(mmsb_engine *e, const gnode *v, const page_entry *pe, const uint8_t *out,
                          uint64_t lo, uint64_t hi, h128 sig, uint64_t *changed_out, uint64_t *first_out,
                          uint64_t *last_out) {
+    ASSERT(lo <= hi && hi <= pe->size_bytes && out != NULL);
+    ASSERT(pe == entry_of(e, v->page_id));
     const location_ops *loc = location_of(e, pe);
     uint64_t changed = 0, epoch = touched_epoch(e, v->page_id, pe);
     ASSERT(epoch == pe->epoch + 1); /* a derived page changes once per commit, here */
@@ -259,10 +277,12 @@ static int record_output(mmsb_engine *e, const gnode *v, const page_entry *pe, c
         changed += c;
     }
     *changed_out = changed;
+    ASSERT(changed == 0 || (*first_out < *last_out && *last_out <= hi && *first_out >= lo));
     return 0;
 }
 
 static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size) {
+    ASSERT(!op_is_builtin(v->op) && size > 0);
     const user_op *u = op_find(&e->ops, v->op);
     if (u == NULL) {
         return err_set(MMSB_ENOTFOUND, "page %llu is derived by user operation %u, which is not registered in this engine",
@@ -283,6 +303,8 @@ static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_
 
 /* The output bytes [lo, hi) of node n, in e->op_out (byte 0 = page byte lo). */
 static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size, uint64_t lo, uint64_t hi) {
+    ASSERT(lo <= hi && hi <= size);
+    ASSERT(op_is_builtin(v->op) || (lo == 0 && hi == size));
     if (!op_is_builtin(v->op)) return run_user_op(e, v, in, size); /* the whole page */
     int rc = vmap_ensure(&e->op_out, hi - lo);
     if (rc == 0) compute_builtin(v, in, lo, hi, e->op_out.base);
@@ -290,6 +312,7 @@ static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t si
 }
 
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
+    ASSERT(e->cc.active && n != 0);
     gnode *v = graph_at(&e->g, n);
     h128 sig, start_sig;
     signatures(e, n, &sig, &start_sig);
@@ -325,12 +348,14 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
         return sig_changed ? record_backdate(e, v->page_id, pe->epoch, sig) : 0;
     }
     c->res.recomputes++;
+    ASSERT(pe->epoch == old_epoch + 1);
     c->res.delta_propagations += ranged;
     change_note(e, v->page_id, pe, old_epoch, first, last, changed, MMSB_EVENT_DERIVED);
     return 0;
 }
 
 int propagate_open(mmsb_engine *e) {
+    ASSERT(e->op_in.base == NULL);
     return vmap_open(&e->op_in, NULL, sizeof(inputs), VM_PAGE_BYTES);
 }
 
@@ -338,6 +363,7 @@ void propagate_close(mmsb_engine *e) { vmap_close(&e->op_in); }
 
 int propagate(mmsb_engine *e) {
     commit_ctx *c = &e->cc;
+    ASSERT(c->active);
     graph *g = &e->g;
     /* A commit that changed nothing has nothing to recompute, in either mode. */
     if (c->changed_count == 0 && c->include_count == 0) return 0;
