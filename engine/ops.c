@@ -9,6 +9,7 @@
 bool op_is_builtin(uint32_t op) { return op >= MMSB_OP_COPY && op <= MMSB_OP_MAX_U64; }
 
 const user_op *op_find(const op_registry *r, uint32_t op) {
+    ASSERT(r != NULL && r->count <= USER_OPS_MAX);
     for (uint32_t i = 0; i < r->count; i++) {
         if (r->ops[i].op == op) return &r->ops[i];
     }
@@ -16,12 +17,14 @@ const user_op *op_find(const op_registry *r, uint32_t op) {
 }
 
 uint32_t op_version(const op_registry *r, uint32_t op) {
+    ASSERT(r != NULL);
     if (op_is_builtin(op)) return 1;
     const user_op *u = op_find(r, op);
     return u != NULL ? u->version : 0;
 }
 
 int op_register(op_registry *r, uint32_t op, uint32_t version, mmsb_op_fn fn, void *user) {
+    ASSERT(r != NULL && r->count <= USER_OPS_MAX);
     if (op < MMSB_OP_USER_FIRST) {
         return err_set(MMSB_EINVAL, "mmsb_op_register: op %u is below MMSB_OP_USER_FIRST (0x%x)", op, MMSB_OP_USER_FIRST);
     }
@@ -34,16 +37,20 @@ int op_register(op_registry *r, uint32_t op, uint32_t version, mmsb_op_fn fn, vo
         u = &r->ops[r->count++];
     }
     *u = (user_op){.op = op, .version = version, .fn = fn, .user = user};
+    ASSERT(op_find(r, op) == u && r->count <= USER_OPS_MAX);
     return 0;
 }
 
 void op_unregister(op_registry *r, uint32_t op) {
+    ASSERT(r->count >= 1 && op >= MMSB_OP_USER_FIRST);
     user_op *u = (user_op *)op_find(r, op);
     ASSERT(u != NULL);
     *u = r->ops[--r->count];
+    ASSERT(op_find(r, op) == NULL);
 }
 
 uint32_t op_lane(uint32_t op) {
+    ASSERT(op != 0);
     switch (op) {
     case MMSB_OP_SUM_U32:
     case MMSB_OP_MAX_U32: return 4;
@@ -55,6 +62,7 @@ uint32_t op_lane(uint32_t op) {
 
 /* COPY's source range; params were checked. */
 static void copy_range(const uint8_t *params, uint64_t parent_size, uint64_t *src, uint64_t *len) {
+    ASSERT(src != NULL && len != NULL && parent_size > 0);
     if (params == NULL) {
         *src = 0;
         *len = parent_size;
@@ -105,6 +113,7 @@ int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
 
 void op_map_range(uint32_t op, const uint8_t *params, const uint64_t *parent_sizes, uint32_t k,
                   uint64_t plo, uint64_t phi, uint64_t child_size, uint64_t *lo, uint64_t *hi) {
+    ASSERT(op_is_builtin(op) && lo != NULL && hi != NULL);
     ASSERT(plo <= phi);
     *lo = *hi = 0;
     if (op == MMSB_OP_COPY) {
@@ -127,10 +136,12 @@ void op_map_range(uint32_t op, const uint8_t *params, const uint64_t *parent_siz
     uint64_t lane = op_lane(op);
     *lo = plo / lane * lane;
     *hi = min_u64(child_size, align_up_u64(phi, lane));
+    ASSERT(*lo <= *hi || *hi == child_size);
 }
 
 static void compute_concat(const uint8_t *const *in, const uint64_t *sizes, uint32_t n, uint64_t lo,
                            uint64_t hi, uint8_t *out) {
+    ASSERT(n >= 1 && lo <= hi && out != NULL);
     uint64_t base = 0;
     for (uint32_t i = 0; i < n && base < hi; base += sizes[i], i++) {
         uint64_t a = max_u64(lo, base), b = min_u64(hi, base + sizes[i]);
@@ -159,6 +170,7 @@ static void compute_concat(const uint8_t *const *in, const uint64_t *sizes, uint
 /* Byte lanes, eight at a time in a 64-bit word (out never aliases a
  * parent: it is scratch). */
 static void xor_into(uint8_t *restrict out, const uint8_t *restrict from, uint64_t len) {
+    ASSERT(out != NULL && from != NULL);
     uint64_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t a, b;
@@ -168,9 +180,11 @@ static void xor_into(uint8_t *restrict out, const uint8_t *restrict from, uint64
         memcpy(out + i, &a, 8);
     }
     for (; i < len; i++) out[i] ^= from[i];
+    ASSERT(i == len);
 }
 
 static void max_into(uint8_t *restrict out, const uint8_t *restrict from, uint64_t len) {
+    ASSERT(out != NULL && from != NULL && len > 0);
     for (uint64_t i = 0; i < len; i++) out[i] = out[i] > from[i] ? out[i] : from[i];
 }
 
@@ -185,6 +199,7 @@ static void max_into(uint8_t *restrict out, const uint8_t *restrict from, uint64
 
 void op_compute(uint32_t op, const uint8_t *params, const uint8_t *const *in,
                 const uint64_t *sizes, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out) {
+    ASSERT(in != NULL && sizes != NULL && out != NULL && op_is_builtin(op));
     ASSERT(lo <= hi && n >= 1);
     ASSERT(lo % op_lane(op) == 0 && hi % op_lane(op) == 0);
     uint64_t src, len;

@@ -12,6 +12,7 @@
 #include "page.h"
 
 int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out) {
+    ASSERT(fn != NULL && pe_out != NULL);
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (id == 0 || id >= next) {
         return err_set(MMSB_ENOTFOUND, "%s: page %llu does not exist (ids so far: 1..%llu)",
@@ -22,10 +23,12 @@ int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out
         return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
     }
     *pe_out = pe;
+    ASSERT(pe->size_bytes > 0 && pe->size_bytes <= e->opts.page_bytes_max);
     return 0;
 }
 
 int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out) {
+    ASSERT(fn != NULL && out != NULL);
     if (size_bytes == 0 || size_bytes > e->opts.page_bytes_max) {
         return err_set(MMSB_EINVAL, "%s: size_bytes %llu outside 1..%llu (page_bytes_max)", fn,
                        (unsigned long long)size_bytes, (unsigned long long)e->opts.page_bytes_max);
@@ -47,19 +50,24 @@ int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc
     bool aux_zeroed;
     if (aux_bytes > 0) rc = region_alloc(&e->aux, aux_bytes, &out->aux_off, &aux_zeroed);
     if (rc != 0) region_free(&e->data, out->data_off, size_bytes);
+    ASSERT(rc != 0 || out->data_off + size_bytes <= e->data.mem.bytes_max);
     return rc;
 }
 
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) {
+    ASSERT(size_bytes > 0 && a != NULL);
+    ASSERT(a->data_off + size_bytes <= e->data.mem.bytes_max);
     uint64_t aux_bytes = digest_aux_bytes(size_bytes);
     if (aux_bytes > 0) region_free(&e->aux, a->aux_off, aux_bytes);
     region_free(&e->data, a->data_off, size_bytes);
 }
 
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) {
+    ASSERT(size_bytes > 0 && size_bytes <= e->opts.page_bytes_max);
     uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (!a->zeroed) memset(region_ptr(&e->data, a->data_off), 0, size_bytes);
     page_entry *pe = entry_of(e, id);
+    ASSERT(!(pe->flags & PE_LIVE)); /* ids are never reused */
     entry_write_begin(pe);
     pe->data_off = a->data_off;
     pe->size_bytes = size_bytes;
@@ -72,10 +80,13 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) 
     atomic_store_explicit(&e->page_id_next, id + 1, memory_order_release);
     live_note_next(e, id + 1);
     e->pages_live++;
+    ASSERT(e->pages_live < id + 1);
     return id;
 }
 
 void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
+    ASSERT(pe == entry_of(e, id) && (pe->flags & PE_LIVE));
+    ASSERT(e->pages_live >= 1);
     uint64_t aux_bytes = digest_aux_bytes(pe->size_bytes);
     entry_write_begin(pe);
     pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY);
@@ -89,6 +100,7 @@ void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
 /* ---- the pages a commit changed -------------------------------------------- */
 
 int touched_open(mmsb_engine *e) {
+    ASSERT(e->touched.bits.base == NULL && e->opts.pages_max >= 1);
     uint64_t ids = e->opts.pages_max;
     int rc = vmap_open(&e->touched.bits, NULL, align_up_u64(ids, 64) / 8, VM_PAGE_BYTES);
     if (rc == 0) rc = vmap_open(&e->touched.ids, NULL, ids * sizeof(uint64_t), VM_PAGE_BYTES);
@@ -97,22 +109,26 @@ int touched_open(mmsb_engine *e) {
 }
 
 void touched_close(mmsb_engine *e) {
+    ASSERT(e != NULL);
     vmap_close(&e->touched.bits);
     vmap_close(&e->touched.ids);
 }
 
 int touched_grow(mmsb_engine *e) {
+    ASSERT(e->touched.count < e->opts.pages_max);
     touched_set *t = &e->touched;
     return vmap_ensure(&t->ids, (t->count + 1) * sizeof(uint64_t));
 }
 
 void touched_reset(mmsb_engine *e) {
+    ASSERT(e->touched.count <= e->opts.pages_max);
     touched_set *t = &e->touched;
     const uint64_t *ids = (const uint64_t *)t->ids.base;
     for (uint64_t i = 0; i < t->count; i++) {
         ((uint64_t *)t->bits.base)[(ids[i] - 1) / 64] &= ~(1ull << ((ids[i] - 1) % 64));
     }
     t->count = 0;
+    ASSERT(t->count == 0);
 }
 
 

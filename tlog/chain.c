@@ -13,6 +13,8 @@ _Static_assert(_Alignof(XXH3_state_t) <= 64, "chain_hasher is aligned enough");
 static XXH3_state_t *state_of(chain_hasher *c) { return (XXH3_state_t *)(void *)c->state; }
 
 static void feed(chain_hasher *c, const uint8_t *data, uint64_t len) {
+    ASSERT(data != NULL && len > 0);
+    ASSERT(c->buffered <= CHAIN_BUFFER_BYTES);
     if (!c->streaming && c->buffered + len <= CHAIN_BUFFER_BYTES) {
         memcpy(c->buf + c->buffered, data, len);
         c->buffered += (uint32_t)len;
@@ -29,13 +31,17 @@ static void feed(chain_hasher *c, const uint8_t *data, uint64_t len) {
 }
 
 void chain_begin(chain_hasher *c, h128 prev) {
+    ASSERT(c != NULL);
     c->streaming = false;
     c->buffered = 16;
     put_h128(c->buf, prev);
+    ASSERT(c->buffered <= CHAIN_BUFFER_BYTES);
 }
 
 void chain_add(chain_hasher *c, uint16_t type, uint16_t flags, uint32_t length,
                uint64_t seq, const uint8_t *payload, uint64_t hashed_len) {
+    ASSERT(type != 0 && seq >= 1);
+    ASSERT(payload != NULL || hashed_len == 0);
     uint8_t head[16];
     put_le16(head, type);
     put_le16(head + 2, flags);
@@ -46,6 +52,7 @@ void chain_add(chain_hasher *c, uint16_t type, uint16_t flags, uint32_t length,
 }
 
 h128 chain_end(chain_hasher *c) {
+    ASSERT(c->buffered >= 16); /* chain_begin put the previous value */
     XXH128_hash_t h = c->streaming ? XXH3_128bits_digest(state_of(c))
                                    : XXH3_128bits_withSeed(c->buf, c->buffered, SEED_CHAIN);
     return (h128){.lo = h.low64, .hi = h.high64};
@@ -54,6 +61,7 @@ h128 chain_end(chain_hasher *c) {
 uint64_t chain_commit_part(const uint8_t *commit_payload, uint32_t length, uint8_t out[32]) {
     ASSERT(length == COMMIT_FIXED_BYTES || length == COMMIT_FIXED_BYTES + COMMIT_ROOT_BYTES);
     memcpy(out, commit_payload, 8);           /* first_seq */
+    ASSERT(commit_payload != NULL && out != NULL);
     memcpy(out + 8, commit_payload + 16, 8);  /* flags, record count */
     if (length == COMMIT_FIXED_BYTES) return 16;
     memcpy(out + 16, commit_payload + COMMIT_FIXED_BYTES, COMMIT_ROOT_BYTES);

@@ -8,6 +8,8 @@
 /* ---- segment header ----------------------------------------------------------- */
 
 void seg_header_encode(const seg_header *h, uint8_t out[SEG_HEADER_BYTES]) {
+    ASSERT(h->salt != 0 && h->segment_no >= 1 && h->first_seq >= 1);
+    ASSERT(h->segment_bytes >= SEG_BYTES_MIN && h->segment_bytes <= SEG_BYTES_MAX && h->generation >= 1);
     memset(out, 0, SEG_HEADER_BYTES);
     memcpy(out, SEG_MAGIC, 8);
     put_le32(out + 8, LOG_FORMAT_VERSION);
@@ -22,6 +24,7 @@ void seg_header_encode(const seg_header *h, uint8_t out[SEG_HEADER_BYTES]) {
 }
 
 bool seg_header_is_zero(const uint8_t in[SEG_HEADER_BYTES]) {
+    ASSERT(in != NULL);
     for (uint32_t i = 0; i < SEG_HEADER_BYTES; i++) {
         if (in[i] != 0) return false;
     }
@@ -29,6 +32,7 @@ bool seg_header_is_zero(const uint8_t in[SEG_HEADER_BYTES]) {
 }
 
 int seg_header_decode(const uint8_t in[SEG_HEADER_BYTES], seg_header *h) {
+    ASSERT(in != NULL && h != NULL);
     if (memcmp(in, SEG_MAGIC, 8) != 0) return err_set(MMSB_ECORRUPT, "segment header: bad magic");
     uint32_t crc = crc32c(0, in, SEG_HEADER_BYTES - 4);
     if (crc != get_le32(in + SEG_HEADER_BYTES - 4)) {
@@ -60,6 +64,7 @@ int seg_header_decode(const uint8_t in[SEG_HEADER_BYTES], seg_header *h) {
 /* ---- payloads -------------------------------------------------------------------- */
 
 static int bad_length(const log_rec *r, uint64_t want) {
+    ASSERT(r->length != want);
     return err_set(MMSB_ECORRUPT, "%s record seq %llu: payload of %u bytes, expected %llu",
                    rec_type_name(r->type), (unsigned long long)r->seq, r->length,
                    (unsigned long long)want);
@@ -67,6 +72,7 @@ static int bad_length(const log_rec *r, uint64_t want) {
 
 int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes, uint32_t *flags) {
     ASSERT(r->type == REC_PAGE_CREATE);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != CREATE_REC_BYTES) return bad_length(r, CREATE_REC_BYTES);
     *page_id = get_le64(r->payload);
     *size_bytes = get_le64(r->payload + CREATE_OFF_SIZE);
@@ -81,6 +87,7 @@ int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes,
 
 int rec_decode_free(const log_rec *r, uint64_t *page_id) {
     ASSERT(r->type == REC_PAGE_FREE);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != FREE_REC_BYTES) return bad_length(r, FREE_REC_BYTES);
     *page_id = get_le64(r->payload);
     if (*page_id == 0) return err_set(MMSB_ECORRUPT, "PAGE_FREE seq %llu: page 0", (unsigned long long)r->seq);
@@ -91,6 +98,8 @@ int rec_decode_free(const log_rec *r, uint64_t *page_id) {
  * word at `range`, then the bytes of the form from `body` to the end. */
 static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t *range,
                              const uint8_t *body, rec_delta *d) {
+    ASSERT(range >= r->payload && body >= range && k != NULL);
+    ASSERT(body <= r->payload + r->length);
     d->offset = get_le64(range);
     d->len = get_le64(range + RANGE_OFF_LEN);
     d->form = get_le32(range + RANGE_OFF_FORM);
@@ -133,6 +142,7 @@ static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t 
 
 int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d) {
     ASSERT(r->type == REC_DELTA);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length < DELTA_FIXED_BYTES) return bad_length(r, DELTA_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->page_id = get_le64(p);
@@ -147,6 +157,7 @@ int rec_decode_delta(const log_rec *r, const kern_ops *k, rec_delta *d) {
 
 int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d) {
     ASSERT(r->type == REC_DERIVED);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length < DERIVED_FIXED_BYTES) return bad_length(r, DERIVED_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->d.page_id = get_le64(p);
@@ -162,6 +173,7 @@ int rec_decode_derived(const log_rec *r, const kern_ops *k, rec_derived *d) {
 
 int rec_decode_derive(const log_rec *r, rec_derive *d) {
     ASSERT(r->type == REC_DERIVE);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length < DERIVE_FIXED_BYTES) return bad_length(r, DERIVE_FIXED_BYTES);
     const uint8_t *p = r->payload;
     d->child = get_le64(p);
@@ -184,6 +196,7 @@ int rec_decode_derive(const log_rec *r, rec_derive *d) {
 
 int rec_decode_underive(const log_rec *r, uint64_t *child) {
     ASSERT(r->type == REC_UNDERIVE);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != UNDERIVE_REC_BYTES) return bad_length(r, UNDERIVE_REC_BYTES);
     *child = get_le64(r->payload);
     return *child == 0 ? err_set(MMSB_ECORRUPT, "UNDERIVE seq %llu: page 0", (unsigned long long)r->seq) : 0;
@@ -191,6 +204,7 @@ int rec_decode_underive(const log_rec *r, uint64_t *child) {
 
 int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child) {
     ASSERT(r->type == REC_EDGE_ADD || r->type == REC_EDGE_REMOVE);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != EDGE_REC_BYTES) return bad_length(r, EDGE_REC_BYTES);
     *parent = get_le64(r->payload);
     *child = get_le64(r->payload + 8);
@@ -203,6 +217,7 @@ int rec_decode_edge(const log_rec *r, uint64_t *parent, uint64_t *child) {
 
 int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
     ASSERT(r->type == REC_ABORT);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != ABORT_REC_BYTES) return bad_length(r, ABORT_REC_BYTES);
     *first_seq = get_le64(r->payload);
     if (*first_seq > r->seq) return err_set(MMSB_ECORRUPT, "ABORT seq %llu: first seq %llu after it", (unsigned long long)r->seq, (unsigned long long)*first_seq);
@@ -211,6 +226,7 @@ int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
 
 int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c) {
     ASSERT(r->type == REC_CHECKPOINT);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != CHECKPOINT_REC_BYTES) return bad_length(r, CHECKPOINT_REC_BYTES);
     c->number = get_le64(r->payload);
     c->commit_seq = get_le64(r->payload + 8);
@@ -224,6 +240,7 @@ int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c) {
 }
 
 void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_BYTES]) {
+    ASSERT(c->number >= 1 && c->commit_seq >= 1);
     put_le64(out, c->number);
     put_le64(out + 8, c->commit_seq);
     put_h128(out + 16, c->chain);
@@ -232,6 +249,7 @@ void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_B
 
 int rec_decode_commit(const log_rec *r, rec_commit *c) {
     ASSERT(r->type == REC_COMMIT);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length < COMMIT_FIXED_BYTES) return bad_length(r, COMMIT_FIXED_BYTES);
     const uint8_t *p = r->payload;
     c->first_seq = get_le64(p);
@@ -254,6 +272,7 @@ int rec_decode_commit(const log_rec *r, rec_commit *c) {
 
 int rec_decode_seal(const log_rec *r, uint64_t *next_segment, uint64_t *end_offset) {
     ASSERT(r->type == REC_SEAL);
+    ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != SEAL_REC_BYTES) return bad_length(r, SEAL_REC_BYTES);
     *next_segment = get_le64(r->payload);
     *end_offset = get_le64(r->payload + 8);
@@ -261,6 +280,7 @@ int rec_decode_seal(const log_rec *r, uint64_t *next_segment, uint64_t *end_offs
 }
 
 int rec_check_payload(const log_rec *r, const kern_ops *k) {
+    ASSERT(r != NULL && k != NULL);
     uint64_t a, b;
     uint32_t f;
     rec_delta d;
@@ -288,6 +308,7 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
 }
 
 const char *rec_type_name(uint16_t type) {
+    _Static_assert(REC_TYPE_KNOWN_MAX == 12, "a name for every known type below");
     static const char *const names[] = {"INVALID", "PAGE_CREATE", "PAGE_FREE", "DELTA", "COMMIT", "SEAL",
                                         "DERIVE", "UNDERIVE", "EDGE_ADD", "EDGE_REMOVE", "DERIVED", "ABORT",
                                         "CHECKPOINT"};
@@ -389,4 +410,7 @@ void rec_encode_commit(uint8_t *out, const rec_commit *c, const h128 *root) {
     if (root != NULL) put_h128(out + COMMIT_FIXED_BYTES, *root);
 }
 
-void rec_encode_commit_chain(uint8_t *out, h128 chain) { put_h128(out + COMMIT_OFF_CHAIN, chain); }
+void rec_encode_commit_chain(uint8_t *out, h128 chain) {
+    ASSERT(out != NULL && get_le64(out) != 0); /* after rec_encode_commit */
+    put_h128(out + COMMIT_OFF_CHAIN, chain);
+}

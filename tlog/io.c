@@ -21,26 +21,31 @@ enum {
 };
 
 static int fail(int errnum, const char *what, uint64_t len, uint64_t off) {
+    ASSERT(errnum > 0 && what != NULL);
     return err_set(err_from_errno(errnum), "log %s of %llu bytes at offset %llu: %s", what,
                    (unsigned long long)len, (unsigned long long)off, strerror(errnum));
 }
 
 int io_hook(const io_hooks *h, const io_event *ev) {
+    ASSERT(ev != NULL && ev->kind >= IO_EV_WRITE && ev->kind <= IO_EV_POINT);
     return h != NULL && h->fn != NULL ? h->fn(h->ctx, ev) : 0;
 }
 
 static int hook_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off) {
+    ASSERT(fd >= 0 && buf != NULL && len > 0);
     io_event ev = {.kind = IO_EV_WRITE, .fd = fd, .buf = buf, .len = len, .off = off};
     return io_hook(&io->hooks, &ev);
 }
 
 static int hook_sync(log_io *io, int fd, io_event_kind kind) {
+    ASSERT(fd >= 0 && (kind == IO_EV_SYNC || kind == IO_EV_SYNCED));
     io_event ev = {.kind = kind, .fd = fd};
     return io_hook(&io->hooks, &ev);
 }
 
 /* Injected faults: returns an errno to fail with, or 0. */
 static int fault_write(log_io *io) {
+    ASSERT(io != NULL);
     if (io->faults.write_errno == 0) return 0;
     if (io->faults.writes_ok > 0) {
         io->faults.writes_ok--;
@@ -50,6 +55,7 @@ static int fault_write(log_io *io) {
 }
 
 static int fault_sync(log_io *io) {
+    ASSERT(io != NULL);
     if (io->faults.sync_errno == 0) return 0;
     if (io->faults.syncs_ok > 0) {
         io->faults.syncs_ok--;
@@ -59,6 +65,7 @@ static int fault_sync(log_io *io) {
 }
 
 static uint64_t clamp_write(const log_io *io, uint64_t len) {
+    ASSERT(len > 0);
     uint32_t cut = io->faults.short_write_max;
     return cut != 0 && len > cut ? cut : len;
 }
@@ -66,6 +73,8 @@ static uint64_t clamp_write(const log_io *io, uint64_t len) {
 /* ---- pwrite + fdatasync ------------------------------------------------------- */
 
 static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off) {
+    ASSERT(io->kind == IO_SYNC && fd >= 0);
+    ASSERT(buf != NULL && len > 0);
     uint64_t done = 0;
     for (uint32_t attempt = 0; done < len; attempt++) {
         if (attempt == WRITE_ATTEMPTS_MAX) return fail(EIO, "write (no progress)", len, off);
@@ -79,10 +88,12 @@ static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint
         io->writes++;
     }
     io->bytes += len;
+    ASSERT(done == len);
     return 0;
 }
 
 static int sync_datasync(log_io *io, int fd) {
+    ASSERT(io->kind == IO_SYNC && fd >= 0);
     int injected = fault_sync(io);
     if (injected == 0) injected = hook_sync(io, fd, IO_EV_SYNC);
     if (injected != 0) return fail(injected, "fdatasync", 0, 0);
@@ -101,6 +112,8 @@ static int sync_datasync(log_io *io, int fd) {
 static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
                            bool sync, bool *synced) {
     struct io_uring *ring = io->uring;
+    ASSERT(ring != NULL && fd >= 0 && synced != NULL);
+    ASSERT(len > 0 || sync);
     int injected = len > 0 ? fault_write(io) : 0;
     if (injected == 0 && len > 0) injected = hook_write(io, fd, buf, clamp_write(io, len), off);
     if (injected != 0) return fail(injected, "write", len, off);
@@ -149,10 +162,13 @@ static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len,
     if (len > 0) io->writes++;
     if (*synced) io->syncs++;
     if (*synced) hook_sync(io, fd, IO_EV_SYNCED);
+    ASSERT(written >= 0 && (uint64_t)written <= len);
     return written;
 }
 
 static int uring_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync) {
+    ASSERT(io->kind == IO_URING && fd >= 0);
+    ASSERT(buf != NULL || len == 0);
     uint64_t done = 0;
     bool synced = false;
     for (uint32_t attempt = 0; done < len || (sync && !synced); attempt++) {
@@ -169,6 +185,7 @@ static int uring_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uin
 /* ---- choosing ------------------------------------------------------------------- */
 
 static int uring_probe(log_io *io) {
+    ASSERT(io->uring == NULL);
     struct io_uring *ring = calloc(1, sizeof *ring);
     if (ring == NULL) return -ENOMEM;
     int rc = io_uring_queue_init(URING_ENTRIES, ring, 0);
@@ -186,10 +203,12 @@ static int uring_probe(log_io *io) {
         return -EOPNOTSUPP;
     }
     io->uring = ring;
+    ASSERT(io->uring != NULL);
     return 0;
 }
 
 int io_open(log_io *io, uint32_t requested, const io_hooks *hooks) {
+    ASSERT(io != NULL && requested <= IO_SYNC);
     memset(io, 0, sizeof *io);
     if (hooks != NULL) io->hooks = *hooks;
     const char *env = getenv("MMSB_IO");
@@ -222,6 +241,7 @@ int io_open(log_io *io, uint32_t requested, const io_hooks *hooks) {
 }
 
 void io_close(log_io *io) {
+    ASSERT(io != NULL);
     if (io->uring != NULL) {
         io_uring_queue_exit(io->uring);
         free(io->uring);
@@ -230,6 +250,8 @@ void io_close(log_io *io) {
 }
 
 int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync) {
+    ASSERT(fd >= 0 && (buf != NULL || len == 0));
+    ASSERT(len > 0 || sync);
     if (io->kind == IO_URING) return uring_write(io, fd, buf, len, off, sync);
     int rc = len > 0 ? sync_write(io, fd, buf, len, off) : 0;
     if (rc == 0 && sync) rc = sync_datasync(io, fd);
@@ -237,6 +259,7 @@ int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
 }
 
 int io_datasync(log_io *io, int fd) {
+    ASSERT(fd >= 0 && (io->kind == IO_URING || io->kind == IO_SYNC));
     if (io->kind == IO_URING) return uring_write(io, fd, NULL, 0, 0, true);
     return sync_datasync(io, fd);
 }

@@ -31,6 +31,8 @@ struct mmsb_log_reader {
  * retention that it covers (see cursor_open). Without a readable checkpoint
  * the gap is reported as it is. */
 static int find_covered_segment(mmsb_log_reader *r, const char *dir) {
+    ASSERT(r->dir_fd >= 0 && dir != NULL);
+    ASSERT(r->covered_segment == 0);
     uint64_t *nos;
     uint32_t count;
     int rc = segment_list(r->dir_fd, &nos, &count);
@@ -48,6 +50,7 @@ static int find_covered_segment(mmsb_log_reader *r, const char *dir) {
 }
 
 static int first_pass(mmsb_log_reader *r) {
+    ASSERT(r->cursor == NULL && r->aborted == NULL);
     log_cursor *c;
     int rc = cursor_open(r->dir_fd, CURSOR_VERIFY, r->kern, r->covered_segment, &c);
     if (rc != 0) return rc;
@@ -58,6 +61,7 @@ static int first_pass(mmsb_log_reader *r) {
     r->end = *cursor_end(c);
     cursor_take_aborted(c, &r->aborted, &r->aborted_count);
     cursor_close(c);
+    ASSERT(r->end.last_commit_seq <= r->end.last_seq);
     return 0;
 }
 
@@ -79,10 +83,13 @@ MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **re
         return rc;
     }
     *reader_out = r;
+    ASSERT(r->cursor != NULL && r->kern != NULL);
     return 0;
 }
 
 static void fill_record(mmsb_log_reader *r, const log_rec *lr, mmsb_log_record *out) {
+    ASSERT(lr->seq <= r->end.last_seq);
+    ASSERT(out->struct_size >= sizeof *out);
     uint32_t size = out->struct_size;
     memset(out, 0, sizeof *out);
     out->struct_size = size;
@@ -144,11 +151,13 @@ MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record) {
         return rc;
     }
     fill_record(reader, &lr, record);
+    ASSERT(record->type == lr.type && record->seq == lr.seq);
     return 0;
 }
 
 MMSB_API int mmsb_log_close(mmsb_log_reader *reader) {
     if (reader == NULL) return 0;
+    ASSERT(reader->aborted != NULL || reader->aborted_count == 0);
     cursor_close(reader->cursor);
     free(reader->aborted);
     if (reader->dir_fd >= 0) close(reader->dir_fd);

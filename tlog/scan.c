@@ -10,9 +10,11 @@ void seg_scan_init(seg_scan *s, const uint8_t *base, uint64_t size, uint64_t sal
     *s = (seg_scan){.base = base, .size = size, .salt = salt, .gen_min = gen_min,
                     .next_seq = first_seq, .off = SEG_HEADER_BYTES, .check_crc = true,
                     .kern = kern};
+    ASSERT(s->kern != NULL && first_seq >= 1);
 }
 
 static bool all_zero(const uint8_t *p, uint64_t len) {
+    ASSERT(p != NULL || len == 0);
     for (uint64_t i = 0; i < len; i++) {
         if (p[i] != 0) return false;
     }
@@ -22,6 +24,7 @@ static bool all_zero(const uint8_t *p, uint64_t len) {
 /* Reads the header at off into rec; false with a detail when the fields do
  * not describe a record of this store that fits the image. */
 static bool header_plausible(const seg_scan *s, uint64_t off, log_rec *rec) {
+    ASSERT(off % REC_ALIGN == 0 && off + REC_HEADER_BYTES <= s->size);
     const uint8_t *h = s->base + off;
     rec->length = get_le32(h + 4);
     rec->type = get_le16(h + 8);
@@ -51,6 +54,7 @@ static bool header_plausible(const seg_scan *s, uint64_t off, log_rec *rec) {
 }
 
 static bool crc_ok(const seg_scan *s, uint64_t off, const log_rec *rec) {
+    ASSERT(off + rec_slot_bytes(rec->length) <= s->size);
     const uint8_t *h = s->base + off;
     return crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)rec->length) == get_le32(h);
 }
@@ -82,11 +86,13 @@ scan_result seg_scan_next(seg_scan *s, log_rec *rec) {
     s->gen_min = rec->generation;
     s->next_seq++;
     s->off += slot;
+    ASSERT(s->off <= s->size && s->off % REC_ALIGN == 0);
     return SCAN_RECORD;
 }
 
 bool seg_scan_synced_commit_after(const seg_scan *s, uint64_t from, uint64_t after_seq,
                                   uint64_t *found_off) {
+    ASSERT(found_off != NULL && from >= SEG_HEADER_BYTES);
     for (uint64_t off = align_up_u64(from, REC_ALIGN); off + REC_HEADER_BYTES <= s->size;
          off += REC_ALIGN) {
         const uint8_t *h = s->base + off;
@@ -103,10 +109,12 @@ bool seg_scan_synced_commit_after(const seg_scan *s, uint64_t from, uint64_t aft
 }
 
 uint64_t seg_scan_nonzero_end(const seg_scan *s, uint64_t from) {
+    ASSERT(from <= s->size);
     uint64_t end = s->size;
     /* Word at a time while aligned: segments are mostly zeros. */
     while (end > from && end % 8 != 0 && s->base[end - 1] == 0) end--;
     while (end >= from + 8 && get_le64(s->base + end - 8) == 0) end -= 8;
     while (end > from && s->base[end - 1] == 0) end--;
+    ASSERT(end >= from && end <= s->size);
     return end;
 }
