@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "base.h"
 #include "crc32c.h"
 
 static const uint32_t table[256] = {
@@ -55,6 +56,7 @@ static const uint32_t table[256] = {
 };
 
 uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len) {
+    ASSERT(data != NULL || len == 0);
     const uint8_t *p = data;
     crc = ~crc;
     for (size_t i = 0; i < len; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
@@ -63,6 +65,7 @@ uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len) {
 
 __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *data,
                                                               size_t len) {
+    ASSERT(data != NULL || len == 0);
     const uint8_t *p = data;
     uint64_t c = ~crc & 0xFFFFFFFFu;
     for (; len >= 8; p += 8, len -= 8) {
@@ -76,6 +79,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+    ASSERT(data != NULL || len == 0);
     if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, len);
     return crc32c_portable(crc, data, len);
 }

@@ -26,14 +26,17 @@ void mmsb_assert_fail(const char *expr, const char *file, int line) {
 
 int err_set(int code, const char *fmt, ...) {
     ASSERT(code < 0);
+    ASSERT(fmt != NULL);
     va_list args;
     va_start(args, fmt);
     vsnprintf(detail, sizeof detail, fmt, args);
     va_end(args);
+    ASSERT(detail[sizeof detail - 1] == '\0');
     return code;
 }
 
 int err_from_errno(int errnum) {
+    ASSERT(errnum >= 0); /* an errno value, not yet an MMSB code */
     switch (errnum) {
     case ENOSPC:
     case EDQUOT:

@@ -22,6 +22,7 @@ bool kern_supported(uint32_t level) {
 }
 
 static const kern_ops *ops_of(uint32_t level) {
+    ASSERT(level != MMSB_KERNEL_AUTO);
     switch (level) {
     case MMSB_KERNEL_PORTABLE: return &kern_portable_ops;
     case MMSB_KERNEL_AVX2: return &kern_avx2_ops;
@@ -31,6 +32,7 @@ static const kern_ops *ops_of(uint32_t level) {
 }
 
 static int level_from_env(const char *text, uint32_t *level_out) {
+    ASSERT(text != NULL && level_out != NULL);
     static const struct {
         const char *name;
         uint32_t level;
@@ -40,6 +42,7 @@ static int level_from_env(const char *text, uint32_t *level_out) {
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
         if (strcmp(text, names[i].name) == 0) {
             *level_out = names[i].level;
+            ASSERT(*level_out != MMSB_KERNEL_AUTO);
             return 0;
         }
     }

@@ -85,6 +85,7 @@ static inline uint64_t low_bits_u64(uint32_t bits) {
 /* Offsets of the first and last set bits of a mask; false when none is set. */
 static inline bool mask_bounds(const uint8_t *mask, uint64_t mask_bytes, uint64_t *first,
                                uint64_t *last) {
+    ASSERT(mask != NULL && first != NULL && last != NULL);
     uint64_t lo = 0;
     while (lo < mask_bytes && mask[lo] == 0) lo++;
     if (lo == mask_bytes) return false;
@@ -92,6 +93,7 @@ static inline bool mask_bounds(const uint8_t *mask, uint64_t mask_bytes, uint64_
     while (mask[hi] == 0) hi--;
     *first = lo * 8 + (uint64_t)__builtin_ctz(mask[lo]);
     *last = hi * 8 + 31 - (uint64_t)__builtin_clz(mask[hi]);
+    ASSERT(*first <= *last && *last < 8 * mask_bytes);
     return true;
 }
 

@@ -11,6 +11,7 @@
 
 static uint64_t diff_avx2(const uint8_t *cur, const uint8_t *next, uint64_t len,
                           uint8_t *mask_out) {
+    ASSERT((cur != NULL && next != NULL && mask_out != NULL) || len == 0);
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 32 <= len; i += 32) {
@@ -34,6 +35,7 @@ static __m256i expand_bits32(uint32_t m) {
 
 static uint64_t apply_dense_avx2(uint8_t *dst, const uint8_t *src, const uint8_t *mask,
                                  uint64_t len, bool store) {
+    ASSERT((dst != NULL && src != NULL && mask != NULL) || len == 0);
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 32 <= len; i += 32) {
@@ -54,6 +56,8 @@ static uint64_t apply_dense_avx2(uint8_t *dst, const uint8_t *src, const uint8_t
  * positions. Wide loads of the payload run while 8 bytes remain in it. */
 static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
                                   const uint8_t *mask, uint64_t len, bool store) {
+    ASSERT((dst != NULL && mask != NULL) || len == 0);
+    ASSERT(packed != NULL || packed_len == 0);
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
     uint64_t i = 0;
@@ -74,6 +78,7 @@ static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t 
 
 static uint64_t compress_avx2(uint8_t *packed_out, const uint8_t *src,
                               const uint8_t *mask, uint64_t len) {
+    ASSERT((packed_out != NULL && src != NULL && mask != NULL) || len == 0);
     uint8_t *out = packed_out;
     uint64_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -86,19 +91,23 @@ static uint64_t compress_avx2(uint8_t *packed_out, const uint8_t *src,
         out += take;
     }
     out += kern_portable_compress(out, src + i, mask + i / 8, len - i);
+    ASSERT((uint64_t)(out - packed_out) <= len);
     return (uint64_t)(out - packed_out);
 }
 
 /* Also the AVX-512 kernels' popcount: any AVX-512 CPU runs it. */
 uint64_t kern_avx2_popcount(const uint8_t *mask, uint64_t mask_bytes) {
+    ASSERT(mask != NULL || mask_bytes == 0);
     uint64_t count = 0;
     uint64_t i = 0;
     for (; i + 8 <= mask_bytes; i += 8) count += (uint64_t)_mm_popcnt_u64(load_u64(mask + i));
     for (; i < mask_bytes; i++) count += (uint64_t)__builtin_popcount(mask[i]);
+    ASSERT(count <= 8 * mask_bytes);
     return count;
 }
 
 static h128 hash_avx2(const void *data, uint64_t len, uint64_t seed) {
+    ASSERT(data != NULL || len == 0);
     XXH128_hash_t h = XXH3_128bits_withSeed(data, (size_t)len, seed);
     return (h128){.lo = h.low64, .hi = h.high64};
 }

@@ -14,6 +14,7 @@
 /* The mask bits of a block of `bytes` (<= 64) bytes: a plain load for a
  * whole block, a short copy only for the tail. */
 static __mmask64 load_mask(const uint8_t *mask, uint64_t bytes) {
+    ASSERT(mask != NULL && bytes <= 64);
     if (bytes == 64) return (__mmask64)load_u64(mask);
     uint64_t m = 0;
     memcpy(&m, mask, (bytes + 7) / 8);
@@ -22,6 +23,7 @@ static __mmask64 load_mask(const uint8_t *mask, uint64_t bytes) {
 
 static uint64_t diff_avx512(const uint8_t *cur, const uint8_t *next, uint64_t len,
                             uint8_t *mask_out) {
+    ASSERT((cur != NULL && next != NULL && mask_out != NULL) || len == 0);
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 64 <= len; i += 64) {
@@ -38,12 +40,14 @@ static uint64_t diff_avx512(const uint8_t *cur, const uint8_t *next, uint64_t le
         memcpy(mask_out + i / 8, &k, (rest + 7) / 8);
         changed += (uint64_t)_mm_popcnt_u64(k);
     }
+    ASSERT(changed <= len);
     return changed;
 }
 
 /* Stores only the bytes that change, so unchanged bytes are never rewritten. */
 static uint64_t apply_dense_avx512(uint8_t *dst, const uint8_t *src, const uint8_t *mask,
                                    uint64_t len, bool store) {
+    ASSERT((dst != NULL && src != NULL && mask != NULL) || len == 0);
     uint64_t changed = 0;
     for (uint64_t i = 0; i < len; i += 64) {
         __mmask64 m = load_mask(mask + i / 8, min_u64(64, len - i));
@@ -54,6 +58,7 @@ static uint64_t apply_dense_avx512(uint8_t *dst, const uint8_t *src, const uint8
         changed += (uint64_t)_mm_popcnt_u64(ne);
         if (store) _mm512_mask_storeu_epi8(dst + i, ne, s);
     }
+    ASSERT(changed <= len);
     return changed;
 }
 
@@ -73,6 +78,8 @@ static inline uint64_t sparse_block(uint8_t *dst, const uint8_t *packed, __mmask
  * pipeline (twice the speed of a one-block loop). */
 static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
                                     const uint8_t *mask, uint64_t len, bool store) {
+    ASSERT((dst != NULL && mask != NULL) || len == 0);
+    ASSERT(packed != NULL || packed_len == 0);
     enum { WAYS = 4 };
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
@@ -108,6 +115,7 @@ static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_
 
 static uint64_t compress_avx512(uint8_t *packed_out, const uint8_t *src,
                                 const uint8_t *mask, uint64_t len) {
+    ASSERT((packed_out != NULL && src != NULL && mask != NULL) || len == 0);
     uint8_t *out = packed_out;
     for (uint64_t i = 0; i < len; i += 64) {
         __mmask64 m = load_mask(mask + i / 8, min_u64(64, len - i));
@@ -115,10 +123,12 @@ static uint64_t compress_avx512(uint8_t *packed_out, const uint8_t *src,
         _mm512_mask_compressstoreu_epi8(out, m, _mm512_maskz_loadu_epi8(m, src + i));
         out += _mm_popcnt_u64(m);
     }
+    ASSERT((uint64_t)(out - packed_out) <= len);
     return (uint64_t)(out - packed_out);
 }
 
 static h128 hash_avx512(const void *data, uint64_t len, uint64_t seed) {
+    ASSERT(data != NULL || len == 0);
     XXH128_hash_t h = XXH3_128bits_withSeed(data, (size_t)len, seed);
     return (h128){.lo = h.low64, .hi = h.high64};
 }

@@ -10,6 +10,7 @@
 
 uint64_t kern_portable_diff(const uint8_t *cur, const uint8_t *next, uint64_t len,
                             uint8_t *mask_out) {
+    ASSERT((cur != NULL && next != NULL && mask_out != NULL) || len == 0);
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -25,11 +26,13 @@ uint64_t kern_portable_diff(const uint8_t *cur, const uint8_t *next, uint64_t le
         mask_out[i / 8] = m;
         changed += (uint64_t)__builtin_popcount(m);
     }
+    ASSERT(changed <= len);
     return changed;
 }
 
 uint64_t kern_portable_apply_dense(uint8_t *dst, const uint8_t *src,
                                    const uint8_t *mask, uint64_t len, bool store) {
+    ASSERT((dst != NULL && src != NULL && mask != NULL) || len == 0);
     uint64_t changed = 0;
     uint64_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -49,11 +52,14 @@ uint64_t kern_portable_apply_dense(uint8_t *dst, const uint8_t *src,
             if (store) dst[i + j] = src[i + j];
         }
     }
+    ASSERT(changed <= len);
     return changed;
 }
 
 uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
                                     const uint8_t *mask, uint64_t len, bool store) {
+    ASSERT((dst != NULL && mask != NULL) || len == 0);
+    ASSERT(packed != NULL || packed_len == 0);
     const uint8_t *packed_end = packed + packed_len;
     uint64_t changed = 0;
     for (uint64_t i = 0; i < len; i += 8) {
@@ -81,6 +87,7 @@ uint64_t kern_portable_apply_sparse(uint8_t *dst, const uint8_t *packed, uint64_
 
 uint64_t kern_portable_compress(uint8_t *packed_out, const uint8_t *src,
                                 const uint8_t *mask, uint64_t len) {
+    ASSERT((packed_out != NULL && src != NULL && mask != NULL) || len == 0);
     uint8_t *out = packed_out;
     for (uint64_t i = 0; i < len; i += 8) {
         uint8_t m = mask[i / 8];
@@ -96,10 +103,12 @@ uint64_t kern_portable_compress(uint8_t *packed_out, const uint8_t *src,
             *out++ = src[i + j];
         }
     }
+    ASSERT((uint64_t)(out - packed_out) <= len);
     return (uint64_t)(out - packed_out);
 }
 
 uint64_t kern_portable_popcount(const uint8_t *mask, uint64_t mask_bytes) {
+    ASSERT(mask != NULL || mask_bytes == 0);
     uint64_t count = 0;
     uint64_t i = 0;
     for (; i + 8 <= mask_bytes; i += 8) count += (uint64_t)__builtin_popcountll(load_u64(mask + i));
@@ -108,6 +117,7 @@ uint64_t kern_portable_popcount(const uint8_t *mask, uint64_t mask_bytes) {
 }
 
 static h128 hash_portable(const void *data, uint64_t len, uint64_t seed) {
+    ASSERT(data != NULL || len == 0);
     XXH128_hash_t h = XXH3_128bits_withSeed(data, (size_t)len, seed);
     return (h128){.lo = h.low64, .hi = h.high64};
 }

@@ -71,6 +71,7 @@ int region_alloc(region *r, uint64_t bytes, uint64_t *offset_out, bool *zeroed_o
 void region_free(region *r, uint64_t offset, uint64_t bytes);
 
 static inline uint8_t *region_ptr(const region *r, uint64_t offset) {
+    ASSERT(offset < r->mem.bytes_max);
     return r->mem.base + offset;
 }
 
