@@ -43,6 +43,7 @@ int audit_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found) {
 }
 
 int audit_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) {
+    ASSERT(e->read_only && e->log == NULL && out != NULL);
     ckpt_meta m;
     bool found = false;
     /* A damaged checkpoint is reported by the commands that load it; here it
@@ -52,12 +53,13 @@ int audit_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) {
 }
 
 const kern_ops *audit_kern(const mmsb_engine *e) {
+    ASSERT(e->magic == ENGINE_MAGIC);
     ASSERT(e->kern != NULL);
     return e->kern;
 }
 
 uint32_t audit_child_count(const mmsb_engine *e, uint64_t id) {
-    ASSERT(id != 0);
+    ASSERT(id != 0 && id <= e->opts.pages_max);
     uint32_t n = graph_node(&e->g, id);
     return n == 0 ? 0 : graph_at(&e->g, n)->child_count;
 }
@@ -65,29 +67,36 @@ uint32_t audit_child_count(const mmsb_engine *e, uint64_t id) {
 uint64_t audit_child(const mmsb_engine *e, uint64_t id, uint32_t k) {
     uint32_t n = graph_node(&e->g, id);
     ASSERT(n != 0 && k < graph_at(&e->g, n)->child_count);
+    ASSERT(id != 0);
     return graph_at(&e->g, graph_at(&e->g, n)->children[k])->page_id;
 }
 
 static int grow(void **p, uint64_t *cap, uint64_t need, uint64_t item_bytes) {
+    ASSERT(p != NULL && cap != NULL && item_bytes > 0);
     if (need <= *cap) return 0;
     void *q = realloc(*p, need * item_bytes);
     if (q == NULL) return err_set(MMSB_ENOMEM, "audit: %llu bytes of scratch", (unsigned long long)(need * item_bytes));
     *p = q;
     *cap = need;
+    ASSERT(*cap >= need);
     return 0;
 }
 
 static int scratch_fit(audit_scratch *s, uint32_t parents, uint64_t size) {
+    ASSERT(parents >= 1 && size > 0);
     uint64_t in_cap = s->in_cap;
     int rc = grow((void **)&s->in, &in_cap, parents, sizeof *s->in);
     if (rc == 0) rc = grow((void **)&s->sizes, &s->in_cap, parents, sizeof *s->sizes);
     if (rc == 0) rc = grow((void **)&s->out, &s->out_cap, size, 1);
+    ASSERT(rc != 0 || (s->in_cap >= parents && s->out_cap >= size));
     return rc;
 }
 
 /* Recomputes node v's page from its parents into s->out; false when a page
  * involved is on the device. */
 static bool recompute(mmsb_engine *e, const gnode *v, const page_entry *pe, audit_scratch *s) {
+    ASSERT(op_is_builtin(v->op) && s->in_cap >= v->parent_count);
+    ASSERT(s->out_cap >= pe->size_bytes);
     for (uint32_t k = 0; k < v->parent_count; k++) {
         const page_entry *pp = entry_of(e, graph_at(&e->g, v->parents[k])->page_id);
         if ((pp->flags & PE_DEVICE) || (pe->flags & PE_DEVICE)) return false;
@@ -99,6 +108,7 @@ static bool recompute(mmsb_engine *e, const gnode *v, const page_entry *pe, audi
 }
 
 int audit_derived_check(mmsb_engine *e, uint64_t id, audit_scratch *s, audit_derived *out) {
+    ASSERT(s != NULL && out != NULL && e->read_only);
     *out = (audit_derived){.verdict = AUDIT_NOT_DERIVED};
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (id == 0 || id >= next) return 0;
@@ -128,6 +138,8 @@ int audit_derived_check(mmsb_engine *e, uint64_t id, audit_scratch *s, audit_der
 }
 
 void audit_scratch_free(audit_scratch *s) {
+    ASSERT(s != NULL);
+    ASSERT(s->out != NULL || s->out_cap == 0);
     free(s->in);
     free(s->sizes);
     free(s->out);

@@ -24,6 +24,7 @@ enum { BATCH_DELTAS_MAX = 1 << 24 };
 
 /* Memory first (it can run out), then the log record, then the page. */
 static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, uint64_t *page_id_out) {
+    ASSERT(!e->read_only && !e->cc.active);
     if (page_id_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_create: page_id_out is NULL");
     if (flags != 0) {
         return err_set(MMSB_EINVAL, "mmsb_page_create: unknown flags 0x%x (none are defined yet)", flags);
@@ -54,6 +55,7 @@ MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t
 }
 
 static int free_logged(mmsb_engine *e, uint64_t page_id) {
+    ASSERT(!e->read_only && !e->cc.active);
     page_entry *pe;
     int rc = page_lookup(e, page_id, "mmsb_page_free", &pe);
     if (rc == 0) rc = derive_page_freeing(e, page_id, true);
@@ -81,6 +83,8 @@ MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id) {
 /* ---- validation -------------------------------------------------------------- */
 
 static int range_check(const page_entry *pe, uint64_t id, uint64_t offset, uint64_t len, const char *fn) {
+    ASSERT(pe != NULL && (pe->flags & PE_LIVE) && fn != NULL);
+    ASSERT(id >= 1);
     if (offset > pe->size_bytes || len > pe->size_bytes - offset) {
         return err_set(MMSB_EINVAL, "%s: range offset %llu + len %llu exceeds page %llu of %llu bytes",
                        fn, (unsigned long long)offset, (unsigned long long)len,
@@ -91,6 +95,8 @@ static int range_check(const page_entry *pe, uint64_t id, uint64_t offset, uint6
 
 int change_target_check(mmsb_engine *e, uint64_t id, uint64_t offset, uint64_t len, const char *fn,
                         page_entry **pe_out) {
+    ASSERT(fn != NULL && pe_out != NULL);
+    ASSERT(!e->cc.active || e->touched.count <= e->opts.pages_max);
     int rc = page_lookup(e, id, fn, pe_out);
     if (rc == 0) rc = range_check(*pe_out, id, offset, len, fn);
     if (rc != 0) return rc;
@@ -103,6 +109,7 @@ int change_target_check(mmsb_engine *e, uint64_t id, uint64_t offset, uint64_t l
 
 static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8_t *bytes,
                        uint64_t len, const char *fn, page_entry **pe_out) {
+    ASSERT(pe_out != NULL && fn != NULL);
     int rc = change_target_check(e, id, offset, len, fn, pe_out);
     if (rc != 0) return rc;
     if (bytes == NULL && len > 0) return err_set(MMSB_EINVAL, "%s: bytes is NULL with len %llu", fn, (unsigned long long)len);
@@ -113,6 +120,7 @@ static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8
 }
 
 static int mask_check(const mmsb_delta *d, const char *fn) {
+    ASSERT(d != NULL && fn != NULL);
     uint64_t mask_bytes = (d->len + 7) / 8;
     if (d->mask == NULL && d->len > 0) return err_set(MMSB_EINVAL, "%s: mask is NULL with len %llu", fn, (unsigned long long)d->len);
     if (d->len % 8 != 0 && (d->mask[mask_bytes - 1] >> (d->len % 8)) != 0) {
@@ -126,6 +134,7 @@ static int mask_check(const mmsb_delta *d, const char *fn) {
  * The expected epoch is checked against the page as it is now: before the
  * commit that holds the delta. */
 int change_delta_check(mmsb_engine *e, const mmsb_delta *d, const char *fn, page_entry **pe_out) {
+    ASSERT(fn != NULL && pe_out != NULL);
     if (d == NULL) return err_set(MMSB_EINVAL, "%s: delta is NULL", fn);
     const uint32_t known = MMSB_DELTA_SPARSE | MMSB_DELTA_EXPECT_EPOCH;
     if (d->flags & ~known) return err_set(MMSB_EINVAL, "%s: unknown delta flags 0x%x", fn, d->flags & ~known);
@@ -153,6 +162,7 @@ int change_delta_check(mmsb_engine *e, const mmsb_delta *d, const char *fn, page
                        (unsigned long long)d->expected_epoch);
     }
     *pe_out = pe;
+    ASSERT(pe == entry_of(e, d->page_id));
     return 0;
 }
 
@@ -194,6 +204,7 @@ int change_write(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t offset, c
 
 /* Logs the delta as it was given, one DELTA record per block with bits set. */
 static int record_delta(mmsb_engine *e, const mmsb_delta *d, uint64_t epoch) {
+    ASSERT(e->cc.active && epoch >= 1);
     bool sparse = (d->flags & MMSB_DELTA_SPARSE) != 0;
     uint64_t packed_off = 0;
     for (uint64_t block = 0; block < d->len; block += WRITE_BLOCK_BYTES) {
@@ -240,10 +251,12 @@ int change_apply(mmsb_engine *e, const mmsb_delta *d, page_entry *pe, uint64_t *
 /* ---- the calls --------------------------------------------------------------------- */
 
 static void change_out(mmsb_change *out, const page_entry *pe, uint64_t changed, uint64_t seq) {
+    ASSERT(pe != NULL && changed <= pe->size_bytes);
     if (out == NULL) return;
     out->epoch = pe->epoch;
     out->bytes_changed = changed;
     out->commit_seq = seq;
+    ASSERT((changed == 0) == (seq == 0)); /* a change that changes nothing commits nothing */
 }
 
 MMSB_API int mmsb_write(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
@@ -281,6 +294,7 @@ MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta, mmsb_chang
 
 static int batch_check(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count, uint32_t durability,
                        const mmsb_commit_result *out) {
+    ASSERT(!e->cc.active);
     if (deltas == NULL && count > 0) return err_set(MMSB_EINVAL, "mmsb_apply_batch: deltas is NULL with count %llu", (unsigned long long)count);
     if (count > BATCH_DELTAS_MAX) return err_set(MMSB_EINVAL, "mmsb_apply_batch: count %llu exceeds %d", (unsigned long long)count, BATCH_DELTAS_MAX);
     int rc = commit_durability_check(durability, "mmsb_apply_batch");
@@ -299,6 +313,7 @@ static int batch_check(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count,
 
 static int batch_run(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count, uint32_t durability,
                      mmsb_commit_result *out) {
+    ASSERT(!e->read_only && !e->cc.active);
     int rc = batch_check(e, deltas, count, durability, out);
     if (rc != 0) return rc;
     commit_begin(e);

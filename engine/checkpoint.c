@@ -54,11 +54,13 @@ int checkpoint_open(mmsb_engine *e) {
 }
 
 int checkpoint_reserve(mmsb_engine *e, uint64_t id) {
+    ASSERT(e->ck.dirty.base != NULL);
     ASSERT(id >= 1 && id <= e->opts.pages_max);
     return vmap_ensure(&e->ck.dirty, align_up_u64(id, 64) / 8);
 }
 
 void checkpoint_close(mmsb_engine *e) {
+    ASSERT(e->ck.store == NULL || !e->cc.active);
     ASSERT(e != NULL && (e->ck.store == NULL || e->ck.dirty.base != NULL));
     ckpt_close(e->ck.store);
     e->ck.store = NULL;
@@ -133,6 +135,7 @@ static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
 }
 
 static int write_growing(mmsb_engine *e, const ckpt_meta *m) {
+    ASSERT(e->ck.store != NULL && !e->read_only);
     ASSERT(m->number >= 1 && m->commit_seq >= 1);
     for (uint32_t attempt = 0; attempt < GROW_ATTEMPTS_MAX; attempt++) {
         int rc = write_txn(e, m);
@@ -170,6 +173,7 @@ static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
 }
 
 void checkpoint_retain(mmsb_engine *e) {
+    ASSERT(e->dir_fd >= 0);
     ASSERT(!e->cc.active);
     /* keep 0 removes nothing: it only notes the lowest segment file */
     remove_segments_before(e, e->ck.have && !e->read_only ? e->ck.last.segment : 0);
@@ -177,6 +181,7 @@ void checkpoint_retain(mmsb_engine *e) {
 
 /* The LMDB environment, made whole or not at all (ckpt_create). */
 static int checkpoint_store_create(mmsb_engine *e) {
+    ASSERT(e->dir != NULL);
     ASSERT(e->ck.store == NULL && !e->read_only);
     const mmsb_options *o = &e->opts;
     int rc = ckpt_create(e->dir, o->checkpoint_map_bytes, o->checkpoint_readers);
@@ -299,6 +304,7 @@ static int load_page(void *ctx, const ckpt_page *p) {
 }
 
 static int load_derive(void *ctx, const ckpt_derive *d) {
+    ASSERT(d->child != 0);
     ASSERT(ctx != NULL && d != NULL);
     load_ctx *x = ctx;
     if (d->child >= x->m->page_id_next) return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);

@@ -31,6 +31,7 @@ int commit_open(mmsb_engine *e) {
     if (rc == 0) rc = touched_open(e);
     if (rc == 0) rc = vmap_open(&e->cc.events, NULL, (uint64_t)MMSB_EVENTS_PER_COMMIT_MAX * sizeof(mmsb_event), 64 * 1024);
     if (rc == 0) rc = vmap_open(&e->op_out, NULL, e->opts.page_bytes_max, 1 << 20);
+    ASSERT(rc != 0 || e->cc.journal.bytes_max >= JOURNAL_BYTES_MIN);
     return rc;
 }
 
@@ -43,6 +44,7 @@ void commit_close(mmsb_engine *e) {
     free(e->cc.changed);
     free(e->cc.include);
     e->cc.changed = e->cc.include = NULL;
+    ASSERT(e->cc.journal.base == NULL);
 }
 
 void commit_begin(mmsb_engine *e) {
@@ -106,9 +108,12 @@ void commit_abandon(mmsb_engine *e, int rc) {
     }
     err_set(rc, "%s; the commit's pages may show its changes until the store is reopened (the log has none of them)",
             cause);
+    ASSERT(log_failed(e->log) != 0); /* no later commit builds on what stayed */
 }
 
 static int append_commit(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
+    ASSERT(!e->cc.active && log_pending(e->log));
+    ASSERT(e->opts.root_every_commits >= 1);
     h128 root;
     bool with_root = (log_commits(e->log) + 1) % e->opts.root_every_commits == 0;
     if (with_root) digest_root(e, &root);
@@ -152,6 +157,7 @@ void commit_result_out(const mmsb_engine *e, mmsb_commit_result *out) {
 }
 
 int commit_result_check(const mmsb_commit_result *out, const char *fn) {
+    ASSERT(fn != NULL);
     if (out != NULL && out->struct_size < sizeof *out) {
         return err_set(MMSB_EINVAL, "%s: result->struct_size %u is below %zu", fn, out->struct_size, sizeof *out);
     }
@@ -159,6 +165,7 @@ int commit_result_check(const mmsb_commit_result *out, const char *fn) {
 }
 
 int commit_durability_check(uint32_t durability, const char *fn) {
+    ASSERT(fn != NULL);
     if (durability > MMSB_DURABILITY_SYNC) {
         return err_set(MMSB_EINVAL, "%s: durability %u is not 0 or an MMSB_DURABILITY_* value", fn, durability);
     }

@@ -83,6 +83,7 @@ static int set_op(graph *g, uint32_t n, uint32_t op, const uint8_t *params, uint
 }
 
 static void release_if_unused(graph *g, uint32_t n) {
+    ASSERT(g != NULL);
     ASSERT(n != 0 && n < g->count);
     const gnode *v = graph_at(g, n);
     if (v->op == 0 && v->parent_count == 0 && v->child_count == 0) graph_node_release(g, n);
@@ -166,6 +167,7 @@ static int parents_check(mmsb_engine *e, uint64_t child, const uint64_t *parents
 /* The operation, its params and the sizes, for `count` parents. */
 static int op_fits(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *params,
                    uint64_t params_len, const uint64_t *parents, uint32_t count, const char *fn) {
+    ASSERT(!e->cc.active);
     ASSERT(fn != NULL && (parents != NULL || count == 0));
     if (count == 0 || count > MMSB_DERIVE_PARENTS_MAX) {
         return err_set(MMSB_EINVAL, "%s: %u parents, expected 1..%u", fn, count, MMSB_DERIVE_PARENTS_MAX);
@@ -241,6 +243,7 @@ static int commit_graph_change(mmsb_engine *e, graph_change what, uint64_t child
 /* A new version changes the signatures of the operation's pages: they are
  * recomputed in one commit now, so no page keeps the old version's output. */
 static int recompute_op_pages(mmsb_engine *e, uint32_t op, mmsb_commit_result *out) {
+    ASSERT(!e->read_only);
     ASSERT(op >= MMSB_OP_USER_FIRST && !e->cc.active);
     graph *g = &e->g;
     commit_begin(e);
@@ -448,6 +451,7 @@ int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) {
 /* ---- replay ------------------------------------------------------------------------------ */
 
 static int replay_corrupt(const log_rec *r, const char *why) {
+    ASSERT(r->type != 0);
     ASSERT(r != NULL && why != NULL);
     char detail[400];
     snprintf(detail, sizeof detail, "%s", mmsb_last_error());
@@ -479,6 +483,7 @@ static int define_from_disk(mmsb_engine *e, uint64_t child, uint32_t op, const u
 }
 
 static int replay_derive(mmsb_engine *e, const log_rec *r) {
+    ASSERT(r->length >= DERIVE_FIXED_BYTES);
     ASSERT(r->type == REC_DERIVE && !e->cc.active);
     rec_derive d;
     int rc = rec_decode_derive(r, &d);
@@ -487,6 +492,7 @@ static int replay_derive(mmsb_engine *e, const log_rec *r) {
 }
 
 int derive_load(mmsb_engine *e, const ckpt_derive *d) {
+    ASSERT(d->child != 0);
     ASSERT(d != NULL && !e->cc.active);
     int rc = define_from_disk(e, d->child, d->op, d->params, d->params_len, d->parents, d->parent_count);
     if (rc != 0) {
@@ -500,6 +506,7 @@ int derive_load(mmsb_engine *e, const ckpt_derive *d) {
 }
 
 static int replay_edge(mmsb_engine *e, const log_rec *r) {
+    ASSERT(!e->cc.active);
     ASSERT(r->type == REC_EDGE_ADD || r->type == REC_EDGE_REMOVE);
     uint64_t parent, child;
     int rc = rec_decode_edge(r, &parent, &child);

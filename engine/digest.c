@@ -157,6 +157,7 @@ void digest_page(mmsb_engine *e, page_entry *pe, h128 *digest_out) {
 /* The chunk tree of a zero page: every full chunk hashes to zero_chunk, a
  * shorter last chunk is hashed, and the nodes above are built bottom-up. */
 static void build_zero_tree(const mmsb_engine *e, const page_entry *pe) {
+    ASSERT(pe->size_bytes > CHUNK_BYTES);
     ASSERT(pe->epoch == 0 && !is_empty(e->dig.zero_chunk));
     chunk_tree t = tree_of(e, pe);
     memset(t.nodes, 0, digest_aux_bytes(pe->size_bytes));
@@ -248,6 +249,7 @@ static h128 *node_slot(const digest_state *d, uint32_t level, uint64_t pos) {
 }
 
 static h128 leaf_of(mmsb_engine *e, uint64_t id) {
+    ASSERT(id <= e->opts.pages_max + 1);
     ASSERT(id >= 1);
     if (id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed)) return EMPTY;
     page_entry *pe = entry_of(e, id);
@@ -263,6 +265,7 @@ static h128 leaf_of(mmsb_engine *e, uint64_t id) {
 }
 
 static h128 node_value(mmsb_engine *e, uint32_t level, uint64_t pos) {
+    ASSERT(level >= 2 || pos < (1ull << (e->dig.height - level)));
     ASSERT(level <= e->dig.height);
     if (level == 0) return leaf_of(e, pos + 1);
     if (level == 1) return combine(e->kern, leaf_of(e, 2 * pos + 1), leaf_of(e, 2 * pos + 2));
@@ -357,6 +360,7 @@ int digest_open(mmsb_engine *e) {
 }
 
 int digest_reserve(mmsb_engine *e, uint64_t id) {
+    ASSERT(e->dig.dirty.bits.base != NULL);
     ASSERT(id >= 1 && id <= e->opts.pages_max);
     digest_state *d = &e->dig;
     int rc = vmap_ensure(&d->dirty.bits, align_up_u64(id, 64) / 8);

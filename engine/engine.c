@@ -196,6 +196,7 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
 /* Whether the directory holds a store: a log segment or a checkpoint. A
  * LOCK file alone is not one (a creation that failed may leave it). */
 static int store_present(const mmsb_engine *e, bool *present) {
+    ASSERT(e->magic == ENGINE_MAGIC);
     ASSERT(e->dir_fd >= 0 && present != NULL);
     struct stat st;
     *present = fstatat(e->dir_fd, "checkpoint/data.mdb", &st, 0) == 0;
@@ -211,6 +212,7 @@ static int store_present(const mmsb_engine *e, bool *present) {
 /* Only MMSB_OPEN_CREATE makes a store where there is none: a read-only or
  * plain open of a directory without one changes nothing. */
 static int dir_check_store(mmsb_engine *e, const char *dir) {
+    ASSERT(e->magic == ENGINE_MAGIC);
     ASSERT(e->dir_fd >= 0 && dir != NULL);
     bool present;
     int rc = store_present(e, &present);
@@ -220,6 +222,7 @@ static int dir_check_store(mmsb_engine *e, const char *dir) {
 }
 
 static int dir_open_locked(mmsb_engine *e, const char *dir) {
+    ASSERT(dir[0] != '\0');
     ASSERT(e->dir_fd < 0 && e->lock_fd < 0 && dir != NULL);
     if ((e->opts.flags & MMSB_OPEN_CREATE) && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         int saved = errno;
@@ -273,6 +276,7 @@ static void engine_release(mmsb_engine *e) {
 }
 
 static int engine_build(mmsb_engine *e, const char *dir) {
+    ASSERT(e->opts.struct_size == sizeof e->opts);
     ASSERT(e->magic == ENGINE_MAGIC && e->kern == NULL && dir != NULL);
     e->loc[LOCATION_HOST] = &location_host;
     int rc = kern_select(e->opts.kernel, &e->kern);
@@ -357,6 +361,7 @@ static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine 
 }
 
 int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out) {
+    ASSERT(dir != NULL);
     ASSERT(out != NULL && options != NULL);
     *out = NULL;
     mmsb_options o = *options;
@@ -370,11 +375,13 @@ int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine *
 }
 
 void engine_close_bare(mmsb_engine *e) {
+    ASSERT(e->magic == ENGINE_MAGIC && e->read_only);
     ASSERT(e != NULL && e->log == NULL);
     engine_release(e);
 }
 
 int engine_point(const mmsb_engine *e, const char *point) {
+    ASSERT(e->magic == ENGINE_MAGIC);
     ASSERT(e != NULL && point != NULL && point[0] != '\0');
     io_event ev = {.kind = IO_EV_POINT, .point = point};
     return io_hook(&e->hooks, &ev);

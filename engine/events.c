@@ -9,6 +9,7 @@
 
 static bool wants_events(const mmsb_engine *e, uint32_t type) {
     ASSERT(e->sub_count <= MMSB_SUBSCRIBERS_MAX);
+    ASSERT(type != 0);
     for (uint32_t i = 0; i < e->sub_count; i++) {
         if (e->subs[i].mask & type) return true;
     }

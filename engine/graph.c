@@ -10,6 +10,7 @@
 enum { LIST_CAP_MIN = 4 };
 
 int graph_open(graph *g, uint64_t pages_max) {
+    ASSERT(pages_max * sizeof(uint32_t) / sizeof(uint32_t) == pages_max);
     ASSERT(g != NULL && pages_max >= 1 && pages_max <= (1ull << 32));
     memset(g, 0, sizeof *g);
     g->count = 1; /* node 0 means "none" */
@@ -18,6 +19,7 @@ int graph_open(graph *g, uint64_t pages_max) {
 }
 
 void graph_close(graph *g) {
+    ASSERT(g->nodes != NULL || g->cap == 0);
     ASSERT(g != NULL && g->count <= g->cap + 1);
     for (uint32_t n = 1; n < g->count; n++) {
         free(g->nodes[n].params);
@@ -34,6 +36,7 @@ void graph_close(graph *g) {
 }
 
 int graph_reserve(graph *g, uint64_t id) {
+    ASSERT(g->node_of.base != NULL);
     ASSERT(id >= 1 && id * sizeof(uint32_t) <= g->node_of.bytes_max);
     return vmap_ensure(&g->node_of, id * sizeof(uint32_t));
 }
@@ -136,6 +139,7 @@ static bool list_remove(uint32_t *list, uint32_t *count, uint32_t value) {
 /* ---- Pearce-Kelly ------------------------------------------------------------ */
 
 static uint32_t next_visit(graph *g) {
+    ASSERT(g->nodes != NULL || g->count == 1);
     ASSERT(g->count >= 1);
     if (++g->visit_gen == 0) { /* wrapped: clear every mark once */
         for (uint32_t n = 1; n < g->count; n++) g->nodes[n].visit = 0;
@@ -145,6 +149,7 @@ static uint32_t next_visit(graph *g) {
 }
 
 static int cmp_order(const void *a, const void *b, void *ctx) {
+    ASSERT(ctx != NULL);
     const graph *g = ctx;
     ASSERT(g != NULL && a != NULL && b != NULL);
     uint64_t x = g->nodes[*(const uint32_t *)a].order, y = g->nodes[*(const uint32_t *)b].order;

@@ -74,6 +74,7 @@ static void copy_range(const uint8_t *params, uint64_t parent_size, uint64_t *sr
 
 int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
              const uint64_t *parent_sizes, uint32_t parents, uint64_t child_size) {
+    ASSERT(parent_sizes != NULL && child_size > 0);
     ASSERT(op_is_builtin(op) && parents >= 1);
     if (op == MMSB_OP_COPY) {
         if (parents != 1) return err_set(MMSB_EINVAL, "copy takes one parent, not %u", parents);
@@ -141,6 +142,7 @@ void op_map_range(uint32_t op, const uint8_t *params, const uint64_t *parent_siz
 
 static void compute_concat(const uint8_t *const *in, const uint64_t *sizes, uint32_t n, uint64_t lo,
                            uint64_t hi, uint8_t *out) {
+    ASSERT(in != NULL && sizes != NULL);
     ASSERT(n >= 1 && lo <= hi && out != NULL);
     uint64_t base = 0;
     for (uint32_t i = 0; i < n && base < hi; base += sizes[i], i++) {
@@ -184,6 +186,7 @@ static void xor_into(uint8_t *restrict out, const uint8_t *restrict from, uint64
 }
 
 static void max_into(uint8_t *restrict out, const uint8_t *restrict from, uint64_t len) {
+    ASSERT(out != from);
     ASSERT(out != NULL && from != NULL && len > 0);
     for (uint64_t i = 0; i < len; i++) out[i] = out[i] > from[i] ? out[i] : from[i];
 }

@@ -137,6 +137,8 @@ void touched_reset(mmsb_engine *e) {
 /* The epoch a change may give the page: COPY and APPLY the commit's epoch
  * for it, LOAD any on a fresh page, UNDO back to a journaled one. */
 static bool epoch_allowed(const mmsb_engine *e, uint64_t id, const page_entry *pe, const page_change_args *a) {
+    ASSERT(pe == entry_of(e, id));
+    ASSERT(a->kind >= PAGE_COPY && a->kind <= PAGE_UNDO);
     switch (a->kind) {
     case PAGE_COPY:
     case PAGE_APPLY: return a->epoch == touched_epoch(e, id, pe);

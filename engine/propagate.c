@@ -62,6 +62,7 @@ static void sig_add(sig_builder *b, const void *data, uint64_t len) {
 }
 
 static h128 sig_end(sig_builder *b) {
+    ASSERT(b != NULL);
     ASSERT(b->streaming || b->used <= sizeof b->buf);
     XXH128_hash_t h = b->streaming ? XXH3_128bits_digest(&b->st)
                                    : XXH3_128bits_withSeed(b->buf, b->used, SEED_SIGNATURE);
@@ -111,6 +112,7 @@ static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start)
 }
 
 h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start) {
+    ASSERT(n < e->g.count);
     ASSERT(n != 0 && graph_at(&e->g, n)->op != 0);
     h128 now, start;
     signatures(e, n, &now, at_start ? &start : NULL);
@@ -165,6 +167,7 @@ static uint32_t collect(mmsb_engine *e) {
 
 /* A binary min-heap of node indexes keyed by page id, in g->found_b. */
 static void heap_push(graph *g, uint32_t *size, uint32_t v) {
+    ASSERT(g->found_b != NULL && v < g->count);
     ASSERT(*size < g->count && v != 0);
     uint32_t *h = g->found_b, i = (*size)++;
     while (i > 0 && g->nodes[h[(i - 1) / 2]].page_id > g->nodes[v].page_id) {
@@ -175,6 +178,7 @@ static void heap_push(graph *g, uint32_t *size, uint32_t v) {
 }
 
 static uint32_t heap_pop(graph *g, uint32_t *size) {
+    ASSERT(g->found_b != NULL);
     ASSERT(*size >= 1 && *size <= g->count);
     uint32_t *h = g->found_b, top = h[0], last = h[--(*size)], i = 0;
     for (;;) {
@@ -282,6 +286,7 @@ static int record_output(mmsb_engine *e, const gnode *v, const page_entry *pe, c
 }
 
 static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size) {
+    ASSERT(in != NULL && v->page_id != 0);
     ASSERT(!op_is_builtin(v->op) && size > 0);
     const user_op *u = op_find(&e->ops, v->op);
     if (u == NULL) {

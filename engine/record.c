@@ -11,6 +11,8 @@
 #include "record.h"
 
 static void record_done(mmsb_engine *e, uint16_t type, const uint8_t *payload, uint64_t len) {
+    ASSERT(type != 0 && payload != NULL);
+    ASSERT(len <= REC_PAYLOAD_MAX);
 #ifdef MMSB_DEBUG_RECORDS
     log_rec r = {.type = type, .length = (uint32_t)len, .seq = UINT64_MAX, .payload = payload};
     int rc = rec_check_payload(&r, e->kern);
@@ -81,6 +83,7 @@ int record_create(mmsb_engine *e, uint64_t id, uint64_t size_bytes, uint32_t fla
 }
 
 int record_free(mmsb_engine *e, uint64_t id) {
+    ASSERT(e->cc.active);
     ASSERT(id != 0 && id <= e->opts.pages_max);
     uint8_t *p;
     int rc = log_append(e->log, REC_PAGE_FREE, FREE_REC_BYTES, &p);
@@ -91,6 +94,7 @@ int record_free(mmsb_engine *e, uint64_t id) {
 }
 
 int record_derive(mmsb_engine *e, uint64_t child, uint32_t n) {
+    ASSERT(e->cc.active && n != 0);
     const gnode *v = graph_at(&e->g, n);
     ASSERT(v->page_id == child && v->op != 0);
     rec_derive d = {.child = child, .op = v->op, .op_version = op_version(&e->ops, v->op),
@@ -108,6 +112,7 @@ int record_derive(mmsb_engine *e, uint64_t child, uint32_t n) {
 }
 
 int record_underive(mmsb_engine *e, uint64_t child) {
+    ASSERT(e->cc.active);
     ASSERT(child != 0);
     uint8_t *p;
     int rc = log_append(e->log, REC_UNDERIVE, UNDERIVE_REC_BYTES, &p);
@@ -119,6 +124,7 @@ int record_underive(mmsb_engine *e, uint64_t child) {
 
 int record_edge(mmsb_engine *e, uint16_t type, uint64_t parent, uint64_t child) {
     ASSERT(type == REC_EDGE_ADD || type == REC_EDGE_REMOVE);
+    ASSERT(e->cc.active);
     uint8_t *p;
     int rc = log_append(e->log, type, EDGE_REC_BYTES, &p);
     if (rc != 0) return rc;

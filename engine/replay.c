@@ -119,6 +119,7 @@ static int replay_bytes(replay_ctx *x, const log_rec *r, const rec_delta *d, con
 }
 
 static int replay_delta(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->length >= DELTA_FIXED_BYTES);
     ASSERT(r->type == REC_DELTA && x->e != NULL);
     rec_delta d;
     int rc = rec_decode_delta(r, x->e->kern, &d);
@@ -126,6 +127,7 @@ static int replay_delta(replay_ctx *x, const log_rec *r) {
 }
 
 static int replay_derived(replay_ctx *x, const log_rec *r) {
+    ASSERT(r->length >= DERIVED_FIXED_BYTES);
     ASSERT(r->type == REC_DERIVED && x->e != NULL);
     rec_derived d;
     int rc = rec_decode_derived(r, x->e->kern, &d);
@@ -248,6 +250,7 @@ static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_se
 
 static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
                     uint64_t *aborted_count) {
+    ASSERT(aborted_count != NULL);
     ASSERT(end != NULL && aborted != NULL);
     uint64_t limit;
     return scan_log_to(e, start, UINT64_MAX, end, aborted, aborted_count, &limit);
@@ -272,6 +275,7 @@ static void fill_resume(const log_end *end, const good_commit *g, log_resume *re
 
 /* Replays the log from `start` (a checkpoint's position) or from genesis. */
 static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *resume) {
+    ASSERT(start == NULL || start->next_seq > start->commit_seq);
     ASSERT(resume != NULL && e->log == NULL);
     log_end end;
     uint64_t *aborted = NULL, aborted_count = 0;
@@ -287,6 +291,7 @@ static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *re
 }
 
 static cursor_start start_of(const ckpt_meta *m) {
+    ASSERT(m->salt != 0 && m->generation >= 1);
     ASSERT(m->segment >= 1 && m->offset >= SEG_HEADER_BYTES && m->next_seq > m->commit_seq);
     return (cursor_start){.segment = m->segment, .offset = m->offset, .next_seq = m->next_seq,
                           .commit_seq = m->commit_seq, .commits = m->commits, .chain = m->chain,
@@ -389,6 +394,7 @@ enum { READONLY_ATTEMPTS_MAX = 8 };
 /* The number of the checkpoint a writer has stored now (0: none), opening
  * the checkpoint store when a writer created it since. */
 static uint64_t checkpoint_number_now(mmsb_engine *e) {
+    ASSERT(e->log == NULL);
     ASSERT(e->read_only && e->dir != NULL);
     if (e->ck.store == NULL) {
         if (ckpt_open(e->dir, true, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store) != 0) {
@@ -407,6 +413,7 @@ static uint64_t checkpoint_number_now(mmsb_engine *e) {
  * being read needed; then nothing read so far is wrong, only outdated, and
  * the reader starts over from the new checkpoint. */
 int engine_recover_readonly(mmsb_engine *e) {
+    ASSERT(!e->cc.active);
     ASSERT(e->read_only && e->log == NULL);
     int rc = 0;
     for (uint32_t attempt = 0; attempt < READONLY_ATTEMPTS_MAX; attempt++) {

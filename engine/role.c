@@ -28,11 +28,13 @@ int engine_enter(mmsb_engine *e, const char *fn) {
 }
 
 int engine_enter_writer(mmsb_engine *e, const char *fn) {
+    ASSERT(fn != NULL);
     int rc = engine_enter(e, fn);
     if (rc == 0 && e->read_only) {
         engine_leave(e);
         rc = err_set(MMSB_EREADONLY, "%s: the engine was opened with MMSB_OPEN_READONLY", fn);
     }
+    ASSERT(rc != 0 || (!e->read_only && e->log != NULL));
     return rc;
 }
 
@@ -46,5 +48,6 @@ int engine_leave_writer(mmsb_engine *e, int rc) {
     ASSERT(!e->read_only);
     if (rc == 0) checkpoint_maybe(e);
     engine_leave(e);
+    ASSERT(rc <= 0);
     return rc;
 }

@@ -113,6 +113,7 @@ int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count) {
 }
 
 bool segment_gap(const uint64_t *numbers, uint32_t count) {
+    ASSERT(count <= SEGMENT_FILES_MAX);
     ASSERT(numbers != NULL || count == 0);
     for (uint32_t i = 1; i < count; i++) {
         if (numbers[i] != numbers[i - 1] + 1) return true;
@@ -187,6 +188,7 @@ static int open_segment_fd(const log_cursor *c, uint32_t idx, int *fd_out, uint6
 }
 
 static hdr_kind read_header(const log_cursor *c, uint32_t idx, seg_header *h, int *rc) {
+    ASSERT(c->dir_fd >= 0);
     ASSERT(idx < c->seg_count && h != NULL && rc != NULL);
     int fd;
     uint64_t size;
@@ -327,6 +329,8 @@ static void unmap_segment(log_cursor *c) {
 
 void cursor_close(log_cursor *c) {
     if (c == NULL) return;
+    ASSERT(c->seg_count == 0 || c->seg_nos != NULL);
+    ASSERT(c->aborted_count <= c->aborted_cap);
     unmap_segment(c);
     free(c->seg_nos);
     free(c->aborted);
@@ -430,6 +434,7 @@ static void finish(log_cursor *c) {
 }
 
 static int corrupt(log_cursor *c, const char *why) {
+    ASSERT(!c->done);
     ASSERT(why != NULL && c->seg_idx < c->seg_count);
     char name[32];
     segment_name(c->seg_nos[c->seg_idx], name);
@@ -450,6 +455,7 @@ static int corrupt(log_cursor *c, const char *why) {
 /* Something that is not a valid record in the last segment: a torn tail if
  * nothing after it was ever synced, else corruption. */
 static int invalid_in_last(log_cursor *c, const char *why) {
+    ASSERT(why != NULL && !c->done);
     ASSERT(c->seg_idx == c->seg_last && c->map != NULL);
     uint64_t found;
     if (seg_scan_synced_commit_after(&c->scan, c->scan.off + REC_ALIGN, c->end.last_seq, &found)) {
@@ -680,6 +686,7 @@ static int account(log_cursor *c, const log_rec *r) {
 }
 
 static int after_seal(log_cursor *c, const log_rec *r) {
+    ASSERT(c->map != NULL && c->seg_idx < c->seg_count);
     ASSERT(r->type == REC_SEAL && !c->sealed);
     uint64_t next_no, end_off;
     rec_decode_seal(r, &next_no, &end_off);

@@ -24,6 +24,7 @@ void seg_header_encode(const seg_header *h, uint8_t out[SEG_HEADER_BYTES]) {
 }
 
 bool seg_header_is_zero(const uint8_t in[SEG_HEADER_BYTES]) {
+    ASSERT(SEG_HEADER_BYTES % 8 == 0);
     ASSERT(in != NULL);
     for (uint32_t i = 0; i < SEG_HEADER_BYTES; i++) {
         if (in[i] != 0) return false;
@@ -64,6 +65,7 @@ int seg_header_decode(const uint8_t in[SEG_HEADER_BYTES], seg_header *h) {
 /* ---- payloads -------------------------------------------------------------------- */
 
 static int bad_length(const log_rec *r, uint64_t want) {
+    ASSERT(r != NULL && want > 0);
     ASSERT(r->length != want);
     return err_set(MMSB_ECORRUPT, "%s record seq %llu: payload of %u bytes, expected %llu",
                    rec_type_name(r->type), (unsigned long long)r->seq, r->length,
@@ -240,6 +242,7 @@ int rec_decode_checkpoint(const log_rec *r, rec_checkpoint *c) {
 }
 
 void rec_encode_checkpoint(const rec_checkpoint *c, uint8_t out[CHECKPOINT_REC_BYTES]) {
+    ASSERT(out != NULL && c->commit_seq >= 1);
     ASSERT(c->number >= 1 && c->commit_seq >= 1);
     put_le64(out, c->number);
     put_le64(out + 8, c->commit_seq);
@@ -308,6 +311,7 @@ int rec_check_payload(const log_rec *r, const kern_ops *k) {
 }
 
 const char *rec_type_name(uint16_t type) {
+    ASSERT(REC_TYPE_SKIPPABLE > REC_TYPE_KNOWN_MAX);
     _Static_assert(REC_TYPE_KNOWN_MAX == 12, "a name for every known type below");
     static const char *const names[] = {"INVALID", "PAGE_CREATE", "PAGE_FREE", "DELTA", "COMMIT", "SEAL",
                                         "DERIVE", "UNDERIVE", "EDGE_ADD", "EDGE_REMOVE", "DERIVED", "ABORT",
@@ -319,6 +323,7 @@ const char *rec_type_name(uint16_t type) {
 /* ---- encoders ------------------------------------------------------------------------ */
 
 void rec_encode_create(uint8_t out[CREATE_REC_BYTES], uint64_t page_id, uint64_t size_bytes, uint32_t flags) {
+    ASSERT(out != NULL);
     ASSERT(page_id != 0 && size_bytes != 0);
     put_le64(out, page_id);
     put_le64(out + CREATE_OFF_SIZE, size_bytes);
@@ -327,11 +332,13 @@ void rec_encode_create(uint8_t out[CREATE_REC_BYTES], uint64_t page_id, uint64_t
 }
 
 void rec_encode_free(uint8_t out[FREE_REC_BYTES], uint64_t page_id) {
+    ASSERT(out != NULL);
     ASSERT(page_id != 0);
     put_le64(out, page_id);
 }
 
 void rec_encode_underive(uint8_t out[UNDERIVE_REC_BYTES], uint64_t child) {
+    ASSERT(out != NULL);
     ASSERT(child != 0);
     put_le64(out, child);
 }
@@ -344,6 +351,7 @@ void rec_encode_edge(uint8_t out[EDGE_REC_BYTES], uint64_t parent, uint64_t chil
 }
 
 void rec_encode_abort(uint8_t out[ABORT_REC_BYTES], uint64_t first_seq) {
+    ASSERT(out != NULL);
     ASSERT(first_seq != 0);
     put_le64(out, first_seq);
 }

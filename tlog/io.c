@@ -21,6 +21,7 @@ enum {
 };
 
 static int fail(int errnum, const char *what, uint64_t len, uint64_t off) {
+    ASSERT(what[0] != '\0');
     ASSERT(errnum > 0 && what != NULL);
     return err_set(err_from_errno(errnum), "log %s of %llu bytes at offset %llu: %s", what,
                    (unsigned long long)len, (unsigned long long)off, strerror(errnum));
@@ -32,12 +33,14 @@ int io_hook(const io_hooks *h, const io_event *ev) {
 }
 
 static int hook_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off) {
+    ASSERT(io != NULL);
     ASSERT(fd >= 0 && buf != NULL && len > 0);
     io_event ev = {.kind = IO_EV_WRITE, .fd = fd, .buf = buf, .len = len, .off = off};
     return io_hook(&io->hooks, &ev);
 }
 
 static int hook_sync(log_io *io, int fd, io_event_kind kind) {
+    ASSERT(io != NULL);
     ASSERT(fd >= 0 && (kind == IO_EV_SYNC || kind == IO_EV_SYNCED));
     io_event ev = {.kind = kind, .fd = fd};
     return io_hook(&io->hooks, &ev);
@@ -45,6 +48,7 @@ static int hook_sync(log_io *io, int fd, io_event_kind kind) {
 
 /* Injected faults: returns an errno to fail with, or 0. */
 static int fault_write(log_io *io) {
+    ASSERT(io->faults.write_errno >= 0);
     ASSERT(io != NULL);
     if (io->faults.write_errno == 0) return 0;
     if (io->faults.writes_ok > 0) {
@@ -55,6 +59,7 @@ static int fault_write(log_io *io) {
 }
 
 static int fault_sync(log_io *io) {
+    ASSERT(io->faults.sync_errno >= 0);
     ASSERT(io != NULL);
     if (io->faults.sync_errno == 0) return 0;
     if (io->faults.syncs_ok > 0) {
@@ -65,6 +70,7 @@ static int fault_sync(log_io *io) {
 }
 
 static uint64_t clamp_write(const log_io *io, uint64_t len) {
+    ASSERT(io != NULL);
     ASSERT(len > 0);
     uint32_t cut = io->faults.short_write_max;
     return cut != 0 && len > cut ? cut : len;
@@ -93,6 +99,7 @@ static int sync_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint
 }
 
 static int sync_datasync(log_io *io, int fd) {
+    ASSERT(io != NULL);
     ASSERT(io->kind == IO_SYNC && fd >= 0);
     int injected = fault_sync(io);
     if (injected == 0) injected = hook_sync(io, fd, IO_EV_SYNC);
@@ -208,6 +215,7 @@ static int uring_probe(log_io *io) {
 }
 
 int io_open(log_io *io, uint32_t requested, const io_hooks *hooks) {
+    ASSERT(requested == IO_AUTO || requested == IO_URING || requested == IO_SYNC);
     ASSERT(io != NULL && requested <= IO_SYNC);
     memset(io, 0, sizeof *io);
     if (hooks != NULL) io->hooks = *hooks;
@@ -241,6 +249,7 @@ int io_open(log_io *io, uint32_t requested, const io_hooks *hooks) {
 }
 
 void io_close(log_io *io) {
+    ASSERT(io->kind == IO_SYNC || io->kind == IO_URING || io->kind == 0);
     ASSERT(io != NULL);
     if (io->uring != NULL) {
         io_uring_queue_exit(io->uring);
@@ -259,6 +268,7 @@ int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
 }
 
 int io_datasync(log_io *io, int fd) {
+    ASSERT(io != NULL);
     ASSERT(fd >= 0 && (io->kind == IO_URING || io->kind == IO_SYNC));
     if (io->kind == IO_URING) return uring_write(io, fd, NULL, 0, 0, true);
     return sync_datasync(io, fd);

@@ -90,6 +90,7 @@ static uint64_t now_ns(void) {
 
 /* Makes an I/O error sticky: every later call reports it. */
 static int fail_sticky(log_writer *w, int rc) {
+    ASSERT(w != NULL);
     ASSERT(rc < 0);
     int expected = 0;
     if (atomic_load(&w->failed) == 0) {
@@ -113,6 +114,7 @@ io_faults *log_faults(log_writer *w) { return &w->io.faults; }
 /* ---- segment files ------------------------------------------------------------- */
 
 static int sync_dir(log_writer *w) {
+    ASSERT(w != NULL);
     ASSERT(w->dir_fd >= 0);
     if (fsync(w->dir_fd) != 0) {
         return err_set(err_from_errno(errno), "fsync of the store directory: %s", strerror(errno));
@@ -271,6 +273,7 @@ static bool raise_flag(atomic_bool *flag) {
  * ring until the writer must flush them, and the next segment is prepared
  * here, by the caller. */
 static void wake_flusher(log_writer *w) {
+    ASSERT(w != NULL);
     ASSERT(w->flusher_started || w->cfg.hooks.inline_flush);
     if (!w->flusher_started) {
         if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
@@ -283,6 +286,7 @@ static void wake_flusher(log_writer *w) {
 
 /* Waits for the group window to pass (or for an urgent wake-up). */
 static void wait_window(log_writer *w) {
+    ASSERT(w->flusher_started || !w->cfg.hooks.inline_flush);
     ASSERT(!w->cfg.hooks.inline_flush && w->cfg.group_window_us > 0);
     uint64_t deadline_ns = now_ns() + w->cfg.group_window_us * 1000;
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
@@ -358,6 +362,7 @@ static int ensure_ring_room(log_writer *w, uint64_t size) {
 /* ---- appending -------------------------------------------------------------------- */
 
 static uint64_t segment_used(const log_writer *w) {
+    ASSERT(w->seg_file_off0 >= SEG_HEADER_BYTES);
     ASSERT(w->head >= w->seg_stream0);
     return w->seg_file_off0 + (w->head - w->seg_stream0);
 }
@@ -455,6 +460,7 @@ int log_append(log_writer *w, uint16_t type, uint32_t payload_len, uint8_t **pay
 /* ---- commits ------------------------------------------------------------------------ */
 
 static void arm_flusher(log_writer *w, bool sync) {
+    ASSERT(!log_pending(w));
     ASSERT(!w->in_record);
     if (sync && !atomic_load_explicit(&w->sync_wanted, memory_order_relaxed)) {
         atomic_store(&w->sync_wanted, true);
@@ -498,11 +504,13 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
 }
 
 int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out) {
+    ASSERT(seq_out != NULL && durability <= MMSB_DURABILITY_SYNC);
     ASSERT(log_pending(w)); /* a commit has records: the engine commits nothing otherwise */
     return commit_record(w, root, 0, durability, seq_out);
 }
 
 int log_commit_close(log_writer *w, const h128 *root) {
+    ASSERT(!w->in_record);
     ASSERT(!log_pending(w) && root != NULL);
     int rc = log_sync(w);
     uint64_t seq;
@@ -555,6 +563,7 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
 }
 
 void log_position(const log_writer *w, log_pos *out) {
+    ASSERT(out != NULL);
     ASSERT(!w->in_record && w->next_seq == w->commit_first_seq);
     *out = (log_pos){.segment = atomic_load(&w->seg_no), .offset = segment_used(w), .next_seq = w->next_seq,
                      .chain = w->chain_value, .commits = w->commits, .stream_pos = w->head, .salt = w->salt,
@@ -565,12 +574,14 @@ uint64_t log_commits(const log_writer *w) { return w->commits; }
 uint64_t log_commits_since_open(const log_writer *w) { return w->commits - w->commits_at_open; }
 
 int log_sync(log_writer *w) {
+    ASSERT(w->seg_fd >= 0);
     ASSERT(!w->in_record);
     int rc = refuse_if_failed(w);
     return rc != 0 ? rc : flush_commits(w, true);
 }
 
 int log_wait_durable(log_writer *w, uint64_t seq) {
+    ASSERT(!w->in_record);
     ASSERT(w != NULL);
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
@@ -587,6 +598,7 @@ uint64_t log_durable_seq(const log_writer *w) { return atomic_load(&w->durable_s
 uint64_t log_committed_seq(const log_writer *w) { return atomic_load(&w->committed_seq); }
 
 void log_set_durability(log_writer *w, uint32_t durability) {
+    ASSERT(w != NULL);
     ASSERT(durability >= MMSB_DURABILITY_NONE && durability <= MMSB_DURABILITY_SYNC);
     atomic_store(&w->durability, durability);
 }
@@ -711,6 +723,7 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
 }
 
 int log_writer_close(log_writer *w) {
+    ASSERT(w == NULL || w->commits >= w->commits_at_open);
     if (w == NULL) return 0;
     ASSERT(!w->in_record);
     int rc = w->seg_fd >= 0 && log_failed(w) == 0 ? flush_commits(w, true) : 0;

@@ -18,22 +18,28 @@ typedef struct free_hdr {
 } free_hdr;
 
 static free_hdr *hdr_at(region *r, uint64_t unit) {
+    ASSERT(unit < r->frontier);
     return (free_hdr *)(r->mem.base + unit * REGION_UNIT_BYTES);
 }
 
 static uint64_t *footer_at(region *r, uint64_t last_unit) {
+    ASSERT(last_unit < r->frontier);
     return (uint64_t *)(r->mem.base + (last_unit + 1) * REGION_UNIT_BYTES - 8);
 }
 
 static bool edge_get(const region *r, uint64_t unit) {
+    ASSERT(unit < r->units_max);
+    ASSERT(unit / 8 < r->edge_bits.bytes_ready);
     const uint64_t *words = (const uint64_t *)r->edge_bits.base;
     return (words[unit / 64] >> (unit % 64)) & 1u;
 }
 
 static void edge_put(region *r, uint64_t unit, bool on) {
+    ASSERT(unit < r->frontier && unit / 8 < r->edge_bits.bytes_ready);
     uint64_t *words = (uint64_t *)r->edge_bits.base;
     uint64_t bit = 1ull << (unit % 64);
     words[unit / 64] = on ? (words[unit / 64] | bit) : (words[unit / 64] & ~bit);
+    ASSERT(edge_get(r, unit) == on);
 }
 
 /* ---- two-level segregated fit --------------------------------------------- */
@@ -54,6 +60,7 @@ static void map_insert(uint64_t units, uint32_t *fl, uint32_t *sl) {
 /* Rounds the request up to the start of the next class, so that every block
  * of the class found is large enough ("good fit"). */
 static bool map_search(uint64_t units, uint32_t *fl, uint32_t *sl) {
+    ASSERT(units > 0 && fl != NULL && sl != NULL);
     if (units >= TLSF_SL_COUNT) {
         uint32_t top = log2_floor_u64(units);
         units += (1ull << (top - TLSF_SL_BITS)) - 1;
@@ -64,6 +71,7 @@ static bool map_search(uint64_t units, uint32_t *fl, uint32_t *sl) {
 }
 
 static void list_push(region *r, uint64_t unit, uint64_t units) {
+    ASSERT(units > 0 && unit + units <= r->frontier);
     uint32_t fl, sl;
     map_insert(units, &fl, &sl);
     free_hdr *h = hdr_at(r, unit);
@@ -77,9 +85,11 @@ static void list_push(region *r, uint64_t unit, uint64_t units) {
     *footer_at(r, unit + units - 1) = units;
     edge_put(r, unit, true);
     edge_put(r, unit + units - 1, true);
+    ASSERT(r->heads[fl][sl] == unit && (r->fl_bitmap >> fl) & 1);
 }
 
 static void list_remove(region *r, uint64_t unit) {
+    ASSERT(unit < r->frontier && edge_get(r, unit));
     free_hdr *h = hdr_at(r, unit);
     uint32_t fl, sl;
     map_insert(h->units, &fl, &sl);
@@ -99,6 +109,7 @@ static void list_remove(region *r, uint64_t unit) {
 }
 
 static uint64_t find_block(const region *r, uint64_t units) {
+    ASSERT(units > 0);
     uint32_t fl, sl;
     if (!map_search(units, &fl, &sl)) return UNIT_NONE;
     uint32_t sl_map = r->sl_bitmap[fl] & (~0u << sl);
@@ -114,6 +125,7 @@ static uint64_t find_block(const region *r, uint64_t units) {
 }
 
 static int grow_frontier(region *r, uint64_t units) {
+    ASSERT(units > 0 && r->frontier <= r->units_max);
     if (units > r->units_max - r->frontier) {
         return err_set(MMSB_ENOSPC,
                        "arena full: %llu more bytes needed, %llu of %llu in use",
@@ -124,6 +136,7 @@ static int grow_frontier(region *r, uint64_t units) {
     uint64_t end = r->frontier + units;
     int rc = vmap_ensure(&r->edge_bits, (end + 7) / 8);
     if (rc == 0) rc = vmap_ensure(&r->mem, end * REGION_UNIT_BYTES);
+    ASSERT(rc != 0 || r->mem.bytes_ready >= end * REGION_UNIT_BYTES);
     return rc;
 }
 
@@ -176,6 +189,7 @@ static void units_free(region *r, uint64_t unit, uint64_t units) {
 /* ---- slabs for small allocations ------------------------------------------ */
 
 static slab_meta *meta_at(region *r, uint64_t unit) {
+    ASSERT(unit < r->units_max);
     return (slab_meta *)r->slab_metas.base + unit;
 }
 
@@ -185,10 +199,13 @@ static uint32_t class_of(uint64_t bytes) {
 }
 
 static uint32_t slots_of(uint32_t class_idx) {
+    ASSERT(class_idx >= 1 && class_idx * SMALL_GRAIN_BYTES <= SMALL_BYTES_MAX);
     return REGION_UNIT_BYTES / (class_idx * SMALL_GRAIN_BYTES);
 }
 
 static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
+    ASSERT(unit < r->frontier && unit + 1 <= UINT32_MAX);
+    ASSERT(meta_at(r, unit)->class_idx == class_idx);
     slab_meta *m = meta_at(r, unit);
     m->prev = 0;
     m->next = r->partial[class_idx];
@@ -197,6 +214,7 @@ static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
 }
 
 static void partial_remove(region *r, uint32_t class_idx, uint64_t unit) {
+    ASSERT(unit < r->frontier && meta_at(r, unit)->class_idx == class_idx);
     slab_meta *m = meta_at(r, unit);
     if (m->prev != 0) {
         meta_at(r, m->prev - 1)->next = m->next;
@@ -209,6 +227,7 @@ static void partial_remove(region *r, uint32_t class_idx, uint64_t unit) {
 }
 
 static int small_alloc(region *r, uint32_t class_idx, uint64_t *offset_out) {
+    ASSERT(offset_out != NULL && class_idx >= 1);
     uint32_t slot_bytes = class_idx * SMALL_GRAIN_BYTES;
     if (r->partial[class_idx] == 0) {
         uint64_t unit;
@@ -233,10 +252,12 @@ static int small_alloc(region *r, uint32_t class_idx, uint64_t *offset_out) {
     m->used++;
     if (m->used == slots_of(class_idx)) partial_remove(r, class_idx, unit);
     *offset_out = unit * REGION_UNIT_BYTES + (uint64_t)slot * slot_bytes;
+    ASSERT(*offset_out + slot_bytes <= (unit + 1) * REGION_UNIT_BYTES);
     return 0;
 }
 
 static void small_free(region *r, uint64_t offset, uint32_t class_idx) {
+    ASSERT(offset < r->frontier * REGION_UNIT_BYTES && class_idx >= 1);
     uint32_t slot_bytes = class_idx * SMALL_GRAIN_BYTES;
     uint64_t unit = offset / REGION_UNIT_BYTES;
     uint32_t slot = (uint32_t)(offset % REGION_UNIT_BYTES) / slot_bytes;
@@ -261,6 +282,7 @@ static void small_free(region *r, uint64_t offset, uint32_t class_idx) {
 uint64_t region_rounded_bytes(uint64_t bytes) {
     ASSERT(bytes > 0);
     if (bytes <= SMALL_BYTES_MAX) return (uint64_t)class_of(bytes) * SMALL_GRAIN_BYTES;
+    ASSERT(bytes <= UINT64_MAX - REGION_UNIT_BYTES);
     return align_up_u64(bytes, REGION_UNIT_BYTES);
 }
 
@@ -281,6 +303,7 @@ int region_open(region *r, const char *memfd_name, uint64_t bytes_max,
                        VM_PAGE_BYTES);
     }
     if (rc != 0) region_close(r);
+    ASSERT(rc != 0 || (r->mem.base != NULL && r->frontier == 0));
     return rc;
 }
 
@@ -289,6 +312,7 @@ void region_close(region *r) {
     vmap_close(&r->mem);
     vmap_close(&r->edge_bits);
     vmap_close(&r->slab_metas);
+    ASSERT(r->mem.base == NULL);
 }
 
 int region_alloc(region *r, uint64_t bytes, uint64_t *offset_out, bool *zeroed_out) {

@@ -59,6 +59,7 @@ int vmap_open(vmap *map, const char *memfd_name, uint64_t bytes_max,
 /* Touches one byte per page for kernels without MADV_POPULATE_WRITE. The
  * range is fresh (never handed out), so rewriting its bytes changes nothing. */
 static void touch_pages(uint8_t *start, uint64_t len) {
+    ASSERT(start != NULL && len % VM_PAGE_BYTES == 0);
     for (uint64_t off = 0; off < len; off += VM_PAGE_BYTES) {
         volatile uint8_t *p = start + off;
         *p = *p;
@@ -103,4 +104,5 @@ void vmap_close(vmap *map) {
     if (map->fd >= 0) close(map->fd);
     memset(map, 0, sizeof *map);
     map->fd = -1;
+    ASSERT(map->base == NULL && map->bytes_ready == 0);
 }

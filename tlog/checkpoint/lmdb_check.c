@@ -97,6 +97,7 @@ typedef struct lm_frame {
 } lm_frame;
 
 static int bad(const char *what, uint64_t pgno) {
+    ASSERT(what[0] != '\0');
     ASSERT(what != NULL);
     return err_set(MMSB_ECORRUPT, "checkpoint: the LMDB file is damaged: %s (page %llu)", what,
                    (unsigned long long)pgno);
@@ -158,6 +159,7 @@ static int free_list_add(lm_walk *w, uint64_t pgno) {
 
 /* A free-page tree value: a count, then that many page numbers. */
 static int free_value(lm_walk *w, const uint8_t *v, uint64_t len, uint64_t pgno) {
+    ASSERT(w->free_count <= w->free_cap);
     ASSERT(v != NULL && w->last_pg >= 1);
     if (len < 8 || len % 8 != 0 || u64_at(v) != len / 8 - 1) return bad("a free-page list of the wrong size", pgno);
     for (uint64_t i = 1; i < len / 8; i++) {
@@ -189,6 +191,7 @@ static int overflow_node(lm_walk *w, const uint8_t *data, uint32_t size, tree_ki
 
 /* One leaf node's data: inline, on overflow pages, or a named database. */
 static int leaf_data(lm_walk *w, const uint8_t *node, uint32_t room, tree_kind kind, uint64_t pgno) {
+    ASSERT(kind == TREE_FREE || kind == TREE_MAIN || kind == TREE_NAMED);
     ASSERT(node != NULL && room >= LM_NODE_HEADER && room <= w->psize);
     uint16_t flags = u16_at(node + 4), ksize = u16_at(node + 6);
     uint32_t size = (uint32_t)u16_at(node) | (uint32_t)u16_at(node + 2) << 16;
@@ -329,6 +332,7 @@ static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t
 }
 
 static int walk_all(lm_walk *w, const lm_db dbs[2]) {
+    ASSERT(dbs != NULL);
     ASSERT(w->seen != NULL && w->subdb_count == 0 && w->free_count == 0);
     int rc = walk_tree(w, &dbs[0], TREE_FREE);
     if (rc == 0) rc = walk_tree(w, &dbs[1], TREE_MAIN);
@@ -363,6 +367,7 @@ int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, 
 }
 
 int ckpt_check_meta(const char *data_path) {
+    ASSERT(data_path[0] != '\0');
     ASSERT(data_path != NULL);
     int fd = open(data_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return err_set(err_from_errno(errno), "checkpoint: %s: %s", data_path, strerror(errno));
@@ -382,6 +387,7 @@ int ckpt_check_meta(const char *data_path) {
 }
 
 int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid) {
+    ASSERT(data_path[0] != '\0');
     ASSERT(data_path != NULL && txnid != NULL);
     int fd = open(data_path, O_RDONLY | O_CLOEXEC);
     struct stat st;

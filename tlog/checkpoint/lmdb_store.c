@@ -39,6 +39,7 @@ struct ckpt_store {
 };
 
 static int lmdb_err(int mrc, const char *what) {
+    ASSERT(what[0] != '\0');
     ASSERT(mrc != 0 && what != NULL);
     if (mrc == MDB_MAP_FULL || mrc == MDB_TXN_FULL) return CKPT_FULL;
     int code = mrc > 0 ? err_from_errno(mrc) /* an errno value: ENOSPC, EDQUOT, ... */
@@ -51,6 +52,7 @@ static int lmdb_err(int mrc, const char *what) {
  * EIO: say what happened when the file system has no room left. */
 enum { FULL_DISK_BYTES_MAX = 1 << 20 };
 static int commit_err(ckpt_store *s, int mrc) {
+    ASSERT(s->txn == NULL);
     ASSERT(s != NULL && s->env != NULL && mrc != 0);
     const char *path = NULL;
     struct statvfs fs;
@@ -70,6 +72,7 @@ static void key_of(uint64_t id, uint8_t out[8]) {
 }
 
 static uint64_t id_of(const uint8_t in[8]) {
+    ASSERT(in != NULL);
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = v << 8 | in[i];
     ASSERT((uint8_t)v == in[7]);
@@ -177,6 +180,7 @@ enum { LMDB_META_PAGES_BYTES_MIN = 2 * 4096 };
 static bool env_is_stub(const struct stat *data) { return data->st_size < LMDB_META_PAGES_BYTES_MIN; }
 
 static int store_path(const char *dir, const char *name, const char *file, char out[PATH_BYTES_MAX]) {
+    ASSERT(dir[0] != '\0');
     ASSERT(dir != NULL && name != NULL && file != NULL && out != NULL);
     int n = snprintf(out, PATH_BYTES_MAX, "%s/%s%s%s", dir, name, file[0] != '\0' ? "/" : "", file);
     return n >= PATH_BYTES_MAX ? err_set(MMSB_EINVAL, "checkpoint: directory path too long") : 0;
@@ -215,6 +219,7 @@ int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t read
 /* Removes an environment directory's files and the directory; ENOENT is
  * not an error. */
 static int remove_env_dir(const char *dir, const char *name) {
+    ASSERT(strlen(dir) > 0);
     ASSERT(dir != NULL && name != NULL && name[0] != '\0');
     static const char *const files[] = {"data.mdb", "lock.mdb"};
     char path[PATH_BYTES_MAX];
@@ -233,6 +238,7 @@ static int remove_env_dir(const char *dir, const char *name) {
 }
 
 static int sync_path(const char *path) {
+    ASSERT(strlen(path) < PATH_BYTES_MAX);
     ASSERT(path != NULL && path[0] != '\0');
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = fd >= 0 && fsync(fd) == 0 ? 0 : err_set(err_from_errno(errno), "checkpoint: fsync of %s: %s", path, strerror(errno));
@@ -282,6 +288,7 @@ int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers) {
 }
 
 void ckpt_close(ckpt_store *s) {
+    ASSERT(s == NULL || s->env != NULL || s->txn == NULL);
     ASSERT(s == NULL || !s->writing || s->txn != NULL);
     if (s == NULL) return;
     if (s->txn != NULL) mdb_txn_abort(s->txn);
@@ -390,6 +397,7 @@ static void meta_encode(const ckpt_meta *m, uint8_t out[CKPT_META_BYTES]) {
 }
 
 static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
+    ASSERT(len == 0 || in != NULL);
     ASSERT(in != NULL && m != NULL);
     if (len != CKPT_META_BYTES || get_le32(in + 124) != crc32c(0, in, 124)) {
         return err_set(MMSB_ECORRUPT, "checkpoint: the meta record is damaged (%llu bytes)", (unsigned long long)len);
@@ -468,18 +476,21 @@ int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
 }
 
 void ckpt_read_end(ckpt_store *s) {
+    ASSERT(s != NULL);
     ASSERT(!s->writing);
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     s->txn = NULL;
 }
 
 static int bad_value(const char *db, const MDB_val *k, const char *why) {
+    ASSERT(strlen(why) > 0);
     ASSERT(db != NULL && k != NULL && why != NULL);
     return err_set(MMSB_ECORRUPT, "checkpoint: %s record %llu: %s", db,
                    k->mv_size == 8 ? (unsigned long long)id_of(k->mv_data) : 0ull, why);
 }
 
 static int page_decode(const MDB_val *k, const MDB_val *v, ckpt_page *p) {
+    ASSERT(k->mv_data != NULL || k->mv_size == 0);
     ASSERT(k != NULL && v != NULL && p != NULL);
     if (k->mv_size != 8 || v->mv_size < CKPT_PAGE_HEAD_BYTES) return bad_value("pages", k, "short key or value");
     const uint8_t *b = v->mv_data;
@@ -492,6 +503,7 @@ static int page_decode(const MDB_val *k, const MDB_val *v, ckpt_page *p) {
 }
 
 static int derive_decode(const MDB_val *k, const MDB_val *v, ckpt_derive *d) {
+    ASSERT(k->mv_data != NULL || k->mv_size == 0);
     ASSERT(k != NULL && v != NULL && d != NULL);
     if (k->mv_size != 8 || v->mv_size < CKPT_DERIVE_HEAD_BYTES) return bad_value("derive", k, "short key or value");
     const uint8_t *b = v->mv_data;
@@ -532,6 +544,7 @@ typedef struct page_visit {
 } page_visit;
 
 static int visit_page(void *c, const MDB_val *k, const MDB_val *v) {
+    ASSERT(k != NULL && v != NULL);
     page_visit *pv = c;
     ASSERT(pv->fn != NULL);
     ckpt_page p;
@@ -541,18 +554,21 @@ static int visit_page(void *c, const MDB_val *k, const MDB_val *v) {
 
 static int visit_derive(void *c, const MDB_val *k, const MDB_val *v) {
     page_visit *pv = c;
+    ASSERT(pv->dfn != NULL && k != NULL && v != NULL);
     ckpt_derive d;
     int rc = derive_decode(k, v, &d);
     return rc != 0 ? rc : pv->dfn(pv->ctx, &d);
 }
 
 int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx) {
+    ASSERT(!s->writing);
     ASSERT(s->txn != NULL && fn != NULL);
     page_visit pv = {.fn = fn, .ctx = ctx};
     return walk(s, s->pages, visit_page, &pv);
 }
 
 int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx) {
+    ASSERT(!s->writing);
     ASSERT(s->txn != NULL && fn != NULL);
     page_visit pv = {.dfn = fn, .ctx = ctx};
     return walk(s, s->derive, visit_derive, &pv);
