@@ -8,6 +8,7 @@
 #include "events.h"
 
 static int list_push(uint32_t **list, uint32_t *count, uint32_t *cap, uint32_t v) {
+    ASSERT(list != NULL && count != NULL && cap != NULL);
     ASSERT(*count <= *cap);
     if (*count == *cap) {
         if (*cap >= UINT32_MAX / 2) return err_set(MMSB_ENOMEM, "commit: node list of %u", *cap);

@@ -25,6 +25,7 @@
 enum { JOURNAL_BYTES_MIN = 1 << 20 };
 
 int commit_open(mmsb_engine *e) {
+    ASSERT(e->opts.commit_bytes_max >= 1);
     ASSERT(e->cc.journal.base == NULL && !e->cc.active);
     uint64_t journal = max_u64(e->opts.commit_bytes_max, JOURNAL_BYTES_MIN);
     int rc = vmap_open(&e->cc.journal, NULL, journal, 1 << 20);
@@ -36,6 +37,7 @@ int commit_open(mmsb_engine *e) {
 }
 
 void commit_close(mmsb_engine *e) {
+    ASSERT(e->touched.count == 0);
     ASSERT(!e->cc.active);
     vmap_close(&e->cc.journal);
     touched_close(e);
@@ -84,6 +86,7 @@ static void rollback(mmsb_engine *e) {
  * nothing can be restored, and the engine refuses writes until it is
  * reopened. The caller's error detail (the cause) stays what it reports. */
 void commit_abandon(mmsb_engine *e, int rc) {
+    ASSERT(!e->cc.rolling_back);
     commit_ctx *c = &e->cc;
     ASSERT(c->active && rc < 0);
     c->active = false;

@@ -31,6 +31,7 @@ void events_push(mmsb_engine *e, uint32_t type, uint64_t id, uint64_t epoch, uin
 }
 
 void events_deliver(mmsb_engine *e, uint64_t seq) {
+    ASSERT(e->sub_count <= MMSB_SUBSCRIBERS_MAX);
     commit_ctx *c = &e->cc;
     ASSERT(!c->active && seq != 0);
     if (e->sub_count == 0) return;

@@ -40,12 +40,14 @@ static void journal_push(mmsb_engine *e, const jentry *h, const page_entry *pe) 
 }
 
 void journal_bytes(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t offset, uint64_t len) {
+    ASSERT(id >= 1 && pe == entry_of(e, id));
     ASSERT(len > 0 && offset + len <= pe->size_bytes);
     jentry h = {.kind = J_BYTES, .page_id = id, .offset = offset, .len = len, .old_epoch = pe->epoch};
     journal_push(e, &h, pe);
 }
 
 void journal_signature(mmsb_engine *e, uint64_t id, h128 old) {
+    ASSERT(e->cc.active);
     ASSERT(id != 0);
     jentry h = {.kind = J_SIGNATURE, .page_id = id, .old_signature = old};
     journal_push(e, &h, NULL);

@@ -44,6 +44,7 @@ typedef struct sig_builder {
 } sig_builder;
 
 static void sig_add(sig_builder *b, const void *data, uint64_t len) {
+    ASSERT(len <= (1ull << 32));
     ASSERT(b->used <= sizeof b->buf);
     ASSERT(data != NULL || len == 0);
     if (len == 0) return;

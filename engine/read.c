@@ -20,6 +20,7 @@ enum {
  * must not make readers give up in a fraction of a second: after a while of
  * spinning and yielding they wait between attempts instead. */
 static void read_backoff(uint32_t attempt) {
+    ASSERT(READ_ATTEMPTS_BEFORE_SLEEP < READ_ATTEMPTS_MAX);
     ASSERT(attempt < READ_ATTEMPTS_MAX);
     if (attempt >= READ_ATTEMPTS_BEFORE_SLEEP) {
         struct timespec ts = {0, READ_SLEEP_NS};

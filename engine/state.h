@@ -185,10 +185,12 @@ struct mmsb_engine {
 
 static inline page_entry *entry_of(const mmsb_engine *e, uint64_t id) {
     ASSERT(id >= 1 && id <= e->opts.pages_max);
+    ASSERT(id * sizeof(page_entry) <= e->pages.bytes_ready); /* page_prepare backed it */
     return (page_entry *)e->pages.base + (id - 1);
 }
 
 static inline uint8_t *page_bytes(const mmsb_engine *e, const page_entry *pe) {
+    ASSERT(pe->data_off + pe->size_bytes <= e->data.mem.bytes_max);
     return region_ptr(&e->data, pe->data_off);
 }
 
@@ -202,7 +204,8 @@ static inline const location_ops *location_of(const mmsb_engine *e, const page_e
 /* Something about page `id` (bytes, epoch, existence, derivation,
  * signature) changed: the next checkpoint writes it. */
 static inline void ckpt_mark(mmsb_engine *e, uint64_t id) {
-    ASSERT(id >= 1);
+    ASSERT(id >= 1 && id <= e->opts.pages_max);
+    ASSERT((id - 1) / 64 * sizeof(uint64_t) < e->ck.dirty.bytes_ready); /* checkpoint_reserve */
     ((uint64_t *)e->ck.dirty.base)[(id - 1) / 64] |= 1ull << ((id - 1) % 64);
 }
 

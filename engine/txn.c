@@ -72,6 +72,7 @@ MMSB_API int mmsb_txn_write(mmsb_txn *txn, uint64_t page_id, uint64_t offset, co
     if (bytes == NULL && len > 0) return err_set(MMSB_EINVAL, "mmsb_txn_write: bytes is NULL with len %llu", (unsigned long long)len);
     if (offset > UINT64_MAX - len) return err_set(MMSB_EINVAL, "mmsb_txn_write: offset + len overflows");
     staged s = {.kind = STAGED_WRITE, .page_id = page_id, .offset = offset, .len = len, .payload_len = len};
+    ASSERT(txn->e != NULL && !txn->e->read_only);
     return stage(txn, &s, NULL, 0, bytes, len);
 }
 
@@ -109,6 +110,7 @@ static void staged_at(const mmsb_txn *t, uint64_t *at, staged *s, mmsb_delta *d,
 }
 
 static int txn_check(mmsb_engine *e, const mmsb_txn *t) {
+    ASSERT(t->used <= t->cap);
     ASSERT(t->e == e && !e->cc.active);
     uint64_t at = 0;
     for (uint64_t i = 0; i < t->count; i++) {

@@ -68,5 +68,6 @@ int kern_select(uint32_t level, const kern_ops **ops_out) {
         return err_set(MMSB_ENOTSUP, "this CPU cannot run the %s kernels", ops->name);
     }
     *ops_out = ops;
+    ASSERT((*ops_out)->diff != NULL && (*ops_out)->hash != NULL);
     return 0;
 }

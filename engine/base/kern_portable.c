@@ -113,6 +113,7 @@ uint64_t kern_portable_popcount(const uint8_t *mask, uint64_t mask_bytes) {
     uint64_t i = 0;
     for (; i + 8 <= mask_bytes; i += 8) count += (uint64_t)__builtin_popcountll(load_u64(mask + i));
     for (; i < mask_bytes; i++) count += (uint64_t)__builtin_popcount(mask[i]);
+    ASSERT(count <= 8 * mask_bytes);
     return count;
 }
 

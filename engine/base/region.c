@@ -89,6 +89,7 @@ static void list_push(region *r, uint64_t unit, uint64_t units) {
 }
 
 static void list_remove(region *r, uint64_t unit) {
+    ASSERT(r->fl_bitmap != 0);
     ASSERT(unit < r->frontier && edge_get(r, unit));
     free_hdr *h = hdr_at(r, unit);
     uint32_t fl, sl;
@@ -109,6 +110,7 @@ static void list_remove(region *r, uint64_t unit) {
 }
 
 static uint64_t find_block(const region *r, uint64_t units) {
+    ASSERT(r != NULL && r->frontier <= r->units_max);
     ASSERT(units > 0);
     uint32_t fl, sl;
     if (!map_search(units, &fl, &sl)) return UNIT_NONE;
@@ -194,6 +196,7 @@ static slab_meta *meta_at(region *r, uint64_t unit) {
 }
 
 static uint32_t class_of(uint64_t bytes) {
+    ASSERT(SMALL_BYTES_MAX % SMALL_GRAIN_BYTES == 0);
     ASSERT(bytes > 0 && bytes <= SMALL_BYTES_MAX);
     return (uint32_t)((bytes + SMALL_GRAIN_BYTES - 1) / SMALL_GRAIN_BYTES);
 }
@@ -214,6 +217,7 @@ static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
 }
 
 static void partial_remove(region *r, uint32_t class_idx, uint64_t unit) {
+    ASSERT(r->partial[class_idx] != 0);
     ASSERT(unit < r->frontier && meta_at(r, unit)->class_idx == class_idx);
     slab_meta *m = meta_at(r, unit);
     if (m->prev != 0) {
@@ -309,6 +313,7 @@ int region_open(region *r, const char *memfd_name, uint64_t bytes_max,
 
 void region_close(region *r) {
     ASSERT(r != NULL);
+    ASSERT(r->frontier <= r->units_max);
     vmap_close(&r->mem);
     vmap_close(&r->edge_bits);
     vmap_close(&r->slab_metas);

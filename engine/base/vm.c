@@ -53,6 +53,7 @@ int vmap_open(vmap *map, const char *memfd_name, uint64_t bytes_max,
         }
     }
     map->base = base;
+    ASSERT(map->bytes_ready == 0 && map->bytes_max % VM_PAGE_BYTES == 0);
     return 0;
 }
 
