@@ -210,6 +210,12 @@ $(BUILD)/tests/demo_check: $(MMSB_BIN)
 	printf '#!/bin/sh\nset -e\nm="%s"\n"$$m" demo demo-store --ops 1000 --txns 500\n"$$m" verify demo-store/run-1\n"$$m" replay demo-store/run-1 --verify\n' "$(abspath $(MMSB_BIN))" > $@
 	chmod +x $@
 
+# The layering of the sources, as a test: no include points up a layer.
+$(BUILD)/tests/layers_check: tests/layers_check.py
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec python3 "%s" "%s"\n' "$(abspath tests/layers_check.py)" "$(abspath .)" > $@
+	chmod +x $@
+
 # The benchmark suite, as a test: it lists its benchmarks and runs a cheap
 # one (no timing is judged), and its JSON says it ran and checked out.
 $(BUILD)/tests/bench_check: $(BENCH_BIN)
@@ -237,10 +243,10 @@ $(BUILD)/tests/rust_check: $(LIB_SO) $(BUILD)/lib/libmmsb.so
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync). The crash
 # simulator runs SIM_SEEDS seeds per backend here (make soak runs more).
 SIM_SEEDS ?= $(if $(filter 1,$(SAN)),3,10)
-run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
+run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: automatic"
 	@MMSB_SIM_SEEDS=$(SIM_SEEDS) TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart \
-	  $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(PY_CHECK) $(RUST_CHECK)
+	  $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) $(RUST_CHECK)
 	@echo "== log I/O backend: MMSB_IO=sync"
 	@MMSB_SIM_SEEDS=$(SIM_SEEDS) MMSB_SIM_SEED_FIRST=1001 MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh \
 	  $(TEST_BINS) $(BUILD)/tests/demo_check

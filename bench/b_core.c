@@ -86,7 +86,8 @@ static int bench_read(const bench_env *env, const void *arg, bench_out *out) {
     }
     uint64_t want = 0;
     for (uint64_t i = 0; i < (n + BATCH - 1) / BATCH * BATCH; i++) want += (uint8_t)((i % PAGES) + 1);
-    if (rc == 0 && sum != want) rc = bench_fail(out, "read bytes sum %llu, expected %llu", (unsigned long long)sum, (unsigned long long)want);
+    if (rc == 0 && sum != want)
+        rc = bench_fail(out, "read bytes sum %llu, expected %llu", (unsigned long long)sum, (unsigned long long)want);
     snprintf(out->check, sizeof out->check, "sum of last bytes %llu", (unsigned long long)sum);
     free(buf);
     free(fill);
@@ -203,7 +204,8 @@ static int bench_write_kernels_only(const bench_env *env, const write_arg *a, be
         rc = bench_sample(out, (double)(bench_now_ns() - t0) / BATCH);
     }
     uint64_t batches = (n + BATCH - 1) / BATCH;
-    if (rc == 0 && changed != batches * BATCH * 64) rc = bench_fail(out, "%llu bytes changed", (unsigned long long)changed);
+    if (rc == 0 && changed != batches * BATCH * 64)
+        rc = bench_fail(out, "%llu bytes changed", (unsigned long long)changed);
     snprintf(out->check, sizeof out->check, "%llu bytes changed", (unsigned long long)changed);
     free(page);
     return rc;
@@ -252,8 +254,8 @@ static const write_arg W_KERN = {0, 2000000, 400000}, W_NONE = {MMSB_DURABILITY_
      "issue 2", NULL, "kernels", series_, (double)(size_)}
 
 static const bench_def CORE[] = {
-    {"pages/create/4KiB", "ns", bench_create, &P4K, NULL, GOAL_AT_MOST, 150, "issue 2", "6.09 us per allocation",
-     NULL, NULL, 0},
+    {"pages/create/4KiB", "ns", bench_create, &P4K, NULL, GOAL_AT_MOST, 150, "issue 2", "6.09 us per allocation", NULL,
+     NULL, 0},
     {"pages/create/1MiB", "ns", bench_create, &P1M, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"pages/free/4KiB", "ns", bench_free, &P4K, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"pages/read/4KiB", "ns", bench_read, &P4K, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
@@ -269,11 +271,14 @@ static const bench_def CORE[] = {
     KERNEL(K_APPLY_DENSE, 64 * MiB, "apply_dense/64MiB", "apply dense", "kernels/memcpy/64MiB"),
     KERNEL_GOAL(K_APPLY_SPARSE, 4 * KiB, "apply_sparse_half/4KiB", "apply sparse (half the bytes)",
                 "kernels/memcpy/4KiB", 0.5),
-    KERNEL(K_APPLY_SPARSE, 64 * KiB, "apply_sparse_half/64KiB", "apply sparse (half the bytes)", "kernels/memcpy/64KiB"),
+    KERNEL(K_APPLY_SPARSE, 64 * KiB, "apply_sparse_half/64KiB", "apply sparse (half the bytes)",
+           "kernels/memcpy/64KiB"),
     KERNEL_GOAL(K_APPLY_SPARSE, 1 * MiB, "apply_sparse_half/1MiB", "apply sparse (half the bytes)",
                 "kernels/memcpy/1MiB", 0.5),
-    KERNEL(K_APPLY_SPARSE, 16 * MiB, "apply_sparse_half/16MiB", "apply sparse (half the bytes)", "kernels/memcpy/16MiB"),
-    KERNEL(K_APPLY_SPARSE, 64 * MiB, "apply_sparse_half/64MiB", "apply sparse (half the bytes)", "kernels/memcpy/64MiB"),
+    KERNEL(K_APPLY_SPARSE, 16 * MiB, "apply_sparse_half/16MiB", "apply sparse (half the bytes)",
+           "kernels/memcpy/16MiB"),
+    KERNEL(K_APPLY_SPARSE, 64 * MiB, "apply_sparse_half/64MiB", "apply sparse (half the bytes)",
+           "kernels/memcpy/64MiB"),
     KERNEL_GOAL(K_DIFF, 4 * KiB, "diff_half/4KiB", "diff (half the bytes differ)", "kernels/memcpy/4KiB", 0.5),
     KERNEL(K_DIFF, 64 * KiB, "diff_half/64KiB", "diff (half the bytes differ)", "kernels/memcpy/64KiB"),
     KERNEL_GOAL(K_DIFF, 1 * MiB, "diff_half/1MiB", "diff (half the bytes differ)", "kernels/memcpy/1MiB", 0.5),
@@ -285,8 +290,8 @@ static const bench_def CORE[] = {
      "2.2 M empty deltas/s (455 ns each)", NULL, NULL, 0},
     {"writes/64B_into_4KiB/logged_GROUP_call", "ns", bench_write, &W_GROUP, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL,
      0},
-    {"writes/64B_into_4KiB/logged_SYNC", "us", bench_write, &W_SYNC, "peer/pwrite_fdatasync/4KiB",
-     GOAL_RATIO_AT_MOST, 1.1, "issue 3", NULL, NULL, NULL, 0},
+    {"writes/64B_into_4KiB/logged_SYNC", "us", bench_write, &W_SYNC, "peer/pwrite_fdatasync/4KiB", GOAL_RATIO_AT_MOST,
+     1.1, "issue 3", NULL, NULL, NULL, 0},
 };
 
 const bench_def *bench_group_core(uint32_t *count) {

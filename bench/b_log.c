@@ -66,7 +66,8 @@ static int bench_raw_sync(const bench_env *env, const void *arg, bench_out *out)
     for (uint64_t r = 0; r < rounds && rc == 0; r++) {
         uint64_t t0 = bench_now_ns();
         for (uint32_t k = 0; k < a->per_sync && rc == 0; k++, off += a->write_bytes) {
-            if (pwrite(fd, buf, a->write_bytes, (off_t)off) != (ssize_t)a->write_bytes) rc = bench_fail(out, "pwrite failed");
+            if (pwrite(fd, buf, a->write_bytes, (off_t)off) != (ssize_t)a->write_bytes)
+                rc = bench_fail(out, "pwrite failed");
         }
         if (rc == 0 && fdatasync(fd) != 0) rc = bench_fail(out, "fdatasync failed");
         double ns = (double)(bench_now_ns() - t0);
@@ -92,7 +93,8 @@ static int bench_raw_seq(const bench_env *env, const void *arg, bench_out *out) 
         memset(buf, (int)r + 1, a->write_bytes);
         uint64_t t0 = bench_now_ns();
         for (uint64_t off = 0; off < total && rc == 0; off += a->write_bytes) {
-            if (pwrite(fd, buf, a->write_bytes, (off_t)off) != (ssize_t)a->write_bytes) rc = bench_fail(out, "pwrite failed");
+            if (pwrite(fd, buf, a->write_bytes, (off_t)off) != (ssize_t)a->write_bytes)
+                rc = bench_fail(out, "pwrite failed");
         }
         if (rc == 0 && fdatasync(fd) != 0) rc = bench_fail(out, "fdatasync failed");
         if (rc == 0) rc = bench_sample(out, (double)total / (double)(bench_now_ns() - t0));
@@ -240,36 +242,47 @@ static int bench_lmdb(const bench_env *env, const void *arg, bench_out *out) {
 
 /* ---- the table ------------------------------------------------------------------------------------ */
 
-#define RAW(k_, name_)                                                                                         \
-    {"peer/pwrite_fdatasync/" name_, "K/s", bench_raw_sync, &(const raw_arg){k_, 192, false}, NULL, GOAL_NONE, 0, NULL, \
-     NULL, "durability", "raw pwrite of 192 B x K + fdatasync", (double)(k_)}
-#define GROUP(k_, name_)                                                                                          \
-    {"durability/64B_into_4KiB/" name_, "K/s", bench_group, &(const group_arg){k_, MMSB_DURABILITY_GROUP},         \
-     "peer/pwrite_fdatasync/" name_, GOAL_NONE, 0, NULL, NULL, "durability", "MMSB: K commits + mmsb_sync", (double)(k_)}
+#define RAW(k_, name_)                                                                                                 \
+    {                                                                                                                  \
+        "peer/pwrite_fdatasync/" name_, "K/s", bench_raw_sync, &(const raw_arg){k_, 192, false}, NULL, GOAL_NONE, 0,   \
+            NULL, NULL, "durability", "raw pwrite of 192 B x K + fdatasync", (double)(k_)                              \
+    }
+#define GROUP(k_, name_)                                                                                               \
+    {                                                                                                                  \
+        "durability/64B_into_4KiB/" name_, "K/s", bench_group, &(const group_arg){k_, MMSB_DURABILITY_GROUP},          \
+            "peer/pwrite_fdatasync/" name_, GOAL_NONE, 0, NULL, NULL, "durability", "MMSB: K commits + mmsb_sync",     \
+            (double)(k_)                                                                                               \
+    }
 
 static const bench_def LOG[] = {
-    {"peer/pwrite_fdatasync/4KiB", "us", bench_raw_sync, &(const raw_arg){1, 4096, true}, NULL, GOAL_NONE, 0, NULL, NULL,
-     NULL, NULL, 0},
-    RAW(1, "1_per_sync"), RAW(4, "4_per_sync"), RAW(16, "16_per_sync"), RAW(64, "64_per_sync"), RAW(256, "256_per_sync"),
-    GROUP(1, "1_per_sync"), GROUP(4, "4_per_sync"), GROUP(16, "16_per_sync"), GROUP(64, "64_per_sync"),
+    {"peer/pwrite_fdatasync/4KiB", "us", bench_raw_sync, &(const raw_arg){1, 4096, true}, NULL, GOAL_NONE, 0, NULL,
+     NULL, NULL, NULL, 0},
+    RAW(1, "1_per_sync"),
+    RAW(4, "4_per_sync"),
+    RAW(16, "16_per_sync"),
+    RAW(64, "64_per_sync"),
+    RAW(256, "256_per_sync"),
+    GROUP(1, "1_per_sync"),
+    GROUP(4, "4_per_sync"),
+    GROUP(16, "16_per_sync"),
+    GROUP(64, "64_per_sync"),
     GROUP(256, "256_per_sync"),
-    {"durability/64B_into_4KiB/GROUP_window_updates", "K/s", bench_group,
-     &(const group_arg){0, MMSB_DURABILITY_GROUP}, "lmdb/put_4KiB_page/1000_per_txn_sync", GOAL_AT_LEAST, 100,
-     "issue 3", NULL, NULL, NULL, 0},
+    {"durability/64B_into_4KiB/GROUP_window_updates", "K/s", bench_group, &(const group_arg){0, MMSB_DURABILITY_GROUP},
+     "lmdb/put_4KiB_page/1000_per_txn_sync", GOAL_AT_LEAST, 100, "issue 3", NULL, NULL, NULL, 0},
     {"durability/64B_into_4KiB/SYNC_updates", "K/s", bench_group, &(const group_arg){1, MMSB_DURABILITY_SYNC},
      "lmdb/put_4KiB_page/1_per_txn_sync", GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"durability/64B_into_4KiB/NONE_updates", "K/s", bench_group, &(const group_arg){0, MMSB_DURABILITY_NONE},
      "lmdb/put_4KiB_page/1_per_txn_writemap_nosync", GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
-    {"lmdb/put_4KiB_page/1_per_txn_sync", "K/s", bench_lmdb, &(const lmdb_arg){0, 1, 300, 60}, NULL, GOAL_NONE, 0,
-     NULL, NULL, NULL, NULL, 0},
+    {"lmdb/put_4KiB_page/1_per_txn_sync", "K/s", bench_lmdb, &(const lmdb_arg){0, 1, 300, 60}, NULL, GOAL_NONE, 0, NULL,
+     NULL, NULL, NULL, 0},
     {"lmdb/put_4KiB_page/1_per_txn_nosync", "K/s", bench_lmdb, &(const lmdb_arg){MDB_NOSYNC, 1, 50000, 10000}, NULL,
      GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"lmdb/put_4KiB_page/1_per_txn_writemap_nosync", "K/s", bench_lmdb,
      &(const lmdb_arg){MDB_WRITEMAP | MDB_NOSYNC, 1, 100000, 20000}, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"lmdb/put_4KiB_page/1000_per_txn_sync", "K/s", bench_lmdb, &(const lmdb_arg){0, 1000, 50000, 10000}, NULL,
      GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
-    {"peer/pwrite_sequential/64KiB_writes", "GB/s", bench_raw_seq, &(const raw_arg){0, 64 * KiB, false}, NULL, GOAL_NONE, 0,
-     NULL, NULL, NULL, NULL, 0},
+    {"peer/pwrite_sequential/64KiB_writes", "GB/s", bench_raw_seq, &(const raw_arg){0, 64 * KiB, false}, NULL,
+     GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"log/append/64KiB_full_page_changes_NONE", "GB/s", bench_append, NULL, "peer/pwrite_sequential/64KiB_writes",
      GOAL_RATIO_AT_LEAST, 0.8, "issue 3", NULL, NULL, NULL, 0},
 };

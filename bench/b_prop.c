@@ -60,7 +60,8 @@ static int bench_chain(const bench_env *env, const void *arg, bench_out *out) {
         rc = rc != 0 ? rc : bench_sample(out, (double)(bench_now_ns() - t0) / BATCH);
     }
     uint64_t writes = (n + BATCH - 1) / BATCH * BATCH;
-    if (rc == 0 && recomputes != writes * a->depth) rc = bench_fail(out, "%llu recomputes", (unsigned long long)recomputes);
+    if (rc == 0 && recomputes != writes * a->depth)
+        rc = bench_fail(out, "%llu recomputes", (unsigned long long)recomputes);
     return finish(e, rc, out);
 }
 
@@ -98,7 +99,8 @@ static int bench_batch(const bench_env *env, const void *arg, bench_out *out) {
         uint64_t t0 = bench_now_ns();
         rc = mmsb_apply_batch(e, d, k, 0, &res);
         double us = (double)(bench_now_ns() - t0) / 1e3;
-        if (rc == 0 && res.recomputes != a->pages) rc = bench_fail(out, "%llu recomputes", (unsigned long long)res.recomputes);
+        if (rc == 0 && res.recomputes != a->pages)
+            rc = bench_fail(out, "%llu recomputes", (unsigned long long)res.recomputes);
         if (rc == 0) rc = bench_sample(out, us);
     }
     return finish(e, rc, out);
@@ -131,13 +133,18 @@ static int bench_skip(const bench_env *env, const void *arg, bench_out *out) {
     mmsb_commit_result res = {.struct_size = sizeof res};
     static const uint8_t ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     for (uint64_t i = 0; i < n && rc == 0; i++) {
-        mmsb_delta d = {.page_id = p, .offset = (i * 64) % 4096, .len = 64, .mask = ones, .payload = bench_pattern64(i / 64),
+        mmsb_delta d = {.page_id = p,
+                        .offset = (i * 64) % 4096,
+                        .len = 64,
+                        .mask = ones,
+                        .payload = bench_pattern64(i / 64),
                         .payload_len = 64};
         uint64_t t0 = bench_now_ns();
         rc = mmsb_apply_batch(e, &d, 1, 0, &res);
         double per = (double)(bench_now_ns() - t0) / SKIP_CHILDREN;
         if (rc == 0 && (res.skips != SKIP_CHILDREN || res.backdates != 1)) {
-            rc = bench_fail(out, "%llu skips, %llu backdates", (unsigned long long)res.skips, (unsigned long long)res.backdates);
+            rc = bench_fail(out, "%llu skips, %llu backdates", (unsigned long long)res.skips,
+                            (unsigned long long)res.backdates);
         }
         if (rc == 0) rc = bench_sample(out, per);
     }
@@ -191,7 +198,8 @@ static int bench_dag(const bench_env *env, const void *arg, bench_out *out) {
                               1, 0, &res);
         double ns = (double)(bench_now_ns() - t0);
         uint64_t computed = res.recomputes + res.backdates;
-        if (rc == 0 && computed != a->pages) rc = bench_fail(out, "%llu of %u pages computed", (unsigned long long)computed, a->pages);
+        if (rc == 0 && computed != a->pages)
+            rc = bench_fail(out, "%llu of %u pages computed", (unsigned long long)computed, a->pages);
         if (rc == 0) rc = bench_sample(out, a->rate ? computed / ns * 1e3 : ns / 1e6);
     }
     snprintf(out->note, sizeof out->note, "%u recomputes (%u from deltas) per commit", (unsigned)res.recomputes,
@@ -247,8 +255,8 @@ static int bench_edges(const bench_env *env, const void *arg, bench_out *out) {
     double secs = (double)(bench_now_ns() - t0) / 1e9;
     uint64_t tries = inserts / 100;
     if (rc == 0 && (cycles != tries || g.edges != added)) {
-        rc = bench_fail(out, "%llu cycles refused of %llu, %llu edges", (unsigned long long)cycles, (unsigned long long)tries,
-                        (unsigned long long)g.edges);
+        rc = bench_fail(out, "%llu cycles refused of %llu, %llu edges", (unsigned long long)cycles,
+                        (unsigned long long)tries, (unsigned long long)g.edges);
     }
     if (rc == 0) rc = bench_sample(out, secs);
     snprintf(out->check, sizeof out->check, "%llu edges, %llu cycles refused", (unsigned long long)g.edges,

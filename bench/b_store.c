@@ -123,13 +123,15 @@ static int bench_open(const bench_env *env, const void *arg, bench_out *out) {
         mmsb_engineinfo info = {.struct_size = sizeof info};
         if (rc == 0) rc = mmsb_engine_info(e, &info);
         if (rc == 0 && (info.recovered_from_checkpoint != 0) != a->with_checkpoint) rc = bench_fail(out, "wrong start");
-        double v = a->unit == 0 ? ns / 1e6 : a->unit == 1 ? (double)info.recovered_records / ns * 1e3 : (double)b->log_bytes / ns;
+        double v = a->unit == 0   ? ns / 1e6
+                   : a->unit == 1 ? (double)info.recovered_records / ns * 1e3
+                                  : (double)b->log_bytes / ns;
         if (rc == 0) rc = bench_sample(out, v);
         if (rc == 0) bench_check_root(e, out);
         if (rc == 0 && strstr(out->check, b->root) == NULL) rc = bench_fail(out, "another state root: %s", out->check);
         if (rc == 0) {
-            snprintf(out->note, sizeof out->note, "%llu records, %llu MiB of log", (unsigned long long)info.recovered_records,
-                     (unsigned long long)(b->log_bytes / MiB));
+            snprintf(out->note, sizeof out->note, "%llu records, %llu MiB of log",
+                     (unsigned long long)info.recovered_records, (unsigned long long)(b->log_bytes / MiB));
         }
         mmsb_close(e);
     }
@@ -198,8 +200,8 @@ static int bench_stall(const bench_env *env, const void *arg, bench_out *out) {
     mmsb_engineinfo info = {.struct_size = sizeof info};
     if (rc == 0) rc = mmsb_engine_info(e, &info);
     if (rc == 0) {
-        snprintf(out->note, sizeof out->note, "%llu checkpoints; stall max %.2f ms", (unsigned long long)info.checkpoints_written,
-                 (double)info.checkpoint_stall_ns_max / 1e6);
+        snprintf(out->note, sizeof out->note, "%llu checkpoints; stall max %.2f ms",
+                 (unsigned long long)info.checkpoints_written, (double)info.checkpoint_stall_ns_max / 1e6);
         bench_check_root(e, out);
     }
     if (rc > 0 || rc < -1) rc = bench_fail(out, "%s", mmsb_last_error());
@@ -417,24 +419,24 @@ static int bench_attach(const bench_env *env, const void *arg, bench_out *out) {
 /* ---- the table ---------------------------------------------------------------------------------------- */
 
 static const bench_def STORE[] = {
-    {"log/replay_from_genesis/4M_records_of_2M_64B_changes", "M/s", bench_open, &(const open_arg){false, false, true, 1},
-     NULL, GOAL_AT_LEAST, 5, "issue 5 (or >= 1 GB/s)", NULL, NULL, NULL, 0},
+    {"log/replay_from_genesis/4M_records_of_2M_64B_changes", "M/s", bench_open,
+     &(const open_arg){false, false, true, 1}, NULL, GOAL_AT_LEAST, 5, "issue 5 (or >= 1 GB/s)", NULL, NULL, NULL, 0},
     {"log/replay_from_genesis/1GiB_of_64KiB_changes", "GB/s", bench_open, &(const open_arg){true, false, true, 2}, NULL,
      GOAL_AT_LEAST, 1, "issue 5 (or >= 5 M records/s)", NULL, NULL, NULL, 0},
     {"log/reopen/1GiB_log_with_checkpoint", "ms", bench_open, &(const open_arg){true, true, false, 0}, NULL,
      GOAL_AT_MOST, 1000, "issue 5", NULL, NULL, NULL, 0},
     {"log/reopen/1GiB_log_without_checkpoint", "ms", bench_open, &(const open_arg){true, false, false, 0}, NULL,
      GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
-    {"checkpoint/1000_changed_4KiB_pages", "ms", bench_checkpoint, NULL, NULL, GOAL_AT_MOST, 20, "issue 5", NULL,
-     NULL, NULL, 0},
+    {"checkpoint/1000_changed_4KiB_pages", "ms", bench_checkpoint, NULL, NULL, GOAL_AT_MOST, 20, "issue 5", NULL, NULL,
+     NULL, 0},
     {"checkpoint/write_latency_with_a_checkpoint_every_4MiB", "us", bench_stall, NULL, NULL, GOAL_NONE, 0, NULL, NULL,
      NULL, NULL, 0},
-    {"checkpoint/structure_check/100k_4KiB_pages_trees", "ms", bench_check, &(const int){0}, NULL, GOAL_NONE, 0,
-     NULL, NULL, NULL, NULL, 0},
+    {"checkpoint/structure_check/100k_4KiB_pages_trees", "ms", bench_check, &(const int){0}, NULL, GOAL_NONE, 0, NULL,
+     NULL, NULL, NULL, 0},
     {"checkpoint/structure_check/100k_4KiB_pages_with_overflow_headers", "ms", bench_check, &(const int){1}, NULL,
      GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
-    {"log/reopen/100k_4KiB_pages_with_checkpoint", "ms", bench_check, &(const int){2}, NULL, GOAL_NONE, 0, NULL,
-     NULL, NULL, NULL, 0},
+    {"log/reopen/100k_4KiB_pages_with_checkpoint", "ms", bench_check, &(const int){2}, NULL, GOAL_NONE, 0, NULL, NULL,
+     NULL, NULL, 0},
     {"attach/read_4KiB_page_while_a_writer_writes", "M/s", bench_attach, NULL, NULL, GOAL_NONE, 0, NULL, NULL, NULL,
      NULL, 0},
     {"memory/resident_bytes_per_4KiB_page/1M_pages", "bytes", bench_memory, NULL, NULL, GOAL_AT_MOST,

@@ -233,7 +233,8 @@ static void print_table(const runner *rn) {
         refs = true;
         char med[24];
         fmt_value(r->median, med, sizeof med);
-        printf("  %-*s MMSB %s %s; replaced system: %s\n", name_width, r->def->name, med, r->def->unit, r->def->reference);
+        printf("  %-*s MMSB %s %s; replaced system: %s\n", name_width, r->def->name, med, r->def->unit,
+               r->def->reference);
     }
 }
 

@@ -65,7 +65,9 @@ int live_publish(mmsb_engine *e) {
     bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
     if (fd >= 0) close(fd);
     if (ok) ok = renameat(e->dir_fd, "ATTACH.tmp", e->dir_fd, "ATTACH") == 0;
-    if (!ok) return err_set(err_from_errno(errno), "mmsb_open: cannot publish %s/ATTACH for readers: %s", e->dir, strerror(errno));
+    if (!ok)
+        return err_set(err_from_errno(errno), "mmsb_open: cannot publish %s/ATTACH for readers: %s", e->dir,
+                       strerror(errno));
     return 0;
 }
 
@@ -98,7 +100,8 @@ static int read_attach_file(const char *dir, attach_file *f) {
     snprintf(path, sizeof path, "%s/ATTACH", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT) return err_set(MMSB_ENOTFOUND, "mmsb_attach_open: no engine is running on %s (no ATTACH file)", dir);
+        if (errno == ENOENT)
+            return err_set(MMSB_ENOTFOUND, "mmsb_attach_open: no engine is running on %s (no ATTACH file)", dir);
         return err_set(MMSB_EIO, "mmsb_attach_open: %s: %s", path, strerror(errno));
     }
     ssize_t n = read(fd, text, ATTACH_FILE_BYTES_MAX);
@@ -142,7 +145,8 @@ static int map_writer_fd(const attach_file *f, int fd, const char *kind, const v
     void *p = MAP_FAILED;
     if (rc == 0) p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_NORESERVE, mfd, 0);
     close(mfd);
-    if (rc == 0 && p == MAP_FAILED) rc = err_set(MMSB_ENOMEM, "mmsb_attach_open: mmap of %s: %s", proc, strerror(errno));
+    if (rc == 0 && p == MAP_FAILED)
+        rc = err_set(MMSB_ENOMEM, "mmsb_attach_open: mmap of %s: %s", proc, strerror(errno));
     if (rc != 0) return rc;
     *base = p;
     *bytes = (uint64_t)st.st_size;
@@ -219,7 +223,8 @@ MMSB_API int mmsb_attach_read(mmsb_attach *attach, uint64_t page_id, uint64_t of
                               uint64_t *epoch_out) {
     int rc = attach_enter(attach, "mmsb_attach_read");
     if (rc != 0) return rc;
-    if (buf == NULL && len > 0) return err_set(MMSB_EINVAL, "mmsb_attach_read: buf is NULL with len %llu", (unsigned long long)len);
+    if (buf == NULL && len > 0)
+        return err_set(MMSB_EINVAL, "mmsb_attach_read: buf is NULL with len %llu", (unsigned long long)len);
     entry_copy copy;
     rc = page_read_consistent(&attach->src, page_id, "mmsb_attach_read", &copy, offset, buf, len);
     if (rc == 0 && epoch_out != NULL) *epoch_out = copy.epoch;

@@ -112,7 +112,8 @@ static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8
     ASSERT(pe_out != NULL && fn != NULL);
     int rc = change_target_check(e, id, offset, len, fn, pe_out);
     if (rc != 0) return rc;
-    if (bytes == NULL && len > 0) return err_set(MMSB_EINVAL, "%s: bytes is NULL with len %llu", fn, (unsigned long long)len);
+    if (bytes == NULL && len > 0)
+        return err_set(MMSB_EINVAL, "%s: bytes is NULL with len %llu", fn, (unsigned long long)len);
     if (ranges_overlap(bytes, len, page_bytes(e, *pe_out), (*pe_out)->size_bytes)) {
         return err_set(MMSB_EINVAL, "%s: bytes overlap page %llu itself", fn, (unsigned long long)id);
     }
@@ -122,7 +123,8 @@ static int write_check(mmsb_engine *e, uint64_t id, uint64_t offset, const uint8
 static int mask_check(const mmsb_delta *d, const char *fn) {
     ASSERT(d != NULL && fn != NULL);
     uint64_t mask_bytes = (d->len + 7) / 8;
-    if (d->mask == NULL && d->len > 0) return err_set(MMSB_EINVAL, "%s: mask is NULL with len %llu", fn, (unsigned long long)d->len);
+    if (d->mask == NULL && d->len > 0)
+        return err_set(MMSB_EINVAL, "%s: mask is NULL with len %llu", fn, (unsigned long long)d->len);
     if (d->len % 8 != 0 && (d->mask[mask_bytes - 1] >> (d->len % 8)) != 0) {
         return err_set(MMSB_EINVAL, "%s: mask byte %llu has bits set past len %llu", fn,
                        (unsigned long long)(mask_bytes - 1), (unsigned long long)d->len);
@@ -150,11 +152,14 @@ int change_delta_check(mmsb_engine *e, const mmsb_delta *d, const char *fn, page
                        (unsigned long long)d->payload_len, (unsigned long long)need,
                        sparse ? "sparse: popcount of the mask" : "dense: len");
     }
-    if (d->payload == NULL && d->payload_len > 0) return err_set(MMSB_EINVAL, "%s: payload is NULL with payload_len %llu", fn, (unsigned long long)d->payload_len);
+    if (d->payload == NULL && d->payload_len > 0)
+        return err_set(MMSB_EINVAL, "%s: payload is NULL with payload_len %llu", fn,
+                       (unsigned long long)d->payload_len);
     const uint8_t *page = page_bytes(e, pe);
     if (ranges_overlap(d->mask, (d->len + 7) / 8, page, pe->size_bytes) ||
         ranges_overlap(d->payload, d->payload_len, page, pe->size_bytes)) {
-        return err_set(MMSB_EINVAL, "%s: mask or payload overlaps page %llu itself", fn, (unsigned long long)d->page_id);
+        return err_set(MMSB_EINVAL, "%s: mask or payload overlaps page %llu itself", fn,
+                       (unsigned long long)d->page_id);
     }
     if ((d->flags & MMSB_DELTA_EXPECT_EPOCH) && pe->epoch != d->expected_epoch) {
         return err_set(MMSB_ECONFLICT, "%s: page %llu is at epoch %llu, the delta expects %llu", fn,
@@ -295,8 +300,11 @@ MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta, mmsb_chang
 static int batch_check(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count, uint32_t durability,
                        const mmsb_commit_result *out) {
     ASSERT(!e->cc.active);
-    if (deltas == NULL && count > 0) return err_set(MMSB_EINVAL, "mmsb_apply_batch: deltas is NULL with count %llu", (unsigned long long)count);
-    if (count > BATCH_DELTAS_MAX) return err_set(MMSB_EINVAL, "mmsb_apply_batch: count %llu exceeds %d", (unsigned long long)count, BATCH_DELTAS_MAX);
+    if (deltas == NULL && count > 0)
+        return err_set(MMSB_EINVAL, "mmsb_apply_batch: deltas is NULL with count %llu", (unsigned long long)count);
+    if (count > BATCH_DELTAS_MAX)
+        return err_set(MMSB_EINVAL, "mmsb_apply_batch: count %llu exceeds %d", (unsigned long long)count,
+                       BATCH_DELTAS_MAX);
     int rc = commit_durability_check(durability, "mmsb_apply_batch");
     if (rc == 0) rc = commit_result_check(out, "mmsb_apply_batch");
     page_entry *pe;

@@ -86,7 +86,8 @@ static int put_derive(mmsb_engine *e, uint64_t id, uint32_t n) {
     uint8_t *parents;
     int rc = ckpt_put_derive(e->ck.store, &d, &parents);
     if (rc != 0) return rc;
-    for (uint32_t k = 0; k < v->parent_count; k++) put_le64(parents + 8ull * k, graph_at(&e->g, v->parents[k])->page_id);
+    for (uint32_t k = 0; k < v->parent_count; k++)
+        put_le64(parents + 8ull * k, graph_at(&e->g, v->parents[k])->page_id);
     return 0;
 }
 
@@ -128,7 +129,8 @@ static int write_txn(mmsb_engine *e, const ckpt_meta *m) {
         }
     }
     int injected = rc == 0 ? engine_point(e, "checkpoint-commit") : 0;
-    if (injected != 0) rc = err_set(err_from_errno(injected), "checkpoint: committing: %s (injected)", strerror(injected));
+    if (injected != 0)
+        rc = err_set(err_from_errno(injected), "checkpoint: committing: %s (injected)", strerror(injected));
     if (rc == 0) return ckpt_write_commit(e->ck.store, m);
     ckpt_write_abort(e->ck.store);
     return rc;
@@ -223,7 +225,8 @@ int checkpoint_write(mmsb_engine *e) {
     log_position(e->log, &pos);
     e->ck.stream_pos = pos.stream_pos;
     e->ck.next_seq = pos.next_seq;
-    ASSERT(rc != 0 || e->ck.next_seq == m.next_seq + 1 || e->ck.next_seq == m.next_seq + 2); /* the marker, maybe after a SEAL */
+    ASSERT(rc != 0 || e->ck.next_seq == m.next_seq + 1 ||
+           e->ck.next_seq == m.next_seq + 2); /* the marker, maybe after a SEAL */
     remove_segments_before(e, m.segment);
     e->ck.stall_ns_last = monotonic_ns() - t0;
     e->ck.stall_ns_max = max_u64(e->ck.stall_ns_max, e->ck.stall_ns_last);
@@ -287,7 +290,8 @@ static int load_page(void *ctx, const ckpt_page *p) {
     mmsb_engine *e = x->e;
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (p->id < next || p->id >= x->m->page_id_next || p->flags != 0 || p->location != MMSB_LOC_HOST) {
-        return err_set(MMSB_ECORRUPT, "checkpoint: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
+        return err_set(MMSB_ECORRUPT,
+                       "checkpoint: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
                        (unsigned long long)p->id, (unsigned long long)p->size_bytes, p->flags, p->location);
     }
     atomic_store_explicit(&e->page_id_next, p->id, memory_order_relaxed);
@@ -307,7 +311,8 @@ static int load_derive(void *ctx, const ckpt_derive *d) {
     ASSERT(d->child != 0);
     ASSERT(ctx != NULL && d != NULL);
     load_ctx *x = ctx;
-    if (d->child >= x->m->page_id_next) return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);
+    if (d->child >= x->m->page_id_next)
+        return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);
     return derive_load(x->e, d);
 }
 
@@ -340,8 +345,10 @@ int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
     if (rc != 0) return rc;
     h128 root;
     digest_root(e, &root);
-    if (x.pages != meta->pages || e->g.derived != meta->derived || root.lo != meta->root.lo || root.hi != meta->root.hi) {
-        return err_set(MMSB_ECORRUPT, "checkpoint %llu: loaded %llu pages (%llu derived) with state root %016llx%016llx; "
+    if (x.pages != meta->pages || e->g.derived != meta->derived || root.lo != meta->root.lo ||
+        root.hi != meta->root.hi) {
+        return err_set(MMSB_ECORRUPT,
+                       "checkpoint %llu: loaded %llu pages (%llu derived) with state root %016llx%016llx; "
                        "it recorded %llu (%llu) and %016llx%016llx",
                        (unsigned long long)meta->number, (unsigned long long)x.pages, (unsigned long long)e->g.derived,
                        (unsigned long long)root.hi, (unsigned long long)root.lo, (unsigned long long)meta->pages,

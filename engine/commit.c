@@ -30,7 +30,8 @@ int commit_open(mmsb_engine *e) {
     uint64_t journal = max_u64(e->opts.commit_bytes_max, JOURNAL_BYTES_MIN);
     int rc = vmap_open(&e->cc.journal, NULL, journal, 1 << 20);
     if (rc == 0) rc = touched_open(e);
-    if (rc == 0) rc = vmap_open(&e->cc.events, NULL, (uint64_t)MMSB_EVENTS_PER_COMMIT_MAX * sizeof(mmsb_event), 64 * 1024);
+    if (rc == 0)
+        rc = vmap_open(&e->cc.events, NULL, (uint64_t)MMSB_EVENTS_PER_COMMIT_MAX * sizeof(mmsb_event), 64 * 1024);
     if (rc == 0) rc = vmap_open(&e->op_out, NULL, e->opts.page_bytes_max, 1 << 20);
     ASSERT(rc != 0 || e->cc.journal.bytes_max >= JOURNAL_BYTES_MIN);
     return rc;

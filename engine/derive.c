@@ -158,7 +158,8 @@ static int parents_check(mmsb_engine *e, uint64_t child, const uint64_t *parents
         page_entry *pe;
         int rc = page_lookup(e, parents[k], fn, &pe);
         if (rc != 0) return rc;
-        if (parents[k] == child) return err_set(MMSB_ECYCLE, "%s: page %llu cannot depend on itself", fn, (unsigned long long)child);
+        if (parents[k] == child)
+            return err_set(MMSB_ECYCLE, "%s: page %llu cannot depend on itself", fn, (unsigned long long)child);
         sizes[k] = pe->size_bytes;
     }
     return 0;
@@ -172,7 +173,9 @@ static int op_fits(mmsb_engine *e, uint64_t child, uint32_t op, const uint8_t *p
     if (count == 0 || count > MMSB_DERIVE_PARENTS_MAX) {
         return err_set(MMSB_EINVAL, "%s: %u parents, expected 1..%u", fn, count, MMSB_DERIVE_PARENTS_MAX);
     }
-    if (params_len > MMSB_DERIVE_PARAMS_MAX) return err_set(MMSB_EINVAL, "%s: %llu param bytes, at most %u", fn, (unsigned long long)params_len, MMSB_DERIVE_PARAMS_MAX);
+    if (params_len > MMSB_DERIVE_PARAMS_MAX)
+        return err_set(MMSB_EINVAL, "%s: %llu param bytes, at most %u", fn, (unsigned long long)params_len,
+                       MMSB_DERIVE_PARAMS_MAX);
     if (!op_is_builtin(op) && op_find(&e->ops, op) == NULL) {
         return err_set(op >= MMSB_OP_USER_FIRST ? MMSB_ENOTFOUND : MMSB_EINVAL,
                        "%s: operation %u is neither built in nor registered", fn, op);
@@ -281,10 +284,13 @@ MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version
 
 static int derive_checked(mmsb_engine *e, uint64_t child, const mmsb_derive_spec *s, mmsb_commit_result *out) {
     ASSERT(!e->cc.active && !e->read_only);
-    if (s == NULL || s->struct_size < sizeof *s) return err_set(MMSB_EINVAL, "mmsb_derive: spec is NULL or its struct_size is below %zu", sizeof *s);
+    if (s == NULL || s->struct_size < sizeof *s)
+        return err_set(MMSB_EINVAL, "mmsb_derive: spec is NULL or its struct_size is below %zu", sizeof *s);
     if (s->flags != 0) return err_set(MMSB_EINVAL, "mmsb_derive: flags 0x%x (none are defined)", s->flags);
     if (s->parents == NULL && s->parent_count > 0) return err_set(MMSB_EINVAL, "mmsb_derive: parents is NULL");
-    if (s->params == NULL && s->params_len > 0) return err_set(MMSB_EINVAL, "mmsb_derive: params is NULL with params_len %llu", (unsigned long long)s->params_len);
+    if (s->params == NULL && s->params_len > 0)
+        return err_set(MMSB_EINVAL, "mmsb_derive: params is NULL with params_len %llu",
+                       (unsigned long long)s->params_len);
     int rc = commit_result_check(out, "mmsb_derive");
     if (rc == 0) rc = op_fits(e, child, s->op, s->params, s->params_len, s->parents, s->parent_count, "mmsb_derive");
     definition old;
@@ -344,9 +350,11 @@ static int edge_change(mmsb_engine *e, uint64_t parent, uint64_t child, bool add
     if (ids == NULL) return err_set(MMSB_ENOMEM, "%s: parent list", fn);
     const gnode *v = graph_at(&e->g, n);
     if (count == UINT32_MAX) {
-        rc = err_set(MMSB_ENOTFOUND, "%s: page %llu is not a parent of page %llu", fn, (unsigned long long)parent, (unsigned long long)child);
+        rc = err_set(MMSB_ENOTFOUND, "%s: page %llu is not a parent of page %llu", fn, (unsigned long long)parent,
+                     (unsigned long long)child);
     } else if (count == 0) {
-        rc = err_set(MMSB_EINVAL, "%s: page %llu is the last parent of %llu; use mmsb_underive", fn, (unsigned long long)parent, (unsigned long long)child);
+        rc = err_set(MMSB_EINVAL, "%s: page %llu is the last parent of %llu; use mmsb_underive", fn,
+                     (unsigned long long)parent, (unsigned long long)child);
     } else {
         rc = op_fits(e, child, v->op, v->params, v->params_len, ids, count, fn);
     }
@@ -407,7 +415,8 @@ MMSB_API int mmsb_derive_info(mmsb_engine *engine, uint64_t page_id, mmsb_derive
     if (rc != 0) return rc;
     page_entry *pe;
     if (info == NULL || info->struct_size < sizeof *info || (parents_out == NULL && parents_cap > 0)) {
-        rc = err_set(MMSB_EINVAL, "mmsb_derive_info: info is NULL or small, or parents_out is NULL with parents_cap %u", parents_cap);
+        rc = err_set(MMSB_EINVAL, "mmsb_derive_info: info is NULL or small, or parents_out is NULL with parents_cap %u",
+                     parents_cap);
     } else {
         rc = page_lookup(engine, page_id, "mmsb_derive_info", &pe);
     }
@@ -440,7 +449,8 @@ int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) {
     if (n == 0) return 0;
     const gnode *v = graph_at(&e->g, n);
     if (v->child_count > 0) {
-        return err_set(MMSB_EDEPENDENTS, "page %llu is a parent of %u derived page(s), page %llu among them; remove those edges first",
+        return err_set(MMSB_EDEPENDENTS,
+                       "page %llu is a parent of %u derived page(s), page %llu among them; remove those edges first",
                        (unsigned long long)id, v->child_count,
                        (unsigned long long)graph_at(&e->g, v->children[0])->page_id);
     }
@@ -455,7 +465,8 @@ static int replay_corrupt(const log_rec *r, const char *why) {
     ASSERT(r != NULL && why != NULL);
     char detail[400];
     snprintf(detail, sizeof detail, "%s", mmsb_last_error());
-    return err_set(MMSB_ECORRUPT, "%s seq %llu: %s (%s)", rec_type_name(r->type), (unsigned long long)r->seq, why, detail);
+    return err_set(MMSB_ECORRUPT, "%s seq %llu: %s (%s)", rec_type_name(r->type), (unsigned long long)r->seq, why,
+                   detail);
 }
 
 /* A derivation read from disk (log or checkpoint): checked like the API

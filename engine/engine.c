@@ -80,7 +80,8 @@ static int options_check_log(const mmsb_options *o) {
     if (o->durability < MMSB_DURABILITY_NONE || o->durability > MMSB_DURABILITY_SYNC) {
         return err_set(MMSB_EINVAL, "mmsb_open: durability %u is not an MMSB_DURABILITY_* value", o->durability);
     }
-    if (o->io_backend > MMSB_IO_SYNC) return err_set(MMSB_EINVAL, "mmsb_open: io_backend %u is not an MMSB_IO_* value", o->io_backend);
+    if (o->io_backend > MMSB_IO_SYNC)
+        return err_set(MMSB_EINVAL, "mmsb_open: io_backend %u is not an MMSB_IO_* value", o->io_backend);
     if (o->segment_bytes < SEG_BYTES_MIN || o->segment_bytes > SEG_BYTES_MAX ||
         o->segment_bytes % VM_PAGE_BYTES != 0) {
         return err_set(MMSB_EINVAL, "mmsb_open: segment_bytes %llu outside 4 MiB..1 GiB or not a multiple of 4 KiB",
@@ -88,7 +89,8 @@ static int options_check_log(const mmsb_options *o) {
     }
     if (o->log_buffer_bytes < 1 * MiB || o->log_buffer_bytes > o->segment_bytes ||
         o->log_buffer_bytes % VM_PAGE_BYTES != 0) {
-        return err_set(MMSB_EINVAL, "mmsb_open: log_buffer_bytes %llu outside 1 MiB..segment_bytes or not a multiple of 4 KiB",
+        return err_set(MMSB_EINVAL,
+                       "mmsb_open: log_buffer_bytes %llu outside 1 MiB..segment_bytes or not a multiple of 4 KiB",
                        (unsigned long long)o->log_buffer_bytes);
     }
     if (o->group_window_us == 0 || o->group_window_us > 1000000) {
@@ -100,17 +102,22 @@ static int options_check_log(const mmsb_options *o) {
                        (unsigned long long)o->group_window_bytes);
     }
     if (o->root_every_commits == 0) return err_set(MMSB_EINVAL, "mmsb_open: root_every_commits must be at least 1");
-    if (o->propagation > MMSB_PROPAGATE_FULL) return err_set(MMSB_EINVAL, "mmsb_open: propagation %u is not an MMSB_PROPAGATE_* value", o->propagation);
+    if (o->propagation > MMSB_PROPAGATE_FULL)
+        return err_set(MMSB_EINVAL, "mmsb_open: propagation %u is not an MMSB_PROPAGATE_* value", o->propagation);
     if (o->commit_bytes_max < 1 * MiB || o->commit_bytes_max > (1ull << 46)) {
-        return err_set(MMSB_EINVAL, "mmsb_open: commit_bytes_max %llu outside 1 MiB..64 TiB", (unsigned long long)o->commit_bytes_max);
+        return err_set(MMSB_EINVAL, "mmsb_open: commit_bytes_max %llu outside 1 MiB..64 TiB",
+                       (unsigned long long)o->commit_bytes_max);
     }
     if (o->txn_bytes_max < 4096 || o->txn_bytes_max > (1ull << 46)) {
-        return err_set(MMSB_EINVAL, "mmsb_open: txn_bytes_max %llu outside 4096..64 TiB", (unsigned long long)o->txn_bytes_max);
+        return err_set(MMSB_EINVAL, "mmsb_open: txn_bytes_max %llu outside 4096..64 TiB",
+                       (unsigned long long)o->txn_bytes_max);
     }
     if (o->checkpoint_map_bytes < 1 * MiB || o->checkpoint_map_bytes > o->checkpoint_map_bytes_max ||
         o->checkpoint_map_bytes_max > (1ull << 46)) {
-        return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_map_bytes %llu must be 1 MiB..checkpoint_map_bytes_max %llu (at most 64 TiB)",
-                       (unsigned long long)o->checkpoint_map_bytes, (unsigned long long)o->checkpoint_map_bytes_max);
+        return err_set(
+            MMSB_EINVAL,
+            "mmsb_open: checkpoint_map_bytes %llu must be 1 MiB..checkpoint_map_bytes_max %llu (at most 64 TiB)",
+            (unsigned long long)o->checkpoint_map_bytes, (unsigned long long)o->checkpoint_map_bytes_max);
     }
     if (o->checkpoint_readers == 0 || o->checkpoint_readers > 65536) {
         return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_readers %u outside 1..65536", o->checkpoint_readers);
@@ -150,7 +157,8 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
     const uint8_t *extra = (const uint8_t *)in + sizeof(mmsb_options);
     for (uint32_t i = 0; i < in->struct_size - sizeof(mmsb_options); i++) {
         if (extra[i] != 0) {
-            return err_set(MMSB_ENOTSUP, "mmsb_open: options set a field at byte %zu that this library (%s) does not know",
+            return err_set(MMSB_ENOTSUP,
+                           "mmsb_open: options set a field at byte %zu that this library (%s) does not know",
                            sizeof(mmsb_options) + i, MMSB_VERSION_STRING);
         }
     }
@@ -162,7 +170,8 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
         return err_set(MMSB_EINVAL, "mmsb_open: MMSB_OPEN_READONLY cannot be combined with MMSB_OPEN_CREATE or "
                        "MMSB_OPEN_SALVAGE (a read-only open never creates a store or cuts its log)");
     }
-    if (o->kernel > MMSB_KERNEL_AVX512) return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
+    if (o->kernel > MMSB_KERNEL_AVX512)
+        return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
     if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
     if (o->reserved0 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved0 is %u, must be 0", o->reserved0);
     if (o->arena_bytes_max < ARENA_BYTES_MIN || o->arena_bytes_max > REGION_BYTES_MAX) {

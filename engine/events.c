@@ -57,12 +57,16 @@ MMSB_API int mmsb_subscribe(mmsb_engine *engine, uint32_t event_mask, mmsb_event
     if (rc != 0) return rc;
     const uint32_t known = MMSB_EVENT_PAGE_CHANGED | MMSB_EVENT_DERIVED | MMSB_EVENT_COMMIT;
     if (fn == NULL || subscription_out == NULL || event_mask == 0 || (event_mask & ~known)) {
-        rc = err_set(MMSB_EINVAL, "mmsb_subscribe: fn and subscription_out are required, event_mask 0x%x must be a non-empty set of MMSB_EVENT_*", event_mask);
+        rc = err_set(MMSB_EINVAL,
+                     "mmsb_subscribe: fn and subscription_out are required, "
+                     "event_mask 0x%x must be a non-empty set of MMSB_EVENT_*",
+                     event_mask);
     } else if (engine->sub_count == MMSB_SUBSCRIBERS_MAX) {
         rc = err_set(MMSB_ENOSPC, "mmsb_subscribe: %u subscriptions already", MMSB_SUBSCRIBERS_MAX);
     } else {
         *subscription_out = ++engine->sub_next;
-        engine->subs[engine->sub_count++] = (subscriber){.id = engine->sub_next, .mask = event_mask, .fn = fn, .user = user};
+        engine->subs[engine->sub_count++] =
+            (subscriber){.id = engine->sub_next, .mask = event_mask, .fn = fn, .user = user};
         ASSERT(engine->sub_count <= MMSB_SUBSCRIBERS_MAX);
     }
     engine_leave(engine);

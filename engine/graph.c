@@ -208,7 +208,8 @@ static uint32_t discover_backward(graph *g, uint32_t x, uint64_t lb, uint32_t ge
  * and together they reuse the same order values. */
 static int pk_insert(graph *g, uint32_t x, uint32_t y) {
     ASSERT(x != 0 && y != 0 && x < g->count && y < g->count);
-    if (x == y) return err_set(MMSB_ECYCLE, "page %llu cannot depend on itself", (unsigned long long)g->nodes[x].page_id);
+    if (x == y)
+        return err_set(MMSB_ECYCLE, "page %llu cannot depend on itself", (unsigned long long)g->nodes[x].page_id);
     uint64_t lb = g->nodes[y].order, ub = g->nodes[x].order;
     if (ub < lb) return 0;
     uint32_t gen = next_visit(g), nf = 0;

@@ -26,7 +26,8 @@ uint32_t op_version(const op_registry *r, uint32_t op) {
 int op_register(op_registry *r, uint32_t op, uint32_t version, mmsb_op_fn fn, void *user) {
     ASSERT(r != NULL && r->count <= USER_OPS_MAX);
     if (op < MMSB_OP_USER_FIRST) {
-        return err_set(MMSB_EINVAL, "mmsb_op_register: op %u is below MMSB_OP_USER_FIRST (0x%x)", op, MMSB_OP_USER_FIRST);
+        return err_set(MMSB_EINVAL, "mmsb_op_register: op %u is below MMSB_OP_USER_FIRST (0x%x)", op,
+                       MMSB_OP_USER_FIRST);
     }
     if (fn == NULL) return err_set(MMSB_EINVAL, "mmsb_op_register: fn is NULL");
     user_op *u = (user_op *)op_find(r, op);
@@ -78,7 +79,8 @@ int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
     ASSERT(op_is_builtin(op) && parents >= 1);
     if (op == MMSB_OP_COPY) {
         if (parents != 1) return err_set(MMSB_EINVAL, "copy takes one parent, not %u", parents);
-        if (params_len != 0 && params_len != 16) return err_set(MMSB_EINVAL, "copy params are empty or 16 bytes, not %llu", (unsigned long long)params_len);
+        if (params_len != 0 && params_len != 16)
+            return err_set(MMSB_EINVAL, "copy params are empty or 16 bytes, not %llu", (unsigned long long)params_len);
         uint64_t src, len;
         copy_range(params_len == 0 ? NULL : params, parent_sizes[0], &src, &len);
         if (len == 0 || src > parent_sizes[0] || len > parent_sizes[0] - src || len != child_size) {

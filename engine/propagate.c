@@ -291,7 +291,8 @@ static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_
     ASSERT(!op_is_builtin(v->op) && size > 0);
     const user_op *u = op_find(&e->ops, v->op);
     if (u == NULL) {
-        return err_set(MMSB_ENOTFOUND, "page %llu is derived by user operation %u, which is not registered in this engine",
+        return err_set(MMSB_ENOTFOUND,
+                       "page %llu is derived by user operation %u, which is not registered in this engine",
                        (unsigned long long)v->page_id, v->op);
     }
     int rc = vmap_ensure(&e->op_out, size);

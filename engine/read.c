@@ -54,15 +54,15 @@ int page_read_consistent(const page_source *src, uint64_t id, const char *fn, en
         bool in_range = offset <= copy->size_bytes && len <= copy->size_bytes - offset;
         bool in_arena = copy->data_off <= src->arena_bytes && copy->size_bytes <= src->arena_bytes - copy->data_off;
     ASSERT(!(in_range && len > 0) || offset + len <= copy->size_bytes);
-        if (live && in_range && in_arena && dst != NULL && len > 0) memcpy(dst, src->arena + copy->data_off + offset, len);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&pe->seq, memory_order_relaxed) != s1) continue;
-        if (!live) return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
-        if (!in_arena) return err_set(MMSB_ECORRUPT, "%s: page %llu lies outside the arena", fn, (unsigned long long)id);
-        if (!in_range) {
-            return err_set(MMSB_EINVAL, "%s: range offset %llu + len %llu exceeds page %llu of %llu bytes",
-                           fn, (unsigned long long)offset, (unsigned long long)len,
-                           (unsigned long long)id, (unsigned long long)copy->size_bytes);
+    if (live && in_range && in_arena && dst != NULL && len > 0) memcpy(dst, src->arena + copy->data_off + offset, len);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&pe->seq, memory_order_relaxed) != s1) continue;
+    if (!live) return err_set(MMSB_ENOTFOUND, "%s: page %llu was freed", fn, (unsigned long long)id);
+    if (!in_arena) return err_set(MMSB_ECORRUPT, "%s: page %llu lies outside the arena", fn, (unsigned long long)id);
+    if (!in_range) {
+        return err_set(MMSB_EINVAL, "%s: range offset %llu + len %llu exceeds page %llu of %llu bytes", fn,
+                       (unsigned long long)offset, (unsigned long long)len, (unsigned long long)id,
+                       (unsigned long long)copy->size_bytes);
         }
         return 0;
     }
@@ -85,7 +85,8 @@ MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id, mmsb_pageinfo
     if (rc != 0) return rc;
     if (info == NULL) return err_set(MMSB_EINVAL, "mmsb_page_info: info is NULL");
     if (info->struct_size < sizeof(mmsb_pageinfo)) {
-        return err_set(MMSB_EINVAL, "mmsb_page_info: info->struct_size %u is below %zu; set it to sizeof(mmsb_pageinfo)",
+        return err_set(MMSB_EINVAL,
+                       "mmsb_page_info: info->struct_size %u is below %zu; set it to sizeof(mmsb_pageinfo)",
                        info->struct_size, sizeof(mmsb_pageinfo));
     }
     entry_copy copy;
@@ -107,7 +108,8 @@ MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id, uint64_t offs
                             void *buf, uint64_t len, uint64_t *epoch_out) {
     int rc = engine_check(engine, "mmsb_page_read");
     if (rc != 0) return rc;
-    if (buf == NULL && len > 0) return err_set(MMSB_EINVAL, "mmsb_page_read: buf is NULL with len %llu", (unsigned long long)len);
+    if (buf == NULL && len > 0)
+        return err_set(MMSB_EINVAL, "mmsb_page_read: buf is NULL with len %llu", (unsigned long long)len);
     if (ranges_overlap(buf, len, engine->data.mem.base, engine->data.mem.bytes_max)) {
         return err_set(MMSB_EINVAL, "mmsb_page_read: buf lies inside the engine's page arena");
     }

@@ -325,7 +325,8 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     rc = reset_state(e);
     if (rc == 0) rc = recover_log(e, NULL, resume);
     if (rc == 0 && found && e->recovered.records == 0) {
-        return err_set(MMSB_ECORRUPT, "recovery: the checkpoint cannot be used (%s) and there is no log to replay", why);
+        return err_set(MMSB_ECORRUPT, "recovery: the checkpoint cannot be used (%s) and there is no log to replay",
+                       why);
     }
     if (rc != 0) {
         char detail[300];
@@ -373,7 +374,8 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
             ckpt_meta m;
             bool found;
             rc = checkpoint_load(e, &m, &found);
-            if (rc == 0 && (!found || m.commit_seq != start->commit_seq)) rc = err_set(MMSB_EIO, "recovery: the checkpoint changed during salvage");
+            if (rc == 0 && (!found || m.commit_seq != start->commit_seq))
+                rc = err_set(MMSB_EIO, "recovery: the checkpoint changed during salvage");
         }
         x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = first, .aborted = aborted,
                          .aborted_count = aborted_count};

@@ -29,7 +29,8 @@ MMSB_API int mmsb_txn_begin(mmsb_engine *engine, mmsb_txn **txn_out) {
     int rc = engine_check(engine, "mmsb_txn_begin");
     if (rc != 0) return rc;
     if (txn_out == NULL) return err_set(MMSB_EINVAL, "mmsb_txn_begin: txn_out is NULL");
-    if (engine->read_only) return err_set(MMSB_EREADONLY, "mmsb_txn_begin: the engine was opened with MMSB_OPEN_READONLY");
+    if (engine->read_only)
+        return err_set(MMSB_EREADONLY, "mmsb_txn_begin: the engine was opened with MMSB_OPEN_READONLY");
     mmsb_txn *t = calloc(1, sizeof *t);
     if (t == NULL) return err_set(MMSB_ENOMEM, "mmsb_txn_begin: out of memory");
     t->e = engine;
@@ -52,7 +53,8 @@ static int stage(mmsb_txn *t, const staged *s, const uint8_t *mask, uint64_t mas
     if (t->used + need > t->cap) {
         uint64_t cap = max_u64(t->used + need, t->cap < 4096 ? 4096 : 2 * t->cap);
         uint8_t *b = realloc(t->buf, cap);
-        if (b == NULL) return err_set(MMSB_ENOMEM, "transaction: staging buffer of %llu bytes", (unsigned long long)cap);
+        if (b == NULL)
+            return err_set(MMSB_ENOMEM, "transaction: staging buffer of %llu bytes", (unsigned long long)cap);
         t->buf = b;
         t->cap = cap;
     }
@@ -69,7 +71,8 @@ static int stage(mmsb_txn *t, const staged *s, const uint8_t *mask, uint64_t mas
 MMSB_API int mmsb_txn_write(mmsb_txn *txn, uint64_t page_id, uint64_t offset, const void *bytes,
                             uint64_t len) {
     if (txn == NULL) return err_set(MMSB_EINVAL, "mmsb_txn_write: txn is NULL");
-    if (bytes == NULL && len > 0) return err_set(MMSB_EINVAL, "mmsb_txn_write: bytes is NULL with len %llu", (unsigned long long)len);
+    if (bytes == NULL && len > 0)
+        return err_set(MMSB_EINVAL, "mmsb_txn_write: bytes is NULL with len %llu", (unsigned long long)len);
     if (offset > UINT64_MAX - len) return err_set(MMSB_EINVAL, "mmsb_txn_write: offset + len overflows");
     staged s = {.kind = STAGED_WRITE, .page_id = page_id, .offset = offset, .len = len, .payload_len = len};
     ASSERT(txn->e != NULL && !txn->e->read_only);

@@ -214,7 +214,8 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
  * With MMSB_OPEN_READONLY any number of processes may open it besides the
  * writer (CREATE and SALVAGE are then refused); they must be other processes
  * than the writer's, as LMDB allows one environment per file per process. */
-/* Role: any thread. Errors: MMSB_EINVAL, MMSB_EVERSION, MMSB_ENOTFOUND, EBUSY (the store is open in another engine), MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_ENOTSUP. */
+/* Role: any thread. Errors: MMSB_EINVAL, MMSB_EVERSION, MMSB_ENOTFOUND, MMSB_EBUSY (the store is
+ * open in another engine), MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_ENOTSUP. */
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
                        mmsb_engine **engine_out);
 /* Closes the engine and releases everything it holds. NULL is a no-op. If
@@ -225,7 +226,9 @@ MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
  * or a full disk, which every writing call since reported) makes close
  * report that error again: what was not durable then may be lost. After
  * this, views and the handle are invalid. */
-/* Role: writer (no other call may run or follow). Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK; an earlier log failure (EIO, MMSB_ENOSPC) is reported here too, and the handle is freed in every case but EINVAL, MMSB_EBUSY and ECALLBACK. */
+/* Role: writer (no other call may run or follow). Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK;
+ * an earlier log failure (MMSB_EIO, MMSB_ENOSPC) is reported here too, and the handle is freed in
+ * every case but MMSB_EINVAL, MMSB_EBUSY and MMSB_ECALLBACK. */
 MMSB_API int mmsb_close(mmsb_engine *engine);
 
 typedef struct mmsb_engineinfo {
@@ -284,7 +287,8 @@ typedef struct mmsb_engineinfo {
 #define MMSB_RECOVERED_TORN 0x1u     /* a torn tail was cut */
 #define MMSB_RECOVERED_SALVAGED 0x2u /* corruption was cut (MMSB_OPEN_SALVAGE) */
 
-/* Role: writer role, not writing: works on read-only engines. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK. */
+/* Role: writer role, not writing: works on read-only engines. Errors: MMSB_EINVAL, MMSB_EBUSY,
+ * MMSB_ECALLBACK. */
 MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
 
 /* ---- pages ---------------------------------------------------------------- */
@@ -297,11 +301,13 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
  * are reserved for later page kinds). Ids are assigned in order from 1 and
  * never reused within a store. Data is 64-byte aligned, and 4 KiB aligned
  * for pages of 4 KiB or more. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EIO, MMSB_EBUSY,
+ * MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes,
                               uint32_t flags, uint64_t *page_id_out);
 /* Frees a page; its id is never handed out again. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EDEPENDENTS, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EDEPENDENTS, MMSB_EIO, MMSB_ENOSPC,
+ * MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_page_free(mmsb_engine *engine, uint64_t page_id);
 
 typedef struct mmsb_pageinfo {
@@ -315,12 +321,14 @@ typedef struct mmsb_pageinfo {
 } mmsb_pageinfo;
 
 /* Reading calls: safe on any thread, concurrently with the writer. */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, EBUSY (the page kept changing: about 20 s of retries). */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EBUSY (the page
+ * kept changing: about 20 s of retries). */
 MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id,
                             mmsb_pageinfo *info);
 /* Copies len bytes at offset into buf. The bytes are consistent: all of them
  * are from the epoch stored in *epoch_out (which may be NULL). */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, EBUSY (the page kept changing: about 20 s of retries). */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EBUSY (the page
+ * kept changing: about 20 s of retries). */
 MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id,
                             uint64_t offset, void *buf, uint64_t len,
                             uint64_t *epoch_out);
@@ -329,7 +337,8 @@ MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id,
  * page is written, so a view is not a snapshot (use mmsb_page_read for one
  * while another thread writes). *epoch_out is the epoch at the time of the
  * call. Never write through the view. */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a device page), MMSB_EBUSY. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a device
+ * page), MMSB_EBUSY. */
 MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id,
                             const void **data_out, uint64_t *size_out,
                             uint64_t *epoch_out);
@@ -346,7 +355,8 @@ typedef struct mmsb_change {
 
 /* Writes len bytes at offset. The engine diffs them against the page and
  * applies only the bytes that differ. bytes must not overlap the page. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM,
+ * MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_write(mmsb_engine *engine, uint64_t page_id, uint64_t offset,
                         const void *bytes, uint64_t len, mmsb_change *change_out);
 
@@ -374,7 +384,8 @@ typedef struct mmsb_delta {
 
 /* Applies a delta; on any error nothing is applied. Mask and payload must not
  * overlap the page. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO,
+ * MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_apply(mmsb_engine *engine, const mmsb_delta *delta,
                         mmsb_change *change_out);
 
@@ -400,7 +411,8 @@ typedef struct mmsb_commit_result {
  * commit, for every delta of that page); any
  * error fails the whole batch with nothing applied, and the detail names the
  * delta's index. durability 0 = the engine's. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT (the detail names the delta), MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT (the detail names the delta),
+ * MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uint64_t count,
                               uint32_t durability, mmsb_commit_result *result);
 
@@ -414,14 +426,19 @@ MMSB_API int mmsb_apply_batch(mmsb_engine *engine, const mmsb_delta *deltas, uin
  * returns MMSB_EBUSY (another thread holds the writer role): the transaction
  * stays open and the commit can be retried. */
 typedef struct mmsb_txn mmsb_txn;
-/* Role: any thread; the transaction is then used by one thread at a time. Errors: MMSB_EINVAL, MMSB_EREADONLY, MMSB_ENOMEM. */
+/* Role: any thread; the transaction is then used by one thread at a time. Errors: MMSB_EINVAL,
+ * MMSB_EREADONLY, MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_begin(mmsb_engine *engine, mmsb_txn **txn_out);
-/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC (txn_bytes_max), MMSB_ENOMEM. */
+/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC
+ * (txn_bytes_max), MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_write(mmsb_txn *txn, uint64_t page_id, uint64_t offset,
                             const void *bytes, uint64_t len);
-/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC (txn_bytes_max), MMSB_ENOMEM. */
+/* Role: the transaction's thread (takes no engine role). Errors: MMSB_EINVAL, MMSB_ENOSPC
+ * (txn_bytes_max), MMSB_ENOMEM. */
 MMSB_API int mmsb_txn_apply(mmsb_txn *txn, const mmsb_delta *delta);
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EREADONLY; EBUSY and ECALLBACK leave the transaction open for a retry, every other result ends it. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECONFLICT, MMSB_EOP, MMSB_EIO,
+ * MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EREADONLY; MMSB_EBUSY and MMSB_ECALLBACK leave the transaction
+ * open for a retry, every other result ends it. */
 MMSB_API int mmsb_txn_commit(mmsb_txn *txn, uint32_t durability, mmsb_commit_result *result);
 /* Role: the transaction's thread. Errors: none (NULL is a no-op). */
 MMSB_API int mmsb_txn_abort(mmsb_txn *txn);
@@ -473,7 +490,8 @@ typedef int (*mmsb_op_fn)(void *user, const mmsb_op_input *in, uint8_t *out, uin
  * swaps the function and user pointer. After a reopen no operation is
  * registered: replay needs none, but a commit that must compute a page of an
  * unregistered operation fails with MMSB_ENOTFOUND and is rolled back. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_EOP, MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_EOP, MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK,
+ * MMSB_EREADONLY. */
 MMSB_API int mmsb_op_register(mmsb_engine *engine, uint32_t op, uint32_t version, mmsb_op_fn fn,
                               void *user);
 
@@ -489,17 +507,21 @@ typedef struct mmsb_derive_spec {
 
 /* Makes `child` a derived page (or redefines one) and computes it, in one
  * commit. An edge that would close a cycle fails with MMSB_ECYCLE. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC,
+ * MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_derive(mmsb_engine *engine, uint64_t child, const mmsb_derive_spec *spec,
                          mmsb_commit_result *result);
 /* Makes a derived page a plain page again; its bytes stay as they are. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY,
+ * MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_underive(mmsb_engine *engine, uint64_t child, mmsb_commit_result *result);
 /* Adds `parent` as the last parent of derived page `child` / removes it. */
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECYCLE, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC,
+ * MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_edge_add(mmsb_engine *engine, uint64_t parent, uint64_t child,
                            mmsb_commit_result *result);
-/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EOP, MMSB_EIO, MMSB_ENOSPC, MMSB_EBUSY,
+ * MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_edge_remove(mmsb_engine *engine, uint64_t parent, uint64_t child,
                               mmsb_commit_result *result);
 
@@ -557,11 +579,13 @@ MMSB_API int mmsb_unsubscribe(mmsb_engine *engine, uint64_t subscription);
 
 /* Every commit made so far is on stable storage when this returns 0. Any
  * thread may call it. */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log failed). */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log
+ * failed). */
 MMSB_API int mmsb_sync(mmsb_engine *engine);
 /* Blocks until commit `commit_seq` (an mmsb_change.commit_seq) is on stable
  * storage, syncing now if it is not yet. Any thread may call it. */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log failed). */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log
+ * failed). */
 MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
 /* Sets the durability of the following commits (a writing call). */
 /* Role: writer. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
@@ -575,7 +599,8 @@ MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
  * (unless MMSB_OPEN_KEEP_LOG) the log segments wholly before it are removed.
  * A writing call; nothing to do when nothing changed since the last one.
  * Also run by the checkpoint_log_bytes policy and by mmsb_close. */
-/* Role: writer. Errors: MMSB_EIO, MMSB_ENOSPC, MMSB_ECORRUPT, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
+/* Role: writer. Errors: MMSB_EIO, MMSB_ENOSPC, MMSB_ECORRUPT, MMSB_EBUSY, MMSB_ECALLBACK,
+ * MMSB_EREADONLY. */
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
 
 /* ---- live read-only attach from another process ------------------------------- */
@@ -590,11 +615,14 @@ MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
 typedef struct mmsb_attach mmsb_attach;
 /* MMSB_ENOTFOUND when no engine is running on dir (no ATTACH file, or its
  * process is gone). */
-/* Role: any thread; the handle is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EVERSION, MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOMEM. */
+/* Role: any thread; the handle is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND,
+ * MMSB_EVERSION, MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOMEM. */
 MMSB_API int mmsb_attach_open(const char *dir, mmsb_attach **attach_out);
-/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, EBUSY (the page kept changing). */
+/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT,
+ * MMSB_EBUSY (the page kept changing). */
 MMSB_API int mmsb_attach_page_info(mmsb_attach *attach, uint64_t page_id, mmsb_pageinfo *info);
-/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, EBUSY (the page kept changing). */
+/* Role: reader: the attach handle's thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT,
+ * MMSB_EBUSY (the page kept changing). */
 MMSB_API int mmsb_attach_read(mmsb_attach *attach, uint64_t page_id, uint64_t offset, void *buf,
                               uint64_t len, uint64_t *epoch_out);
 /* Role: reader: the attach handle's thread. Errors: none (NULL is a no-op). */
@@ -671,7 +699,8 @@ typedef struct mmsb_log_record {
  * checkpoint's segment are skipped; only then is the checkpoint's meta
  * record read (LMDB, read-only: LMDB allows one environment per file per
  * process). Every record's payload is valid until the next mmsb_log_next. */
-/* Role: any thread; the reader is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ECORRUPT, MMSB_EVERSION, MMSB_EIO, MMSB_ENOMEM. */
+/* Role: any thread; the reader is then used by one thread. Errors: MMSB_EINVAL, MMSB_ENOTFOUND,
+ * MMSB_ECORRUPT, MMSB_EVERSION, MMSB_EIO, MMSB_ENOMEM. */
 MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **reader_out);
 /* The next record; record->type is MMSB_REC_END after the last. */
 /* Role: the log reader's thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT, MMSB_EIO. */

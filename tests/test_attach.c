@@ -38,7 +38,8 @@ static void writer(const char *dir, void *ctx, int ready) {
     for (uint64_t n = 0;; n++) {
         uint32_t k = (uint32_t)(n % PAGES);
         if (n % 64 == 63) {
-            if (mmsb_page_free(e, ids[PAGES - 1]) != 0 || mmsb_page_create(e, PAGE_BYTES, 0, &ids[PAGES - 1]) != 0) _exit(4);
+            if (mmsb_page_free(e, ids[PAGES - 1]) != 0 || mmsb_page_create(e, PAGE_BYTES, 0, &ids[PAGES - 1]) != 0)
+                _exit(4);
             continue;
         }
         mmsb_pageinfo pi = {.struct_size = sizeof pi};
@@ -119,7 +120,9 @@ static void test_reads_are_never_torn(void **state) {
         }
         TU_OK(rc);
         for (uint32_t k = 0; k < PAGE_BYTES; k++) {
-            if (buf[k] != (uint8_t)epoch) fail_msg("torn read: page %llu byte %u is %u at epoch %llu", (unsigned long long)id, k, buf[k], (unsigned long long)epoch);
+            if (buf[k] != (uint8_t)epoch)
+                fail_msg("torn read: page %llu byte %u is %u at epoch %llu", (unsigned long long)id, k, buf[k],
+                         (unsigned long long)epoch);
         }
         epochs_seen += epoch != last_epoch;
         last_epoch = epoch;

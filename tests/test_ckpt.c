@@ -406,10 +406,11 @@ static void test_kill9_with_checkpoints(void **state) {
         TU_OK(mmsb_close(e));
         genesis_root(dir, &o, genesis);
         if (strcmp(root, genesis) != 0) {
-            print_message("kill %d: from checkpoint %llu (seq %llu): commit %llu, %llu pages, %llu records, %s; detail %s\n", k,
-                          (unsigned long long)a.checkpoint_number, (unsigned long long)a.checkpoint_seq,
-                          (unsigned long long)a.commit_seq, (unsigned long long)a.pages_live,
-                          (unsigned long long)a.recovered_records, a.recovery_detail, a.checkpoint_detail);
+            print_message(
+                "kill %d: from checkpoint %llu (seq %llu): commit %llu, %llu pages, %llu records, %s; detail %s\n", k,
+                (unsigned long long)a.checkpoint_number, (unsigned long long)a.checkpoint_seq,
+                (unsigned long long)a.commit_seq, (unsigned long long)a.pages_live,
+                (unsigned long long)a.recovered_records, a.recovery_detail, a.checkpoint_detail);
             char *copy = tu_dir_new();
             tu_copy_dir(dir, copy);
             mmsb_engine *g = tu_open(copy, &o);

@@ -203,7 +203,8 @@ static void assert_counts(const mmsb_commit_result *r, uint64_t recomputes, uint
 }
 
 static void write_byte(mmsb_engine *e, uint64_t id, uint64_t off, uint8_t v, mmsb_commit_result *r) {
-    mmsb_delta d = {.page_id = id, .offset = off, .len = 1, .mask = (const uint8_t *)"\1", .payload = &v, .payload_len = 1};
+    mmsb_delta d = {
+        .page_id = id, .offset = off, .len = 1, .mask = (const uint8_t *)"\1", .payload = &v, .payload_len = 1};
     TU_OK(mmsb_apply_batch(e, &d, 1, 0, r));
 }
 

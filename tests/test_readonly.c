@@ -163,7 +163,9 @@ static void check_pages(mmsb_engine *r) {
         uint64_t epoch;
         TU_OK(mmsb_page_read(r, id, 0, buf, sizeof buf, &epoch));
         for (uint32_t i = 0; i < LIVE_PAGE_BYTES; i++) {
-            if (buf[i] != (uint8_t)epoch) fail_msg("page %llu byte %u is %u at epoch %llu", (unsigned long long)id, i, buf[i], (unsigned long long)epoch);
+            if (buf[i] != (uint8_t)epoch)
+                fail_msg("page %llu byte %u is %u at epoch %llu", (unsigned long long)id, i, buf[i],
+                         (unsigned long long)epoch);
         }
     }
 }

@@ -216,7 +216,8 @@ static void fill(life *l, const page_ref *p, uint64_t off, uint64_t len) {
     if (how == 0 || mmsb_page_read(l->e, p->id, off, l->buf, len, NULL) != 0) {
         rng_fill(&l->r, l->buf, len);
     } else if (how > 1) {
-        for (uint64_t k = 0; k < 1 + rng_below(&l->r, 12); k++) l->buf[rng_below(&l->r, len)] = (uint8_t)rng_next(&l->r);
+        for (uint64_t k = 0; k < 1 + rng_below(&l->r, 12); k++)
+            l->buf[rng_below(&l->r, len)] = (uint8_t)rng_next(&l->r);
     }
     if (rng_below(&l->r, 16) == 0) l->buf[0] = GUARD_REFUSES; /* a guard downstream will refuse it */
 }
@@ -373,7 +374,8 @@ static int step_durability(life *l) {
 /* One step: an error the workload allows is not a failure. */
 static int life_step(life *l) {
     uint64_t what = rng_below(&l->r, 100);
-    if (l->sh != NULL && getenv("MMSB_SIM_TRACE_STEPS") != NULL) fprintf(stderr, "what %llu\n", (unsigned long long)what);
+    if (l->sh != NULL && getenv("MMSB_SIM_TRACE_STEPS") != NULL)
+        fprintf(stderr, "what %llu\n", (unsigned long long)what);
     int rc = what < 6    ? step_create(l)
              : what < 8  ? step_free(l)
              : what < 36 ? step_write(l)
@@ -456,7 +458,8 @@ static uint64_t life_run(life *l, uint64_t seed, uint32_t index, uint64_t stop_a
         if (rc != 0) {
             if (l->sh != NULL && rc != MMSB_EIO && rc != MMSB_ENOSPC) {
                 l->sh->unexpected = rc;
-                snprintf(l->sh->detail, sizeof l->sh->detail, "step %u: %s: %s", s, mmsb_strerror(rc), mmsb_last_error());
+                snprintf(l->sh->detail, sizeof l->sh->detail, "step %u: %s: %s", s, mmsb_strerror(rc),
+                         mmsb_last_error());
             }
             if (l->sh == NULL) fail_msg("reference step %u: %s: %s", s, mmsb_strerror(rc), mmsb_last_error());
             break;
@@ -699,7 +702,8 @@ static mmsb_engine *reference_open(const char *dir) {
 }
 
 /* The roots after every commit of the life, run from the store as it was. */
-static uint64_t reference_roots(const char *snapshot, uint64_t seed, uint32_t index, char (**roots)[FINGERPRINT_BYTES]) {
+static uint64_t reference_roots(const char *snapshot, uint64_t seed, uint32_t index,
+                                char (**roots)[FINGERPRINT_BYTES]) {
     char *dir = tu_dir_new();
     tu_copy_store(snapshot, dir);
     life l = {.e = reference_open(dir), .reference = true, .roots_cap = STEPS_PER_LIFE + 1};
@@ -788,7 +792,8 @@ typedef struct event_ctx {
              EVENT_NAMES[(x)->kind], (x)->where[0] ? " at " : "", (x)->where, ##__VA_ARGS__)
 
 /* The first k in [acked, commits + 1] whose reference root is `root`. */
-static bool find_commit(const event_ctx *x, char (*roots)[FINGERPRINT_BYTES], uint64_t ref_commits, const char *root, uint64_t *k) {
+static bool find_commit(const event_ctx *x, char (*roots)[FINGERPRINT_BYTES], uint64_t ref_commits, const char *root,
+                        uint64_t *k) {
     uint64_t hi = x->commits + 1 < ref_commits ? x->commits + 1 : ref_commits;
     for (uint64_t i = x->acked; i <= hi; i++) {
         if (strcmp(roots[i], root) == 0) {
@@ -800,10 +805,11 @@ static bool find_commit(const event_ctx *x, char (*roots)[FINGERPRINT_BYTES], ui
 }
 
 /* Page by page: ids, sizes, epochs, bytes, derivations. */
-#define SAME(x, what, id, u, v)                                                                              \
-    do {                                                                                                     \
-        if ((u) != (v)) SIM_FAIL(x, "page %llu: %s %llu in the reference, %llu in the store", (unsigned long long)(id), \
-                                 what, (unsigned long long)(u), (unsigned long long)(v));                    \
+#define SAME(x, what, id, u, v)                                                                                        \
+    do {                                                                                                               \
+        if ((u) != (v))                                                                                                \
+            SIM_FAIL(x, "page %llu: %s %llu in the reference, %llu in the store", (unsigned long long)(id), what,      \
+                     (unsigned long long)(u), (unsigned long long)(v));                                                \
     } while (0)
 
 static void same_pages(const event_ctx *x, mmsb_engine *a, mmsb_engine *b) {
@@ -839,7 +845,8 @@ static void reference_at(const event_ctx *x, uint64_t k, const char *ref_dir) {
     life l = {.e = reference_open(ref_dir), .reference = true};
     life_buffers(&l);
     uint64_t made = life_run(&l, x->seed, x->index, k);
-    if (made != k) SIM_FAIL(x, "the reference made %llu commits, expected %llu", (unsigned long long)made, (unsigned long long)k);
+    if (made != k)
+        SIM_FAIL(x, "the reference made %llu commits, expected %llu", (unsigned long long)made, (unsigned long long)k);
     mmsb_options o;
     sim_options(&o);
     o.flags = MMSB_OPEN_READONLY;
@@ -855,10 +862,12 @@ static void reference_at(const event_ctx *x, uint64_t k, const char *ref_dir) {
  * commands say there is no store, and the next open creates it. */
 static bool check_no_store(event_ctx *x, const verdict *v) {
     if (v->ro != MMSB_ENOTFOUND) return false;
-    if (x->acked != 0 || x->index != 0) SIM_FAIL(x, "the store is gone after %llu acknowledged commits", (unsigned long long)x->acked);
+    if (x->acked != 0 || x->index != 0)
+        SIM_FAIL(x, "the store is gone after %llu acknowledged commits", (unsigned long long)x->acked);
     char out[600];
     int status = tool_status((const char *const[]){"verify", x->store, NULL}, out, sizeof out);
-    if (status != 2 || strstr(out, "no MMSB store") == NULL) SIM_FAIL(x, "verify on no store: exit %d: %s", status, out);
+    if (status != 2 || strstr(out, "no MMSB store") == NULL)
+        SIM_FAIL(x, "verify on no store: exit %d: %s", status, out);
     mmsb_options o;
     sim_options(&o);
     mmsb_engine *e = NULL;
@@ -883,9 +892,11 @@ static void check_event(event_ctx *x) {
         for (uint64_t i = 0; i <= x->ref_commits; i++) {
             if (strcmp(x->roots[i], v.ro_root) == 0) anywhere = i;
         }
-        SIM_FAIL(x, "the store holds state root %s, which is the state after no commit from %llu (acknowledged) "
-                 "to %llu of the life (%s %llu)", v.ro_root, (unsigned long long)x->acked,
-                 (unsigned long long)x->commits + 1, anywhere == UINT64_MAX ? "nor any of the reference's" : "but commit",
+        SIM_FAIL(x,
+                 "the store holds state root %s, which is the state after no commit from %llu (acknowledged) "
+                 "to %llu of the life (%s %llu)",
+                 v.ro_root, (unsigned long long)x->acked, (unsigned long long)x->commits + 1,
+                 anywhere == UINT64_MAX ? "nor any of the reference's" : "but commit",
                  (unsigned long long)(anywhere == UINT64_MAX ? x->ref_commits : anywhere));
     }
     if (v.ro != 0 && (!damaged || v.ro != MMSB_ECORRUPT)) {
@@ -910,16 +921,19 @@ static void check_event(event_ctx *x) {
     if (v.verify > 1) SIM_FAIL(x, "verify exited %d: %s", v.verify, verify_out);
     for (size_t i = 0; i < ARRAY_LEN(v.others); i++) {
         bool page_missing = i == 4 && v.ro != 0 && v.others[i] == 2;
-        if (v.others[i] > 1 && !page_missing) SIM_FAIL(x, "reading command %zu exited %d: %s", i, v.others[i], v.others_out[i]);
+        if (v.others[i] > 1 && !page_missing)
+            SIM_FAIL(x, "reading command %zu exited %d: %s", i, v.others[i], v.others_out[i]);
     }
     if (rc != 0 && rc != MMSB_ECORRUPT) SIM_FAIL(x, "the open failed: %s", mmsb_strerror(rc));
     if ((rc == 0) != (v.ro == 0)) SIM_FAIL(x, "the writer's open (%d) and a read-only open (%d) disagree", rc, v.ro);
-    if (rc == 0 && strcmp(root, v.ro_root) != 0) SIM_FAIL(x, "the writer's open reached %s, a read-only one %s", root, v.ro_root);
+    if (rc == 0 && strcmp(root, v.ro_root) != 0)
+        SIM_FAIL(x, "the writer's open reached %s, a read-only one %s", root, v.ro_root);
     if (!damaged && v.verify != 0) SIM_FAIL(x, "verify found a problem where nothing was damaged: %s", verify_out);
     if (rc != 0 && v.verify != 1) SIM_FAIL(x, "the open failed (corrupt) but verify found nothing");
     if (v.verify == 0) {
         for (size_t i = 0; i < ARRAY_LEN(v.others); i++) {
-            if (v.others[i] != 0) SIM_FAIL(x, "verify is clean but reading command %zu exited %d: %s", i, v.others[i], v.others_out[i]);
+            if (v.others[i] != 0)
+                SIM_FAIL(x, "verify is clean but reading command %zu exited %d: %s", i, v.others[i], v.others_out[i]);
         }
         if (v.reader != 0) SIM_FAIL(x, "verify is clean but the log reader failed: %s", mmsb_strerror(v.reader));
         if (rc != 0) SIM_FAIL(x, "verify is clean but the open failed");
@@ -973,7 +987,8 @@ static void run_seed(uint64_t seed, uint32_t lives, sim_totals *t) {
         }
         int end = run_child(store, seed, index, &cp);
         if (getenv("MMSB_SIM_TRACE") != NULL) {
-            fprintf(stderr, "seed %llu life %u %s: at %llu, events %llu, steps %llu, commits %llu, acked %llu, end %d%s%s\n",
+            fprintf(stderr,
+                    "seed %llu life %u %s: at %llu, events %llu, steps %llu, commits %llu, acked %llu, end %d%s%s\n",
                     (unsigned long long)seed, index, EVENT_NAMES[kind], (unsigned long long)cp.at,
                     (unsigned long long)sh->events, (unsigned long long)sh->steps, (unsigned long long)sh->commits,
                     (unsigned long long)sh->acked, end, sh->died_point[0] ? ", killed at " : "", sh->died_point);
@@ -983,7 +998,8 @@ static void run_seed(uint64_t seed, uint32_t lives, sim_totals *t) {
             fail_msg("seed %llu life %u (%s): the workload failed: %s", (unsigned long long)seed, index,
                      EVENT_NAMES[kind], sh->detail);
         }
-        if (end != 0 && end != 128 + SIGKILL) fail_msg("seed %llu life %u: the child ended with %d", (unsigned long long)seed, index, end);
+        if (end != 0 && end != 128 + SIGKILL)
+            fail_msg("seed %llu life %u: the child ended with %d", (unsigned long long)seed, index, end);
         event_ctx x = {.seed = seed, .index = index, .kind = kind, .store = store, .snapshot = snap,
                        .acked = sh->acked, .commits = sh->commits, .t = t};
         x.ref_commits = reference_roots(snap, seed, index, &x.roots);

@@ -753,7 +753,8 @@ static char *store_with_old_checkpoint(char old_path[4096], char root[33]) {
     tu_store s = tu_store_open(&o);
     enum { PAGES = 1500 };
     static uint64_t ids[PAGES];
-    for (int i = 0; i < PAGES; i++) TU_OK(mmsb_page_create(s.e, i % 3 == 0 ? 4096 + i % 700 : 64 + i % 500, 0, &ids[i]));
+    for (int i = 0; i < PAGES; i++)
+        TU_OK(mmsb_page_create(s.e, i % 3 == 0 ? 4096 + i % 700 : 64 + i % 500, 0, &ids[i]));
     uint8_t buf[256];
     path_in(s.dir, "data.old", old_path, 4096);
     for (int round = 0; round < 8; round++) {
@@ -821,14 +822,16 @@ static void test_inconsistent_checkpoint_file(void **state) {
         path_in(dir, "checkpoint/data.mdb", data, sizeof data);
         mix_pages(data, old, 1000 + trial);
         tu_run r = tu_tool_run((const char *const[]){"verify", dir, NULL});
-        if (r.status != 0 && r.status != 1) fail_msg("trial %llu: verify exit %d: %s", (unsigned long long)trial, r.status, r.err);
+        if (r.status != 0 && r.status != 1)
+            fail_msg("trial %llu: verify exit %d: %s", (unsigned long long)trial, r.status, r.err);
         tu_run_free(&r);
         int pid = tu_child_start(open_and_check, dir, root);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             fail_msg("trial %llu: the open %s %d", (unsigned long long)trial,
-                     WIFEXITED(status) ? "exited" : "died of signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                     WIFEXITED(status) ? "exited" : "died of signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         }
         path_in(dir, "checkpoint.rejected", path, sizeof path);
         rejected += exists(path);
@@ -880,7 +883,8 @@ static void test_flipped_checkpoint_file(void **state) {
         assert_int_equal(waitpid(pid, &status, 0), pid);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             fail_msg("trial %llu: the open %s %d", (unsigned long long)trial,
-                     WIFEXITED(status) ? "exited" : "died of signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                     WIFEXITED(status) ? "exited" : "died of signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         }
         tu_dir_remove(dir);
     }

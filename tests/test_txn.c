@@ -257,7 +257,8 @@ static void test_events(void **state) {
     TU_ERR(mmsb_subscribe(s.e, 0, record, &rec, &sub), MMSB_EINVAL);
     TU_ERR(mmsb_subscribe(s.e, 0x100, record, &rec, &sub), MMSB_EINVAL);
     TU_ERR(mmsb_subscribe(s.e, MMSB_EVENT_COMMIT, NULL, &rec, &sub), MMSB_EINVAL);
-    for (uint32_t i = 0; i < MMSB_SUBSCRIBERS_MAX; i++) TU_OK(mmsb_subscribe(s.e, MMSB_EVENT_COMMIT, record, &rec, &sub));
+    for (uint32_t i = 0; i < MMSB_SUBSCRIBERS_MAX; i++)
+        TU_OK(mmsb_subscribe(s.e, MMSB_EVENT_COMMIT, record, &rec, &sub));
     TU_ERR(mmsb_subscribe(s.e, MMSB_EVENT_COMMIT, record, &rec, &sub), MMSB_ENOSPC);
     tu_store_close(&s);
 }
@@ -340,7 +341,8 @@ static void dag_reference(uint64_t seed, uint64_t want_seq, char hex[33]) {
     }
     tu_root_hex(s.e, hex);
     tu_store_close(&s);
-    if (seq != want_seq) fail_msg("recovered commit %llu is not a commit of the sequence", (unsigned long long)want_seq);
+    if (seq != want_seq)
+        fail_msg("recovered commit %llu is not a commit of the sequence", (unsigned long long)want_seq);
 }
 
 static void test_kill9_during_transactions(void **state) {

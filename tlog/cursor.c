@@ -566,7 +566,8 @@ static int enter_segment(log_cursor *c) {
     if (rc != 0) return rc;
     uint8_t *map = size >= SEG_HEADER_BYTES ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
     close(fd);
-    if (map == MAP_FAILED) return err_set(MMSB_EIO, "cannot map segment %llu", (unsigned long long)c->seg_nos[c->seg_idx]);
+    if (map == MAP_FAILED)
+        return err_set(MMSB_EIO, "cannot map segment %llu", (unsigned long long)c->seg_nos[c->seg_idx]);
     c->map = map;
     c->map_size = size;
     ASSERT(c->map_size >= SEG_HEADER_BYTES);

@@ -109,10 +109,13 @@ static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t 
     d->mask = NULL;
     d->bytes = body;
     d->bytes_len = 0;
-    if (get_le32(range + RANGE_OFF_RESERVED) != 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: reserved field set", rec_type_name(r->type), (unsigned long long)r->seq);
+    if (get_le32(range + RANGE_OFF_RESERVED) != 0)
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: reserved field set", rec_type_name(r->type),
+                       (unsigned long long)r->seq);
     if (d->form == DELTA_NONE) {
         if (r->type != REC_DERIVED || d->len != 0 || d->offset != 0 || have != 0) {
-            return err_set(MMSB_ECORRUPT, "%s seq %llu: an empty body with a range", rec_type_name(r->type), (unsigned long long)r->seq);
+            return err_set(MMSB_ECORRUPT, "%s seq %llu: an empty body with a range", rec_type_name(r->type),
+                           (unsigned long long)r->seq);
         }
         return 0;
     }
@@ -126,17 +129,20 @@ static int decode_delta_body(const log_rec *r, const kern_ops *k, const uint8_t 
         return 0;
     }
     if (d->form != DELTA_SPARSE) {
-        return err_set(MMSB_ECORRUPT, "%s seq %llu: unknown form %u", rec_type_name(r->type), (unsigned long long)r->seq, d->form);
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: unknown form %u", rec_type_name(r->type),
+                       (unsigned long long)r->seq, d->form);
     }
     uint64_t mask_bytes = (d->len + 7) / 8;
     if (have < mask_bytes) return bad_length(r, r->length - have + mask_bytes);
     d->mask = body;
     uint8_t last = d->mask[mask_bytes - 1];
     if (d->len % 8 != 0 && (last >> (d->len % 8)) != 0) {
-        return err_set(MMSB_ECORRUPT, "%s seq %llu: mask has bits past len", rec_type_name(r->type), (unsigned long long)r->seq);
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: mask has bits past len", rec_type_name(r->type),
+                       (unsigned long long)r->seq);
     }
     d->bytes_len = k->popcount(d->mask, mask_bytes);
-    if (d->bytes_len == 0) return err_set(MMSB_ECORRUPT, "%s seq %llu: empty mask", rec_type_name(r->type), (unsigned long long)r->seq);
+    if (d->bytes_len == 0)
+        return err_set(MMSB_ECORRUPT, "%s seq %llu: empty mask", rec_type_name(r->type), (unsigned long long)r->seq);
     if (have != mask_bytes + d->bytes_len) return bad_length(r, r->length - have + mask_bytes + d->bytes_len);
     d->bytes = d->mask + mask_bytes;
     return 0;
@@ -222,7 +228,9 @@ int rec_decode_abort(const log_rec *r, uint64_t *first_seq) {
     ASSERT(r->payload != NULL || r->length == 0);
     if (r->length != ABORT_REC_BYTES) return bad_length(r, ABORT_REC_BYTES);
     *first_seq = get_le64(r->payload);
-    if (*first_seq > r->seq) return err_set(MMSB_ECORRUPT, "ABORT seq %llu: first seq %llu after it", (unsigned long long)r->seq, (unsigned long long)*first_seq);
+    if (*first_seq > r->seq)
+        return err_set(MMSB_ECORRUPT, "ABORT seq %llu: first seq %llu after it", (unsigned long long)r->seq,
+                       (unsigned long long)*first_seq);
     return 0;
 }
 

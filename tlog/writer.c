@@ -158,9 +158,12 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
     for (uint64_t off = 0; rc == 0 && zero_fill && off < w->cfg.segment_bytes; off += ZERO_FILL_CHUNK) {
         uint64_t n = min_u64(ZERO_FILL_CHUNK, w->cfg.segment_bytes - off);
         ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
-        if (put != (ssize_t)n) rc = err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name, put < 0 ? strerror(errno) : "short write");
+        if (put != (ssize_t)n)
+            rc = err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name,
+                         put < 0 ? strerror(errno) : "short write");
     }
-    if (rc == 0 && zero_fill && fdatasync(fd) != 0) rc = err_set(err_from_errno(errno), "fdatasync of %s: %s", name, strerror(errno));
+    if (rc == 0 && zero_fill && fdatasync(fd) != 0)
+        rc = err_set(err_from_errno(errno), "fdatasync of %s: %s", name, strerror(errno));
     if (rc == 0 && with_header) rc = write_header(w, fd, no, 1);
     if (rc == 0 && renameat(w->dir_fd, temp, w->dir_fd, name) != 0) {
         rc = err_set(err_from_errno(errno), "cannot rename %s to %s: %s", temp, name, strerror(errno));

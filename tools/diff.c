@@ -70,7 +70,8 @@ static bool records_differ(const log_rec *a, const log_rec *b, char *what, size_
             snprintf(what, cap, "commits of %u records in A, %u in B", na, nb);
             return true;
         }
-        if (ra && rb && memcmp(a->payload + COMMIT_FIXED_BYTES, b->payload + COMMIT_FIXED_BYTES, COMMIT_ROOT_BYTES) != 0) {
+        if (ra && rb &&
+            memcmp(a->payload + COMMIT_FIXED_BYTES, b->payload + COMMIT_FIXED_BYTES, COMMIT_ROOT_BYTES) != 0) {
             snprintf(what, cap, "the recorded state roots differ");
             return true;
         }

@@ -420,7 +420,10 @@ static int history_print(mmsb_engine *e, uint64_t page, const uint64_t *aborted,
         }
         emit_fields(&s, &r, audit_kern(e));
         if (j != NULL) json_close_obj(j);
-        else printf("%s\n", strcmp(state, "committed") == 0 ? "" : state[0] == 'r' ? "  (rolled back)" : "  (not committed)");
+        else
+            printf("%s\n", strcmp(state, "committed") == 0 ? ""
+                           : state[0] == 'r'               ? "  (rolled back)"
+                                                           : "  (not committed)");
         (*shown)++;
     }
     cursor_close(c);

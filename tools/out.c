@@ -63,7 +63,8 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
         i++;
     }
     if (out->pos_count != pos_want) {
-        return usage_error(cmd, usage, pos_want == 1 ? "needs the store directory" : "needs two store directories", NULL);
+        return usage_error(cmd, usage, pos_want == 1 ? "needs the store directory" : "needs two store directories",
+                           NULL);
     }
     return 0;
 }

@@ -105,7 +105,8 @@ static int diverge(replay_watch *w, uint64_t seq, uint64_t page, uint64_t offset
     w->div = (divergence){.found = true, .seq = seq, .page = page, .offset = offset, .expected = expected,
                           .actual = actual};
     snprintf(w->div.what, sizeof w->div.what, "%s", what);
-    return err_set(MMSB_ECORRUPT, "commit %llu: page %llu: %s", (unsigned long long)seq, (unsigned long long)page, what);
+    return err_set(MMSB_ECORRUPT, "commit %llu: page %llu: %s", (unsigned long long)seq, (unsigned long long)page,
+                   what);
 }
 
 /* The last record of this commit that changed page (0: none did). */

@@ -234,13 +234,16 @@ static int visit(lm_walk *w, const lm_db *db, tree_kind kind, lm_frame f, lm_fra
     uint16_t prev_len = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint16_t off = u16_at(p + LM_PAGE_HEADER + 2 * i);
-        if (off < upper || off % 2 != 0 || (uint32_t)off + LM_NODE_HEADER > w->psize) return bad("a node outside its page", f.pgno);
+        if (off < upper || off % 2 != 0 || (uint32_t)off + LM_NODE_HEADER > w->psize)
+            return bad("a node outside its page", f.pgno);
         const uint8_t *node = p + off;
         uint16_t ksize = u16_at(node + 6);
         uint32_t room = w->psize - off;
-        if (ksize > LM_KEY_BYTES_MAX || LM_NODE_HEADER + (uint32_t)ksize > room) return bad("a key past its page", f.pgno);
+        if (ksize > LM_KEY_BYTES_MAX || LM_NODE_HEADER + (uint32_t)ksize > room)
+            return bad("a key past its page", f.pgno);
         bool keyed = leaf || i > 0; /* a branch's first key is implicit */
-        if (keyed && kind == TREE_FREE && ksize != 8) return bad("a free-page tree key that is not a transaction id", f.pgno);
+        if (keyed && kind == TREE_FREE && ksize != 8)
+            return bad("a free-page tree key that is not a transaction id", f.pgno);
         if (keyed && prev_key != NULL && keys_compare(prev_key, prev_len, node + LM_NODE_HEADER, ksize, kind) >= 0) {
             return bad("keys out of order", f.pgno);
         }
@@ -297,11 +300,14 @@ static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t
     uint64_t off = 0;
     bool found = false;
     for (uint32_t i = 0; i < 2; i++) {
-        if (bytes < LM_META_TXNID + 8 || off > bytes - (LM_META_TXNID + 8)) return bad("a short meta page", (uint64_t)i);
+        if (bytes < LM_META_TXNID + 8 || off > bytes - (LM_META_TXNID + 8))
+            return bad("a short meta page", (uint64_t)i);
         const uint8_t *m = img + off;
-        if (!(u16_at(m + 10) & LM_P_META) || u32_at(m + 16) != LM_MAGIC) return bad("a meta page without LMDB's magic", (uint64_t)i);
+        if (!(u16_at(m + 10) & LM_P_META) || u32_at(m + 16) != LM_MAGIC)
+            return bad("a meta page without LMDB's magic", (uint64_t)i);
         if (u32_at(m + 20) != LM_DATA_VERSION) {
-            return err_set(MMSB_EVERSION, "checkpoint: LMDB data version %u, expected %d", u32_at(m + 20), LM_DATA_VERSION);
+            return err_set(MMSB_EVERSION, "checkpoint: LMDB data version %u, expected %d", u32_at(m + 20),
+                           LM_DATA_VERSION);
         }
         lm_db free_db = db_decode(m + LM_META_DBS);
         if (i == 0) off = *psize = free_db.pad; /* the page size is kept in the free tree's pad */
@@ -401,7 +407,8 @@ int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want,
     int saved = errno;
     close(fd);
     if (bytes == 0) return bad("an empty file", 0);
-    if (map == MAP_FAILED) return err_set(err_from_errno(saved), "checkpoint: cannot map %s: %s", data_path, strerror(saved));
+    if (map == MAP_FAILED)
+        return err_set(err_from_errno(saved), "checkpoint: cannot map %s: %s", data_path, strerror(saved));
     int rc = ckpt_check_image(map, bytes, overflow_headers, want, txnid);
     munmap((void *)map, bytes);
     return rc;

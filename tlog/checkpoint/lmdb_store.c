@@ -126,7 +126,8 @@ static int begin_checked(ckpt_store *s, unsigned flags, MDB_txn **out, const cha
         *out = NULL;
         if (rc != 0) return rc;
     }
-    return err_set(MMSB_EBUSY, "checkpoint: a writer committed during each of %d checks of the file", CHECK_ATTEMPTS_MAX);
+    return err_set(MMSB_EBUSY, "checkpoint: a writer committed during each of %d checks of the file",
+                   CHECK_ATTEMPTS_MAX);
 }
 
 static int open_dbis(ckpt_store *s) {
@@ -241,7 +242,9 @@ static int sync_path(const char *path) {
     ASSERT(strlen(path) < PATH_BYTES_MAX);
     ASSERT(path != NULL && path[0] != '\0');
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : err_set(err_from_errno(errno), "checkpoint: fsync of %s: %s", path, strerror(errno));
+    int rc = fd >= 0 && fsync(fd) == 0
+                 ? 0
+                 : err_set(err_from_errno(errno), "checkpoint: fsync of %s: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     return rc;
 }
@@ -413,8 +416,9 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
     }
     if (m->number == 0 || m->commit_seq == 0 || m->next_seq <= m->commit_seq || m->segment == 0 ||
         m->page_id_next == 0 || m->pages >= m->page_id_next || m->derived > m->pages || m->generation == 0) {
-        return err_set(MMSB_ECORRUPT, "checkpoint: the meta record is inconsistent (commit %llu, next %llu, segment %llu)",
-                       (unsigned long long)m->commit_seq, (unsigned long long)m->next_seq, (unsigned long long)m->segment);
+        return err_set(
+            MMSB_ECORRUPT, "checkpoint: the meta record is inconsistent (commit %llu, next %llu, segment %llu)",
+            (unsigned long long)m->commit_seq, (unsigned long long)m->next_seq, (unsigned long long)m->segment);
     }
     return 0;
 }
