@@ -1,12 +1,12 @@
 /*
- * location.h - where a page's bytes live, and the byte operations the router
- * performs on them.
+ * location.h - where a page's bytes live, and the byte operations done on
+ * them.
  *
- * The router never touches a page's bytes directly when it changes them: it
- * asks the page's location (host memory today; device memory when the GPU
- * path provides one) to diff, apply and copy. A location only moves bytes;
- * logging, epochs, digests marks, journaling decisions and events stay in the
- * router, so every location gets the same log records and the same
+ * Nothing touches a page's bytes directly when it changes them: page_change
+ * (page.c) asks the page's location (host memory today; device memory when
+ * the GPU path provides one) to diff, apply and copy. A location only moves
+ * bytes; logging, epochs, digest marks, the journal and events stay above
+ * it, so every location gets the same log records and the same
  * determinism. Whole-page reads for digests and operation inputs still use
  * host pointers (page_bytes); a device location mirrors or stages them.
  */

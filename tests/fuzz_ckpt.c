@@ -1,6 +1,6 @@
 /*
  * fuzz_ckpt.c - feeds arbitrary bytes, as the checkpoint's LMDB file, to
- * the structure check that runs before LMDB reads a tree (tlog/ckpt_check.c).
+ * the structure check that runs before LMDB reads a tree (tlog/checkpoint/lmdb_check.c).
  * Nothing may crash, hang, or read outside the image, whatever the pages say.
  *
  * Built two ways, like fuzz_log.c:

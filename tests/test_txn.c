@@ -9,6 +9,7 @@
  *   reopen the state is exactly the state after some prefix of the commits.
  */
 #include <signal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -212,8 +213,17 @@ typedef struct recorder {
     mmsb_engine *e;
     mmsb_event seen[32];
     int count;
-    int write_rc, read_rc;
+    int write_rc, read_rc, other_thread_rc;
 } recorder;
+
+/* Another thread's writing call while the writer runs a callback: the
+ * writer role is taken (EBUSY), and it is not the callback's own call. */
+static void *write_from_other_thread(void *arg) {
+    recorder *r = arg;
+    uint8_t b = 2;
+    r->other_thread_rc = mmsb_write(r->e, 1, 0, &b, 1, NULL);
+    return NULL;
+}
 
 static void record(void *user, const mmsb_event *ev) {
     recorder *r = user;
@@ -221,6 +231,9 @@ static void record(void *user, const mmsb_event *ev) {
     uint8_t b = 1, buf[4];
     r->write_rc = mmsb_write(r->e, 1, 0, &b, 1, NULL);
     r->read_rc = mmsb_page_read(r->e, 1, 0, buf, 4, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_from_other_thread, r), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
 }
 
 static void test_events(void **state) {
@@ -248,6 +261,7 @@ static void test_events(void **state) {
         assert_int_equal(rec.seen[i].flags, 0); /* nothing truncated */
     }
     assert_int_equal(rec.write_rc, MMSB_ECALLBACK);
+    assert_int_equal(rec.other_thread_rc, MMSB_EBUSY);
     assert_int_equal(rec.read_rc, 0);
     TU_OK(mmsb_unsubscribe(s.e, sub));
     TU_OK(mmsb_unsubscribe(s.e, sub2));

@@ -1,5 +1,5 @@
 /*
- * ckpt_check.c - a bounded check of the structure of the checkpoint's LMDB
+ * lmdb_check.c - a bounded check of the structure of the checkpoint's LMDB
  * file, before LMDB reads a tree from it.
  *
  * LMDB 0.9 keeps no checksums and trusts its pages: a file whose pages

@@ -1,5 +1,5 @@
 /*
- * ckpt.c - the checkpoint store in LMDB (see ckpt.h).
+ * lmdb_store.c - the checkpoint store in LMDB (see lmdb_store.h).
  *
  * Three named databases: "meta" (one value, key "state"), "pages" and
  * "derive", keyed by the page id as 8 big-endian bytes so that LMDB's byte

@@ -1,5 +1,5 @@
 /*
- * ckpt.h - the checkpoint store: an LMDB environment in the store's
+ * lmdb_store.h - the checkpoint store: an LMDB environment in the store's
  * `checkpoint/` directory holding the materialised state as of one commit.
  *
  * This file knows LMDB and the byte layout of the values (CHECKPOINTS.md in
@@ -88,7 +88,7 @@ int ckpt_grow(ckpt_store *s, uint64_t map_max);
 
 /* Checks the structure of the LMDB file data_path as of transaction `want`
  * (CKPT_TXN_NEWEST: the newest, the one LMDB opens), so that LMDB can read
- * that snapshot without looping or aborting (ckpt_check.c); with
+ * that snapshot without looping or aborting (lmdb_check.c); with
  * overflow_headers also each overflow page's header (which a writer's LMDB
  * trusts when it frees pages). *txnid: the transaction checked.
  * MMSB_ECORRUPT names the damage; CKPT_STALE: the file holds that

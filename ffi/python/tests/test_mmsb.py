@@ -263,6 +263,20 @@ class TestDerived(Base):
         e.write(p, 0, b"ef")
         self.assertEqual(len(seen), 4)
 
+    def test_codes_of_their_own_that_are_still_busy(self):
+        e = self.engine()
+        a, b = e.page_create(8), e.page_create(8)
+        e.derive(b, mmsb.OP_COPY, [a])
+        with self.assertRaises(mmsb.HasDependents) as cm:
+            e.page_free(a)  # b reads a
+        self.assertEqual(cm.exception.code, -32014)
+        self.assertIsInstance(cm.exception, mmsb.Busy)  # what callers caught before
+        e.subscribe(mmsb.EVENT_COMMIT, lambda ev: e.write(a, 0, b"x"))
+        e.write(a, 0, b"y")
+        self.assertIsInstance(e.callback_errors[0], mmsb.InCallback)
+        self.assertIsInstance(e.callback_errors[0], mmsb.Busy)
+        self.assertEqual(e.callback_errors[0].code, -32015)
+
 
 class TestConsistency(Base):
     def test_incremental_equals_full_recompute(self):
