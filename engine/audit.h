@@ -22,7 +22,7 @@ typedef struct audit_page {
 } audit_page;
 
 /* MMSB_ENOTFOUND unless id names a live page. */
-int audit_page_get(mmsb_engine *e, uint64_t id, audit_page *out) __attribute__((warn_unused_result));
+int audit_page_get(mmsb_engine *e, uint64_t id, audit_page *out) MUST_CHECK;
 
 typedef struct audit_state {
     uint64_t pages_live, derived, page_id_next;
@@ -32,10 +32,10 @@ void audit_state_get(mmsb_engine *e, audit_state *out);
 
 /* The checkpoint's meta record, if the store has one (*found); a damaged
  * checkpoint store is its error. */
-int audit_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found) __attribute__((warn_unused_result));
+int audit_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found) MUST_CHECK;
 /* Opens e's log from its oldest record, skipping segments left over from
  * a retention that a crash interrupted (the checkpoint covers them). */
-int audit_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) __attribute__((warn_unused_result));
+int audit_cursor(mmsb_engine *e, uint32_t flags, log_cursor **out) MUST_CHECK;
 const kern_ops *audit_kern(const mmsb_engine *e);
 
 /* The derived pages that read page id (its children), by page id. */
@@ -68,7 +68,7 @@ typedef struct audit_scratch {
 } audit_scratch;
 
 int audit_derived_check(mmsb_engine *e, uint64_t id, audit_scratch *s, audit_derived *out)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 void audit_scratch_free(audit_scratch *s);
 
 #endif /* MMSB_AUDIT_H */

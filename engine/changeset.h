@@ -15,7 +15,7 @@
 void change_note(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t old_epoch, uint64_t lo,
                  uint64_t hi, uint64_t bytes, uint32_t event);
 /* Asks propagation to compute derived node n in this commit. */
-int change_include(mmsb_engine *e, uint32_t n) __attribute__((warn_unused_result));
+int change_include(mmsb_engine *e, uint32_t n) MUST_CHECK;
 /* A node's mark says this commit changed it. */
 static inline bool change_marked(const mmsb_engine *e, const gnode *v) {
     return v->changed_mark == e->cc.gen;

@@ -269,8 +269,12 @@ static int register_checked(mmsb_engine *e, uint32_t op, uint32_t version, mmsb_
     if (rc != 0 || (found != NULL && old.version == version)) return rc;
     rc = recompute_op_pages(e, op, NULL);
     if (rc == 0) return 0;
-    if (found != NULL) op_register(&e->ops, op, old.version, old.fn, old.user);
-    else op_unregister(&e->ops, op);
+    if (found != NULL) {
+        int restored = op_register(&e->ops, op, old.version, old.fn, old.user);
+        ASSERT(restored == 0); /* the slot it had is still there */
+    } else {
+        op_unregister(&e->ops, op);
+    }
     return rc;
 }
 

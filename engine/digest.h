@@ -6,11 +6,11 @@
 
 #include "state.h"
 
-int digest_open(mmsb_engine *e) __attribute__((warn_unused_result));
+int digest_open(mmsb_engine *e) MUST_CHECK;
 void digest_close(mmsb_engine *e);
 /* Backs the digest's per-id tables for ids up to `id`: called before a
  * create, so that marking a page never faults or fails. */
-int digest_reserve(mmsb_engine *e, uint64_t id) __attribute__((warn_unused_result));
+int digest_reserve(mmsb_engine *e, uint64_t id) MUST_CHECK;
 /* Bytes of the chunk tree of a page of size_bytes; 0 for one-chunk pages. */
 uint64_t digest_aux_bytes(uint64_t size_bytes);
 /* A new (all-zero) page: its digest is computed now, from the known hash of

@@ -10,7 +10,7 @@
 
 /* mmsb_open with a simulator's I/O hooks (tests/test_sim.c); NULL: none. */
 int engine_open(const char *dir, const mmsb_options *options, const io_hooks *hooks, mmsb_engine **out)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 /* A named point of the engine's work, for the hooks: 0, or an errno that
  * the step after the point should fail with. */
 int engine_point(const mmsb_engine *e, const char *point);
@@ -19,7 +19,7 @@ int engine_point(const mmsb_engine *e, const char *point);
  * writer, the checkpoint store opened read-only when there is one, and no
  * state yet (for read-only opens and the mmsb tool). */
 int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 /* Releases an engine that has no log writer. */
 void engine_close_bare(mmsb_engine *e);
 

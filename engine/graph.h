@@ -51,10 +51,10 @@ typedef struct graph {
     uint64_t *pool;        /* reorder scratch, cap entries */
 } graph;
 
-int graph_open(graph *g, uint64_t pages_max);
+MUST_CHECK int graph_open(graph *g, uint64_t pages_max);
 void graph_close(graph *g);
 /* Backs node_of for ids up to `id` (called before a create). */
-int graph_reserve(graph *g, uint64_t id);
+MUST_CHECK int graph_reserve(graph *g, uint64_t id);
 
 uint32_t graph_node(const graph *g, uint64_t page_id);
 static inline gnode *graph_at(const graph *g, uint32_t n) {
@@ -62,13 +62,13 @@ static inline gnode *graph_at(const graph *g, uint32_t n) {
     return &g->nodes[n];
 }
 /* The node of a page, created when missing. */
-int graph_node_get(graph *g, uint64_t page_id, uint32_t *n_out);
+MUST_CHECK int graph_node_get(graph *g, uint64_t page_id, uint32_t *n_out);
 /* Drops a node that has no parents, no children and no operation. */
 void graph_node_release(graph *g, uint32_t n);
 
 /* Adds parent -> child (both nodes exist): MMSB_ECYCLE and no change when it
  * would close a cycle. Duplicate edges are allowed (concat(a, a)). */
-int graph_edge_add(graph *g, uint32_t parent, uint32_t child);
+MUST_CHECK int graph_edge_add(graph *g, uint32_t parent, uint32_t child);
 /* Removes one parent -> child edge (the last occurrence in the child's
  * parent list); false when there is none. */
 bool graph_edge_remove(graph *g, uint32_t parent, uint32_t child);

@@ -26,7 +26,7 @@ _Static_assert(sizeof(live_header) <= LIVE_HEADER_BYTES, "the live header fits i
  * open it publishes DIR/ATTACH, at close it marks the header closed and
  * removes the file. */
 void live_token_make(mmsb_engine *e);
-int live_publish(mmsb_engine *e) __attribute__((warn_unused_result));
+int live_publish(mmsb_engine *e) MUST_CHECK;
 void live_retire(mmsb_engine *e);
 static inline void live_note_next(mmsb_engine *e, uint64_t next) {
     if (e->live.base != NULL) {

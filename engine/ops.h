@@ -31,13 +31,13 @@ bool op_is_builtin(uint32_t op);
  * for user operations (0 when not registered). */
 uint32_t op_version(const op_registry *r, uint32_t op);
 const user_op *op_find(const op_registry *r, uint32_t op);
-int op_register(op_registry *r, uint32_t op, uint32_t version, mmsb_op_fn fn, void *user);
+MUST_CHECK int op_register(op_registry *r, uint32_t op, uint32_t version, mmsb_op_fn fn, void *user);
 /* Removes a registered operation (undoing a registration that failed). */
 void op_unregister(op_registry *r, uint32_t op);
 
 /* Checks a built-in operation's params and sizes for a child of child_size
  * bytes; MMSB_EINVAL with a detail naming the mismatch. */
-int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
+MUST_CHECK int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
              const uint64_t *parent_sizes, uint32_t parents, uint64_t child_size);
 /* The output range that depends on parent k's bytes [plo, phi) (lane
  * aligned); empty (lo == hi) when none does. */

@@ -12,7 +12,7 @@
 
 /* The writer's lookup: MMSB_ENOTFOUND unless id names a live page. */
 int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 
 typedef struct page_alloc {
     uint64_t data_off, aux_off;
@@ -22,7 +22,7 @@ typedef struct page_alloc {
 /* Checks a new page's size against the limits and reserves its memory and
  * its id's table space; nothing is visible yet. */
 int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Makes the prepared page visible as the next id (epoch 0, all zeros). */
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
@@ -54,9 +54,9 @@ typedef struct page_change_args {
  * page's. Returns the bytes APPLY changed (0 for the other kinds). */
 uint64_t page_change(mmsb_engine *e, uint64_t id, page_entry *pe, const page_change_args *a);
 
-int touched_open(mmsb_engine *e) __attribute__((warn_unused_result));
+int touched_open(mmsb_engine *e) MUST_CHECK;
 void touched_close(mmsb_engine *e);
-int touched_grow(mmsb_engine *e) __attribute__((warn_unused_result));
+int touched_grow(mmsb_engine *e) MUST_CHECK;
 /* The commit ended (committed, abandoned, or replayed): none is touched. */
 void touched_reset(mmsb_engine *e);
 

@@ -27,6 +27,6 @@ typedef struct page_source {
 /* A consistent read of an entry and, when dst is not NULL, of `len` bytes
  * at `offset` of its page, retried while the writer changes it (seqlock). */
 int page_read_consistent(const page_source *src, uint64_t id, const char *fn, entry_copy *copy,
-                         uint64_t offset, void *dst, uint64_t len) __attribute__((warn_unused_result));
+                         uint64_t offset, void *dst, uint64_t len) MUST_CHECK;
 
 #endif /* MMSB_READ_H */

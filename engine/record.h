@@ -22,17 +22,17 @@ typedef struct delta_part {
     const uint8_t *packed;    /* ... packed in mask order */
 } delta_part;
 
-int record_delta_part(mmsb_engine *e, const delta_part *part) __attribute__((warn_unused_result));
+int record_delta_part(mmsb_engine *e, const delta_part *part) MUST_CHECK;
 /* A DERIVED record without bytes: the signature moved, the bytes did not. */
 int record_backdate(mmsb_engine *e, uint64_t id, uint64_t epoch, h128 signature)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 int record_create(mmsb_engine *e, uint64_t id, uint64_t size_bytes, uint32_t flags)
-    __attribute__((warn_unused_result));
-int record_free(mmsb_engine *e, uint64_t id) __attribute__((warn_unused_result));
+    MUST_CHECK;
+int record_free(mmsb_engine *e, uint64_t id) MUST_CHECK;
 /* DERIVE of child n as the graph holds it now. */
-int record_derive(mmsb_engine *e, uint64_t child, uint32_t n) __attribute__((warn_unused_result));
-int record_underive(mmsb_engine *e, uint64_t child) __attribute__((warn_unused_result));
+int record_derive(mmsb_engine *e, uint64_t child, uint32_t n) MUST_CHECK;
+int record_underive(mmsb_engine *e, uint64_t child) MUST_CHECK;
 int record_edge(mmsb_engine *e, uint16_t type, uint64_t parent, uint64_t child)
-    __attribute__((warn_unused_result));
+    MUST_CHECK;
 
 #endif /* MMSB_RECORD_H */

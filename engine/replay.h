@@ -10,10 +10,10 @@
 
 /* Rebuilds the state from the log in the store directory and says where the
  * writer continues. */
-int engine_recover(mmsb_engine *e, log_resume *resume) __attribute__((warn_unused_result));
+int engine_recover(mmsb_engine *e, log_resume *resume) MUST_CHECK;
 /* The same for a read-only engine: changes no file, and starts over (a
  * bounded number of times) when a writer replaced the checkpoint meanwhile. */
-int engine_recover_readonly(mmsb_engine *e) __attribute__((warn_unused_result));
+int engine_recover_readonly(mmsb_engine *e) MUST_CHECK;
 
 /* Called after each record that a replay applied (records of aborted
  * commits are skipped); a nonzero return stops the replay with it. */

@@ -67,11 +67,11 @@ typedef struct cursor_start {
  * up to it are left over from a retention a crash interrupted; they are
  * covered by the checkpoint and not read (end->leftover_segments counts
  * them). Without a checkpoint a gap is corruption. */
-int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, uint64_t covered_segment,
+MUST_CHECK int cursor_open(int dir_fd, uint32_t flags, const kern_ops *kern, uint64_t covered_segment,
                 log_cursor **out);
 /* The same from `start` (a checkpoint's position; NULL: the oldest record).
  * Segments before start->segment are not read. */
-int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
+MUST_CHECK int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
                    log_cursor **out);
 /* The next valid record, or *done once the log has ended (then cursor_end
  * says how). Returns the end status when the log ended in corruption.
@@ -79,7 +79,7 @@ int cursor_open_at(int dir_fd, uint32_t flags, const kern_ops *kern, const curso
  * Valid records after the last commit are returned too: a caller that
  * applies records applies only those up to end->last_commit_seq, which a
  * first pass tells it. */
-int cursor_next(log_cursor *c, log_rec *rec, bool *done);
+MUST_CHECK int cursor_next(log_cursor *c, log_rec *rec, bool *done);
 const log_end *cursor_end(const log_cursor *c);
 /* The segment the last returned record is in. */
 uint64_t cursor_segment(const log_cursor *c);
@@ -95,7 +95,7 @@ void segment_name(uint64_t segment_no, char out[32]);
 /* The segment files of the store in dir_fd, sorted by number: *numbers is
  * allocated (free it), *count at most SEGMENT_FILES_MAX. */
 enum { SEGMENT_FILES_MAX = 1 << 20 };
-int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count);
+MUST_CHECK int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count);
 /* Whether the sorted segment numbers have a gap. */
 bool segment_gap(const uint64_t *numbers, uint32_t count);
 

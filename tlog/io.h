@@ -61,10 +61,10 @@ typedef struct log_io {
 /* Picks the backend: `requested` (IO_AUTO honours MMSB_IO=uring|sync) and
  * probes io_uring, falling back to IO_SYNC with the reason when it is not
  * available. MMSB_ENOTSUP only when io_uring was demanded and is missing. */
-int io_open(log_io *io, uint32_t requested, const io_hooks *hooks);
+MUST_CHECK int io_open(log_io *io, uint32_t requested, const io_hooks *hooks);
 void io_close(log_io *io);
 /* Writes all len bytes at file offset off, then fdatasync when sync. */
-int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync);
-int io_datasync(log_io *io, int fd);
+MUST_CHECK int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync);
+MUST_CHECK int io_datasync(log_io *io, int fd);
 
 #endif /* MMSB_TLOG_IO_H */

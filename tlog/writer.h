@@ -55,7 +55,7 @@ typedef struct log_writer log_writer;
 /* Opens the writer: picks the I/O backend, creates the first segment of a
  * new store or continues an existing one (removing segment files past the
  * resume point, which hold nothing committed), and starts the flusher. */
-int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
+MUST_CHECK int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
                     log_writer **out);
 /* Flushes and syncs what is committed, stops the flusher, releases all. */
 int log_writer_close(log_writer *w);
@@ -63,23 +63,23 @@ int log_writer_close(log_writer *w);
 /* Reserves a record of payload_len bytes and returns where to write its
  * payload; log_append_done completes it. Fails only on an I/O error (then
  * the writer is failed) or a payload above REC_PAYLOAD_MAX. */
-int log_append(log_writer *w, uint16_t type, uint32_t payload_len, uint8_t **payload_out);
+MUST_CHECK int log_append(log_writer *w, uint16_t type, uint32_t payload_len, uint8_t **payload_out);
 void log_append_done(log_writer *w);
 
 /* Appends the COMMIT of every record since the previous one, with the state
  * root when `root` is not NULL, and makes it as durable as `durability`
  * asks. *seq_out is the COMMIT's sequence number. */
-int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out);
+MUST_CHECK int log_commit(log_writer *w, const h128 *root, uint32_t durability, uint64_t *seq_out);
 /* Whether records were appended since the last commit (or abort). */
 bool log_pending(const log_writer *w);
 /* Makes the writer fail (sticky) with code and a reason. */
 void log_fail(log_writer *w, int code, const char *why);
 /* Voids every record appended since the last commit (a commit that failed
  * halfway) with an ABORT record; nothing when there are none. */
-int log_abort(log_writer *w);
+MUST_CHECK int log_abort(log_writer *w);
 /* The last commit of a clean close: everything before it synced first, then
  * it, with the state root and the CLOSE flag, synced too. */
-int log_commit_close(log_writer *w, const h128 *root);
+MUST_CHECK int log_commit_close(log_writer *w, const h128 *root);
 /* Where the log stands between commits: what a checkpoint records. */
 typedef struct log_pos {
     uint64_t segment, offset; /* where the next record goes */
@@ -92,15 +92,15 @@ typedef struct log_pos {
 } log_pos;
 void log_position(const log_writer *w, log_pos *out);
 /* Appends a CHECKPOINT marker between commits (outside the chain). */
-int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck);
+MUST_CHECK int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck);
 /* Commits in the whole log, and since this writer was opened. */
 uint64_t log_commits(const log_writer *w);
 uint64_t log_commits_since_open(const log_writer *w);
 
 /* Everything committed so far is on stable storage when this returns 0. */
-int log_sync(log_writer *w);
+MUST_CHECK int log_sync(log_writer *w);
 /* Blocks until commit `seq` is durable (syncing now if it must). */
-int log_wait_durable(log_writer *w, uint64_t seq);
+MUST_CHECK int log_wait_durable(log_writer *w, uint64_t seq);
 uint64_t log_durable_seq(const log_writer *w);
 uint64_t log_committed_seq(const log_writer *w);
 

@@ -24,6 +24,9 @@ typedef struct h128 {
     uint64_t hi;
 } h128;
 
+/* On functions whose result must be checked (an error code, mostly). */
+#define MUST_CHECK __attribute__((warn_unused_result))
+
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -48,7 +48,7 @@ extern const kern_ops kern_avx512_ops;
 bool kern_supported(uint32_t level);
 /* Resolves MMSB_KERNEL_* (AUTO honours the MMSB_KERNEL environment variable).
  * MMSB_ENOTSUP when the CPU lacks the level asked for. */
-int kern_select(uint32_t level, const kern_ops **ops_out);
+MUST_CHECK int kern_select(uint32_t level, const kern_ops **ops_out);
 
 /* ---- helpers shared by the implementations (word-at-a-time tricks) ------- */
 

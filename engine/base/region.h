@@ -55,7 +55,7 @@ typedef struct region {
     uint32_t partial[SMALL_CLASSES + 1]; /* unit + 1 of a partial slab */
 } region;
 
-int region_open(region *r, const char *memfd_name, uint64_t bytes_max,
+MUST_CHECK int region_open(region *r, const char *memfd_name, uint64_t bytes_max,
                 uint64_t grow_bytes);
 void region_close(region *r);
 
@@ -66,7 +66,7 @@ uint64_t region_rounded_bytes(uint64_t bytes);
  * more than SMALL_BYTES_MAX bytes. *zeroed_out tells whether the memory is
  * known to be zero (never handed out before). MMSB_ENOSPC when full; nothing
  * changes then. */
-int region_alloc(region *r, uint64_t bytes, uint64_t *offset_out, bool *zeroed_out);
+MUST_CHECK int region_alloc(region *r, uint64_t bytes, uint64_t *offset_out, bool *zeroed_out);
 /* Frees what region_alloc(bytes) returned at offset. */
 void region_free(region *r, uint64_t offset, uint64_t bytes);
 

@@ -23,11 +23,11 @@ typedef struct vmap {
 
 /* Reserves bytes_max bytes. With a name, the memory is a memfd that another
  * process could map; without, it is private. */
-int vmap_open(vmap *map, const char *memfd_name, uint64_t bytes_max,
+MUST_CHECK int vmap_open(vmap *map, const char *memfd_name, uint64_t bytes_max,
               uint64_t step_bytes);
 /* Makes [0, bytes) backed and pre-faulted. MMSB_ENOSPC when bytes exceeds
  * the reservation or the system cannot back it; nothing changes then. */
-int vmap_ensure(vmap *map, uint64_t bytes);
+MUST_CHECK int vmap_ensure(vmap *map, uint64_t bytes);
 void vmap_close(vmap *map);
 
 #endif /* MMSB_VM_H */

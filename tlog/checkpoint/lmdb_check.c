@@ -296,7 +296,7 @@ static int walk_tree(lm_walk *w, const lm_db *db, tree_kind kind) {
  * writer committed twice since). */
 static int read_meta(const uint8_t *img, uint64_t bytes, uint64_t want, uint32_t *psize, uint64_t *last_pg,
                      uint64_t *txnid, uint32_t *slot, lm_db dbs[2]) {
-    ASSERT(img != NULL && psize != NULL && last_pg != NULL && txnid != NULL && slot != NULL);
+    ASSERT((img != NULL || bytes == 0) && psize != NULL && last_pg != NULL && txnid != NULL && slot != NULL);
     uint64_t off = 0;
     bool found = false;
     for (uint32_t i = 0; i < 2; i++) {
@@ -351,7 +351,7 @@ static int walk_all(lm_walk *w, const lm_db dbs[2]) {
 }
 
 int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid) {
-    ASSERT(img != NULL && bytes > 0 && txnid != NULL);
+    ASSERT((img != NULL || bytes == 0) && txnid != NULL);
     lm_walk w = {.overflow_headers = overflow_headers, .map = img};
     lm_db dbs[2];
     uint32_t slot = 0;

@@ -60,11 +60,11 @@ typedef struct ckpt_store ckpt_store;
 
 /* Opens the environment in dir/checkpoint; MMSB_ENOTFOUND when there is
  * none (a store makes its first one at its first checkpoint). */
-int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t readers, ckpt_store **out);
+MUST_CHECK int ckpt_open(const char *dir, bool read_only, uint64_t map_bytes, uint32_t readers, ckpt_store **out);
 /* Creates an empty environment with its databases, whole or not at all:
  * built and synced in dir/checkpoint.new, then renamed to dir/checkpoint.
  * There must be no dir/checkpoint. */
-int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers);
+MUST_CHECK int ckpt_create(const char *dir, uint64_t map_bytes, uint32_t readers);
 void ckpt_close(ckpt_store *s);
 uint64_t ckpt_map_bytes(const ckpt_store *s);
 
@@ -72,19 +72,19 @@ uint64_t ckpt_map_bytes(const ckpt_store *s);
  * then call ckpt_write_abort, ckpt_grow, and start over. */
 /* With `reset`, the transaction starts by emptying the pages and
  * derivations (a full rewrite). */
-int ckpt_write_begin(ckpt_store *s, bool reset);
+MUST_CHECK int ckpt_write_begin(ckpt_store *s, bool reset);
 /* Reserves the page's value and returns where its bytes go. */
-int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out);
+MUST_CHECK int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out);
 /* Writes the derivation (d->parents is ignored) and returns where its
  * parent_count little-endian u64 parent ids go. */
-int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out);
+MUST_CHECK int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out);
 /* Removes the page's records (page and derivation), if any. */
-int ckpt_del_page(ckpt_store *s, uint64_t id);
-int ckpt_del_derive(ckpt_store *s, uint64_t id);
-int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m);
+MUST_CHECK int ckpt_del_page(ckpt_store *s, uint64_t id);
+MUST_CHECK int ckpt_del_derive(ckpt_store *s, uint64_t id);
+MUST_CHECK int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m);
 void ckpt_write_abort(ckpt_store *s);
 /* Doubles the map (up to map_max); MMSB_ENOSPC beyond. */
-int ckpt_grow(ckpt_store *s, uint64_t map_max);
+MUST_CHECK int ckpt_grow(ckpt_store *s, uint64_t map_max);
 
 /* Checks the structure of the LMDB file data_path as of transaction `want`
  * (CKPT_TXN_NEWEST: the newest, the one LMDB opens), so that LMDB can read
@@ -93,21 +93,21 @@ int ckpt_grow(ckpt_store *s, uint64_t map_max);
  * trusts when it frees pages). *txnid: the transaction checked.
  * MMSB_ECORRUPT names the damage; CKPT_STALE: the file holds that
  * transaction's meta page no longer (or a writer rewrote it meanwhile). */
-int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid);
+MUST_CHECK int ckpt_check_file(const char *data_path, bool overflow_headers, uint64_t want, uint64_t *txnid);
 /* Checks only what LMDB reads when it opens the file: the meta pages (magic,
  * version, page size) and, of the newest, the map size and last page. */
-int ckpt_check_meta(const char *data_path);
+MUST_CHECK int ckpt_check_meta(const char *data_path);
 /* The same on bytes in memory: the file's first `bytes` bytes. */
-int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid);
+MUST_CHECK int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid);
 
 /* Reading: one LMDB read transaction, a consistent snapshot (MVCC) that
  * does not block the writer. *found is false when no checkpoint was ever
  * written; then the iterators are not to be called. */
-int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found);
+MUST_CHECK int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found);
 typedef int (*ckpt_page_fn)(void *ctx, const ckpt_page *p);
 typedef int (*ckpt_derive_fn)(void *ctx, const ckpt_derive *d);
-int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx);
-int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx);
+MUST_CHECK int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx);
+MUST_CHECK int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx);
 void ckpt_read_end(ckpt_store *s);
 
 #endif /* MMSB_TLOG_CKPT_H */
