@@ -98,7 +98,8 @@ MUST_CHECK int ckpt_check_file(const char *data_path, bool overflow_headers, uin
  * version, page size) and, of the newest, the map size and last page. */
 MUST_CHECK int ckpt_check_meta(const char *data_path);
 /* The same on bytes in memory: the file's first `bytes` bytes. */
-MUST_CHECK int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want, uint64_t *txnid);
+MUST_CHECK int ckpt_check_image(const uint8_t *img, uint64_t bytes, bool overflow_headers, uint64_t want,
+                                uint64_t *txnid);
 
 /* Reading: one LMDB read transaction, a consistent snapshot (MVCC) that
  * does not block the writer. *found is false when no checkpoint was ever
