@@ -7,10 +7,45 @@
 #ifndef MMSB_AUDIT_H
 #define MMSB_AUDIT_H
 
+#include "../ffi/mmsb.h"
 #include "../tlog/checkpoint/lmdb_store.h"
 #include "../tlog/cursor.h"
-#include "engine.h"
-#include "replay.h"
+
+/* The engine stays opaque here: everything the tool learns of it comes
+ * through the functions below. */
+
+/* An engine over a store's files that changes none of them: no lock, no log
+ * writer, the checkpoint store opened read-only when there is one, and no
+ * state yet (for read-only opens and the mmsb tool). */
+int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out)
+    MUST_CHECK;
+/* Releases an engine that has no log writer. */
+void engine_close_bare(mmsb_engine *e);
+
+/* Called after each record that a replay applied (records of aborted
+ * commits are skipped); a nonzero return stops the replay with it. */
+typedef int (*replay_hook_fn)(void *ctx, mmsb_engine *e, const log_rec *r, uint64_t segment);
+
+typedef struct replay_plan {
+    bool from_checkpoint;   /* load the checkpoint first (there must be one) */
+    uint64_t to_seq;        /* stop after the last commit at or before it */
+    replay_hook_fn hook;    /* or NULL */
+    void *ctx;
+} replay_plan;
+
+typedef struct replay_result {
+    log_end end;            /* how the log ended */
+    ckpt_meta checkpoint;   /* the one loaded (from_checkpoint) */
+    uint64_t commit_seq;    /* the last commit (or checkpoint marker) applied */
+    uint64_t commits;       /* commits up to it, the checkpoint's included */
+    uint64_t records;       /* records read in the applying pass */
+    uint64_t failed_seq;    /* the record that failed to apply, if one did */
+} replay_result;
+
+/* Replays the log of e's store into e (a bare engine, still empty). Every
+ * recorded state root is checked on the way, as at open. */
+int engine_replay(mmsb_engine *e, const replay_plan *plan, replay_result *out);
+
 
 /* A page of a bare engine as replayed. `bytes` stays valid until the
  * engine changes or closes. */

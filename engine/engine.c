@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../tlog/format.h"
+#include "audit.h"
 #include "checkpoint.h"
 #include "commit.h"
 #include "digest.h"

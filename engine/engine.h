@@ -15,12 +15,4 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
  * the step after the point should fail with. */
 int engine_point(const mmsb_engine *e, const char *point);
 
-/* An engine over a store's files that changes none of them: no lock, no log
- * writer, the checkpoint store opened read-only when there is one, and no
- * state yet (for read-only opens and the mmsb tool). */
-int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine **out)
-    MUST_CHECK;
-/* Releases an engine that has no log writer. */
-void engine_close_bare(mmsb_engine *e);
-
 #endif /* MMSB_ENGINE_H */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../tlog/cursor.h"
+#include "audit.h"
 #include "checkpoint.h"
 #include "derive.h"
 #include "digest.h"

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engine/audit.h"
 #include "../engine/engine.h"
 #include "../tlog/cursor.h"
 #include "../engine/base/crc32c.h"
