@@ -53,5 +53,5 @@ void change_note(mmsb_engine *e, uint64_t id, const page_entry *pe, uint64_t old
             v->change_hi = max_u64(v->change_hi, hi);
         }
     }
-    events_push(e, event, id, pe->epoch, bytes);
+    if (e->sub_count > 0) events_push(e, event, id, pe->epoch, bytes);
 }

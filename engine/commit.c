@@ -67,7 +67,7 @@ void commit_begin(mmsb_engine *e) {
 /* Restores every journaled page and signature, newest first. */
 static void rollback(mmsb_engine *e) {
     commit_ctx *c = &e->cc;
-    ASSERT(c->rolling_back && journal_complete(e));
+    ASSERT(c->rolling_back && c->journaling && !c->journal_lost);
     journal_entry j;
     while (journal_pop(e, &j)) {
         if (j.len == 0) {
@@ -90,10 +90,11 @@ void commit_abandon(mmsb_engine *e, int rc) {
     ASSERT(!e->cc.rolling_back);
     commit_ctx *c = &e->cc;
     ASSERT(c->active && rc < 0);
+    bool rollable = journal_complete(e); /* while the commit is still active */
     c->active = false;
     touched_reset(e);
     bool rolled = false;
-    if (log_pending(e->log) && journal_complete(e)) {
+    if (log_pending(e->log) && rollable) {
         c->rolling_back = true;
         rollback(e);
         c->rolling_back = false;

@@ -23,9 +23,10 @@ typedef struct journal_entry {
 /* Takes the newest entry off the journal; false when it is empty. The
  * bytes stay valid until the next push. */
 bool journal_pop(mmsb_engine *e, journal_entry *out);
-/* Usable for rollback: kept, and nothing was lost to its limit. */
+/* The commit being built keeps a journal, and nothing was lost to its
+ * limit: it can be rolled back. */
 static inline bool journal_complete(const mmsb_engine *e) {
-    return e->cc.journaling && !e->cc.journal_lost;
+    return e->cc.active && e->cc.journaling && !e->cc.journal_lost;
 }
 
 #endif /* MMSB_JOURNAL_H */

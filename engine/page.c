@@ -157,7 +157,7 @@ uint64_t page_change(mmsb_engine *e, uint64_t id, page_entry *pe, const page_cha
                                        a->offset + a->len <= a->delta->offset + a->delta->len
                                  : a->src != NULL);
     bool in_commit = a->kind == PAGE_COPY || a->kind == PAGE_APPLY;
-    if (in_commit && e->cc.active) journal_bytes(e, id, pe, a->offset, a->len);
+    if (in_commit && journal_complete(e)) journal_bytes(e, id, pe, a->offset, a->len);
     const location_ops *loc = location_of(e, pe);
     uint64_t changed = 0;
     entry_write_begin(pe);

@@ -337,7 +337,7 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     if (rc != 0) return rc;
     const uint8_t *out = e->op_out.base;
     uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
-    journal_signature(e, v->page_id, v->signature);
+    if (journal_complete(e)) journal_signature(e, v->page_id, v->signature);
     rc = record_output(e, v, pe, out, lo, hi, sig, &changed, &first, &last);
     if (rc != 0) return rc;
     if (changed > 0) {
