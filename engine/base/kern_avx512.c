@@ -14,7 +14,6 @@
 /* The mask bits of a block of `bytes` (<= 64) bytes: a plain load for a
  * whole block, a short copy only for the tail. */
 static __mmask64 load_mask(const uint8_t *mask, uint64_t bytes) {
-    ASSERT(mask != NULL && bytes <= 64);
     if (bytes == 64) return (__mmask64)load_u64(mask);
     uint64_t m = 0;
     memcpy(&m, mask, (bytes + 7) / 8);
