@@ -32,6 +32,21 @@ enum {
 #define PAGES_MAX_LIMIT (1ull << 32)
 #define ARENA_BYTES_MIN (1ull * MiB)
 
+/* The public structs' sizes are part of ABI 1 (on LP64 machines): a
+ * change to one is a new ABI, never an accident. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(mmsb_options) == 160, "ABI 1: mmsb_options");
+_Static_assert(sizeof(mmsb_delta) == 64, "ABI 1: mmsb_delta");
+_Static_assert(sizeof(mmsb_pageinfo) == 40, "ABI 1: mmsb_pageinfo");
+_Static_assert(sizeof(mmsb_change) == 24, "ABI 1: mmsb_change");
+_Static_assert(sizeof(mmsb_commit_result) == 64, "ABI 1: mmsb_commit_result");
+_Static_assert(sizeof(mmsb_event) == 40, "ABI 1: mmsb_event");
+_Static_assert(sizeof(mmsb_engineinfo) == 960, "ABI 1: mmsb_engineinfo");
+_Static_assert(sizeof(mmsb_derive_spec) == 40 && sizeof(mmsb_deriveinfo) == 40, "ABI 1: derivations");
+_Static_assert(sizeof(mmsb_log_record) == 160 && sizeof(mmsb_op_input) == 64, "ABI 1: log records, op input");
+_Static_assert(sizeof(mmsb_digest) == 16, "ABI 1: mmsb_digest");
+#endif
+
 /* ---- versions ---------------------------------------------------------------- */
 
 MMSB_API const char *mmsb_version(int *major, int *minor, int *patch) {
