@@ -897,6 +897,34 @@ static int setup(void **state) {
     return tu_tool_find() ? 0 : -1;
 }
 
+/* Writes until the next record would not fit the segment with its SEAL,
+ * then checkpoints: the marker rolls the log over and is the first record
+ * of the next segment. Large writes first, so default 64 MiB segments fill
+ * quickly, then small ones to land in the window. */
+static void checkpoint_at_segment_end(mmsb_engine *e, const mmsb_options *o, uint64_t id) {
+    enum { SEAL_SLOT = 48, MARKER_SLOT = 80 };
+    static uint8_t big[4096];
+    log_pos pos;
+    log_position(e->log, &pos);
+    uint8_t b[8] = {0};
+    for (uint32_t i = 0; i < 1u << 22 && o->segment_bytes - pos.offset >= MARKER_SLOT + SEAL_SLOT; i++) {
+        if (o->segment_bytes - pos.offset > 64 * 1024) {
+            memset(big, (int)(i % 251) + 1, sizeof big);
+            TU_OK(mmsb_write(e, id, 0, big, sizeof big, NULL));
+        } else {
+            put_le64(b, i + 1);
+            TU_OK(mmsb_write(e, id, 0, b, sizeof b, NULL));
+        }
+        log_position(e->log, &pos);
+    }
+    assert_true(o->segment_bytes - pos.offset < MARKER_SLOT + SEAL_SLOT);
+    uint64_t segment = pos.segment;
+    TU_OK(mmsb_checkpoint(e));
+    log_position(e->log, &pos);
+    assert_int_equal(pos.segment, segment + 1);
+    assert_int_equal(pos.offset, SEG_HEADER_BYTES + MARKER_SLOT);
+}
+
 /* A checkpoint marker that does not fit the segment's end comes after the
  * SEAL, as the first record of the next segment: the SEAL does not open a
  * commit, and the store reopens (found by a kill test: it did not). */
@@ -910,21 +938,8 @@ static void test_checkpoint_marker_after_seal(void **state) {
     mmsb_engine *e = tu_open(dir, &o);
     uint64_t id;
     TU_OK(mmsb_page_create(e, 4096, 0, &id));
-    enum { SEAL_SLOT = 48, MARKER_SLOT = 80 };
-    log_pos pos;
-    uint8_t b[8] = {0};
-    for (uint32_t i = 0; i < 1u << 20; i++) {
-        put_le64(b, i + 1);
-        TU_OK(mmsb_write(e, id, 0, b, sizeof b, NULL));
-        log_position(e->log, &pos);
-        if (o.segment_bytes - pos.offset < MARKER_SLOT + SEAL_SLOT) break;
-    }
-    assert_true(o.segment_bytes - pos.offset < MARKER_SLOT + SEAL_SLOT);
-    uint64_t segment = pos.segment;
-    TU_OK(mmsb_checkpoint(e)); /* the marker rolls the log over */
-    log_position(e->log, &pos);
-    assert_int_equal(pos.segment, segment + 1);
-    assert_int_equal(pos.offset, SEG_HEADER_BYTES + MARKER_SLOT);
+    checkpoint_at_segment_end(e, &o, id);
+    uint8_t b[8] = {7};
     TU_OK(mmsb_write(e, id, 8, b, sizeof b, NULL));
     char root[33], again[33];
     tu_root_hex(e, root);
@@ -940,6 +955,51 @@ static void test_checkpoint_marker_after_seal(void **state) {
     TU_OK(mmsb_close(e));
     tu_run r = TOOL(0, "verify", dir);
     tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+/* The same with the default options (64 MiB segments, retention on): a
+ * crash image taken right after the marker opens from that checkpoint
+ * through the SEAL; after a clean close, retention removes the segment with
+ * the SEAL and the marker heads the pruned log, which every reading command
+ * and a reopen accept. */
+static void test_checkpoint_marker_after_seal_default_options(void **state) {
+    (void)state;
+    mmsb_options o;
+    TU_OK(MMSB_OPTIONS_INIT(&o));
+    o.durability = MMSB_DURABILITY_NONE; /* a fsync per write would take minutes */
+    o.gpu = MMSB_GPU_OFF;
+    char *dir = tu_dir_new(), *crash = tu_dir_new();
+    mmsb_engine *e = tu_open(dir, &o);
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, 4096, 0, &id));
+    checkpoint_at_segment_end(e, &o, id);
+    uint8_t b[8] = {9};
+    TU_OK(mmsb_write(e, id, 8, b, sizeof b, NULL));
+    TU_OK(mmsb_sync(e));
+    char root[33], again[33];
+    tu_root_hex(e, root);
+    tu_copy_store(dir, crash);
+    mmsb_engine *c = tu_open(crash, &o);
+    tu_root_hex(c, again);
+    assert_string_equal(root, again);
+    assert_int_equal(tu_info(c).recovered_from_checkpoint, 1);
+    TU_OK(mmsb_close(c));
+    TU_OK(mmsb_close(e));
+    char seg1[4096];
+    tu_segment_path(dir, 1, seg1, sizeof seg1);
+    assert_int_not_equal(access(seg1, F_OK), 0); /* retention removed it */
+    e = tu_open(dir, &o);
+    tu_root_hex(e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_close(e));
+    tu_run runs[] = {TOOL(0, "verify", dir), TOOL(0, "stats", dir), TOOL(0, "dump", dir),
+                     TOOL(0, "history", dir, "--page", "1"), TOOL(0, "replay", dir, "--verify")};
+    for (uint32_t i = 0; i < ARRAY_LEN(runs); i++) tu_run_free(&runs[i]);
+    uint64_t records = 0;
+    TU_OK(tu_log_read_all(dir, &records));
+    assert_true(records > 0);
+    tu_dir_remove(crash);
     tu_dir_remove(dir);
 }
 
@@ -967,6 +1027,7 @@ int main(void) {
         cmocka_unit_test(test_inconsistent_checkpoint_file),
         cmocka_unit_test(test_flipped_checkpoint_file),
         cmocka_unit_test(test_checkpoint_marker_after_seal),
+        cmocka_unit_test(test_checkpoint_marker_after_seal_default_options),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -406,6 +406,7 @@ static int checkpoint_marker(log_cursor *c, const log_rec *r) {
     c->commit_seg_first_seq = c->hdr.first_seq;
     ASSERT(c->commit_end_off <= c->map_size);
     c->commit_first_seq = r->seq + 1;
+    chain_begin(&c->chain, c->end.chain); /* as the writer does: see log_append_checkpoint */
     return 0;
 }
 

@@ -554,6 +554,10 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
     rec_encode_checkpoint(ck, p);
     uint64_t seq = w->next_seq;
     log_append_done(w);
+    /* The chain starts again from the last commit's value, as after an ABORT:
+     * a SEAL that came before the marker (it did not fit the segment) is in
+     * no commit, so no commit's chain may include it. */
+    chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
     /* Outside any commit and the chain, but a point the log may end at, like
      * a commit: durable hints count it, so damage to it before a later synced

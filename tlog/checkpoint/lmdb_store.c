@@ -322,22 +322,32 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
     return 0;
 }
 
+/* Reserves `len` bytes as the value of key `id` in dbi; the caller fills them. */
+static int put_reserved(ckpt_store *s, MDB_dbi dbi, uint64_t id, uint64_t len, const char *what, uint8_t **v_out) {
+    ASSERT(s->writing && id != 0 && len > 0);
+    ASSERT(dbi == s->pages || dbi == s->derive);
+    uint8_t k[8];
+    key_of(id, k);
+    MDB_val key = {.mv_size = 8, .mv_data = k};
+    MDB_val val = {.mv_size = len, .mv_data = NULL};
+    int mrc = mdb_put(s->txn, dbi, &key, &val, MDB_RESERVE);
+    if (mrc != 0) return lmdb_err(mrc, what);
+    ASSERT(val.mv_size == len && val.mv_data != NULL);
+    *v_out = val.mv_data;
+    return 0;
+}
+
 int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out) {
     ASSERT(p->size_bytes > 0 && bytes_out != NULL);
     ASSERT(s->writing && p->id != 0);
-    uint8_t k[8];
-    key_of(p->id, k);
-    MDB_val key = {.mv_size = 8, .mv_data = k};
-    MDB_val val = {.mv_size = CKPT_PAGE_HEAD_BYTES + p->size_bytes, .mv_data = NULL};
-    int mrc = mdb_put(s->txn, s->pages, &key, &val, MDB_RESERVE);
-    if (mrc != 0) return lmdb_err(mrc, "writing a page");
-    uint8_t *v = val.mv_data;
+    uint8_t *v;
+    int rc = put_reserved(s, s->pages, p->id, CKPT_PAGE_HEAD_BYTES + p->size_bytes, "writing a page", &v);
+    if (rc != 0) return rc;
     put_le64(v, p->size_bytes);
     put_le64(v + 8, p->epoch);
     put_le32(v + 16, p->flags);
     put_le32(v + 20, p->location);
     *bytes_out = v + CKPT_PAGE_HEAD_BYTES;
-    ASSERT(val.mv_size == CKPT_PAGE_HEAD_BYTES + p->size_bytes);
     return 0;
 }
 
@@ -345,21 +355,16 @@ int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out) 
     ASSERT(d->op != 0 && d->parent_count >= 1 && d->parent_count <= DERIVE_PARENTS_MAX);
     ASSERT(d->params_len <= DERIVE_PARAMS_MAX && parents_out != NULL);
     ASSERT(s->writing && d->child != 0);
-    uint8_t k[8];
-    key_of(d->child, k);
-    MDB_val key = {.mv_size = 8, .mv_data = k};
     uint64_t len = CKPT_DERIVE_HEAD_BYTES + 8ull * d->parent_count + d->params_len;
-    MDB_val val = {.mv_size = len, .mv_data = NULL};
-    int mrc = mdb_put(s->txn, s->derive, &key, &val, MDB_RESERVE);
-    if (mrc != 0) return lmdb_err(mrc, "writing a derivation");
-    uint8_t *v = val.mv_data;
+    uint8_t *v;
+    int rc = put_reserved(s, s->derive, d->child, len, "writing a derivation", &v);
+    if (rc != 0) return rc;
     put_le32(v, d->op);
     put_le32(v + 4, d->op_version);
     put_le32(v + 8, d->parent_count);
     put_le32(v + 12, d->params_len);
     put_h128(v + 16, d->signature);
     *parents_out = v + CKPT_DERIVE_HEAD_BYTES;
-    ASSERT(val.mv_size == len);
     if (d->params_len > 0) memcpy(v + CKPT_DERIVE_HEAD_BYTES + 8ull * d->parent_count, d->params, d->params_len);
     return 0;
 }
