@@ -211,9 +211,12 @@ static int attach_enter(mmsb_attach *a, const char *fn) {
     if (atomic_load_explicit(&a->hdr->state, memory_order_acquire) != LIVE_OPEN) {
         return err_set(MMSB_ENOTFOUND, "%s: the engine on %s has closed", fn, a->dir);
     }
+    /* The header is another process's memory: what it says now is bounded
+     * by what this process mapped, not by what it said at open. */
     uint64_t next = atomic_load_explicit(&a->hdr->page_id_next, memory_order_acquire);
-    uint64_t limit = a->hdr->pages_max + 1;
-    a->src.ids_end = next <= limit ? next : limit; /* hostile values stay inside the table */
+    uint64_t pages_max = __atomic_load_n(&a->hdr->pages_max, __ATOMIC_RELAXED);
+    uint64_t limit = min_u64(pages_max, a->table_bytes / sizeof(page_entry)) + 1;
+    a->src.ids_end = next <= limit ? next : limit;
     ASSERT(a->src.ids_end <= a->table_bytes / sizeof(page_entry) + 1);
     ASSERT(fn != NULL);
     return 0;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "../engine/live.h"
 
 enum { PAGES = 16, PAGE_BYTES = 16384, READS = 60000 };
 
@@ -177,12 +178,40 @@ static void test_closed_engine(void **state) {
     tu_dir_remove(dir);
 }
 
+/* The writer's header is another process's memory: a header that claims
+ * more pages than the table this reader mapped (a bug or a hostile writer)
+ * gives MMSB_ENOTFOUND past the table, never a read outside it. */
+static void test_header_claims_more_than_the_table(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    mmsb_engine *e = tu_open(dir, NULL);
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, 64, 0, &id));
+    TU_OK(mmsb_write(e, id, 0, "safe", 4, NULL));
+    mmsb_attach *a = attach(dir);
+    live_header *h = (live_header *)e->live.base;
+    uint64_t pages_max = h->pages_max;
+    h->pages_max = 1ull << 40;
+    atomic_store(&h->page_id_next, 1ull << 39);
+    char buf[4];
+    TU_ERR(mmsb_attach_read(a, pages_max + 1000, 0, buf, 4, NULL), MMSB_ENOTFOUND);
+    TU_ERR(mmsb_attach_read(a, (1ull << 39) - 1, 0, buf, 4, NULL), MMSB_ENOTFOUND);
+    TU_OK(mmsb_attach_read(a, id, 0, buf, 4, NULL));
+    assert_memory_equal(buf, "safe", 4);
+    h->pages_max = pages_max;
+    atomic_store(&h->page_id_next, id + 1);
+    TU_OK(mmsb_attach_close(a));
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_engine),
         cmocka_unit_test(test_bad_attach_files),
         cmocka_unit_test(test_reads_are_never_torn),
         cmocka_unit_test(test_closed_engine),
+        cmocka_unit_test(test_header_claims_more_than_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,7 +182,7 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
 
 /* The flusher prepares segment seg_no + 1 while seg_no fills. */
 static void prepare_spare(log_writer *w) {
-    ASSERT(w->seg_fd >= 0);
+    ASSERT(w->zeros != NULL); /* create_segment zero-fills from it */
     pthread_mutex_lock(&w->spare_mutex);
     uint64_t want = atomic_load(&w->seg_no) + 1;
     if (w->spare_fd < 0 || w->spare_no != want) {
@@ -228,7 +228,7 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
 /* ---- flushing (under io_mutex) ---------------------------------------------------- */
 
 static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
-    ASSERT(end <= w->head && seq <= w->next_seq);
+    ASSERT(w->ring != NULL && w->ring_bytes > 0); /* the writer's head and seq are not ours to read here */
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t start = atomic_load(&w->flushed_pos);
@@ -251,11 +251,14 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
 /* Flushes everything appended so far (and syncs it when asked, making every
  * commit so far durable). */
 static int flush_commits(log_writer *w, bool sync) {
-    ASSERT(w->seg_fd >= 0);
     pthread_mutex_lock(&w->io_mutex);
+    ASSERT(w->seg_fd >= 0); /* changed only under io_mutex (roll_over) */
+    /* Any thread may flush: committed_pos first, then appended_pos, which
+     * the writer stores before it (so it is never behind). */
+    uint64_t committed = atomic_load_explicit(&w->committed_pos, memory_order_acquire);
     uint64_t seq = atomic_load_explicit(&w->committed_seq, memory_order_acquire);
     uint64_t end = atomic_load_explicit(&w->appended_pos, memory_order_acquire);
-    ASSERT(end >= atomic_load_explicit(&w->committed_pos, memory_order_relaxed));
+    ASSERT(end >= committed);
     int rc = flush_locked(w, end, seq, sync);
     pthread_mutex_unlock(&w->io_mutex);
     return rc;
@@ -289,7 +292,6 @@ static void wake_flusher(log_writer *w) {
 
 /* Waits for the group window to pass (or for an urgent wake-up). */
 static void wait_window(log_writer *w) {
-    ASSERT(w->flusher_started || !w->cfg.hooks.inline_flush);
     ASSERT(!w->cfg.hooks.inline_flush && w->cfg.group_window_us > 0);
     uint64_t deadline_ns = now_ns() + w->cfg.group_window_us * 1000;
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
@@ -581,15 +583,13 @@ uint64_t log_commits(const log_writer *w) { return w->commits; }
 uint64_t log_commits_since_open(const log_writer *w) { return w->commits - w->commits_at_open; }
 
 int log_sync(log_writer *w) {
-    ASSERT(w->seg_fd >= 0);
-    ASSERT(!w->in_record);
+    ASSERT(w != NULL && w->ring != NULL); /* any thread: nothing of the writer's own state */
     int rc = refuse_if_failed(w);
     return rc != 0 ? rc : flush_commits(w, true);
 }
 
 int log_wait_durable(log_writer *w, uint64_t seq) {
-    ASSERT(!w->in_record);
-    ASSERT(w != NULL);
+    ASSERT(w != NULL && w->ring != NULL); /* any thread: nothing of the writer's own state */
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t committed = atomic_load(&w->committed_seq);
@@ -621,8 +621,10 @@ void log_get_stats(log_writer *w, log_stats *out) {
     out->bytes_written = w->io.bytes;
     pthread_mutex_unlock(&w->io_mutex);
     out->segment_no = atomic_load(&w->seg_no);
-    out->committed_seq = atomic_load(&w->committed_seq);
+    /* durable first: the flusher may advance it meanwhile, never past a
+     * commit the writer had made by then. */
     out->durable_seq = atomic_load(&w->durable_seq);
+    out->committed_seq = atomic_load(&w->committed_seq);
     out->commits = w->commits;
     ASSERT(out->durable_seq <= out->committed_seq);
 }
