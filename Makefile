@@ -51,7 +51,8 @@ LDLIBS_LIB := -pthread -luring -llmdb
 ISA_AVX2 := -mavx2 -mbmi2 -mpopcnt
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 
-LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c)
+LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c) \
+            $(wildcard tlog/repl/*.c)
 ifeq ($(GPU_ON),1)
 GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
@@ -79,7 +80,8 @@ LIB_A := $(BUILD)/lib/libmmsb.a
 LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
 
-DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3
+DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3 \
+                libnats-dev nats-server
 
 .PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench soak
 # Keep intermediate objects, so a second make rebuilds nothing.
@@ -132,7 +134,7 @@ $(BUILD)/lib/libmmsb.so: $(LIB_SO)
 
 $(MMSB_BIN): $(TOOL_OBJS) $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(LDLIBS_LIB) -lm
+	$(CC) $(CFLAGS_ALL) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(LDLIBS_LIB) -lnats -lm
 
 $(BUILD)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
@@ -167,6 +169,12 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_UTIL) $(LIB_OBJS)
 
 # The tool's tests, the trust tests and the simulator run the mmsb program.
 $(BUILD)/tests/test_tool $(BUILD)/tests/test_trust $(BUILD)/tests/test_sim: | $(MMSB_BIN)
+
+# The replication tests publish crafted messages through the tool's NATS link.
+$(BUILD)/tests/test_repl: $(BUILD)/obj/tests/test_repl.o $(TEST_UTIL) $(LIB_OBJS) $(BUILD)/obj/tools/nats_link.o \
+  | $(MMSB_BIN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_LIB) -lnats -lcmocka -lm
 
 # The fuzz targets as plain programs: seeded mutations, run by make test.
 $(BUILD)/tests/fuzz_%: tests/fuzz_%.c $(TEST_UTIL) $(LIB_OBJS)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../tlog/format.h"
+#include "../tlog/repl/mirror.h"
 #include "audit.h"
 #include "checkpoint.h"
 #include "commit.h"
@@ -274,7 +275,16 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
         }
         return err_set(MMSB_EIO, "mmsb_open: cannot lock %s/LOCK: %s", dir, strerror(saved));
     }
-    return 0;
+    /* A replica's log is the primary's, byte for byte: a writer here would
+     * fork it. Promotion removes the marker first. */
+    replica_marker mk;
+    bool replica = false;
+    rc = replica_marker_read(e->dir_fd, &mk, &replica);
+    if (rc == 0 && replica) {
+        return err_set(MMSB_EREADONLY, "mmsb_open: %s is a replica of the stream %s: open it read-only, or run "
+                       "'mmsb promote %s' to make it writable", dir, mk.stream, dir);
+    }
+    return rc;
 }
 
 /* ---- open and close ------------------------------------------------------------ */

@@ -215,7 +215,8 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
  * writer (CREATE and SALVAGE are then refused); they must be other processes
  * than the writer's, as LMDB allows one environment per file per process. */
 /* Role: any thread. Errors: MMSB_EINVAL, MMSB_EVERSION, MMSB_ENOTFOUND, MMSB_EBUSY (the store is
- * open in another engine), MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_ENOTSUP. */
+ * open in another engine, or a follower runs on it), MMSB_EREADONLY (opening a replica for writing:
+ * README, "Replication"), MMSB_ECORRUPT, MMSB_EIO, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_ENOTSUP. */
 MMSB_API int mmsb_open(const char *dir, const mmsb_options *options,
                        mmsb_engine **engine_out);
 /* Closes the engine and releases everything it holds. NULL is a no-op. If

@@ -15,7 +15,7 @@ import sys
 LAYERS = [
     ("ffi", ["ffi"]),                      # the public header: includes nothing of ours
     ("floor", ["engine/base"]),            # assertions, errors, hashing, arenas, kernels
-    ("log", ["tlog", "tlog/checkpoint"]),  # the log and the LMDB checkpoint store
+    ("log", ["tlog", "tlog/checkpoint", "tlog/repl"]),  # the log, the LMDB checkpoints, replication framing
     ("gpu", ["gpu"]),
     ("engine", ["engine"]),
     ("tools", ["tools"]),                  # the mmsb command

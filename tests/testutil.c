@@ -312,6 +312,31 @@ tu_run tu_tool_run(const char *const *args) {
     return r;
 }
 
+int tu_tool_spawn(const char *const *args, const char *log_path) {
+    assert_true(tool_path[0] != '\0'); /* tu_tool_find first */
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    assert_true(log_fd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+        char *argv[TOOL_ARGS_MAX + 2] = {tool_path};
+        for (int i = 0; i < TOOL_ARGS_MAX && args[i] != NULL; i++) argv[i + 1] = (char *)args[i];
+        setenv("MMSB_NO_PROGRESS", "1", 1);
+        execv(tool_path, argv);
+        _exit(127);
+    }
+    close(log_fd);
+    return pid;
+}
+
+int tu_tool_wait(int pid) {
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 void tu_run_free(tu_run *r) {
     free(r->out);
     free(r->err);

@@ -92,6 +92,10 @@ bool tu_tool_find(void);
 /* Runs `mmsb args...` (NULL-terminated) with its progress bar off. */
 tu_run tu_tool_run(const char *const *args);
 void tu_run_free(tu_run *r);
+/* Starts `mmsb args...` in the background, stdout and stderr appended to
+ * log_path; tu_tool_wait returns its exit status (128 + a signal). */
+int tu_tool_spawn(const char *const *args, const char *log_path);
+int tu_tool_wait(int pid);
 
 /* Runs the tool and expects an exit status; returns the output. */
 #define TOOL(want, ...)                                                                  \

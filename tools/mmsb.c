@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "repl.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -27,6 +28,12 @@ static void usage(FILE *out) {
             "                                  a page's bytes at a point of the log\n"
             "  diff DIR_A DIR_B                where two stores diverge\n"
             "  checkpoint DIR [--keep-log]     write a checkpoint of a closed store\n"
+            "  ship DIR --server URL --stream NAME [--create] [--replicas N] [--once]\n"
+            "                                  publish the committed log to a JetStream stream\n"
+            "  follow DIR --server URL --stream NAME [--once]\n"
+            "                                  build and keep a replica store from the stream\n"
+            "  promote DIR [--server URL] [--force]\n"
+            "                                  make a replica a store a writer opens\n"
             "  version                         print the library and ABI versions\n"
             "\n"
             "Every command takes --help, and --json for machine-readable output. The\n"
@@ -88,7 +95,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"demo", cmd_demo}, {"verify", cmd_verify}, {"replay", cmd_replay}, {"dump", cmd_dump},
         {"stats", cmd_stats}, {"history", cmd_history}, {"page", cmd_page}, {"diff", cmd_diff},
-        {"checkpoint", cmd_checkpoint},
+        {"checkpoint", cmd_checkpoint}, {"ship", cmd_ship}, {"follow", cmd_follow}, {"promote", cmd_promote},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);

@@ -27,10 +27,13 @@ void mmsb_assert_fail(const char *expr, const char *file, int line) {
 int err_set(int code, const char *fmt, ...) {
     ASSERT(code < 0);
     ASSERT(fmt != NULL);
+    /* Formatted aside first: an argument may be mmsb_last_error() itself. */
+    char text[sizeof detail];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(detail, sizeof detail, fmt, args);
+    vsnprintf(text, sizeof text, fmt, args);
     va_end(args);
+    memcpy(detail, text, strlen(text) + 1);
     ASSERT(detail[sizeof detail - 1] == '\0');
     return code;
 }

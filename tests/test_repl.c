@@ -1,0 +1,610 @@
+/*
+ * test_repl.c - replication through NATS JetStream, against real
+ * nats-server processes the test starts on 127.0.0.1 (free ports chosen at
+ * run time, temporary directories, each stopped by its PID): a follower
+ * catching up and then following live, a shipper killed and restarted,
+ * damaged, foreign and missing messages refused, a second store refused,
+ * promotion and fencing, and a three-node stream losing a node and then
+ * its quorum. Replicas are checked byte for byte against the primary's
+ * segments and by `mmsb diff` / `mmsb verify`.
+ *
+ * Without nats-server the suite says so loudly and skips, unless
+ * MMSB_REQUIRE_NATS=1 (CI), where a missing server fails.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tlog/repl/mirror.h"
+#include "../tools/nats_link.h"
+#include "testutil.h"
+
+enum { NODES_MAX = 3, WAIT_MS_MAX = 20000 };
+
+typedef struct nats_node {
+    int pid;
+    int port, cluster_port;
+    char dir[512];
+    char name[16];
+} nats_node;
+
+typedef struct nats_set {
+    nats_node node[NODES_MAX];
+    int count;
+    char *root;
+    char url[256];     /* every node's client URL, comma-separated */
+} nats_set;
+
+static char nats_server_path[512];
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool find_nats_server(void) {
+    const char *dirs[] = {"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(nats_server_path, sizeof nats_server_path, "%s/nats-server", dirs[i]);
+        if (access(nats_server_path, X_OK) == 0) return true;
+    }
+    return false;
+}
+
+/* A port the kernel just handed out on loopback (free now, very likely free
+ * a moment later). */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool port_open(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void node_start(nats_set *s, int i) {
+    nats_node *n = &s->node[i];
+    char port[16], cport[32], routes[256] = "", logp[600];
+    snprintf(port, sizeof port, "%d", n->port);
+    snprintf(cport, sizeof cport, "nats://127.0.0.1:%d", n->cluster_port);
+    for (int k = 0; k < s->count; k++) {
+        if (k == i) continue;
+        size_t used = strlen(routes);
+        snprintf(routes + used, sizeof routes - used, "%snats://127.0.0.1:%d", used ? "," : "",
+                 s->node[k].cluster_port);
+    }
+    snprintf(logp, sizeof logp, "%s.log", n->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        const char *argv[24] = {nats_server_path, "-a", "127.0.0.1", "-p", port, "-js", "-sd", n->dir, "-n", n->name};
+        int c = 10;
+        if (s->count > 1) {
+            argv[c++] = "--cluster_name";
+            argv[c++] = "mmsbtest";
+            argv[c++] = "--cluster";
+            argv[c++] = cport;
+            argv[c++] = "--routes";
+            argv[c++] = routes;
+        }
+        argv[c] = NULL;
+        execv(nats_server_path, (char *const *)argv);
+        _exit(127);
+    }
+    n->pid = pid;
+    for (int waited = 0; !port_open(n->port); waited += 20) {
+        if (waited > WAIT_MS_MAX) fail_msg("nats-server %s did not listen on %d (see %s)", n->name, n->port, logp);
+        sleep_ms(20);
+    }
+}
+
+static void node_stop(nats_set *s, int i, int sig) {
+    nats_node *n = &s->node[i];
+    if (n->pid <= 0) return;
+    kill(n->pid, sig);
+    int status;
+    waitpid(n->pid, &status, 0);
+    n->pid = 0;
+}
+
+/* Starts `count` nodes (a cluster when more than one), JetStream on. */
+static nats_set *nats_up(int count) {
+    nats_set *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->count = count;
+    s->root = tu_dir_new();
+    for (int i = 0; i < count; i++) {
+        nats_node *n = &s->node[i];
+        n->port = free_port();
+        n->cluster_port = free_port();
+        snprintf(n->name, sizeof n->name, "n%d", i + 1);
+        snprintf(n->dir, sizeof n->dir, "%s/%s", s->root, n->name);
+        size_t used = strlen(s->url);
+        snprintf(s->url + used, sizeof s->url - used, "%snats://127.0.0.1:%d", i ? "," : "", n->port);
+    }
+    for (int i = 0; i < count; i++) node_start(s, i);
+    return s;
+}
+
+static void nats_down(nats_set *s) {
+    for (int i = 0; i < s->count; i++) node_stop(s, i, SIGTERM);
+    tu_dir_remove(s->root);
+    free(s);
+}
+
+static int skip_without_nats(void **state) {
+    (void)state;
+    if (find_nats_server()) return 0;
+    const char *req = getenv("MMSB_REQUIRE_NATS");
+    if (req != NULL && strcmp(req, "1") == 0) fail_msg("nats-server is not installed and MMSB_REQUIRE_NATS=1");
+    return 0;
+}
+
+#define NEED_NATS()                                                                                   \
+    do {                                                                                              \
+        if (nats_server_path[0] == '\0' || access(nats_server_path, X_OK) != 0) {                     \
+            fprintf(stderr, "\n*** SKIPPED: nats-server is not installed (make deps installs it) ***\n\n"); \
+            skip();                                                                                   \
+        }                                                                                             \
+    } while (0)
+
+/* ---- stores ------------------------------------------------------------------------- */
+
+/* A writer's store with small segments (4 MiB), so that groups straddle. */
+static mmsb_engine *store_open(const char *dir) {
+    mmsb_options o;
+    tu_options_small(&o);
+    return tu_open(dir, &o);
+}
+
+/* Commits `count` writes of `bytes` each to page `page` (created when 0),
+ * varied by seed. */
+static uint64_t store_write(mmsb_engine *e, uint64_t page, uint32_t count, uint32_t bytes, uint64_t seed) {
+    static uint8_t buf[64 << 10];
+    assert_true(bytes <= sizeof buf);
+    rng r = {seed};
+    if (page == 0) TU_OK(mmsb_page_create(e, sizeof buf, 0, &page));
+    for (uint32_t i = 0; i < count; i++) {
+        rng_fill(&r, buf, bytes);
+        uint64_t off = rng_below(&r, sizeof buf - bytes + 1);
+        TU_OK(mmsb_write(e, page, off, buf, bytes, NULL));
+    }
+    return page;
+}
+
+static uint64_t commit_seq_of(mmsb_engine *e) { return tu_info(e).commit_seq; }
+
+/* The replica's last commit as a read-only open sees it. */
+static uint64_t replica_seq(const char *dir) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.flags = MMSB_OPEN_READONLY;
+    mmsb_engine *e = NULL;
+    if (mmsb_open(dir, &o, &e) != 0) return 0;
+    uint64_t seq = tu_info(e).commit_seq;
+    mmsb_close(e);
+    return seq;
+}
+
+/* Every segment of the replica equals the primary's, byte for byte, up to
+ * the replica's end; the stores' states are the same. */
+static void assert_same_log(const char *primary, const char *replica) {
+    uint32_t compared = 0;
+    for (uint64_t seg = 1;; seg++) {
+        char a[600], b[600];
+        tu_segment_path(primary, seg, a, sizeof a);
+        tu_segment_path(replica, seg, b, sizeof b);
+        if (access(b, F_OK) != 0) {
+            assert_true(compared >= 1);
+            break;
+        }
+        if (access(a, F_OK) != 0) continue; /* the primary's checkpoint removed it: the replica keeps its log */
+        compared++;
+        uint64_t size = tu_file_size(b);
+        assert_int_equal(size, tu_file_size(a));
+        uint8_t *x = malloc(size), *y = malloc(size);
+        tu_file_read(a, 0, x, size);
+        tu_file_read(b, 0, y, size);
+        if (memcmp(x, y, size) != 0) fail_msg("segment %llu differs", (unsigned long long)seg);
+        free(x);
+        free(y);
+    }
+    tu_run r = TOOL(0, "diff", primary, replica);
+    tu_run_free(&r);
+    r = TOOL(0, "verify", replica);
+    tu_run_free(&r);
+}
+
+static int ship_once(nats_set *s, const char *dir, const char *stream, int want) {
+    tu_run r = TOOL(want, "ship", dir, "--server", s->url, "--stream", stream, "--create", "--once");
+    int st = r.status;
+    tu_run_free(&r);
+    return st;
+}
+
+static void follow_once(nats_set *s, const char *dir, const char *stream, int want, const char *err_has) {
+    tu_run r = TOOL(want, "follow", dir, "--server", s->url, "--stream", stream, "--once");
+    if (err_has != NULL && strstr(r.err, err_has) == NULL) fail_msg("follow: no '%s' in: %s", err_has, r.err);
+    tu_run_free(&r);
+}
+
+static void wait_for(const char *replica, uint64_t seq) {
+    for (int waited = 0; replica_seq(replica) < seq; waited += 20) {
+        if (waited > WAIT_MS_MAX) fail_msg("the replica did not reach record %llu", (unsigned long long)seq);
+        sleep_ms(20);
+    }
+}
+
+static void stop_tool(int pid) {
+    kill(pid, SIGTERM);
+    int st = tu_tool_wait(pid);
+    assert_int_equal(st, 0);
+}
+
+/* ---- the stream as it is ---------------------------------------------------------- */
+
+typedef struct stream_copy {
+    uint64_t count;
+    frame_meta meta[64];
+    uint8_t *body[64];
+    uint64_t len[64];
+} stream_copy;
+
+/* Reads every message of a stream; checks that each continues the last:
+ * no gap and no message sent twice. */
+static void stream_read(nats_set *s, const char *stream, stream_copy *out) {
+    nats_link *l = NULL;
+    TU_OK(link_open(s->url, stream, 5000, &l));
+    link_stream ls;
+    TU_OK(link_stream_info(l, &ls));
+    assert_true(ls.exists && ls.last_seq <= 64);
+    memset(out, 0, sizeof *out);
+    log_point end = {1, 0};
+    for (uint64_t seq = 1; seq <= ls.last_seq; seq++) {
+        link_msg m;
+        TU_OK(link_get(l, seq, &m));
+        frame_meta *f = &out->meta[out->count];
+        TU_OK(frame_parse(m.values, m.len, f));
+        bool next_segment = f->at.offset == 0 && f->at.segment == end.segment + 1;
+        if (log_point_cmp(f->at, end) != 0 && !next_segment && !(seq == 1 && f->at.offset == 0)) {
+            fail_msg("stream %s message %llu at %llu:%llu does not continue %llu:%llu", stream,
+                     (unsigned long long)seq, (unsigned long long)f->at.segment, (unsigned long long)f->at.offset,
+                     (unsigned long long)end.segment, (unsigned long long)end.offset);
+        }
+        end = (log_point){f->at.segment, f->at.offset + m.len};
+        out->body[out->count] = malloc(m.len);
+        memcpy(out->body[out->count], m.data, m.len);
+        out->len[out->count++] = m.len;
+        link_msg_free(&m);
+    }
+    link_close(l);
+}
+
+static void stream_copy_free(stream_copy *c) {
+    for (uint64_t i = 0; i < c->count; i++) free(c->body[i]);
+}
+
+/* ---- the scenarios ------------------------------------------------------------------ */
+
+static void test_follow_catches_up_then_live(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    uint64_t page = store_write(e, 0, 200, 4096, 1);
+    ship_once(s, dir, "live", 0);
+    follow_once(s, rep, "live", 0, NULL);
+    assert_int_equal(replica_seq(rep), commit_seq_of(e));
+
+    char ship_log[600], follow_log[600];
+    snprintf(ship_log, sizeof ship_log, "%s/ship.log", s->root);
+    snprintf(follow_log, sizeof follow_log, "%s/follow.log", s->root);
+    const char *ship_args[] = {"ship", dir, "--server", s->url, "--stream", "live", NULL};
+    const char *follow_args[] = {"follow", rep, "--server", s->url, "--stream", "live", NULL};
+    int ship = tu_tool_spawn(ship_args, ship_log);
+    int follow = tu_tool_spawn(follow_args, follow_log);
+    for (uint32_t round = 0; round < 5; round++) { /* 24 MiB: commits straddle 4 MiB segments */
+        store_write(e, page, 300, 16384, 10 + round);
+        wait_for(rep, commit_seq_of(e));
+    }
+    stop_tool(ship);
+    stop_tool(follow);
+    /* A writer cannot open a replica; a reader can. */
+    mmsb_options o;
+    tu_options_small(&o);
+    mmsb_engine *w = NULL;
+    TU_ERR(mmsb_open(rep, &o, &w), MMSB_EREADONLY);
+    assert_non_null(strstr(mmsb_last_error(), "mmsb promote"));
+
+    TU_OK(mmsb_close(e)); /* the clean close's commit ships too */
+    ship_once(s, dir, "live", 0);
+    follow_once(s, rep, "live", 0, NULL);
+    assert_same_log(dir, rep);
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+static void test_shipper_killed_resumes_without_gap_or_duplicate(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    store_write(e, 0, 1400, 16384, 2); /* about 22 MiB: one group of about 22 messages */
+    char log[600];
+    snprintf(log, sizeof log, "%s/ship.log", s->root);
+    const char *args[] = {"ship", dir, "--server", s->url, "--stream", "kill", "--create", NULL};
+    int ship = tu_tool_spawn(args, log);
+    nats_link *l = NULL;
+    TU_OK(link_open(s->url, "kill", 5000, &l));
+    link_stream ls = {0};
+    for (int waited = 0; !ls.exists || ls.messages < 3; waited++) {
+        if (waited > WAIT_MS_MAX) fail_msg("the shipper published nothing");
+        sleep_ms(1);
+        TU_OK(link_stream_info(l, &ls));
+    }
+    kill(ship, SIGKILL);
+    assert_int_equal(tu_tool_wait(ship), 128 + SIGKILL);
+    link_close(l);
+    store_write(e, 0, 50, 1024, 3);
+    ship_once(s, dir, "kill", 0);
+    ship_once(s, dir, "kill", 0); /* nothing new: publishes nothing */
+    stream_copy c;
+    stream_read(s, "kill", &c); /* every message continues the last */
+    stream_copy_free(&c);
+    follow_once(s, rep, "kill", 0, NULL);
+    assert_int_equal(replica_seq(rep), commit_seq_of(e));
+    TU_OK(mmsb_close(e));
+    ship_once(s, dir, "kill", 0);
+    follow_once(s, rep, "kill", 0, NULL);
+    assert_same_log(dir, rep);
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+typedef enum { DAMAGE_BYTE, DAMAGE_SALT, DAMAGE_GAP, DAMAGE_CHAIN, DAMAGE_COUNT } damage;
+
+/* Copies the good stream into a new one with message k damaged, and has a
+ * fresh follower read it: refused at k, holding exactly what came before. */
+static void follow_damaged(nats_set *s, const stream_copy *good, uint64_t k, damage d) {
+    static const char *names[DAMAGE_COUNT] = {"bad-byte", "bad-salt", "bad-gap", "bad-chain"};
+    static const char *words[DAMAGE_COUNT] = {"refused", "another store", "a gap", "chain value"};
+    nats_link *l = NULL;
+    TU_OK(link_open(s->url, names[d], 5000, &l));
+    TU_OK(link_stream_create(l, 1));
+    uint64_t last = 0;
+    for (uint64_t i = 0; i < good->count; i++) {
+        frame_meta m = good->meta[i];
+        uint8_t *body = malloc(good->len[i]);
+        memcpy(body, good->body[i], good->len[i]);
+        if (i == k && d == DAMAGE_GAP) {
+            free(body);
+            continue;
+        }
+        if (i == k && d == DAMAGE_BYTE) body[REC_HEADER_BYTES + 1] ^= 0x10; /* the first record's payload */
+        if (i == k && d == DAMAGE_SALT) m.salt ^= 1;
+        if (i == k && d == DAMAGE_CHAIN) m.chain.lo ^= 1;
+        bool dup = false;
+        TU_OK(link_publish(l, &m, body, good->len[i], last, &last, &dup));
+        free(body);
+    }
+    link_close(l);
+    char *rep = tu_dir_new();
+    follow_once(s, rep, names[d], 1, words[d]);
+    assert_int_equal(replica_seq(rep), good->meta[k - 1].last_seq);
+    tu_run r = TOOL(0, "verify", rep);
+    tu_run_free(&r);
+    follow_once(s, rep, names[d], 1, words[d]); /* and again after a restart */
+    assert_int_equal(replica_seq(rep), good->meta[k - 1].last_seq);
+    tu_dir_remove(rep);
+}
+
+static void test_damaged_foreign_and_missing_messages_refused(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    uint64_t page = 0;
+    for (uint32_t g = 0; g < 4; g++) { /* four groups, one message each */
+        page = store_write(e, page, 40, 1024, 20 + g);
+        ship_once(s, dir, "good", 0);
+    }
+    stream_copy good;
+    stream_read(s, "good", &good);
+    assert_int_equal(good.count, 4);
+    assert_true(good.meta[2].flags == (FRAME_FIRST | FRAME_LAST) && good.meta[2].at.offset > 0);
+    for (damage d = 0; d < DAMAGE_COUNT; d++) follow_damaged(s, &good, 2, d);
+    stream_copy_free(&good);
+
+    /* Another store cannot ship into this one's stream. */
+    char *other = tu_dir_new();
+    mmsb_engine *e2 = store_open(other);
+    store_write(e2, 0, 5, 64, 9);
+    tu_run r = TOOL(1, "ship", other, "--server", s->url, "--stream", "good", "--once");
+    assert_non_null(strstr(r.err, "another store"));
+    tu_run_free(&r);
+    TU_OK(mmsb_close(e2));
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(other);
+    tu_dir_remove(dir);
+    nats_down(s);
+}
+
+static void test_promote_and_fence(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new(), *third = tu_dir_new();
+    mmsb_engine *a = store_open(dir);
+    uint64_t page = store_write(a, 0, 100, 2048, 30);
+    ship_once(s, dir, "pf", 0);
+    follow_once(s, rep, "pf", 0, NULL);
+    /* A replica that lags is not promoted (unless forced). */
+    store_write(a, page, 10, 2048, 31);
+    ship_once(s, dir, "pf", 0);
+    tu_run r = TOOL(1, "promote", rep, "--server", s->url);
+    assert_non_null(strstr(r.err, "follow --once"));
+    tu_run_free(&r);
+    follow_once(s, rep, "pf", 0, NULL);
+    r = TOOL(0, "promote", rep, "--server", s->url);
+    tu_run_free(&r);
+    r = TOOL(1, "promote", rep); /* not a replica any more */
+    tu_run_free(&r);
+
+    /* The new writer continues the log and ships into the same stream. */
+    mmsb_engine *b = store_open(rep);
+    store_write(b, page, 20, 512, 32);
+    TU_OK(mmsb_close(b));
+    ship_once(s, rep, "pf", 0);
+    /* The old primary is fenced: the stream holds another history now. */
+    store_write(a, page, 5, 512, 33);
+    r = TOOL(1, "ship", dir, "--server", s->url, "--stream", "pf", "--once");
+    assert_non_null(strstr(r.err, "fenced"));
+    tu_run_free(&r);
+    follow_once(s, third, "pf", 0, NULL);
+    assert_same_log(rep, third);
+    TU_OK(mmsb_close(a));
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    tu_dir_remove(third);
+    nats_down(s);
+}
+
+/* The first publish to a new three-node stream waits for its leader. */
+static void ship_until_ok(nats_set *s, const char *dir, const char *stream) {
+    for (int tries = 0;; tries++) {
+        const char *args[] = {"ship", dir, "--server", s->url, "--stream", stream, "--create", "--replicas", "3",
+                              "--once", NULL};
+        tu_run r = tu_tool_run(args);
+        int st = r.status;
+        if (st != 0 && tries >= 100) fail_msg("ship to the cluster: %s", r.err);
+        tu_run_free(&r);
+        if (st == 0) return;
+        sleep_ms(200);
+    }
+}
+
+static void test_three_nodes_lose_one_then_the_quorum(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(3);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    uint64_t page = store_write(e, 0, 50, 1024, 40);
+    ship_until_ok(s, dir, "r3");
+    char log[600];
+    snprintf(log, sizeof log, "%s/ship.log", s->root);
+    const char *args[] = {"ship", dir, "--server", s->url, "--stream", "r3", NULL};
+    int ship = tu_tool_spawn(args, log);
+    const char *fargs[] = {"follow", rep, "--server", s->url, "--stream", "r3", NULL};
+    char flog[600];
+    snprintf(flog, sizeof flog, "%s/follow.log", s->root);
+    int follow = tu_tool_spawn(fargs, flog);
+    store_write(e, page, 100, 1024, 41);
+    wait_for(rep, commit_seq_of(e));
+    node_stop(s, 1, SIGKILL); /* one of three: the stream goes on */
+    store_write(e, page, 100, 1024, 42);
+    wait_for(rep, commit_seq_of(e));
+    node_start(s, 1);
+    store_write(e, page, 100, 1024, 43);
+    wait_for(rep, commit_seq_of(e));
+    stop_tool(follow);
+
+    node_stop(s, 0, SIGKILL); /* two of three: no quorum, the shipper stops with an error */
+    node_stop(s, 1, SIGKILL);
+    store_write(e, page, 10, 1024, 44);
+    int st = tu_tool_wait(ship);
+    assert_int_equal(st, 2);
+    node_start(s, 0);
+    node_start(s, 1);
+    TU_OK(mmsb_close(e));
+    ship_until_ok(s, dir, "r3");
+    follow_once(s, rep, "r3", 0, NULL);
+    assert_same_log(dir, rep);
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+/* ---- the framing alone ------------------------------------------------------------ */
+
+static void test_frame_headers_round_trip_and_refuse_garbage(void **state) {
+    (void)state;
+    frame_meta m = {.salt = 0x0123456789abcdefull, .at = {7, 4096}, .first_seq = 10, .last_seq = 20,
+                    .flags = FRAME_FIRST | FRAME_LAST, .chain = {.lo = 1, .hi = 2}};
+    frame_values v;
+    frame_format(&m, &v);
+    const char *vals[FRAME_H_COUNT];
+    for (int i = 0; i < FRAME_H_COUNT; i++) vals[i] = v.v[i];
+    frame_meta back;
+    TU_OK(frame_parse(vals, 100, &back));
+    assert_true(back.salt == m.salt && back.at.segment == 7 && back.at.offset == 4096 && back.first_seq == 10 &&
+                back.last_seq == 20 && back.flags == m.flags && back.chain.lo == 1 && back.chain.hi == 2);
+    TU_ERR(frame_parse(vals, 0, &back), MMSB_ECORRUPT);
+    TU_ERR(frame_parse(vals, FRAME_BODY_MAX + 1, &back), MMSB_ECORRUPT);
+    const char *bad[][2] = {{"Mmsb-Salt", "0123"}, {"Mmsb-Salt", "zz23456789abcdef"}, {"Mmsb-Segment", "0"},
+                            {"Mmsb-Segment", "-1"}, {"Mmsb-Offset", "12"}, {"Mmsb-Last-Seq", "9"},
+                            {"Mmsb-Flags", "both"}, {"Mmsb-Chain", ""}, {"Mmsb-First-Seq", "99999999999999999999"},
+                            {"Mmsb-Offset", "1073741824"}};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        const char *copy[FRAME_H_COUNT];
+        memcpy(copy, vals, sizeof copy);
+        for (int i = 0; i < FRAME_H_COUNT; i++) {
+            if (strcmp(frame_header_names[i], bad[b][0]) == 0) copy[i] = bad[b][1];
+        }
+        if (frame_parse(copy, 100, &back) != MMSB_ECORRUPT) fail_msg("accepted %s: %s", bad[b][0], bad[b][1]);
+    }
+    for (int i = 0; i < FRAME_H_COUNT; i++) {
+        const char *copy[FRAME_H_COUNT];
+        memcpy(copy, vals, sizeof copy);
+        copy[i] = NULL;
+        TU_ERR(frame_parse(copy, 100, &back), MMSB_ECORRUPT);
+    }
+    char id1[FRAME_ID_MAX], id2[FRAME_ID_MAX];
+    uint8_t body[8] = {1, 2, 3};
+    frame_msg_id(&m, body, sizeof body, id1);
+    body[7] = 1;
+    frame_msg_id(&m, body, sizeof body, id2);
+    assert_string_not_equal(id1, id2); /* other bytes at the same place: another id */
+}
+
+int main(void) {
+    assert_true(tu_tool_find());
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_headers_round_trip_and_refuse_garbage),
+        cmocka_unit_test(test_follow_catches_up_then_live),
+        cmocka_unit_test(test_shipper_killed_resumes_without_gap_or_duplicate),
+        cmocka_unit_test(test_damaged_foreign_and_missing_messages_refused),
+        cmocka_unit_test(test_promote_and_fence),
+        cmocka_unit_test(test_three_nodes_lose_one_then_the_quorum),
+    };
+    return cmocka_run_group_tests(tests, skip_without_nats, NULL);
+}
