@@ -395,7 +395,7 @@ static void write_plots(const runner *rn) {
 
 static uint32_t collect(const bench_def **defs) {
     const bench_def *(*groups[])(uint32_t *) = {bench_group_core, bench_group_log, bench_group_prop,
-                                               bench_group_store, bench_group_gpu};
+                                               bench_group_store, bench_group_gpu, bench_group_repl};
     uint32_t n = 0;
     for (uint32_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         uint32_t count;

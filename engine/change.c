@@ -305,7 +305,7 @@ static int batch_check(mmsb_engine *e, const mmsb_delta *deltas, uint64_t count,
     if (count > BATCH_DELTAS_MAX)
         return err_set(MMSB_EINVAL, "mmsb_apply_batch: count %llu exceeds %d", (unsigned long long)count,
                        BATCH_DELTAS_MAX);
-    int rc = commit_durability_check(durability, "mmsb_apply_batch");
+    int rc = commit_durability_check(e, durability, "mmsb_apply_batch");
     if (rc == 0) rc = commit_result_check(out, "mmsb_apply_batch");
     page_entry *pe;
     for (uint64_t i = 0; rc == 0 && i < count; i++) {

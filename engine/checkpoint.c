@@ -24,6 +24,7 @@
 #include "digest.h"
 #include "engine.h"
 #include "page.h"
+#include "replicate.h"
 #include "role.h"
 
 enum { GROW_ATTEMPTS_MAX = 48 }; /* doublings: far more than 1 MiB -> 64 TiB */
@@ -178,7 +179,10 @@ void checkpoint_retain(mmsb_engine *e) {
     ASSERT(e->dir_fd >= 0);
     ASSERT(!e->cc.active);
     /* keep 0 removes nothing: it only notes the lowest segment file */
-    remove_segments_before(e, e->ck.have && !e->read_only ? e->ck.last.segment : 0);
+    uint64_t keep = e->ck.have && !e->read_only ? e->ck.last.segment : 0;
+    uint64_t floor = replicate_segment_floor(e); /* the stream needs these still */
+    if (floor != 0) keep = min_u64(keep, floor);
+    remove_segments_before(e, keep);
 }
 
 /* The LMDB environment, made whole or not at all (ckpt_create). */

@@ -122,13 +122,15 @@ static int append_commit(mmsb_engine *e, uint32_t durability, uint64_t *seq_out)
     h128 root;
     bool with_root = (log_commits(e->log) + 1) % e->opts.root_every_commits == 0;
     if (with_root) digest_root(e, &root);
-    return log_commit(e->log, with_root ? &root : NULL, durability, seq_out);
+    /* REPLICATED is GROUP on the local disk; the replication thread ships it. */
+    uint32_t local = durability == MMSB_DURABILITY_REPLICATED ? MMSB_DURABILITY_GROUP : durability;
+    return log_commit(e->log, with_root ? &root : NULL, local, seq_out);
 }
 
 int commit_finish(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
     commit_ctx *c = &e->cc;
     ASSERT(c->active);
-    ASSERT(durability <= MMSB_DURABILITY_SYNC);
+    ASSERT(durability <= MMSB_DURABILITY_REPLICATED);
     *seq_out = 0;
     int rc = propagate(e);
     if (rc != 0) {
@@ -169,10 +171,13 @@ int commit_result_check(const mmsb_commit_result *out, const char *fn) {
     return 0;
 }
 
-int commit_durability_check(uint32_t durability, const char *fn) {
+int commit_durability_check(const mmsb_engine *e, uint32_t durability, const char *fn) {
     ASSERT(fn != NULL);
-    if (durability > MMSB_DURABILITY_SYNC) {
+    if (durability > MMSB_DURABILITY_REPLICATED) {
         return err_set(MMSB_EINVAL, "%s: durability %u is not 0 or an MMSB_DURABILITY_* value", fn, durability);
+    }
+    if (durability == MMSB_DURABILITY_REPLICATED && e->repl == NULL) {
+        return err_set(MMSB_EINVAL, "%s: REPLICATED durability needs replication (mmsb_options.replication_*)", fn);
     }
     return 0;
 }

@@ -24,6 +24,6 @@ void commit_abandon(mmsb_engine *e, int rc);
 void commit_result_out(const mmsb_engine *e, mmsb_commit_result *out);
 int commit_result_check(const mmsb_commit_result *out, const char *fn)
     MUST_CHECK;
-int commit_durability_check(uint32_t durability, const char *fn) MUST_CHECK;
+int commit_durability_check(const mmsb_engine *e, uint32_t durability, const char *fn) MUST_CHECK;
 
 #endif /* MMSB_COMMIT_H */

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "page.h"
 #include "propagate.h"
 #include "replay.h"
+#include "replicate.h"
 #include "role.h"
 
 enum {
@@ -34,15 +36,20 @@ enum {
 #define ARENA_BYTES_MIN (1ull * MiB)
 
 /* The public structs' sizes are part of ABI 1 (on LP64 machines): a
- * change to one is a new ABI, never an accident. */
+ * change to one is a new ABI, never an accident, except growth at the end of
+ * a struct that carries its size (0.2 added replication to the options and
+ * the engine info; 0.1's sizes are still taken: OPTIONS_SIZE_V1 below). */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(mmsb_options) == 160, "ABI 1: mmsb_options");
+_Static_assert(sizeof(mmsb_options) == 192, "ABI 1: mmsb_options (0.1: 160)");
+_Static_assert(offsetof(mmsb_options, replication_servers) == 160, "ABI 1: 0.1's mmsb_options");
+_Static_assert(offsetof(mmsb_engineinfo, replicated_seq) == 960, "ABI 1: 0.1's mmsb_engineinfo");
+_Static_assert(sizeof(mmsb_replica_info) == 88, "ABI 1: mmsb_replica_info");
 _Static_assert(sizeof(mmsb_delta) == 64, "ABI 1: mmsb_delta");
 _Static_assert(sizeof(mmsb_pageinfo) == 40, "ABI 1: mmsb_pageinfo");
 _Static_assert(sizeof(mmsb_change) == 24, "ABI 1: mmsb_change");
 _Static_assert(sizeof(mmsb_commit_result) == 64, "ABI 1: mmsb_commit_result");
 _Static_assert(sizeof(mmsb_event) == 40, "ABI 1: mmsb_event");
-_Static_assert(sizeof(mmsb_engineinfo) == 960, "ABI 1: mmsb_engineinfo");
+_Static_assert(sizeof(mmsb_engineinfo) == 1192, "ABI 1: mmsb_engineinfo (0.1: 960)");
 _Static_assert(sizeof(mmsb_derive_spec) == 40 && sizeof(mmsb_deriveinfo) == 40, "ABI 1: derivations");
 _Static_assert(sizeof(mmsb_log_record) == 160 && sizeof(mmsb_op_input) == 64, "ABI 1: log records, op input");
 _Static_assert(sizeof(mmsb_digest) == 16, "ABI 1: mmsb_digest");
@@ -60,6 +67,11 @@ MMSB_API const char *mmsb_version(int *major, int *minor, int *patch) {
 MMSB_API int mmsb_abi_version(void) { return MMSB_ABI_VERSION; }
 
 /* ---- options ---------------------------------------------------------------- */
+
+/* The structs of version 0.1's header end here: callers built with it pass
+ * these sizes, and get the defaults (or nothing) for what came later. */
+#define OPTIONS_SIZE_V1 offsetof(mmsb_options, replication_servers)
+#define INFO_SIZE_V1 offsetof(mmsb_engineinfo, replicated_seq)
 
 static void options_defaults(mmsb_options *o) {
     ASSERT(o != NULL);
@@ -87,6 +99,7 @@ static void options_defaults(mmsb_options *o) {
     o->checkpoint_map_bytes = 1 * GiB;
     o->checkpoint_map_bytes_max = 1024 * GiB;
     o->checkpoint_readers = 126;
+    o->replication_timeout_ms = 5000;
     ASSERT(o->log_buffer_bytes <= o->segment_bytes && o->group_window_bytes <= o->log_buffer_bytes);
     ASSERT(o->checkpoint_map_bytes <= o->checkpoint_map_bytes_max);
 }
@@ -94,7 +107,7 @@ static void options_defaults(mmsb_options *o) {
 /* The log options: sizes that fit the format's limits and each other. */
 static int options_check_log(const mmsb_options *o) {
     ASSERT(o != NULL && o->struct_size == sizeof *o);
-    if (o->durability < MMSB_DURABILITY_NONE || o->durability > MMSB_DURABILITY_SYNC) {
+    if (o->durability < MMSB_DURABILITY_NONE || o->durability > MMSB_DURABILITY_REPLICATED) {
         return err_set(MMSB_EINVAL, "mmsb_open: durability %u is not an MMSB_DURABILITY_* value", o->durability);
     }
     if (o->io_backend > MMSB_IO_SYNC)
@@ -140,6 +153,8 @@ static int options_check_log(const mmsb_options *o) {
         return err_set(MMSB_EINVAL, "mmsb_open: checkpoint_readers %u outside 1..65536", o->checkpoint_readers);
     }
     if (o->reserved2 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved2 is %u, must be 0", o->reserved2);
+    int rc = replicate_options_check(o);
+    if (rc != 0) return rc;
     ASSERT(o->segment_bytes >= SEG_BYTES_MIN && o->log_buffer_bytes <= o->segment_bytes);
     return 0;
 }
@@ -147,9 +162,17 @@ static int options_check_log(const mmsb_options *o) {
 MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
                                uint32_t abi_version) {
     if (options == NULL) return err_set(MMSB_EINVAL, "mmsb_options_init: options is NULL");
-    if (struct_size < sizeof(mmsb_options)) {
-        return err_set(MMSB_EINVAL, "mmsb_options_init: struct_size %u is below this library's %zu",
-                       struct_size, sizeof(mmsb_options));
+    if (struct_size < OPTIONS_SIZE_V1) {
+        return err_set(MMSB_EINVAL, "mmsb_options_init: struct_size %u is below the smallest this library takes "
+                       "(%zu)", struct_size, OPTIONS_SIZE_V1);
+    }
+    if (struct_size < sizeof(mmsb_options)) { /* an older header's: its fields only */
+        mmsb_options full;
+        options_defaults(&full);
+        full.struct_size = struct_size;
+        full.abi_version = abi_version;
+        memcpy(options, &full, struct_size);
+        return 0;
     }
     /* A newer header's larger struct: its extra fields start out zero. */
     memset((uint8_t *)options + sizeof(mmsb_options), 0, struct_size - sizeof(mmsb_options));
@@ -160,26 +183,8 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
     return 0;
 }
 
-/* Copies the caller's options into the library's layout and checks them. */
-static int options_take(const mmsb_options *in, mmsb_options *o) {
-    if (in == NULL) return err_set(MMSB_EINVAL, "mmsb_open: options is NULL; fill them with MMSB_OPTIONS_INIT");
-    if (in->abi_version != MMSB_ABI_VERSION) {
-        return err_set(MMSB_EVERSION, "mmsb_open: options come from ABI %u, this library is ABI %d",
-                       in->abi_version, MMSB_ABI_VERSION);
-    }
-    if (in->struct_size < sizeof(mmsb_options)) {
-        return err_set(MMSB_EINVAL, "mmsb_open: options struct_size %u is below %zu; fill them with MMSB_OPTIONS_INIT",
-                       in->struct_size, sizeof(mmsb_options));
-    }
-    const uint8_t *extra = (const uint8_t *)in + sizeof(mmsb_options);
-    for (uint32_t i = 0; i < in->struct_size - sizeof(mmsb_options); i++) {
-        if (extra[i] != 0) {
-            return err_set(MMSB_ENOTSUP,
-                           "mmsb_open: options set a field at byte %zu that this library (%s) does not know",
-                           sizeof(mmsb_options) + i, MMSB_VERSION_STRING);
-        }
-    }
-    memcpy(o, in, sizeof *o);
+/* The options' values: each in range, and fitting each other. */
+static int options_check(mmsb_options *o) {
     ASSERT(o->abi_version == MMSB_ABI_VERSION);
     const uint32_t known_flags = MMSB_OPEN_CREATE | MMSB_OPEN_SALVAGE | MMSB_OPEN_KEEP_LOG | MMSB_OPEN_READONLY;
     if (o->flags & ~known_flags) return err_set(MMSB_EINVAL, "mmsb_open: unknown flags 0x%x", o->flags & ~known_flags);
@@ -215,6 +220,35 @@ static int options_take(const mmsb_options *in, mmsb_options *o) {
     o->struct_size = sizeof *o;
     ASSERT(o->page_bytes_max <= o->arena_bytes_max && o->pages_max <= PAGES_MAX_LIMIT);
     return options_check_log(o);
+}
+
+/* Copies the caller's options into the library's layout and checks them. */
+static int options_take(const mmsb_options *in, mmsb_options *o) {
+    if (in == NULL) return err_set(MMSB_EINVAL, "mmsb_open: options is NULL; fill them with MMSB_OPTIONS_INIT");
+    if (in->abi_version != MMSB_ABI_VERSION) {
+        return err_set(MMSB_EVERSION, "mmsb_open: options come from ABI %u, this library is ABI %d",
+                       in->abi_version, MMSB_ABI_VERSION);
+    }
+    if (in->struct_size < OPTIONS_SIZE_V1) {
+        return err_set(MMSB_EINVAL, "mmsb_open: options struct_size %u is below %zu; fill them with MMSB_OPTIONS_INIT",
+                       in->struct_size, OPTIONS_SIZE_V1);
+    }
+    if (in->struct_size < sizeof(mmsb_options)) { /* an older header's: the newer fields keep their defaults */
+        options_defaults(o);
+        memcpy(o, in, in->struct_size);
+        o->struct_size = sizeof *o;
+        return options_check(o);
+    }
+    const uint8_t *extra = (const uint8_t *)in + sizeof(mmsb_options);
+    for (uint32_t i = 0; i < in->struct_size - sizeof(mmsb_options); i++) {
+        if (extra[i] != 0) {
+            return err_set(MMSB_ENOTSUP,
+                           "mmsb_open: options set a field at byte %zu that this library (%s) does not know",
+                           sizeof(mmsb_options) + i, MMSB_VERSION_STRING);
+        }
+    }
+    memcpy(o, in, sizeof *o);
+    return options_check(o);
 }
 
 /* ---- store directory --------------------------------------------------------- */
@@ -294,6 +328,7 @@ static void engine_release(mmsb_engine *e) {
     ASSERT(!e->cc.active);
     live_retire(e);
     vmap_close(&e->live);
+    replicate_close(e);
     log_writer_close(e->log);
     propagate_close(e);
     checkpoint_close(e);
@@ -306,6 +341,8 @@ static void engine_release(mmsb_engine *e) {
     if (e->lock_fd >= 0) close(e->lock_fd);
     if (e->dir_fd >= 0) close(e->dir_fd);
     free(e->dir);
+    free(e->repl_servers);
+    free(e->repl_stream);
     e->magic = 0;
     free(e);
 }
@@ -356,7 +393,7 @@ static int engine_open_log(mmsb_engine *e) {
         .buffer_bytes = e->opts.log_buffer_bytes,
         .group_window_us = e->opts.group_window_us,
         .group_window_bytes = e->opts.group_window_bytes,
-        .durability = e->opts.durability,
+        .durability = e->opts.durability == MMSB_DURABILITY_REPLICATED ? MMSB_DURABILITY_GROUP : e->opts.durability,
         .io_backend = e->opts.io_backend,
         .hooks = e->hooks,
     };
@@ -366,7 +403,9 @@ static int engine_open_log(mmsb_engine *e) {
     }
     rc = log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
     ASSERT(rc != 0 || e->log != NULL);
-    /* What an earlier writer's crash left of a retention goes now. */
+    if (rc == 0) rc = replicate_open(e);
+    /* What an earlier writer's crash left of a retention goes now (but not
+     * what the replication stream does not hold yet). */
     if (rc == 0) checkpoint_retain(e);
     return rc;
 }
@@ -381,6 +420,18 @@ static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine 
     if (e == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: cannot allocate the engine");
     e->magic = ENGINE_MAGIC;
     e->opts = opts;
+    if (opts.replication_servers != NULL) { /* the caller's strings need not outlive mmsb_open */
+        e->repl_servers = strdup(opts.replication_servers);
+        e->repl_stream = strdup(opts.replication_stream);
+        e->opts.replication_servers = e->repl_servers;
+        e->opts.replication_stream = e->repl_stream;
+        if (e->repl_servers == NULL || e->repl_stream == NULL) {
+            free(e->repl_servers);
+            free(e->repl_stream);
+            free(e);
+            return err_set(MMSB_ENOMEM, "mmsb_open: out of memory");
+        }
+    }
     e->read_only = (opts.flags & MMSB_OPEN_READONLY) != 0;
     e->dir_fd = e->lock_fd = -1;
     atomic_init(&e->busy, 0);
@@ -470,6 +521,7 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
         digest_root(engine, &root);
         rc = log_commit_close(engine->log, &root);
     }
+    replicate_close(engine); /* ships what it can of the last commits, then stops */
     int failed = engine->log != NULL ? log_failed(engine->log) : 0;
     uint64_t durable = engine->log != NULL ? log_durable_seq(engine->log) : 0;
     int close_rc = log_writer_close(engine->log);
@@ -490,10 +542,10 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
 MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     int rc = engine_enter(engine, "mmsb_engine_info");
     if (rc != 0) return rc;
-    if (info == NULL || info->struct_size < sizeof(mmsb_engineinfo)) {
+    if (info == NULL || info->struct_size < INFO_SIZE_V1) {
         engine_leave(engine);
         return err_set(MMSB_EINVAL, "mmsb_engine_info: info is NULL or its struct_size is below %zu",
-                       sizeof(mmsb_engineinfo));
+                       INFO_SIZE_V1);
     }
     mmsb_engineinfo out = {.struct_size = sizeof out};
     snprintf(out.kernel, sizeof out.kernel, "%s", engine->kern->name);
@@ -541,7 +593,10 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.log_segments_removed = engine->ck.segments_removed;
     out.recovered_from_checkpoint = engine->ck.loaded;
     snprintf(out.checkpoint_detail, sizeof out.checkpoint_detail, "%s", engine->ck.note);
-    *info = out;
+    replicate_info(engine, &out);
+    uint32_t size = info->struct_size;
+    memcpy(info, &out, min_u64(size, sizeof out)); /* an older header's struct gets its fields */
+    info->struct_size = size;
     engine_leave(engine);
     return 0;
 }
@@ -565,15 +620,34 @@ MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq) {
     return rc != 0 ? rc : log_wait_durable(engine->log, commit_seq);
 }
 
+MMSB_API int mmsb_wait_replicated(mmsb_engine *engine, uint64_t commit_seq) {
+    int rc = engine_check(engine, "mmsb_wait_replicated");
+    if (rc != 0) return rc;
+    if (engine->read_only || engine->repl == NULL) {
+        return err_set(MMSB_EINVAL, "mmsb_wait_replicated: this engine has no replication (mmsb_options."
+                       "replication_servers and replication_stream)");
+    }
+    uint64_t committed = log_committed_seq(engine->log);
+    if (commit_seq == 0 || commit_seq > committed) {
+        return err_set(MMSB_EINVAL, "mmsb_wait_replicated: commit %llu was not made (the last is %llu)",
+                       (unsigned long long)commit_seq, (unsigned long long)committed);
+    }
+    return replicate_wait(engine, commit_seq);
+}
+
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability) {
     int rc = engine_enter_writer(engine, "mmsb_set_durability");
     if (rc != 0) return rc;
-    if (durability < MMSB_DURABILITY_NONE || durability > MMSB_DURABILITY_SYNC) {
+    if (durability < MMSB_DURABILITY_NONE || durability > MMSB_DURABILITY_REPLICATED) {
         rc = err_set(MMSB_EINVAL, "mmsb_set_durability: %u is not an MMSB_DURABILITY_* value", durability);
+    } else if (durability == MMSB_DURABILITY_REPLICATED && engine->repl == NULL) {
+        rc = err_set(MMSB_EINVAL, "mmsb_set_durability: REPLICATED needs replication (mmsb_options.replication_*)");
     } else {
-    ASSERT(!engine->read_only && engine->log != NULL);
+        ASSERT(!engine->read_only && engine->log != NULL);
         engine->opts.durability = durability;
-        log_set_durability(engine->log, durability);
+        /* The local disk as in GROUP; the replication thread does the rest. */
+        log_set_durability(engine->log,
+                           durability == MMSB_DURABILITY_REPLICATED ? MMSB_DURABILITY_GROUP : durability);
     }
     engine_leave(engine);
     return rc;

@@ -119,6 +119,8 @@ typedef struct subscriber {
     void *user;
 } subscriber;
 
+typedef struct replicator replicator; /* replicate.c */
+
 typedef struct totals {
     uint64_t commits, recomputes, skips, backdates, delta_propagations, aborts;
 } totals;
@@ -145,6 +147,8 @@ struct mmsb_engine {
     uint64_t pages_live;
     digest_state dig;
     log_writer *log;
+    replicator *repl;     /* the writer's shipper; NULL: no replication */
+    char *repl_servers, *repl_stream; /* the options' strings, copied */
     graph g;
     op_registry ops;
     commit_ctx cc;

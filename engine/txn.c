@@ -135,7 +135,7 @@ static int txn_check(mmsb_engine *e, const mmsb_txn *t) {
 
 static int txn_run(mmsb_engine *e, const mmsb_txn *t, uint32_t durability, mmsb_commit_result *out) {
     ASSERT(t->e == e && !e->read_only);
-    int rc = commit_durability_check(durability, "mmsb_txn_commit");
+    int rc = commit_durability_check(e, durability, "mmsb_txn_commit");
     if (rc == 0) rc = commit_result_check(out, "mmsb_txn_commit");
     if (rc == 0) rc = txn_check(e, t);
     if (rc != 0) return rc;

@@ -31,9 +31,9 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------- */
 
 #define MMSB_VERSION_MAJOR 0
-#define MMSB_VERSION_MINOR 1
+#define MMSB_VERSION_MINOR 2
 #define MMSB_VERSION_PATCH 0
-#define MMSB_VERSION_STRING "0.1.0"
+#define MMSB_VERSION_STRING "0.2.0"
 /* The ABI version: bumped on any incompatible change of this header. The
  * shared library's soname carries it (libmmsb.so.1). */
 #define MMSB_ABI_VERSION 1
@@ -67,6 +67,8 @@ MMSB_API int mmsb_abi_version(void);
 #define MMSB_EREADONLY (-32013) /* a writing call on a read-only engine */
 #define MMSB_EDEPENDENTS (-32014) /* derived pages still read the page */
 #define MMSB_ECALLBACK (-32015) /* a writing call from an event callback */
+#define MMSB_EREPLICA (-32016)  /* replication: the stream did not store it (unreachable, no quorum) */
+#define MMSB_EFENCED (-32017)   /* replication: another writer took the stream over */
 #define MMSB_ERRCODE_LAST (-32015)
 
 /* Roles. Each function below says which thread may call it and which codes
@@ -135,10 +137,15 @@ typedef struct mmsb_digest {
  * GROUP: a commit returns at once; it becomes durable within the group
  *   window (group_window_us / group_window_bytes), sharing one write and one
  *   fdatasync with other commits; mmsb_wait_durable(seq) waits for it.
- * SYNC: a commit returns once its bytes are on stable storage. */
+ * SYNC: a commit returns once its bytes are on stable storage.
+ * REPLICATED: as GROUP on the local disk, and the writer publishes every
+ *   commit to the replication stream (mmsb_options.replication_*);
+ *   mmsb_wait_replicated(seq) returns once the stream has stored it on a
+ *   quorum of its servers and it is durable here (README, "Replication"). */
 #define MMSB_DURABILITY_NONE 1u
 #define MMSB_DURABILITY_GROUP 2u
 #define MMSB_DURABILITY_SYNC 3u
+#define MMSB_DURABILITY_REPLICATED 4u
 
 /* mmsb_options.io_backend: AUTO uses io_uring when the kernel allows it and
  * falls back to pwrite + fdatasync; the environment variable MMSB_IO
@@ -193,6 +200,17 @@ typedef struct mmsb_options {
     uint32_t checkpoint_readers;   /* LMDB reader slots (processes and threads
                                       reading at once); default 126 */
     uint32_t reserved2;            /* must be 0 */
+    /* replication (added in 0.2; a 0.1 caller's smaller struct means none):
+       the writer publishes its log to a NATS JetStream stream */
+    const char *replication_servers; /* "nats://HOST:PORT[,...]"; NULL: none.
+                                        Copied at open */
+    const char *replication_stream;  /* the stream's name (1 .. 64 of A-Z a-z
+                                        0-9 _ -; subject mmsb.NAME) */
+    uint64_t replication_timeout_ms; /* a publish's wait for the stream's
+                                        answer; default 5000 (1 .. 600000) */
+    uint32_t replication_create;     /* 0: the stream must exist; 1 .. 5:
+                                        create it with that many copies */
+    uint32_t reserved3;              /* must be 0 */
 } mmsb_options;
 
 /* mmsb_options.propagation */
@@ -282,6 +300,12 @@ typedef struct mmsb_engineinfo {
     uint32_t recovered_from_checkpoint; /* 1: open loaded one, then the suffix */
     uint32_t reserved1;
     char checkpoint_detail[160];   /* why open did not use the checkpoint, if so */
+    /* replication (added in 0.2: a 0.1 caller's smaller struct gets none) */
+    uint64_t replicated_seq;       /* the stream holds the log up to this commit */
+    uint64_t replication_lag_records; /* committed records it does not hold yet */
+    uint64_t replication_messages; /* published since open */
+    uint64_t replication_bytes;    /* log bytes published since open */
+    char replication[200];         /* "off", or the stream and its state in words */
 } mmsb_engineinfo;
 
 /* mmsb_engineinfo.recovery_flags */
@@ -588,6 +612,16 @@ MMSB_API int mmsb_sync(mmsb_engine *engine);
 /* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOSPC (the log
  * failed). */
 MMSB_API int mmsb_wait_durable(mmsb_engine *engine, uint64_t commit_seq);
+/* Blocks until commit `commit_seq` is durable here and stored by the
+ * replication stream on a quorum of its servers: the acknowledgement of
+ * MMSB_DURABILITY_REPLICATED (any durability's commits are published when
+ * replication is configured). Waits at most replication_timeout_ms for the
+ * stream; a later call waits again, as the writer keeps publishing. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL (no replication configured, or a commit
+ * not made yet), MMSB_EREPLICA (the stream did not store it in time: unreachable, no quorum; the
+ * detail has NATS's words), MMSB_EFENCED (another writer took the stream over: every writing call
+ * fails with it until reopened), MMSB_EIO, MMSB_ENOSPC (the log failed). */
+MMSB_API int mmsb_wait_replicated(mmsb_engine *engine, uint64_t commit_seq);
 /* Sets the durability of the following commits (a writing call). */
 /* Role: writer. Errors: MMSB_EINVAL, MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
@@ -708,6 +742,61 @@ MMSB_API int mmsb_log_open(const char *dir, uint32_t flags, mmsb_log_reader **re
 MMSB_API int mmsb_log_next(mmsb_log_reader *reader, mmsb_log_record *record);
 /* Role: the log reader's thread. Errors: none (NULL is a no-op). */
 MMSB_API int mmsb_log_close(mmsb_log_reader *reader);
+
+/* ---- replicas (README, "Replication") ------------------------------------------- */
+
+/* A follower: builds and keeps the replica store in a directory from a
+ * replication stream. Its log is the primary's, byte for byte; every group
+ * of records is checked (CRCs, salt, sequence numbers, chain) before it
+ * counts. Readers open the replica with MMSB_OPEN_READONLY; a writer's open
+ * is refused (MMSB_EREADONLY) until mmsb_promote. */
+typedef struct mmsb_replica mmsb_replica;
+
+typedef struct mmsb_replica_info {
+    uint32_t struct_size;      /* set by the caller: sizeof(mmsb_replica_info) */
+    uint32_t reserved0;
+    uint64_t commit_seq;       /* the replica holds the log up to this commit */
+    uint64_t commits;
+    uint64_t stream_seq;       /* the last stream message it checked */
+    uint64_t stream_last_seq;  /* the stream's last message (asked now) */
+    uint64_t lag_records;      /* records the stream holds beyond the replica */
+    uint64_t lag_ns;           /* age of the last message taken while behind; 0: caught up */
+    uint64_t messages, groups, bytes_written; /* since open */
+    uint64_t tail_cut_bytes;   /* an unsynced tail cut at open (the follower had stopped) */
+} mmsb_replica_info;
+
+/* Opens (creating it when needed) the replica in dir that follows `stream`
+ * on `servers` ("nats://HOST:PORT[,...]"). A directory holding a store that
+ * is not a replica of that stream is refused. */
+/* Role: any thread; the replica is then used by one thread at a time. Errors: MMSB_EINVAL,
+ * MMSB_EBUSY (a writer or another follower holds the store), MMSB_ECORRUPT (its log is damaged
+ * before what it had synced), MMSB_ENOTFOUND (no such stream), MMSB_EREPLICA, MMSB_EIO,
+ * MMSB_ENOMEM. */
+MMSB_API int mmsb_replica_open(const char *dir, const char *servers, const char *stream,
+                               mmsb_replica **replica_out);
+/* Takes the stream's messages as they come, until none came for timeout_ms;
+ * *taken_out (may be NULL) counts them. A message that fails its checks is
+ * refused (MMSB_ECORRUPT, naming its stream sequence): nothing after it is
+ * taken, and every later poll refuses it again. */
+/* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT, MMSB_EREPLICA, MMSB_EIO. */
+MMSB_API int mmsb_replica_poll(mmsb_replica *replica, uint32_t timeout_ms, uint64_t *taken_out);
+/* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_EREPLICA (the stream could not be asked:
+ * the rest of *info is still filled). */
+MMSB_API int mmsb_replica_info_get(mmsb_replica *replica, mmsb_replica_info *info);
+/* Role: the replica's thread. Errors: MMSB_EIO (its last hint could not be written). NULL is a
+ * no-op. */
+MMSB_API int mmsb_replica_close(mmsb_replica *replica);
+
+#define MMSB_PROMOTE_FORCE 0x1u /* promote a replica that lags the stream */
+
+/* Turns the replica in dir (no follower running) into a store a writer
+ * opens: removes its marker, then opens and closes it as a writer (a new
+ * generation, a clean close). With servers (NULL: no check) it first checks
+ * that the replica holds the stream's last whole group, unless
+ * MMSB_PROMOTE_FORCE. */
+/* Role: any thread. Errors: MMSB_EINVAL (not a replica), MMSB_EBUSY (a follower runs on it, or
+ * it lags the stream), MMSB_ECORRUPT, MMSB_EREPLICA, MMSB_EIO, MMSB_ENOMEM. */
+MMSB_API int mmsb_promote(const char *dir, const char *servers, uint32_t flags);
 
 #ifdef __cplusplus
 }

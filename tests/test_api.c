@@ -4,6 +4,7 @@
  * not the bytes, not the epochs, not the state root.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,8 @@ static void test_options_init(void **state) {
     (void)state;
     mmsb_options o;
     TU_ERR(mmsb_options_init(NULL, sizeof o, MMSB_ABI_VERSION), MMSB_EINVAL);
-    TU_ERR(mmsb_options_init(&o, sizeof o - 8, MMSB_ABI_VERSION), MMSB_EINVAL);
+    const size_t v1 = offsetof(mmsb_options, replication_servers); /* 0.1's struct */
+    TU_ERR(mmsb_options_init(&o, (uint32_t)v1 - 8, MMSB_ABI_VERSION), MMSB_EINVAL);
     TU_OK(MMSB_OPTIONS_INIT(&o));
     assert_int_equal(o.struct_size, sizeof o);
     assert_int_equal(o.abi_version, MMSB_ABI_VERSION);
@@ -127,6 +129,79 @@ static void test_options_init(void **state) {
     TU_OK(mmsb_options_init(&next.v1, sizeof next, MMSB_ABI_VERSION));
     assert_int_equal(next.v1.struct_size, sizeof next);
     assert_int_equal(next.future_field, 0);
+
+    /* A caller built with 0.1's header: its smaller structs still work. */
+    memset(&o, 0xEE, sizeof o);
+    TU_OK(mmsb_options_init(&o, (uint32_t)v1, MMSB_ABI_VERSION));
+    assert_int_equal(o.struct_size, v1);
+    assert_int_equal(((uint8_t *)&o)[v1], 0xEE); /* nothing written past its struct */
+    char *dir = tu_dir_new();
+    mmsb_options small;
+    tu_options_small(&small);
+    memcpy(&o, &small, v1);
+    o.struct_size = (uint32_t)v1;
+    memset((uint8_t *)&o + v1, 0xEE, sizeof o - v1); /* garbage where 0.1 had nothing */
+    mmsb_engine *e = NULL;
+    TU_OK(mmsb_open(dir, &o, &e));
+    mmsb_engineinfo info;
+    memset(&info, 0xEE, sizeof info);
+    info.struct_size = (uint32_t)offsetof(mmsb_engineinfo, replicated_seq);
+    TU_OK(mmsb_engine_info(e, &info));
+    assert_int_equal(info.replicated_seq, 0xEEEEEEEEEEEEEEEEull); /* past its struct: untouched */
+    info.struct_size = sizeof info;
+    TU_OK(mmsb_engine_info(e, &info));
+    assert_string_equal(info.replication, "off");
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+}
+
+static void test_replication_options_are_checked(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    mmsb_engine *e = NULL;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.replication_servers = "nats://127.0.0.1:1";
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL); /* no stream */
+    o.replication_stream = "bad name";
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    o.replication_stream = "s";
+    o.replication_timeout_ms = 0;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    o.replication_timeout_ms = 100;
+    o.replication_create = 6;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    o.replication_create = 0;
+    o.flags = MMSB_OPEN_READONLY;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL); /* readers publish nothing */
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_REPLICATED;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL); /* REPLICATED needs a stream */
+    o.durability = MMSB_DURABILITY_REPLICATED + 1;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    /* Nothing listening: the open fails with the NATS words, and leaves nothing behind it. */
+    tu_options_small(&o);
+    o.replication_servers = "nats://127.0.0.1:1";
+    o.replication_stream = "s";
+    o.replication_timeout_ms = 200;
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EREPLICA);
+    assert_non_null(strstr(mmsb_last_error(), "NATS"));
+    assert_null(e);
+    tu_options_small(&o);
+    e = tu_open(dir, &o);
+    TU_ERR(mmsb_wait_replicated(e, 1), MMSB_EINVAL);
+    TU_ERR(mmsb_set_durability(e, MMSB_DURABILITY_REPLICATED), MMSB_EINVAL);
+    TU_ERR(mmsb_wait_replicated(NULL, 1), MMSB_EINVAL);
+    TU_OK(mmsb_close(e));
+    mmsb_replica *r = (mmsb_replica *)0x1;
+    TU_ERR(mmsb_replica_open(NULL, "x", "s", &r), MMSB_EINVAL);
+    TU_ERR(mmsb_replica_open(dir, "nats://127.0.0.1:1", "s", &r), MMSB_EINVAL); /* a store, not a replica */
+    TU_ERR(mmsb_replica_poll(NULL, 1, NULL), MMSB_EINVAL);
+    TU_OK(mmsb_replica_close(NULL));
+    TU_ERR(mmsb_promote(dir, NULL, 0), MMSB_EINVAL); /* not a replica */
+    TU_ERR(mmsb_promote(dir, NULL, 0x80), MMSB_EINVAL);
+    TU_ERR(mmsb_promote(NULL, NULL, 0), MMSB_EINVAL);
+    tu_dir_remove(dir);
 }
 
 static void test_open_rejects_bad_options(void **state) {
@@ -602,6 +677,7 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_options_init),
+        cmocka_unit_test(test_replication_options_are_checked),
         cmocka_unit_test(test_open_rejects_bad_options),
         cmocka_unit_test(test_open_directory_rules),
         cmocka_unit_test_setup_teardown(test_engine_info, setup, teardown),

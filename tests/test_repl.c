@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "../tlog/repl/mirror.h"
-#include "../tools/nats_link.h"
+#include "../tlog/repl/link.h"
 #include "testutil.h"
 
 enum { NODES_MAX = 3, WAIT_MS_MAX = 20000 };
@@ -46,6 +46,48 @@ typedef struct nats_set {
 } nats_set;
 
 static char nats_server_path[512];
+
+/* Every process a test starts, so that a failed test still stops them. */
+enum { PROCS_MAX = 64 };
+static int procs[PROCS_MAX];
+
+static void proc_note(int pid) {
+    for (int i = 0; i < PROCS_MAX; i++) {
+        if (procs[i] == 0) {
+            procs[i] = pid;
+            return;
+        }
+    }
+    fail_msg("more than %d processes", PROCS_MAX);
+}
+
+static void proc_forget(int pid) {
+    for (int i = 0; i < PROCS_MAX; i++) {
+        if (procs[i] == pid) procs[i] = 0;
+    }
+}
+
+static int stop_leftovers(void **state) {
+    (void)state;
+    for (int i = 0; i < PROCS_MAX; i++) {
+        if (procs[i] == 0) continue;
+        kill(procs[i], SIGKILL);
+        waitpid(procs[i], NULL, 0);
+        procs[i] = 0;
+    }
+    return 0;
+}
+
+static int spawn_tool(const char *const *args, const char *log) {
+    int pid = tu_tool_spawn(args, log);
+    proc_note(pid);
+    return pid;
+}
+
+static int wait_tool(int pid) {
+    proc_forget(pid);
+    return tu_tool_wait(pid);
+}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -116,6 +158,7 @@ static void node_start(nats_set *s, int i) {
         _exit(127);
     }
     n->pid = pid;
+    proc_note(pid);
     for (int waited = 0; !port_open(n->port); waited += 20) {
         if (waited > WAIT_MS_MAX) fail_msg("nats-server %s did not listen on %d (see %s)", n->name, n->port, logp);
         sleep_ms(20);
@@ -128,6 +171,7 @@ static void node_stop(nats_set *s, int i, int sig) {
     kill(n->pid, sig);
     int status;
     waitpid(n->pid, &status, 0);
+    proc_forget(n->pid);
     n->pid = 0;
 }
 
@@ -252,16 +296,18 @@ static void follow_once(nats_set *s, const char *dir, const char *stream, int wa
     tu_run_free(&r);
 }
 
-static void wait_for(const char *replica, uint64_t seq) {
+static void wait_for_ms(const char *replica, uint64_t seq, int ms_max) {
     for (int waited = 0; replica_seq(replica) < seq; waited += 20) {
-        if (waited > WAIT_MS_MAX) fail_msg("the replica did not reach record %llu", (unsigned long long)seq);
+        if (waited > ms_max) fail_msg("the replica did not reach record %llu", (unsigned long long)seq);
         sleep_ms(20);
     }
 }
 
+static void wait_for(const char *replica, uint64_t seq) { wait_for_ms(replica, seq, WAIT_MS_MAX); }
+
 static void stop_tool(int pid) {
     kill(pid, SIGTERM);
-    int st = tu_tool_wait(pid);
+    int st = wait_tool(pid);
     assert_int_equal(st, 0);
 }
 
@@ -326,8 +372,8 @@ static void test_follow_catches_up_then_live(void **state) {
     snprintf(follow_log, sizeof follow_log, "%s/follow.log", s->root);
     const char *ship_args[] = {"ship", dir, "--server", s->url, "--stream", "live", NULL};
     const char *follow_args[] = {"follow", rep, "--server", s->url, "--stream", "live", NULL};
-    int ship = tu_tool_spawn(ship_args, ship_log);
-    int follow = tu_tool_spawn(follow_args, follow_log);
+    int ship = spawn_tool(ship_args, ship_log);
+    int follow = spawn_tool(follow_args, follow_log);
     for (uint32_t round = 0; round < 5; round++) { /* 24 MiB: commits straddle 4 MiB segments */
         store_write(e, page, 300, 16384, 10 + round);
         wait_for(rep, commit_seq_of(e));
@@ -360,7 +406,7 @@ static void test_shipper_killed_resumes_without_gap_or_duplicate(void **state) {
     char log[600];
     snprintf(log, sizeof log, "%s/ship.log", s->root);
     const char *args[] = {"ship", dir, "--server", s->url, "--stream", "kill", "--create", NULL};
-    int ship = tu_tool_spawn(args, log);
+    int ship = spawn_tool(args, log);
     nats_link *l = NULL;
     TU_OK(link_open(s->url, "kill", 5000, &l));
     link_stream ls = {0};
@@ -370,7 +416,7 @@ static void test_shipper_killed_resumes_without_gap_or_duplicate(void **state) {
         TU_OK(link_stream_info(l, &ls));
     }
     kill(ship, SIGKILL);
-    assert_int_equal(tu_tool_wait(ship), 128 + SIGKILL);
+    assert_int_equal(wait_tool(ship), 128 + SIGKILL);
     link_close(l);
     store_write(e, 0, 50, 1024, 3);
     ship_once(s, dir, "kill", 0);
@@ -523,32 +569,226 @@ static void test_three_nodes_lose_one_then_the_quorum(void **state) {
     char log[600];
     snprintf(log, sizeof log, "%s/ship.log", s->root);
     const char *args[] = {"ship", dir, "--server", s->url, "--stream", "r3", NULL};
-    int ship = tu_tool_spawn(args, log);
+    int ship = spawn_tool(args, log);
     const char *fargs[] = {"follow", rep, "--server", s->url, "--stream", "r3", NULL};
     char flog[600];
     snprintf(flog, sizeof flog, "%s/follow.log", s->root);
-    int follow = tu_tool_spawn(fargs, flog);
+    int follow = spawn_tool(fargs, flog);
     store_write(e, page, 100, 1024, 41);
     wait_for(rep, commit_seq_of(e));
-    node_stop(s, 1, SIGKILL); /* one of three: the stream goes on */
+    node_stop(s, 1, SIGKILL); /* one of three: the stream goes on (once it has elected new leaders) */
     store_write(e, page, 100, 1024, 42);
-    wait_for(rep, commit_seq_of(e));
+    wait_for_ms(rep, commit_seq_of(e), 90000);
     node_start(s, 1);
     store_write(e, page, 100, 1024, 43);
     wait_for(rep, commit_seq_of(e));
     stop_tool(follow);
 
-    node_stop(s, 0, SIGKILL); /* two of three: no quorum, the shipper stops with an error */
+    node_stop(s, 0, SIGKILL); /* two of three: no quorum; the shipper waits and tries again */
     node_stop(s, 1, SIGKILL);
     store_write(e, page, 10, 1024, 44);
-    int st = tu_tool_wait(ship);
-    assert_int_equal(st, 2);
+    sleep_ms(1500);
+    int st = 0;
+    assert_int_equal(waitpid(ship, &st, WNOHANG), 0); /* still running */
     node_start(s, 0);
     node_start(s, 1);
+    follow = spawn_tool(fargs, flog);
+    wait_for_ms(rep, commit_seq_of(e), 90000); /* the quorum returned: the same commits shipped */
+    stop_tool(follow);
+    stop_tool(ship);
     TU_OK(mmsb_close(e));
     ship_until_ok(s, dir, "r3");
     follow_once(s, rep, "r3", 0, NULL);
     assert_same_log(dir, rep);
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+/* ---- the writer publishes itself: MMSB_DURABILITY_REPLICATED ------------------------- */
+
+static mmsb_engine *replicated_open(nats_set *s, const char *dir, const char *stream, uint64_t timeout_ms,
+                                    uint32_t create, int *rc_out) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_REPLICATED;
+    o.replication_servers = s->url;
+    o.replication_stream = stream;
+    o.replication_timeout_ms = timeout_ms;
+    o.replication_create = create;
+    mmsb_engine *e = NULL;
+    int rc = mmsb_open(dir, &o, &e);
+    if (rc_out != NULL) *rc_out = rc;
+    else if (rc != 0) fail_msg("mmsb_open with replication: %s", mmsb_last_error());
+    return e;
+}
+
+/* Writes and waits until the stream holds the last commit (tries again
+ * while a cluster elects a new leader). */
+static uint64_t write_replicated(mmsb_engine *e, uint64_t page, uint32_t count, uint64_t seed, uint32_t tries) {
+    store_write(e, page, count, 512, seed);
+    uint64_t seq = commit_seq_of(e);
+    int rc = -1;
+    for (uint32_t t = 0; t < tries && rc != 0; t++) rc = mmsb_wait_replicated(e, seq);
+    if (rc != 0) fail_msg("mmsb_wait_replicated(%llu): %s", (unsigned long long)seq, mmsb_last_error());
+    return seq;
+}
+
+static void test_replicated_durability_acknowledges_what_the_stream_holds(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new(), *plain = tu_dir_new();
+    /* Without replication the mode and the wait are refused. */
+    mmsb_engine *p = store_open(plain);
+    TU_ERR(mmsb_set_durability(p, MMSB_DURABILITY_REPLICATED), MMSB_EINVAL);
+    store_write(p, 0, 1, 8, 1);
+    TU_ERR(mmsb_wait_replicated(p, commit_seq_of(p)), MMSB_EINVAL);
+    TU_OK(mmsb_close(p));
+    int rc = 0;
+    replicated_open(s, dir, "wr", 2000, 0, &rc); /* the stream must exist unless asked to create it */
+    assert_int_equal(rc, MMSB_ENOTFOUND);
+
+    mmsb_engine *e = replicated_open(s, dir, "wr", 2000, 1, NULL);
+    uint64_t page = store_write(e, 0, 1, 8, 2);
+    uint64_t seq = write_replicated(e, page, 200, 3, 1);
+    mmsb_engineinfo info = tu_info(e);
+    assert_true(info.replicated_seq >= seq && info.replication_lag_records == 0);
+    assert_non_null(strstr(info.replication, "stream wr"));
+    TU_ERR(mmsb_wait_replicated(e, seq + 1000), MMSB_EINVAL);
+    TU_OK(mmsb_close(e)); /* ships its clean close */
+    follow_once(s, rep, "wr", 0, NULL);
+    assert_same_log(dir, rep);
+
+    /* Reopened, it continues the stream; a replica keeps up. */
+    e = replicated_open(s, dir, "wr", 2000, 0, NULL);
+    seq = write_replicated(e, page, 100, 4, 1);
+    follow_once(s, rep, "wr", 0, NULL);
+    assert_true(replica_seq(rep) >= seq);
+
+    /* Promoted, the replica's writer takes the stream over: the old one is
+     * fenced, and stays so when reopened. */
+    tu_run r = TOOL(0, "promote", rep, "--server", s->url);
+    tu_run_free(&r);
+    mmsb_engine *b = replicated_open(s, rep, "wr", 2000, 0, NULL);
+    write_replicated(b, page, 10, 5, 1);
+    store_write(e, page, 1, 8, 6);
+    TU_ERR(mmsb_wait_replicated(e, commit_seq_of(e)), MMSB_EFENCED);
+    TU_ERR(mmsb_write(e, page, 0, "x", 1, NULL), MMSB_EFENCED);
+    mmsb_close(e); /* reports the fencing */
+    replicated_open(s, dir, "wr", 2000, 0, &rc);
+    assert_int_equal(rc, MMSB_EFENCED);
+    TU_OK(mmsb_close(b));
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    tu_dir_remove(plain);
+    nats_down(s);
+}
+
+static void test_replicated_commits_through_node_loss_and_quorum_loss(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(3);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = NULL;
+    for (int tries = 0; e == NULL; tries++) { /* the cluster elects its leaders first */
+        int rc = 0;
+        e = replicated_open(s, dir, "q3", 1500, 3, &rc);
+        if (e == NULL && tries > 60) fail_msg("open with a three-node stream: %s", mmsb_last_error());
+        if (e == NULL) sleep_ms(250);
+    }
+    uint64_t page = store_write(e, 0, 1, 8, 1);
+    write_replicated(e, page, 50, 2, 20);
+    node_stop(s, 2, SIGKILL); /* one of three: commits go on */
+    write_replicated(e, page, 50, 3, 20);
+    node_stop(s, 1, SIGKILL); /* two of three: nothing is acknowledged */
+    store_write(e, page, 5, 512, 4);
+    uint64_t seq = commit_seq_of(e);
+    int rc = mmsb_wait_replicated(e, seq);
+    assert_int_equal(rc, MMSB_EREPLICA);
+    node_start(s, 1); /* the quorum returns: the same commits ship */
+    node_start(s, 2);
+    for (int waited_ms = 0; (rc = mmsb_wait_replicated(e, seq)) != 0; waited_ms += 250) {
+        if (waited_ms > 90000) fail_msg("the quorum returned, the commit did not ship: %s", mmsb_last_error());
+        sleep_ms(250); /* the cluster elects its leaders again */
+    }
+    TU_OK(mmsb_close(e));
+    follow_once(s, rep, "q3", 0, NULL);
+    assert_same_log(dir, rep);
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+/* The primary, in a process of its own (this program run again, so that
+ * it starts with no NATS connection of the parent's): REPLICATED commits,
+ * each acknowledgement noted in a file. */
+static int primary_main(const char *dir, const char *url, const char *acked_path) {
+    nats_set s = {.count = 1};
+    snprintf(s.url, sizeof s.url, "%s", url);
+    mmsb_engine *e = replicated_open(&s, dir, "kp", 3000, 0, NULL);
+    uint64_t page = 0;
+    if (mmsb_page_create(e, 65536, 0, &page) != 0) return 3;
+    int fd = open(acked_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    for (uint64_t i = 0;; i++) {
+        uint8_t buf[256];
+        memset(buf, (int)(i & 0xff), sizeof buf);
+        memcpy(buf, &i, sizeof i); /* every write changes bytes */
+        mmsb_change ch;
+        if (mmsb_write(e, page, (i * 256) % 65280, buf, sizeof buf, &ch) != 0) return 4;
+        if (ch.commit_seq == 0) continue; /* the same bytes again: no commit */
+        if (mmsb_wait_replicated(e, ch.commit_seq) != 0) {
+            fprintf(stderr, "primary: commit %llu: %s\n", (unsigned long long)ch.commit_seq, mmsb_last_error());
+            return 5;
+        }
+        if (write(fd, &ch.commit_seq, sizeof ch.commit_seq) != sizeof ch.commit_seq) return 6;
+    }
+}
+
+static int primary_start(const char *dir, const char *url, const char *acked_path) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[] = {"/proc/self/exe", "--primary", dir, url, acked_path, NULL};
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    proc_note(pid);
+    return pid;
+}
+
+static void test_primary_killed_promoted_replica_holds_every_acknowledged_commit(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = replicated_open(s, dir, "kp", 3000, 1, NULL); /* creates the stream */
+    store_write(e, 0, 10, 64, 1);
+    TU_OK(mmsb_wait_replicated(e, commit_seq_of(e)));
+    TU_OK(mmsb_close(e));
+    char acked_path[600];
+    snprintf(acked_path, sizeof acked_path, "%s/acked", s->root);
+    int child = primary_start(dir, s->url, acked_path);
+    for (int waited = 0; access(acked_path, F_OK) != 0 || tu_file_size(acked_path) < 8 * 300; waited++) {
+        int st = 0;
+        if (waitpid(child, &st, WNOHANG) == child) fail_msg("the primary stopped: exit %d", WEXITSTATUS(st));
+        if (waited > WAIT_MS_MAX) fail_msg("the primary acknowledged too little");
+        sleep_ms(1);
+    }
+    tu_child_kill(child);
+    proc_forget(child);
+    uint64_t n = tu_file_size(acked_path) / 8, acked = 0;
+    tu_file_read(acked_path, (n - 1) * 8, &acked, 8);
+    follow_once(s, rep, "kp", 0, NULL);
+    tu_run r = TOOL(0, "promote", rep, "--server", s->url);
+    tu_run_free(&r);
+    assert_true(replica_seq(rep) >= acked); /* nothing acknowledged is lost */
+    e = replicated_open(s, rep, "kp", 3000, 0, NULL);
+    write_replicated(e, 1, 3, 7, 1);
+    TU_OK(mmsb_close(e));
+    int rc = 0;
+    replicated_open(s, dir, "kp", 3000, 0, &rc); /* the old primary comes back: fenced */
+    assert_int_equal(rc, MMSB_EFENCED);
     tu_dir_remove(dir);
     tu_dir_remove(rep);
     nats_down(s);
@@ -596,15 +836,19 @@ static void test_frame_headers_round_trip_and_refuse_garbage(void **state) {
     assert_string_not_equal(id1, id2); /* other bytes at the same place: another id */
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "--primary") == 0) return primary_main(argv[2], argv[3], argv[4]);
     assert_true(tu_tool_find());
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_headers_round_trip_and_refuse_garbage),
-        cmocka_unit_test(test_follow_catches_up_then_live),
-        cmocka_unit_test(test_shipper_killed_resumes_without_gap_or_duplicate),
-        cmocka_unit_test(test_damaged_foreign_and_missing_messages_refused),
-        cmocka_unit_test(test_promote_and_fence),
-        cmocka_unit_test(test_three_nodes_lose_one_then_the_quorum),
+        cmocka_unit_test_teardown(test_frame_headers_round_trip_and_refuse_garbage, stop_leftovers),
+        cmocka_unit_test_teardown(test_follow_catches_up_then_live, stop_leftovers),
+        cmocka_unit_test_teardown(test_shipper_killed_resumes_without_gap_or_duplicate, stop_leftovers),
+        cmocka_unit_test_teardown(test_damaged_foreign_and_missing_messages_refused, stop_leftovers),
+        cmocka_unit_test_teardown(test_promote_and_fence, stop_leftovers),
+        cmocka_unit_test_teardown(test_three_nodes_lose_one_then_the_quorum, stop_leftovers),
+        cmocka_unit_test_teardown(test_replicated_durability_acknowledges_what_the_stream_holds, stop_leftovers),
+        cmocka_unit_test_teardown(test_replicated_commits_through_node_loss_and_quorum_loss, stop_leftovers),
+        cmocka_unit_test_teardown(test_primary_killed_promoted_replica_holds_every_acknowledged_commit, stop_leftovers),
     };
     return cmocka_run_group_tests(tests, skip_without_nats, NULL);
 }

@@ -283,7 +283,7 @@ static int classify_headers(log_cursor *c) {
 static int cursor_new(int dir_fd, uint32_t flags, const kern_ops *kern, const cursor_start *start,
                       uint64_t covered_segment, log_cursor **out) {
     ASSERT(dir_fd >= 0 && kern != NULL && out != NULL);
-    ASSERT((flags & ~(uint32_t)(CURSOR_VERIFY | CURSOR_SALVAGE)) == 0);
+    ASSERT((flags & ~(uint32_t)(CURSOR_VERIFY | CURSOR_SALVAGE | CURSOR_LIVE)) == 0);
     log_cursor *c = calloc(1, sizeof *c);
     if (c == NULL) return err_set(MMSB_ENOMEM, "cannot allocate a log cursor");
     c->dir_fd = dir_fd;
@@ -738,6 +738,13 @@ int cursor_next(log_cursor *c, log_rec *rec, bool *done) {
             /* The writer closed cleanly here and nothing came after it: no
              * need to look further for synced data. */
             snprintf(c->end.detail, sizeof c->end.detail, "clean close at segment %llu offset %llu",
+                     (unsigned long long)c->seg_nos[c->seg_idx], (unsigned long long)c->scan.off);
+            finish(c);
+            *done = true;
+            return 0;
+        }
+        if (last && (c->flags & CURSOR_LIVE)) {
+            snprintf(c->end.detail, sizeof c->end.detail, "what is written so far ends at segment %llu offset %llu",
                      (unsigned long long)c->seg_nos[c->seg_idx], (unsigned long long)c->scan.off);
             finish(c);
             *done = true;

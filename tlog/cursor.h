@@ -13,6 +13,11 @@
 enum {
     CURSOR_VERIFY = 1u << 0,  /* check CRCs and chain values (off: already checked) */
     CURSOR_SALVAGE = 1u << 1, /* on corruption, end at the last good commit instead */
+    /* A reader of a log being written (shippers, a replica's group check):
+     * the first zeros or invalid record in the last segment end the read,
+     * with no search beyond for synced data (a verdict only recovery needs:
+     * it reads the rest of the segment). Records are checked as always. */
+    CURSOR_LIVE = 1u << 2,
 };
 
 /* How the log ended, known once cursor_next reports done. */

@@ -7,27 +7,25 @@
 
 #include "../engine/base/base.h"
 #include "cli.h"
-#include "nats_link.h"
+#include "../tlog/repl/link.h"
+#include "../tlog/repl/ship.h"
 
 /* Defaults of the replication commands. */
 enum {
     REPL_TIMEOUT_MS = 5000,    /* a NATS request */
     REPL_POLL_MS = 2,          /* the shipper's wait for new commits, when idle */
-    REPL_NOTE_MS = 1000,       /* the follower's marker hint, at most this often */
-    REPL_WALK_BACK_MAX = 4096, /* messages looked at to find where a group ended */
-    REPL_SUBSCRIBE_TRIES = 10, /* a consumer's creation, while a cluster elects leaders */
+    REPL_IDLE_FAST_ROUNDS = 50, /* ... for this many looks, then */
+    REPL_POLL_IDLE_MS = 20,    /* ... this long */
+    REPL_RETRY_MS = 500,       /* after the stream did not answer */
+    REPL_ONCE_TRIES = 20,      /* --once: tries while the stream does not answer */
 };
 
 /* SIGINT and SIGTERM ask a running command to stop after its current step. */
 void repl_signals_install(void);
 bool repl_stop_requested(void);
 void repl_sleep_ms(uint64_t ms);
-
-/* Where the stream's last whole group ends: the message with the LAST flag
- * found walking back from the stream's end. *found false when the stream
- * holds none (empty, or only a group's first parts). */
-MUST_CHECK int repl_last_group(nats_link *l, const link_stream *ls, frame_meta *meta, uint64_t *len,
-                               uint64_t *stream_seq, bool *found);
+/* 'mmsb CMD: retrying: ...' on stderr, at most every 5 seconds. */
+void repl_warn(const char *cmd, int rc);
 
 int cmd_ship(int argc, char **argv);
 int cmd_follow(int argc, char **argv);

@@ -68,9 +68,11 @@ MMSB_API const char *mmsb_strerror(int code) {
     case MMSB_ENOMEM: return "out of memory";
     case MMSB_ECYCLE: return "the edge would close a cycle in the dependency graph";
     case MMSB_EOP: return "a derivation operation failed";
-    case MMSB_EREADONLY: return "the engine was opened read-only";
+    case MMSB_EREADONLY: return "read-only: the engine was opened read-only, or the store is a replica";
     case MMSB_EDEPENDENTS: return "derived pages still read this page";
     case MMSB_ECALLBACK: return "writing calls are not allowed from an event callback";
+    case MMSB_EREPLICA: return "replication failed: the stream did not store it (servers unreachable, no quorum)";
+    case MMSB_EFENCED: return "fenced: another writer took the replication stream over";
     default: break;
     }
     int errnum = code < 0 ? -code : code;

@@ -377,8 +377,9 @@ static int write_body(log_mirror *m, const frame_meta *f, const uint8_t *body, u
 /* Reads what was written since the last checked commit with every check on. */
 static int check_group(log_mirror *m, const frame_meta *f, log_end *end) {
     log_cursor *c = NULL;
-    int rc = m->st.empty ? cursor_open(m->dir_fd, CURSOR_VERIFY, m->kern, 0, &c)
-                         : cursor_open_at(m->dir_fd, CURSOR_VERIFY, m->kern, &m->start, &c);
+    const uint32_t flags = CURSOR_VERIFY | CURSOR_LIVE; /* what lies past the group is zeros: no need to read it */
+    int rc = m->st.empty ? cursor_open(m->dir_fd, flags, m->kern, 0, &c)
+                         : cursor_open_at(m->dir_fd, flags, m->kern, &m->start, &c);
     log_rec r;
     bool done = false;
     uint64_t limit = m->st.bytes_written + 2; /* at most one record per 8 bytes written, and the end */

@@ -21,12 +21,13 @@ from . import _capi
 
 _lib = _capi.load()
 
-__all__ = ["Engine", "Transaction", "Delta", "Attach", "LogReader", "MMSBError", "version", "abi_version"]
+__all__ = ["Engine", "Transaction", "Delta", "Attach", "LogReader", "Replica", "promote", "MMSBError", "version",
+           "abi_version"]
 
 # ---- constants (mmsb.h) -------------------------------------------------------------------------
 
 OPEN_CREATE, OPEN_SALVAGE, OPEN_KEEP_LOG, OPEN_READONLY = 0x1, 0x2, 0x4, 0x8
-DURABILITY_NONE, DURABILITY_GROUP, DURABILITY_SYNC = 1, 2, 3
+DURABILITY_NONE, DURABILITY_GROUP, DURABILITY_SYNC, DURABILITY_REPLICATED = 1, 2, 3, 4
 PROPAGATE_INCREMENTAL, PROPAGATE_FULL = 0, 1
 GPU_AUTO, GPU_OFF = 0, 1
 DELTA_SPARSE, DELTA_EXPECT_EPOCH = 0x1, 0x2
@@ -122,9 +123,22 @@ class InCallback(Busy):
     code = -32015
 
 
+class ReplicationError(MMSBError):
+    """The replication stream did not store it (servers unreachable, no
+    quorum); the writer keeps trying, and a later wait may succeed."""
+    code = -32016
+
+
+class Fenced(ReplicationError):
+    """Another writer took the replication stream over: this engine's
+    writing calls fail until it is reopened."""
+    code = -32017
+
+
 _ERRORS = {cls.code: cls for cls in (InvalidArgument, NotFound, Conflict, NoSpace, IOFailure, Corrupt,
                                      VersionMismatch, Busy, NotSupported, OutOfMemory, CycleError,
-                                     OperationFailed, ReadOnly, HasDependents, InCallback)}
+                                     OperationFailed, ReadOnly, HasDependents, InCallback, ReplicationError,
+                                     Fenced)}
 
 
 def _check(rc, cause=None):
@@ -299,9 +313,16 @@ class Engine:
         o = _capi.Options()
         _check(_lib.mmsb_options_init(byref(o), ctypes.sizeof(o), _capi.ABI_VERSION))
         fields = {name: ftype for name, ftype in _capi.Options._fields_ if name not in ("struct_size", "abi_version")}
+        keep = []  # the strings' bytes live until mmsb_open has copied them
         for key, value in options.items():
             if key not in fields:
                 raise TypeError("unknown option %r (the fields of mmsb_options)" % key)
+            if fields[key] is ctypes.c_char_p:
+                if not isinstance(value, (str, bytes)):
+                    raise TypeError("%s must be str or bytes" % key)
+                keep.append(value.encode() if isinstance(value, str) else value)
+                setattr(o, key, keep[-1])
+                continue
             setattr(o, key, _uint(value, key, U32_MAX if fields[key] is ctypes.c_uint32 else U64_MAX))
         handle = c_void_p()
         path_b = path.encode() if isinstance(path, str) else path
@@ -405,7 +426,7 @@ class Engine:
             arr[i], k = d._c()
             keep.append(k)
         res = _new_result()
-        _check(_lib.mmsb_apply_batch(self._handle(), arr, len(deltas), _uint(durability, "durability", 3),
+        _check(_lib.mmsb_apply_batch(self._handle(), arr, len(deltas), _uint(durability, "durability", 4),
                                      byref(res)), self._take_op_error())
         return _commit_result(res)
 
@@ -525,6 +546,11 @@ class Engine:
     def wait_durable(self, commit_seq):
         _check(_lib.mmsb_wait_durable(self._handle(), _uint(commit_seq, "commit_seq")))
 
+    def wait_replicated(self, commit_seq):
+        """Blocks until the commit is durable here and stored by the
+        replication stream on a quorum (raises ReplicationError, Fenced)."""
+        _check(_lib.mmsb_wait_replicated(self._handle(), _uint(commit_seq, "commit_seq")))
+
     def set_durability(self, durability):
         _check(_lib.mmsb_set_durability(self._handle(), _uint(durability, "durability", U32_MAX)))
 
@@ -611,7 +637,7 @@ class Transaction:
 
     def commit(self, durability=0):
         res = _new_result()
-        rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 3), byref(res))
+        rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 4), byref(res))
         if rc not in (-32008, -32015):  # EBUSY and ECALLBACK keep it open for a retry
             self._h = None
         _check(rc, self._engine._take_op_error())
@@ -726,3 +752,57 @@ class LogReader(_Handle):
 
 Attach._close_fn = _lib.mmsb_attach_close
 LogReader._close_fn = _lib.mmsb_log_close
+
+
+# ---- replicas ----------------------------------------------------------------------------------------
+
+
+class Replica:
+    """A follower: keeps the replica store at path from a JetStream stream
+    (README, "Replication"). Use as a context manager (or call close())."""
+
+    def __init__(self, path, servers, stream):
+        handle = c_void_p()
+        enc = [x.encode() if isinstance(x, str) else x for x in (path, servers, stream)]
+        self._h = None
+        _check(_lib.mmsb_replica_open(enc[0], enc[1], enc[2], byref(handle)))
+        self._h = handle
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("the replica is closed")
+        return self._h
+
+    def poll(self, timeout_ms=100):
+        """Takes the stream's messages until none came for timeout_ms; returns how many."""
+        taken = c_uint64()
+        _check(_lib.mmsb_replica_poll(self._handle(), _uint(timeout_ms, "timeout_ms", U32_MAX), byref(taken)))
+        return taken.value
+
+    def info(self):
+        """mmsb_replica_info as a dict (what it holds, the stream's end, the lag)."""
+        info = _capi.ReplicaInfo(struct_size=ctypes.sizeof(_capi.ReplicaInfo))
+        _check(_lib.mmsb_replica_info_get(self._handle(), byref(info)))
+        return {name: getattr(info, name) for name, _ in _capi.ReplicaInfo._fields_
+                if not name.startswith("reserved") and name != "struct_size"}
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _check(_lib.mmsb_replica_close(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+PROMOTE_FORCE = 0x1
+
+
+def promote(path, servers=None, force=False):
+    """Makes the replica at path a store a writer opens (see mmsb_promote)."""
+    enc = [x.encode() if isinstance(x, str) else x for x in (path, servers)]
+    _check(_lib.mmsb_promote(enc[0], enc[1], PROMOTE_FORCE if force else 0))

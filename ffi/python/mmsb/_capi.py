@@ -26,6 +26,8 @@ class Options(Structure):
         ("root_every_commits", c_uint32), ("propagation", c_uint32), ("commit_bytes_max", c_uint64),
         ("txn_bytes_max", c_uint64), ("checkpoint_log_bytes", c_uint64), ("checkpoint_map_bytes", c_uint64),
         ("checkpoint_map_bytes_max", c_uint64), ("checkpoint_readers", c_uint32), ("reserved2", c_uint32),
+        ("replication_servers", c_char_p), ("replication_stream", c_char_p), ("replication_timeout_ms", c_uint64),
+        ("replication_create", c_uint32), ("reserved3", c_uint32),
     ]
 
 
@@ -47,6 +49,16 @@ class EngineInfo(Structure):
         ("checkpoint_stall_ns_last", c_uint64), ("checkpoint_stall_ns_max", c_uint64),
         ("checkpoint_map_bytes", c_uint64), ("log_segment_first", c_uint64), ("log_segments_removed", c_uint64),
         ("recovered_from_checkpoint", c_uint32), ("reserved1", c_uint32), ("checkpoint_detail", c_char * 160),
+        ("replicated_seq", c_uint64), ("replication_lag_records", c_uint64), ("replication_messages", c_uint64),
+        ("replication_bytes", c_uint64), ("replication", c_char * 200),
+    ]
+
+
+class ReplicaInfo(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32), ("reserved0", c_uint32), ("commit_seq", c_uint64), ("commits", c_uint64),
+        ("stream_seq", c_uint64), ("stream_last_seq", c_uint64), ("lag_records", c_uint64), ("lag_ns", c_uint64),
+        ("messages", c_uint64), ("groups", c_uint64), ("bytes_written", c_uint64), ("tail_cut_bytes", c_uint64),
     ]
 
 
@@ -140,6 +152,12 @@ _SIGNATURES = {
     "mmsb_unsubscribe": (c_int, [c_void_p, c_uint64]),
     "mmsb_sync": (c_int, [c_void_p]),
     "mmsb_wait_durable": (c_int, [c_void_p, c_uint64]),
+    "mmsb_wait_replicated": (c_int, [c_void_p, c_uint64]),
+    "mmsb_replica_open": (c_int, [c_char_p, c_char_p, c_char_p, POINTER(c_void_p)]),
+    "mmsb_replica_poll": (c_int, [c_void_p, c_uint32, u64p]),
+    "mmsb_replica_info_get": (c_int, [c_void_p, POINTER(ReplicaInfo)]),
+    "mmsb_replica_close": (c_int, [c_void_p]),
+    "mmsb_promote": (c_int, [c_char_p, c_char_p, c_uint32]),
     "mmsb_set_durability": (c_int, [c_void_p, c_uint32]),
     "mmsb_checkpoint": (c_int, [c_void_p]),
     "mmsb_attach_open": (c_int, [c_char_p, POINTER(c_void_p)]),

@@ -418,3 +418,70 @@ class TestExample(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _nats_server():
+    for d in ("/usr/sbin", "/usr/bin", "/usr/local/bin"):
+        path = os.path.join(d, "nats-server")
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+class TestReplication(Base):
+    """A writer in REPLICATED durability, a Replica following it, promotion:
+    against a nats-server started here on 127.0.0.1 (a free port, a
+    temporary directory), stopped by its PID."""
+
+    def setUp(self):
+        super().setUp()
+        server = _nats_server()
+        if server is None:
+            if os.environ.get("MMSB_REQUIRE_NATS") == "1":
+                self.fail("nats-server is not installed and MMSB_REQUIRE_NATS=1")
+            self.skipTest("*** nats-server is not installed (make deps installs it) ***")
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = "nats://127.0.0.1:%d" % port
+        log = open(os.path.join(self.dir, "nats.log"), "wb")
+        self.addCleanup(log.close)
+        self.nats = subprocess.Popen([server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
+                                      os.path.join(self.dir, "js")], stdout=log, stderr=log)
+        self.addCleanup(self.nats.wait)
+        self.addCleanup(self.nats.kill)
+        import time
+        for _ in range(500):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.02)
+
+    def test_replicated_commits_a_replica_and_promotion(self):
+        primary, replica = os.path.join(self.dir, "p"), os.path.join(self.dir, "r")
+        with mmsb.Engine(primary, **small(durability=mmsb.DURABILITY_REPLICATED, replication_servers=self.url,
+                                          replication_stream="py", replication_create=1)) as e:
+            p = e.page_create(4096)
+            seq = 0
+            for i in range(50):
+                seq = e.write(p, i, bytes([i + 1])).commit_seq
+            e.wait_replicated(seq)
+            info = e.info()
+            self.assertGreaterEqual(info["replicated_seq"], seq)
+            self.assertIn("stream py", info["replication"])
+            with self.assertRaises(mmsb.InvalidArgument):
+                e.wait_replicated(seq + 1000)
+            root = e.state_root()
+        with mmsb.Replica(replica, self.url, "py") as r:
+            for _ in range(50):
+                r.poll(100)
+                if r.info()["lag_records"] == 0:
+                    break
+            self.assertEqual(r.info()["lag_records"], 0)
+        with self.assertRaises(mmsb.ReadOnly):
+            mmsb.Engine(replica, **small())
+        mmsb.promote(replica, self.url)
+        with mmsb.Engine(replica, **small()) as b:
+            self.assertEqual(b.state_root(), root)
+        self.assertTrue(issubclass(mmsb.Fenced, mmsb.ReplicationError))

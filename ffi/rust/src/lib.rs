@@ -38,6 +38,10 @@ pub enum ErrorKind {
     Dependents,
     /// A writing call from an event callback (MMSB_ECALLBACK).
     Callback,
+    /// The replication stream did not store it: unreachable, no quorum (MMSB_EREPLICA).
+    Replication,
+    /// Another writer took the replication stream over (MMSB_EFENCED).
+    Fenced,
     /// An errno value or a code this binding does not know.
     Other,
 }
@@ -77,6 +81,8 @@ fn kind_of(code: i32) -> ErrorKind {
         -32013 => ErrorKind::ReadOnly,
         -32014 => ErrorKind::Dependents,
         -32015 => ErrorKind::Callback,
+        -32016 => ErrorKind::Replication,
+        -32017 => ErrorKind::Fenced,
         _ => ErrorKind::Other,
     }
 }
@@ -120,6 +126,9 @@ pub enum Durability {
     None = 1,
     Group = 2,
     Sync = 3,
+    /// As Group on the local disk, and acknowledged by `wait_replicated`
+    /// once the replication stream holds the commit on a quorum.
+    Replicated = 4,
 }
 
 pub const OPEN_CREATE: u32 = 0x1;
@@ -136,8 +145,24 @@ pub const OP_MAX_U32: u32 = 7;
 pub const OP_MAX_U64: u32 = 8;
 
 /// Open options: the library's defaults, then adjusted.
-#[derive(Clone, Copy)]
-pub struct Options(pub sys::mmsb_options);
+pub struct Options(pub sys::mmsb_options, ReplicationStrings);
+
+impl Clone for Options {
+    /// The copy owns its own strings and points at them.
+    fn clone(&self) -> Options {
+        let mut o = Options(self.0, ReplicationStrings { servers: self.1.servers.clone(), stream: self.1.stream.clone() });
+        o.0.replication_servers = o.1.servers.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+        o.0.replication_stream = o.1.stream.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+        o
+    }
+}
+
+/// The replication strings the options point at, owned with them.
+#[derive(Default)]
+pub struct ReplicationStrings {
+    servers: Option<CString>,
+    stream: Option<CString>,
+}
 
 impl Options {
     pub fn new() -> Options {
@@ -146,7 +171,24 @@ impl Options {
             sys::mmsb_options_init(&mut o, std::mem::size_of::<sys::mmsb_options>() as u32, sys::MMSB_ABI_VERSION)
         };
         assert_eq!(rc, 0, "libmmsb refuses this binding's options struct (another ABI?)");
-        Options(o)
+        Options(o, ReplicationStrings::default())
+    }
+    /// Publishes the log to the JetStream stream `stream` on `servers`
+    /// ("nats://HOST:PORT[,...]"), creating it with `create` copies when it
+    /// does not exist (0: it must exist). README, "Replication".
+    pub fn replication(mut self, servers: &str, stream: &str, create: u32) -> Result<Options> {
+        let servers = CString::new(servers).map_err(|_| invalid("servers contains a NUL byte"))?;
+        let stream = CString::new(stream).map_err(|_| invalid("stream contains a NUL byte"))?;
+        self.0.replication_servers = servers.as_ptr();
+        self.0.replication_stream = stream.as_ptr();
+        self.0.replication_create = create;
+        self.1 = ReplicationStrings { servers: Some(servers), stream: Some(stream) };
+        Ok(self)
+    }
+    /// How long a publish (and `wait_replicated`) waits for the stream.
+    pub fn replication_timeout_ms(mut self, ms: u64) -> Options {
+        self.0.replication_timeout_ms = ms;
+        self
     }
     pub fn durability(mut self, d: Durability) -> Options {
         self.0.durability = d as u32;
@@ -419,6 +461,12 @@ impl Engine {
         check(unsafe { sys::mmsb_wait_durable(self.h, commit_seq) })
     }
 
+    /// Blocks until the commit is durable here and held by the replication
+    /// stream on a quorum (ErrorKind::Replication, ErrorKind::Fenced).
+    pub fn wait_replicated(&self, commit_seq: u64) -> Result<()> {
+        check(unsafe { sys::mmsb_wait_replicated(self.h, commit_seq) })
+    }
+
     pub fn set_durability(&mut self, d: Durability) -> Result<()> {
         check(unsafe { sys::mmsb_set_durability(self.h, d as u32) })
     }
@@ -541,4 +589,56 @@ impl Drop for Attach {
     fn drop(&mut self) {
         unsafe { sys::mmsb_attach_close(self.h) };
     }
+}
+
+/// A follower: keeps a replica store from a replication stream
+/// (README, "Replication"). Closed when dropped.
+pub struct Replica {
+    h: *mut sys::mmsb_replica,
+}
+
+impl Replica {
+    pub fn open(dir: &str, servers: &str, stream: &str) -> Result<Replica> {
+        let d = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+        let sv = CString::new(servers).map_err(|_| invalid("servers contains a NUL byte"))?;
+        let st = CString::new(stream).map_err(|_| invalid("stream contains a NUL byte"))?;
+        let mut h = ptr::null_mut();
+        check(unsafe { sys::mmsb_replica_open(d.as_ptr(), sv.as_ptr(), st.as_ptr(), &mut h) })?;
+        Ok(Replica { h })
+    }
+
+    /// Takes the stream's messages until none came for `timeout_ms`; how many.
+    pub fn poll(&mut self, timeout_ms: u32) -> Result<u64> {
+        let mut taken = 0;
+        check(unsafe { sys::mmsb_replica_poll(self.h, timeout_ms, &mut taken) })?;
+        Ok(taken)
+    }
+
+    /// What the replica holds, the stream's end, the lag.
+    pub fn info(&mut self) -> Result<sys::mmsb_replica_info> {
+        let mut i = sys::mmsb_replica_info {
+            struct_size: std::mem::size_of::<sys::mmsb_replica_info>() as u32,
+            ..Default::default()
+        };
+        check(unsafe { sys::mmsb_replica_info_get(self.h, &mut i) })?;
+        Ok(i)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        unsafe { sys::mmsb_replica_close(self.h) };
+    }
+}
+
+/// Makes the replica in `dir` a store a writer opens (mmsb_promote); with
+/// `servers`, it must hold the stream's last group unless `force`.
+pub fn promote(dir: &str, servers: Option<&str>, force: bool) -> Result<()> {
+    let d = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+    let sv = match servers {
+        Some(s) => Some(CString::new(s).map_err(|_| invalid("servers contains a NUL byte"))?),
+        None => None,
+    };
+    let p = sv.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+    check(unsafe { sys::mmsb_promote(d.as_ptr(), p, if force { 1 } else { 0 }) })
 }

@@ -19,7 +19,7 @@ pub struct mmsb_digest {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct mmsb_options {
     pub struct_size: u32,
     pub abi_version: u32,
@@ -47,7 +47,38 @@ pub struct mmsb_options {
     pub checkpoint_map_bytes_max: u64,
     pub checkpoint_readers: u32,
     pub reserved2: u32,
+    pub replication_servers: *const c_char,
+    pub replication_stream: *const c_char,
+    pub replication_timeout_ms: u64,
+    pub replication_create: u32,
+    pub reserved3: u32,
 }
+
+impl Default for mmsb_options {
+    fn default() -> Self {
+        // All zero (null strings): mmsb_options_init fills the defaults.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct mmsb_replica_info {
+    pub struct_size: u32,
+    pub reserved0: u32,
+    pub commit_seq: u64,
+    pub commits: u64,
+    pub stream_seq: u64,
+    pub stream_last_seq: u64,
+    pub lag_records: u64,
+    pub lag_ns: u64,
+    pub messages: u64,
+    pub groups: u64,
+    pub bytes_written: u64,
+    pub tail_cut_bytes: u64,
+}
+
+pub enum mmsb_replica {}
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -97,6 +128,11 @@ pub struct mmsb_engineinfo {
     pub recovered_from_checkpoint: u32,
     pub reserved1: u32,
     pub checkpoint_detail: [c_char; 160],
+    pub replicated_seq: u64,
+    pub replication_lag_records: u64,
+    pub replication_messages: u64,
+    pub replication_bytes: u64,
+    pub replication: [c_char; 200],
 }
 
 #[repr(C)]
@@ -265,6 +301,17 @@ extern "C" {
     pub fn mmsb_unsubscribe(engine: *mut mmsb_engine, subscription: u64) -> c_int;
     pub fn mmsb_sync(engine: *mut mmsb_engine) -> c_int;
     pub fn mmsb_wait_durable(engine: *mut mmsb_engine, commit_seq: u64) -> c_int;
+    pub fn mmsb_wait_replicated(engine: *mut mmsb_engine, commit_seq: u64) -> c_int;
+    pub fn mmsb_replica_open(
+        dir: *const c_char,
+        servers: *const c_char,
+        stream: *const c_char,
+        replica_out: *mut *mut mmsb_replica,
+    ) -> c_int;
+    pub fn mmsb_replica_poll(replica: *mut mmsb_replica, timeout_ms: u32, taken_out: *mut u64) -> c_int;
+    pub fn mmsb_replica_info_get(replica: *mut mmsb_replica, info: *mut mmsb_replica_info) -> c_int;
+    pub fn mmsb_replica_close(replica: *mut mmsb_replica) -> c_int;
+    pub fn mmsb_promote(dir: *const c_char, servers: *const c_char, flags: u32) -> c_int;
     pub fn mmsb_set_durability(engine: *mut mmsb_engine, durability: u32) -> c_int;
     pub fn mmsb_checkpoint(engine: *mut mmsb_engine) -> c_int;
     pub fn mmsb_attach_open(dir: *const c_char, attach_out: *mut *mut mmsb_attach) -> c_int;

@@ -135,3 +135,83 @@ fn attach_reads_a_running_engine() {
     e.close().unwrap();
     assert_eq!(a.read(p, 0, &mut buf).unwrap_err().kind, ErrorKind::NotFound); // closed
 }
+
+/// A nats-server on 127.0.0.1 (a free port, a temporary directory), killed
+/// by its PID when dropped; None (after saying so) when it is not installed.
+struct Nats {
+    child: std::process::Child,
+    url: String,
+    _dir: Dir,
+}
+
+impl Nats {
+    fn start() -> Option<Nats> {
+        let server = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = Dir::new();
+        let child = std::process::Command::new(server)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", dir.0.to_str()?])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Nats { child, url: format!("nats://127.0.0.1:{}", port), _dir: dir })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn replicated_commits_a_replica_and_promotion() {
+    let nats = match Nats::start() {
+        Some(n) => n,
+        None => {
+            assert!(std::env::var("MMSB_REQUIRE_NATS").as_deref() != Ok("1"), "nats-server is not installed");
+            eprintln!("*** SKIPPED: nats-server is not installed (make deps installs it) ***");
+            return;
+        }
+    };
+    let d = Dir::new();
+    std::fs::create_dir_all(&d.0).unwrap();
+    let primary = d.0.join("p").to_str().unwrap().to_string();
+    let replica = d.0.join("r").to_str().unwrap().to_string();
+    let o = options().durability(Durability::Replicated).replication(&nats.url, "rs", 1).unwrap();
+    let mut e = Engine::open(&primary, &o).unwrap();
+    let p = e.page_create(4096).unwrap();
+    let mut seq = 0;
+    for i in 0..20u8 {
+        seq = e.write(p, i as u64, &[i + 1]).unwrap().commit_seq;
+    }
+    e.wait_replicated(seq).unwrap();
+    assert!(e.info().unwrap().replicated_seq >= seq);
+    let root = e.state_root().unwrap();
+    e.close().unwrap();
+    {
+        let mut r = mmsb::Replica::open(&replica, &nats.url, "rs").unwrap();
+        for _ in 0..50 {
+            r.poll(100).unwrap();
+            if r.info().unwrap().lag_records == 0 {
+                break;
+            }
+        }
+        assert_eq!(r.info().unwrap().lag_records, 0);
+    }
+    assert_eq!(Engine::open(&replica, &options()).err().unwrap().kind, ErrorKind::ReadOnly);
+    mmsb::promote(&replica, Some(&nats.url), false).unwrap();
+    let mut b = Engine::open(&replica, &options()).unwrap();
+    assert_eq!(b.state_root().unwrap(), root);
+    b.close().unwrap();
+}

@@ -1,5 +1,5 @@
 /*
- * nats_link.c - the tool's JetStream calls (see nats_link.h), through
+ * link.c - the JetStream calls of replication (see link.h), through
  * nats.c.
  */
 #include <inttypes.h>
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "nats_link.h"
+#include "link.h"
 
 struct nats_link {
     natsConnection *nc;
@@ -22,12 +22,14 @@ struct nats_link {
 /* A nats.c failure as an MMSB_E* code with the library's words. */
 static int link_err(const nats_link *l, const char *what, natsStatus s, jsErrCode jerr) {
     const char *detail = nats_GetLastError(NULL);
-    return err_set(MMSB_EIO, "NATS %s (%s, stream %s): %s%s%s (JetStream error %d)", what, l->servers, l->stream,
+    return err_set(MMSB_EREPLICA, "NATS %s (%s, stream %s): %s%s%s (JetStream error %d)", what, l->servers, l->stream,
                    natsStatus_GetText(s), detail != NULL && detail[0] != '\0' ? ": " : "",
                    detail != NULL ? detail : "", (int)jerr);
 }
 
 const char *link_subject(const nats_link *l) { return l->subject; }
+
+const char *link_stream_name(const nats_link *l) { return l->stream; }
 
 int link_open(const char *servers, const char *stream, uint64_t timeout_ms, nats_link **out) {
     ASSERT(servers != NULL && stream != NULL && out != NULL);
@@ -189,7 +191,7 @@ int link_publish(nats_link *l, const frame_meta *meta, const uint8_t *body, uint
     natsMsg_Destroy(nm);
     if (jerr == JSStreamWrongLastSequenceErr) {
         jsPubAck_Destroy(pa);
-        return err_set(MMSB_EBUSY, "NATS stream %s moved on: its last message is no longer %" PRIu64
+        return err_set(MMSB_EFENCED, "NATS stream %s moved on: its last message is no longer %" PRIu64
                        " (another writer published; this one is fenced)", l->stream, expect_last);
     }
     if (s != NATS_OK) {
@@ -233,6 +235,7 @@ int link_next(nats_link *l, uint64_t timeout_ms, link_msg *out, bool *timed_out)
     }
     fill_msg(nm, out);
     out->stream_seq = md->Sequence.Stream;
+    out->publish_ns = md->Timestamp > 0 ? (uint64_t)md->Timestamp : 0;
     jsMsgMetaData_Destroy(md);
     return 0;
 }

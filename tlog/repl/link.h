@@ -1,12 +1,12 @@
 /*
- * nats_link.h - the mmsb tool's connection to a NATS JetStream stream: the
+ * link.h - the connection to a NATS JetStream stream that replication uses: the
  * few calls shipping and following make, with errors as MMSB_E* codes and
  * the server's words in mmsb_last_error().
  */
-#ifndef MMSB_TOOLS_NATS_LINK_H
-#define MMSB_TOOLS_NATS_LINK_H
+#ifndef MMSB_TLOG_REPL_LINK_H
+#define MMSB_TLOG_REPL_LINK_H
 
-#include "../tlog/repl/frame.h"
+#include "frame.h"
 
 enum { LINK_SUBJECT_MAX = 80, LINK_SERVERS_MAX = 16 };
 
@@ -20,6 +20,7 @@ typedef struct link_msg {
     const uint8_t *data;
     uint64_t len;
     uint64_t stream_seq;
+    uint64_t publish_ns; /* when the stream stored it (wall clock, for lag reports); 0: unknown */
 } link_msg;
 
 typedef struct link_stream {
@@ -33,6 +34,7 @@ typedef struct link_stream {
 MUST_CHECK int link_open(const char *servers, const char *stream, uint64_t timeout_ms, nats_link **out);
 void link_close(nats_link *l);
 const char *link_subject(const nats_link *l);
+const char *link_stream_name(const nats_link *l);
 
 /* What the stream holds; MMSB_EINVAL when it exists but does not take the
  * link's subject. */
@@ -45,7 +47,7 @@ MUST_CHECK int link_get(nats_link *l, uint64_t stream_seq, link_msg *out);
 void link_msg_free(link_msg *m);
 
 /* Publishes one message, which the stream stores only if its last message
- * is expect_last (0: the stream is empty): MMSB_EBUSY when it is not (the
+ * is expect_last (0: the stream is empty): MMSB_EFENCED when it is not (the
  * stream moved on: another writer published). *stream_seq_out is where it
  * was stored; *duplicate says the stream held it already (the same id). */
 MUST_CHECK int link_publish(nats_link *l, const frame_meta *meta, const uint8_t *body, uint64_t len,
@@ -56,4 +58,4 @@ MUST_CHECK int link_subscribe(nats_link *l, uint64_t start_seq);
 /* The next message, or *timed_out after timeout_ms without one. */
 MUST_CHECK int link_next(nats_link *l, uint64_t timeout_ms, link_msg *out, bool *timed_out);
 
-#endif /* MMSB_TOOLS_NATS_LINK_H */
+#endif /* MMSB_TLOG_REPL_LINK_H */
