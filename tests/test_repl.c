@@ -391,6 +391,9 @@ static void test_follow_catches_up_then_live(void **state) {
     ship_once(s, dir, "live", 0);
     follow_once(s, rep, "live", 0, NULL);
     assert_same_log(dir, rep);
+    tu_run st = TOOL(0, "stats", rep);
+    assert_non_null(strstr(st.out, "replica: follows the stream live"));
+    tu_run_free(&st);
     tu_dir_remove(dir);
     tu_dir_remove(rep);
     nats_down(s);

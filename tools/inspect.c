@@ -4,11 +4,14 @@
  * without changing anything.
  */
 #include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "../tlog/repl/mirror.h"
 #include "tool.h"
 
 /* Fields go either to a JSON object or to a line of "key=value" pairs. */
@@ -351,6 +354,11 @@ int cmd_stats(int argc, char **argv) {
     mmsb_engineinfo info = {.struct_size = sizeof info};
     char root[33] = "";
     int state_rc = scan_rc != 0 ? scan_rc : tool_state(a.pos[0], &info, root);
+    replica_marker mk;
+    bool replica = false;
+    int dir_fd = open(a.pos[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0 && replica_marker_read(dir_fd, &mk, &replica) != 0) replica = false;
+    if (dir_fd >= 0) close(dir_fd);
     if (a.json) {
         json_out j;
         json_begin(&j, stdout);
@@ -375,10 +383,20 @@ int cmd_stats(int argc, char **argv) {
         json_str(&j, "chain", scan_rc != 0 ? "broken" : end.torn ? "torn tail" : "intact");
         if (scan_rc != 0) json_str(&j, "problem", scan_detail);
         stats_state_json(&j, state_rc, &info, root);
+        if (replica) {
+            json_obj(&j, "replica");
+            json_str(&j, "stream", mk.stream);
+            json_u64(&j, "stream_seq", mk.stream_seq);
+            json_close_obj(&j);
+        }
         json_end(&j);
     } else {
         if (scan_rc != 0) printf("PROBLEM: %s\n", scan_detail);
         stats_print(a.pos[0], &lf, &tc, &end, scan_rc, state_rc, &info, root);
+        if (replica) {
+            printf("replica: follows the stream %s; checked and synced up to stream message %llu (mmsb follow "
+                   "prints the lag against the stream)\n", mk.stream, (unsigned long long)mk.stream_seq);
+        }
     }
     int worst = scan_rc != 0 ? scan_rc : state_rc;
     return worst == 0 ? EXIT_CLEAN : worst == MMSB_ECORRUPT || worst == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;

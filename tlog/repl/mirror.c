@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -160,6 +161,23 @@ static int remove_segments_above(log_mirror *m, uint64_t keep) {
     return rc == 0 ? sync_dir(m->dir_fd) : rc;
 }
 
+/* Zeros [from, to) of a segment without changing its size: readers may
+ * have it mapped (a shrinking file would fault them), so a hole is punched,
+ * or zeros are written where the file system cannot punch one. */
+static int zero_range(int fd, uint64_t from, uint64_t to) {
+    ASSERT(fd >= 0 && from <= to);
+    if (from == to) return 0;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0) return 0;
+    if (errno != EOPNOTSUPP) return io_err("cannot zero the tail of", "a segment");
+    static const uint8_t zeros[64 * 1024];
+    for (uint64_t at = from; at < to;) { /* at most SEG_BYTES_MAX / 64 KiB writes */
+        ssize_t n = pwrite(fd, zeros, (size_t)min_u64(sizeof zeros, to - at), (off_t)at);
+        if (n <= 0) return io_err("cannot zero the tail of", "a segment");
+        at += (uint64_t)n;
+    }
+    return 0;
+}
+
 /* Zeros everything after `valid`: the bytes of its segment past the offset,
  * and every later segment file. */
 static int cut_after(log_mirror *m, log_point valid, bool empty) {
@@ -167,12 +185,9 @@ static int cut_after(log_mirror *m, log_point valid, bool empty) {
     if (rc != 0 || empty) return rc;
     rc = use_segment(m, valid.segment);
     if (rc != 0) return rc;
-    uint64_t size = m->seg_bytes;
-    if (ftruncate(m->seg_fd, (off_t)valid.offset) != 0 || ftruncate(m->seg_fd, (off_t)size) != 0 ||
-        fdatasync(m->seg_fd) != 0) {
-        return io_err("cannot cut the tail of", "a segment");
-    }
-    return 0;
+    rc = zero_range(m->seg_fd, valid.offset, m->seg_bytes);
+    if (rc == 0 && fdatasync(m->seg_fd) != 0) rc = io_err("cannot sync", "a segment");
+    return rc;
 }
 
 /* ---- opening ---------------------------------------------------------------------- */
