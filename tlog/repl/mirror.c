@@ -236,7 +236,6 @@ static int recover_mirror(log_mirror *m, const replica_marker *mk) {
         if (rc == 0 && log_point_cmp(cut, mk->synced) < 0) {
             return err_set(MMSB_ECORRUPT, "replica: its log is damaged before the place it had synced: %.200s", why);
         }
-        m->st.tail_cut_bytes = end.dropped_bytes;
     }
     if (rc != 0) return rc;
     if (end.empty || end.last_commit_seq == 0) {

@@ -42,7 +42,7 @@ struct shipper {
     bool have_at;
     cursor_start at;    /* the end of the last group shipped */
     uint64_t stream_last;
-    uint64_t groups, messages, duplicates, bytes, records_to;
+    uint64_t groups, messages, duplicates, bytes;
     uint8_t *buf;
     bool resync;          /* a publish failed: the stream may hold more than stream_last says */
     group_plan plan;
@@ -200,7 +200,6 @@ static int publish_group(shipper *s) {
     s->at = p->b_at;
     s->have_at = true;
     s->groups++;
-    s->records_to = p->b_at.commit_seq;
     return 0;
 }
 
