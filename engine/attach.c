@@ -42,7 +42,7 @@ void live_token_make(mmsb_engine *e) {
 }
 
 int live_publish(mmsb_engine *e) {
-    ASSERT(!e->read_only && e->live.base == NULL);
+    ASSERT((!e->read_only || e->follower) && e->live.base == NULL);
     ASSERT(e->live_token[0] != '\0');
     char name[80];
     snprintf(name, sizeof name, "mmsb-live-%s", e->live_token);
@@ -72,7 +72,8 @@ int live_publish(mmsb_engine *e) {
 }
 
 void live_retire(mmsb_engine *e) {
-    ASSERT(e != NULL && (e->live.base == NULL || !e->read_only)); /* read-only engines publish nothing */
+    /* read-only engines publish nothing, except a replica's */
+    ASSERT(e != NULL && (e->live.base == NULL || !e->read_only || e->follower));
     if (e->live.base == NULL) return;
     atomic_store_explicit(&((live_header *)e->live.base)->state, LIVE_CLOSED, memory_order_release);
     unlinkat(e->dir_fd, "ATTACH", 0);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../tlog/cursor.h"
+#include "../tlog/repl/pin.h"
 #include "checkpoint.h"
 #include "derive.h"
 #include "digest.h"
@@ -175,14 +176,27 @@ static void remove_segments_before(mmsb_engine *e, uint64_t keep) {
     ASSERT(removed <= count);
 }
 
+/* The lowest segment retention keeps, given the checkpoint's: lower where
+ * a replication stream does not hold the log yet, this writer's own
+ * (replicate.h) or one a shipper publishes to (its pin: mmsb ship, or an
+ * earlier open's replication). 0 stays 0: nothing is removed. */
+static uint64_t retention_keep(mmsb_engine *e, uint64_t checkpoint_segment) {
+    uint64_t keep = checkpoint_segment;
+    if (keep == 0) return 0;
+    uint64_t floor = replicate_segment_floor(e);
+    if (floor != 0) keep = min_u64(keep, floor);
+    floor = ship_pin_floor(e->dir_fd);
+    if (floor != 0) keep = min_u64(keep, floor);
+    ASSERT(keep >= 1 && keep <= checkpoint_segment);
+    return keep;
+}
+
 void checkpoint_retain(mmsb_engine *e) {
     ASSERT(e->dir_fd >= 0);
     ASSERT(!e->cc.active);
     /* keep 0 removes nothing: it only notes the lowest segment file */
     uint64_t keep = e->ck.have && !e->read_only ? e->ck.last.segment : 0;
-    uint64_t floor = replicate_segment_floor(e); /* the stream needs these still */
-    if (floor != 0) keep = min_u64(keep, floor);
-    remove_segments_before(e, keep);
+    remove_segments_before(e, retention_keep(e, keep));
 }
 
 /* The LMDB environment, made whole or not at all (ckpt_create). */
@@ -231,7 +245,7 @@ int checkpoint_write(mmsb_engine *e) {
     e->ck.next_seq = pos.next_seq;
     ASSERT(rc != 0 || e->ck.next_seq == m.next_seq + 1 ||
            e->ck.next_seq == m.next_seq + 2); /* the marker, maybe after a SEAL */
-    remove_segments_before(e, m.segment);
+    remove_segments_before(e, retention_keep(e, m.segment));
     e->ck.stall_ns_last = monotonic_ns() - t0;
     e->ck.stall_ns_max = max_u64(e->ck.stall_ns_max, e->ck.stall_ns_last);
     return rc;

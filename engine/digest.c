@@ -249,7 +249,7 @@ static h128 *node_slot(const digest_state *d, uint32_t level, uint64_t pos) {
 }
 
 static h128 leaf_of(mmsb_engine *e, uint64_t id) {
-    ASSERT(id <= e->opts.pages_max + 1);
+    ASSERT(id <= (1ull << e->dig.height)); /* the tree's leaves: at least 4, and at least pages_max */
     ASSERT(id >= 1);
     if (id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed)) return EMPTY;
     page_entry *pe = entry_of(e, id);

@@ -295,7 +295,7 @@ static int dir_open_locked(mmsb_engine *e, const char *dir) {
         return err_set(code, "mmsb_open: cannot open directory %s: %s%s", dir, strerror(saved),
                        saved == ENOENT ? " (set MMSB_OPEN_CREATE to create it)" : "");
     }
-    int rc = dir_check_store(e, dir);
+    int rc = e->follower ? 0 : dir_check_store(e, dir); /* a new replica holds no log yet */
     if (rc != 0 || e->read_only) return rc;
     e->lock_fd = openat(e->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (e->lock_fd < 0) {
@@ -410,8 +410,9 @@ static int engine_open_log(mmsb_engine *e) {
     return rc;
 }
 
-static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine **out) {
+static int engine_new(const char *dir, const mmsb_options *options, bool follower, mmsb_engine **out) {
     ASSERT(out != NULL);
+    ASSERT(!follower || (options->flags & MMSB_OPEN_READONLY));
     if (dir == NULL || dir[0] == '\0') return err_set(MMSB_EINVAL, "mmsb_open: dir is NULL or empty");
     mmsb_options opts;
     int rc = options_take(options, &opts);
@@ -433,6 +434,7 @@ static int engine_new(const char *dir, const mmsb_options *options, mmsb_engine 
         }
     }
     e->read_only = (opts.flags & MMSB_OPEN_READONLY) != 0;
+    e->follower = follower;
     e->dir_fd = e->lock_fd = -1;
     atomic_init(&e->busy, 0);
     atomic_init(&e->page_id_next, 1);
@@ -453,7 +455,7 @@ int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine *
     mmsb_options o = *options;
     o.flags = MMSB_OPEN_READONLY;
     mmsb_engine *e = NULL;
-    int rc = engine_new(dir, &o, &e);
+    int rc = engine_new(dir, &o, false, &e);
     if (rc == 0) rc = checkpoint_open(e);
     if (rc != 0 && e != NULL) engine_release(e);
     if (rc == 0) *out = e;
@@ -481,7 +483,7 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
     if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
     *engine_out = NULL;
     mmsb_engine *e = NULL;
-    int rc = engine_new(dir, options, &e);
+    int rc = engine_new(dir, options, false, &e);
     if (rc != 0) return rc;
     if (hooks != NULL) e->hooks = *hooks;
     if (e->read_only) {
@@ -500,12 +502,55 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
     return 0;
 }
 
+int engine_open_follower(const char *dir, const mmsb_options *options, mmsb_engine **out) {
+    ASSERT(dir != NULL && out != NULL);
+    *out = NULL;
+    mmsb_options o;
+    options_defaults(&o);
+    if (options != NULL) { /* only the limits of the state apply; the follower writes the log */
+        mmsb_options in;
+        int rc = options_take(options, &in);
+        if (rc != 0) return rc;
+        o.kernel = in.kernel;
+        o.arena_bytes_max = in.arena_bytes_max;
+        o.arena_grow_bytes = in.arena_grow_bytes;
+        o.arena_prefault_bytes = in.arena_prefault_bytes;
+        o.page_bytes_max = in.page_bytes_max;
+        o.pages_max = in.pages_max;
+    }
+    o.flags = MMSB_OPEN_READONLY;
+    o.gpu = MMSB_GPU_OFF;
+    mmsb_engine *e = NULL;
+    int rc = engine_new(dir, &o, true, &e);
+    if (rc != 0) return rc;
+    rc = checkpoint_open(e);
+    if (rc == 0) rc = engine_recover_readonly(e);
+    if (rc == 0) rc = live_publish(e);
+    if (rc != 0) {
+        engine_release(e);
+        return rc;
+    }
+    ASSERT(e->read_only && e->follower && e->log == NULL);
+    *out = e;
+    return 0;
+}
+
+void engine_close_follower(mmsb_engine *e) {
+    if (e == NULL) return;
+    ASSERT(e->magic == ENGINE_MAGIC && e->follower && !e->cc.active);
+    engine_release(e); /* marks the attach header closed first */
+}
+
 /* The log is flushed and synced first; if that fails the engine is still
  * released, and the error says that the last commits may not be durable. */
 MMSB_API int mmsb_close(mmsb_engine *engine) {
     if (engine == NULL) return 0;
     int rc = engine_enter(engine, "mmsb_close");
     if (rc != 0) return rc;
+    if (engine->follower) {
+        engine_leave(engine);
+        return err_set(MMSB_EINVAL, "mmsb_close: this engine belongs to a replica; mmsb_replica_close closes it");
+    }
     live_retire(engine);
     if (engine->log != NULL && log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
         /* A last commit, written after everything before it is synced: it

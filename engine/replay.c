@@ -441,6 +441,20 @@ int engine_recover_readonly(mmsb_engine *e) {
                    "last problem: %.200s", READONLY_ATTEMPTS_MAX, mmsb_last_error());
 }
 
+int engine_follow(mmsb_engine *e, const cursor_start *from, uint64_t to_seq, const uint64_t *aborted,
+                  uint64_t aborted_count) {
+    ASSERT(e->follower && e->read_only && e->log == NULL && !e->cc.active);
+    ASSERT(from == NULL || (from->commit_seq == e->read_commit_seq && to_seq > from->commit_seq));
+    ASSERT(from != NULL || e->read_commit_seq == 0);
+    good_commit first = {0};
+    if (from != NULL) first = (good_commit){.seq = from->commit_seq, .commits = from->commits};
+    replay_ctx x = {.e = e, .limit_seq = to_seq, .good = first, .aborted = aborted, .aborted_count = aborted_count};
+    int rc = replay_pass(e, &x, from);
+    if (rc == 0) e->read_commit_seq = x.good.seq;
+    ASSERT(rc != 0 || e->read_commit_seq == to_seq);
+    return rc;
+}
+
 int engine_replay(mmsb_engine *e, const replay_plan *plan, replay_result *out) {
     ASSERT(e->read_only && e->log == NULL && plan != NULL && out != NULL);
     ASSERT(atomic_load(&e->page_id_next) == 1); /* a bare engine, still empty */

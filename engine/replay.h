@@ -15,4 +15,11 @@ int engine_recover(mmsb_engine *e, log_resume *resume) MUST_CHECK;
  * bounded number of times) when a writer replaced the checkpoint meanwhile. */
 int engine_recover_readonly(mmsb_engine *e) MUST_CHECK;
 
+/* A replica's state (e->follower) takes one more checked group of its log:
+ * applies the records after `from` (the last commit applied; NULL: the
+ * log's start) up to commit to_seq, skipping the aborted (first, ABORT)
+ * pairs the group's check found, and checks every recorded state root. */
+int engine_follow(mmsb_engine *e, const cursor_start *from, uint64_t to_seq, const uint64_t *aborted,
+                  uint64_t aborted_count) MUST_CHECK;
+
 #endif /* MMSB_REPLAY_H */

@@ -13,6 +13,9 @@
 
 #include "../tlog/repl/mirror.h"
 #include "../tlog/repl/ship.h"
+#include "engine.h"
+#include "replay.h"
+#include "role.h"
 #include "state.h"
 
 enum {
@@ -26,6 +29,7 @@ struct mmsb_replica {
     uint64_t magic;
     nats_link *link;
     log_mirror *mirror;
+    mmsb_engine *state;          /* the replica's pages, following its log */
     bool subscribed;
     int refused;                 /* sticky: a message failed its checks */
     char refused_text[300];
@@ -48,6 +52,11 @@ static uint64_t wall_ns(void) {
 }
 
 MMSB_API int mmsb_replica_open(const char *dir, const char *servers, const char *stream, mmsb_replica **replica_out) {
+    return mmsb_replica_open_with(dir, servers, stream, NULL, replica_out);
+}
+
+MMSB_API int mmsb_replica_open_with(const char *dir, const char *servers, const char *stream,
+                                    const mmsb_options *options, mmsb_replica **replica_out) {
     if (replica_out == NULL) return err_set(MMSB_EINVAL, "mmsb_replica_open: replica_out is NULL");
     *replica_out = NULL;
     if (dir == NULL || dir[0] == '\0' || servers == NULL || stream == NULL) {
@@ -60,6 +69,7 @@ MMSB_API int mmsb_replica_open(const char *dir, const char *servers, const char 
     r->last_note_ns = mono_ns();
     int rc = kern_select(MMSB_KERNEL_AUTO, &kern);
     if (rc == 0) rc = mirror_open(dir, stream, kern, &r->mirror);
+    if (rc == 0) rc = engine_open_follower(dir, options, &r->state); /* the log the mirror checked, replayed */
     if (rc == 0) rc = link_open(servers, stream, REPLICA_TIMEOUT_MS, &r->link);
     link_stream ls;
     if (rc == 0) rc = link_stream_info(r->link, &ls);
@@ -95,11 +105,34 @@ static int subscribe(mmsb_replica *r) {
     return rc;
 }
 
+/* The state takes the group the mirror just checked and synced. The
+ * group's bytes are valid; a failure here is a state the log cannot make
+ * (a primary's defect) or a limit of the replica's options: either way
+ * the replica takes nothing more. */
+static int apply_group(mmsb_replica *r) {
+    mirror_group g;
+    mirror_last_group(r->mirror, &g);
+    int rc = engine_enter(r->state, "mmsb_replica_poll"); /* the state's role calls wait for none: EBUSY */
+    if (rc != 0) return rc;
+    rc = engine_follow(r->state, g.from_genesis ? NULL : &g.from, g.to_seq, g.aborted, g.aborted_count);
+    engine_leave(r->state);
+    if (rc != 0) {
+        return err_set(rc, "replica state: applying the group up to record %llu failed: %.200s",
+                       (unsigned long long)g.to_seq, mmsb_last_error());
+    }
+    return 0;
+}
+
 static int take(mmsb_replica *r, const link_msg *m, uint64_t *taken) {
     frame_meta meta;
     int rc = frame_parse(m->values, m->len, &meta);
     bool took = false;
+    mirror_state before;
+    mirror_get_state(r->mirror, &before);
     if (rc == 0) rc = mirror_accept(r->mirror, &meta, m->data, m->len, m->stream_seq, &took);
+    mirror_state after;
+    mirror_get_state(r->mirror, &after);
+    if (rc == 0 && after.groups_checked != before.groups_checked) rc = apply_group(r);
     if (rc != 0) {
         r->refused = rc;
         snprintf(r->refused_text, sizeof r->refused_text, "stream message %llu refused: %.240s",
@@ -169,10 +202,20 @@ MMSB_API int mmsb_replica_info_get(mmsb_replica *replica, mmsb_replica_info *inf
     return 0;
 }
 
+MMSB_API int mmsb_replica_engine(mmsb_replica *replica, mmsb_engine **engine_out) {
+    int rc = replica_check(replica, "mmsb_replica_engine");
+    if (rc != 0) return rc;
+    if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_replica_engine: engine_out is NULL");
+    ASSERT(replica->state != NULL && replica->state->follower);
+    *engine_out = replica->state;
+    return 0;
+}
+
 MMSB_API int mmsb_replica_close(mmsb_replica *replica) {
     if (replica == NULL) return 0;
     int rc = replica_check(replica, "mmsb_replica_close");
     if (rc != 0) return rc;
+    engine_close_follower(replica->state); /* attached readers see it closed */
     rc = mirror_close(replica->mirror);
     link_close(replica->link);
     replica->magic = 0;

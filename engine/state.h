@@ -137,7 +137,8 @@ struct mmsb_engine {
     int dir_fd;
     int lock_fd;
     bool read_only;       /* MMSB_OPEN_READONLY: no lock, no log writer */
-    vmap live;            /* the header for attached readers (writers only) */
+    bool follower;        /* a replica's state (read-only): advanced by engine_follow, published for attach */
+    vmap live;            /* the header for attached readers (writers and followers) */
     char live_token[LIVE_TOKEN_BYTES];
     uint64_t read_commit_seq; /* read-only: the last commit the state holds */
     vmap pages;           /* page_entry[pages_max]; index = id - 1 */

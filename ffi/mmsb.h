@@ -748,8 +748,12 @@ MMSB_API int mmsb_log_close(mmsb_log_reader *reader);
 /* A follower: builds and keeps the replica store in a directory from a
  * replication stream. Its log is the primary's, byte for byte; every group
  * of records is checked (CRCs, salt, sequence numbers, chain) before it
- * counts. Readers open the replica with MMSB_OPEN_READONLY; a writer's open
- * is refused (MMSB_EREADONLY) until mmsb_promote. */
+ * counts, then applied to the replica's pages by the replay path, which
+ * checks every state root the log recorded. The pages are read through
+ * mmsb_replica_engine in the follower's process and through
+ * mmsb_attach_read from others; other processes may also open the replica
+ * with MMSB_OPEN_READONLY. A writer's open is refused (MMSB_EREADONLY)
+ * until mmsb_promote. */
 typedef struct mmsb_replica mmsb_replica;
 
 typedef struct mmsb_replica_info {
@@ -774,12 +778,34 @@ typedef struct mmsb_replica_info {
  * MMSB_ENOMEM. */
 MMSB_API int mmsb_replica_open(const char *dir, const char *servers, const char *stream,
                                mmsb_replica **replica_out);
+/* The same, with the limits the replica's pages are kept under taken from
+ * options (kernel, arena_bytes_max, arena_grow_bytes, arena_prefault_bytes,
+ * page_bytes_max, pages_max; the rest is ignored): a primary opened with
+ * larger limits than the defaults needs its replicas opened with them too.
+ * NULL: the defaults (mmsb_replica_open). */
+/* Role: any thread. Errors: those of mmsb_replica_open, and MMSB_EINVAL for bad options. */
+MMSB_API int mmsb_replica_open_with(const char *dir, const char *servers, const char *stream,
+                                    const mmsb_options *options, mmsb_replica **replica_out);
 /* Takes the stream's messages as they come, until none came for timeout_ms;
  * *taken_out (may be NULL) counts them. A message that fails its checks is
  * refused (MMSB_ECORRUPT, naming its stream sequence): nothing after it is
- * taken, and every later poll refuses it again. */
-/* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT, MMSB_EREPLICA, MMSB_EIO. */
+ * taken, and every later poll refuses it again. A group whose records the
+ * pages cannot take (a state root that differs: MMSB_ECORRUPT; the
+ * replica's limits: MMSB_ENOSPC) stops the replica the same way. */
+/* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT, MMSB_ENOSPC, MMSB_EREPLICA,
+ * MMSB_EIO, MMSB_ENOMEM. */
 MMSB_API int mmsb_replica_poll(mmsb_replica *replica, uint32_t timeout_ms, uint64_t *taken_out);
+/* The replica's pages as a read-only engine: every reading call works on
+ * it (mmsb_read, mmsb_page_info, mmsb_state_root, views, ...); writing
+ * calls fail MMSB_EREADONLY. Its state is the log up to the replica's last
+ * checked commit (mmsb_engine_info's commit_seq) and moves only inside
+ * mmsb_replica_poll: calls that take the engine's role (mmsb_state_root,
+ * mmsb_page_digest, mmsb_engine_info) fail MMSB_EBUSY while a poll applies
+ * a group; seqlocked reads (mmsb_read, views) never wait. The handle
+ * belongs to the replica: mmsb_replica_close closes it (mmsb_close
+ * refuses it). */
+/* Role: any thread. Errors: MMSB_EINVAL. */
+MMSB_API int mmsb_replica_engine(mmsb_replica *replica, mmsb_engine **engine_out);
 /* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_EREPLICA (the stream could not be asked:
  * the rest of *info is still filled). */
 MMSB_API int mmsb_replica_info_get(mmsb_replica *replica, mmsb_replica_info *info);

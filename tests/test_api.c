@@ -398,6 +398,19 @@ static void test_page_limits_are_enospc(void **state) {
     tu_root_hex(e, after);
     assert_string_equal(before, after);
     tu_store_close(&s);
+    /* The smallest limits: the state tree still has its four leaves. */
+    for (uint64_t max = 1; max <= 2; max++) {
+        tu_options_small(&o);
+        o.pages_max = max;
+        s = tu_store_open(&o);
+        for (uint64_t k = 0; k < max; k++) TU_OK(mmsb_page_create(s.e, 64, 0, &id));
+        TU_OK(mmsb_write(s.e, id, 0, "x", 1, NULL));
+        tu_root_hex(s.e, before);
+        TU_ERR(mmsb_page_create(s.e, 64, 0, &id), MMSB_ENOSPC);
+        tu_root_hex(s.e, after);
+        assert_string_equal(before, after);
+        tu_store_close(&s);
+    }
 }
 
 static void test_page_free(void **state) {

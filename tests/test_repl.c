@@ -387,9 +387,13 @@ static void test_follow_catches_up_then_live(void **state) {
     TU_ERR(mmsb_open(rep, &o, &w), MMSB_EREADONLY);
     assert_non_null(strstr(mmsb_last_error(), "mmsb promote"));
 
+    char root[33];
+    tu_root_hex(e, root);
     TU_OK(mmsb_close(e)); /* the clean close's commit ships too */
     ship_once(s, dir, "live", 0);
-    follow_once(s, rep, "live", 0, NULL);
+    tu_run fr = TOOL(0, "follow", rep, "--server", s->url, "--stream", "live", "--once");
+    if (strstr(fr.out, root) == NULL) fail_msg("follow does not report the primary's root %s: %s", root, fr.out);
+    tu_run_free(&fr);
     assert_same_log(dir, rep);
     tu_run st = TOOL(0, "stats", rep);
     assert_non_null(strstr(st.out, "replica: follows the stream live"));
@@ -799,6 +803,234 @@ static void test_primary_killed_promoted_replica_holds_every_acknowledged_commit
 
 /* ---- the framing alone ------------------------------------------------------------ */
 
+/* ---- the replica's pages --------------------------------------------------------------- */
+
+/* A user operation that fails when its parent's first byte is 0xff: that
+ * commit is rolled back, and the log holds its records and an ABORT. */
+static int op_refusing_ff(void *user, const mmsb_op_input *in, uint8_t *out, uint64_t out_len) {
+    (void)user;
+    const uint8_t *p = in->parent_bytes[0];
+    if (p[0] == 0xff) return 1;
+    for (uint64_t i = 0; i < out_len; i++) out[i] = (uint8_t)(p[i % in->parent_sizes[0]] ^ 0x5a);
+    return 0;
+}
+
+static void replica_poll_to(mmsb_replica *r, uint64_t seq) {
+    mmsb_replica_info info = {.struct_size = sizeof info};
+    for (uint32_t tries = 0; tries < 400 && info.commit_seq < seq; tries++) {
+        TU_OK(mmsb_replica_poll(r, 50, NULL));
+        TU_OK(mmsb_replica_info_get(r, &info));
+    }
+    assert_int_equal(info.commit_seq, seq);
+}
+
+static void assert_same_root(mmsb_engine *a, mmsb_engine *b) {
+    char x[33], y[33];
+    tu_root_hex(a, x);
+    tu_root_hex(b, y);
+    assert_string_equal(x, y);
+}
+
+/* The primary's history with every kind of record: derived pages, an
+ * aborted commit, a transaction, a freed page. */
+static uint64_t primary_history(mmsb_engine *e, uint64_t *child_out) {
+    uint64_t page = store_write(e, 0, 50, 4096, 3), child = 0, gone = 0;
+    TU_OK(mmsb_op_register(e, MMSB_OP_USER_FIRST, 1, op_refusing_ff, NULL));
+    TU_OK(mmsb_page_create(e, 4096, 0, &child));
+    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_USER_FIRST, .parents = &page,
+                             .parent_count = 1};
+    TU_OK(mmsb_derive(e, child, &spec, NULL));
+    const uint8_t ff = 0xff;
+    TU_ERR(mmsb_write(e, page, 0, &ff, 1, NULL), MMSB_EOP);
+    mmsb_txn *t = NULL;
+    TU_OK(mmsb_txn_begin(e, &t));
+    TU_OK(mmsb_txn_write(t, page, 100, "abc", 3));
+    TU_OK(mmsb_txn_write(t, page, 9000, "defg", 4));
+    TU_OK(mmsb_txn_commit(t, MMSB_DURABILITY_NONE, NULL));
+    TU_OK(mmsb_page_create(e, 512, 0, &gone));
+    TU_OK(mmsb_page_free(e, gone));
+    TU_OK(mmsb_sync(e));
+    *child_out = child;
+    return page;
+}
+
+static void test_replica_pages_follow_the_primary_and_attach(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new(), *small = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    uint64_t child = 0, page = primary_history(e, &child);
+    ship_once(s, dir, "pages", 0);
+    mmsb_replica *r = NULL;
+    TU_OK(mmsb_replica_open(rep, s->url, "pages", &r));
+    replica_poll_to(r, commit_seq_of(e));
+    mmsb_engine *re = NULL;
+    TU_ERR(mmsb_replica_engine(r, NULL), MMSB_EINVAL);
+    TU_OK(mmsb_replica_engine(r, &re));
+    assert_same_root(e, re);
+    uint8_t a[4096], b[4096];
+    TU_OK(mmsb_page_read(e, child, 0, a, sizeof a, NULL));
+    TU_OK(mmsb_page_read(re, child, 0, b, sizeof b, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    TU_ERR(mmsb_write(re, page, 0, "x", 1, NULL), MMSB_EREADONLY);
+    TU_ERR(mmsb_close(re), MMSB_EINVAL);
+
+    /* Another process's view: attached to the follower, it moves as groups arrive. */
+    mmsb_attach *at = NULL;
+    TU_OK(mmsb_attach_open(rep, &at));
+    TU_OK(mmsb_write(e, page, 64, "live", 4, NULL));
+    TU_OK(mmsb_sync(e));
+    ship_once(s, dir, "pages", 0);
+    replica_poll_to(r, commit_seq_of(e));
+    uint64_t epoch_attached = 0, epoch_primary = 0;
+    TU_OK(mmsb_attach_read(at, page, 64, b, 4, &epoch_attached));
+    TU_OK(mmsb_page_read(e, page, 64, a, 4, &epoch_primary));
+    assert_memory_equal(b, "live", 4);
+    assert_int_equal(epoch_attached, epoch_primary);
+    assert_same_root(e, re);
+    TU_OK(mmsb_replica_close(r));
+    TU_ERR(mmsb_attach_read(at, page, 64, b, 4, NULL), MMSB_ENOTFOUND); /* the follower is gone */
+    TU_OK(mmsb_attach_close(at));
+
+    /* Reopened, the state is rebuilt from the replica's own log. */
+    TU_OK(mmsb_replica_open(rep, s->url, "pages", &r));
+    TU_OK(mmsb_replica_engine(r, &re));
+    assert_same_root(e, re);
+    TU_OK(mmsb_replica_close(r));
+
+    /* Limits below the primary's store: the replica stops, and says why. */
+    mmsb_options o;
+    MMSB_OPTIONS_INIT(&o);
+    o.pages_max = 1;
+    TU_OK(mmsb_replica_open_with(small, s->url, "pages", &o, &r));
+    int rc = 0;
+    for (uint32_t tries = 0; tries < 100 && rc == 0; tries++) rc = mmsb_replica_poll(r, 50, NULL);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(mmsb_last_error(), "replica state"));
+    TU_ERR(mmsb_replica_poll(r, 50, NULL), rc);
+    TU_OK(mmsb_replica_close(r));
+    o.struct_size = 8;
+    TU_ERR(mmsb_replica_open_with(small, s->url, "pages", &o, &r), MMSB_EINVAL);
+
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    tu_dir_remove(small);
+    nats_down(s);
+}
+
+/* ---- retention: the log a stream does not hold yet stays --------------------------------- */
+
+static uint64_t lowest_segment(const char *dir) {
+    for (uint64_t seg = 1; seg < 10000; seg++) {
+        char path[600];
+        tu_segment_path(dir, seg, path, sizeof path);
+        if (access(path, F_OK) == 0) return seg;
+    }
+    fail_msg("no segment in %s", dir);
+    return 0;
+}
+
+/* The replica holds the primary's state (read-only opens of both). */
+static void assert_replica_root(mmsb_engine *primary, const char *replica) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.flags = MMSB_OPEN_READONLY;
+    mmsb_engine *r = NULL;
+    TU_OK(mmsb_open(replica, &o, &r));
+    assert_same_root(primary, r);
+    TU_OK(mmsb_close(r));
+}
+
+/* A writer whose shipper is away checkpoints past four 4 MiB segments:
+ * the shipper's pin keeps them, the shipper resumes, and a replica built
+ * from zero holds everything. Then the pin moves on, a pin that cannot be
+ * read keeps everything, and --unpin gives the stream up. */
+static void test_shipping_pin_keeps_the_log_a_stopped_shipper_needs(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = store_open(dir);
+    uint64_t page = store_write(e, 0, 10, 16384, 1);
+    TU_OK(mmsb_sync(e));
+    ship_once(s, dir, "pinned", 0);
+    store_write(e, page, 1200, 16384, 2); /* the shipper is away */
+    TU_OK(mmsb_checkpoint(e));
+    assert_int_equal(lowest_segment(dir), 1);
+    tu_run st = TOOL(0, "stats", dir);
+    assert_non_null(strstr(st.out, "shipping pin: the stream pinned needs the log from segment 1 on"));
+    tu_run_free(&st);
+
+    ship_once(s, dir, "pinned", 0); /* back: no gap */
+    store_write(e, page, 1, 16384, 3);
+    TU_OK(mmsb_checkpoint(e));
+    uint64_t first = lowest_segment(dir);
+    assert_true(first > 1); /* the pin moved on, and retention with it */
+    ship_once(s, dir, "pinned", 0);
+    follow_once(s, rep, "pinned", 0, NULL);
+    assert_int_equal(replica_seq(rep), commit_seq_of(e));
+    assert_replica_root(e, rep);
+
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s/ship-junk.pin", dir);
+    FILE *jf = fopen(junk, "w");
+    assert_non_null(jf);
+    fputs("not a pin", jf);
+    fclose(jf);
+    store_write(e, page, 600, 16384, 4);
+    TU_OK(mmsb_checkpoint(e));
+    assert_int_equal(lowest_segment(dir), first); /* unreadable: it keeps everything */
+    tu_run un = TOOL(0, "ship", dir, "--stream", "junk", "--unpin");
+    assert_non_null(strstr(un.out, "pin is removed"));
+    tu_run_free(&un);
+    un = TOOL(0, "ship", dir, "--stream", "pinned", "--unpin");
+    tu_run_free(&un);
+    store_write(e, page, 1, 16384, 5);
+    TU_OK(mmsb_checkpoint(e));
+    assert_true(lowest_segment(dir) > first);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
+/* A REPLICATED writer whose stream does not answer goes on committing and
+ * checkpointing; retention keeps what the stream lacks, and everything
+ * ships when the stream returns. */
+static void test_replicated_writer_keeps_its_log_while_the_stream_is_away(void **state) {
+    (void)state;
+    NEED_NATS();
+    nats_set *s = nats_up(1);
+    char *dir = tu_dir_new(), *rep = tu_dir_new();
+    mmsb_engine *e = replicated_open(s, dir, "away", 1000, 1, NULL);
+    uint64_t page = store_write(e, 0, 1, 8, 1);
+    TU_OK(mmsb_wait_replicated(e, commit_seq_of(e)));
+    node_stop(s, 0, SIGKILL);
+    store_write(e, page, 1200, 16384, 2);
+    TU_OK(mmsb_checkpoint(e));
+    assert_int_equal(lowest_segment(dir), 1);
+    TU_ERR(mmsb_wait_replicated(e, commit_seq_of(e)), MMSB_EREPLICA);
+    node_start(s, 0);
+    int rc;
+    for (int waited_ms = 0; (rc = mmsb_wait_replicated(e, commit_seq_of(e))) != 0; waited_ms += 250) {
+        if (waited_ms > 60000) fail_msg("the stream returned, the commits did not ship: %s", mmsb_last_error());
+        sleep_ms(250);
+    }
+    store_write(e, page, 1, 16384, 3);
+    TU_OK(mmsb_wait_replicated(e, commit_seq_of(e)));
+    TU_OK(mmsb_checkpoint(e));
+    assert_true(lowest_segment(dir) > 1);
+    follow_once(s, rep, "away", 0, NULL);
+    assert_int_equal(replica_seq(rep), commit_seq_of(e));
+    assert_replica_root(e, rep);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+    tu_dir_remove(rep);
+    nats_down(s);
+}
+
 static void test_frame_headers_round_trip_and_refuse_garbage(void **state) {
     (void)state;
     frame_meta m = {.salt = 0x0123456789abcdefull, .at = {7, 4096}, .first_seq = 10, .last_seq = 20,
@@ -845,6 +1077,9 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_frame_headers_round_trip_and_refuse_garbage, stop_leftovers),
         cmocka_unit_test_teardown(test_follow_catches_up_then_live, stop_leftovers),
+        cmocka_unit_test_teardown(test_replica_pages_follow_the_primary_and_attach, stop_leftovers),
+        cmocka_unit_test_teardown(test_shipping_pin_keeps_the_log_a_stopped_shipper_needs, stop_leftovers),
+        cmocka_unit_test_teardown(test_replicated_writer_keeps_its_log_while_the_stream_is_away, stop_leftovers),
         cmocka_unit_test_teardown(test_shipper_killed_resumes_without_gap_or_duplicate, stop_leftovers),
         cmocka_unit_test_teardown(test_damaged_foreign_and_missing_messages_refused, stop_leftovers),
         cmocka_unit_test_teardown(test_promote_and_fence, stop_leftovers),

@@ -20,8 +20,10 @@ static const char FOLLOW_USAGE[] =
     "Builds the replica store DIR from the JetStream stream NAME and keeps it\n"
     "current until SIGINT or SIGTERM (--once: until it holds the whole stream).\n"
     "Every group of records is checked (CRCs, salt, sequence, chain) before it\n"
-    "counts; a message that fails is refused and the follower stops. Readers open\n"
-    "the replica read-only; `mmsb promote DIR` makes it a store a writer opens.\n";
+    "counts, then applied to the replica's pages, which check every recorded state\n"
+    "root; a message that fails is refused and the follower stops. Other processes\n"
+    "attach to the follower's pages live (mmsb_attach_open) or open the replica\n"
+    "read-only; `mmsb promote DIR` makes it a store a writer opens.\n";
 
 static const char PROMOTE_USAGE[] =
     "usage: mmsb promote DIR [--server URL[,URL..]] [--force] [--json]\n"
@@ -32,7 +34,7 @@ static const char PROMOTE_USAGE[] =
     "(--force promotes a replica that lags; its writer's shipper is then refused\n"
     "by the stream, which holds commits the replica lacks).\n";
 
-static void follow_report(const mmsb_replica_info *st, const char *dir, bool json) {
+static void follow_report(const mmsb_replica_info *st, const char *root_hex, const char *dir, bool json) {
     if (json) {
         json_out j;
         json_begin(&j, stdout);
@@ -48,14 +50,26 @@ static void follow_report(const mmsb_replica_info *st, const char *dir, bool jso
         json_u64(&j, "lag_records", st->lag_records);
         json_f64(&j, "lag_seconds", (double)st->lag_ns / 1e9);
         json_u64(&j, "tail_cut_bytes", st->tail_cut_bytes);
+        json_str(&j, "state_root", root_hex);
         json_end(&j);
         return;
     }
     printf("mmsb follow %s: %llu messages, %llu groups checked; the replica holds the log up to record %llu "
-           "(%llu commits), stream message %llu of %llu; lag %llu records, %.3f s\n",
+           "(%llu commits), stream message %llu of %llu; lag %llu records, %.3f s; state root %s\n",
            dir, (unsigned long long)st->messages, (unsigned long long)st->groups,
            (unsigned long long)st->commit_seq, (unsigned long long)st->commits, (unsigned long long)st->stream_seq,
-           (unsigned long long)st->stream_last_seq, (unsigned long long)st->lag_records, (double)st->lag_ns / 1e9);
+           (unsigned long long)st->stream_last_seq, (unsigned long long)st->lag_records, (double)st->lag_ns / 1e9,
+           root_hex);
+}
+
+/* The replica's pages' state root, as hex. */
+static int replica_root_hex(mmsb_replica *r, char hex[33]) {
+    mmsb_engine *e = NULL;
+    mmsb_digest root;
+    int rc = mmsb_replica_engine(r, &e);
+    if (rc == 0) rc = mmsb_state_root(e, &root);
+    if (rc == 0) rc = mmsb_digest_hex(&root, hex, 33);
+    return rc;
 }
 
 /* Polls until a stop signal, or (once) until a poll finds nothing and the
@@ -96,18 +110,23 @@ int cmd_follow(int argc, char **argv) {
         return EXIT_USAGE;
     }
     mmsb_replica *r = NULL;
+    mmsb_options limits; /* the replica's pages: room for any store the library writes by default */
+    tool_options(&limits);
     repl_signals_install();
-    rc = mmsb_replica_open(a.pos[0], server, stream, &r);
+    rc = mmsb_replica_open_with(a.pos[0], server, stream, &limits, &r);
     for (uint32_t tries = 1; rc == MMSB_EREPLICA && !repl_stop_requested() && (!once || tries < REPL_ONCE_TRIES);
          tries++) { /* the stream does not answer yet: a cluster electing its leaders, a server restarting */
         repl_warn("follow", rc);
         repl_sleep_ms(REPL_RETRY_MS);
-        rc = mmsb_replica_open(a.pos[0], server, stream, &r);
+        rc = mmsb_replica_open_with(a.pos[0], server, stream, &limits, &r);
     }
     if (rc == 0) rc = follow_run(r, once);
     if (rc != 0) cli_report("follow", rc);
     mmsb_replica_info info = {.struct_size = sizeof info};
-    if (r != NULL && mmsb_replica_info_get(r, &info) == 0) follow_report(&info, a.pos[0], a.json);
+    char root_hex[33];
+    if (r != NULL && mmsb_replica_info_get(r, &info) == 0 && replica_root_hex(r, root_hex) == 0) {
+        follow_report(&info, root_hex, a.pos[0], a.json);
+    }
     int close_rc = mmsb_replica_close(r);
     if (close_rc != 0 && rc == 0) cli_report("follow", rc = close_rc);
     if (rc == 0) return EXIT_CLEAN;

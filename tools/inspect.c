@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../tlog/repl/mirror.h"
+#include "../tlog/repl/pin.h"
 #include "tool.h"
 
 /* Fields go either to a JSON object or to a line of "key=value" pairs. */
@@ -358,6 +359,9 @@ int cmd_stats(int argc, char **argv) {
     bool replica = false;
     int dir_fd = open(a.pos[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd >= 0 && replica_marker_read(dir_fd, &mk, &replica) != 0) replica = false;
+    ship_pin pins[SHIP_PINS_MAX];
+    uint32_t pin_count = 0;
+    if (dir_fd >= 0 && ship_pins_read(dir_fd, pins, SHIP_PINS_MAX, &pin_count) != 0) pin_count = 0;
     if (dir_fd >= 0) close(dir_fd);
     if (a.json) {
         json_out j;
@@ -389,6 +393,14 @@ int cmd_stats(int argc, char **argv) {
             json_u64(&j, "stream_seq", mk.stream_seq);
             json_close_obj(&j);
         }
+        json_arr(&j, "shipping_pins");
+        for (uint32_t i = 0; i < pin_count; i++) {
+            json_obj(&j, NULL);
+            json_str(&j, "stream", pins[i].stream);
+            json_u64(&j, "keeps_from_segment", pins[i].segment);
+            json_close_obj(&j);
+        }
+        json_close_arr(&j);
         json_end(&j);
     } else {
         if (scan_rc != 0) printf("PROBLEM: %s\n", scan_detail);
@@ -396,6 +408,11 @@ int cmd_stats(int argc, char **argv) {
         if (replica) {
             printf("replica: follows the stream %s; checked and synced up to stream message %llu (mmsb follow "
                    "prints the lag against the stream)\n", mk.stream, (unsigned long long)mk.stream_seq);
+        }
+        for (uint32_t i = 0; i < pin_count; i++) {
+            printf("shipping pin: the stream %s needs the log from segment %llu on: retention keeps it "
+                   "(mmsb ship %s --stream %s --unpin gives the stream up)\n", pins[i].stream,
+                   (unsigned long long)pins[i].segment, a.pos[0], pins[i].stream);
         }
     }
     int worst = scan_rc != 0 ? scan_rc : state_rc;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../tlog/repl/mirror.h"
+#include "../tlog/repl/pin.h"
 #include "../tlog/repl/ship.h"
 #include "repl.h"
 #include "tool.h"
@@ -22,11 +23,16 @@ static const char SHIP_USAGE[] =
     "mmsb.NAME), one message per group of commits (at most 1 MiB each), and keeps\n"
     "going as the writer commits, until SIGINT or SIGTERM. A restarted shipper\n"
     "resumes where the stream ends. --create makes the stream (--replicas copies,\n"
-    "default 1) when it does not exist. --once ships what is committed and exits.\n";
+    "default 1) when it does not exist. --once ships what is committed and exits.\n"
+    "\n"
+    "The shipper pins the log (DIR/ship-NAME.pin): the writer's retention keeps\n"
+    "every segment the stream does not hold yet, however long the shipper is away.\n"
+    "       mmsb ship DIR --stream NAME --unpin\n"
+    "gives the stream up: the pin goes, and retention removes those segments again.\n";
 
 typedef struct ship_args {
     const char *server, *stream;
-    bool create, once;
+    bool create, once, unpin;
     uint64_t replicas;
 } ship_args;
 
@@ -88,17 +94,44 @@ static int covered_segment(const char *dir, uint64_t *out) {
     return 0;
 }
 
+/* Gives a stream up: its pin no longer holds the log's segments. */
+static int ship_unpin(const char *dir, const char *stream, bool json) {
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool removed = false;
+    int rc = dir_fd < 0 ? err_set(MMSB_ENOTFOUND, "cannot open %s: %s", dir, strerror(errno))
+                        : ship_pin_remove(dir_fd, stream, &removed);
+    if (dir_fd >= 0) close(dir_fd);
+    if (rc != 0) {
+        cli_report("ship", rc);
+        return EXIT_USAGE;
+    }
+    if (json) {
+        json_out j;
+        json_begin(&j, stdout);
+        json_str(&j, "command", "ship");
+        json_str(&j, "dir", dir);
+        json_str(&j, "unpinned", stream);
+        json_bool(&j, "removed", removed);
+        json_end(&j);
+    } else {
+        printf("mmsb ship %s: %s\n", dir, removed ? "the stream's pin is removed: retention may remove the segments "
+               "it held" : "no pin for that stream");
+    }
+    return EXIT_CLEAN;
+}
+
 int cmd_ship(int argc, char **argv) {
     ship_args sa = {.replicas = 1};
     bool server_seen = false, stream_seen = false;
     const cli_opt opts[] = {
         {"--server", OPT_TEXT, &sa.server, &server_seen}, {"--stream", OPT_TEXT, &sa.stream, &stream_seen},
         {"--create", OPT_FLAG, &sa.create, NULL},         {"--replicas", OPT_U64, &sa.replicas, NULL},
-        {"--once", OPT_FLAG, &sa.once, NULL},
+        {"--once", OPT_FLAG, &sa.once, NULL},             {"--unpin", OPT_FLAG, &sa.unpin, NULL},
     };
     cli_args a;
     int rc = cli_parse("ship", SHIP_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
+    if (sa.unpin && stream_seen && replica_stream_name_ok(sa.stream)) return ship_unpin(a.pos[0], sa.stream, a.json);
     if (!server_seen || !stream_seen || !replica_stream_name_ok(sa.stream) || sa.replicas < 1 || sa.replicas > 5) {
         fprintf(stderr, "mmsb ship: --server and --stream are needed; a stream name is 1 .. %d of A-Z a-z 0-9 _ -; "
                 "--replicas is 1 .. 5\n\n%s", REPLICA_STREAM_MAX, SHIP_USAGE);

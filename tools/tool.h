@@ -16,6 +16,9 @@
 int tool_engine(const char *cmd, const char *dir, mmsb_engine **out);
 /* The state a read-only open of dir sees: its info and state root. */
 int tool_state(const char *dir, mmsb_engineinfo *info, char root[33]);
+/* Read-only options with limits large enough for any store the library
+ * writes by default (64 GiB of arena address space, filled as pages come). */
+void tool_options(mmsb_options *o);
 /* The checkpoint's meta record, if the store has one. */
 int tool_checkpoint_meta(mmsb_engine *e, ckpt_meta *meta, bool *found);
 /* The state root of e now, as 32 hex digits. */

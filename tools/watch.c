@@ -13,8 +13,7 @@
 
 #define TOOL_ARENA_BYTES (64ull << 30) /* address space for replays: any default store fits */
 
-/* Limits large enough for any store the library writes by default. */
-static void tool_options(mmsb_options *o) {
+void tool_options(mmsb_options *o) {
     MMSB_OPTIONS_INIT(o);
     o->gpu = MMSB_GPU_OFF;
     o->arena_bytes_max = TOOL_ARENA_BYTES; /* address space only: filled as pages come */

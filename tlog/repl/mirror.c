@@ -15,7 +15,13 @@
 
 #define MARKER_NAME "REPLICA"
 #define MARKER_TMP "REPLICA.tmp"
-enum { MARKER_BYTES_MAX = 512 };
+enum {
+    MARKER_BYTES_MAX = 512,
+    /* Checked groups are synced in batches of this many bytes (and before
+     * the marker names them, and at close): the stream holds them durably,
+     * so a follower's crash costs only taking them again. */
+    SYNC_BYTES = 32u << 20,
+};
 
 struct log_mirror {
     int dir_fd;
@@ -28,6 +34,9 @@ struct log_mirror {
     mirror_state st;
     cursor_start start;     /* the last checked commit, for the cursor */
     uint32_t generation;
+    uint64_t unsynced_bytes; /* checked in seg_fd but not synced yet (earlier segments are) */
+    mirror_group group;     /* the last group finished */
+    uint64_t *aborted;      /* its aborted pairs (owned) */
 };
 
 static int io_err(const char *what, const char *name) {
@@ -326,7 +335,8 @@ int mirror_open(const char *dir, const char *stream, const kern_ops *kern, log_m
 
 /* Drops what was written after the last checked commit. */
 static int discard(log_mirror *m) {
-    int rc = cut_after(m, m->st.valid, m->st.empty);
+    int rc = cut_after(m, m->st.valid, m->st.empty); /* syncs the segment the log ends in */
+    if (rc == 0) m->unsynced_bytes = 0;
     m->st.written = m->st.valid;
     ASSERT(!m->st.empty || (m->st.valid.segment == 1 && m->st.valid.offset == 0));
     return rc;
@@ -362,10 +372,18 @@ static int begin_segment(log_mirror *m, const frame_meta *f, const uint8_t *body
     return sync_dir(m->dir_fd);
 }
 
+/* Only the open segment holds unsynced bytes: a segment is synced when
+ * the log moves past it. */
+static int sync_open_segment(log_mirror *m) {
+    if (m->seg_fd >= 0 && fdatasync(m->seg_fd) != 0) return io_err("cannot sync", "a segment");
+    m->unsynced_bytes = 0;
+    return 0;
+}
+
 static int write_body(log_mirror *m, const frame_meta *f, const uint8_t *body, uint64_t len) {
-    /* A group that spans segments is synced segment by segment. */
-    if (m->seg_fd >= 0 && m->seg_fd_no != f->at.segment && fdatasync(m->seg_fd) != 0) {
-        return io_err("cannot sync", "a segment");
+    if (m->seg_fd >= 0 && m->seg_fd_no != f->at.segment) {
+        int rc = sync_open_segment(m);
+        if (rc != 0) return rc;
     }
     uint64_t skip = 0;
     if (f->at.offset == 0) {
@@ -385,6 +403,10 @@ static int write_body(log_mirror *m, const frame_meta *f, const uint8_t *body, u
         done += (uint64_t)n;
     }
     m->st.bytes_written += len;
+    m->unsynced_bytes += len;
+    /* Writeback starts now, while the next message comes: the batch's sync
+     * then waits for little. */
+    (void)sync_file_range(m->seg_fd, (off_t)f->at.offset, (off_t)len, SYNC_FILE_RANGE_WRITE);
     return 0;
 }
 
@@ -398,7 +420,12 @@ static int check_group(log_mirror *m, const frame_meta *f, log_end *end) {
     bool done = false;
     uint64_t limit = m->st.bytes_written + 2; /* at most one record per 8 bytes written, and the end */
     for (uint64_t n = 0; rc == 0 && !done && n < limit; n++) rc = cursor_next(c, &r, &done);
-    if (c != NULL) *end = *cursor_end(c);
+    if (c != NULL) {
+        *end = *cursor_end(c);
+        free(m->aborted);
+        cursor_take_aborted(c, &m->aborted, &m->group.aborted_count);
+        m->group.aborted = m->aborted;
+    }
     cursor_close(c);
     if (rc != 0) return rc;
     if (!done) return err_set(MMSB_ECORRUPT, "replication message: the group does not end");
@@ -422,8 +449,12 @@ static int finish_group(log_mirror *m, const frame_meta *f, uint64_t stream_seq)
     log_end end;
     memset(&end, 0, sizeof end);
     int rc = check_group(m, f, &end);
-    if (rc == 0 && fdatasync(m->seg_fd) != 0) rc = io_err("cannot sync", "a segment");
     if (rc != 0) return rc;
+    if (m->unsynced_bytes >= SYNC_BYTES) rc = sync_open_segment(m);
+    if (rc != 0) return rc;
+    m->group.from_genesis = m->st.empty;
+    m->group.from = m->start;
+    m->group.to_seq = end.last_commit_seq;
     take_end(m, &end);
     m->st.stream_seq = stream_seq;
     m->st.groups_checked++;
@@ -487,9 +518,17 @@ int mirror_accept(log_mirror *m, const frame_meta *f, const uint8_t *body, uint6
 
 int mirror_note(log_mirror *m) {
     ASSERT(m != NULL);
+    int rc = m->unsynced_bytes > 0 ? sync_open_segment(m) : 0; /* the hint names synced bytes only */
+    if (rc != 0) return rc;
     replica_marker mk = {.salt = m->st.salt, .stream_seq = m->st.stream_seq, .synced = m->st.valid};
     memcpy(mk.stream, m->stream, strlen(m->stream) + 1);
     return marker_write(m->dir_fd, &mk);
+}
+
+void mirror_last_group(const log_mirror *m, mirror_group *out) {
+    ASSERT(m != NULL && out != NULL);
+    ASSERT(m->st.groups_checked > 0 && m->group.to_seq == m->st.last_commit_seq);
+    *out = m->group;
 }
 
 void mirror_get_state(const log_mirror *m, mirror_state *out) {
@@ -504,6 +543,7 @@ int mirror_close(log_mirror *m) {
     close_segment(m);
     close(m->lock_fd);
     close(m->dir_fd);
+    free(m->aborted);
     free(m);
     return rc;
 }

@@ -8,8 +8,10 @@
  * with the log cursor from its last checked commit: CRCs, salt, sequence
  * numbers, generations, SEALs, segment headers and chain values, exactly as
  * recovery would. A group that fails is removed again and refused; nothing
- * after it is written. A checked group is synced before the next is taken.
- * So the replica's log is the primary's log byte for byte, and a replica is
+ * after it is written. Checked groups are synced in batches (32 MiB), when
+ * the log moves to the next segment, before the marker's hint names them,
+ * and at close; a follower that crashes cuts what it had not synced and
+ * takes it from the stream again. So the replica's log is the primary's log byte for byte, and a replica is
  * an ordinary store: readers open it read-only, the reading commands read
  * it, and once promoted (the REPLICA marker removed) a writer continues it.
  *
@@ -20,6 +22,7 @@
 #ifndef MMSB_TLOG_REPL_MIRROR_H
 #define MMSB_TLOG_REPL_MIRROR_H
 
+#include "../cursor.h"
 #include "frame.h"
 
 enum { REPLICA_STREAM_MAX = 64 }; /* characters of a stream name, without the NUL */
@@ -64,6 +67,19 @@ MUST_CHECK int mirror_open(const char *dir, const char *stream, const kern_ops *
  * check, is refused with MMSB_ECORRUPT and leaves the log as before it. */
 MUST_CHECK int mirror_accept(log_mirror *m, const frame_meta *f, const uint8_t *body, uint64_t len, uint64_t stream_seq,
                   bool *taken);
+/* The group the last mirror_accept finished (groups_checked counts them):
+ * where it began (the commit before it; from_genesis: the log's start), its
+ * last commit, and the aborted (first, ABORT) pairs inside it, so that a
+ * replica's state can apply it (engine/replica.c). Valid until the next
+ * mirror_accept. */
+typedef struct mirror_group {
+    bool from_genesis;
+    cursor_start from;
+    uint64_t to_seq;
+    const uint64_t *aborted;
+    uint64_t aborted_count;
+} mirror_group;
+void mirror_last_group(const log_mirror *m, mirror_group *out);
 /* Writes the marker's hint (what is checked and synced now). */
 MUST_CHECK int mirror_note(log_mirror *m);
 void mirror_get_state(const log_mirror *m, mirror_state *out);

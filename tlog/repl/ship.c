@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "pin.h"
 #include "ship.h"
 
 enum {
@@ -45,6 +46,7 @@ struct shipper {
     uint64_t groups, messages, duplicates, bytes;
     uint8_t *buf;
     bool resync;          /* a publish failed: the stream may hold more than stream_last says */
+    uint64_t pinned;      /* the segment this store's pin names (pin.h) */
     group_plan plan;
 };
 
@@ -172,6 +174,39 @@ static int resync(shipper *s, const group_plan *p, uint32_t *skip) {
     return 0;
 }
 
+/* Retention keeps what the stream does not hold whole yet: the segment
+ * the next group starts in, and every later one. */
+static int pin_move(shipper *s) {
+    uint64_t segment = s->have_at ? s->at.segment : 1;
+    if (segment == s->pinned) return 0;
+    int rc = ship_pin_write(s->dir_fd, link_stream_name(s->link), segment);
+    if (rc == 0) s->pinned = segment;
+    return rc;
+}
+
+static int shipper_start(shipper *s, bool create, int64_t replicas);
+
+/* A publish refused for its expected last sequence: the stream does not
+ * end where the shipper thought. Another writer published (this one is
+ * fenced); or a message this shipper sent was stored without its answer
+ * (the client sends what it buffered while the server was away once it
+ * reconnects); or the server lost its last messages (a one-node stream
+ * whose server stopped before writing them out). find_resume tells them
+ * apart: the stream's last group, found at its place in this log with its
+ * chain value, is this log's, and shipping resumes after it; the round
+ * fails as one the stream did not store (MMSB_EREPLICA), and the next one
+ * ships what follows. Anything else is another history: MMSB_EFENCED. */
+static int after_refusal(shipper *s) {
+    uint64_t had = s->stream_last;
+    s->have_at = false;
+    s->resync = false;
+    int rc = shipper_start(s, false, 1);
+    if (rc != 0) return rc;
+    return err_set(MMSB_EREPLICA, "the stream %s ends at message %llu, not %llu: shipping resumes after record %llu",
+                   link_stream_name(s->link), (unsigned long long)s->stream_last, (unsigned long long)had,
+                   (unsigned long long)(s->have_at ? s->at.commit_seq : 0));
+}
+
 static int publish_group(shipper *s) {
     group_plan *p = &s->plan;
     ASSERT(p->have_boundary);
@@ -189,6 +224,7 @@ static int publish_group(shipper *s) {
         uint64_t seq = 0;
         bool dup = false;
         if (rc == 0) rc = link_publish(s->link, &m, s->buf, ch->len, s->stream_last, &seq, &dup);
+        if (rc == MMSB_EFENCED) rc = after_refusal(s);
         if (rc != 0) break;
         s->stream_last = max_u64(s->stream_last, seq);
         s->messages++;
@@ -200,7 +236,7 @@ static int publish_group(shipper *s) {
     s->at = p->b_at;
     s->have_at = true;
     s->groups++;
-    return 0;
+    return pin_move(s);
 }
 
 static int start_fresh(shipper *s, uint64_t max_seq);
@@ -330,6 +366,7 @@ int shipper_open(int dir_fd, const kern_ops *kern, uint64_t covered_segment, nat
     *s = (shipper){.link = link, .dir_fd = dir_fd, .kern = kern, .covered_segment = covered_segment,
                    .sync_first = true, .buf = buf};
     int rc = shipper_start(s, create, replicas);
+    if (rc == 0) rc = pin_move(s);
     if (rc != 0) {
         shipper_close(s);
         return rc;

@@ -301,6 +301,26 @@ class Delta:
 # ---- the engine ------------------------------------------------------------------------------------
 
 
+def _options(options):
+    """mmsb_options from keyword arguments, and the bytes its strings point
+    to (keep them alive until the call that takes the options returns)."""
+    o = _capi.Options()
+    _check(_lib.mmsb_options_init(byref(o), ctypes.sizeof(o), _capi.ABI_VERSION))
+    fields = {name: ftype for name, ftype in _capi.Options._fields_ if name not in ("struct_size", "abi_version")}
+    keep = []
+    for key, value in options.items():
+        if key not in fields:
+            raise TypeError("unknown option %r (the fields of mmsb_options)" % key)
+        if fields[key] is ctypes.c_char_p:
+            if not isinstance(value, (str, bytes)):
+                raise TypeError("%s must be str or bytes" % key)
+            keep.append(value.encode() if isinstance(value, str) else value)
+            setattr(o, key, keep[-1])
+            continue
+        setattr(o, key, _uint(value, key, U32_MAX if fields[key] is ctypes.c_uint32 else U64_MAX))
+    return o, keep
+
+
 class Engine:
     """An open store. Use as a context manager (or call close()).
 
@@ -310,23 +330,11 @@ class Engine:
     def __init__(self, path, **options):
         if not isinstance(path, (str, bytes)) or len(path) == 0:
             raise TypeError("path must be a non-empty str or bytes")
-        o = _capi.Options()
-        _check(_lib.mmsb_options_init(byref(o), ctypes.sizeof(o), _capi.ABI_VERSION))
-        fields = {name: ftype for name, ftype in _capi.Options._fields_ if name not in ("struct_size", "abi_version")}
-        keep = []  # the strings' bytes live until mmsb_open has copied them
-        for key, value in options.items():
-            if key not in fields:
-                raise TypeError("unknown option %r (the fields of mmsb_options)" % key)
-            if fields[key] is ctypes.c_char_p:
-                if not isinstance(value, (str, bytes)):
-                    raise TypeError("%s must be str or bytes" % key)
-                keep.append(value.encode() if isinstance(value, str) else value)
-                setattr(o, key, keep[-1])
-                continue
-            setattr(o, key, _uint(value, key, U32_MAX if fields[key] is ctypes.c_uint32 else U64_MAX))
+        o, keep = _options(options)
         handle = c_void_p()
         path_b = path.encode() if isinstance(path, str) else path
         self._h = None
+        self._borrowed = False  # a replica's pages: its Replica closes them
         self._ops = {}       # op -> (ctypes callback, python function)
         self._subs = {}      # subscription -> ctypes callback
         self._op_error = None
@@ -350,13 +358,22 @@ class Engine:
         if getattr(self, "_h", None) is not None:
             self.close()
 
+    @classmethod
+    def _borrow(cls, handle):
+        """An Engine over a handle another object owns (a replica's pages)."""
+        e = cls.__new__(cls)
+        e._h, e._borrowed, e._ops, e._subs, e._op_error, e.callback_errors, e._views = (
+            handle, True, {}, {}, None, [], {})
+        return e
+
     def close(self):
         if self._h is None:
             return
         if any(self._views.values()):
             raise Busy(-32008, "close: page views are still open; leave their with-blocks first")
         h, self._h = self._h, None
-        _check(_lib.mmsb_close(h))
+        if not self._borrowed:
+            _check(_lib.mmsb_close(h))
 
     # -- pages --
 
@@ -761,12 +778,27 @@ class Replica:
     """A follower: keeps the replica store at path from a JetStream stream
     (README, "Replication"). Use as a context manager (or call close())."""
 
-    def __init__(self, path, servers, stream):
+    def __init__(self, path, servers, stream, **limits):
+        """limits: the fields of mmsb_options that bound the replica's pages
+        (arena_bytes_max, pages_max, page_bytes_max, ...; see
+        mmsb_replica_open_with); none: the defaults."""
         handle = c_void_p()
         enc = [x.encode() if isinstance(x, str) else x for x in (path, servers, stream)]
         self._h = None
-        _check(_lib.mmsb_replica_open(enc[0], enc[1], enc[2], byref(handle)))
+        self._engine = None
+        o, _keep = _options(limits)
+        _check(_lib.mmsb_replica_open_with(enc[0], enc[1], enc[2], byref(o) if limits else None, byref(handle)))
         self._h = handle
+
+    @property
+    def engine(self):
+        """The replica's pages as a read-only Engine (reads, views, page
+        info, digests, the state root); valid until the replica closes."""
+        if self._engine is None or self._engine._h is None:
+            handle = c_void_p()
+            _check(_lib.mmsb_replica_engine(self._handle(), byref(handle)))
+            self._engine = Engine._borrow(handle)
+        return self._engine
 
     def _handle(self):
         if self._h is None:
@@ -788,6 +820,9 @@ class Replica:
 
     def close(self):
         if self._h is not None:
+            if self._engine is not None:
+                self._engine.close()  # detaches: the pages go with the replica
+                self._engine = None
             h, self._h = self._h, None
             _check(_lib.mmsb_replica_close(h))
 

@@ -156,6 +156,8 @@ _SIGNATURES = {
     "mmsb_replica_open": (c_int, [c_char_p, c_char_p, c_char_p, POINTER(c_void_p)]),
     "mmsb_replica_poll": (c_int, [c_void_p, c_uint32, u64p]),
     "mmsb_replica_info_get": (c_int, [c_void_p, POINTER(ReplicaInfo)]),
+    "mmsb_replica_open_with": (c_int, [c_char_p, c_char_p, c_char_p, POINTER(Options), POINTER(c_void_p)]),
+    "mmsb_replica_engine": (c_int, [c_void_p, POINTER(c_void_p)]),
     "mmsb_replica_close": (c_int, [c_void_p]),
     "mmsb_promote": (c_int, [c_char_p, c_char_p, c_uint32]),
     "mmsb_set_durability": (c_int, [c_void_p, c_uint32]),

@@ -479,6 +479,20 @@ class TestReplication(Base):
                 if r.info()["lag_records"] == 0:
                     break
             self.assertEqual(r.info()["lag_records"], 0)
+            pages = r.engine  # the replica's pages, read-only
+            self.assertEqual(pages.state_root(), root)
+            self.assertEqual(pages.read(p, 0, 3), bytes([1, 2, 3]))
+            with self.assertRaises(mmsb.ReadOnly):
+                pages.write(p, 0, b"x")
+        with self.assertRaises(ValueError):
+            pages.read(p, 0, 1)  # closed with the replica
+        with self.assertRaises(mmsb.MMSBError):  # limits the replica's pages do not fit in
+            mmsb.Replica(replica, self.url, "py", page_bytes_max=1024)
+        with mmsb.Replica(os.path.join(self.dir, "small"), self.url, "py", page_bytes_max=1024) as r:
+            with self.assertRaises(mmsb.MMSBError):
+                r.poll(100)
+        with self.assertRaises(TypeError):
+            mmsb.Replica(replica, self.url, "py", no_such_option=1)
         with self.assertRaises(mmsb.ReadOnly):
             mmsb.Engine(replica, **small())
         mmsb.promote(replica, self.url)

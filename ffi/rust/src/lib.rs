@@ -598,13 +598,37 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// Opens the replica in `dir` (created when needed) following `stream`;
+    /// its pages live under the default limits.
     pub fn open(dir: &str, servers: &str, stream: &str) -> Result<Replica> {
+        Replica::open_inner(dir, servers, stream, None)
+    }
+
+    /// The same, with the limits of the replica's pages (arena_bytes_max,
+    /// pages_max, page_bytes_max, ...) taken from `limits`
+    /// (mmsb_replica_open_with).
+    pub fn open_with(dir: &str, servers: &str, stream: &str, limits: &Options) -> Result<Replica> {
+        Replica::open_inner(dir, servers, stream, Some(limits))
+    }
+
+    fn open_inner(dir: &str, servers: &str, stream: &str, limits: Option<&Options>) -> Result<Replica> {
         let d = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
         let sv = CString::new(servers).map_err(|_| invalid("servers contains a NUL byte"))?;
         let st = CString::new(stream).map_err(|_| invalid("stream contains a NUL byte"))?;
+        let o = limits.map_or(ptr::null(), |l| &l.0 as *const sys::mmsb_options);
         let mut h = ptr::null_mut();
-        check(unsafe { sys::mmsb_replica_open(d.as_ptr(), sv.as_ptr(), st.as_ptr(), &mut h) })?;
+        check(unsafe { sys::mmsb_replica_open_with(d.as_ptr(), sv.as_ptr(), st.as_ptr(), o, &mut h) })?;
         Ok(Replica { h })
+    }
+
+    /// The replica's pages as a read-only engine (mmsb_replica_engine):
+    /// reading calls work, writing calls fail with ErrorKind::ReadOnly. It
+    /// borrows the replica, so it cannot outlive it, and it is never closed
+    /// by itself: the replica closes it.
+    pub fn engine(&mut self) -> Result<ReplicaEngine<'_>> {
+        let mut h = ptr::null_mut();
+        check(unsafe { sys::mmsb_replica_engine(self.h, &mut h) })?;
+        Ok(ReplicaEngine { e: std::mem::ManuallyDrop::new(Engine { h }), _replica: PhantomData })
     }
 
     /// Takes the stream's messages until none came for `timeout_ms`; how many.
@@ -622,6 +646,25 @@ impl Replica {
         };
         check(unsafe { sys::mmsb_replica_info_get(self.h, &mut i) })?;
         Ok(i)
+    }
+}
+
+/// A replica's pages, borrowed from its Replica (see Replica::engine).
+pub struct ReplicaEngine<'r> {
+    e: std::mem::ManuallyDrop<Engine>,
+    _replica: PhantomData<&'r mut Replica>,
+}
+
+impl std::ops::Deref for ReplicaEngine<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.e
+    }
+}
+
+impl std::ops::DerefMut for ReplicaEngine<'_> {
+    fn deref_mut(&mut self) -> &mut Engine {
+        &mut self.e
     }
 }
 

@@ -311,6 +311,14 @@ extern "C" {
     pub fn mmsb_replica_poll(replica: *mut mmsb_replica, timeout_ms: u32, taken_out: *mut u64) -> c_int;
     pub fn mmsb_replica_info_get(replica: *mut mmsb_replica, info: *mut mmsb_replica_info) -> c_int;
     pub fn mmsb_replica_close(replica: *mut mmsb_replica) -> c_int;
+    pub fn mmsb_replica_open_with(
+        dir: *const c_char,
+        servers: *const c_char,
+        stream: *const c_char,
+        options: *const mmsb_options,
+        replica_out: *mut *mut mmsb_replica,
+    ) -> c_int;
+    pub fn mmsb_replica_engine(replica: *mut mmsb_replica, engine_out: *mut *mut mmsb_engine) -> c_int;
     pub fn mmsb_promote(dir: *const c_char, servers: *const c_char, flags: u32) -> c_int;
     pub fn mmsb_set_durability(engine: *mut mmsb_engine, durability: u32) -> c_int;
     pub fn mmsb_checkpoint(engine: *mut mmsb_engine) -> c_int;

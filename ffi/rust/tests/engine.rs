@@ -208,6 +208,27 @@ fn replicated_commits_a_replica_and_promotion() {
             }
         }
         assert_eq!(r.info().unwrap().lag_records, 0);
+        let mut pages = r.engine().unwrap(); // the replica's pages, read-only
+        assert_eq!(pages.state_root().unwrap(), root);
+        let mut b = [0u8; 3];
+        pages.read(p, 0, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3]);
+        assert_eq!(pages.write(p, 0, b"x").err().unwrap().kind, ErrorKind::ReadOnly);
+    }
+    {
+        // Limits the primary's pages do not fit in: the replica stops, and says why.
+        let mut limits = options();
+        limits.0.page_bytes_max = 1024; // the primary's 4 KiB page does not fit
+        let small = d.0.join("small").to_str().unwrap().to_string();
+        let mut r = mmsb::Replica::open_with(&small, &nats.url, "rs", &limits).unwrap();
+        let mut failed = false;
+        for _ in 0..50 {
+            if r.poll(100).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed);
     }
     assert_eq!(Engine::open(&replica, &options()).err().unwrap().kind, ErrorKind::ReadOnly);
     mmsb::promote(&replica, Some(&nats.url), false).unwrap();
