@@ -43,13 +43,13 @@ enum {
 _Static_assert(sizeof(mmsb_options) == 192, "ABI 1: mmsb_options (0.1: 160)");
 _Static_assert(offsetof(mmsb_options, replication_servers) == 160, "ABI 1: 0.1's mmsb_options");
 _Static_assert(offsetof(mmsb_engineinfo, replicated_seq) == 960, "ABI 1: 0.1's mmsb_engineinfo");
-_Static_assert(sizeof(mmsb_replica_info) == 88, "ABI 1: mmsb_replica_info");
+_Static_assert(sizeof(mmsb_replica_info) == 96, "ABI 1: mmsb_replica_info");
 _Static_assert(sizeof(mmsb_delta) == 64, "ABI 1: mmsb_delta");
 _Static_assert(sizeof(mmsb_pageinfo) == 40, "ABI 1: mmsb_pageinfo");
 _Static_assert(sizeof(mmsb_change) == 24, "ABI 1: mmsb_change");
 _Static_assert(sizeof(mmsb_commit_result) == 64, "ABI 1: mmsb_commit_result");
 _Static_assert(sizeof(mmsb_event) == 40, "ABI 1: mmsb_event");
-_Static_assert(sizeof(mmsb_engineinfo) == 1192, "ABI 1: mmsb_engineinfo (0.1: 960)");
+_Static_assert(sizeof(mmsb_engineinfo) == 1200, "ABI 1: mmsb_engineinfo (0.1: 960)");
 _Static_assert(sizeof(mmsb_derive_spec) == 40 && sizeof(mmsb_deriveinfo) == 40, "ABI 1: derivations");
 _Static_assert(sizeof(mmsb_log_record) == 160 && sizeof(mmsb_op_input) == 64, "ABI 1: log records, op input");
 _Static_assert(sizeof(mmsb_digest) == 16, "ABI 1: mmsb_digest");

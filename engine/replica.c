@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -168,38 +169,45 @@ MMSB_API int mmsb_replica_poll(mmsb_replica *replica, uint32_t timeout_ms, uint6
     return rc;
 }
 
+/* The replica info's size in 0.2.0, before lag_bytes: still taken. */
+#define REPLICA_INFO_SIZE_V2 offsetof(mmsb_replica_info, lag_bytes)
+
 MMSB_API int mmsb_replica_info_get(mmsb_replica *replica, mmsb_replica_info *info) {
     int rc = replica_check(replica, "mmsb_replica_info_get");
     if (rc != 0) return rc;
-    if (info == NULL || info->struct_size < sizeof *info) {
+    if (info == NULL || info->struct_size < REPLICA_INFO_SIZE_V2) {
         return err_set(MMSB_EINVAL, "mmsb_replica_info_get: info is NULL or its struct_size is below %zu",
-                       sizeof *info);
+                       REPLICA_INFO_SIZE_V2);
     }
     mirror_state st;
     mirror_get_state(replica->mirror, &st);
-    uint32_t size = info->struct_size;
-    memset(info, 0, size);
-    info->struct_size = size;
-    info->commit_seq = st.last_commit_seq;
-    info->commits = st.commits;
-    info->stream_seq = st.stream_seq;
-    info->messages = replica->messages;
-    info->groups = st.groups_checked;
-    info->bytes_written = st.bytes_written;
-    info->tail_cut_bytes = st.tail_cut_bytes;
+    mmsb_replica_info out = {.struct_size = sizeof out};
+    out.commit_seq = st.last_commit_seq;
+    out.commits = st.commits;
+    out.stream_seq = st.stream_seq;
+    out.messages = replica->messages;
+    out.groups = st.groups_checked;
+    out.bytes_written = st.bytes_written;
+    out.tail_cut_bytes = st.tail_cut_bytes;
     link_stream ls;
     rc = link_stream_info(replica->link, &ls);
     frame_meta last;
     uint64_t len = 0, seq = 0;
     bool found = false;
     if (rc == 0) rc = ship_last_group(replica->link, &ls, &last, &len, &seq, &found);
-    if (rc != 0) return rc;
-    info->stream_last_seq = ls.last_seq;
-    info->lag_records = found && last.last_seq > st.last_commit_seq ? last.last_seq - st.last_commit_seq : 0;
-    uint64_t now = wall_ns();
-    bool behind = info->lag_records > 0 && replica->last_taken_publish_ns != 0;
-    info->lag_ns = behind && now > replica->last_taken_publish_ns ? now - replica->last_taken_publish_ns : 0;
-    return 0;
+    if (rc == 0) {
+        out.stream_last_seq = ls.last_seq;
+        out.lag_records = found && last.last_seq > st.last_commit_seq ? last.last_seq - st.last_commit_seq : 0;
+        log_point stream_end = {last.at.segment, last.at.offset + len};
+        out.lag_bytes = found ? log_point_distance(st.valid, stream_end, st.segment_bytes) : 0;
+        uint64_t now = wall_ns();
+        bool behind = out.lag_records > 0 && replica->last_taken_publish_ns != 0;
+        out.lag_ns = behind && now > replica->last_taken_publish_ns ? now - replica->last_taken_publish_ns : 0;
+    }
+    uint32_t size = info->struct_size;
+    memcpy(info, &out, min_u64(size, sizeof out)); /* an older header's struct gets its fields */
+    info->struct_size = size;
+    return rc;
 }
 
 MMSB_API int mmsb_replica_engine(mmsb_replica *replica, mmsb_engine **engine_out) {

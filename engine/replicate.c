@@ -287,6 +287,13 @@ void replicate_info(const mmsb_engine *e, mmsb_engineinfo *out) {
     out->replication_lag_records = committed > replicated ? committed - replicated : 0;
     out->replication_messages = r->st.messages;
     out->replication_bytes = r->st.bytes;
+    if (e->log != NULL) {
+        log_pos pos;
+        log_position(e->log, &pos);
+        log_point shipped = {r->st.at_segment, r->st.at_offset}, end = {pos.segment, pos.offset};
+        if (r->st.at_segment == 0) shipped = (log_point){1, 0}; /* nothing shipped: the whole log */
+        out->replication_lag_bytes = log_point_distance(shipped, end, e->opts.segment_bytes);
+    }
     if (r->fenced || r->error != 0) {
         snprintf(out->replication, sizeof out->replication, "stream %s: %s: %.100s", r->stream,
                  r->fenced ? "fenced" : "failing", r->error_text);

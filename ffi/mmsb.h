@@ -306,6 +306,7 @@ typedef struct mmsb_engineinfo {
     uint64_t replication_messages; /* published since open */
     uint64_t replication_bytes;    /* log bytes published since open */
     char replication[200];         /* "off", or the stream and its state in words */
+    uint64_t replication_lag_bytes; /* log bytes it does not hold yet (segments between counted whole) */
 } mmsb_engineinfo;
 
 /* mmsb_engineinfo.recovery_flags */
@@ -767,6 +768,7 @@ typedef struct mmsb_replica_info {
     uint64_t lag_ns;           /* age of the last message taken while behind; 0: caught up */
     uint64_t messages, groups, bytes_written; /* since open */
     uint64_t tail_cut_bytes;   /* an unsynced tail cut at open (the follower had stopped) */
+    uint64_t lag_bytes;        /* log bytes the stream holds beyond the replica (segments between counted whole) */
 } mmsb_replica_info;
 
 /* Opens (creating it when needed) the replica in dir that follows `stream`

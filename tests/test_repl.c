@@ -390,10 +390,27 @@ static void test_follow_catches_up_then_live(void **state) {
     char root[33];
     tu_root_hex(e, root);
     TU_OK(mmsb_close(e)); /* the clean close's commit ships too */
+    tu_run lag = TOOL(0, "stats", dir, "--server", s->url);
+    assert_non_null(strstr(lag.out, "stream live: holds the log up to record")); /* its pin's stream */
+    assert_null(strstr(lag.out, "it lacks 0 records")); /* the clean close's commit is not shipped yet */
+    tu_run_free(&lag);
     ship_once(s, dir, "live", 0);
+    lag = TOOL(0, "stats", dir, "--server", s->url);
+    assert_non_null(strstr(lag.out, "it lacks 0 records, 0 bytes"));
+    tu_run_free(&lag);
+    lag = TOOL(0, "stats", rep, "--server", s->url, "--json");
+    assert_non_null(strstr(lag.out, "\"role\":\"follows\""));
+    assert_null(strstr(lag.out, "\"behind_records\":0,")); /* the replica lags the close's commit */
+    tu_run_free(&lag);
     tu_run fr = TOOL(0, "follow", rep, "--server", s->url, "--stream", "live", "--once");
     if (strstr(fr.out, root) == NULL) fail_msg("follow does not report the primary's root %s: %s", root, fr.out);
     tu_run_free(&fr);
+    lag = TOOL(0, "stats", rep, "--server", s->url);
+    assert_non_null(strstr(lag.out, "the replica lags 0 records, 0 bytes, 0.000 s"));
+    tu_run_free(&lag);
+    lag = TOOL(2, "stats", rep, "--server", "nats://127.0.0.1:1"); /* no server there */
+    assert_non_null(strstr(lag.out, "cannot be asked"));
+    tu_run_free(&lag);
     assert_same_log(dir, rep);
     tu_run st = TOOL(0, "stats", rep);
     assert_non_null(strstr(st.out, "replica: follows the stream live"));
@@ -660,7 +677,7 @@ static void test_replicated_durability_acknowledges_what_the_stream_holds(void *
     uint64_t page = store_write(e, 0, 1, 8, 2);
     uint64_t seq = write_replicated(e, page, 200, 3, 1);
     mmsb_engineinfo info = tu_info(e);
-    assert_true(info.replicated_seq >= seq && info.replication_lag_records == 0);
+    assert_true(info.replicated_seq >= seq && info.replication_lag_records == 0 && info.replication_lag_bytes == 0);
     assert_non_null(strstr(info.replication, "stream wr"));
     TU_ERR(mmsb_wait_replicated(e, seq + 1000), MMSB_EINVAL);
     TU_OK(mmsb_close(e)); /* ships its clean close */
@@ -882,6 +899,16 @@ static void test_replica_pages_follow_the_primary_and_attach(void **state) {
     TU_OK(mmsb_write(e, page, 64, "live", 4, NULL));
     TU_OK(mmsb_sync(e));
     ship_once(s, dir, "pages", 0);
+    mmsb_replica_info behind = {.struct_size = sizeof behind};
+    TU_OK(mmsb_replica_info_get(r, &behind));
+    assert_true(behind.lag_records >= 1 && behind.lag_bytes >= 64);
+    uint8_t small_info[sizeof(mmsb_replica_info)];
+    memset(small_info, 0xee, sizeof small_info);
+    ((mmsb_replica_info *)small_info)->struct_size = 88; /* 0.2.0's struct, before lag_bytes */
+    TU_OK(mmsb_replica_info_get(r, (mmsb_replica_info *)small_info));
+    assert_int_equal(small_info[88], 0xee); /* nothing written past it */
+    ((mmsb_replica_info *)small_info)->struct_size = 80;
+    TU_ERR(mmsb_replica_info_get(r, (mmsb_replica_info *)small_info), MMSB_EINVAL);
     replica_poll_to(r, commit_seq_of(e));
     uint64_t epoch_attached = 0, epoch_primary = 0;
     TU_OK(mmsb_attach_read(at, page, 64, b, 4, &epoch_attached));
@@ -1012,6 +1039,8 @@ static void test_replicated_writer_keeps_its_log_while_the_stream_is_away(void *
     TU_OK(mmsb_checkpoint(e));
     assert_int_equal(lowest_segment(dir), 1);
     TU_ERR(mmsb_wait_replicated(e, commit_seq_of(e)), MMSB_EREPLICA);
+    mmsb_engineinfo away = tu_info(e);
+    assert_true(away.replication_lag_records >= 1200 && away.replication_lag_bytes >= 1200 * 16384);
     node_start(s, 0);
     int rc;
     for (int waited_ms = 0; (rc = mmsb_wait_replicated(e, commit_seq_of(e))) != 0; waited_ms += 250) {

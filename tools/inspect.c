@@ -13,6 +13,7 @@
 
 #include "../tlog/repl/mirror.h"
 #include "../tlog/repl/pin.h"
+#include "repl.h"
 #include "tool.h"
 
 /* Fields go either to a JSON object or to a line of "key=value" pairs. */
@@ -263,12 +264,15 @@ int cmd_dump(int argc, char **argv) {
 /* ---- stats ------------------------------------------------------------------------------------ */
 
 static const char STATS_USAGE[] =
-    "usage: mmsb stats DIR [--json]\n"
+    "usage: mmsb stats DIR [--server URL[,URL..]] [--json]\n"
     "\n"
     "Counts the log's records and bytes by type, commits, aborts, checkpoint\n"
     "markers and segments, says how the log ends (the chain's status), and\n"
     "describes the state a read-only open sees: pages, derived pages, edges,\n"
-    "checkpoint, state root.\n"
+    "checkpoint, state root. With --server it also asks each stream the store\n"
+    "has to do with how far apart they are: a replica's stream (records, bytes\n"
+    "and seconds the replica lags) and each stream it ships to (what the stream\n"
+    "lacks of the log).\n"
     "Exit status: 0 clean, 1 the log or checkpoint is corrupt, 2 usage or I/O error.\n";
 
 enum { TYPE_SLOTS = REC_TYPE_KNOWN_MAX + 2 }; /* last slot: other types */
@@ -339,9 +343,41 @@ static void stats_print(const char *dir, const log_files *lf, const type_count *
     printf("\n");
 }
 
+static void standings_print(const stream_standing *st, uint32_t count, json_out *j) {
+    if (j != NULL) json_arr(j, "streams");
+    for (uint32_t i = 0; i < count; i++) {
+        const stream_standing *s = &st[i];
+        if (j != NULL) {
+            json_obj(j, NULL);
+            json_str(j, "stream", s->stream);
+            json_str(j, "role", s->replica ? "follows" : "ships to");
+            if (s->rc != 0) json_str(j, "problem", s->problem);
+            json_u64(j, "stream_last_seq", s->stream_last_seq);
+            json_u64(j, "stream_commit_seq", s->stream_commit_seq);
+            json_u64(j, "behind_records", s->behind_records);
+            json_u64(j, "behind_bytes", s->behind_bytes);
+            if (s->replica) json_f64(j, "behind_seconds", (double)s->behind_ns / 1e9);
+            json_close_obj(j);
+        } else if (s->rc != 0) {
+            printf("stream %s: cannot be asked: %s\n", s->stream, s->problem);
+        } else if (s->replica) {
+            printf("stream %s: holds the log up to record %llu; the replica lags %llu records, %llu bytes, %.3f s\n",
+                   s->stream, (unsigned long long)s->stream_commit_seq, (unsigned long long)s->behind_records,
+                   (unsigned long long)s->behind_bytes, (double)s->behind_ns / 1e9);
+        } else {
+            printf("stream %s: holds the log up to record %llu; it lacks %llu records, %llu bytes of it\n", s->stream,
+                   (unsigned long long)s->stream_commit_seq, (unsigned long long)s->behind_records,
+                   (unsigned long long)s->behind_bytes);
+        }
+    }
+    if (j != NULL) json_close_arr(j);
+}
+
 int cmd_stats(int argc, char **argv) {
     cli_args a;
-    int rc = cli_parse("stats", STATS_USAGE, argc, argv, NULL, 0, 1, &a);
+    const char *server = NULL;
+    const cli_opt opts[] = {{"--server", OPT_TEXT, &server, NULL}};
+    int rc = cli_parse("stats", STATS_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     log_files lf;
     mmsb_engine *e;
@@ -363,6 +399,9 @@ int cmd_stats(int argc, char **argv) {
     uint32_t pin_count = 0;
     if (dir_fd >= 0 && ship_pins_read(dir_fd, pins, SHIP_PINS_MAX, &pin_count) != 0) pin_count = 0;
     if (dir_fd >= 0) close(dir_fd);
+    stream_standing standings[STANDINGS_MAX];
+    uint32_t standing_count = 0;
+    if (server != NULL) repl_standings(a.pos[0], server, &end, lf.segment_bytes, standings, &standing_count);
     if (a.json) {
         json_out j;
         json_begin(&j, stdout);
@@ -401,6 +440,7 @@ int cmd_stats(int argc, char **argv) {
             json_close_obj(&j);
         }
         json_close_arr(&j);
+        if (server != NULL) standings_print(standings, standing_count, &j);
         json_end(&j);
     } else {
         if (scan_rc != 0) printf("PROBLEM: %s\n", scan_detail);
@@ -414,8 +454,10 @@ int cmd_stats(int argc, char **argv) {
                    "(mmsb ship %s --stream %s --unpin gives the stream up)\n", pins[i].stream,
                    (unsigned long long)pins[i].segment, a.pos[0], pins[i].stream);
         }
+        standings_print(standings, standing_count, NULL);
     }
     int worst = scan_rc != 0 ? scan_rc : state_rc;
+    for (uint32_t i = 0; i < standing_count && worst == 0; i++) worst = standings[i].rc; /* a stream not asked */
     return worst == 0 ? EXIT_CLEAN : worst == MMSB_ECORRUPT || worst == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;
 }
 

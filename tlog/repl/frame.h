@@ -31,6 +31,18 @@ static inline int log_point_cmp(log_point a, log_point b) {
     return (a.offset > b.offset) - (a.offset < b.offset);
 }
 
+/* Bytes of log from `from` to `to` (0 when `to` is not after it), the
+ * segments between them counted whole at segment_bytes (a segment a SEAL
+ * ended early counts full: an upper bound). */
+static inline uint64_t log_point_distance(log_point from, log_point to, uint64_t segment_bytes) {
+    if (log_point_cmp(to, from) <= 0) return 0;
+    if (to.segment == from.segment) return to.offset - from.offset;
+    uint64_t body = segment_bytes > SEG_HEADER_BYTES ? segment_bytes - SEG_HEADER_BYTES : 0;
+    uint64_t first = segment_bytes > from.offset ? segment_bytes - from.offset : 0;
+    uint64_t last = to.offset > SEG_HEADER_BYTES ? to.offset - SEG_HEADER_BYTES : 0;
+    return first + (to.segment - from.segment - 1) * body + last;
+}
+
 /* What a message's headers say about its body. */
 typedef struct frame_meta {
     uint64_t salt;      /* the store's identity */

@@ -152,6 +152,8 @@ int link_get(nats_link *l, uint64_t stream_seq, link_msg *out) {
     if (s != NATS_OK) return link_err(l, "get message", s, jerr);
     fill_msg(nm, out);
     out->stream_seq = stream_seq;
+    int64_t stored_ns = natsMsg_GetTime(nm);
+    out->publish_ns = stored_ns > 0 ? (uint64_t)stored_ns : 0;
     return 0;
 }
 

@@ -534,6 +534,7 @@ void mirror_last_group(const log_mirror *m, mirror_group *out) {
 void mirror_get_state(const log_mirror *m, mirror_state *out) {
     ASSERT(m != NULL && out != NULL);
     *out = m->st;
+    out->segment_bytes = m->seg_bytes != 0 ? m->seg_bytes : SEG_BYTES_MAX;
 }
 
 int mirror_close(log_mirror *m) {

@@ -52,6 +52,7 @@ typedef struct mirror_state {
     uint64_t stream_seq;   /* the message that ended the last checked group */
     uint64_t groups_checked, bytes_written;
     uint64_t tail_cut_bytes; /* an unsynced tail cut at open (a crash of the follower) */
+    uint64_t segment_bytes;  /* the size of the segment the log ends in (SEG_BYTES_MAX until one is open) */
 } mirror_state;
 
 typedef struct log_mirror log_mirror;

@@ -381,7 +381,8 @@ void shipper_get_stats(const shipper *s, ship_stats *out) {
     ASSERT(s != NULL && out != NULL);
     *out = (ship_stats){.groups = s->groups, .messages = s->messages, .duplicates = s->duplicates,
                         .bytes = s->bytes, .shipped_seq = s->have_at ? s->at.commit_seq : 0,
-                        .stream_last = s->stream_last, .at_segment = s->have_at ? s->at.segment : 0};
+                        .stream_last = s->stream_last, .at_segment = s->have_at ? s->at.segment : 0,
+                        .at_offset = s->have_at ? s->at.offset : 0};
 }
 
 void shipper_close(shipper *s) {

@@ -24,6 +24,7 @@ typedef struct ship_stats {
     uint64_t shipped_seq; /* the stream holds the log up to this record; 0: nothing yet */
     uint64_t stream_last; /* the stream's last message */
     uint64_t at_segment;  /* the segment the next group starts in; 0: nothing shipped yet */
+    uint64_t at_offset;   /* and the offset there */
 } ship_stats;
 
 /* Opens a shipper of the log in dir_fd (not taken) to the link's stream

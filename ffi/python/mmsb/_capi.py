@@ -50,7 +50,7 @@ class EngineInfo(Structure):
         ("checkpoint_map_bytes", c_uint64), ("log_segment_first", c_uint64), ("log_segments_removed", c_uint64),
         ("recovered_from_checkpoint", c_uint32), ("reserved1", c_uint32), ("checkpoint_detail", c_char * 160),
         ("replicated_seq", c_uint64), ("replication_lag_records", c_uint64), ("replication_messages", c_uint64),
-        ("replication_bytes", c_uint64), ("replication", c_char * 200),
+        ("replication_bytes", c_uint64), ("replication", c_char * 200), ("replication_lag_bytes", c_uint64),
     ]
 
 
@@ -59,6 +59,7 @@ class ReplicaInfo(Structure):
         ("struct_size", c_uint32), ("reserved0", c_uint32), ("commit_seq", c_uint64), ("commits", c_uint64),
         ("stream_seq", c_uint64), ("stream_last_seq", c_uint64), ("lag_records", c_uint64), ("lag_ns", c_uint64),
         ("messages", c_uint64), ("groups", c_uint64), ("bytes_written", c_uint64), ("tail_cut_bytes", c_uint64),
+        ("lag_bytes", c_uint64),
     ]
 
 

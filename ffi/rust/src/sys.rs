@@ -76,6 +76,7 @@ pub struct mmsb_replica_info {
     pub groups: u64,
     pub bytes_written: u64,
     pub tail_cut_bytes: u64,
+    pub lag_bytes: u64,
 }
 
 pub enum mmsb_replica {}
@@ -133,6 +134,7 @@ pub struct mmsb_engineinfo {
     pub replication_messages: u64,
     pub replication_bytes: u64,
     pub replication: [c_char; 200],
+    pub replication_lag_bytes: u64,
 }
 
 #[repr(C)]
