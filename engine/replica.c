@@ -24,6 +24,8 @@ enum {
     SUBSCRIBE_TRIES = 10,        /* a consumer's creation while a cluster elects leaders */
     NOTE_EVERY_NS = 1000000000,  /* the marker's hint, at most once a second */
     POLL_BURST_NS = 1000000000,  /* a poll returns after this long even while messages come */
+    STATE_WAIT_NS = 10000000000ull, /* a group waits this long for a reader's call on the pages to end */
+    STATE_PAUSE_NS = 20000,
 };
 
 struct mmsb_replica {
@@ -113,7 +115,15 @@ static int subscribe(mmsb_replica *r) {
 static int apply_group(mmsb_replica *r) {
     mirror_group g;
     mirror_last_group(r->mirror, &g);
-    int rc = engine_enter(r->state, "mmsb_replica_poll"); /* the state's role calls wait for none: EBUSY */
+    /* A reader's call that takes the pages' role (a state root, the info)
+     * is short: the group waits for it. */
+    uint64_t until = mono_ns() + STATE_WAIT_NS;
+    int rc = engine_enter(r->state, "mmsb_replica_poll");
+    for (uint32_t n = 0; rc == MMSB_EBUSY && mono_ns() < until && n < UINT32_MAX; n++) {
+        struct timespec pause = {.tv_nsec = STATE_PAUSE_NS};
+        nanosleep(&pause, NULL);
+        rc = engine_enter(r->state, "mmsb_replica_poll");
+    }
     if (rc != 0) return rc;
     rc = engine_follow(r->state, g.from_genesis ? NULL : &g.from, g.to_seq, g.aborted, g.aborted_count);
     engine_leave(r->state);

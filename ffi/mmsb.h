@@ -803,9 +803,10 @@ MMSB_API int mmsb_replica_poll(mmsb_replica *replica, uint32_t timeout_ms, uint6
  * checked commit (mmsb_engine_info's commit_seq) and moves only inside
  * mmsb_replica_poll: calls that take the engine's role (mmsb_state_root,
  * mmsb_page_digest, mmsb_engine_info) fail MMSB_EBUSY while a poll applies
- * a group; seqlocked reads (mmsb_read, views) never wait. The handle
- * belongs to the replica: mmsb_replica_close closes it (mmsb_close
- * refuses it). */
+ * a group, and a poll waits for such a call to end (up to 10 s, then the
+ * replica stops with MMSB_EBUSY); seqlocked reads (mmsb_page_read, views)
+ * never wait. The handle belongs to the replica: mmsb_replica_close closes
+ * it (mmsb_close refuses it). */
 /* Role: any thread. Errors: MMSB_EINVAL. */
 MMSB_API int mmsb_replica_engine(mmsb_replica *replica, mmsb_engine **engine_out);
 /* Role: the replica's thread. Errors: MMSB_EINVAL, MMSB_EREPLICA (the stream could not be asked:

@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,6 +834,30 @@ static int op_refusing_ff(void *user, const mmsb_op_input *in, uint8_t *out, uin
     return 0;
 }
 
+/* A reader of the replica's pages in another thread: role-taking calls
+ * (the info, the state root) and seqlocked reads, until told to stop. */
+typedef struct pages_reader {
+    mmsb_engine *pages;
+    uint64_t page;
+    atomic_bool stop;
+    uint64_t calls, busy, failures;
+} pages_reader;
+
+static void *read_pages(void *arg) {
+    pages_reader *pr = arg;
+    uint8_t b[64];
+    while (!atomic_load(&pr->stop)) {
+        mmsb_engineinfo info = {.struct_size = sizeof info};
+        mmsb_digest root;
+        int rc1 = mmsb_engine_info(pr->pages, &info), rc2 = mmsb_state_root(pr->pages, &root);
+        int rc3 = mmsb_page_read(pr->pages, pr->page, 0, b, sizeof b, NULL);
+        pr->calls++;
+        pr->busy += (rc1 == MMSB_EBUSY) + (rc2 == MMSB_EBUSY);
+        pr->failures += (rc1 != 0 && rc1 != MMSB_EBUSY) + (rc2 != 0 && rc2 != MMSB_EBUSY) + (rc3 != 0);
+    }
+    return NULL;
+}
+
 static void replica_poll_to(mmsb_replica *r, uint64_t seq) {
     mmsb_replica_info info = {.struct_size = sizeof info};
     for (uint32_t tries = 0; tries < 400 && info.commit_seq < seq; tries++) {
@@ -915,6 +941,24 @@ static void test_replica_pages_follow_the_primary_and_attach(void **state) {
     TU_OK(mmsb_page_read(e, page, 64, a, 4, &epoch_primary));
     assert_memory_equal(b, "live", 4);
     assert_int_equal(epoch_attached, epoch_primary);
+    assert_same_root(e, re);
+
+    /* Readers of the pages in another thread while groups arrive: a poll
+     * waits for their calls; they never see a failure but EBUSY. */
+    pages_reader pr = {.pages = re, .page = page};
+    atomic_init(&pr.stop, false);
+    pthread_t reader;
+    assert_int_equal(pthread_create(&reader, NULL, read_pages, &pr), 0);
+    for (uint32_t round = 0; round < 5; round++) {
+        store_write(e, page, 50, 4096, 40 + round);
+        TU_OK(mmsb_sync(e));
+        ship_once(s, dir, "pages", 0);
+        replica_poll_to(r, commit_seq_of(e));
+    }
+    atomic_store(&pr.stop, true);
+    assert_int_equal(pthread_join(reader, NULL), 0);
+    assert_true(pr.calls > 0);
+    assert_int_equal(pr.failures, 0);
     assert_same_root(e, re);
     TU_OK(mmsb_replica_close(r));
     TU_ERR(mmsb_attach_read(at, page, 64, b, 4, NULL), MMSB_ENOTFOUND); /* the follower is gone */
