@@ -352,6 +352,67 @@ static int bench_replicated_bytes(const bench_env *env, const void *arg, bench_o
     return rc;
 }
 
+/* A log written first (GROUP, no replication), then shipped whole by the
+ * writer's replication when the store is reopened with it: the shipper's
+ * own rate (MB/s), with no writer competing for the CPU. */
+static int bench_ship_written(const bench_env *env, const void *arg, bench_out *out) {
+    cluster c;
+    int st = cluster_start(env, nodes_of(arg), &c, out);
+    if (st <= 0) return st;
+    uint64_t changes = (env->quick ? BYTES_ROUND / 4 : BYTES_ROUND) / (64 * KiB);
+    uint8_t *buf = malloc(64 * KiB);
+    int rc = buf == NULL ? bench_fail(out, "out of memory") : 0;
+    uint32_t reps = env->reps < 3 ? env->reps : 3;
+    for (uint32_t r = 0; r < reps && rc == 0; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "shiplog%u", r); /* a new store each time: a new stream */
+        mmsb_engine *e = NULL;
+        uint64_t page = 0;
+        char dir[4096];
+        bench_store_path(env, name, dir, sizeof dir);
+        mmsb_options o;
+        bench_options(&o, MMSB_DURABILITY_GROUP);
+        /* The close's checkpoint keeps the log: a stream starts at record 1. */
+        o.flags = MMSB_OPEN_CREATE | MMSB_OPEN_KEEP_LOG;
+        o.arena_bytes_max = 16ull << 30;
+        o.checkpoint_log_bytes = 0;
+        if (mmsb_open(dir, &o, &e) != 0) rc = bench_fail(out, "open: %s", mmsb_last_error());
+        if (rc == 0 && mmsb_page_create(e, 64 * KiB, 0, &page) != 0) rc = bench_fail(out, "%s", mmsb_last_error());
+        for (uint64_t k = 0; k < changes && rc == 0; k++) {
+            memset(buf, (int)(k & 0xff) + 1, 64 * KiB);
+            if (mmsb_write(e, page, 0, buf, 64 * KiB, NULL) != 0) rc = bench_fail(out, "%s", mmsb_last_error());
+        }
+        if (e != NULL && mmsb_close(e) != 0 && rc == 0) rc = bench_fail(out, "%s", mmsb_last_error());
+        e = NULL;
+        o.flags = MMSB_OPEN_KEEP_LOG;
+        o.replication_servers = c.url;
+        o.replication_stream = name;
+        o.replication_create = (uint16_t)c.nodes;
+        if (rc == 0) rc = mmsb_open(dir, &o, &e);
+        for (uint32_t tries = 0; rc == MMSB_EREPLICA && tries < 30; tries++) { /* the cluster elects leaders */
+            sleep_us(500000);
+            rc = mmsb_open(dir, &o, &e);
+        }
+        uint64_t t0 = bench_now_ns();
+        mmsb_engineinfo info = {.struct_size = sizeof info};
+        if (rc == 0) rc = mmsb_engine_info(e, &info);
+        if (rc == 0) rc = mmsb_wait_replicated(e, info.commit_seq);
+        double secs = (double)(bench_now_ns() - t0) / 1e9;
+        if (rc == 0) rc = mmsb_engine_info(e, &info);
+        if (rc != 0) rc = bench_fail(out, "%s", mmsb_last_error());
+        else rc = bench_sample(out, (double)info.replication_bytes / secs / 1e6);
+        if (rc == 0) {
+            snprintf(out->note, sizeof out->note, "%llu commits in %llu messages (%llu MB), %u nodes",
+                     (unsigned long long)info.recovered_commits, (unsigned long long)info.replication_messages,
+                     (unsigned long long)(info.replication_bytes >> 20), c.nodes);
+        }
+        if (e != NULL) mmsb_close(e);
+    }
+    free(buf);
+    cluster_stop(env, &c);
+    return rc;
+}
+
 /* A primary with `changes` 64 KiB page changes, shipped (REPLICATED). */
 static int follow_source(const bench_env *env, const cluster *c, uint64_t changes, mmsb_engine **e,
                          uint64_t *last, bench_out *out) {
@@ -615,6 +676,8 @@ static const bench_def REPL[] = {
      "peer/jetstream_publish_ack/1020KiB_messages_3_nodes", GOAL_RATIO_AT_LEAST, 0.8, "issue 15", NULL, NULL, NULL, 0},
     {"peer/jetstream_ordered_consumer/1020KiB_messages", "MB/s", bench_follow, "raw", NULL, GOAL_NONE, 0, NULL, NULL,
      NULL, NULL, 0},
+    {"repl/ships_a_written_log/64KiB_changes_3_nodes", "MB/s", bench_ship_written, &THREE,
+     "peer/jetstream_publish_ack/1020KiB_messages_3_nodes", GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"repl/primary_replays/64KiB_changes", "MB/s", bench_follow, "primary", NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL,
      0},
     {"repl/follower_takes/64KiB_changes", "MB/s", bench_follow, NULL, "repl/primary_replays/64KiB_changes",

@@ -31,9 +31,9 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------- */
 
 #define MMSB_VERSION_MAJOR 0
-#define MMSB_VERSION_MINOR 2
+#define MMSB_VERSION_MINOR 3
 #define MMSB_VERSION_PATCH 0
-#define MMSB_VERSION_STRING "0.2.0"
+#define MMSB_VERSION_STRING "0.3.0"
 /* The ABI version: bumped on any incompatible change of this header. The
  * shared library's soname carries it (libmmsb.so.1). */
 #define MMSB_ABI_VERSION 1
@@ -306,7 +306,7 @@ typedef struct mmsb_engineinfo {
     uint64_t replication_messages; /* published since open */
     uint64_t replication_bytes;    /* log bytes published since open */
     char replication[200];         /* "off", or the stream and its state in words */
-    uint64_t replication_lag_bytes; /* log bytes it does not hold yet (segments between counted whole) */
+    uint64_t replication_lag_bytes; /* log bytes it does not hold yet (segments between counted whole; 0.3) */
 } mmsb_engineinfo;
 
 /* mmsb_engineinfo.recovery_flags */
@@ -768,7 +768,8 @@ typedef struct mmsb_replica_info {
     uint64_t lag_ns;           /* age of the last message taken while behind; 0: caught up */
     uint64_t messages, groups, bytes_written; /* since open */
     uint64_t tail_cut_bytes;   /* an unsynced tail cut at open (the follower had stopped) */
-    uint64_t lag_bytes;        /* log bytes the stream holds beyond the replica (segments between counted whole) */
+    uint64_t lag_bytes;        /* log bytes the stream holds beyond the replica (segments between counted whole;
+                                  added in 0.3: a 0.2 caller's smaller struct gets none) */
 } mmsb_replica_info;
 
 /* Opens (creating it when needed) the replica in dir that follows `stream`
