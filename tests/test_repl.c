@@ -139,9 +139,11 @@ static void node_start(nats_set *s, int i) {
                  s->node[k].cluster_port);
     }
     snprintf(logp, sizeof logp, "%s.log", n->dir);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        tu_die_with_parent(parent);
         int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -772,9 +774,11 @@ static int primary_main(const char *dir, const char *url, const char *acked_path
 }
 
 static int primary_start(const char *dir, const char *url, const char *acked_path) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        tu_die_with_parent(parent);
         const char *argv[] = {"/proc/self/exe", "--primary", dir, url, acked_path, NULL};
         execv("/proc/self/exe", (char *const *)argv);
         _exit(127);

@@ -312,13 +312,21 @@ tu_run tu_tool_run(const char *const *args) {
     return r;
 }
 
+void tu_die_with_parent(pid_t parent) {
+    /* A test that crashes (an assertion aborts it) leaves no process behind:
+     * the kernel kills the child when the test goes. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
+}
+
 int tu_tool_spawn(const char *const *args, const char *log_path) {
     assert_true(tool_path[0] != '\0'); /* tu_tool_find first */
     int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     assert_true(log_fd >= 0);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        tu_die_with_parent(parent);
         dup2(log_fd, 1);
         dup2(log_fd, 2);
         char *argv[TOOL_ARGS_MAX + 2] = {tool_path};

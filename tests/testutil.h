@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 #include "../ffi/mmsb.h"
@@ -94,6 +95,9 @@ tu_run tu_tool_run(const char *const *args);
 void tu_run_free(tu_run *r);
 /* Starts `mmsb args...` in the background, stdout and stderr appended to
  * log_path; tu_tool_wait returns its exit status (128 + a signal). */
+/* In a forked child: it dies with the test (PR_SET_PDEATHSIG), or exits
+ * at once when the test is already gone. */
+void tu_die_with_parent(pid_t parent);
 int tu_tool_spawn(const char *const *args, const char *log_path);
 int tu_tool_wait(int pid);
 

@@ -5,6 +5,7 @@ import ctypes
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -447,8 +448,11 @@ class TestReplication(Base):
         self.url = "nats://127.0.0.1:%d" % port
         log = open(os.path.join(self.dir, "nats.log"), "wb")
         self.addCleanup(log.close)
+        libc = ctypes.CDLL(None, use_errno=True)
+        # The server dies with this process even if it crashes (PR_SET_PDEATHSIG, SIGKILL).
         self.nats = subprocess.Popen([server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
-                                      os.path.join(self.dir, "js")], stdout=log, stderr=log)
+                                      os.path.join(self.dir, "js")], stdout=log, stderr=log,
+                                     preexec_fn=lambda: libc.prctl(1, signal.SIGKILL))
         self.addCleanup(self.nats.wait)
         self.addCleanup(self.nats.kill)
         import time

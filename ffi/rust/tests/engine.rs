@@ -1,5 +1,6 @@
 // The safe wrapper against the real library: pages, deltas, batches,
 // transactions, derived pages, errors, and a reopen reaching the same root.
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mmsb::{Attach, Delta, Durability, Engine, ErrorKind, Options};
@@ -136,6 +137,12 @@ fn attach_reads_a_running_engine() {
     assert_eq!(a.read(p, 0, &mut buf).unwrap_err().kind, ErrorKind::NotFound); // closed
 }
 
+const PR_SET_PDEATHSIG: i32 = 1;
+const SIGKILL: u64 = 9;
+extern "C" {
+    fn prctl(option: i32, ...) -> i32;
+}
+
 /// A nats-server on 127.0.0.1 (a free port, a temporary directory), killed
 /// by its PID when dropped; None (after saying so) when it is not installed.
 struct Nats {
@@ -151,12 +158,21 @@ impl Nats {
             .find(|p| std::path::Path::new(p).exists())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let dir = Dir::new();
-        let child = std::process::Command::new(server)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", dir.0.to_str()?])
+        let mut cmd = std::process::Command::new(server);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", dir.0.to_str()?])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
+            .stderr(std::process::Stdio::null());
+        // The server dies with the test's thread even if the test crashes
+        // (PR_SET_PDEATHSIG, SIGKILL): a panic or an abort leaves none behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().ok()?;
         for _ in 0..500 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
