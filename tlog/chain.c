@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include "chain.h"
+#include "../engine/base/kern.h"
 
 _Static_assert(sizeof(XXH3_state_t) <= sizeof(((chain_hasher *)0)->state),
                "chain_hasher has room for an XXH3 state");
@@ -26,8 +27,12 @@ static void feed(chain_hasher *c, const uint8_t *data, uint64_t len) {
         XXH3_128bits_reset_withSeed(st, SEED_CHAIN);
         XXH3_128bits_update(st, c->buf, c->buffered);
         c->streaming = true;
+        /* Large inputs take the CPU's widest accumulate loop: this file is
+         * built for the baseline ISA. Chosen here, once per long commit. */
+        c->update = kern_auto_or_portable()->hash_update;
     }
-    XXH3_128bits_update(st, data, (size_t)len);
+    ASSERT(c->update != NULL);
+    c->update(st, data, len);
 }
 
 void chain_begin(chain_hasher *c, h128 prev) {

@@ -18,6 +18,7 @@ typedef struct chain_hasher {
     uint8_t buf[CHAIN_BUFFER_BYTES];
     uint32_t buffered;               /* bytes in buf, while not streaming */
     bool streaming;
+    void (*update)(void *xxh3_state, const void *data, uint64_t len); /* while streaming */
 } chain_hasher;
 
 void chain_begin(chain_hasher *c, h128 prev);

@@ -7,6 +7,7 @@
  * written. pwrite: the same contract with plain system calls.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,13 @@
 enum {
     URING_ENTRIES = 8,
     WRITE_ATTEMPTS_MAX = 4096, /* no progress after this many tries: give up */
+    URING_STALL_MS = 5000,     /* no completion for this long: cancel the round's requests */
+    URING_WAITS_MAX = 120,     /* and give up after this many such waits (10 minutes) */
+    /* user_data of a round's requests */
+    URING_TAG_WRITE = 1,
+    URING_TAG_SYNC = 2,
+    URING_TAG_CANCEL = 3,
+    URING_TAG_STALL = 4,
 };
 
 static int fail(int errnum, const char *what, uint64_t len, uint64_t off) {
@@ -114,12 +122,89 @@ static int sync_datasync(log_io *io, int fd) {
 
 /* ---- io_uring ------------------------------------------------------------------- */
 
-/* One round: a write of the remaining bytes, linked to an fdatasync when
- * sync. Returns the bytes written (may be short) or a negative MMSB code. */
-static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
-                           bool sync, bool *synced) {
+/* What came back of one round. */
+typedef struct uring_reaped {
+    int64_t written;
+    int errnum;
+    bool synced;
+    bool cancelled; /* the stall cancel took a request back: nothing of it ran */
+} uring_reaped;
+
+/* A test's stall: a read of an empty pipe, linked ahead of the round's
+ * requests, holds them back until they are cancelled. */
+static int stall_ahead(struct io_uring *ring, int pipe_fds[2], uint8_t *byte) {
+    ASSERT(ring != NULL && byte != NULL);
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(errno, "stall pipe", 0, 0);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    ASSERT(sqe != NULL);
+    io_uring_prep_read(sqe, pipe_fds[0], byte, 1, 0);
+    sqe->user_data = URING_TAG_STALL;
+    sqe->flags |= IOSQE_IO_LINK;
+    return 0;
+}
+
+/* Asks the kernel to take back every request of the ring. */
+static void cancel_all(struct io_uring *ring) {
+    ASSERT(ring != NULL);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    ASSERT(sqe != NULL); /* the round's requests were submitted: their slots are free */
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    sqe->user_data = URING_TAG_CANCEL;
+    io_uring_submit(ring);
+}
+
+static void note_cqe(const struct io_uring_cqe *cqe, bool cancel_sent, uring_reaped *out) {
+    ASSERT(cqe != NULL && out != NULL);
+    if (cqe->user_data == URING_TAG_WRITE) {
+        if (cqe->res >= 0) out->written = cqe->res;
+        else if (cqe->res == -ECANCELED && cancel_sent) out->cancelled = true;
+        else out->errnum = -cqe->res;
+    } else if (cqe->user_data == URING_TAG_SYNC) {
+        if (cqe->res == 0) out->synced = true;
+        else if (cqe->res == -ECANCELED && cancel_sent) out->cancelled = true;
+        else if (cqe->res != -ECANCELED) out->errnum = -cqe->res; /* else a short write broke the link */
+    }
+    /* The cancel's own result and the stall read's say nothing more. */
+}
+
+/* Reaps `want` completions, waiting at most the stall time for each; a
+ * stall cancels everything in flight once and goes on reaping, so that no
+ * request of this round is left running when it returns. */
+static int uring_reap(log_io *io, unsigned want, uint64_t len, uint64_t off, uring_reaped *out) {
     struct io_uring *ring = io->uring;
-    ASSERT(ring != NULL && fd >= 0 && synced != NULL);
+    ASSERT(ring != NULL && want >= 1 && want <= 3);
+    uint32_t stall_ms = io->faults.uring_stall_ms != 0 ? io->faults.uring_stall_ms : URING_STALL_MS;
+    bool cancel_sent = false;
+    uint32_t waits = 0;
+    for (unsigned seen = 0; seen < want;) {
+        struct __kernel_timespec ts = {.tv_sec = stall_ms / 1000, .tv_nsec = (long long)(stall_ms % 1000) * 1000000};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+        if (rc == -ETIME || rc == -EINTR) {
+            if (rc == -ETIME && ++waits >= URING_WAITS_MAX) return fail(ETIMEDOUT, "io_uring completion", len, off);
+            if (rc == -ETIME && !cancel_sent) {
+                cancel_all(ring);
+                cancel_sent = true;
+                want++;
+            }
+            continue;
+        }
+        if (rc < 0) return fail(-rc, "io_uring wait", len, off);
+        note_cqe(cqe, cancel_sent, out);
+        io_uring_cqe_seen(ring, cqe);
+        seen++;
+    }
+    ASSERT(out->written >= 0 && (uint64_t)out->written <= len);
+    return 0;
+}
+
+/* One round: a write of the remaining bytes, linked to an fdatasync when
+ * sync. Returns the bytes written (may be short) or a negative MMSB code;
+ * *stalled when the round was cancelled (see io.h). */
+static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off,
+                           bool sync, bool *synced, bool *stalled) {
+    struct io_uring *ring = io->uring;
+    ASSERT(ring != NULL && fd >= 0 && synced != NULL && stalled != NULL);
     ASSERT(len > 0 || sync);
     int injected = len > 0 ? fault_write(io) : 0;
     if (injected == 0 && len > 0) injected = hook_write(io, fd, buf, clamp_write(io, len), off);
@@ -127,11 +212,19 @@ static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len,
     int injected_sync = sync ? fault_sync(io) : 0;
     if (injected_sync == 0 && sync) injected_sync = hook_sync(io, fd, IO_EV_SYNC);
     unsigned want = 0;
+    int stall_fds[2] = {-1, -1};
+    uint8_t stall_byte;
+    if (io->faults.uring_stalls > 0) {
+        io->faults.uring_stalls--;
+        int rc = stall_ahead(ring, stall_fds, &stall_byte);
+        if (rc != 0) return rc;
+        want++;
+    }
     if (len > 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
         ASSERT(sqe != NULL);
         io_uring_prep_write(sqe, fd, buf, (unsigned)clamp_write(io, len), off);
-        sqe->user_data = 1;
+        sqe->user_data = URING_TAG_WRITE;
         if (sync) sqe->flags |= IOSQE_IO_LINK;
         want++;
     }
@@ -139,38 +232,36 @@ static int64_t uring_round(log_io *io, int fd, const uint8_t *buf, uint64_t len,
         struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
         ASSERT(sqe != NULL);
         io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-        sqe->user_data = 2;
+        sqe->user_data = URING_TAG_SYNC;
         want++;
     }
-    int rc = io_uring_submit_and_wait(ring, want);
-    if (rc < 0) return fail(-rc, "io_uring submit", len, off);
-    int64_t written = 0;
-    int errnum = 0;
-    *synced = false;
-    for (unsigned i = 0; i < want; i++) {
-        struct io_uring_cqe *cqe;
-        rc = io_uring_wait_cqe(ring, &cqe);
-        if (rc < 0) return fail(-rc, "io_uring wait", len, off);
-        if (cqe->user_data == 1) {
-            if (cqe->res < 0) errnum = -cqe->res;
-            else written = cqe->res;
-        } else if (cqe->res == 0) {
-            *synced = true;
-        } else if (cqe->res != -ECANCELED) {
-            errnum = -cqe->res;
-        }
-        io_uring_cqe_seen(ring, cqe);
-    }
-    if (errnum == 0 && injected_sync != 0 && *synced) {
+    int rc = io_uring_submit(ring);
+    uring_reaped got = {0};
+    if (rc >= 0) rc = uring_reap(io, want, len, off, &got);
+    else rc = fail(-rc, "io_uring submit", len, off);
+    if (stall_fds[0] >= 0) close(stall_fds[0]);
+    if (stall_fds[1] >= 0) close(stall_fds[1]);
+    if (rc != 0) return rc;
+    *synced = got.synced;
+    *stalled = got.cancelled;
+    if (got.errnum == 0 && injected_sync != 0 && *synced) {
         *synced = false;
-        errnum = injected_sync;
+        got.errnum = injected_sync;
     }
-    if (errnum != 0) return fail(errnum, written < (int64_t)len ? "write" : "fdatasync", len, off);
-    if (len > 0) io->writes++;
+    if (got.errnum != 0) return fail(got.errnum, got.written < (int64_t)len ? "write" : "fdatasync", len, off);
+    if (got.written > 0) io->writes++;
     if (*synced) io->syncs++;
     if (*synced) hook_sync(io, fd, IO_EV_SYNCED);
-    ASSERT(written >= 0 && (uint64_t)written <= len);
-    return written;
+    return got.written;
+}
+
+/* The kernel took a round's requests and ran none: from now on the plain
+ * system calls, which cannot stall that way. */
+static void fall_back_after_stall(log_io *io) {
+    ASSERT(io->kind == IO_URING);
+    io->kind = IO_SYNC;
+    snprintf(io->reason, sizeof io->reason,
+             "pwrite+fdatasync: io_uring stalled (a write or sync did not complete; it was cancelled)");
 }
 
 static int uring_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync) {
@@ -180,9 +271,17 @@ static int uring_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uin
     bool synced = false;
     for (uint32_t attempt = 0; done < len || (sync && !synced); attempt++) {
         if (attempt == WRITE_ATTEMPTS_MAX) return fail(EIO, "write (no progress)", len, off);
-        int64_t n = uring_round(io, fd, buf + done, len - done, off + done, sync, &synced);
+        bool stalled = false;
+        int64_t n = uring_round(io, fd, buf + done, len - done, off + done, sync, &synced, &stalled);
         if (n < 0) return (int)n;
         done += (uint64_t)n;
+        if (stalled) {
+            fall_back_after_stall(io);
+            io->bytes += done; /* sync_write counts the rest */
+            int rc = done < len ? sync_write(io, fd, buf + done, len - done, off + done) : 0;
+            if (rc == 0 && sync && !synced) rc = sync_datasync(io, fd);
+            return rc;
+        }
         /* A short write cancelled the linked fsync: go round again. */
     }
     io->bytes += len;

@@ -18,6 +18,9 @@ typedef struct io_faults {
     uint64_t syncs_ok;       /* fail syncs after this many succeed */
     int sync_errno;
     uint32_t short_write_max; /* cut every write to at most this many bytes */
+    uint32_t uring_stalls;    /* the next this many io_uring rounds stall: their requests wait
+                                 behind a read of an empty pipe, as if the kernel never ran them */
+    uint32_t uring_stall_ms;  /* how long a round waits before it calls itself stalled (0: 5 s) */
 } io_faults;
 
 /* A simulator's view of the store's I/O (tests/test_sim.c); all off in
@@ -63,7 +66,12 @@ typedef struct log_io {
  * available. MMSB_ENOTSUP only when io_uring was demanded and is missing. */
 MUST_CHECK int io_open(log_io *io, uint32_t requested, const io_hooks *hooks);
 void io_close(log_io *io);
-/* Writes all len bytes at file offset off, then fdatasync when sync. */
+/* Writes all len bytes at file offset off, then fdatasync when sync.
+ * An io_uring round that completes nothing for a while (seen once: the
+ * kernel took the requests and never ran them) has its requests cancelled;
+ * when they were, the round is done again with pwrite + fdatasync, and the
+ * backend stays IO_SYNC from then on (the reason says why). A round whose
+ * requests are running but do not finish fails after 10 minutes. */
 MUST_CHECK int io_write(log_io *io, int fd, const uint8_t *buf, uint64_t len, uint64_t off, bool sync);
 MUST_CHECK int io_datasync(log_io *io, int fd);
 

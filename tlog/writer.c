@@ -31,6 +31,7 @@
 
 enum {
     ZERO_FILL_CHUNK = 1 << 20,
+    WRITEBACK_STEP_BYTES = 4 << 20, /* start the disk on flushed bytes this many at a time */
 };
 
 struct log_writer {
@@ -59,6 +60,7 @@ struct log_writer {
     _Atomic uint64_t seg_no;
     uint64_t seg_stream0;   /* stream position of ... */
     uint64_t seg_file_off0; /* ... this file offset */
+    uint64_t writeback_off; /* where writeback was last started in the segment (under io_mutex) */
     /* published */
     _Atomic uint64_t appended_pos, committed_pos, committed_seq, durable_seq, flushed_pos;
     _Atomic uint32_t durability;
@@ -180,16 +182,23 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
     return 0;
 }
 
-/* The flusher prepares segment seg_no + 1 while seg_no fills. */
+/* The flusher prepares segment seg_no + 1 while seg_no fills. Its blocks
+ * are written ahead (zeros) only when commits sync: an fdatasync into
+ * allocated-but-unwritten blocks also commits the filesystem's extent
+ * changes, which a mode that syncs at every commit or window pays each
+ * time, while writing the zeros doubles the bytes the log costs the disk.
+ * NONE syncs only at roll-over, checkpoints and close, so it takes the
+ * plain allocation. A mode changed later applies from the next spare. */
 static void prepare_spare(log_writer *w) {
     ASSERT(w->zeros != NULL); /* create_segment zero-fills from it */
+    bool zero_fill = atomic_load(&w->durability) != MMSB_DURABILITY_NONE;
     pthread_mutex_lock(&w->spare_mutex);
     uint64_t want = atomic_load(&w->seg_no) + 1;
     if (w->spare_fd < 0 || w->spare_no != want) {
         if (w->spare_fd >= 0) close(w->spare_fd);
         w->spare_fd = -1;
         int fd;
-        if (create_segment(w, want, true, false, &fd) == 0) {
+        if (create_segment(w, want, zero_fill, false, &fd) == 0) {
             w->spare_fd = fd;
             w->spare_no = want;
         }
@@ -227,6 +236,20 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
 
 /* ---- flushing (under io_mutex) ---------------------------------------------------- */
 
+/* Starts the disk on what was written but not synced, a few MiB at a time:
+ * the sync that seals a segment (and the next durable commit) then waits
+ * for the last step, not for the whole segment. Advisory: it promises
+ * nothing, so its failure is not an error (the sync that counts reports). */
+static void start_writeback(log_writer *w, uint64_t file_end) {
+    ASSERT(file_end <= w->cfg.segment_bytes);
+    if (w->writeback_off > file_end) w->writeback_off = 0; /* a new segment */
+    if (file_end - w->writeback_off < WRITEBACK_STEP_BYTES) return;
+    (void)sync_file_range(w->seg_fd, (off_t)w->writeback_off, (off_t)(file_end - w->writeback_off),
+                          SYNC_FILE_RANGE_WRITE);
+    w->writeback_off = file_end;
+    ASSERT(w->writeback_off <= w->cfg.segment_bytes);
+}
+
 static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
     ASSERT(w->ring != NULL && w->ring_bytes > 0); /* the writer's head and seq are not ours to read here */
     int rc = refuse_if_failed(w);
@@ -239,6 +262,7 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
         rc = io_write(&w->io, w->seg_fd, w->ring + start % w->ring_bytes, end - start, file_off, sync);
         if (rc != 0) return fail_sticky(w, rc);
         atomic_store(&w->flushed_pos, end);
+        if (!sync) start_writeback(w, file_off + (end - start));
     } else if (sync && atomic_load(&w->durable_seq) < seq) {
         rc = io_datasync(&w->io, w->seg_fd);
         if (rc != 0) return fail_sticky(w, rc);
@@ -425,6 +449,7 @@ static int roll_over(log_writer *w) {
         atomic_store(&w->seg_no, no + 1);
         w->seg_stream0 = w->head;
         w->seg_file_off0 = SEG_HEADER_BYTES;
+        w->writeback_off = 0;
     } else {
         if (fd >= 0) close(fd);
         fail_sticky(w, rc);
@@ -613,9 +638,9 @@ void log_set_durability(log_writer *w, uint32_t durability) {
 void log_get_stats(log_writer *w, log_stats *out) {
     ASSERT(w != NULL && out != NULL);
     memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&w->io_mutex); /* a stalled io_uring changes the backend (io.h) */
     snprintf(out->backend, sizeof out->backend, "%s", w->io.kind == IO_URING ? "io_uring" : "sync");
     snprintf(out->reason, sizeof out->reason, "%s", w->io.reason);
-    pthread_mutex_lock(&w->io_mutex);
     out->writes = w->io.writes;
     out->syncs = w->io.syncs;
     out->bytes_written = w->io.bytes;
@@ -683,6 +708,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
     if (w->seg_fd < 0) return err_set(err_from_errno(errno), "cannot open %s: %s", name, strerror(errno));
     atomic_store(&w->seg_no, r->segment_no);
     w->seg_file_off0 = r->offset;
+    w->writeback_off = r->offset;
     ASSERT(w->seg_fd >= 0);
     return 0;
 }

@@ -12,5 +12,8 @@
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 /* The table version, for tests and CPUs without SSE4.2. */
 uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
+/* x^(8 * bytes) mod the polynomial (reflected): what joins a CRC of a
+ * block to the CRC of the bytes after it. For tests of the constants. */
+uint32_t crc32c_shift_constant(uint64_t bytes);
 
 #endif /* MMSB_TLOG_CRC32C_H */

@@ -38,6 +38,8 @@ typedef struct kern_ops {
     uint64_t (*popcount)(const uint8_t *mask, uint64_t mask_bytes);
     /* XXH3-128 with a seed. */
     h128 (*hash)(const void *data, uint64_t len, uint64_t seed);
+    /* Feeds a streaming XXH3-128 state (an XXH3_state_t) more bytes. */
+    void (*hash_update)(void *xxh3_state, const void *data, uint64_t len);
 } kern_ops;
 
 extern const kern_ops kern_portable_ops;
@@ -49,6 +51,10 @@ bool kern_supported(uint32_t level);
 /* Resolves MMSB_KERNEL_* (AUTO honours the MMSB_KERNEL environment variable).
  * MMSB_ENOTSUP when the CPU lacks the level asked for. */
 MUST_CHECK int kern_select(uint32_t level, const kern_ops **ops_out);
+/* The kernels AUTO selects, or the portable ones when MMSB_KERNEL names a
+ * level this CPU lacks: for hashing whose result does not depend on the
+ * choice, where no caller could report the error. */
+const kern_ops *kern_auto_or_portable(void);
 
 /* ---- helpers shared by the implementations (word-at-a-time tricks) ------- */
 

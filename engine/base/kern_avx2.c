@@ -52,23 +52,117 @@ static uint64_t apply_dense_avx2(uint8_t *dst, const uint8_t *src, const uint8_t
     return changed + kern_portable_apply_dense(dst + i, src + i, mask + i / 8, len - i, store);
 }
 
-/* Eight bytes at a time: pdep spreads the next packed bytes to the masked
- * positions. Wide loads of the payload run while 8 bytes remain in it. */
+/* EXPAND_CTRL[m]: the pshufb control that moves packed bytes 0, 1, ... to
+ * the positions of m's set bits (bit j -> byte j) and zeroes the others
+ * (0x80). Byte j of entry m is the number of set bits of m below j when bit
+ * j is set. A table, not pdep: pdep is microcoded (hundreds of cycles) on
+ * some AVX2 CPUs, and one byte at a time either way. */
+static const uint64_t EXPAND_CTRL[256] = {
+    0x8080808080808080ull, 0x8080808080808000ull, 0x8080808080800080ull, 0x8080808080800100ull,
+    0x8080808080008080ull, 0x8080808080018000ull, 0x8080808080010080ull, 0x8080808080020100ull,
+    0x8080808000808080ull, 0x8080808001808000ull, 0x8080808001800080ull, 0x8080808002800100ull,
+    0x8080808001008080ull, 0x8080808002018000ull, 0x8080808002010080ull, 0x8080808003020100ull,
+    0x8080800080808080ull, 0x8080800180808000ull, 0x8080800180800080ull, 0x8080800280800100ull,
+    0x8080800180008080ull, 0x8080800280018000ull, 0x8080800280010080ull, 0x8080800380020100ull,
+    0x8080800100808080ull, 0x8080800201808000ull, 0x8080800201800080ull, 0x8080800302800100ull,
+    0x8080800201008080ull, 0x8080800302018000ull, 0x8080800302010080ull, 0x8080800403020100ull,
+    0x8080008080808080ull, 0x8080018080808000ull, 0x8080018080800080ull, 0x8080028080800100ull,
+    0x8080018080008080ull, 0x8080028080018000ull, 0x8080028080010080ull, 0x8080038080020100ull,
+    0x8080018000808080ull, 0x8080028001808000ull, 0x8080028001800080ull, 0x8080038002800100ull,
+    0x8080028001008080ull, 0x8080038002018000ull, 0x8080038002010080ull, 0x8080048003020100ull,
+    0x8080010080808080ull, 0x8080020180808000ull, 0x8080020180800080ull, 0x8080030280800100ull,
+    0x8080020180008080ull, 0x8080030280018000ull, 0x8080030280010080ull, 0x8080040380020100ull,
+    0x8080020100808080ull, 0x8080030201808000ull, 0x8080030201800080ull, 0x8080040302800100ull,
+    0x8080030201008080ull, 0x8080040302018000ull, 0x8080040302010080ull, 0x8080050403020100ull,
+    0x8000808080808080ull, 0x8001808080808000ull, 0x8001808080800080ull, 0x8002808080800100ull,
+    0x8001808080008080ull, 0x8002808080018000ull, 0x8002808080010080ull, 0x8003808080020100ull,
+    0x8001808000808080ull, 0x8002808001808000ull, 0x8002808001800080ull, 0x8003808002800100ull,
+    0x8002808001008080ull, 0x8003808002018000ull, 0x8003808002010080ull, 0x8004808003020100ull,
+    0x8001800080808080ull, 0x8002800180808000ull, 0x8002800180800080ull, 0x8003800280800100ull,
+    0x8002800180008080ull, 0x8003800280018000ull, 0x8003800280010080ull, 0x8004800380020100ull,
+    0x8002800100808080ull, 0x8003800201808000ull, 0x8003800201800080ull, 0x8004800302800100ull,
+    0x8003800201008080ull, 0x8004800302018000ull, 0x8004800302010080ull, 0x8005800403020100ull,
+    0x8001008080808080ull, 0x8002018080808000ull, 0x8002018080800080ull, 0x8003028080800100ull,
+    0x8002018080008080ull, 0x8003028080018000ull, 0x8003028080010080ull, 0x8004038080020100ull,
+    0x8002018000808080ull, 0x8003028001808000ull, 0x8003028001800080ull, 0x8004038002800100ull,
+    0x8003028001008080ull, 0x8004038002018000ull, 0x8004038002010080ull, 0x8005048003020100ull,
+    0x8002010080808080ull, 0x8003020180808000ull, 0x8003020180800080ull, 0x8004030280800100ull,
+    0x8003020180008080ull, 0x8004030280018000ull, 0x8004030280010080ull, 0x8005040380020100ull,
+    0x8003020100808080ull, 0x8004030201808000ull, 0x8004030201800080ull, 0x8005040302800100ull,
+    0x8004030201008080ull, 0x8005040302018000ull, 0x8005040302010080ull, 0x8006050403020100ull,
+    0x0080808080808080ull, 0x0180808080808000ull, 0x0180808080800080ull, 0x0280808080800100ull,
+    0x0180808080008080ull, 0x0280808080018000ull, 0x0280808080010080ull, 0x0380808080020100ull,
+    0x0180808000808080ull, 0x0280808001808000ull, 0x0280808001800080ull, 0x0380808002800100ull,
+    0x0280808001008080ull, 0x0380808002018000ull, 0x0380808002010080ull, 0x0480808003020100ull,
+    0x0180800080808080ull, 0x0280800180808000ull, 0x0280800180800080ull, 0x0380800280800100ull,
+    0x0280800180008080ull, 0x0380800280018000ull, 0x0380800280010080ull, 0x0480800380020100ull,
+    0x0280800100808080ull, 0x0380800201808000ull, 0x0380800201800080ull, 0x0480800302800100ull,
+    0x0380800201008080ull, 0x0480800302018000ull, 0x0480800302010080ull, 0x0580800403020100ull,
+    0x0180008080808080ull, 0x0280018080808000ull, 0x0280018080800080ull, 0x0380028080800100ull,
+    0x0280018080008080ull, 0x0380028080018000ull, 0x0380028080010080ull, 0x0480038080020100ull,
+    0x0280018000808080ull, 0x0380028001808000ull, 0x0380028001800080ull, 0x0480038002800100ull,
+    0x0380028001008080ull, 0x0480038002018000ull, 0x0480038002010080ull, 0x0580048003020100ull,
+    0x0280010080808080ull, 0x0380020180808000ull, 0x0380020180800080ull, 0x0480030280800100ull,
+    0x0380020180008080ull, 0x0480030280018000ull, 0x0480030280010080ull, 0x0580040380020100ull,
+    0x0380020100808080ull, 0x0480030201808000ull, 0x0480030201800080ull, 0x0580040302800100ull,
+    0x0480030201008080ull, 0x0580040302018000ull, 0x0580040302010080ull, 0x0680050403020100ull,
+    0x0100808080808080ull, 0x0201808080808000ull, 0x0201808080800080ull, 0x0302808080800100ull,
+    0x0201808080008080ull, 0x0302808080018000ull, 0x0302808080010080ull, 0x0403808080020100ull,
+    0x0201808000808080ull, 0x0302808001808000ull, 0x0302808001800080ull, 0x0403808002800100ull,
+    0x0302808001008080ull, 0x0403808002018000ull, 0x0403808002010080ull, 0x0504808003020100ull,
+    0x0201800080808080ull, 0x0302800180808000ull, 0x0302800180800080ull, 0x0403800280800100ull,
+    0x0302800180008080ull, 0x0403800280018000ull, 0x0403800280010080ull, 0x0504800380020100ull,
+    0x0302800100808080ull, 0x0403800201808000ull, 0x0403800201800080ull, 0x0504800302800100ull,
+    0x0403800201008080ull, 0x0504800302018000ull, 0x0504800302010080ull, 0x0605800403020100ull,
+    0x0201008080808080ull, 0x0302018080808000ull, 0x0302018080800080ull, 0x0403028080800100ull,
+    0x0302018080008080ull, 0x0403028080018000ull, 0x0403028080010080ull, 0x0504038080020100ull,
+    0x0302018000808080ull, 0x0403028001808000ull, 0x0403028001800080ull, 0x0504038002800100ull,
+    0x0403028001008080ull, 0x0504038002018000ull, 0x0504038002010080ull, 0x0605048003020100ull,
+    0x0302010080808080ull, 0x0403020180808000ull, 0x0403020180800080ull, 0x0504030280800100ull,
+    0x0403020180008080ull, 0x0504030280018000ull, 0x0504030280010080ull, 0x0605040380020100ull,
+    0x0403020100808080ull, 0x0504030201808000ull, 0x0504030201800080ull, 0x0605040302800100ull,
+    0x0504030201008080ull, 0x0605040302018000ull, 0x0605040302010080ull, 0x0706050403020100ull,
+};
+
+/* 0xFF in byte i where bit i of m is set (i < 32). */
+static inline __m256i bytes_of_bits(uint32_t m) {
+    const __m256i which = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                           2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), which);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+/* Thirty-two bytes at a time: the new values placed by one pshufb per half
+ * (each half reads 16 bytes from where its packed bytes start, so 32 must
+ * remain), a blend, and the count of bytes that change from a compare. */
 static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
                                   const uint8_t *mask, uint64_t len, bool store) {
     ASSERT((dst != NULL && mask != NULL) || len == 0);
     ASSERT(packed != NULL || packed_len == 0);
     const uint8_t *packed_end = packed + packed_len;
+    const uint64_t ones = 0x0101010101010101ull; /* an index + 8 stays < 16; 0x80 + 8 keeps bit 7 */
     uint64_t changed = 0;
     uint64_t i = 0;
-    for (; i + 8 <= len && packed_end - packed >= 8; i += 8) {
-        uint8_t m = mask[i / 8];
+    for (; i + 32 <= len && packed_end - packed >= 32; i += 32) {
+        uint32_t m;
+        memcpy(&m, mask + i / 8, sizeof m);
         if (m == 0) continue;
-        uint64_t sel = _pdep_u64(m, 0x0101010101010101ull) * 0xFF;
-        uint64_t placed = _pdep_u64(load_u64(packed), sel);
-        uint64_t d = load_u64(dst + i);
-        changed += (uint64_t)__builtin_popcount(nonzero_bytes8((d ^ placed) & sel));
-        if (store) store_u64(dst + i, (d & ~sel) | placed);
+        uint32_t lo_count = (uint32_t)__builtin_popcount(m & 0xFFFF);
+        __m256i ctrl = _mm256_set_epi64x(
+            (long long)(EXPAND_CTRL[m >> 24] + (uint64_t)__builtin_popcount((m >> 16) & 0xFF) * ones),
+            (long long)EXPAND_CTRL[(m >> 16) & 0xFF],
+            (long long)(EXPAND_CTRL[(m >> 8) & 0xFF] + (uint64_t)__builtin_popcount(m & 0xFF) * ones),
+            (long long)EXPAND_CTRL[m & 0xFF]);
+        __m256i src = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(packed + lo_count)),
+                                       _mm_loadu_si128((const __m128i *)packed));
+        __m256i placed = _mm256_shuffle_epi8(src, ctrl);
+        __m256i d = _mm256_loadu_si256((const __m256i *)(dst + i));
+        uint32_t differ = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(d, placed)) & m;
+        changed += (uint64_t)__builtin_popcount(differ);
+        if (store) {
+            _mm256_storeu_si256((__m256i *)(dst + i), _mm256_blendv_epi8(d, placed, bytes_of_bits(m)));
+        }
         packed += __builtin_popcount(m);
     }
     ASSERT(packed <= packed_end);
@@ -112,6 +206,13 @@ static h128 hash_avx2(const void *data, uint64_t len, uint64_t seed) {
     return (h128){.lo = h.low64, .hi = h.high64};
 }
 
+/* One step of a streaming XXH3-128 (the state's layout is the same in
+ * every build of xxhash.h; only the accumulate loop differs). */
+static void hash_update_avx2(void *xxh3_state, const void *data, uint64_t len) {
+    ASSERT(xxh3_state != NULL && (data != NULL || len == 0));
+    XXH3_128bits_update((XXH3_state_t *)xxh3_state, data, (size_t)len);
+}
+
 const kern_ops kern_avx2_ops = {
     .name = "avx2",
     .level = MMSB_KERNEL_AVX2,
@@ -121,4 +222,5 @@ const kern_ops kern_avx2_ops = {
     .compress = compress_avx2,
     .popcount = kern_avx2_popcount,
     .hash = hash_avx2,
+    .hash_update = hash_update_avx2,
 };

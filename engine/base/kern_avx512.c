@@ -132,6 +132,13 @@ static h128 hash_avx512(const void *data, uint64_t len, uint64_t seed) {
     return (h128){.lo = h.low64, .hi = h.high64};
 }
 
+/* One step of a streaming XXH3-128 (the state's layout is the same in
+ * every build of xxhash.h; only the accumulate loop differs). */
+static void hash_update_avx512(void *xxh3_state, const void *data, uint64_t len) {
+    ASSERT(xxh3_state != NULL && (data != NULL || len == 0));
+    XXH3_128bits_update((XXH3_state_t *)xxh3_state, data, (size_t)len);
+}
+
 const kern_ops kern_avx512_ops = {
     .name = "avx512",
     .level = MMSB_KERNEL_AVX512,
@@ -141,4 +148,5 @@ const kern_ops kern_avx512_ops = {
     .compress = compress_avx512,
     .popcount = kern_avx2_popcount,
     .hash = hash_avx512,
+    .hash_update = hash_update_avx512,
 };

@@ -123,6 +123,13 @@ static h128 hash_portable(const void *data, uint64_t len, uint64_t seed) {
     return (h128){.lo = h.low64, .hi = h.high64};
 }
 
+/* One step of a streaming XXH3-128 (the state's layout is the same in
+ * every build of xxhash.h; only the accumulate loop differs). */
+static void hash_update_portable(void *xxh3_state, const void *data, uint64_t len) {
+    ASSERT(xxh3_state != NULL && (data != NULL || len == 0));
+    XXH3_128bits_update((XXH3_state_t *)xxh3_state, data, (size_t)len);
+}
+
 const kern_ops kern_portable_ops = {
     .name = "portable",
     .level = MMSB_KERNEL_PORTABLE,
@@ -132,4 +139,5 @@ const kern_ops kern_portable_ops = {
     .compress = kern_portable_compress,
     .popcount = kern_portable_popcount,
     .hash = hash_portable,
+    .hash_update = hash_update_portable,
 };
