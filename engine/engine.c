@@ -396,6 +396,7 @@ static int engine_open_log(mmsb_engine *e) {
         .durability = e->opts.durability == MMSB_DURABILITY_REPLICATED ? MMSB_DURABILITY_GROUP : e->opts.durability,
         .io_backend = e->opts.io_backend,
         .hooks = e->hooks,
+        .kern = e->kern,
     };
     if (resume.new_store && !(e->opts.flags & MMSB_OPEN_CREATE)) {
         return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (its log has no valid segment yet); "

@@ -27,12 +27,16 @@ static void feed(chain_hasher *c, const uint8_t *data, uint64_t len) {
         XXH3_128bits_reset_withSeed(st, SEED_CHAIN);
         XXH3_128bits_update(st, c->buf, c->buffered);
         c->streaming = true;
-        /* Large inputs take the CPU's widest accumulate loop: this file is
-         * built for the baseline ISA. Chosen here, once per long commit. */
-        c->update = kern_auto_or_portable()->hash_update;
     }
-    ASSERT(c->update != NULL);
-    c->update(st, data, len);
+    /* Large inputs take the kernels' accumulate loop (the CPU's widest):
+     * this file is built for the baseline ISA. */
+    if (c->kern != NULL) c->kern->hash_update(st, data, len);
+    else XXH3_128bits_update(st, data, (size_t)len);
+}
+
+void chain_use_kernels(chain_hasher *c, const kern_ops *k) {
+    ASSERT(c != NULL && (k == NULL || k->hash_update != NULL));
+    c->kern = k;
 }
 
 void chain_begin(chain_hasher *c, h128 prev) {

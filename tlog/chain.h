@@ -18,9 +18,12 @@ typedef struct chain_hasher {
     uint8_t buf[CHAIN_BUFFER_BYTES];
     uint32_t buffered;               /* bytes in buf, while not streaming */
     bool streaming;
-    void (*update)(void *xxh3_state, const void *data, uint64_t len); /* while streaming */
+    const struct kern_ops *kern;     /* hashes long inputs; NULL: this file's own XXH3 */
 } chain_hasher;
 
+/* The kernels whose XXH3 hashes long inputs (the value is the same with
+ * any, or with none). */
+void chain_use_kernels(chain_hasher *c, const struct kern_ops *k);
 void chain_begin(chain_hasher *c, h128 prev);
 /* Adds one record: its type, flags, length field and seq, then `hashed_len`
  * bytes of payload (all of it, except for a COMMIT: see FORMAT.md). */

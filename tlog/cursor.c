@@ -289,6 +289,7 @@ static int cursor_new(int dir_fd, uint32_t flags, const kern_ops *kern, const cu
     c->dir_fd = dir_fd;
     c->flags = flags;
     c->kern = kern;
+    chain_use_kernels(&c->chain, kern);
     if (start != NULL) {
         c->has_start = true;
         c->start = *start;

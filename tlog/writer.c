@@ -737,6 +737,7 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
     if (rc == 0) rc = ring_open(w);
     if (rc == 0) rc = start_segment(w, resume);
     if (rc == 0) {
+        chain_use_kernels(&w->chain, cfg->kern);
         chain_begin(&w->chain, w->chain_value);
         w->commit_first_seq = w->next_seq;
         w->commits_at_open = w->commits;

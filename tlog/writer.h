@@ -25,6 +25,7 @@ typedef struct log_config {
     uint32_t durability;         /* MMSB_DURABILITY_* */
     uint32_t io_backend;         /* IO_* */
     io_hooks hooks;              /* a simulator's (io.h); zero otherwise */
+    const struct kern_ops *kern; /* for the chain hash; NULL: the portable XXH3 */
 } log_config;
 
 /* Where to continue, from recovery (or a new store). */

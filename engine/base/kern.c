@@ -71,10 +71,3 @@ int kern_select(uint32_t level, const kern_ops **ops_out) {
     ASSERT((*ops_out)->diff != NULL && (*ops_out)->hash != NULL && (*ops_out)->hash_update != NULL);
     return 0;
 }
-
-const kern_ops *kern_auto_or_portable(void) {
-    const kern_ops *ops = NULL;
-    if (kern_select(MMSB_KERNEL_AUTO, &ops) != 0) ops = &kern_portable_ops;
-    ASSERT(ops != NULL && ops->hash_update != NULL);
-    return ops;
-}

@@ -51,10 +51,6 @@ bool kern_supported(uint32_t level);
 /* Resolves MMSB_KERNEL_* (AUTO honours the MMSB_KERNEL environment variable).
  * MMSB_ENOTSUP when the CPU lacks the level asked for. */
 MUST_CHECK int kern_select(uint32_t level, const kern_ops **ops_out);
-/* The kernels AUTO selects, or the portable ones when MMSB_KERNEL names a
- * level this CPU lacks: for hashing whose result does not depend on the
- * choice, where no caller could report the error. */
-const kern_ops *kern_auto_or_portable(void);
 
 /* ---- helpers shared by the implementations (word-at-a-time tricks) ------- */
 
