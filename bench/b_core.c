@@ -1,12 +1,15 @@
 /*
  * b_core.c - pages (create, free, read), the byte kernels against memcpy,
- * and the write path without and with the log.
+ * the write path without and with the log, and the write beside reader
+ * threads.
  *
  * Figures in ns are means over batches of BATCH consecutive operations (one
  * sample per batch), so the clock's own cost (about 20 ns) is amortised;
  * figures in GB/s are one sample per repetition of a loop of at least a
  * few milliseconds.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,27 @@ static int bench_create(const bench_env *env, const void *arg, bench_out *out) {
         rc = rc != 0 ? rc : bench_sample(out, (double)(bench_now_ns() - t0) / BATCH);
     }
     if (rc == 0 && id != (n + BATCH - 1) / BATCH * BATCH) rc = bench_fail(out, "last id %llu", (unsigned long long)id);
+    if (rc == 0) bench_check_root(e, out);
+    mmsb_close(e);
+    return rc;
+}
+
+/* Pages made 1,000 to a commit (mmsb_page_create_many): a sample is the
+ * time per page of one such commit. */
+static int bench_create_many(const bench_env *env, const void *arg, bench_out *out) {
+    const page_arg *a = arg;
+    enum { PER_COMMIT = 1000 };
+    uint64_t n = count_of(env, a) / PER_COMMIT * PER_COMMIT;
+    mmsb_engine *e;
+    if (bench_open_store(env, "pages", MMSB_DURABILITY_NONE, &e, out) != 0) return -1;
+    int rc = 0;
+    uint64_t first = 0;
+    for (uint64_t i = 0; i < n && rc == 0; i += PER_COMMIT) {
+        uint64_t t0 = bench_now_ns();
+        rc = mmsb_page_create_many(e, a->size, 0, PER_COMMIT, &first);
+        rc = rc != 0 ? rc : bench_sample(out, (double)(bench_now_ns() - t0) / PER_COMMIT);
+    }
+    if (rc == 0 && first + PER_COMMIT - 1 != n) rc = bench_fail(out, "last id %llu", (unsigned long long)first);
     if (rc == 0) bench_check_root(e, out);
     mmsb_close(e);
     return rc;
@@ -239,6 +263,75 @@ static int bench_write(const bench_env *env, const void *arg, bench_out *out) {
     return rc;
 }
 
+/* ---- writes beside reader threads -------------------------------------------------------------- */
+
+enum { READER_THREADS_MAX = 4, READER_PAGES = 64 };
+
+typedef struct reader_ctx {
+    mmsb_engine *e;
+    const uint64_t *ids;
+    atomic_bool *stop;
+    uint64_t reads;
+    int rc;
+} reader_ctx;
+
+/* Reads whole 4 KiB pages, round the writer's pages, until told to stop. */
+static void *reader_main(void *arg) {
+    reader_ctx *r = arg;
+    uint8_t buf[4096];
+    uint64_t epoch;
+    for (uint64_t i = 0; r->rc == 0 && !atomic_load_explicit(r->stop, memory_order_relaxed); i++) {
+        r->rc = mmsb_page_read(r->e, r->ids[i % READER_PAGES], 0, buf, sizeof buf, &epoch);
+        r->reads++;
+    }
+    return NULL;
+}
+
+/* The logged NONE write of 64 bytes while `threads` threads of the same
+ * process read 4 KiB pages the writer is writing (the seqlock's readers):
+ * a sample is the writer's time per write; the note says what the readers
+ * read meanwhile. */
+static int bench_write_beside_readers(const bench_env *env, const void *arg, bench_out *out) {
+    uint32_t threads = *(const uint32_t *)arg;
+    ASSERT(threads >= 1 && threads <= READER_THREADS_MAX);
+    mmsb_engine *e;
+    if (bench_open_store(env, "readers", MMSB_DURABILITY_NONE, &e, out) != 0) return -1;
+    uint64_t ids[READER_PAGES];
+    int rc = mmsb_page_create_many(e, 4096, 0, READER_PAGES, &ids[0]);
+    for (uint32_t k = 1; k < READER_PAGES; k++) ids[k] = ids[0] + k;
+    atomic_bool stop = false;
+    reader_ctx ctx[READER_THREADS_MAX] = {0};
+    pthread_t tid[READER_THREADS_MAX];
+    uint32_t started = 0;
+    for (; rc == 0 && started < threads; started++) {
+        ctx[started] = (reader_ctx){.e = e, .ids = ids, .stop = &stop};
+        if (pthread_create(&tid[started], NULL, reader_main, &ctx[started]) != 0) break;
+    }
+    if (rc == 0 && started < threads) rc = bench_fail(out, "cannot start reader threads");
+    uint64_t n = env->quick ? 100000 : 500000, t_start = bench_now_ns();
+    for (uint64_t i = 0; i < n && rc == 0; i += BATCH) {
+        uint64_t t0 = bench_now_ns();
+        for (uint32_t j = 0; j < BATCH && rc == 0; j++)
+            rc = mmsb_write(e, ids[(i + j) % READER_PAGES], ((i + j) * 64) % 4096, bench_pattern64((i + j) / 64), 64,
+                            NULL);
+        rc = rc != 0 ? rc : bench_sample(out, (double)(bench_now_ns() - t0) / BATCH);
+    }
+    double secs = (double)(bench_now_ns() - t_start) / 1e9;
+    atomic_store(&stop, true);
+    uint64_t reads = 0;
+    for (uint32_t k = 0; k < started; k++) {
+        pthread_join(tid[k], NULL);
+        reads += ctx[k].reads;
+        if (rc == 0 && ctx[k].rc != 0) rc = bench_fail(out, "reader: %s", mmsb_strerror(ctx[k].rc));
+    }
+    snprintf(out->note, sizeof out->note, "%u reader thread%s read %.2f M pages/s meanwhile", threads,
+             threads == 1 ? "" : "s", (double)reads / secs / 1e6);
+    if (rc == 0) bench_check_root(e, out);
+    if (rc > 0 || rc < -1) rc = bench_fail(out, "%s", mmsb_last_error());
+    mmsb_close(e);
+    return rc;
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 static const page_arg P4K = {4096, 200000, 40000}, P1M = {1 * MiB, 512, 128};
@@ -256,6 +349,8 @@ static const write_arg W_KERN = {0, 2000000, 400000}, W_NONE = {MMSB_DURABILITY_
 static const bench_def CORE[] = {
     {"pages/create/4KiB", "ns", bench_create, &P4K, NULL, GOAL_AT_MOST, 150, "issue 2", "6.09 us per allocation", NULL,
      NULL, 0},
+    {"pages/create/4KiB_1000_per_commit", "ns", bench_create_many, &P4K, NULL, GOAL_AT_MOST, 150, "issue 17",
+     "6.09 us per allocation", NULL, NULL, 0},
     {"pages/create/1MiB", "ns", bench_create, &P1M, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"pages/free/4KiB", "ns", bench_free, &P4K, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"pages/read/4KiB", "ns", bench_read, &P4K, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
@@ -288,6 +383,12 @@ static const bench_def CORE[] = {
      "issue 2", NULL, NULL, NULL, 0},
     {"writes/64B_into_4KiB/logged_NONE", "ns", bench_write, &W_NONE, NULL, GOAL_AT_MOST, 250, "issue 3",
      "2.2 M empty deltas/s (455 ns each)", NULL, NULL, 0},
+    {"writes/64B_into_4KiB/logged_NONE_beside_1_reader_thread", "ns", bench_write_beside_readers, &(const uint32_t){1},
+     NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
+    {"writes/64B_into_4KiB/logged_NONE_beside_2_reader_threads", "ns", bench_write_beside_readers,
+     &(const uint32_t){2}, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
+    {"writes/64B_into_4KiB/logged_NONE_beside_4_reader_threads", "ns", bench_write_beside_readers,
+     &(const uint32_t){4}, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL, 0},
     {"writes/64B_into_4KiB/logged_GROUP_call", "ns", bench_write, &W_GROUP, NULL, GOAL_NONE, 0, NULL, NULL, NULL, NULL,
      0},
     {"writes/64B_into_4KiB/logged_SYNC", "us", bench_write, &W_SYNC, "peer/pwrite_fdatasync/4KiB", GOAL_RATIO_AT_MOST,

@@ -337,6 +337,88 @@ static int bench_memory(const bench_env *env, const void *arg, bench_out *out) {
     return bench_sample(out, grown / MEM_PAGES);
 }
 
+/* ---- a store of ten million pages ---------------------------------------------------------------------- */
+
+enum { BIG_PAGES = 10000000, BIG_PER_COMMIT = 1000000, BIG_PAGE_BYTES = 64 };
+
+/* Ten million 64-byte pages made a million to a commit, a checkpoint at
+ * close, and a reopen from it: four rows read one run. */
+typedef struct big_run {
+    bool done;
+    int rc;
+    double create_ns_per_page, rss_per_page, close_s, reopen_s;
+    char check[BENCH_CHECK_BYTES], why[BENCH_NOTE_BYTES];
+} big_run;
+
+static big_run big;
+
+static int big_open(const char *dir, mmsb_engine **e) {
+    mmsb_options o;
+    bench_options(&o, MMSB_DURABILITY_NONE);
+    o.checkpoint_log_bytes = 0;
+    o.arena_bytes_max = 8 * GiB;
+    o.pages_max = 1ull << 24;
+    o.checkpoint_map_bytes = 4 * GiB;
+    int rc = mmsb_open(dir, &o, e);
+    if (rc != 0) snprintf(big.why, sizeof big.why, "open: %s", mmsb_last_error());
+    return rc;
+}
+
+static void measure_big(const bench_env *env) {
+    if (big.done) return;
+    big.done = true;
+    char dir[4096];
+    bench_store_path(env, "ten-million", dir, sizeof dir);
+    mmsb_engine *e;
+    if ((big.rc = big_open(dir, &e)) != 0) return;
+    uint64_t rss_open = rss_bytes(), first, t0 = bench_now_ns();
+    for (uint32_t i = 0; i < BIG_PAGES / BIG_PER_COMMIT && big.rc == 0; i++)
+        big.rc = mmsb_page_create_many(e, BIG_PAGE_BYTES, 0, BIG_PER_COMMIT, &first);
+    big.create_ns_per_page = (double)(bench_now_ns() - t0) / BIG_PAGES;
+    bench_out tmp = {0};
+    if (big.rc == 0) bench_check_root(e, &tmp);
+    big.rss_per_page = (double)(rss_bytes() - rss_open) / BIG_PAGES;
+    if (big.rc != 0) snprintf(big.why, sizeof big.why, "%s", mmsb_last_error());
+    t0 = bench_now_ns();
+    int rc = mmsb_close(e);
+    big.close_s = (double)(bench_now_ns() - t0) / 1e9;
+    if (big.rc == 0 && rc != 0) {
+        big.rc = rc;
+        snprintf(big.why, sizeof big.why, "close: %s", mmsb_last_error());
+    }
+    t0 = bench_now_ns();
+    if (big.rc == 0 && (big.rc = big_open(dir, &e)) == 0) {
+        big.reopen_s = (double)(bench_now_ns() - t0) / 1e9;
+        bench_out again = {0};
+        bench_check_root(e, &again);
+        if (strcmp(again.check, tmp.check) != 0) {
+            big.rc = -1;
+            snprintf(big.why, sizeof big.why, "the reopened root differs from the one before close");
+        }
+        mmsb_close(e);
+    }
+    snprintf(big.check, sizeof big.check, "%s", tmp.check);
+    bench_rmtree(dir);
+}
+
+/* arg: which figure (0 create, 1 resident, 2 close, 3 reopen). */
+static int bench_big(const bench_env *env, const void *arg, bench_out *out) {
+    if (env->quick) {
+        out->skipped = true;
+        snprintf(out->note, sizeof out->note, "ten million pages: not in a quick pass");
+        return 0;
+    }
+    measure_big(env);
+    if (big.rc != 0) return bench_fail(out, "%s", big.why);
+    snprintf(out->check, sizeof out->check, "%s", big.check);
+    const double figure[] = {big.create_ns_per_page, big.rss_per_page, big.close_s, big.reopen_s};
+    int which = *(const int *)arg;
+    ASSERT(which >= 0 && which < 4);
+    if (which == 1) snprintf(out->note, sizeof out->note, "the pages' own bytes are 64 of it");
+    if (which == 2) snprintf(out->note, sizeof out->note, "writes the checkpoint of every page");
+    return bench_sample(out, figure[which]);
+}
+
 /* ---- attached readers ------------------------------------------------------------------------------- */
 
 enum { ATTACH_PAGES = 64, ATTACH_READS = 200000 };
@@ -439,6 +521,14 @@ static const bench_def STORE[] = {
      NULL, NULL, 0},
     {"attach/read_4KiB_page_while_a_writer_writes", "M/s", bench_attach, NULL, NULL, GOAL_NONE, 0, NULL, NULL, NULL,
      NULL, 0},
+    {"store/10M_64B_pages/create_1M_per_commit", "ns", bench_big, &(const int){0}, NULL, GOAL_NONE, 0, NULL, NULL,
+     NULL, NULL, 0},
+    {"store/10M_64B_pages/resident_bytes_per_page", "bytes", bench_big, &(const int){1}, NULL, GOAL_NONE, 0, NULL,
+     NULL, NULL, NULL, 0},
+    {"store/10M_64B_pages/close_with_checkpoint", "s", bench_big, &(const int){2}, NULL, GOAL_NONE, 0, NULL, NULL,
+     NULL, NULL, 0},
+    {"store/10M_64B_pages/reopen_from_checkpoint", "s", bench_big, &(const int){3}, NULL, GOAL_NONE, 0, NULL, NULL,
+     NULL, NULL, 0},
     {"memory/resident_bytes_per_4KiB_page/1M_pages", "bytes", bench_memory, NULL, NULL, GOAL_AT_MOST,
      4.2 * 1073741824.0 / MEM_PAGES, "issue 2", NULL, NULL, NULL, 0},
     {"memory/metadata_bytes_per_page_beyond_its_bytes/1M_pages", "bytes", bench_memory, &mem, NULL, GOAL_AT_MOST, 64,

@@ -8,6 +8,7 @@
  * nothing and commits nothing.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "change.h"
@@ -51,6 +52,70 @@ MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes, uint32_t
     int rc = engine_enter_writer(engine, "mmsb_page_create");
     if (rc != 0) return rc;
     rc = create_logged(engine, size_bytes, flags, page_id_out);
+    return engine_leave_writer(engine, rc);
+}
+
+static void undo_prepared(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a, uint64_t count) {
+    ASSERT(a != NULL || count == 0);
+    for (uint64_t k = count; k > 0; k--) page_prepare_undo(e, size_bytes, &a[k - 1]);
+}
+
+static int create_many_check(const mmsb_engine *e, uint32_t flags, uint64_t count, const uint64_t *first_out) {
+    ASSERT(e != NULL);
+    const char *fn = "mmsb_page_create_many";
+    if (first_out == NULL) return err_set(MMSB_EINVAL, "%s: first_id_out is NULL", fn);
+    if (flags != 0) return err_set(MMSB_EINVAL, "%s: unknown flags 0x%x (none are defined yet)", fn, flags);
+    if (count == 0 || count > MMSB_PAGES_PER_CREATE_MAX) {
+        return err_set(MMSB_EINVAL, "%s: count %llu outside 1..%u", fn, (unsigned long long)count,
+                       MMSB_PAGES_PER_CREATE_MAX);
+    }
+    uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    if (next + count - 1 > e->opts.pages_max) {
+        return err_set(MMSB_ENOSPC, "%s: %llu pages from id %llu pass pages_max (%llu); ids are never reused", fn,
+                       (unsigned long long)count, (unsigned long long)next, (unsigned long long)e->opts.pages_max);
+    }
+    return 0;
+}
+
+/* As create_logged for `count` pages in one commit: all the memory first,
+ * then every record, then the pages, so that a failure leaves nothing. */
+static int create_many_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, uint64_t count,
+                              uint64_t *first_out) {
+    ASSERT(!e->read_only && !e->cc.active);
+    int rc = create_many_check(e, flags, count, first_out);
+    if (rc != 0) return rc;
+    page_alloc *a = malloc(count * sizeof *a); /* one per call, never per page */
+    if (a == NULL) return err_set(MMSB_ENOMEM, "mmsb_page_create_many: %llu allocations", (unsigned long long)count);
+    uint64_t first = atomic_load_explicit(&e->page_id_next, memory_order_relaxed), prepared = 0;
+    for (; prepared < count && rc == 0; prepared++) {
+        rc = page_prepare_at(e, first + prepared, size_bytes, "mmsb_page_create_many", &a[prepared]);
+        if (rc != 0) break;
+    }
+    if (rc == 0) commit_begin(e);
+    for (uint64_t k = 0; k < count && rc == 0; k++) {
+        rc = record_create(e, first + k, size_bytes, flags);
+        if (rc != 0) commit_abandon(e, rc);
+    }
+    if (rc != 0) {
+        undo_prepared(e, size_bytes, a, prepared);
+        free(a);
+        return rc;
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t id = page_publish(e, size_bytes, &a[k]);
+        ASSERT(id == first + k);
+    }
+    free(a);
+    *first_out = first;
+    uint64_t seq;
+    return commit_finish(e, 0, &seq);
+}
+
+MMSB_API int mmsb_page_create_many(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags, uint64_t count,
+                                   uint64_t *first_id_out) {
+    int rc = engine_enter_writer(engine, "mmsb_page_create_many");
+    if (rc != 0) return rc;
+    rc = create_many_logged(engine, size_bytes, flags, count, first_id_out);
     return engine_leave_writer(engine, rc);
 }
 

@@ -28,12 +28,16 @@ int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out
 }
 
 int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out) {
+    return page_prepare_at(e, atomic_load_explicit(&e->page_id_next, memory_order_relaxed), size_bytes, fn, out);
+}
+
+int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn, page_alloc *out) {
     ASSERT(fn != NULL && out != NULL);
+    ASSERT(id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
     if (size_bytes == 0 || size_bytes > e->opts.page_bytes_max) {
         return err_set(MMSB_EINVAL, "%s: size_bytes %llu outside 1..%llu (page_bytes_max)", fn,
                        (unsigned long long)size_bytes, (unsigned long long)e->opts.page_bytes_max);
     }
-    uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (id > e->opts.pages_max) {
         return err_set(MMSB_ENOSPC, "%s: all %llu page ids are used (pages_max); ids are never reused",
                        fn, (unsigned long long)e->opts.pages_max);

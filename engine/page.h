@@ -23,6 +23,10 @@ typedef struct page_alloc {
  * its id's table space; nothing is visible yet. */
 int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out)
     MUST_CHECK;
+/* The same for id `id`, at or after the next id: pages prepared for one
+ * commit, published in id order. */
+int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn, page_alloc *out)
+    MUST_CHECK;
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Makes the prepared page visible as the next id (epoch 0, all zeros). */
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);

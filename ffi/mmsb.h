@@ -331,6 +331,15 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
  * MMSB_ECALLBACK, MMSB_EREADONLY. */
 MMSB_API int mmsb_page_create(mmsb_engine *engine, uint64_t size_bytes,
                               uint32_t flags, uint64_t *page_id_out);
+/* Creates `count` pages of size_bytes zero bytes each in one commit (one
+ * COMMIT record and one state-root refresh for all of them): ids
+ * *first_id_out .. *first_id_out + count - 1. All of them or none: a
+ * failure (memory, page ids, the log) leaves no page. count is 1 to
+ * MMSB_PAGES_PER_CREATE_MAX. */
+/* Role: writer. Errors: as mmsb_page_create. */
+#define MMSB_PAGES_PER_CREATE_MAX (1u << 20)
+MMSB_API int mmsb_page_create_many(mmsb_engine *engine, uint64_t size_bytes, uint32_t flags,
+                                   uint64_t count, uint64_t *first_id_out);
 /* Frees a page; its id is never handed out again. */
 /* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EDEPENDENTS, MMSB_EIO, MMSB_ENOSPC,
  * MMSB_EBUSY, MMSB_ECALLBACK, MMSB_EREADONLY. */

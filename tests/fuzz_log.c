@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/base/kern.h"
 #include "../tlog/chain.h"
 #include "../tlog/scan.h"
 
@@ -44,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * decoders behind it (which must be safe on any bytes). */
     s.check_crc = size == 0 || (data[size - 1] & 1) == 0;
     chain_hasher chain;
+    chain_use_kernels(&chain, &kern_portable_ops);
     chain_begin(&chain, (h128){0, 0});
     log_rec rec;
     for (uint32_t n = 0; n < RECORDS_MAX && seg_scan_next(&s, &rec) == SCAN_RECORD; n++) {

@@ -413,6 +413,71 @@ static void test_page_limits_are_enospc(void **state) {
     }
 }
 
+/* Many pages in one commit: consecutive ids, zero bytes, one commit, and the
+ * same state (root) as creating them one by one, before and after a reopen;
+ * every bad argument and every limit leaves nothing behind. */
+static void test_page_create_many(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.pages_max = 1000;
+    o.arena_bytes_max = 8 << 20;
+    o.arena_grow_bytes = 1 << 20;
+    o.page_bytes_max = 1 << 20;
+    tu_store one = tu_store_open(&o), many = tu_store_open(&o);
+    uint64_t id, first;
+    for (int k = 0; k < 300; k++) TU_OK(mmsb_page_create(one.e, 4096, 0, &id));
+    uint64_t commits_before = tu_info(many.e).commits;
+    TU_OK(mmsb_page_create_many(many.e, 4096, 0, 300, &first));
+    assert_int_equal(first, 1);
+    assert_int_equal(tu_info(many.e).commits, commits_before + 1);
+    uint64_t seq_after = tu_info(many.e).commit_seq;
+    assert_int_equal(tu_info(many.e).pages_live, 300);
+    uint8_t buf[4096];
+    TU_OK(mmsb_page_read(many.e, 300, 0, buf, sizeof buf, NULL));
+    for (size_t i = 0; i < sizeof buf; i++) assert_int_equal(buf[i], 0);
+    char root_one[33], root_many[33];
+    tu_root_hex(one.e, root_one);
+    tu_root_hex(many.e, root_many);
+    assert_string_equal(root_one, root_many);
+
+    /* Nothing changes on a refusal: not the ids, not the pages, not the root. */
+    const struct { uint64_t size; uint32_t flags; uint64_t count; int code; const char *says; } bad[] = {
+        {4096, 0, 0, MMSB_EINVAL, "count"},
+        {4096, 0, MMSB_PAGES_PER_CREATE_MAX + 1ull, MMSB_EINVAL, "count"},
+        {4096, 1, 2, MMSB_EINVAL, "flags"},
+        {0, 0, 2, MMSB_EINVAL, "size_bytes"},
+        {(1 << 20) + 1, 0, 2, MMSB_EINVAL, "size_bytes"},
+        {4096, 0, 701, MMSB_ENOSPC, "pages_max"},
+        {512 << 10, 0, 40, MMSB_ENOSPC, "arena"}, /* the arena runs out partway: all of it is given back */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        TU_ERR(mmsb_page_create_many(many.e, bad[i].size, bad[i].flags, bad[i].count, &first), bad[i].code);
+        assert_non_null(strstr(mmsb_last_error(), bad[i].says));
+        mmsb_engineinfo info = tu_info(many.e);
+        assert_int_equal(info.pages_live, 300);
+        assert_int_equal(info.commits, commits_before + 1);
+        assert_true(info.commit_seq == seq_after); /* nothing committed (an aborted attempt adds no commit) */
+        tu_root_hex(many.e, root_many);
+        assert_string_equal(root_one, root_many);
+    }
+    TU_ERR(mmsb_page_create_many(many.e, 4096, 0, 2, NULL), MMSB_EINVAL);
+    TU_ERR(mmsb_page_create_many(NULL, 4096, 0, 2, &first), MMSB_EINVAL);
+    /* The space a refused call reserved is there for the next one. */
+    TU_OK(mmsb_page_create_many(many.e, 4096, 0, 700, &first));
+    assert_int_equal(first, 301);
+    for (int k = 0; k < 700; k++) TU_OK(mmsb_page_create(one.e, 4096, 0, &id));
+    tu_root_hex(one.e, root_one);
+    tu_root_hex(many.e, root_many);
+    assert_string_equal(root_one, root_many);
+    TU_OK(mmsb_close(many.e));
+    TU_OK(mmsb_open(many.dir, &o, &many.e)); /* the replay takes the commit of 700 CREATEs */
+    tu_root_hex(many.e, root_many);
+    assert_string_equal(root_one, root_many);
+    tu_store_close(&one);
+    tu_store_close(&many);
+}
+
 static void test_page_free(void **state) {
     fixture *f = *state;
     uint64_t id, next;
@@ -697,6 +762,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_page_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_create_reused_space_is_zero, setup, teardown),
         cmocka_unit_test(test_page_limits_are_enospc),
+        cmocka_unit_test(test_page_create_many),
         cmocka_unit_test_setup_teardown(test_page_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_read_and_view, setup, teardown),

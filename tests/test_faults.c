@@ -123,6 +123,21 @@ static void test_group_flusher_failure(void **state) {
     check_failed_then_reopen(&r, MMSB_EIO, true);
 }
 
+/* Many pages in one commit whose write fails: the call reports it, and
+ * after the reopen none of the pages exists (the state root is the one of
+ * before the call); the store takes changes again. */
+static void test_create_many_write_eio(void **state) {
+    (void)state;
+    run r;
+    run_open(&r, MMSB_DURABILITY_SYNC);
+    io_faults *f = log_faults(r.s.e->log);
+    f->write_errno = EIO;
+    uint64_t first;
+    TU_ERR(mmsb_page_create_many(r.s.e, 4096, 0, 5000, &first), MMSB_EIO);
+    f->write_errno = 0;
+    check_failed_then_reopen(&r, MMSB_EIO, true); /* the root of before the call, exactly */
+}
+
 /* Writes cut short by the kernel are resubmitted until complete. */
 static void test_short_writes_complete(void **state) {
     (void)state;
@@ -226,6 +241,7 @@ int main(void) {
         cmocka_unit_test(test_sync_eio),
         cmocka_unit_test(test_group_flusher_failure),
         cmocka_unit_test(test_short_writes_complete),
+        cmocka_unit_test(test_create_many_write_eio),
         cmocka_unit_test(test_uring_stall_falls_back),
         cmocka_unit_test(test_full_filesystem),
     };

@@ -67,6 +67,7 @@ static void test_readonly_matches_writer(void **state) {
     /* Every writing call is refused and changes nothing. */
     uint64_t id;
     TU_ERR(mmsb_page_create(r, 4096, 0, &id), MMSB_EREADONLY);
+    TU_ERR(mmsb_page_create_many(r, 4096, 0, 10, &id), MMSB_EREADONLY);
     TU_ERR(mmsb_page_free(r, ids[1]), MMSB_EREADONLY);
     TU_ERR(mmsb_write(r, ids[1], 0, b, sizeof b, NULL), MMSB_EREADONLY);
     uint8_t mask = 1;

@@ -22,7 +22,7 @@ typedef struct chain_hasher {
 } chain_hasher;
 
 /* The kernels whose XXH3 hashes long inputs (the value is the same with
- * any, or with none). */
+ * any, or with none). A hasher's first call: before it, `kern` is unset. */
 void chain_use_kernels(chain_hasher *c, const struct kern_ops *k);
 void chain_begin(chain_hasher *c, h128 prev);
 /* Adds one record: its type, flags, length field and seq, then `hashed_len`

@@ -383,6 +383,14 @@ class Engine:
                                      byref(out)))
         return out.value
 
+    def page_create_many(self, size, count, flags=0):
+        """Creates `count` zero pages of `size` bytes in one commit; returns
+        their ids as a range (consecutive). All of them or none."""
+        out = c_uint64()
+        _check(_lib.mmsb_page_create_many(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
+                                          _uint(count, "count"), byref(out)))
+        return range(out.value, out.value + count)
+
     def page_free(self, page_id):
         if self._views.get(page_id):
             raise Busy(-32008, "page_free: page %d has an open view" % page_id)

@@ -131,6 +131,7 @@ _SIGNATURES = {
     "mmsb_close": (c_int, [c_void_p]),
     "mmsb_engine_info": (c_int, [c_void_p, POINTER(EngineInfo)]),
     "mmsb_page_create": (c_int, [c_void_p, c_uint64, c_uint32, u64p]),
+    "mmsb_page_create_many": (c_int, [c_void_p, c_uint64, c_uint32, c_uint64, u64p]),
     "mmsb_page_free": (c_int, [c_void_p, c_uint64]),
     "mmsb_page_info": (c_int, [c_void_p, c_uint64, POINTER(PageInfo)]),
     "mmsb_page_read": (c_int, [c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, u64p]),

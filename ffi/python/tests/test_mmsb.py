@@ -106,6 +106,17 @@ class TestPages(Base):
             self.assertEqual(again.read(p, 0, 3), b"\x01\x02\x03")
             self.assertGreater(again.info()["recovered_commits"], 0)
 
+    def test_create_many_in_one_commit(self):
+        e = self.engine()
+        commits = e.info()["commits"]
+        ids = e.page_create_many(4096, 50)
+        self.assertEqual(ids, range(1, 51))
+        self.assertEqual(e.info()["commits"], commits + 1)
+        self.assertEqual(e.read(50, 0, 4), bytes(4))
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.page_create_many(4096, 0)
+        self.assertEqual(e.info()["pages_live"], 50)
+
     def test_free_and_not_found(self):
         e = self.engine()
         p = e.page_create(100)

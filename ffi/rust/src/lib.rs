@@ -360,6 +360,14 @@ impl Engine {
         Ok(id)
     }
 
+    /// Creates `count` zero pages of `size` bytes in one commit; their ids,
+    /// consecutive. All of them or none.
+    pub fn page_create_many(&mut self, size: u64, count: u64) -> Result<std::ops::Range<u64>> {
+        let mut first = 0;
+        check(unsafe { sys::mmsb_page_create_many(self.h, size, 0, count, &mut first) })?;
+        Ok(first..first + count)
+    }
+
     pub fn page_free(&mut self, page_id: u64) -> Result<()> {
         check(unsafe { sys::mmsb_page_free(self.h, page_id) })
     }

@@ -272,6 +272,8 @@ extern "C" {
     pub fn mmsb_close(engine: *mut mmsb_engine) -> c_int;
     pub fn mmsb_engine_info(engine: *mut mmsb_engine, info: *mut mmsb_engineinfo) -> c_int;
     pub fn mmsb_page_create(engine: *mut mmsb_engine, size_bytes: u64, flags: u32, page_id_out: *mut u64) -> c_int;
+    pub fn mmsb_page_create_many(engine: *mut mmsb_engine, size_bytes: u64, flags: u32, count: u64,
+                                 first_id_out: *mut u64) -> c_int;
     pub fn mmsb_page_free(engine: *mut mmsb_engine, page_id: u64) -> c_int;
     pub fn mmsb_page_info(engine: *mut mmsb_engine, page_id: u64, info: *mut mmsb_pageinfo) -> c_int;
     pub fn mmsb_page_read(engine: *mut mmsb_engine, page_id: u64, offset: u64, buf: *mut c_void, len: u64,

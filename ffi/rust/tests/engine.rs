@@ -62,6 +62,19 @@ fn pages_writes_reads_and_reopen() {
 }
 
 #[test]
+fn create_many_makes_consecutive_pages_in_one_commit() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(&dir.store(), &options()).unwrap();
+    let commits = e.info().unwrap().commits;
+    let ids = e.page_create_many(4096, 40).unwrap();
+    assert_eq!(ids, 1..41);
+    assert_eq!(e.info().unwrap().commits, commits + 1);
+    assert_eq!(e.page_create_many(4096, 0).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(e.info().unwrap().pages_live, 40);
+}
+
+#[test]
 fn errors_map_to_kinds() {
     let dir = Dir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
