@@ -48,7 +48,7 @@ typedef struct graph {
     uint32_t visit_gen;
     uint64_t derived, edges, user_op_pages;
     uint32_t *stack, *found_f, *found_b; /* traversal scratch, cap entries */
-    uint64_t *pool;        /* reorder scratch, cap entries */
+    uint64_t *pool;        /* reorder scratch, and propagation's ready heap; cap entries */
 } graph;
 
 MUST_CHECK int graph_open(graph *g, uint64_t pages_max);

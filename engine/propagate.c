@@ -166,33 +166,39 @@ static uint32_t collect(mmsb_engine *e) {
     ASSERT(n <= g->count);
 }
 
-/* A binary min-heap of node indexes keyed by page id, in g->found_b. */
+/* A binary min-heap of the ready pages' ids, in g->pool (free during a
+ * commit: only graph edits reorder with it). The keys sit in the heap
+ * itself, so a sift compares neighbours in one array instead of reaching
+ * into a node per comparison; the node is looked up once, when popped. */
 static void heap_push(graph *g, uint32_t *size, uint32_t v) {
-    ASSERT(g->found_b != NULL && v < g->count);
+    ASSERT(g->pool != NULL && v < g->count);
     ASSERT(*size < g->count && v != 0);
-    uint32_t *h = g->found_b, i = (*size)++;
-    while (i > 0 && g->nodes[h[(i - 1) / 2]].page_id > g->nodes[v].page_id) {
+    uint64_t *h = g->pool, key = g->nodes[v].page_id;
+    uint32_t i = (*size)++;
+    while (i > 0 && h[(i - 1) / 2] > key) {
         h[i] = h[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    h[i] = v;
+    h[i] = key;
 }
 
 static uint32_t heap_pop(graph *g, uint32_t *size) {
-    ASSERT(g->found_b != NULL);
+    ASSERT(g->pool != NULL);
     ASSERT(*size >= 1 && *size <= g->count);
-    uint32_t *h = g->found_b, top = h[0], last = h[--(*size)], i = 0;
-    for (;;) {
+    uint64_t *h = g->pool, top = h[0], last = h[--(*size)];
+    uint32_t i = 0;
+    for (;;) { /* at most log2(count) steps: each one doubles i */
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        uint64_t key = g->nodes[last].page_id;
-        if (l < *size && g->nodes[h[l]].page_id < key) m = l;
-        if (r < *size && g->nodes[h[r]].page_id < (m == i ? key : g->nodes[h[m]].page_id)) m = r;
+        if (l < *size && h[l] < last) m = l;
+        if (r < *size && h[r] < (m == i ? last : h[m])) m = r;
         if (m == i) break;
         h[i] = h[m];
         i = m;
     }
     if (*size > 0) h[i] = last;
-    return top;
+    uint32_t n = graph_node(g, top);
+    ASSERT(n != 0 && g->nodes[n].page_id == top);
+    return n;
 }
 
 /* ---- computing one page ---------------------------------------------------------------------- */
@@ -210,7 +216,9 @@ static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
         const gnode *p = graph_at(&e->g, v->parents[k]);
         const page_entry *pe = entry_of(e, p->page_id);
         in->bytes[k] = page_bytes(e, pe);
-        __builtin_prefetch(in->bytes[k] + p->change_lo % pe->size_bytes);
+        /* where the parent changed: what the op reads first (no division
+         * here: it was a tenth of a DAG's commit) */
+        __builtin_prefetch(in->bytes[k] + (p->change_lo < pe->size_bytes ? p->change_lo : 0));
         in->sizes[k] = pe->size_bytes;
         in->ids[k] = p->page_id;
         in->epochs[k] = pe->epoch;
@@ -322,12 +330,13 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     ASSERT(e->cc.active && n != 0);
     gnode *v = graph_at(&e->g, n);
     h128 sig, start_sig;
-    signatures(e, n, &sig, &start_sig);
+    signatures(e, n, &sig, NULL); /* a skip needs no more: most pages of a large set skip */
     commit_ctx *c = &e->cc;
     if (e->opts.propagation != MMSB_PROPAGATE_FULL && h128_eq(sig, v->signature)) {
         c->res.skips++;
         return 0;
     }
+    signatures(e, n, &sig, &start_sig);
     gather(e, v, in);
     page_entry *pe = entry_of(e, v->page_id);
     uint64_t lo = 0, hi = pe->size_bytes;
