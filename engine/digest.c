@@ -193,11 +193,16 @@ static void dirty_add(dirty_set *d, uint64_t pos) {
     bits[pos / 64] |= 1ull << (pos % 64);
     words[pos / 4096] |= 1ull << (pos / 64 % 64);
     groups[pos / 262144] |= 1ull << (pos / 4096 % 64);
+    if (pos / 262144 >= d->group_end) d->group_end = pos / 262144 + 1;
+    ASSERT(d->group_end * sizeof(uint64_t) <= d->groups.bytes_ready);
 }
 
-/* Takes up to `max` stale positions, in ascending order, out of the set. */
-static uint64_t dirty_take(dirty_set *d, uint64_t group_count, uint64_t *out, uint64_t max) {
+/* Takes up to `max` stale positions, in ascending order, out of the set;
+ * the scan stops at the last group a position was ever added to (a store
+ * with few pages scans one word, not the whole id space). */
+static uint64_t dirty_take(dirty_set *d, uint64_t *out, uint64_t max) {
     ASSERT(out != NULL && max > 0);
+    uint64_t group_count = d->group_end;
     ASSERT(group_count * sizeof(uint64_t) <= d->groups.bytes_ready);
     uint64_t *bits = (uint64_t *)d->bits.base, *words = (uint64_t *)d->words.base;
     uint64_t *groups = (uint64_t *)d->groups.base;
@@ -318,9 +323,8 @@ void digest_root(mmsb_engine *e, h128 *root_out) {
     ASSERT(root_out != NULL && d->height >= 2);
     if (!d->root_valid) {
         raise_top(e);
-        uint64_t groups = d->dirty.groups.bytes_ready / sizeof(uint64_t);
         for (;;) {
-            uint64_t n = dirty_take(&d->dirty, groups, d->batch, DIRTY_BATCH);
+            uint64_t n = dirty_take(&d->dirty, d->batch, DIRTY_BATCH);
             if (n == 0) break;
             update_tree(e, d->batch, n);
         }
@@ -350,6 +354,7 @@ int digest_open(mmsb_engine *e) {
     if (rc == 0) rc = vmap_open(&d->dirty.groups, NULL, max_u64(8, positions / 32768), VM_PAGE_BYTES);
     /* The group level is small (1 KiB per 2^23 ids): back it whole now. */
     if (rc == 0) rc = vmap_ensure(&d->dirty.groups, d->dirty.groups.bytes_max);
+    d->dirty.group_end = 0;
     /* Nodes are faulted in on first use: only digest_root touches them, never
      * a change, and untouched (zero) nodes read as EMPTY. */
     if (rc == 0) rc = vmap_open(&d->nodes, NULL, (positions / 2) * sizeof(h128), VM_PAGE_BYTES);

@@ -67,6 +67,7 @@ typedef struct dirty_set {
     vmap bits;     /* bit per position (id - 1) */
     vmap words;    /* bit per word of `bits` */
     vmap groups;   /* bit per word of `words` */
+    uint64_t group_end; /* groups[0 .. group_end) may have bits set: what a take scans */
 } dirty_set;
 
 typedef struct digest_state {
