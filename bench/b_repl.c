@@ -388,6 +388,9 @@ static int bench_ship_written(const bench_env *env, const void *arg, bench_out *
         o.replication_servers = c.url;
         o.replication_stream = name;
         o.replication_create = (uint16_t)c.nodes;
+        /* The one wait below covers the whole written log (about 200 MB),
+         * not one commit: give it the time the slowest run needs. */
+        o.replication_timeout_ms = 120000;
         if (rc == 0) rc = mmsb_open(dir, &o, &e);
         for (uint32_t tries = 0; rc == MMSB_EREPLICA && tries < 30; tries++) { /* the cluster elects leaders */
             sleep_us(500000);

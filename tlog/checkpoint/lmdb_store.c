@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ enum {
     PATH_BYTES_MAX = 4096,
     CHECK_ATTEMPTS_MAX = 16, /* a writer that commits during every check */
 };
+/* A write transaction that put this much gives the C heap back after it. */
+#define TRIM_AFTER_BYTES (64ull << 20)
 
 struct ckpt_store {
     MDB_env *env;
@@ -36,6 +39,7 @@ struct ckpt_store {
     bool writing;
     bool read_only;
     uint64_t map_bytes;
+    uint64_t txn_put_bytes; /* values put by the open write transaction */
 };
 
 static int lmdb_err(int mrc, const char *what) {
@@ -313,6 +317,7 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
         return lmdb_err(mrc, "beginning a write");
     }
     s->writing = true;
+    s->txn_put_bytes = 0;
     ASSERT(s->txn != NULL);
     if (reset) {
         mrc = mdb_drop(s->txn, s->pages, 0);
@@ -332,6 +337,7 @@ static int put_reserved(ckpt_store *s, MDB_dbi dbi, uint64_t id, uint64_t len, c
     MDB_val val = {.mv_size = len, .mv_data = NULL};
     int mrc = mdb_put(s->txn, dbi, &key, &val, MDB_RESERVE);
     if (mrc != 0) return lmdb_err(mrc, what);
+    s->txn_put_bytes += len;
     ASSERT(val.mv_size == len && val.mv_data != NULL);
     *v_out = val.mv_data;
     return 0;
@@ -428,6 +434,17 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
     return 0;
 }
 
+/* LMDB builds a write transaction's dirty pages in malloc'd memory (two
+ * pages for every 4 KiB page value) and frees them at its end; freed, they
+ * stay in the C heap, so a checkpoint of 200,000 changed 4 KiB pages left
+ * 1 GiB resident in the process. After a large transaction the heap's free
+ * memory goes back to the system. */
+static void trim_after(ckpt_store *s) {
+    ASSERT(s != NULL && s->txn == NULL);
+    if (s->txn_put_bytes >= TRIM_AFTER_BYTES) malloc_trim(0);
+    s->txn_put_bytes = 0;
+}
+
 int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     ASSERT(s->txn != NULL && !s->read_only);
     ASSERT(s->writing);
@@ -440,6 +457,7 @@ int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     mrc = mdb_txn_commit(s->txn); /* frees the transaction, also on failure */
     s->txn = NULL;
     s->writing = false;
+    trim_after(s);
     ASSERT(s->txn == NULL);
     return mrc == 0 ? 0 : commit_err(s, mrc);
 }
@@ -450,6 +468,7 @@ void ckpt_write_abort(ckpt_store *s) {
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->writing = false;
+    trim_after(s);
 }
 
 int ckpt_grow(ckpt_store *s, uint64_t map_max) {
