@@ -377,6 +377,7 @@ static _Noreturn void churn(const char *dir, const mmsb_options *o, uint64_t see
     }
 }
 
+#if !defined(__SANITIZE_ADDRESS__) /* the sanitizer's allocator keeps no [heap] */
 /* Resident bytes of the process's C heap ([heap] in smaps). */
 static uint64_t heap_resident_bytes(void) {
     FILE *f = fopen("/proc/self/smaps", "r");
@@ -395,6 +396,7 @@ static uint64_t heap_resident_bytes(void) {
     fclose(f);
     return kib * 1024;
 }
+#endif
 
 /* LMDB builds a write transaction in malloc'd pages: a checkpoint of many
  * changed pages gives that memory back to the system when it ends, instead
