@@ -30,6 +30,7 @@ enum {
     KiB = 1024,
     MiB = 1024 * KiB,
     PAGE_TABLE_STEP_BYTES = 1 * MiB,
+    LOG_BUFFER_BYTES_DEFAULT = 16 * MiB,
 };
 #define GiB (1024ull * MiB)
 #define PAGES_MAX_LIMIT (1ull << 32)
@@ -88,7 +89,7 @@ static void options_defaults(mmsb_options *o) {
     o->durability = MMSB_DURABILITY_SYNC;
     o->io_backend = MMSB_IO_AUTO;
     o->segment_bytes = 64 * MiB;
-    o->log_buffer_bytes = 16 * MiB;
+    o->log_buffer_bytes = LOG_BUFFER_BYTES_DEFAULT;
     o->group_window_us = 1000;
     o->group_window_bytes = 1 * MiB;
     o->root_every_commits = 64;
@@ -183,6 +184,19 @@ MMSB_API int mmsb_options_init(mmsb_options *options, uint32_t struct_size,
     return 0;
 }
 
+/* The log ring's default follows a smaller segment, so that setting
+ * segment_bytes alone is enough: a ring larger than a segment is refused,
+ * and the default (16 MiB) is larger than the smallest segments. A ring
+ * size the caller chose is kept and checked as given. */
+static void options_fit_ring(mmsb_options *o) {
+    ASSERT(o != NULL);
+    if (o->log_buffer_bytes == LOG_BUFFER_BYTES_DEFAULT && o->segment_bytes < o->log_buffer_bytes &&
+        o->segment_bytes >= SEG_BYTES_MIN && o->segment_bytes % VM_PAGE_BYTES == 0) {
+        o->log_buffer_bytes = o->segment_bytes;
+    }
+    ASSERT(o->log_buffer_bytes != 0);
+}
+
 /* The options' values: each in range, and fitting each other. */
 static int options_check(mmsb_options *o) {
     ASSERT(o->abi_version == MMSB_ABI_VERSION);
@@ -219,6 +233,7 @@ static int options_check(mmsb_options *o) {
     }
     o->struct_size = sizeof *o;
     ASSERT(o->page_bytes_max <= o->arena_bytes_max && o->pages_max <= PAGES_MAX_LIMIT);
+    options_fit_ring(o);
     return options_check_log(o);
 }
 

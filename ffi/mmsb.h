@@ -178,7 +178,8 @@ typedef struct mmsb_options {
     uint32_t io_backend;       /* MMSB_IO_*; default AUTO */
     uint64_t segment_bytes;    /* log segment size; default 64 MiB
                                   (4 MiB .. 1 GiB, a multiple of 4 KiB) */
-    uint64_t log_buffer_bytes; /* in-memory log buffer; default 16 MiB
+    uint64_t log_buffer_bytes; /* in-memory log buffer; default 16 MiB, or
+                                  segment_bytes when that is smaller
                                   (1 MiB .. segment_bytes, multiple of 4 KiB) */
     uint64_t group_window_us;  /* GROUP/NONE: bytes reach the file within
                                   this time; default 1000 (1 .. 10^6) */

@@ -185,6 +185,43 @@ static void test_durability_modes(void **state) {
     tu_store_close(&s);
 }
 
+/* segment_bytes alone shrinks the log: the ring's default (16 MiB, more
+ * than a small segment) follows it, and a store of small segments rolls
+ * over and reopens; a ring the caller chose is still checked as given. */
+static void test_small_segments_by_segment_bytes_alone(void **state) {
+    (void)state;
+    mmsb_options o;
+    TU_OK(MMSB_OPTIONS_INIT(&o));
+    o.gpu = MMSB_GPU_OFF;
+    o.durability = MMSB_DURABILITY_NONE;
+    o.arena_bytes_max = 256ull << 20;
+    o.page_bytes_max = 1ull << 20;
+    o.segment_bytes = 4ull << 20;
+    tu_store s = tu_store_open(&o);
+    uint64_t page;
+    TU_OK(mmsb_page_create(s.e, 64 << 10, 0, &page));
+    uint8_t buf[64 << 10];
+    for (int i = 0; i < 200; i++) { /* 12.5 MiB of log: three roll-overs */
+        memset(buf, i + 1, sizeof buf);
+        TU_OK(mmsb_write(s.e, page, 0, buf, sizeof buf, NULL));
+    }
+    assert_true(tu_info(s.e).log_segment >= 4);
+    char before[33], after[33];
+    tu_root_hex(s.e, before);
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    tu_root_hex(s.e, after);
+    assert_string_equal(before, after);
+    tu_store_close(&s);
+    mmsb_options chosen = o;
+    chosen.log_buffer_bytes = 8ull << 20; /* chosen, not the default: refused */
+    char *dir = tu_dir_new();
+    mmsb_engine *e = NULL;
+    TU_ERR(mmsb_open(dir, &chosen, &e), MMSB_EINVAL);
+    assert_non_null(strstr(mmsb_last_error(), "log_buffer_bytes"));
+    tu_dir_remove(dir);
+}
+
 static void test_log_options_rejected(void **state) {
     (void)state;
     char *dir = tu_dir_new();
@@ -365,6 +402,7 @@ int main(void) {
         cmocka_unit_test(test_reopen_without_changes_adds_nothing),
         cmocka_unit_test(test_durability_modes),
         cmocka_unit_test(test_log_options_rejected),
+        cmocka_unit_test(test_small_segments_by_segment_bytes_alone),
         cmocka_unit_test(test_large_change_spans_segments),
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),
