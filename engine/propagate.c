@@ -217,7 +217,7 @@ static void gather(const mmsb_engine *e, const gnode *v, inputs *in) {
         const page_entry *pe = entry_of(e, p->page_id);
         in->bytes[k] = page_bytes(e, pe);
         /* where the parent changed: what the op reads first (no division
-         * here: it was a tenth of a DAG's commit) */
+         * here: one per parent sat at the DAG profile's hottest spot) */
         __builtin_prefetch(in->bytes[k] + (p->change_lo < pe->size_bytes ? p->change_lo : 0));
         in->sizes[k] = pe->size_bytes;
         in->ids[k] = p->page_id;

@@ -478,6 +478,40 @@ static void test_page_create_many(void **state) {
     tu_store_close(&many);
 }
 
+/* One commit of 100,000 CREATE records (5.6 MiB) spans a segment boundary: it
+ * replays whole from genesis, and from a checkpoint after retention has
+ * removed the segments it started in. */
+static void test_page_create_many_straddles_segments(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.pages_max = 1 << 18;
+    tu_store s = tu_store_open(&o);
+    uint64_t first;
+    TU_OK(mmsb_page_create_many(s.e, 64, 0, 100000, &first));
+    assert_true(tu_info(s.e).log_segment >= 2);
+    TU_OK(mmsb_write(s.e, first + 99999, 0, "z", 1, NULL));
+    char before[33], after[33];
+    tu_root_hex(s.e, before);
+    TU_OK(mmsb_close(s.e)); /* checkpoints; retention removes the segments before it */
+    char seg1[4200];
+    snprintf(seg1, sizeof seg1, "%s/log-0000000001.seg", s.dir);
+    struct stat st;
+    assert_int_not_equal(stat(seg1, &st), 0);
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    tu_root_hex(s.e, after);
+    assert_string_equal(before, after);
+    assert_int_equal(tu_info(s.e).pages_live, 100000);
+    TU_OK(mmsb_page_create_many(s.e, 64, 0, 100000, &first)); /* again, after the checkpoint */
+    assert_int_equal(first, 100001);
+    tu_root_hex(s.e, before);
+    TU_OK(mmsb_close(s.e));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    tu_root_hex(s.e, after);
+    assert_string_equal(before, after);
+    tu_store_close(&s);
+}
+
 static void test_page_free(void **state) {
     fixture *f = *state;
     uint64_t id, next;
@@ -763,6 +797,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_page_create_reused_space_is_zero, setup, teardown),
         cmocka_unit_test(test_page_limits_are_enospc),
         cmocka_unit_test(test_page_create_many),
+        cmocka_unit_test(test_page_create_many_straddles_segments),
         cmocka_unit_test_setup_teardown(test_page_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_read_and_view, setup, teardown),
