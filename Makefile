@@ -305,8 +305,10 @@ install: all
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libmmsb.so.$(ABI_MAJOR)
 	ln -sf libmmsb.so.$(ABI_MAJOR) $(DESTDIR)$(PREFIX)/lib/libmmsb.so
 	install -m 0755 $(MMSB_BIN) $(DESTDIR)$(PREFIX)/bin/mmsb
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' ffi/mmsb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mmsb.pc
+	for pc in mmsb mmsb-static; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	      -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' ffi/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \
+	done
 
 # Idempotent: checks each package and installs only what is missing.
 deps:

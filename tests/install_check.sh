@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs into a staging directory and builds the README quick start against
 # the installed header and libraries through pkg-config: once against the
-# shared library (soname, symbol visibility) and once against the static one.
+# shared library (soname, symbol visibility) and once against the static one
+# (the mmsb-static module), which must run without LD_LIBRARY_PATH.
 set -eu
 build=${1:-build}
 stage=$(mktemp -d "${TMPDIR:-/tmp}/mmsb-install-XXXXXX")
@@ -11,13 +12,16 @@ lib="$stage/usr/local/lib"
 export PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
 src="$build/tests/quickstart.c"
 cc -std=c17 -Wall -Werror -o "$stage/qs-shared" "$src" $(pkg-config --cflags --libs mmsb)
-static_libs=$(pkg-config --static --libs mmsb | sed "s|-lmmsb|$lib/libmmsb.a|")
-cc -std=c17 -Wall -Werror -o "$stage/qs-static" "$src" $(pkg-config --cflags mmsb) $static_libs
+# The README's static recipe, as written: no libmmsb.so needed at run time.
+cc -std=c17 -Wall -Werror -o "$stage/qs-static" "$src" $(pkg-config --cflags --libs mmsb-static)
+if readelf -d "$stage/qs-static" | grep -q 'NEEDED.*libmmsb'; then
+  echo "install: the mmsb-static recipe linked libmmsb.so"; exit 1
+fi
 readelf -d "$lib/libmmsb.so.1" | grep -q 'SONAME.*libmmsb.so.1'
 exported=$(nm -D --defined-only "$lib/libmmsb.so.1" | awk '{print $3}' | grep -vc '^mmsb_' || true)
 [ "$exported" = 0 ] || { echo "install: libmmsb.so exports symbols beyond mmsb_*"; exit 1; }
 cd "$stage"
 LD_LIBRARY_PATH="$lib" ./qs-shared >/dev/null
-./qs-static >/dev/null
+env -u LD_LIBRARY_PATH ./qs-static >/dev/null
 "$stage/usr/local/bin/mmsb" version
 echo "install: header, shared and static libraries, pkg-config and tool work"

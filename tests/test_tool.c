@@ -71,7 +71,24 @@ static const char *json_value(const char *p, int depth) {
     return p > start ? p : NULL;
 }
 
+/* Whether text is UTF-8 as RFC 3629 has it, decoded code point by code point. */
+static bool utf8_valid(const unsigned char *t) {
+    while (*t != 0) {
+        uint32_t lead = *t++, extra = lead < 0x80 ? 0 : lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
+        if (lead >= 0x80 && lead < 0xc0) return false;
+        uint32_t cp = extra == 0 ? lead : lead & (0x3fu >> extra);
+        for (uint32_t i = 0; i < extra; i++, t++) {
+            if ((*t & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (*t & 0x3fu);
+        }
+        static const uint32_t least[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < least[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
+    return true;
+}
+
 static void assert_json(const char *text) {
+    if (!utf8_valid((const unsigned char *)text)) fail_msg("not UTF-8:\n%.3000s", text);
     const char *end = json_value(text, 0);
     if (end == NULL || *json_ws(end) != '\0') fail_msg("not one valid JSON value:\n%.3000s", text);
 }
@@ -293,7 +310,8 @@ static void test_usage_errors(void **state) {
     (void)state;
     world w;
     char *dir = make_store(&w, 3, -1, NULL);
-    const char *cmds[] = {"verify", "replay", "dump", "stats", "history", "page", "diff", "checkpoint"};
+    const char *cmds[] = {"verify", "replay", "dump", "stats", "pages", "history", "page", "diff", "checkpoint",
+                          "salvage", "demo"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         tu_run r = TOOL(0, cmds[i], "--help");
         assert_non_null(strstr(r.out, "usage: mmsb"));
@@ -323,6 +341,322 @@ static void test_usage_errors(void **state) {
     r = TOOL(0, "--help");
     assert_non_null(strstr(r.out, "verify DIR"));
     tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+/* Every option a command's --help names is in the top-level list too. */
+static void test_help_lists_every_option(void **state) {
+    (void)state;
+    const char *cmds[] = {"demo", "verify", "replay", "dump", "stats", "pages", "history", "page", "diff",
+                          "checkpoint", "salvage", "ship", "follow", "promote"};
+    tu_run top = TOOL(0, "--help");
+    tu_run help = TOOL(0, "help");
+    assert_string_equal(top.out, help.out);
+    tu_run_free(&help);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tu_run r = TOOL(0, cmds[i], "--help");
+        tu_run h = TOOL(0, "help", cmds[i]);
+        assert_string_equal(r.out, h.out);
+        tu_run_free(&h);
+        char synopsis[256];
+        snprintf(synopsis, sizeof synopsis, "  %s ", cmds[i]);
+        assert_non_null(strstr(top.out, synopsis));
+        for (const char *p = r.out; (p = strstr(p, "--")) != NULL; p += 2) { /* each "--name" in the help */
+            size_t n = 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-");
+            if (n <= 3) continue;
+            char opt[64];
+            snprintf(opt, sizeof opt, "%.*s", (int)n, p);
+            if (strstr(top.out, opt) == NULL) fail_msg("mmsb --help lacks %s of %s", opt, cmds[i]);
+        }
+        tu_run_free(&r);
+    }
+    tu_run_free(&top);
+    tu_run r = TOOL(2, "help", "nonsense");
+    assert_non_null(strstr(r.err, "unknown command"));
+    tu_run_free(&r);
+}
+
+static size_t count_lines(const char *text) {
+    size_t lines = 0;
+    for (const char *p = text; *p != '\0'; p++) lines += *p == '\n';
+    return lines;
+}
+
+/* GNU forms: --opt=value, abbreviations, options after operands, "--". */
+static void test_option_forms(void **state) {
+    (void)state;
+    world w;
+    char *dir = make_store(&w, 4, -1, NULL);
+    tu_run r = TOOL(0, "dump", dir, "--from=5", "--to=9");
+    assert_int_equal(count_lines(r.out), 5);
+    tu_run_free(&r);
+    r = TOOL(0, "dump", "--fr", "5", "--to=9", dir); /* a unique prefix; the operand last */
+    assert_int_equal(count_lines(r.out), 5);
+    tu_run_free(&r);
+    r = TOOL(0, "dump", "--from=5", "--to=9", "--", dir);
+    assert_int_equal(count_lines(r.out), 5);
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, "--to");
+    assert_non_null(strstr(r.err, "needs a value"));
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, "--to=x");
+    assert_non_null(strstr(r.err, "not a decimal number"));
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, "--json=1");
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, "-q");
+    assert_non_null(strstr(r.err, "unknown option: -q"));
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, dir);
+    assert_non_null(strstr(r.err, "unexpected argument"));
+    tu_run_free(&r);
+    r = TOOL(0, "dump", dir, "-h");
+    assert_non_null(strstr(r.out, "usage: mmsb dump"));
+    tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+/* Open failures name the problem as a user of the tool sees it. */
+static void test_open_errors_in_user_terms(void **state) {
+    (void)state;
+    char *empty = tu_dir_new();
+    tu_run r = TOOL(2, "checkpoint", empty);
+    assert_non_null(strstr(r.err, "no MMSB store here"));
+    assert_null(strstr(r.err, "MMSB_OPEN"));
+    assert_null(strstr(r.err, "mmsb_open"));
+    tu_run_free(&r);
+    char missing[4200], file[4200];
+    snprintf(missing, sizeof missing, "%s/missing", empty);
+    r = TOOL(2, "checkpoint", missing);
+    assert_non_null(strstr(r.err, "No such file or directory"));
+    assert_null(strstr(r.err, "MMSB_OPEN"));
+    tu_run_free(&r);
+    snprintf(file, sizeof file, "%s/file", empty);
+    tu_file_write(file, 0, "x", 1);
+    const char *readers[][4] = {{"pages", file}, {"stats", file}, {"replay", file}, {"page", file, "--page", "1"}};
+    for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
+        const char *args[] = {readers[i][0], readers[i][1], readers[i][2], readers[i][3], NULL};
+        r = tu_tool_run(args);
+        assert_int_equal(r.status, 2);
+        if (strstr(r.err, "not a directory") == NULL && strstr(r.err, "Not a directory") == NULL) {
+            fail_msg("mmsb %s FILE: %s", readers[i][0], r.err);
+        }
+        assert_null(strstr(r.err, "mmsb_open"));
+        tu_run_free(&r);
+    }
+    r = TOOL(2, "pages", empty);
+    assert_non_null(strstr(r.err, "no MMSB store here"));
+    tu_run_free(&r);
+    tu_dir_remove(empty);
+}
+
+/* A store in a directory whose name is not UTF-8 and holds a control
+ * character: every JSON document stays valid. */
+static void test_json_for_any_path(void **state) {
+    (void)state;
+    char *parent = tu_dir_new();
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/store-\xff\xfe-\x01-\xc3\xa9-\xed\xa0\x80", parent);
+    mmsb_options o;
+    options_for(&o, true);
+    o.flags |= MMSB_OPEN_CREATE;
+    mmsb_engine *e = tu_open(dir, &o);
+    uint64_t id = new_page(e, 64);
+    TU_OK(mmsb_write(e, id, 0, "x", 1, NULL));
+    TU_OK(mmsb_close(e));
+    const char *cmds[] = {"verify", "replay", "stats", "dump", "pages", "checkpoint"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tu_run r = TOOL(0, cmds[i], dir, "--json");
+        assert_json(r.out);
+        if (strcmp(cmds[i], "dump") != 0) {
+            assert_non_null(strstr(r.out, "store-\\ufffd\\ufffd-\\u0001-\xc3\xa9-\\ufffd\\ufffd\\ufffd"));
+        }
+        tu_run_free(&r);
+    }
+    tu_dir_remove(parent);
+}
+
+/* dump --jsonl: one document per record; --bytes: what a change wrote. */
+static void test_dump_jsonl_and_bytes(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    mmsb_options o;
+    options_for(&o, true);
+    mmsb_engine *e = tu_open(dir, &o);
+    uint64_t id = new_page(e, 256);
+    TU_OK(mmsb_write(e, id, 10, "hello", 5, NULL));
+    uint8_t sparse[64] = {0};
+    sparse[0] = 0xab;
+    sparse[63] = 0xcd; /* two bytes apart: a sparse change */
+    TU_OK(mmsb_write(e, id, 100, sparse, sizeof sparse, NULL));
+    TU_OK(mmsb_close(e));
+    tu_run all = TOOL(0, "dump", dir, "--json");
+    uint64_t records = json_u64(all.out, NULL, "shown");
+    tu_run_free(&all);
+    tu_run r = TOOL(0, "dump", dir, "--jsonl", "--bytes");
+    assert_int_equal(count_lines(r.out), records);
+    for (char *line = r.out, *next; *line != '\0'; line = next + 1) {
+        next = strchr(line, '\n');
+        assert_non_null(next);
+        *next = '\0';
+        assert_json(line);
+    }
+    tu_run_free(&r);
+    r = TOOL(0, "dump", dir, "--type", "delta", "--bytes", "--jsonl");
+    assert_int_equal(count_lines(r.out), 2);
+    char v[256];
+    assert_int_equal(json_u64(r.out, NULL, "page_offset"), 10);
+    assert_string_equal(json_get(r.out, NULL, "bytes", v, sizeof v), "68656c6c6f");
+    const char *second = strchr(r.out, '\n') + 1;
+    assert_string_equal(json_get(second, NULL, "form", v, sizeof v), "sparse");
+    assert_string_equal(json_get(second, NULL, "bytes", v, sizeof v), "abcd");
+    tu_run_free(&r);
+    r = TOOL(0, "dump", dir, "--type", "delta", "--bytes");
+    assert_non_null(strstr(r.out, "bytes=68656c6c6f"));
+    tu_run_free(&r);
+    r = TOOL(2, "dump", dir, "--json", "--jsonl");
+    tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+/* `mmsb pages` against what the library says of each page. */
+static void test_pages_command(void **state) {
+    (void)state;
+    world w;
+    char *dir = make_store(&w, 13, -1, NULL);
+    mmsb_options o;
+    options_for(&o, true);
+    o.flags = MMSB_OPEN_READONLY;
+    mmsb_engine *ro;
+    TU_OK(mmsb_open(dir, &o, &ro));
+    tu_run r = TOOL(0, "pages", dir, "--json");
+    assert_json(r.out);
+    assert_int_equal(json_u64(r.out, NULL, "listed"), 8);
+    char key[64], v[128], hex[33];
+    for (int i = 0; i < 4; i++) { /* the base pages come first, in id order */
+        mmsb_pageinfo pi = {.struct_size = sizeof pi};
+        TU_OK(mmsb_page_info(ro, w.base[i], &pi));
+        snprintf(key, sizeof key, "{\"id\":%llu,", (unsigned long long)w.base[i]);
+        const char *at = strstr(r.out, key);
+        assert_non_null(at);
+        assert_int_equal(json_u64(at, NULL, "epoch"), pi.epoch);
+        mmsb_digest d;
+        TU_OK(mmsb_page_digest(ro, w.base[i], &d));
+        mmsb_digest_hex(&d, hex, sizeof hex);
+        assert_string_equal(json_get(at, NULL, "digest", v, sizeof v), hex);
+    }
+    snprintf(key, sizeof key, "{\"id\":%llu,", (unsigned long long)w.xr);
+    char parents[64];
+    snprintf(parents, sizeof parents, "\"parents\":[%llu,%llu]", (unsigned long long)w.base[1],
+             (unsigned long long)w.base[2]);
+    assert_non_null(strstr(strstr(r.out, key), parents));
+    tu_run_free(&r);
+    TU_OK(mmsb_close(ro));
+    r = TOOL(0, "pages", dir, "--jsonl");
+    assert_int_equal(count_lines(r.out), 8);
+    tu_run_free(&r);
+    char from[24], to[24];
+    snprintf(from, sizeof from, "%llu", (unsigned long long)w.base[1]);
+    snprintf(to, sizeof to, "%llu", (unsigned long long)w.base[2]);
+    r = TOOL(0, "pages", dir, "--from", from, "--to", to);
+    assert_int_equal(count_lines(r.out), 1 + 2); /* the heading and two pages */
+    tu_run_free(&r);
+    r = TOOL(0, "pages", dir);
+    assert_non_null(strstr(r.out, " from "));
+    tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+static void assert_same_files(const char *a, const char *b) {
+    uint64_t size = tu_file_size(a);
+    assert_int_equal(tu_file_size(b), size);
+    uint8_t *x = malloc(size), *y = malloc(size);
+    tu_file_read(a, 0, x, size);
+    tu_file_read(b, 0, y, size);
+    assert_memory_equal(x, y, size);
+    free(x);
+    free(y);
+}
+
+/* salvage: a damaged store copied and cut; the original unchanged; clean,
+ * pruned and busy stores; a COPY that exists. */
+static void test_salvage_command(void **state) {
+    (void)state;
+    world w;
+    char root[33], v[128], copy[4200], seg[4200], seg_copy[4300], kept[4300];
+    char *dir = make_store(&w, 17, -1, root);
+    snprintf(copy, sizeof copy, "%s-clean-copy", dir);
+    tu_run r = TOOL(0, "salvage", dir, copy, "--json");
+    assert_json(r.out);
+    assert_string_equal(json_get(r.out, NULL, "root", v, sizeof v), root);
+    assert_string_equal(json_get(r.out, NULL, "lost", v, sizeof v), "false");
+    tu_run_free(&r);
+    r = TOOL(2, "salvage", dir, copy); /* never over an existing directory */
+    assert_non_null(strstr(r.err, "never overwrites"));
+    tu_run_free(&r);
+    tu_dir_remove(strdup(copy));
+
+    tu_checkpoint_remove(dir);
+    mmsb_log_record d = find_record(dir, MMSB_REC_DELTA, 100);
+    tu_segment_path(dir, d.segment, seg, sizeof seg);
+    tu_file_flip_bit(seg, d.offset + 32 + 40, 3);
+    snprintf(kept, sizeof kept, "%s.before", seg);
+    tu_file_copy(seg, kept);
+    snprintf(copy, sizeof copy, "%s-copy", dir);
+    r = TOOL(1, "salvage", dir, copy, "--json");
+    assert_json(r.out);
+    assert_string_equal(json_get(r.out, NULL, "lost", v, sizeof v), "true");
+    assert_string_equal(json_get(r.out, NULL, "salvaged", v, sizeof v), "true");
+    uint64_t good = json_u64(r.out, NULL, "last_good_commit_seq");
+    assert_true(good < d.seq && good > 0);
+    assert_true(json_u64(r.out, NULL, "dropped_bytes") > 0);
+    tu_run_free(&r);
+    assert_same_files(seg, kept); /* the original is only read */
+    r = TOOL(1, "verify", dir);
+    tu_run_free(&r);
+    r = TOOL(0, "verify", copy, "--json"); /* the copy is a sound store ... */
+    assert_string_equal(json_get(r.out, NULL, "clean", v, sizeof v), "true");
+    tu_run_free(&r);
+    mmsb_options o;
+    options_for(&o, true);
+    mmsb_engine *e = tu_open(copy, &o); /* ... that a writer opens and extends */
+    TU_OK(mmsb_op_register(e, MMSB_OP_USER_FIRST, 1, user_double, NULL));
+    TU_OK(mmsb_write(e, w.base[0], 0, "after", 5, NULL));
+    TU_OK(mmsb_close(e));
+    r = TOOL(0, "verify", copy);
+    tu_run_free(&r);
+    snprintf(seg_copy, sizeof seg_copy, "%s/log-0000000001.seg", copy);
+    assert_true(tu_file_size(seg_copy) > 0);
+    tu_dir_remove(strdup(copy));
+
+    r = TOOL(2, "salvage", dir, "--json"); /* COPY is needed */
+    tu_run_free(&r);
+    tu_dir_remove(dir);
+}
+
+/* A pruned store (its first segments removed after a checkpoint) salvages
+ * whole; a store with a live writer is refused. */
+static void test_salvage_pruned_and_busy(void **state) {
+    (void)state;
+    world w;
+    char root[33], v[128], copy[4200];
+    char *dir = make_store(&w, 19, -1, root);
+    tu_run r = TOOL(0, "checkpoint", dir); /* removes the log before it */
+    tu_run_free(&r);
+    snprintf(copy, sizeof copy, "%s-copy", dir);
+    r = TOOL(0, "salvage", dir, copy, "--json");
+    assert_string_equal(json_get(r.out, NULL, "root", v, sizeof v), root);
+    tu_run_free(&r);
+    r = TOOL(0, "verify", copy);
+    tu_run_free(&r);
+    tu_dir_remove(strdup(copy));
+    mmsb_options o;
+    options_for(&o, true);
+    mmsb_engine *e = tu_open(dir, &o);
+    r = TOOL(2, "salvage", dir, copy);
+    assert_non_null(strstr(r.err, "in use"));
+    tu_run_free(&r);
+    TU_OK(mmsb_close(e));
     tu_dir_remove(dir);
 }
 
@@ -618,6 +952,14 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_store),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_help_lists_every_option),
+        cmocka_unit_test(test_option_forms),
+        cmocka_unit_test(test_open_errors_in_user_terms),
+        cmocka_unit_test(test_json_for_any_path),
+        cmocka_unit_test(test_dump_jsonl_and_bytes),
+        cmocka_unit_test(test_pages_command),
+        cmocka_unit_test(test_salvage_command),
+        cmocka_unit_test(test_salvage_pruned_and_busy),
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_corrupt_middle),
         cmocka_unit_test(test_recomputed_crc_caught_by_chain),

@@ -32,7 +32,7 @@ static void problem(problems *p, const char *fmt, ...) {
 /* A library failure: corruption is a finding, anything else is I/O. */
 static void problem_rc(problems *p, int rc, const char *what) {
     if (rc != MMSB_ECORRUPT && rc != MMSB_EVERSION) p->io = true;
-    problem(p, "%s: %s: %s", what, mmsb_strerror(rc), mmsb_last_error());
+    problem(p, "%s: %s: %s", what, mmsb_strerror(rc), cli_error_detail());
 }
 
 static int problems_exit(const problems *p) {
@@ -93,7 +93,7 @@ static void log_json(json_out *j, const log_files *lf, const log_summary *s) {
 
 /* ---- verify ----------------------------------------------------------------------------- */
 
-static const char VERIFY_USAGE[] =
+const char usage_verify[] =
     "usage: mmsb verify DIR [--json]\n"
     "\n"
     "Checks a store without changing it: every record's CRC, the hash chain,\n"
@@ -278,7 +278,7 @@ static void verify_json(const char *dir, const verify_run *v, uint64_t ns) {
 
 int cmd_verify(int argc, char **argv) {
     cli_args a;
-    int rc = cli_parse("verify", VERIFY_USAGE, argc, argv, NULL, 0, 1, &a);
+    int rc = cli_parse("verify", usage_verify, argc, argv, NULL, 0, 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     const char *dir = a.pos[0];
     uint64_t t0 = cli_now_ns();
@@ -314,7 +314,7 @@ int cmd_verify(int argc, char **argv) {
 
 /* ---- replay -------------------------------------------------------------------------------- */
 
-static const char REPLAY_USAGE[] =
+const char usage_replay[] =
     "usage: mmsb replay DIR [--to SEQ] [--from genesis|checkpoint] [--verify] [--json]\n"
     "\n"
     "Rebuilds the state from the log, without changing the store, and prints\n"
@@ -449,7 +449,7 @@ int cmd_replay(int argc, char **argv) {
         {"--verify", OPT_FLAG, &ra.verify, NULL},
     };
     cli_args a;
-    int rc = cli_parse("replay", REPLAY_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("replay", usage_replay, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     const char *dir = a.pos[0];
     log_files lf;
@@ -471,7 +471,7 @@ int cmd_replay(int argc, char **argv) {
     uint64_t ns = cli_now_ns() - t0;
     progress_end(&prog);
     char detail[320];
-    snprintf(detail, sizeof detail, "%s", mmsb_last_error());
+    snprintf(detail, sizeof detail, "%s", cli_error_detail());
     int status = rc == 0 ? EXIT_CLEAN : rc == MMSB_ECORRUPT ? EXIT_PROBLEM : EXIT_USAGE;
     if (status == EXIT_USAGE) {
         fprintf(stderr, "mmsb replay: %s: %s: %s\n", dir, mmsb_strerror(rc), detail);
@@ -488,8 +488,8 @@ int cmd_replay(int argc, char **argv) {
 
 /* ---- checkpoint ------------------------------------------------------------------------------ */
 
-static const char CHECKPOINT_USAGE[] =
-    "usage: mmsb checkpoint DIR [--json]\n"
+const char usage_checkpoint[] =
+    "usage: mmsb checkpoint DIR [--keep-log] [--json]\n"
     "\n"
     "Opens a closed store (replaying its log), writes a checkpoint of its\n"
     "state, and closes it; the log segments before it are removed unless\n"
@@ -502,7 +502,7 @@ int cmd_checkpoint(int argc, char **argv) {
     bool keep = false;
     const cli_opt opts[] = {{"--keep-log", OPT_FLAG, &keep, NULL}};
     cli_args a;
-    int rc = cli_parse("checkpoint", CHECKPOINT_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("checkpoint", usage_checkpoint, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     mmsb_options o;
     MMSB_OPTIONS_INIT(&o);
@@ -511,18 +511,22 @@ int cmd_checkpoint(int argc, char **argv) {
     mmsb_engine *e = NULL;
     uint64_t t0 = cli_now_ns();
     rc = mmsb_open(a.pos[0], &o, &e);
-    if (rc == 0) rc = mmsb_checkpoint(e);
+    if (rc != 0) {
+        cli_report_open("checkpoint", a.pos[0], rc);
+        return rc == MMSB_ECORRUPT ? EXIT_PROBLEM : EXIT_USAGE;
+    }
+    rc = mmsb_checkpoint(e);
     mmsb_engineinfo info = {.struct_size = sizeof info};
     if (rc == 0) rc = mmsb_engine_info(e, &info);
     if (rc != 0) {
-        fprintf(stderr, "mmsb checkpoint: %s: %s: %s\n", a.pos[0], mmsb_strerror(rc), mmsb_last_error());
+        fprintf(stderr, "mmsb checkpoint: %s: %s: %s\n", a.pos[0], mmsb_strerror(rc), cli_error_detail());
         mmsb_close(e);
         return rc == MMSB_ECORRUPT ? EXIT_PROBLEM : EXIT_USAGE;
     }
     rc = mmsb_close(e);
     uint64_t ns = cli_now_ns() - t0;
     if (rc != 0) {
-        fprintf(stderr, "mmsb checkpoint: %s: close: %s: %s\n", a.pos[0], mmsb_strerror(rc), mmsb_last_error());
+        fprintf(stderr, "mmsb checkpoint: %s: close: %s: %s\n", a.pos[0], mmsb_strerror(rc), cli_error_detail());
         return EXIT_USAGE;
     }
     if (a.json) {

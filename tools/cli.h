@@ -35,6 +35,11 @@ int demo_dag(mmsb_engine *e, uint64_t *rng, uint64_t txns, dag_stats *st);
 
 /* Prints "mmsb: <what>: <code text>: <detail>" to stderr. */
 void cli_report(const char *what, int rc);
+/* Why dir could not be opened, in the tool's terms (no such directory, no
+ * store there, in use) rather than the library's (open flags). */
+void cli_report_open(const char *cmd, const char *dir, int rc);
+/* The library's detail message without the C function name it starts with. */
+const char *cli_error_detail(void);
 /* Parses a decimal unsigned integer; 0 on success. */
 int cli_parse_u64(const char *text, uint64_t *out);
 /* splitmix64: the demo's only source of choices, so a seed fixes a run. */
@@ -52,6 +57,14 @@ int cmd_dump(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 int cmd_page(int argc, char **argv);
+int cmd_pages(int argc, char **argv);
+int cmd_salvage(int argc, char **argv);
+
+/* Each command's --help text; its first lines are the synopsis that
+ * `mmsb --help` lists. */
+extern const char usage_demo[], usage_verify[], usage_replay[], usage_dump[], usage_stats[], usage_pages[],
+    usage_history[], usage_page[], usage_diff[], usage_checkpoint[], usage_salvage[], usage_ship[],
+    usage_follow[], usage_promote[];
 
 /* ---- arguments (out.c) ------------------------------------------------------------ */
 
@@ -64,7 +77,7 @@ typedef struct cli_opt {
     bool *seen;          /* or NULL */
 } cli_opt;
 
-enum { CLI_POSITIONAL_MAX = 2, CLI_HELP = -1 };
+enum { CLI_POSITIONAL_MAX = 2, CLI_OPTS_MAX = 16, CLI_HELP = -1 };
 
 typedef struct cli_args {
     const char *pos[CLI_POSITIONAL_MAX];
@@ -72,7 +85,9 @@ typedef struct cli_args {
     bool json;
 } cli_args;
 
-/* Parses argv against opts (--json and --help are always known). Returns
+/* Parses argv (argv[0]: the command's name) against opts with getopt_long:
+ * "--to 9", "--to=9", unique abbreviations, and "--" before operands that
+ * start with '-'; --json and --help (-h) are always known. Returns
  * 0, CLI_HELP after printing the usage to stdout, or EXIT_USAGE after
  * printing what is wrong and the usage to stderr. */
 int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts,
@@ -129,6 +144,8 @@ int log_files_list(const char *cmd, const char *dir, log_files *out);
 /* Bytes read so far when at (segment, offset): for the progress bar. */
 uint64_t log_files_done(const log_files *lf, uint64_t segment, uint64_t offset);
 
+/* Writes len bytes as lowercase hex digits to f. */
+void cli_hex_write(FILE *f, const uint8_t *bytes, uint64_t len);
 /* Prints a digest as 32 hex digits into out. */
 void cli_hex128(const uint8_t bytes[16], char out[33]);
 

@@ -186,7 +186,7 @@ static int reopen_and_check(const char *dir, const mmsb_options *o, demo_stats *
     int rc = mmsb_open(dir, o, &e);
     st->recover_ns = cli_now_ns() - t0;
     if (rc != 0) {
-        cli_report(dir, rc);
+        cli_report_open("demo", dir, rc);
         return rc;
     }
     mmsb_engineinfo info = {.struct_size = sizeof info};
@@ -246,7 +246,7 @@ static int run_once(const demo_run *run, demo_stats *out) {
     if (rc == 0 && run->reader_ready != NULL && unlink(run->reader_ready) != 0 && errno != ENOENT) rc = MMSB_EIO;
     if (rc == 0) rc = mmsb_open(dir, &o, &d.e);
     if (rc != 0) {
-        cli_report(dir, rc);
+        cli_report_open("demo", dir, rc);
     } else if (run->reader_ready != NULL && (rc = wait_for_reader(run->reader_ready, run->reader_wait_s)) != 0) {
         mmsb_close(d.e); /* wait_for_reader said why */
     } else {
@@ -308,54 +308,40 @@ static void print_stats(const char *name, const demo_stats *s) {
            strcmp(s->root, s->recovered_root) == 0 ? "equal" : "DIFFERENT");
 }
 
-static void demo_usage(FILE *out) {
-    fprintf(out, "usage: mmsb demo DIR [--seed N] [--ops N] [--txns N] [--wait-reader FILE]\n"
-                 "Runs a seeded workload twice (DIR/run-1, DIR/run-2) and compares the state roots.\n"
-                 "Run 2 recomputes every derived page at every commit (the reference mode).\n"
-                 "  --seed N             workload seed (default 1)\n"
-                 "  --ops N              page changes per run (default 5000)\n"
-                 "  --txns N             transactions against the DAG per run (default 2000)\n"
-                 "  --wait-reader FILE   once run 1's engine is open, wait until FILE exists,\n"
-                 "                       created by a reader that attached to it; fail if none does\n"
-                 "  --reader-timeout S   how long to wait for it (default 60 s)\n");
-}
+const char usage_demo[] =
+    "usage: mmsb demo DIR [--seed N] [--ops N] [--txns N] [--wait-reader FILE] [--reader-timeout S]\n"
+    "\n"
+    "Runs a seeded workload twice (DIR/run-1, DIR/run-2) and compares the state roots.\n"
+    "Run 2 recomputes every derived page at every commit (the reference mode).\n"
+    "  --seed N             workload seed (default 1)\n"
+    "  --ops N              page changes per run (default 5000)\n"
+    "  --txns N             transactions against the DAG per run (default 2000)\n"
+    "  --wait-reader FILE   once run 1's engine is open, wait until FILE exists,\n"
+    "                       created by a reader that attached to it; fail if none does\n"
+    "  --reader-timeout S   how long to wait for it (default 60 s, at most 3600)\n"
+    "Exit status: 0 both runs agree, 1 they differ, 2 usage or I/O error.\n";
 
 int cmd_demo(int argc, char **argv) {
-    const char *dir = NULL, *reader_ready = NULL;
+    const char *reader_ready = NULL;
     uint64_t seed = 1, ops = 5000, txns = 2000, reader_wait_s = READER_WAIT_S_DEFAULT;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            demo_usage(stdout);
-            return EXIT_CLEAN;
-        }
-        if (strcmp(argv[i], "--wait-reader") == 0) {
-            if (i + 1 == argc) {
-                fprintf(stderr, "mmsb demo: --wait-reader needs a file name\n");
-                return EXIT_USAGE;
-            }
-            reader_ready = argv[++i];
-            continue;
-        }
-        uint64_t *target = strcmp(argv[i], "--seed") == 0 ? &seed
-                           : strcmp(argv[i], "--ops") == 0 ? &ops
-                           : strcmp(argv[i], "--txns") == 0 ? &txns
-                           : strcmp(argv[i], "--reader-timeout") == 0 ? &reader_wait_s
-                                                           : NULL;
-        if (target != NULL) {
-            if (i + 1 == argc || cli_parse_u64(argv[i + 1], target) != 0) {
-                fprintf(stderr, "mmsb demo: %s needs a number\n", argv[i]);
-                return EXIT_USAGE;
-            }
-            i++;
-        } else if (dir == NULL && argv[i][0] != '-') {
-            dir = argv[i];
-        } else {
-            demo_usage(stderr);
-            return EXIT_USAGE;
-        }
+    const cli_opt opts[] = {
+        {"--seed", OPT_U64, &seed, NULL},
+        {"--ops", OPT_U64, &ops, NULL},
+        {"--txns", OPT_U64, &txns, NULL},
+        {"--wait-reader", OPT_TEXT, &reader_ready, NULL},
+        {"--reader-timeout", OPT_U64, &reader_wait_s, NULL},
+    };
+    cli_args a;
+    int rc = cli_parse("demo", usage_demo, argc, argv, opts, (uint32_t)(sizeof opts / sizeof opts[0]), 1, &a);
+    if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
+    if (a.json) {
+        fprintf(stderr, "mmsb demo: has no --json output (its report is for people; "
+                        "'mmsb stats DIR/run-1 --json' reads the store it leaves)\n");
+        return EXIT_USAGE;
     }
-    if (dir == NULL || reader_wait_s > READER_WAIT_S_MAX) {
-        demo_usage(stderr);
+    const char *dir = a.pos[0];
+    if (reader_wait_s > READER_WAIT_S_MAX) {
+        fprintf(stderr, "mmsb demo: --reader-timeout is at most %d s\n\n%s", READER_WAIT_S_MAX, usage_demo);
         return EXIT_USAGE;
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {

@@ -13,7 +13,7 @@
 
 #include "tool.h"
 
-static const char DIFF_USAGE[] =
+const char usage_diff[] =
     "usage: mmsb diff DIR_A DIR_B [--json]\n"
     "\n"
     "Compares two stores: the first committed record where their logs differ\n"
@@ -178,7 +178,7 @@ static void diff_json(const char *da, const char *db, const diff_result *d) {
 
 /* A problem with one store: corruption is a finding (1), the rest is 2. */
 static int store_failed(const char *dir, int rc) {
-    fprintf(stderr, "mmsb diff: %s: %s: %s\n", dir, mmsb_strerror(rc), mmsb_last_error());
+    cli_report_open("diff", dir, rc);
     return rc == MMSB_ECORRUPT || rc == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;
 }
 
@@ -194,7 +194,7 @@ static int diff_logs(stream s[2], diff_result *d) {
 
 int cmd_diff(int argc, char **argv) {
     cli_args a;
-    int rc = cli_parse("diff", DIFF_USAGE, argc, argv, NULL, 0, 2, &a);
+    int rc = cli_parse("diff", usage_diff, argc, argv, NULL, 0, 2, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     stream s[2] = {{.dir = a.pos[0]}, {.dir = a.pos[1]}};
     diff_result d = {0};

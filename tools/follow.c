@@ -14,7 +14,7 @@
 #include "repl.h"
 #include "tool.h"
 
-static const char FOLLOW_USAGE[] =
+const char usage_follow[] =
     "usage: mmsb follow DIR --server URL[,URL..] --stream NAME [--once] [--json]\n"
     "\n"
     "Builds the replica store DIR from the JetStream stream NAME and keeps it\n"
@@ -25,7 +25,7 @@ static const char FOLLOW_USAGE[] =
     "attach to the follower's pages live (mmsb_attach_open) or open the replica\n"
     "read-only; `mmsb promote DIR` makes it a store a writer opens.\n";
 
-static const char PROMOTE_USAGE[] =
+const char usage_promote[] =
     "usage: mmsb promote DIR [--server URL[,URL..]] [--force] [--json]\n"
     "\n"
     "Turns the replica DIR (no follower running) into a store a writer opens:\n"
@@ -103,10 +103,10 @@ int cmd_follow(int argc, char **argv) {
         {"--once", OPT_FLAG, &once, NULL},
     };
     cli_args a;
-    int rc = cli_parse("follow", FOLLOW_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("follow", usage_follow, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     if (!server_seen || !stream_seen) {
-        fprintf(stderr, "mmsb follow: --server and --stream are needed\n\n%s", FOLLOW_USAGE);
+        fprintf(stderr, "mmsb follow: --server and --stream are needed\n\n%s", usage_follow);
         return EXIT_USAGE;
     }
     mmsb_replica *r = NULL;
@@ -138,7 +138,7 @@ int cmd_promote(int argc, char **argv) {
     bool force = false;
     const cli_opt opts[] = {{"--server", OPT_TEXT, &server, NULL}, {"--force", OPT_FLAG, &force, NULL}};
     cli_args a;
-    int rc = cli_parse("promote", PROMOTE_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("promote", usage_promote, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     rc = mmsb_promote(a.pos[0], server, force ? MMSB_PROMOTE_FORCE : 0);
     mmsb_engineinfo info = {.struct_size = sizeof info};

@@ -19,7 +19,17 @@
 /* Fields go either to a JSON object or to a line of "key=value" pairs. */
 typedef struct sink {
     json_out *j;  /* or NULL: text to stdout */
+    bool bytes;   /* dump --bytes: the changed bytes too */
 } sink;
+
+static void kv_hex(sink *s, const char *key, const uint8_t *bytes, uint64_t len) {
+    if (s->j != NULL) {
+        json_hex(s->j, key, bytes, len);
+        return;
+    }
+    printf(" %s=", key);
+    cli_hex_write(stdout, bytes, len);
+}
 
 static void kv_u64(sink *s, const char *key, uint64_t v) {
     if (s->j != NULL) json_u64(s->j, key, v);
@@ -48,10 +58,13 @@ static void emit_delta(sink *s, const rec_delta *d) {
         kv_str(s, "body", "none (output unchanged)");
         return;
     }
-    kv_u64(s, "offset", d->offset);
+    kv_u64(s, "page_offset", d->offset); /* "offset" is the record's place in its segment */
     kv_u64(s, "len", d->len);
     kv_str(s, "form", form_name(d->form));
     kv_u64(s, "bytes_changed", d->bytes_len);
+    if (!s->bytes) return;
+    if (d->form == DELTA_SPARSE) kv_hex(s, "mask", d->mask, (d->len + 7) / 8);
+    kv_hex(s, "bytes", d->bytes, d->bytes_len);
 }
 
 static void emit_commit(sink *s, const log_rec *r) {
@@ -168,14 +181,14 @@ static int type_parse(const char *text, uint32_t *type) {
 /* Reports how a reading pass over the log ended; corruption is a finding. */
 static int log_verdict(const char *cmd, int rc) {
     if (rc == 0) return EXIT_CLEAN;
-    fprintf(stderr, "mmsb %s: %s: %s\n", cmd, mmsb_strerror(rc), mmsb_last_error());
+    fprintf(stderr, "mmsb %s: %s: %s\n", cmd, mmsb_strerror(rc), cli_error_detail());
     return rc == MMSB_ECORRUPT || rc == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;
 }
 
 /* ---- dump ------------------------------------------------------------------------------------- */
 
-static const char DUMP_USAGE[] =
-    "usage: mmsb dump DIR [--from SEQ] [--to SEQ] [--page ID] [--type T] [--json]\n"
+const char usage_dump[] =
+    "usage: mmsb dump DIR [--from SEQ] [--to SEQ] [--page ID] [--type T] [--bytes] [--json | --jsonl]\n"
     "\n"
     "Prints the log's records, decoded, one per line (or as a JSON array):\n"
     "sequence number, segment and offset, type, writer generation, fields.\n"
@@ -183,12 +196,16 @@ static const char DUMP_USAGE[] =
     "  --from/--to SEQ   only records with sequence numbers in that range\n"
     "  --page ID         only records about that page (as page or parent)\n"
     "  --type T          only records of type T (name or number)\n"
+    "  --bytes           the bytes each DELTA and DERIVED record writes, in hex\n"
+    "                    (a sparse change: its mask, one bit per byte, then the bytes)\n"
+    "  --jsonl           one JSON object per record and line, for logs of any size\n"
+    "                    (corruption: exit status 1 and the reason on stderr)\n"
     "Exit status: 0 clean, 1 the log is corrupt, 2 usage or I/O error.\n";
 
 typedef struct dump_filter {
     uint64_t from, to, page;
     const char *type_text;
-    bool type_seen, page_seen;
+    bool type_seen, page_seen, bytes, jsonl;
     uint32_t type;
 } dump_filter;
 
@@ -198,9 +215,10 @@ static bool dump_wants(const dump_filter *f, const log_rec *r) {
     return !f->page_seen || record_touches(r, f->page);
 }
 
-static void dump_one(sink *s, const log_rec *r, uint64_t segment, const kern_ops *k) {
+static void dump_one(sink *s, bool jsonl, const log_rec *r, uint64_t segment, const kern_ops *k) {
+    if (jsonl) json_begin(s->j, stdout);
+    else if (s->j != NULL) json_obj(s->j, NULL);
     if (s->j != NULL) {
-        json_obj(s->j, NULL);
         json_u64(s->j, "seq", r->seq);
         json_u64(s->j, "segment", segment);
         json_u64(s->j, "offset", r->offset);
@@ -212,7 +230,8 @@ static void dump_one(sink *s, const log_rec *r, uint64_t segment, const kern_ops
                (unsigned long long)r->offset, rec_type_name(r->type), r->generation);
     }
     emit_fields(s, r, k);
-    if (s->j != NULL) json_close_obj(s->j);
+    if (jsonl) json_end(s->j);
+    else if (s->j != NULL) json_close_obj(s->j);
     else printf("\n");
 }
 
@@ -223,9 +242,11 @@ int cmd_dump(int argc, char **argv) {
         {"--to", OPT_U64, &f.to, NULL},
         {"--page", OPT_U64, &f.page, &f.page_seen},
         {"--type", OPT_TEXT, &f.type_text, &f.type_seen},
+        {"--bytes", OPT_FLAG, &f.bytes, NULL},
+        {"--jsonl", OPT_FLAG, &f.jsonl, NULL},
     };
     cli_args a;
-    int rc = cli_parse("dump", DUMP_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("dump", usage_dump, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     if (f.type_seen && type_parse(f.type_text, &f.type) != 0) return EXIT_USAGE;
     mmsb_engine *e;
@@ -233,7 +254,7 @@ int cmd_dump(int argc, char **argv) {
     log_cursor *c = NULL;
     rc = tool_cursor(e, CURSOR_VERIFY, &c);
     json_out j;
-    sink s = {.j = a.json ? &j : NULL};
+    sink s = {.j = a.json || f.jsonl ? &j : NULL, .bytes = f.bytes};
     if (a.json) {
         json_begin(&j, stdout);
         json_str(&j, "command", "dump");
@@ -246,14 +267,14 @@ int cmd_dump(int argc, char **argv) {
         rc = cursor_next(c, &r, &done);
         if (rc != 0 || done || r.seq > f.to) break;
         if (!dump_wants(&f, &r)) continue;
-        dump_one(&s, &r, cursor_segment(c), audit_kern(e));
+        dump_one(&s, f.jsonl, &r, cursor_segment(c), audit_kern(e));
         shown++;
     }
     if (a.json) {
         json_close_arr(&j);
         json_u64(&j, "shown", shown);
         json_bool(&j, "clean", rc == 0);
-        if (rc != 0) json_str(&j, "problem", mmsb_last_error());
+        if (rc != 0) json_str(&j, "problem", cli_error_detail());
         json_end(&j);
     }
     if (c != NULL) cursor_close(c);
@@ -263,7 +284,7 @@ int cmd_dump(int argc, char **argv) {
 
 /* ---- stats ------------------------------------------------------------------------------------ */
 
-static const char STATS_USAGE[] =
+const char usage_stats[] =
     "usage: mmsb stats DIR [--server URL[,URL..]] [--json]\n"
     "\n"
     "Counts the log's records and bytes by type, commits, aborts, checkpoint\n"
@@ -292,7 +313,7 @@ static void stats_state_json(json_out *j, int rc, const mmsb_engineinfo *info, c
     json_obj(j, "state");
     json_bool(j, "readable", rc == 0);
     if (rc != 0) {
-        json_str(j, "problem", mmsb_last_error());
+        json_str(j, "problem", cli_error_detail());
     } else {
         json_u64(j, "seq", info->commit_seq);
         json_u64(j, "pages", info->pages_live);
@@ -328,7 +349,7 @@ static void stats_print(const char *dir, const log_files *lf, const type_count *
                "checkpoint)\n", (unsigned long long)end->first_seq, (unsigned long long)end->covered_to_seq);
     }
     if (state_rc != 0) {
-        printf("state: NOT READABLE: %s\n", mmsb_last_error());
+        printf("state: NOT READABLE: %s\n", cli_error_detail());
         return;
     }
     printf("state at record %llu: %llu pages (%llu arena bytes), %llu derived, %llu edges, root %s\n",
@@ -377,7 +398,7 @@ int cmd_stats(int argc, char **argv) {
     cli_args a;
     const char *server = NULL;
     const cli_opt opts[] = {{"--server", OPT_TEXT, &server, NULL}};
-    int rc = cli_parse("stats", STATS_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("stats", usage_stats, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     log_files lf;
     mmsb_engine *e;
@@ -387,7 +408,7 @@ int cmd_stats(int argc, char **argv) {
     int scan_rc = tool_scan_log(e, &lf, count_type, &tc, &end, NULL, NULL);
     engine_close_bare(e);
     char scan_detail[320];
-    snprintf(scan_detail, sizeof scan_detail, "%s", mmsb_last_error());
+    snprintf(scan_detail, sizeof scan_detail, "%s", cli_error_detail());
     mmsb_engineinfo info = {.struct_size = sizeof info};
     char root[33] = "";
     int state_rc = scan_rc != 0 ? scan_rc : tool_state(a.pos[0], &info, root);
@@ -463,7 +484,7 @@ int cmd_stats(int argc, char **argv) {
 
 /* ---- history ----------------------------------------------------------------------------------- */
 
-static const char HISTORY_USAGE[] =
+const char usage_history[] =
     "usage: mmsb history DIR --page ID [--json]\n"
     "\n"
     "Every record about one page, in log order: its creation, each change with\n"
@@ -512,10 +533,10 @@ int cmd_history(int argc, char **argv) {
     bool page_seen = false;
     const cli_opt opts[] = {{"--page", OPT_U64, &page, &page_seen}};
     cli_args a;
-    int rc = cli_parse("history", HISTORY_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("history", usage_history, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     if (!page_seen || page == 0) {
-        fprintf(stderr, "mmsb history: needs --page ID (ids start at 1)\n\n%s", HISTORY_USAGE);
+        fprintf(stderr, "mmsb history: needs --page ID (ids start at 1)\n\n%s", usage_history);
         return EXIT_USAGE;
     }
     mmsb_engine *e;
@@ -550,7 +571,7 @@ int cmd_history(int argc, char **argv) {
 
 /* ---- page ---------------------------------------------------------------------------------------- */
 
-static const char PAGE_USAGE[] =
+const char usage_page[] =
     "usage: mmsb page DIR --page ID [--at SEQ] [--raw] [--json]\n"
     "\n"
     "Rebuilds the state (from the checkpoint when it is not past SEQ, else\n"
@@ -637,10 +658,10 @@ int cmd_page(int argc, char **argv) {
         {"--raw", OPT_FLAG, &raw, NULL},
     };
     cli_args a;
-    int rc = cli_parse("page", PAGE_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("page", usage_page, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     if (!page_seen || page == 0) {
-        fprintf(stderr, "mmsb page: needs --page ID (ids start at 1)\n\n%s", PAGE_USAGE);
+        fprintf(stderr, "mmsb page: needs --page ID (ids start at 1)\n\n%s", usage_page);
         return EXIT_USAGE;
     }
     mmsb_engine *e;

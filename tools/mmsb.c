@@ -10,41 +10,70 @@
 #include "cli.h"
 #include "repl.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: mmsb <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  demo DIR [--seed N] [--ops N]   run the demo workload in DIR, twice, and\n"
-            "                                  show that both runs reach the same state root\n"
-            "  verify DIR                      check CRCs, chain, sequence, checkpoint vs log\n"
-            "  replay DIR [--to SEQ] [--from genesis|checkpoint] [--verify]\n"
-            "                                  rebuild the state; --verify re-runs derivations\n"
-            "  dump DIR [--from SEQ] [--to SEQ] [--page ID] [--type T]\n"
-            "                                  print the log's records\n"
-            "  stats DIR                       records and bytes by type, pages, chain status\n"
-            "  history DIR --page ID           every change of one page\n"
-            "  page DIR --page ID [--at SEQ] [--raw]\n"
-            "                                  a page's bytes at a point of the log\n"
-            "  diff DIR_A DIR_B                where two stores diverge\n"
-            "  checkpoint DIR [--keep-log]     write a checkpoint of a closed store\n"
-            "  ship DIR --server URL --stream NAME [--create] [--replicas N] [--once]\n"
-            "                                  publish the committed log to a JetStream stream\n"
-            "  follow DIR --server URL --stream NAME [--once]\n"
-            "                                  build and keep a replica store from the stream\n"
-            "  promote DIR [--server URL] [--force]\n"
-            "                                  make a replica a store a writer opens\n"
-            "  version                         print the library and ABI versions\n"
-            "\n"
-            "Every command takes --help, and --json for machine-readable output. The\n"
-            "reading commands change nothing and run beside a writer.\n"
-            "\n"
-            "Run 'mmsb <command> --help' for a command's options.\n"
-            "Exit status: 0 clean, 1 a problem was found, 2 usage or I/O error.\n");
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *usage; /* its whole --help text; the first lines are its synopsis */
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"demo", cmd_demo, usage_demo, "run the demo workload twice and show both runs reach one state root"},
+    {"verify", cmd_verify, usage_verify, "check CRCs, chain, sequence, checkpoint against the log"},
+    {"replay", cmd_replay, usage_replay, "rebuild the state; --verify re-runs derivations"},
+    {"dump", cmd_dump, usage_dump, "print the log's records"},
+    {"stats", cmd_stats, usage_stats, "records and bytes by type, pages, chain status"},
+    {"pages", cmd_pages, usage_pages, "every live page: size, epoch, location, digest, parents"},
+    {"history", cmd_history, usage_history, "every change of one page"},
+    {"page", cmd_page, usage_page, "a page's bytes at a point of the log"},
+    {"diff", cmd_diff, usage_diff, "where two stores diverge"},
+    {"checkpoint", cmd_checkpoint, usage_checkpoint, "write a checkpoint of a closed store"},
+    {"salvage", cmd_salvage, usage_salvage, "copy a damaged store, cut at its last good commit"},
+    {"ship", cmd_ship, usage_ship, "publish the committed log to a JetStream stream"},
+    {"follow", cmd_follow, usage_follow, "build and keep a replica store from the stream"},
+    {"promote", cmd_promote, usage_promote, "make a replica a store a writer opens"},
+};
+
+enum { COMMAND_COUNT = sizeof COMMANDS / sizeof COMMANDS[0], SYNOPSIS_LINES_MAX = 4 };
+
+static const command *command_find(const char *name) {
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(name, COMMANDS[i].name) == 0) return &COMMANDS[i];
+    }
+    return NULL;
 }
 
-void cli_report(const char *what, int rc) {
-    fprintf(stderr, "mmsb: %s: %s: %s\n", what, mmsb_strerror(rc), mmsb_last_error());
+/* A command's synopsis: the lines of its usage before the first blank one,
+ * without "usage: mmsb" (so the list and --help cannot disagree). */
+static void print_synopsis(FILE *out, const char *usage) {
+    const char *line = usage;
+    for (int n = 0; n < SYNOPSIS_LINES_MAX && *line != '\n' && *line != '\0'; n++) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        const char *text = memchr(line, 'm', len); /* "usage: mmsb X" or "       mmsb X" */
+        size_t skip = text != NULL && len - (size_t)(text - line) > 5 ? (size_t)(text - line) + 5 : 0;
+        fprintf(out, "  %.*s\n", (int)(len - skip), line + skip);
+        if (end == NULL) break;
+        line = end + 1;
+    }
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: mmsb <command> [options]\n"
+                 "       mmsb help <command>\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        print_synopsis(out, COMMANDS[i].usage);
+        fprintf(out, "      %s\n", COMMANDS[i].summary);
+    }
+    fprintf(out, "  version\n"
+                 "      print the library and ABI versions\n"
+                 "\n"
+                 "Every command takes --help (-h), and all but demo take --json for\n"
+                 "machine-readable output. Options take their value as '--to 9' or\n"
+                 "'--to=9', and '--' ends the options. The reading commands change\n"
+                 "nothing and run beside a writer.\n"
+                 "Exit status: 0 clean, 1 a problem was found, 2 usage or I/O error.\n");
 }
 
 int cli_parse_u64(const char *text, uint64_t *out) {
@@ -78,6 +107,21 @@ static int cmd_version(void) {
     return EXIT_CLEAN + (strcmp(text, MMSB_VERSION_STRING) != 0);
 }
 
+static int cmd_help(int argc, char **argv) {
+    if (argc < 1) {
+        usage(stdout);
+        return EXIT_CLEAN;
+    }
+    const command *c = command_find(argv[0]);
+    if (c == NULL) {
+        fprintf(stderr, "mmsb help: unknown command '%s'\n\n", argv[0]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    fputs(c->usage, stdout);
+    return EXIT_CLEAN;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -85,21 +129,11 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return EXIT_CLEAN;
+        return cmd_help(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {
-        {"demo", cmd_demo}, {"verify", cmd_verify}, {"replay", cmd_replay}, {"dump", cmd_dump},
-        {"stats", cmd_stats}, {"history", cmd_history}, {"page", cmd_page}, {"diff", cmd_diff},
-        {"checkpoint", cmd_checkpoint}, {"ship", cmd_ship}, {"follow", cmd_follow}, {"promote", cmd_promote},
-    };
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
-    }
+    const command *c = command_find(cmd);
+    if (c != NULL) return c->fn(argc - 1, argv + 1); /* argv[0]: the command's name, as getopt wants */
     fprintf(stderr, "mmsb: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

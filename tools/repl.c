@@ -38,7 +38,7 @@ void repl_warn(const char *cmd, int rc) {
     uint64_t now = cli_now_ns();
     if (last_ns != 0 && now - last_ns < 5000000000ull) return;
     last_ns = now;
-    fprintf(stderr, "mmsb %s: retrying: %s: %s\n", cmd, mmsb_strerror(rc), mmsb_last_error());
+    fprintf(stderr, "mmsb %s: retrying: %s: %s\n", cmd, mmsb_strerror(rc), cli_error_detail());
 }
 
 /* ---- standings (mmsb stats --server) ------------------------------------------------- */
@@ -71,7 +71,7 @@ static void stand(const char *server, const log_end *end, uint64_t segment_bytes
     if (rc == 0 && !ls.exists) rc = err_set(MMSB_ENOTFOUND, "there is no stream %s", st->stream);
     if (rc == 0) rc = ship_last_group(l, &ls, &last, &len, &seq, &found);
     st->rc = rc;
-    if (rc != 0) snprintf(st->problem, sizeof st->problem, "%s", mmsb_last_error());
+    if (rc != 0) snprintf(st->problem, sizeof st->problem, "%s", cli_error_detail());
     if (rc == 0) {
         uint64_t mine = end->last_commit_seq, theirs = found ? last.last_seq : 0;
         log_point here = {end->resume_segment, end->resume_offset};

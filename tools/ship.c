@@ -16,8 +16,9 @@
 #include "repl.h"
 #include "tool.h"
 
-static const char SHIP_USAGE[] =
+const char usage_ship[] =
     "usage: mmsb ship DIR --server URL[,URL..] --stream NAME [--create] [--replicas N] [--once] [--json]\n"
+    "       mmsb ship DIR --stream NAME --unpin [--json]\n"
     "\n"
     "Publishes the store's committed log to the JetStream stream NAME (subject\n"
     "mmsb.NAME), one message per group of commits (at most 1 MiB each), and keeps\n"
@@ -27,8 +28,8 @@ static const char SHIP_USAGE[] =
     "\n"
     "The shipper pins the log (DIR/ship-NAME.pin): the writer's retention keeps\n"
     "every segment the stream does not hold yet, however long the shipper is away.\n"
-    "       mmsb ship DIR --stream NAME --unpin\n"
-    "gives the stream up: the pin goes, and retention removes those segments again.\n";
+    "--unpin gives the stream up: the pin goes, and retention removes those\n"
+    "segments again.\n";
 
 typedef struct ship_args {
     const char *server, *stream;
@@ -129,12 +130,12 @@ int cmd_ship(int argc, char **argv) {
         {"--once", OPT_FLAG, &sa.once, NULL},             {"--unpin", OPT_FLAG, &sa.unpin, NULL},
     };
     cli_args a;
-    int rc = cli_parse("ship", SHIP_USAGE, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
+    int rc = cli_parse("ship", usage_ship, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
     if (sa.unpin && stream_seen && replica_stream_name_ok(sa.stream)) return ship_unpin(a.pos[0], sa.stream, a.json);
     if (!server_seen || !stream_seen || !replica_stream_name_ok(sa.stream) || sa.replicas < 1 || sa.replicas > 5) {
         fprintf(stderr, "mmsb ship: --server and --stream are needed; a stream name is 1 .. %d of A-Z a-z 0-9 _ -; "
-                "--replicas is 1 .. 5\n\n%s", REPLICA_STREAM_MAX, SHIP_USAGE);
+                "--replicas is 1 .. 5\n\n%s", REPLICA_STREAM_MAX, usage_ship);
         return EXIT_USAGE;
     }
     const kern_ops *kern = NULL;

@@ -41,7 +41,7 @@ int tool_engine(const char *cmd, const char *dir, mmsb_engine **out) {
     tool_options(&o);
     int rc = engine_open_bare(dir, &o, out);
     if (rc != 0) {
-        fprintf(stderr, "mmsb %s: %s: %s: %s\n", cmd, dir, mmsb_strerror(rc), mmsb_last_error());
+        cli_report_open(cmd, dir, rc);
         return EXIT_USAGE;
     }
     return 0;
