@@ -387,6 +387,7 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
     fill_resume(&end, &x.good, resume);
     ASSERT(resume->next_seq >= 1 && resume->generation > end.generation_max);
     if (x.good.seq == 0) resume->next_seq = end.resume_first_seq;
+    resume->cut_tail = (e->recovered.flags & MMSB_RECOVERED_SALVAGED) != 0;
     return 0;
 }
 

@@ -122,7 +122,11 @@ typedef struct mmsb_digest {
                                    MMSB_EREADONLY (README, "Readers") */
 #define MMSB_OPEN_SALVAGE 0x2u /* open a corrupt log: keep the valid prefix up
                                   to the last good commit, drop the rest (the
-                                  engine info says what was dropped) */
+                                  engine info says what was dropped). The cut
+                                  is made on disk before mmsb_open returns:
+                                  the damaged bytes become zeros and later
+                                  segments go, so later opens need no flag
+                                  (`mmsb salvage` works on a copy instead) */
 
 /* mmsb_options.kernel: which vectorised byte kernels to use. AUTO picks the
  * best the CPU offers; the environment variable MMSB_KERNEL
@@ -177,7 +181,8 @@ typedef struct mmsb_options {
     uint32_t durability;       /* MMSB_DURABILITY_*; default SYNC */
     uint32_t io_backend;       /* MMSB_IO_*; default AUTO */
     uint64_t segment_bytes;    /* log segment size; default 64 MiB
-                                  (4 MiB .. 1 GiB, a multiple of 4 KiB) */
+                                  (4 MiB .. 1 GiB, a multiple of 4 KiB);
+                                  segments already made keep their size */
     uint64_t log_buffer_bytes; /* in-memory log buffer; default 16 MiB, or
                                   segment_bytes when that is smaller
                                   (1 MiB .. segment_bytes, multiple of 4 KiB) */

@@ -222,6 +222,76 @@ static void test_small_segments_by_segment_bytes_alone(void **state) {
     tu_dir_remove(dir);
 }
 
+/* Writes `count` commits of `bytes` to page (a byte per commit) and returns
+ * the last byte written. */
+static uint8_t write_rounds(mmsb_engine *e, uint64_t page, uint64_t bytes, int count, uint8_t first) {
+    uint8_t *buf = malloc(bytes);
+    assert_non_null(buf);
+    for (int i = 0; i < count; i++) {
+        memset(buf, (uint8_t)(first + i), bytes);
+        TU_OK(mmsb_write(e, page, 0, buf, bytes, NULL));
+    }
+    free(buf);
+    return (uint8_t)(first + count - 1);
+}
+
+/* Reopens dir with segment_bytes and checks the root and the page's bytes. */
+static void reopen_same(const char *dir, mmsb_options *o, uint64_t seg_bytes, const char *root, uint64_t page,
+                        uint8_t last) {
+    o->segment_bytes = seg_bytes;
+    mmsb_engine *e;
+    TU_OK(mmsb_open(dir, o, &e));
+    char now[33];
+    tu_root_hex(e, now);
+    assert_string_equal(now, root);
+    uint8_t b[2];
+    TU_OK(mmsb_page_read(e, page, 0, b, sizeof b, NULL));
+    assert_int_equal(b[0], last);
+    TU_OK(mmsb_close(e));
+}
+
+/* A store reopened with another segment_bytes: the segment it resumes in
+ * keeps the size its header gives (readers stop there), and new segments
+ * take the new size. Once, a writer wrote past a smaller segment's end
+ * (the records were acknowledged and lost at the next open) and refused a
+ * larger one by assertion. The syncing mode makes each spare slow to zero
+ * (64 MiB) while a 4 MiB segment fills, which also once let the flusher
+ * make a spare under the number a roll-over had just taken. */
+static void test_reopen_with_other_segment_bytes(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_SYNC;
+    o.log_buffer_bytes = 4ull << 20;
+    tu_store s = tu_store_open(&o); /* 4 MiB segments */
+    uint64_t page;
+    TU_OK(mmsb_page_create(s.e, 1 << 20, 0, &page));
+    write_rounds(s.e, page, 1 << 20, 2, 1);
+    TU_OK(mmsb_close(s.e));
+    o.segment_bytes = 64ull << 20; /* larger: segment 1 is still 4 MiB */
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    uint8_t last = write_rounds(s.e, page, 1 << 20, 12, 10);
+    assert_int_equal(tu_info(s.e).log_segment, 2);
+    char root[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    char seg[4200];
+    tu_segment_path(s.dir, 2, seg, sizeof seg);
+    assert_int_equal(tu_file_size(seg), 64ull << 20);
+    reopen_same(s.dir, &o, 4ull << 20, root, page, last);
+    s.e = NULL;
+
+    o.segment_bytes = 4ull << 20; /* smaller: segment 2 is still 64 MiB, then 4 MiB ones */
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    last = write_rounds(s.e, page, 1 << 20, 70, 40);
+    assert_true(tu_info(s.e).log_segment >= 4);
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    reopen_same(s.dir, &o, 64ull << 20, root, page, last);
+    s.e = NULL;
+    tu_store_close(&s);
+}
+
 static void test_log_options_rejected(void **state) {
     (void)state;
     char *dir = tu_dir_new();
@@ -403,6 +473,7 @@ int main(void) {
         cmocka_unit_test(test_durability_modes),
         cmocka_unit_test(test_log_options_rejected),
         cmocka_unit_test(test_small_segments_by_segment_bytes_alone),
+        cmocka_unit_test(test_reopen_with_other_segment_bytes),
         cmocka_unit_test(test_large_change_spans_segments),
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),

@@ -233,6 +233,13 @@ static void test_flipped_bytes_are_corruption(void **state) {
                               (unsigned long long)at, info.recovery_detail);
             }
             assert_int_equal(info.commit_seq, k >= 0 ? f->commit_seqs[k] : 0);
+            char salvaged[33], reopened[33];
+            tu_root_hex(e, salvaged);
+            TU_OK(mmsb_close(e));
+            /* The cut lasts: a plain open finds the salvaged state. */
+            TU_OK(mmsb_open(copy, &f->o, &e));
+            tu_root_hex(e, reopened);
+            assert_string_equal(reopened, salvaged);
             TU_OK(mmsb_close(e));
             tu_dir_remove(copy);
             checked++;

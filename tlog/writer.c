@@ -60,6 +60,9 @@ struct log_writer {
     _Atomic uint64_t seg_no;
     uint64_t seg_stream0;   /* stream position of ... */
     uint64_t seg_file_off0; /* ... this file offset */
+    /* Its capacity, as its header says: a segment made under another
+     * segment_bytes option keeps its own size (readers stop there). */
+    uint64_t seg_bytes;
     uint64_t writeback_off; /* where writeback was last started in the segment (under io_mutex) */
     /* published */
     _Atomic uint64_t appended_pos, committed_pos, committed_seq, durable_seq, flushed_pos;
@@ -78,6 +81,10 @@ struct log_writer {
     pthread_mutex_t spare_mutex;
     int spare_fd;
     uint64_t spare_no;
+    /* The lowest number a spare may have: a segment taken by a roll-over
+     * is in use before seg_no says so, and a spare made under its number
+     * would be renamed over it (and take every record after the roll). */
+    uint64_t spare_no_min;
     uint8_t *zeros;
 };
 
@@ -193,7 +200,7 @@ static void prepare_spare(log_writer *w) {
     ASSERT(w->zeros != NULL); /* create_segment zero-fills from it */
     bool zero_fill = atomic_load(&w->durability) != MMSB_DURABILITY_NONE;
     pthread_mutex_lock(&w->spare_mutex);
-    uint64_t want = atomic_load(&w->seg_no) + 1;
+    uint64_t want = max_u64(atomic_load(&w->seg_no) + 1, w->spare_no_min);
     if (w->spare_fd < 0 || w->spare_no != want) {
         if (w->spare_fd >= 0) close(w->spare_fd);
         w->spare_fd = -1;
@@ -215,9 +222,11 @@ static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
     if (w->spare_fd >= 0 && w->spare_no == no) {
         *fd_out = w->spare_fd;
     } else {
+        if (w->spare_fd >= 0) close(w->spare_fd); /* made for another number: never used */
         rc = create_segment(w, no, false, false, fd_out);
     }
     w->spare_fd = -1;
+    w->spare_no_min = no + 1;
     ASSERT(rc != 0 || *fd_out >= 0);
     pthread_mutex_unlock(&w->spare_mutex);
     return rc;
@@ -241,13 +250,13 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
  * for the last step, not for the whole segment. Advisory: it promises
  * nothing, so its failure is not an error (the sync that counts reports). */
 static void start_writeback(log_writer *w, uint64_t file_end) {
-    ASSERT(file_end <= w->cfg.segment_bytes);
+    ASSERT(file_end <= w->seg_bytes);
     if (w->writeback_off > file_end) w->writeback_off = 0; /* a new segment */
     if (file_end - w->writeback_off < WRITEBACK_STEP_BYTES) return;
     (void)sync_file_range(w->seg_fd, (off_t)w->writeback_off, (off_t)(file_end - w->writeback_off),
                           SYNC_FILE_RANGE_WRITE);
     w->writeback_off = file_end;
-    ASSERT(w->writeback_off <= w->cfg.segment_bytes);
+    ASSERT(w->writeback_off <= w->seg_bytes);
 }
 
 static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
@@ -258,7 +267,7 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
     if (end > start) {
         ASSERT(end - start <= w->ring_bytes);
         uint64_t file_off = w->seg_file_off0 + (start - w->seg_stream0);
-        ASSERT(file_off + (end - start) <= w->cfg.segment_bytes);
+        ASSERT(file_off + (end - start) <= w->seg_bytes);
         rc = io_write(&w->io, w->seg_fd, w->ring + start % w->ring_bytes, end - start, file_off, sync);
         if (rc != 0) return fail_sticky(w, rc);
         atomic_store(&w->flushed_pos, end);
@@ -409,7 +418,7 @@ static uint8_t *begin_record(log_writer *w, uint16_t type, uint32_t len) {
     w->in_record = true;
     w->rec_type = type;
     w->rec_len = len;
-    ASSERT(segment_used(w) + rec_slot_bytes(len) <= w->cfg.segment_bytes);
+    ASSERT(segment_used(w) + rec_slot_bytes(len) <= w->seg_bytes);
     return h + REC_HEADER_BYTES;
 }
 
@@ -426,7 +435,7 @@ void log_append_done(log_writer *w) {
     w->head += slot;
     w->next_seq++;
     w->in_record = false;
-    ASSERT(w->head % REC_ALIGN == 0 && segment_used(w) <= w->cfg.segment_bytes);
+    ASSERT(w->head % REC_ALIGN == 0 && segment_used(w) <= w->seg_bytes);
     atomic_store_explicit(&w->appended_pos, w->head, memory_order_release);
 }
 
@@ -449,6 +458,7 @@ static int roll_over(log_writer *w) {
         atomic_store(&w->seg_no, no + 1);
         w->seg_stream0 = w->head;
         w->seg_file_off0 = SEG_HEADER_BYTES;
+        w->seg_bytes = w->cfg.segment_bytes; /* write_header gave it that size */
         w->writeback_off = 0;
     } else {
         if (fd >= 0) close(fd);
@@ -462,12 +472,12 @@ static int roll_over(log_writer *w) {
 static int ensure_segment_room(log_writer *w, uint64_t size) {
     ASSERT(size <= rec_slot_bytes(REC_PAYLOAD_MAX));
     uint64_t seal = rec_slot_bytes(SEAL_REC_BYTES);
-    if (segment_used(w) + size + seal > w->cfg.segment_bytes) {
+    if (segment_used(w) + size + seal > w->seg_bytes) {
         int rc = roll_over(w);
         if (rc != 0) return rc;
     }
-    ASSERT(segment_used(w) + size + seal <= w->cfg.segment_bytes);
-    if (segment_used(w) > w->cfg.segment_bytes / 2 && raise_flag(&w->want_spare)) wake_flusher(w);
+    ASSERT(segment_used(w) + size + seal <= w->seg_bytes);
+    if (segment_used(w) > w->seg_bytes / 2 && raise_flag(&w->want_spare)) wake_flusher(w);
     return 0;
 }
 
@@ -678,6 +688,49 @@ static int remove_later_segments(log_writer *w, const log_resume *r) {
     return removed ? sync_dir(w) : 0;
 }
 
+/* The resume segment's size comes from its header, not from the options:
+ * writing past it would put acknowledged records where no reader looks. */
+static int resume_capacity(log_writer *w, const log_resume *r, const char *name) {
+    uint8_t buf[SEG_HEADER_BYTES];
+    seg_header h;
+    ssize_t got = pread(w->seg_fd, buf, sizeof buf, 0);
+    if (got != (ssize_t)sizeof buf) {
+        return err_set(got < 0 ? err_from_errno(errno) : MMSB_ECORRUPT, "cannot read the header of %s: %s", name,
+                       got < 0 ? strerror(errno) : "short file");
+    }
+    int rc = seg_header_decode(buf, &h);
+    if (rc != 0) return rc;
+    if (h.salt != r->salt || h.segment_no != r->segment_no || r->offset > h.segment_bytes) {
+        return err_set(MMSB_ECORRUPT, "%s changed since recovery read it (salt, number or size)", name);
+    }
+    w->seg_bytes = h.segment_bytes;
+    ASSERT(w->seg_bytes >= SEG_BYTES_MIN && r->offset <= w->seg_bytes);
+    return 0;
+}
+
+/* A salvage cut holds only while nothing valid follows the resume point:
+ * the damaged record and everything after it in the segment become zeros
+ * (later segments are removed), synced before the first new record. A
+ * crash part-way leaves damage that the next salvage cuts again. */
+static int cut_tail(log_writer *w, uint64_t from) {
+    ASSERT(from >= SEG_HEADER_BYTES && from <= w->seg_bytes);
+    int rc = 0;
+    if (fallocate(w->seg_fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)from,
+                  (off_t)(w->seg_bytes - from)) != 0) {
+        for (uint64_t off = from; rc == 0 && off < w->seg_bytes; off += ZERO_FILL_CHUNK) { /* no ZERO_RANGE here */
+            uint64_t n = min_u64(ZERO_FILL_CHUNK, w->seg_bytes - off);
+            if (pwrite(w->seg_fd, w->zeros, n, (off_t)off) != (ssize_t)n) {
+                rc = err_set(err_from_errno(errno), "salvage: cannot zero the log after the cut: %s",
+                             strerror(errno));
+            }
+        }
+    }
+    if (rc == 0 && fdatasync(w->seg_fd) != 0) {
+        rc = err_set(err_from_errno(errno), "salvage: fdatasync after the cut: %s", strerror(errno));
+    }
+    return rc;
+}
+
 static int start_segment(log_writer *w, const log_resume *r) {
     ASSERT(w->seg_fd < 0 && w->dir_fd >= 0);
     if (r->new_store) {
@@ -691,10 +744,11 @@ static int start_segment(log_writer *w, const log_resume *r) {
         if (rc == 0) rc = create_segment(w, 1, false, true, &w->seg_fd);
         atomic_store(&w->seg_no, 1);
         w->seg_file_off0 = SEG_HEADER_BYTES;
+        w->seg_bytes = w->cfg.segment_bytes;
         return rc;
     }
     ASSERT(r->salt != 0 && r->generation >= 1 && r->next_seq >= 1);
-    ASSERT(r->offset >= SEG_HEADER_BYTES && r->offset <= w->cfg.segment_bytes);
+    ASSERT(r->offset >= SEG_HEADER_BYTES);
     w->salt = r->salt;
     w->generation = r->generation;
     w->next_seq = r->next_seq;
@@ -706,6 +760,9 @@ static int start_segment(log_writer *w, const log_resume *r) {
     segment_name(r->segment_no, name);
     w->seg_fd = openat(w->dir_fd, name, O_RDWR | O_CLOEXEC);
     if (w->seg_fd < 0) return err_set(err_from_errno(errno), "cannot open %s: %s", name, strerror(errno));
+    rc = resume_capacity(w, r, name);
+    if (rc == 0 && r->cut_tail) rc = cut_tail(w, r->offset);
+    if (rc != 0) return rc;
     atomic_store(&w->seg_no, r->segment_no);
     w->seg_file_off0 = r->offset;
     w->writeback_off = r->offset;

@@ -40,6 +40,8 @@ typedef struct log_resume {
     uint64_t offset;            /* in that segment */
     uint64_t segment_first_seq;
     uint64_t segment_files_last;/* highest segment file number present */
+    bool cut_tail;              /* salvage: zero what follows offset in its
+                                   segment, so that the cut outlives this writer */
 } log_resume;
 
 typedef struct log_stats {

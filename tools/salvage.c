@@ -143,9 +143,8 @@ static int salvage_copy(const char *copy, salvage_result *res) {
     res->info = (mmsb_engineinfo){.struct_size = sizeof res->info};
     mmsb_digest d;
     rc = mmsb_engine_info(e, &res->info);
-    /* The cut is the writer's resume point; it lasts once a record of the
-     * new writer generation follows it (what lies beyond is then stale).
-     * A checkpoint writes one, and holds the salvaged state besides. */
+    /* The open made the cut (the damaged bytes are zeros in the copy); a
+     * checkpoint of the salvaged state spares the copy's next open a replay. */
     if (rc == 0) rc = mmsb_checkpoint(e);
     if (rc == 0) rc = mmsb_state_root(e, &d);
     if (rc == 0) mmsb_digest_hex(&d, res->root, sizeof res->root);
