@@ -180,8 +180,9 @@ typedef struct mmsb_options {
     /* the transaction log */
     uint32_t durability;       /* MMSB_DURABILITY_*; default SYNC */
     uint32_t io_backend;       /* MMSB_IO_*; default AUTO */
-    uint64_t segment_bytes;    /* log segment size; default 64 MiB
-                                  (4 MiB .. 1 GiB, a multiple of 4 KiB);
+    uint64_t segment_bytes;    /* largest log segment; default 64 MiB
+                                  (4 MiB .. 1 GiB, a multiple of 4 KiB): the
+                                  log starts at 4 MiB and doubles to it;
                                   segments already made keep their size */
     uint64_t log_buffer_bytes; /* in-memory log buffer; default 16 MiB, or
                                   segment_bytes when that is smaller

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,12 +251,19 @@ static void reopen_same(const char *dir, mmsb_options *o, uint64_t seg_bytes, co
     TU_OK(mmsb_close(e));
 }
 
+/* The size of segment no of dir, as its file says. */
+static uint64_t segment_file_size(const char *dir, uint64_t no) {
+    char seg[4200];
+    tu_segment_path(dir, no, seg, sizeof seg);
+    return tu_file_size(seg);
+}
+
 /* A store reopened with another segment_bytes: the segment it resumes in
  * keeps the size its header gives (readers stop there), and new segments
- * take the new size. Once, a writer wrote past a smaller segment's end
+ * take the new sizes. Once, a writer wrote past a smaller segment's end
  * (the records were acknowledged and lost at the next open) and refused a
  * larger one by assertion. The syncing mode makes each spare slow to zero
- * (64 MiB) while a 4 MiB segment fills, which also once let the flusher
+ * (32 MiB) while a 4 MiB segment fills, which also once let the flusher
  * make a spare under the number a roll-over had just taken. */
 static void test_reopen_with_other_segment_bytes(void **state) {
     (void)state;
@@ -263,33 +271,74 @@ static void test_reopen_with_other_segment_bytes(void **state) {
     tu_options_small(&o);
     o.durability = MMSB_DURABILITY_SYNC;
     o.log_buffer_bytes = 4ull << 20;
+    o.flags |= MMSB_OPEN_KEEP_LOG; /* every segment stays, to be measured */
     tu_store s = tu_store_open(&o); /* 4 MiB segments */
     uint64_t page;
     TU_OK(mmsb_page_create(s.e, 1 << 20, 0, &page));
-    write_rounds(s.e, page, 1 << 20, 2, 1);
+    write_rounds(s.e, page, 1 << 20, 10, 1);
+    assert_int_equal(tu_info(s.e).log_segment, 3);
     TU_OK(mmsb_close(s.e));
-    o.segment_bytes = 64ull << 20; /* larger: segment 1 is still 4 MiB */
+    o.segment_bytes = 64ull << 20; /* larger: segment 3 stays 4 MiB, segment 4 is 32 */
     TU_OK(mmsb_open(s.dir, &o, &s.e));
-    uint8_t last = write_rounds(s.e, page, 1 << 20, 12, 10);
-    assert_int_equal(tu_info(s.e).log_segment, 2);
+    uint8_t last = write_rounds(s.e, page, 1 << 20, 12, 20);
+    assert_int_equal(tu_info(s.e).log_segment, 4);
     char root[33];
     tu_root_hex(s.e, root);
     TU_OK(mmsb_close(s.e));
-    char seg[4200];
-    tu_segment_path(s.dir, 2, seg, sizeof seg);
-    assert_int_equal(tu_file_size(seg), 64ull << 20);
+    assert_int_equal(segment_file_size(s.dir, 3), 4ull << 20);
+    assert_int_equal(segment_file_size(s.dir, 4), 32ull << 20);
     reopen_same(s.dir, &o, 4ull << 20, root, page, last);
     s.e = NULL;
 
-    o.segment_bytes = 4ull << 20; /* smaller: segment 2 is still 64 MiB, then 4 MiB ones */
+    o.segment_bytes = 4ull << 20; /* smaller: segment 4 stays 32 MiB, then 4 MiB ones */
     TU_OK(mmsb_open(s.dir, &o, &s.e));
-    last = write_rounds(s.e, page, 1 << 20, 70, 40);
-    assert_true(tu_info(s.e).log_segment >= 4);
+    last = write_rounds(s.e, page, 1 << 20, 40, 40);
+    assert_true(tu_info(s.e).log_segment >= 6);
     tu_root_hex(s.e, root);
     TU_OK(mmsb_close(s.e));
+    assert_int_equal(segment_file_size(s.dir, 4), 32ull << 20);
+    assert_int_equal(segment_file_size(s.dir, 5), 4ull << 20);
     reopen_same(s.dir, &o, 64ull << 20, root, page, last);
     s.e = NULL;
     tu_store_close(&s);
+}
+
+/* A log starts at 4 MiB and doubles to segment_bytes: a small store is
+ * small on disk, in every durability mode. */
+static void test_segments_grow(void **state) {
+    (void)state;
+    uint32_t modes[] = {MMSB_DURABILITY_NONE, MMSB_DURABILITY_GROUP, MMSB_DURABILITY_SYNC};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        mmsb_options o;
+        tu_options_small(&o);
+        o.segment_bytes = 64ull << 20; /* the default */
+        o.log_buffer_bytes = 16ull << 20;
+        o.durability = modes[m];
+        o.flags |= MMSB_OPEN_KEEP_LOG;
+        tu_store s = tu_store_open(&o);
+        uint64_t page;
+        TU_OK(mmsb_page_create(s.e, 64, 0, &page));
+        TU_OK(mmsb_write(s.e, page, 0, "one page", 8, NULL));
+        TU_OK(mmsb_sync(s.e));
+        struct stat st;
+        char seg[4200];
+        tu_segment_path(s.dir, 1, seg, sizeof seg);
+        assert_int_equal(stat(seg, &st), 0);
+        assert_int_equal(st.st_size, 4ull << 20);
+        assert_true((uint64_t)st.st_blocks * 512 <= (4ull << 20) + (64u << 10));
+        mmsb_engine *e = s.e;
+        uint64_t big;
+        TU_OK(mmsb_page_create(e, 1 << 20, 0, &big));
+        uint8_t last = write_rounds(e, big, 1 << 20, 40, 1); /* 40 MiB: segments of 4, 8, 16, 32 */
+        char root[33];
+        tu_root_hex(e, root);
+        TU_OK(mmsb_close(e));
+        static const uint64_t sizes_mib[] = {4, 8, 16, 32};
+        for (uint64_t no = 1; no <= 4; no++) assert_int_equal(segment_file_size(s.dir, no), sizes_mib[no - 1] << 20);
+        reopen_same(s.dir, &o, 64ull << 20, root, big, last);
+        s.e = NULL;
+        tu_store_close(&s);
+    }
 }
 
 static void test_log_options_rejected(void **state) {
@@ -474,6 +523,7 @@ int main(void) {
         cmocka_unit_test(test_log_options_rejected),
         cmocka_unit_test(test_small_segments_by_segment_bytes_alone),
         cmocka_unit_test(test_reopen_with_other_segment_bytes),
+        cmocka_unit_test(test_segments_grow),
         cmocka_unit_test(test_large_change_spans_segments),
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),

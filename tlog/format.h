@@ -28,6 +28,17 @@ enum {
 #define SEG_BYTES_MIN (4ull << 20)
 #define SEG_BYTES_MAX (1ull << 30)
 #define SEED_CHAIN 0x4d4d53422d63686eull /* "MMSB-chn" */
+#define SEG_DOUBLINGS_MAX 8 /* SEG_BYTES_MIN << 8 = SEG_BYTES_MAX */
+
+/* The size a writer gives segment number no under the segment_bytes option
+ * `largest`: a log starts at SEG_BYTES_MIN and doubles up to `largest`, so
+ * that a small store is small on disk (FORMAT.md). Each header records the
+ * size its segment got; this is for making segments and for estimates. */
+static inline uint64_t seg_size_grown(uint64_t largest, uint64_t no) {
+    uint64_t doublings = no - 1 < SEG_DOUBLINGS_MAX ? no - 1 : SEG_DOUBLINGS_MAX;
+    uint64_t size = SEG_BYTES_MIN << doublings;
+    return size < largest ? size : largest;
+}
 
 /* Record types (FORMAT.md). Types from 0x8000 on may be skipped. */
 enum {

@@ -143,6 +143,13 @@ static void segment_temp_name(uint64_t no, char out[40]) {
 
 static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq);
 
+uint64_t segment_size(const log_config *cfg, uint64_t no) {
+    ASSERT(no >= 1 && cfg->segment_bytes >= SEG_BYTES_MIN && cfg->segment_bytes % REC_ALIGN == 0);
+    uint64_t size = seg_size_grown(cfg->segment_bytes, no);
+    ASSERT(size >= SEG_BYTES_MIN && size % REC_ALIGN == 0);
+    return size;
+}
+
 /* Creates segment `no` at full size under a temporary name, with its blocks
  * written (zeros) when zero_fill, so that later writes into it are plain
  * overwrites, and with its header when with_header (a store's first
@@ -150,22 +157,22 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq);
  * crash leaves the segment whole or absent. */
 static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
     ASSERT(no >= 1 && fd_out != NULL);
-    ASSERT(w->cfg.segment_bytes >= SEG_BYTES_MIN && w->cfg.segment_bytes % REC_ALIGN == 0);
+    uint64_t size = segment_size(&w->cfg, no);
     char name[32], temp[40];
     segment_name(no, name);
     segment_temp_name(no, temp);
     int fd = openat(w->dir_fd, temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return err_set(err_from_errno(errno), "cannot create %s: %s", temp, strerror(errno));
     int rc = 0;
-    if (fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes) != 0) {
+    if (fallocate(fd, 0, 0, (off_t)size) != 0) {
         int saved = errno;
-        if (saved != EOPNOTSUPP || ftruncate(fd, (off_t)w->cfg.segment_bytes) != 0) {
+        if (saved != EOPNOTSUPP || ftruncate(fd, (off_t)size) != 0) {
             rc = err_set(err_from_errno(saved), "cannot allocate %llu bytes for %s: %s",
-                         (unsigned long long)w->cfg.segment_bytes, name, strerror(saved));
+                         (unsigned long long)size, name, strerror(saved));
         }
     }
-    for (uint64_t off = 0; rc == 0 && zero_fill && off < w->cfg.segment_bytes; off += ZERO_FILL_CHUNK) {
-        uint64_t n = min_u64(ZERO_FILL_CHUNK, w->cfg.segment_bytes - off);
+    for (uint64_t off = 0; rc == 0 && zero_fill && off < size; off += ZERO_FILL_CHUNK) {
+        uint64_t n = min_u64(ZERO_FILL_CHUNK, size - off);
         ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
         if (put != (ssize_t)n)
             rc = err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name,
@@ -236,7 +243,7 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
     ASSERT(fd >= 0 && no >= 1 && first_seq >= 1);
     ASSERT(w->salt != 0 && w->generation >= 1);
     seg_header h = {.salt = w->salt, .segment_no = no, .first_seq = first_seq,
-                    .segment_bytes = w->cfg.segment_bytes, .generation = w->generation,
+                    .segment_bytes = segment_size(&w->cfg, no), .generation = w->generation,
                     .chain_in = w->chain_value};
     uint8_t buf[SEG_HEADER_BYTES];
     seg_header_encode(&h, buf);
@@ -458,7 +465,7 @@ static int roll_over(log_writer *w) {
         atomic_store(&w->seg_no, no + 1);
         w->seg_stream0 = w->head;
         w->seg_file_off0 = SEG_HEADER_BYTES;
-        w->seg_bytes = w->cfg.segment_bytes; /* write_header gave it that size */
+        w->seg_bytes = segment_size(&w->cfg, no + 1); /* write_header gave it that size */
         w->writeback_off = 0;
     } else {
         if (fd >= 0) close(fd);
@@ -744,7 +751,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
         if (rc == 0) rc = create_segment(w, 1, false, true, &w->seg_fd);
         atomic_store(&w->seg_no, 1);
         w->seg_file_off0 = SEG_HEADER_BYTES;
-        w->seg_bytes = w->cfg.segment_bytes;
+        w->seg_bytes = segment_size(&w->cfg, 1);
         return rc;
     }
     ASSERT(r->salt != 0 && r->generation >= 1 && r->next_seq >= 1);

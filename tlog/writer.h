@@ -58,6 +58,11 @@ typedef struct log_writer log_writer;
 /* Opens the writer: picks the I/O backend, creates the first segment of a
  * new store or continues an existing one (removing segment files past the
  * resume point, which hold nothing committed), and starts the flusher. */
+/* The size of segment number no: a store's log starts small and grows, so
+ * that its disk footprint follows its data. Segment 1 is 4 MiB and each
+ * next one doubles, up to cfg->segment_bytes (segment 5 on, by default). */
+uint64_t segment_size(const log_config *cfg, uint64_t no);
+
 MUST_CHECK int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
                     log_writer **out);
 /* Flushes and syncs what is committed, stops the flusher, releases all. */

@@ -136,6 +136,7 @@ typedef struct log_files {
     uint64_t first, last;    /* their numbers; 0 when none */
     uint64_t bytes;          /* their total size */
     uint64_t segment_bytes;  /* size of the first one */
+    uint64_t segment_bytes_max; /* of the largest (segments grow: tlog/FORMAT.md) */
 } log_files;
 
 /* Lists dir's segment files: EXIT_USAGE (with a message) when dir is not a

@@ -422,7 +422,7 @@ int cmd_stats(int argc, char **argv) {
     if (dir_fd >= 0) close(dir_fd);
     stream_standing standings[STANDINGS_MAX];
     uint32_t standing_count = 0;
-    if (server != NULL) repl_standings(a.pos[0], server, &end, lf.segment_bytes, standings, &standing_count);
+    if (server != NULL) repl_standings(a.pos[0], server, &end, lf.segment_bytes_max, standings, &standing_count);
     if (a.json) {
         json_out j;
         json_begin(&j, stdout);

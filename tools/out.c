@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../engine/base/base.h"
+#include "../tlog/format.h"
 #include "cli.h"
 
 /* ---- arguments ------------------------------------------------------------------------- */
@@ -299,6 +300,7 @@ int log_files_list(const char *cmd, const char *dir, log_files *out) {
             out->first = no;
             out->segment_bytes = (uint64_t)st.st_size;
         }
+        if ((uint64_t)st.st_size > out->segment_bytes_max) out->segment_bytes_max = (uint64_t)st.st_size;
         if (no > out->last) out->last = no;
         out->count++;
         out->bytes += (uint64_t)st.st_size;
@@ -309,7 +311,11 @@ int log_files_list(const char *cmd, const char *dir, log_files *out) {
 
 uint64_t log_files_done(const log_files *lf, uint64_t segment, uint64_t offset) {
     if (lf->count == 0 || segment < lf->first) return 0;
-    return (segment - lf->first) * lf->segment_bytes + offset;
+    uint64_t done = offset;
+    uint64_t no = lf->first;
+    for (; no < segment && no <= SEG_DOUBLINGS_MAX + 1; no++) done += seg_size_grown(lf->segment_bytes_max, no);
+    if (no < segment) done += (segment - no) * lf->segment_bytes_max; /* grown to full size by then */
+    return done;
 }
 
 /* ---- errors in the user's terms ----------------------------------------------------- */

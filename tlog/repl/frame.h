@@ -32,15 +32,21 @@ static inline int log_point_cmp(log_point a, log_point b) {
 }
 
 /* Bytes of log from `from` to `to` (0 when `to` is not after it), the
- * segments between them counted whole at segment_bytes (a segment a SEAL
- * ended early counts full: an upper bound). */
+ * segments between them counted whole at the size a writer gives them under
+ * segment_bytes (seg_size_grown; a segment a SEAL ended early counts full:
+ * an upper bound). */
 static inline uint64_t log_point_distance(log_point from, log_point to, uint64_t segment_bytes) {
     if (log_point_cmp(to, from) <= 0) return 0;
     if (to.segment == from.segment) return to.offset - from.offset;
-    uint64_t body = segment_bytes > SEG_HEADER_BYTES ? segment_bytes - SEG_HEADER_BYTES : 0;
-    uint64_t first = segment_bytes > from.offset ? segment_bytes - from.offset : 0;
+    uint64_t from_size = seg_size_grown(segment_bytes, from.segment);
+    uint64_t first = from_size > from.offset ? from_size - from.offset : 0;
     uint64_t last = to.offset > SEG_HEADER_BYTES ? to.offset - SEG_HEADER_BYTES : 0;
-    return first + (to.segment - from.segment - 1) * body + last;
+    uint64_t between = 0, no = from.segment + 1;
+    for (; no < to.segment && no <= SEG_DOUBLINGS_MAX + 1; no++) { /* the growing ones, at most 9 */
+        between += seg_size_grown(segment_bytes, no) - SEG_HEADER_BYTES;
+    }
+    if (no < to.segment) between += (to.segment - no) * (seg_size_grown(segment_bytes, no) - SEG_HEADER_BYTES);
+    return first + between + last;
 }
 
 /* What a message's headers say about its body. */
