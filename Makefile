@@ -7,6 +7,7 @@
 #   make bench           the benchmark suite (bench/README.md)
 #   make soak SEEDS=N    the crash-and-fault simulator at length (default 200 seeds)
 #   make install PREFIX=/usr/local
+#   make python          bundles the library into ffi/python/mmsb (then: pip install ./ffi/python)
 #   make deps            installs missing Debian packages (as root) or prints the command
 #
 # Knobs: GPU=auto|0|1 (CUDA kernels; auto = when nvcc is found), SAN=1, DEBUG=1,
@@ -81,9 +82,10 @@ LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
 
 DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3 \
+                python3-venv python3-setuptools python3-wheel \
                 libnats-dev nats-server
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench soak
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench soak python
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -309,6 +311,13 @@ install: all
 	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	      -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' ffi/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \
 	done
+
+# The Python package with the library inside it, for `pip install ./ffi/python`;
+# its version must be the library's.
+python: $(LIB_SO)
+	@grep -q '^__version__ = "$(VERSION)"' ffi/python/mmsb/_version.py || \
+	  { echo "python: ffi/python/mmsb/_version.py does not say $(VERSION)"; exit 1; }
+	cp -L $(LIB_SO) ffi/python/mmsb/libmmsb.so.$(ABI_MAJOR)
 
 # Idempotent: checks each package and installs only what is missing.
 deps:

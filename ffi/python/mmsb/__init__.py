@@ -13,11 +13,13 @@ raise TypeError or ValueError before the library is called. The library is
 found through the MMSB_LIBRARY environment variable, else next to this
 package, else by the system's loader.
 """
-import ctypes
-from ctypes import byref, c_uint64, c_void_p
-from dataclasses import dataclass
+import ctypes as _ctypes
+import os as _os
+from ctypes import byref as _byref, c_uint64 as _c_uint64, c_void_p as _c_void_p
+from dataclasses import dataclass as _dataclass
 
 from . import _capi
+from ._version import __version__
 
 _lib = _capi.load()
 
@@ -165,6 +167,17 @@ def abi_version():
 # ---- argument checks --------------------------------------------------------------------------
 
 
+def _path(path, name="path"):
+    """A store path as the C library takes it: str, bytes or os.PathLike
+    (pathlib.Path), encoded the way the OS encodes file names."""
+    if not isinstance(path, (str, bytes, _os.PathLike)):
+        raise TypeError("%s must be a str, bytes or os.PathLike, not %s" % (name, type(path).__name__))
+    encoded = _os.fsencode(path)
+    if len(encoded) == 0 or b"\0" in encoded:
+        raise ValueError("%s must be non-empty and hold no NUL byte" % name)
+    return encoded
+
+
 def _uint(value, name, limit=U64_MAX):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
@@ -187,26 +200,26 @@ def _buffer(data, name):
         return None, 0, None
     if isinstance(data, bytes):
         owner = data  # its buffer is immutable and stays put while it lives
-        ptr = ctypes.cast(ctypes.c_char_p(owner), c_void_p)
+        ptr = _ctypes.cast(_ctypes.c_char_p(owner), _c_void_p)
     elif view.readonly:
         owner = bytes(view)  # ctypes takes addresses of writable buffers only: copy
-        ptr = ctypes.cast(ctypes.c_char_p(owner), c_void_p)
+        ptr = _ctypes.cast(_ctypes.c_char_p(owner), _c_void_p)
     else:
-        owner = (ctypes.c_uint8 * view.nbytes).from_buffer(view)
-        ptr = ctypes.cast(owner, c_void_p)
+        owner = (_ctypes.c_uint8 * view.nbytes).from_buffer(view)
+        ptr = _ctypes.cast(owner, _c_void_p)
     return ptr, view.nbytes, owner
 
 # ---- results ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Change:
     epoch: int
     bytes_changed: int
     commit_seq: int
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class CommitResult:
     commit_seq: int
     pages_changed: int
@@ -217,7 +230,7 @@ class CommitResult:
     delta_propagations: int
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class PageInfo:
     page_id: int
     size: int
@@ -226,7 +239,7 @@ class PageInfo:
     flags: int
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Event:
     type: int
     flags: int
@@ -236,7 +249,7 @@ class Event:
     bytes_changed: int
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class OpInput:
     """What a Python derivation operation receives: its parents' bytes (as
     bytes), ids, epochs and sizes, in the order they were given."""
@@ -255,11 +268,11 @@ def _commit_result(r):
 
 def _new_result():
     r = _capi.CommitResult()
-    r.struct_size = ctypes.sizeof(r)
+    r.struct_size = _ctypes.sizeof(r)
     return r
 
 
-@dataclass
+@_dataclass
 class Delta:
     """An explicit change of one page: the bytes [offset, offset + len) whose
     mask bit is set take new values from payload (dense: len bytes; sparse:
@@ -290,8 +303,8 @@ class Delta:
         if mask_len < (length + 7) // 8:  # the library would read past it
             raise ValueError("mask has %d bytes; a delta of %d bytes needs %d" % (mask_len, length, (length + 7) // 8))
         d = _capi.Delta(page_id=page, offset=offset, len=length, payload_len=pay_len)
-        d.mask = ctypes.cast(mask, _capi.u8p)
-        d.payload = ctypes.cast(pay, _capi.u8p)
+        d.mask = _ctypes.cast(mask, _capi.u8p)
+        d.payload = _ctypes.cast(pay, _capi.u8p)
         d.flags = (DELTA_SPARSE if self.sparse else 0)
         if self.expected_epoch is not None:
             d.expected_epoch = _uint(self.expected_epoch, "expected_epoch")
@@ -305,19 +318,19 @@ def _options(options):
     """mmsb_options from keyword arguments, and the bytes its strings point
     to (keep them alive until the call that takes the options returns)."""
     o = _capi.Options()
-    _check(_lib.mmsb_options_init(byref(o), ctypes.sizeof(o), _capi.ABI_VERSION))
+    _check(_lib.mmsb_options_init(_byref(o), _ctypes.sizeof(o), _capi.ABI_VERSION))
     fields = {name: ftype for name, ftype in _capi.Options._fields_ if name not in ("struct_size", "abi_version")}
     keep = []
     for key, value in options.items():
         if key not in fields:
             raise TypeError("unknown option %r (the fields of mmsb_options)" % key)
-        if fields[key] is ctypes.c_char_p:
+        if fields[key] is _ctypes.c_char_p:
             if not isinstance(value, (str, bytes)):
                 raise TypeError("%s must be str or bytes" % key)
             keep.append(value.encode() if isinstance(value, str) else value)
             setattr(o, key, keep[-1])
             continue
-        setattr(o, key, _uint(value, key, U32_MAX if fields[key] is ctypes.c_uint32 else U64_MAX))
+        setattr(o, key, _uint(value, key, U32_MAX if fields[key] is _ctypes.c_uint32 else U64_MAX))
     return o, keep
 
 
@@ -328,25 +341,27 @@ class Engine:
     example Engine(dir, durability=DURABILITY_NONE, flags=OPEN_CREATE)."""
 
     def __init__(self, path, **options):
-        if not isinstance(path, (str, bytes)) or len(path) == 0:
-            raise TypeError("path must be a non-empty str or bytes")
+        path_b = _path(path)
         o, keep = _options(options)
-        handle = c_void_p()
-        path_b = path.encode() if isinstance(path, str) else path
+        handle = _c_void_p()
         self._h = None
+        self._path = _os.fsdecode(path_b)
         self._borrowed = False  # a replica's pages: its Replica closes them
         self._ops = {}       # op -> (ctypes callback, python function)
         self._subs = {}      # subscription -> ctypes callback
         self._op_error = None
         self.callback_errors = []  # exceptions raised in event callbacks (a commit cannot fail then)
         self._views = {}     # page id -> open views
-        _check(_lib.mmsb_open(path_b, byref(o), byref(handle)))
+        _check(_lib.mmsb_open(path_b, _byref(o), _byref(handle)))
         self._h = handle
 
     def _handle(self):
         if self._h is None:
             raise ValueError("the engine is closed")
         return self._h
+
+    def __repr__(self):
+        return "<mmsb.Engine %r %s>" % (self._path, "closed" if self._h is None else "open")
 
     def __enter__(self):
         return self
@@ -378,17 +393,17 @@ class Engine:
     # -- pages --
 
     def page_create(self, size, flags=0):
-        out = c_uint64()
+        out = _c_uint64()
         _check(_lib.mmsb_page_create(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
-                                     byref(out)))
+                                     _byref(out)))
         return out.value
 
     def page_create_many(self, size, count, flags=0):
         """Creates `count` zero pages of `size` bytes in one commit; returns
         their ids as a range (consecutive). All of them or none."""
-        out = c_uint64()
+        out = _c_uint64()
         _check(_lib.mmsb_page_create_many(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
-                                          _uint(count, "count"), byref(out)))
+                                          _uint(count, "count"), _byref(out)))
         return range(out.value, out.value + count)
 
     def page_free(self, page_id):
@@ -397,8 +412,8 @@ class Engine:
         _check(_lib.mmsb_page_free(self._handle(), _uint(page_id, "page_id")))
 
     def page_info(self, page_id):
-        info = _capi.PageInfo(struct_size=ctypes.sizeof(_capi.PageInfo))
-        _check(_lib.mmsb_page_info(self._handle(), _uint(page_id, "page_id"), byref(info)))
+        info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
+        _check(_lib.mmsb_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
 
     def read(self, page_id, offset=0, length=None):
@@ -409,10 +424,10 @@ class Engine:
     def read_with_epoch(self, page_id, offset=0, length=None):
         if length is None:
             length = self.page_info(page_id).size - _uint(offset, "offset")
-        buf = ctypes.create_string_buffer(_uint(length, "length") or 1)
-        epoch = c_uint64()
+        buf = _ctypes.create_string_buffer(_uint(length, "length") or 1)
+        epoch = _c_uint64()
         _check(_lib.mmsb_page_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf, length,
-                                   byref(epoch)))
+                                   _byref(epoch)))
         return buf.raw[:length], epoch.value
 
     def view(self, page_id):
@@ -428,7 +443,7 @@ class Engine:
         ptr, n, owner = _buffer(data, "data")
         ch = _capi.Change()
         _check(_lib.mmsb_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n,
-                               byref(ch)))
+                               _byref(ch)))
         del owner
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
@@ -437,7 +452,7 @@ class Engine:
             raise TypeError("apply takes a Delta")
         d, keep = delta._c()
         ch = _capi.Change()
-        _check(_lib.mmsb_apply(self._handle(), byref(d), byref(ch)))
+        _check(_lib.mmsb_apply(self._handle(), _byref(d), _byref(ch)))
         del keep
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
@@ -452,14 +467,14 @@ class Engine:
             keep.append(k)
         res = _new_result()
         _check(_lib.mmsb_apply_batch(self._handle(), arr, len(deltas), _uint(durability, "durability", 4),
-                                     byref(res)), self._take_op_error())
+                                     _byref(res)), self._take_op_error())
         return _commit_result(res)
 
     def transaction(self):
         """A Transaction: commits at the end of a with-block, aborts if the
         block raises."""
-        t = c_void_p()
-        _check(_lib.mmsb_txn_begin(self._handle(), byref(t)))
+        t = _c_void_p()
+        _check(_lib.mmsb_txn_begin(self._handle(), _byref(t)))
         return Transaction(self, t)
 
     # -- derived pages --
@@ -468,39 +483,39 @@ class Engine:
         parents = [_uint(p, "parent") for p in parents]
         if not parents or len(parents) > 65536:
             raise ValueError("a derived page needs 1..65536 parents")
-        arr = (c_uint64 * len(parents))(*parents)
+        arr = (_c_uint64 * len(parents))(*parents)
         pptr, plen, owner = _buffer(params, "params")
-        spec = _capi.DeriveSpec(struct_size=ctypes.sizeof(_capi.DeriveSpec), op=_uint(op, "op", U32_MAX),
+        spec = _capi.DeriveSpec(struct_size=_ctypes.sizeof(_capi.DeriveSpec), op=_uint(op, "op", U32_MAX),
                                 parent_count=len(parents), params=pptr, params_len=plen)
-        spec.parents = ctypes.cast(arr, _capi.u64p)
+        spec.parents = _ctypes.cast(arr, _capi.u64p)
         res = _new_result()
-        _check(_lib.mmsb_derive(self._handle(), _uint(child, "child"), byref(spec), byref(res)),
+        _check(_lib.mmsb_derive(self._handle(), _uint(child, "child"), _byref(spec), _byref(res)),
                self._take_op_error())
         del owner
         return _commit_result(res)
 
     def underive(self, child):
         res = _new_result()
-        _check(_lib.mmsb_underive(self._handle(), _uint(child, "child"), byref(res)), self._take_op_error())
+        _check(_lib.mmsb_underive(self._handle(), _uint(child, "child"), _byref(res)), self._take_op_error())
         return _commit_result(res)
 
     def edge_add(self, parent, child):
         res = _new_result()
-        _check(_lib.mmsb_edge_add(self._handle(), _uint(parent, "parent"), _uint(child, "child"), byref(res)),
+        _check(_lib.mmsb_edge_add(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
         return _commit_result(res)
 
     def edge_remove(self, parent, child):
         res = _new_result()
-        _check(_lib.mmsb_edge_remove(self._handle(), _uint(parent, "parent"), _uint(child, "child"), byref(res)),
+        _check(_lib.mmsb_edge_remove(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
         return _commit_result(res)
 
     def derive_info(self, page_id):
         """(op, op_version, parent ids, child count, params length, signature hex)."""
-        info = _capi.DeriveInfo(struct_size=ctypes.sizeof(_capi.DeriveInfo))
-        parents = (c_uint64 * 65536)()
-        _check(_lib.mmsb_derive_info(self._handle(), _uint(page_id, "page_id"), byref(info), parents, 65536))
+        info = _capi.DeriveInfo(struct_size=_ctypes.sizeof(_capi.DeriveInfo))
+        parents = (_c_uint64 * 65536)()
+        _check(_lib.mmsb_derive_info(self._handle(), _uint(page_id, "page_id"), _byref(info), parents, 65536))
         return {"op": info.op, "op_version": info.op_version, "parents": list(parents[:info.parent_count]),
                 "child_count": info.child_count, "params_len": info.params_len,
                 "signature": bytes(info.signature.bytes).hex()}
@@ -516,13 +531,13 @@ class Engine:
             try:
                 i = inp.contents
                 n = i.parent_count
-                parents = tuple(ctypes.string_at(i.parent_bytes[k], i.parent_sizes[k]) for k in range(n))
+                parents = tuple(_ctypes.string_at(i.parent_bytes[k], i.parent_sizes[k]) for k in range(n))
                 data = fn(OpInput(i.child_id, i.op_version, tuple(i.parent_ids[:n]), tuple(i.parent_epochs[:n]),
-                                  parents, ctypes.string_at(i.params, i.params_len) if i.params_len else b""))
+                                  parents, _ctypes.string_at(i.params, i.params_len) if i.params_len else b""))
                 data = bytes(memoryview(data))
                 if len(data) != out_len:
                     raise ValueError("operation %d returned %d bytes for a page of %d" % (op, len(data), out_len))
-                ctypes.memmove(out, data, out_len)
+                _ctypes.memmove(out, data, out_len)
                 return 0
             except BaseException as exc:  # noqa: B902 - any failure must fail the commit, not unwind C
                 self._op_error = exc
@@ -554,8 +569,8 @@ class Engine:
                 self.callback_errors.append(exc)
 
         cb = _capi.EVENT_FN(trampoline)
-        sub = c_uint64()
-        _check(_lib.mmsb_subscribe(self._handle(), _uint(mask, "mask", U32_MAX), cb, None, byref(sub)))
+        sub = _c_uint64()
+        _check(_lib.mmsb_subscribe(self._handle(), _uint(mask, "mask", U32_MAX), cb, None, _byref(sub)))
         self._subs[sub.value] = cb
         return sub.value
 
@@ -584,19 +599,19 @@ class Engine:
 
     def page_digest(self, page_id):
         d = _capi.Digest()
-        _check(_lib.mmsb_page_digest(self._handle(), _uint(page_id, "page_id"), byref(d)))
+        _check(_lib.mmsb_page_digest(self._handle(), _uint(page_id, "page_id"), _byref(d)))
         return _hex(d)
 
     def state_root(self):
         """The state root as 32 hex digits."""
         d = _capi.Digest()
-        _check(_lib.mmsb_state_root(self._handle(), byref(d)))
+        _check(_lib.mmsb_state_root(self._handle(), _byref(d)))
         return _hex(d)
 
     def info(self):
         """mmsb_engineinfo as a dict (counters, limits, log and checkpoint state)."""
-        info = _capi.EngineInfo(struct_size=ctypes.sizeof(_capi.EngineInfo))
-        _check(_lib.mmsb_engine_info(self._handle(), byref(info)))
+        info = _capi.EngineInfo(struct_size=_ctypes.sizeof(_capi.EngineInfo))
+        _check(_lib.mmsb_engine_info(self._handle(), _byref(info)))
         out = {}
         for name, _ in _capi.EngineInfo._fields_:
             if name.startswith("reserved") or name == "struct_size":
@@ -607,8 +622,8 @@ class Engine:
 
 
 def _hex(d):
-    out = ctypes.create_string_buffer(33)
-    _check(_lib.mmsb_digest_hex(byref(d), out, 33))
+    out = _ctypes.create_string_buffer(33)
+    _check(_lib.mmsb_digest_hex(_byref(d), out, 33))
     return out.value.decode()
 
 
@@ -620,9 +635,9 @@ class _View:
 
     def __enter__(self):
         e = self._engine
-        ptr, size, epoch = c_void_p(), c_uint64(), c_uint64()
-        _check(_lib.mmsb_page_view(e._handle(), self._page, byref(ptr), byref(size), byref(epoch)))
-        arr = (ctypes.c_uint8 * size.value).from_address(ptr.value)
+        ptr, size, epoch = _c_void_p(), _c_uint64(), _c_uint64()
+        _check(_lib.mmsb_page_view(e._handle(), self._page, _byref(ptr), _byref(size), _byref(epoch)))
+        arr = (_ctypes.c_uint8 * size.value).from_address(ptr.value)
         self._mv = memoryview(arr).cast("B").toreadonly()
         e._views[self._page] = e._views.get(self._page, 0) + 1
         self.epoch = epoch.value
@@ -657,12 +672,12 @@ class Transaction:
         if not isinstance(delta, Delta):
             raise TypeError("apply takes a Delta")
         d, keep = delta._c()
-        _check(_lib.mmsb_txn_apply(self._handle(), byref(d)))
+        _check(_lib.mmsb_txn_apply(self._handle(), _byref(d)))
         del keep
 
     def commit(self, durability=0):
         res = _new_result()
-        rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 4), byref(res))
+        rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 4), _byref(res))
         if rc not in (-32008, -32015):  # EBUSY and ECALLBACK keep it open for a retry
             self._h = None
         _check(rc, self._engine._take_op_error())
@@ -714,8 +729,8 @@ class Attach(_Handle):
     once the writer closes, raise NotFound. One Attach per thread."""
 
     def __init__(self, path):
-        h = c_void_p()
-        _check(_lib.mmsb_attach_open(path.encode() if isinstance(path, str) else path, byref(h)))
+        h = _c_void_p()
+        _check(_lib.mmsb_attach_open(_path(path), _byref(h)))
         self._h = h
 
     def _handle(self):
@@ -724,8 +739,8 @@ class Attach(_Handle):
         return self._h
 
     def page_info(self, page_id):
-        info = _capi.PageInfo(struct_size=ctypes.sizeof(_capi.PageInfo))
-        _check(_lib.mmsb_attach_page_info(self._handle(), _uint(page_id, "page_id"), byref(info)))
+        info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
+        _check(_lib.mmsb_attach_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
 
     def read(self, page_id, offset=0, length=None):
@@ -733,15 +748,15 @@ class Attach(_Handle):
         to its end), consistent."""
         if length is None:
             length = self.page_info(page_id).size - _uint(offset, "offset")
-        buf = ctypes.create_string_buffer(_uint(length, "length") or 1)
-        epoch = c_uint64()
+        buf = _ctypes.create_string_buffer(_uint(length, "length") or 1)
+        epoch = _c_uint64()
         _check(_lib.mmsb_attach_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf,
-                                     length, byref(epoch)))
+                                     length, _byref(epoch)))
         return buf.raw[:length], epoch.value
 
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Record:
     type: int
     name: str
@@ -759,19 +774,19 @@ class LogReader(_Handle):
     (read-only; works while a writer appends)."""
 
     def __init__(self, path):
-        h = c_void_p()
-        _check(_lib.mmsb_log_open(path.encode() if isinstance(path, str) else path, 0, byref(h)))
+        h = _c_void_p()
+        _check(_lib.mmsb_log_open(_path(path), 0, _byref(h)))
         self._h = h
 
     def __iter__(self):
-        rec = _capi.LogRecord(struct_size=ctypes.sizeof(_capi.LogRecord))
+        rec = _capi.LogRecord(struct_size=_ctypes.sizeof(_capi.LogRecord))
         while self._h is not None:
-            _check(_lib.mmsb_log_next(self._h, byref(rec)))
+            _check(_lib.mmsb_log_next(self._h, _byref(rec)))
             if rec.type == REC_END:
                 return
             yield Record(rec.type, REC_NAMES.get(rec.type, str(rec.type)), rec.seq, rec.segment, rec.offset,
                          rec.page_id, rec.epoch, bool(rec.committed),
-                         ctypes.string_at(rec.payload, rec.payload_len) if rec.payload_len else b"")
+                         _ctypes.string_at(rec.payload, rec.payload_len) if rec.payload_len else b"")
 
 
 
@@ -790,12 +805,12 @@ class Replica:
         """limits: the fields of mmsb_options that bound the replica's pages
         (arena_bytes_max, pages_max, page_bytes_max, ...; see
         mmsb_replica_open_with); none: the defaults."""
-        handle = c_void_p()
-        enc = [x.encode() if isinstance(x, str) else x for x in (path, servers, stream)]
+        handle = _c_void_p()
+        enc = [_path(path)] + [x.encode() if isinstance(x, str) else x for x in (servers, stream)]
         self._h = None
         self._engine = None
         o, _keep = _options(limits)
-        _check(_lib.mmsb_replica_open_with(enc[0], enc[1], enc[2], byref(o) if limits else None, byref(handle)))
+        _check(_lib.mmsb_replica_open_with(enc[0], enc[1], enc[2], _byref(o) if limits else None, _byref(handle)))
         self._h = handle
 
     @property
@@ -803,8 +818,8 @@ class Replica:
         """The replica's pages as a read-only Engine (reads, views, page
         info, digests, the state root); valid until the replica closes."""
         if self._engine is None or self._engine._h is None:
-            handle = c_void_p()
-            _check(_lib.mmsb_replica_engine(self._handle(), byref(handle)))
+            handle = _c_void_p()
+            _check(_lib.mmsb_replica_engine(self._handle(), _byref(handle)))
             self._engine = Engine._borrow(handle)
         return self._engine
 
@@ -815,14 +830,14 @@ class Replica:
 
     def poll(self, timeout_ms=100):
         """Takes the stream's messages until none came for timeout_ms; returns how many."""
-        taken = c_uint64()
-        _check(_lib.mmsb_replica_poll(self._handle(), _uint(timeout_ms, "timeout_ms", U32_MAX), byref(taken)))
+        taken = _c_uint64()
+        _check(_lib.mmsb_replica_poll(self._handle(), _uint(timeout_ms, "timeout_ms", U32_MAX), _byref(taken)))
         return taken.value
 
     def info(self):
         """mmsb_replica_info as a dict (what it holds, the stream's end, the lag)."""
-        info = _capi.ReplicaInfo(struct_size=ctypes.sizeof(_capi.ReplicaInfo))
-        _check(_lib.mmsb_replica_info_get(self._handle(), byref(info)))
+        info = _capi.ReplicaInfo(struct_size=_ctypes.sizeof(_capi.ReplicaInfo))
+        _check(_lib.mmsb_replica_info_get(self._handle(), _byref(info)))
         return {name: getattr(info, name) for name, _ in _capi.ReplicaInfo._fields_
                 if not name.startswith("reserved") and name != "struct_size"}
 
@@ -847,5 +862,5 @@ PROMOTE_FORCE = 0x1
 
 def promote(path, servers=None, force=False):
     """Makes the replica at path a store a writer opens (see mmsb_promote)."""
-    enc = [x.encode() if isinstance(x, str) else x for x in (path, servers)]
+    enc = [_path(path), servers.encode() if isinstance(servers, str) else servers]
     _check(_lib.mmsb_promote(enc[0], enc[1], PROMOTE_FORCE if force else 0))

@@ -7,6 +7,7 @@ API is in __init__.py.
 """
 import ctypes
 import os
+import sys
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_size_t,
                     c_uint8, c_uint32, c_uint64, c_void_p)
 
@@ -183,7 +184,9 @@ def _candidates():
     if env:
         return [env]
     here = os.path.dirname(os.path.abspath(__file__))
-    return [os.path.join(here, "libmmsb.so.1"), os.path.join(here, "libmmsb.so"), "libmmsb.so.1"]
+    return [os.path.join(here, "libmmsb.so.1"),               # bundled by `make python`
+            os.path.join(sys.prefix, "lib", "libmmsb.so.1"),  # `make install PREFIX=$VIRTUAL_ENV`
+            "libmmsb.so.1"]                                   # the system's loader
 
 
 def load():
@@ -197,7 +200,8 @@ def load():
             tried.append("%s (%s)" % (path, err))
     if lib is None:
         raise ImportError("mmsb: cannot load libmmsb; tried: " + "; ".join(tried) +
-                          ". Set MMSB_LIBRARY to the path of libmmsb.so.1 (make builds it in build/lib/).")
+                          ". Bundle it with `make python` before `pip install`, install it (make install), "
+                          "or set MMSB_LIBRARY to the path of libmmsb.so.1 (make builds it in build/lib/).")
     for name, (restype, argtypes) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.restype = restype

@@ -82,6 +82,34 @@ class TestLibrary(unittest.TestCase):
         self.assertEqual(exported, set(_capi._SIGNATURES))
 
 
+class TestPackage(Base):
+    def test_version_and_public_names(self):
+        self.assertEqual(mmsb.__version__, mmsb.version())
+        public = {n for n in dir(mmsb) if not n.startswith("_")}
+        for internal in ("ctypes", "byref", "c_uint64", "c_void_p", "dataclass", "os"):
+            self.assertNotIn(internal, public)
+        self.assertLessEqual(set(mmsb.__all__), public)
+
+    def test_paths_of_every_kind(self):
+        import pathlib
+        store = pathlib.Path(self.dir) / "s"
+        with mmsb.Engine(store, flags=mmsb.OPEN_CREATE, **small()) as e:
+            page = e.page_create(64)
+            e.write(page, 0, b"path")
+            self.assertEqual(repr(e), "<mmsb.Engine %r open>" % str(store))
+        self.assertEqual(repr(e), "<mmsb.Engine %r closed>" % str(store))
+        with mmsb.Engine(os.fsencode(store), **small()) as e:
+            self.assertEqual(e.read(page, 0, 4), b"path")
+        self.assertTrue(list(mmsb.LogReader(store)))
+        for bad, error in ((None, TypeError), (42, TypeError), ("", ValueError), ("a\0b", ValueError)):
+            with self.assertRaises(error):
+                mmsb.Engine(bad, **small())
+            with self.assertRaises(error):
+                mmsb.LogReader(bad)
+            with self.assertRaises(error):
+                mmsb.Attach(bad)
+
+
 class TestPages(Base):
     def test_write_read_epochs_and_reopen(self):
         e = self.engine()
