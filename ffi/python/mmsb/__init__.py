@@ -162,6 +162,7 @@ def version():
 
 
 def abi_version():
+    """The library's ABI version (MMSB_ABI_VERSION); this binding speaks 1."""
     return _lib.mmsb_abi_version()
 
 # ---- argument checks --------------------------------------------------------------------------
@@ -382,6 +383,9 @@ class Engine:
         return e
 
     def close(self):
+        """Closes the engine: the log is synced and, when anything was committed,
+        a checkpoint and a last commit record the state root. Raises Busy while
+        page views are open; a second close does nothing."""
         if self._h is None:
             return
         if any(self._views.values()):
@@ -393,6 +397,7 @@ class Engine:
     # -- pages --
 
     def page_create(self, size, flags=0):
+        """Creates a zero page of `size` bytes in a commit of its own; returns its id."""
         out = _c_uint64()
         _check(_lib.mmsb_page_create(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
                                      _byref(out)))
@@ -407,11 +412,13 @@ class Engine:
         return range(out.value, out.value + count)
 
     def page_free(self, page_id):
+        """Frees the page in a commit of its own (Busy while a view of it is open)."""
         if self._views.get(page_id):
             raise Busy(-32008, "page_free: page %d has an open view" % page_id)
         _check(_lib.mmsb_page_free(self._handle(), _uint(page_id, "page_id")))
 
     def page_info(self, page_id):
+        """The page's PageInfo: id, size, epoch, location (LOC_*), flags."""
         info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
         _check(_lib.mmsb_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
@@ -422,6 +429,8 @@ class Engine:
         return data
 
     def read_with_epoch(self, page_id, offset=0, length=None):
+        """(bytes, epoch) of [offset, offset + length) of the page (default: to
+        its end), all of that one epoch."""
         if length is None:
             length = self.page_info(page_id).size - _uint(offset, "offset")
         buf = _ctypes.create_string_buffer(_uint(length, "length") or 1)
@@ -440,6 +449,8 @@ class Engine:
     # -- changes --
 
     def write(self, page_id, offset, data):
+        """Writes the bytes-like `data` at `offset` as one commit; returns the
+        Change (new epoch, bytes changed, commit sequence number)."""
         ptr, n, owner = _buffer(data, "data")
         ch = _capi.Change()
         _check(_lib.mmsb_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n,
@@ -448,6 +459,8 @@ class Engine:
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
     def apply(self, delta):
+        """Applies one Delta (dense or sparse, optionally with an expected
+        epoch) as one commit; returns the Change."""
         if not isinstance(delta, Delta):
             raise TypeError("apply takes a Delta")
         d, keep = delta._c()
@@ -457,6 +470,8 @@ class Engine:
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
     def apply_batch(self, deltas, durability=0):
+        """Applies the Deltas as one commit, all or none; returns the
+        CommitResult (durability 0: the engine's mode)."""
         deltas = list(deltas)
         if not all(isinstance(d, Delta) for d in deltas):
             raise TypeError("apply_batch takes Delta objects")
@@ -480,6 +495,9 @@ class Engine:
     # -- derived pages --
 
     def derive(self, child, op, parents, params=b""):
+        """Makes `child` derived by operation `op` (OP_* or a registered user
+        op) from 1..65536 `parents`, with optional params bytes; the child is
+        computed in the same commit. Returns the CommitResult."""
         parents = [_uint(p, "parent") for p in parents]
         if not parents or len(parents) > 65536:
             raise ValueError("a derived page needs 1..65536 parents")
@@ -495,17 +513,20 @@ class Engine:
         return _commit_result(res)
 
     def underive(self, child):
+        """Makes a derived page plain again (its bytes stay); returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_underive(self._handle(), _uint(child, "child"), _byref(res)), self._take_op_error())
         return _commit_result(res)
 
     def edge_add(self, parent, child):
+        """Adds `parent` to a derived page's parents and recomputes it; returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_edge_add(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
         return _commit_result(res)
 
     def edge_remove(self, parent, child):
+        """Removes `parent` from a derived page's parents and recomputes it; returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_edge_remove(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
@@ -575,15 +596,18 @@ class Engine:
         return sub.value
 
     def unsubscribe(self, subscription):
+        """Stops the events of a subscription that subscribe() returned."""
         _check(_lib.mmsb_unsubscribe(self._handle(), _uint(subscription, "subscription")))
         self._subs.pop(subscription, None)
 
     # -- durability, checkpoints, digests, counters --
 
     def sync(self):
+        """Makes every commit so far durable (flush and fdatasync of the log)."""
         _check(_lib.mmsb_sync(self._handle()))
 
     def wait_durable(self, commit_seq):
+        """Blocks until the commit with that sequence number is durable."""
         _check(_lib.mmsb_wait_durable(self._handle(), _uint(commit_seq, "commit_seq")))
 
     def wait_replicated(self, commit_seq):
@@ -592,12 +616,16 @@ class Engine:
         _check(_lib.mmsb_wait_replicated(self._handle(), _uint(commit_seq, "commit_seq")))
 
     def set_durability(self, durability):
+        """Sets the durability mode (DURABILITY_*) for the commits that follow."""
         _check(_lib.mmsb_set_durability(self._handle(), _uint(durability, "durability", U32_MAX)))
 
     def checkpoint(self):
+        """Writes a checkpoint of the state now; log segments it covers are then
+        removed unless the store was opened with OPEN_KEEP_LOG."""
         _check(_lib.mmsb_checkpoint(self._handle()))
 
     def page_digest(self, page_id):
+        """The page digest (a hash tree over its 4 KiB chunks) as 32 hex digits."""
         d = _capi.Digest()
         _check(_lib.mmsb_page_digest(self._handle(), _uint(page_id, "page_id"), _byref(d)))
         return _hex(d)
@@ -664,11 +692,13 @@ class Transaction:
         return self._h
 
     def write(self, page_id, offset, data):
+        """Stages a write of the bytes-like `data` at `offset`; nothing changes until commit()."""
         ptr, n, owner = _buffer(data, "data")
         _check(_lib.mmsb_txn_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n))
         del owner
 
     def apply(self, delta):
+        """Stages a Delta; nothing changes until commit()."""
         if not isinstance(delta, Delta):
             raise TypeError("apply takes a Delta")
         d, keep = delta._c()
@@ -676,6 +706,9 @@ class Transaction:
         del keep
 
     def commit(self, durability=0):
+        """Applies everything staged as one commit (Conflict when an expected
+        epoch no longer holds: nothing changes); returns the CommitResult,
+        also kept in .result. Busy (InCallback included) leaves it open for a retry."""
         res = _new_result()
         rc = _lib.mmsb_txn_commit(self._handle(), _uint(durability, "durability", 4), _byref(res))
         if rc not in (-32008, -32015):  # EBUSY and ECALLBACK keep it open for a retry
@@ -685,6 +718,7 @@ class Transaction:
         return self.result
 
     def abort(self):
+        """Drops everything staged; nothing changes. A second abort does nothing."""
         if self._h is not None:
             h, self._h = self._h, None
             _check(_lib.mmsb_txn_abort(h))
@@ -739,6 +773,7 @@ class Attach(_Handle):
         return self._h
 
     def page_info(self, page_id):
+        """The page's PageInfo as the running engine has it now."""
         info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
         _check(_lib.mmsb_attach_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
@@ -842,6 +877,7 @@ class Replica:
                 if not name.startswith("reserved") and name != "struct_size"}
 
     def close(self):
+        """Stops following and closes the replica store (and its engine, if taken)."""
         if self._h is not None:
             if self._engine is not None:
                 self._engine.close()  # detaches: the pages go with the replica

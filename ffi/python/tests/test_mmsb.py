@@ -90,6 +90,18 @@ class TestPackage(Base):
             self.assertNotIn(internal, public)
         self.assertLessEqual(set(mmsb.__all__), public)
 
+    def test_every_public_name_has_a_docstring(self):
+        import inspect
+        missing = []
+        for name in mmsb.__all__:
+            obj = getattr(mmsb, name)
+            if not inspect.getdoc(obj):
+                missing.append(name)
+            for member, value in (vars(obj).items() if inspect.isclass(obj) else ()):
+                if not member.startswith("_") and callable(value) and not (value.__doc__ or "").strip():
+                    missing.append("%s.%s" % (name, member))
+        self.assertEqual(missing, [])
+
     def test_paths_of_every_kind(self):
         import pathlib
         store = pathlib.Path(self.dir) / "s"
