@@ -80,12 +80,17 @@ TEST_UTIL := $(BUILD)/obj/tests/testutil.o
 LIB_A := $(BUILD)/lib/libmmsb.a
 LIB_SO := $(BUILD)/lib/libmmsb.so.$(ABI_MAJOR)
 MMSB_BIN := $(BUILD)/bin/mmsb
+# The Python package's compiled fast path, built in place (see its rule).
+PYTHON ?= python3
+PY_EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_FAST := ffi/python/mmsb/_fast$(PY_EXT_SUFFIX)
 
 DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3 \
-                python3-venv python3-setuptools python3-wheel \
+                python3-dev python3-venv python3-setuptools python3-wheel \
                 libnats-dev nats-server
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench soak python
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench bench-python soak python
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -159,6 +164,14 @@ bench:
 	-@$(MAKE) --no-print-directory deps DEB_EXTRA=gnuplot-nox # plots only: the figures do not need it
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(BENCH_BIN) --json bench/results.json --markdown bench/results.md --plot bench/plots $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-python
+
+# The Python rows (bench/python_bench.py): the package's fast path, ctypes
+# alone, and py-lmdb beside them.
+bench-python: $(LIB_SO) $(PY_FAST)
+	-@$(MAKE) --no-print-directory deps DEB_EXTRA=python3-lmdb # the peer rows only
+	MMSB_LIBRARY=$(abspath $(LIB_SO)) $(PYTHON) bench/python_bench.py \
+	  --json bench/results-python.json --markdown bench/results-python.md
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
@@ -228,12 +241,24 @@ $(BUILD)/tests/bench_check: $(BENCH_BIN)
 	printf '#!/bin/sh\nset -e\nb="%s"\n"$$b" --list | grep -q "^log/append/"\n"$$b" --quick --filter "pages/read/4KiB" --json bench.json --dir bench-store\ngrep -q "\\"name\\":\\"pages/read/4KiB\\",\\"unit\\":\\"ns\\",\\"ok\\":true" bench.json\n' "$(abspath $(BENCH_BIN))" > $@
 	chmod +x $@
 
+# The Python package's compiled fast path (ffi/python/mmsb/_fast.c), built
+# in place for the tests with the project's warnings; pip builds its own
+# (ffi/python/setup.py). Needs Python's headers (python3-dev).
+$(PY_FAST): ffi/python/mmsb/_fast.c ffi/mmsb.h
+	@test -f "$(PY_INCLUDE)/Python.h" || { echo "python: no Python.h in '$(PY_INCLUDE)' (apt install python3-dev)"; exit 1; }
+	$(CC) $(CFLAGS_BASE) -fvisibility=hidden -shared -isystem "$(PY_INCLUDE)" -Iffi $< -o $@
+
 # The Python binding's tests (unittest) against this build's shared
-# library; not under sanitizers (the interpreter is not instrumented).
+# library; not under sanitizers (the interpreter is not instrumented). They
+# run twice: through the compiled fast path (which they must find), and
+# through ctypes alone, the path of an install without a C compiler.
 PY_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/python_check)
-$(BUILD)/tests/python_check: $(LIB_SO)
+$(BUILD)/tests/python_check: $(LIB_SO) $(PY_FAST)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\ncd "%s"\nMMSB_LIBRARY="%s" exec python3 -m unittest discover -s ffi/python/tests\n' "$(abspath .)" "$(abspath $(LIB_SO))" > $@
+	printf '#!/bin/sh\nset -e\ncd "%s"\nexport MMSB_LIBRARY="%s"\n' "$(abspath .)" "$(abspath $(LIB_SO))" > $@
+	printf 'MMSB_TEST_EXPECT_FAST=1 %s -m unittest discover -s ffi/python/tests\n' "$(PYTHON)" >> $@
+	printf 'MMSB_PYTHON_FAST=0 %s -m unittest discover -s ffi/python/tests\n' "$(PYTHON)" >> $@
+	printf '%s bench/python_bench.py --quick >/dev/null\n' "$(PYTHON)" >> $@
 	chmod +x $@
 
 # The Rust crate's tests (cargo test, offline: the crate has no
@@ -312,12 +337,14 @@ install: all
 	      -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' ffi/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \
 	done
 
-# The Python package with the library inside it, for `pip install ./ffi/python`;
-# its version must be the library's.
+# The Python package with the library inside it, for `pip install ./ffi/python`,
+# and the header its compiled fast path is built with; its version must be
+# the library's.
 python: $(LIB_SO)
 	@grep -q '^__version__ = "$(VERSION)"' ffi/python/mmsb/_version.py || \
 	  { echo "python: ffi/python/mmsb/_version.py does not say $(VERSION)"; exit 1; }
 	cp -L $(LIB_SO) ffi/python/mmsb/libmmsb.so.$(ABI_MAJOR)
+	cp ffi/mmsb.h ffi/python/mmsb/mmsb.h
 
 # Idempotent: checks each package and installs only what is missing.
 deps:
@@ -338,5 +365,6 @@ deps:
 
 clean:
 	rm -rf build build-asan build-nogpu build-fuzz demo-store bench-store
+	rm -f ffi/python/mmsb/_fast*.so ffi/python/mmsb/libmmsb.so.* ffi/python/mmsb/mmsb.h
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,19 +12,45 @@ carrying the code and the library's detail message; bad Python arguments
 raise TypeError or ValueError before the library is called. The library is
 found through the MMSB_LIBRARY environment variable, else next to this
 package, else by the system's loader.
+
+The calls made per change and per read (Engine.write, read,
+read_with_epoch, read_into, Transaction.write) go through a compiled
+extension, mmsb._fast, when pip could build it (FAST_PATH is then True);
+everything else, and everything when it could not, goes through ctypes.
+Both paths take the same arguments and raise the same errors. Setting
+MMSB_PYTHON_FAST=0 in the environment before the import keeps to ctypes.
 """
 import ctypes as _ctypes
 import os as _os
+import warnings as _warnings
+import weakref as _weakref
 from ctypes import byref as _byref, c_uint64 as _c_uint64, c_void_p as _c_void_p
 from dataclasses import dataclass as _dataclass
+from typing import (Any as _Any, Callable as _Callable, Dict as _Dict, Iterable as _Iterable, Iterator as _Iterator,
+                    List as _List, NamedTuple as _NamedTuple, Optional as _Optional, Tuple as _Tuple,
+                    TypeVar as _TypeVar, Union as _Union)
 
 from . import _capi
 from ._version import __version__
 
 _lib = _capi.load()
 
-__all__ = ["Engine", "Transaction", "Delta", "Attach", "LogReader", "Replica", "promote", "MMSBError", "version",
-           "abi_version"]
+# Types of arguments, for the annotations (the package ships py.typed).
+PathArg = _Union[str, bytes, "_os.PathLike[str]", "_os.PathLike[bytes]"]
+import sys  # noqa: E402 - as `sys`, so that type checkers read the version test
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer as BytesLike  # any object with the buffer protocol
+else:
+    BytesLike = _Union[bytes, bytearray, memoryview]  # and any other object with the buffer protocol
+del sys
+WritableBuffer = _Union[bytearray, memoryview, BytesLike]  # must be writable at run time
+_Self = _TypeVar("_Self", bound="_Handle")
+
+__all__ = ["Engine", "Change", "CommitResult", "PageInfo", "Event", "OpInput", "Transaction", "Delta", "Attach",
+           "LogReader", "Record", "Replica", "promote", "version", "abi_version", "strerror", "MMSBError",
+           "InvalidArgument", "NotFound", "Conflict", "NoSpace", "IOFailure", "Corrupt", "VersionMismatch", "Busy",
+           "NotSupported", "OutOfMemory", "CycleError", "OperationFailed", "ReadOnly", "HasDependents", "InCallback",
+           "ReplicationError", "Fenced"]
 
 # ---- constants (mmsb.h) -------------------------------------------------------------------------
 
@@ -53,7 +79,7 @@ class MMSBError(Exception):
 
     code = 0
 
-    def __init__(self, code, detail):
+    def __init__(self, code: int, detail: str) -> None:
         self.code = code
         self.detail = detail
         super().__init__("%s: %s" % (_lib.mmsb_strerror(code).decode(), detail))
@@ -152,18 +178,54 @@ def _check(rc, cause=None):
     raise err
 
 
-def strerror(code):
+def strerror(code: int) -> str:
+    """The library's one-line text for an MMSB_E* code (or errno)."""
     return _lib.mmsb_strerror(int(code)).decode()
 
 
-def version():
+def version() -> str:
     """The library's version string."""
     return _lib.mmsb_version(None, None, None).decode()
 
 
-def abi_version():
+def abi_version() -> int:
     """The library's ABI version (MMSB_ABI_VERSION); this binding speaks 1."""
     return _lib.mmsb_abi_version()
+
+# ---- the compiled fast path ---------------------------------------------------------------------
+
+
+def _bind_fast():
+    """mmsb._fast bound to the functions ctypes loaded, or None: not built
+    (no compiler when pip ran), turned off by MMSB_PYTHON_FAST=0, or built
+    for another ABI (a warning says so)."""
+    if _os.environ.get("MMSB_PYTHON_FAST", "1") == "0":
+        return None
+    try:
+        from . import _fast
+    except ImportError:
+        return None
+    try:
+        _fast.bind({name: _ctypes.cast(getattr(_lib, name), _c_void_p).value for name in _fast.FUNCTIONS},
+                   _capi.ABI_VERSION)
+    except (ImportError, AttributeError) as err:
+        _warnings.warn("mmsb: the compiled fast path is not used: %s" % err, RuntimeWarning, stacklevel=2)
+        return None
+    return _fast
+
+
+_fast_module = _bind_fast()
+FAST_PATH = _fast_module is not None
+
+
+def _raiser(engine_ref):
+    """The fast path's error function for one engine: raises what _check
+    raises. It holds the engine weakly, so an Engine dropped without
+    close() is still closed at once by its __del__."""
+    def fail(rc):
+        engine = engine_ref()
+        _check(rc, engine._take_op_error() if engine is not None else None)
+    return fail
 
 # ---- argument checks --------------------------------------------------------------------------
 
@@ -210,11 +272,28 @@ def _buffer(data, name):
         ptr = _ctypes.cast(owner, _c_void_p)
     return ptr, view.nbytes, owner
 
+def _writable_buffer(data, name):
+    """A pointer to a writable, contiguous one-dimensional buffer (no copy)
+    and its size in bytes; the caller keeps `data` alive meanwhile."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError("%s must be bytes-like, not %s" % (name, type(data).__name__)) from None
+    if view.readonly:
+        raise TypeError("%s must be a writable bytes-like object, not %s" % (name, type(data).__name__))
+    if view.ndim != 1 or not view.contiguous:
+        raise ValueError("%s must be a contiguous one-dimensional buffer" % name)
+    if view.nbytes == 0:
+        return _ctypes.create_string_buffer(1), 0
+    return (_ctypes.c_uint8 * view.nbytes).from_buffer(view.cast("B")), view.nbytes
+
 # ---- results ------------------------------------------------------------------------------------
 
 
-@_dataclass(frozen=True)
-class Change:
+class Change(_NamedTuple):
+    """What a write or apply did: the page's epoch after it, the bytes whose
+    value changed (0: nothing changed, no commit) and the commit's sequence
+    number (0 when unchanged). A named tuple: `epoch, n, seq = e.write(...)`."""
     epoch: int
     bytes_changed: int
     commit_seq: int
@@ -256,9 +335,9 @@ class OpInput:
     bytes), ids, epochs and sizes, in the order they were given."""
     child_id: int
     op_version: int
-    parent_ids: tuple
-    parent_epochs: tuple
-    parents: tuple
+    parent_ids: _Tuple[int, ...]
+    parent_epochs: _Tuple[int, ...]
+    parents: _Tuple[bytes, ...]
     params: bytes
 
 
@@ -280,11 +359,11 @@ class Delta:
     only the masked ones, with sparse=True). mask None: every byte."""
     page_id: int
     offset: int
-    payload: bytes
-    mask: bytes = None
-    length: int = None
+    payload: BytesLike
+    mask: _Optional[BytesLike] = None
+    length: _Optional[int] = None
     sparse: bool = False
-    expected_epoch: int = None
+    expected_epoch: _Optional[int] = None
 
     def _c(self):
         """The C struct and the objects that keep its buffers alive."""
@@ -341,36 +420,43 @@ class Engine:
     Options are the fields of mmsb_options as keyword arguments, for
     example Engine(dir, durability=DURABILITY_NONE, flags=OPEN_CREATE)."""
 
-    def __init__(self, path, **options):
+    def __init__(self, path: PathArg, **options: _Union[int, str, bytes]) -> None:
         path_b = _path(path)
         o, keep = _options(options)
         handle = _c_void_p()
         self._h = None
+        self._core = None    # the fast path's calls on this engine, when FAST_PATH
         self._path = _os.fsdecode(path_b)
         self._borrowed = False  # a replica's pages: its Replica closes them
-        self._ops = {}       # op -> (ctypes callback, python function)
-        self._subs = {}      # subscription -> ctypes callback
-        self._op_error = None
-        self.callback_errors = []  # exceptions raised in event callbacks (a commit cannot fail then)
-        self._views = {}     # page id -> open views
+        self._ops: _Dict[int, _Any] = {}   # op -> its ctypes callback (the library keeps calling it)
+        self._subs: _Dict[int, _Any] = {}  # subscription -> its ctypes callback
+        self._op_error: _Optional[BaseException] = None
+        # exceptions raised in event callbacks (a commit cannot fail then)
+        self.callback_errors: _List[BaseException] = []
+        self._views: _Dict[int, int] = {}  # page id -> open views
         _check(_lib.mmsb_open(path_b, _byref(o), _byref(handle)))
         self._h = handle
+        self._attach_core()
+
+    def _attach_core(self):
+        if _fast_module is not None:
+            self._core = _fast_module.Core(self._h.value, Change, _raiser(_weakref.ref(self)))
 
     def _handle(self):
         if self._h is None:
             raise ValueError("the engine is closed")
         return self._h
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<mmsb.Engine %r %s>" % (self._path, "closed" if self._h is None else "open")
 
-    def __enter__(self):
+    def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_h", None) is not None:
             self.close()
 
@@ -378,11 +464,13 @@ class Engine:
     def _borrow(cls, handle):
         """An Engine over a handle another object owns (a replica's pages)."""
         e = cls.__new__(cls)
-        e._h, e._borrowed, e._ops, e._subs, e._op_error, e.callback_errors, e._views = (
-            handle, True, {}, {}, None, [], {})
+        e._h, e._borrowed, e._ops, e._subs, e._op_error, e.callback_errors, e._views, e._core = (
+            handle, True, {}, {}, None, [], {}, None)
+        e._path = "(a replica's pages)"
+        e._attach_core()
         return e
 
-    def close(self):
+    def close(self) -> None:
         """Closes the engine: the log is synced and, when anything was committed,
         a checkpoint and a last commit record the state root. Raises Busy while
         page views are open; a second close does nothing."""
@@ -391,19 +479,21 @@ class Engine:
         if any(self._views.values()):
             raise Busy(-32008, "close: page views are still open; leave their with-blocks first")
         h, self._h = self._h, None
+        if self._core is not None:
+            self._core.detach()
         if not self._borrowed:
             _check(_lib.mmsb_close(h))
 
     # -- pages --
 
-    def page_create(self, size, flags=0):
+    def page_create(self, size: int, flags: int = 0) -> int:
         """Creates a zero page of `size` bytes in a commit of its own; returns its id."""
         out = _c_uint64()
         _check(_lib.mmsb_page_create(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
                                      _byref(out)))
         return out.value
 
-    def page_create_many(self, size, count, flags=0):
+    def page_create_many(self, size: int, count: int, flags: int = 0) -> range:
         """Creates `count` zero pages of `size` bytes in one commit; returns
         their ids as a range (consecutive). All of them or none."""
         out = _c_uint64()
@@ -411,35 +501,55 @@ class Engine:
                                           _uint(count, "count"), _byref(out)))
         return range(out.value, out.value + count)
 
-    def page_free(self, page_id):
+    def page_free(self, page_id: int) -> None:
         """Frees the page in a commit of its own (Busy while a view of it is open)."""
         if self._views.get(page_id):
             raise Busy(-32008, "page_free: page %d has an open view" % page_id)
         _check(_lib.mmsb_page_free(self._handle(), _uint(page_id, "page_id")))
 
-    def page_info(self, page_id):
+    def page_info(self, page_id: int) -> PageInfo:
         """The page's PageInfo: id, size, epoch, location (LOC_*), flags."""
         info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
         _check(_lib.mmsb_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
 
-    def read(self, page_id, offset=0, length=None):
-        """A consistent copy of bytes of the page (all of one epoch) as bytes."""
+    def read(self, page_id: int, offset: int = 0, length: _Optional[int] = None) -> bytes:
+        """A consistent copy of bytes of the page (all of one epoch) as bytes:
+        [offset, offset + length), by default to the page's end."""
+        if self._core is not None:
+            return self._core.read(page_id, offset, length)
         data, _ = self.read_with_epoch(page_id, offset, length)
         return data
 
-    def read_with_epoch(self, page_id, offset=0, length=None):
+    def read_with_epoch(self, page_id: int, offset: int = 0, length: _Optional[int] = None) -> _Tuple[bytes, int]:
         """(bytes, epoch) of [offset, offset + length) of the page (default: to
         its end), all of that one epoch."""
+        if self._core is not None:
+            return self._core.read_with_epoch(page_id, offset, length)
         if length is None:
-            length = self.page_info(page_id).size - _uint(offset, "offset")
+            size = self.page_info(page_id).size
+            if _uint(offset, "offset") > size:
+                raise ValueError("offset %d is past the end of page %d (%d bytes)" % (offset, page_id, size))
+            length = size - offset
         buf = _ctypes.create_string_buffer(_uint(length, "length") or 1)
         epoch = _c_uint64()
         _check(_lib.mmsb_page_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf, length,
                                    _byref(epoch)))
         return buf.raw[:length], epoch.value
 
-    def view(self, page_id):
+    def read_into(self, page_id: int, offset: int, buffer: WritableBuffer) -> int:
+        """Fills the writable bytes-like `buffer` (bytearray, memoryview,
+        array, numpy array, ...) with the page's bytes from `offset` on, all
+        of one epoch, without another copy; returns that epoch."""
+        if self._core is not None:
+            return self._core.read_into(page_id, offset, buffer)
+        page, offset = _uint(page_id, "page_id"), _uint(offset, "offset")
+        dst, n = _writable_buffer(buffer, "buffer")
+        epoch = _c_uint64()
+        _check(_lib.mmsb_page_read(self._handle(), page, offset, dst, n, _byref(epoch)))
+        return epoch.value
+
+    def view(self, page_id: int) -> "_View":
         """A zero-copy, read-only memoryview of the page, for a with-block:
         while it is open the page cannot be freed nor the engine closed, and
         it is released at the end of the block. The bytes change in place
@@ -448,28 +558,30 @@ class Engine:
 
     # -- changes --
 
-    def write(self, page_id, offset, data):
+    def write(self, page_id: int, offset: int, data: BytesLike) -> Change:
         """Writes the bytes-like `data` at `offset` as one commit; returns the
         Change (new epoch, bytes changed, commit sequence number)."""
+        if self._core is not None:
+            return self._core.write(page_id, offset, data)
         ptr, n, owner = _buffer(data, "data")
         ch = _capi.Change()
         _check(_lib.mmsb_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n,
-                               _byref(ch)))
+                               _byref(ch)), self._take_op_error())
         del owner
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
-    def apply(self, delta):
+    def apply(self, delta: "Delta") -> Change:
         """Applies one Delta (dense or sparse, optionally with an expected
         epoch) as one commit; returns the Change."""
         if not isinstance(delta, Delta):
             raise TypeError("apply takes a Delta")
         d, keep = delta._c()
         ch = _capi.Change()
-        _check(_lib.mmsb_apply(self._handle(), _byref(d), _byref(ch)))
+        _check(_lib.mmsb_apply(self._handle(), _byref(d), _byref(ch)), self._take_op_error())
         del keep
         return Change(ch.epoch, ch.bytes_changed, ch.commit_seq)
 
-    def apply_batch(self, deltas, durability=0):
+    def apply_batch(self, deltas: _Iterable["Delta"], durability: int = 0) -> CommitResult:
         """Applies the Deltas as one commit, all or none; returns the
         CommitResult (durability 0: the engine's mode)."""
         deltas = list(deltas)
@@ -485,7 +597,7 @@ class Engine:
                                      _byref(res)), self._take_op_error())
         return _commit_result(res)
 
-    def transaction(self):
+    def transaction(self) -> "Transaction":
         """A Transaction: commits at the end of a with-block, aborts if the
         block raises."""
         t = _c_void_p()
@@ -494,7 +606,7 @@ class Engine:
 
     # -- derived pages --
 
-    def derive(self, child, op, parents, params=b""):
+    def derive(self, child: int, op: int, parents: _Iterable[int], params: BytesLike = b"") -> CommitResult:
         """Makes `child` derived by operation `op` (OP_* or a registered user
         op) from 1..65536 `parents`, with optional params bytes; the child is
         computed in the same commit. Returns the CommitResult."""
@@ -512,27 +624,27 @@ class Engine:
         del owner
         return _commit_result(res)
 
-    def underive(self, child):
+    def underive(self, child: int) -> CommitResult:
         """Makes a derived page plain again (its bytes stay); returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_underive(self._handle(), _uint(child, "child"), _byref(res)), self._take_op_error())
         return _commit_result(res)
 
-    def edge_add(self, parent, child):
+    def edge_add(self, parent: int, child: int) -> CommitResult:
         """Adds `parent` to a derived page's parents and recomputes it; returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_edge_add(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
         return _commit_result(res)
 
-    def edge_remove(self, parent, child):
+    def edge_remove(self, parent: int, child: int) -> CommitResult:
         """Removes `parent` from a derived page's parents and recomputes it; returns the CommitResult."""
         res = _new_result()
         _check(_lib.mmsb_edge_remove(self._handle(), _uint(parent, "parent"), _uint(child, "child"), _byref(res)),
                self._take_op_error())
         return _commit_result(res)
 
-    def derive_info(self, page_id):
+    def derive_info(self, page_id: int) -> _Dict[str, _Any]:
         """(op, op_version, parent ids, child count, params length, signature hex)."""
         info = _capi.DeriveInfo(struct_size=_ctypes.sizeof(_capi.DeriveInfo))
         parents = (_c_uint64 * 65536)()
@@ -541,7 +653,7 @@ class Engine:
                 "child_count": info.child_count, "params_len": info.params_len,
                 "signature": bytes(info.signature.bytes).hex()}
 
-    def register_op(self, op, version, fn):
+    def register_op(self, op: int, version: int, fn: _Callable[[OpInput], BytesLike]) -> None:
         """Registers fn(OpInput) -> bytes (exactly the child's size) as user
         operation `op` (>= OP_USER_FIRST). An exception in fn fails the
         commit; the call that made it raises OperationFailed from it."""
@@ -575,7 +687,7 @@ class Engine:
 
     # -- events --
 
-    def subscribe(self, mask, fn):
+    def subscribe(self, mask: int, fn: _Callable[[Event], object]) -> int:
         """Calls fn(Event) after each commit for the event types in mask.
         Returns the subscription id. Exceptions in fn are collected in
         callback_errors (the commit has happened)."""
@@ -595,48 +707,48 @@ class Engine:
         self._subs[sub.value] = cb
         return sub.value
 
-    def unsubscribe(self, subscription):
+    def unsubscribe(self, subscription: int) -> None:
         """Stops the events of a subscription that subscribe() returned."""
         _check(_lib.mmsb_unsubscribe(self._handle(), _uint(subscription, "subscription")))
         self._subs.pop(subscription, None)
 
     # -- durability, checkpoints, digests, counters --
 
-    def sync(self):
+    def sync(self) -> None:
         """Makes every commit so far durable (flush and fdatasync of the log)."""
         _check(_lib.mmsb_sync(self._handle()))
 
-    def wait_durable(self, commit_seq):
+    def wait_durable(self, commit_seq: int) -> None:
         """Blocks until the commit with that sequence number is durable."""
         _check(_lib.mmsb_wait_durable(self._handle(), _uint(commit_seq, "commit_seq")))
 
-    def wait_replicated(self, commit_seq):
+    def wait_replicated(self, commit_seq: int) -> None:
         """Blocks until the commit is durable here and stored by the
         replication stream on a quorum (raises ReplicationError, Fenced)."""
         _check(_lib.mmsb_wait_replicated(self._handle(), _uint(commit_seq, "commit_seq")))
 
-    def set_durability(self, durability):
+    def set_durability(self, durability: int) -> None:
         """Sets the durability mode (DURABILITY_*) for the commits that follow."""
         _check(_lib.mmsb_set_durability(self._handle(), _uint(durability, "durability", U32_MAX)))
 
-    def checkpoint(self):
+    def checkpoint(self) -> None:
         """Writes a checkpoint of the state now; log segments it covers are then
         removed unless the store was opened with OPEN_KEEP_LOG."""
         _check(_lib.mmsb_checkpoint(self._handle()))
 
-    def page_digest(self, page_id):
+    def page_digest(self, page_id: int) -> str:
         """The page digest (a hash tree over its 4 KiB chunks) as 32 hex digits."""
         d = _capi.Digest()
         _check(_lib.mmsb_page_digest(self._handle(), _uint(page_id, "page_id"), _byref(d)))
         return _hex(d)
 
-    def state_root(self):
+    def state_root(self) -> str:
         """The state root as 32 hex digits."""
         d = _capi.Digest()
         _check(_lib.mmsb_state_root(self._handle(), _byref(d)))
         return _hex(d)
 
-    def info(self):
+    def info(self) -> _Dict[str, _Union[int, str]]:
         """mmsb_engineinfo as a dict (counters, limits, log and checkpoint state)."""
         info = _capi.EngineInfo(struct_size=_ctypes.sizeof(_capi.EngineInfo))
         _check(_lib.mmsb_engine_info(self._handle(), _byref(info)))
@@ -656,22 +768,25 @@ def _hex(d):
 
 
 class _View:
-    def __init__(self, engine, page_id):
+    def __init__(self, engine: Engine, page_id: int) -> None:
         self._engine = engine
         self._page = page_id
-        self._mv = None
+        self._mv: _Optional[memoryview] = None
 
-    def __enter__(self):
+    def __enter__(self) -> memoryview:
         e = self._engine
         ptr, size, epoch = _c_void_p(), _c_uint64(), _c_uint64()
         _check(_lib.mmsb_page_view(e._handle(), self._page, _byref(ptr), _byref(size), _byref(epoch)))
+        assert ptr.value is not None
         arr = (_ctypes.c_uint8 * size.value).from_address(ptr.value)
-        self._mv = memoryview(arr).cast("B").toreadonly()
+        mv = memoryview(arr).cast("B").toreadonly()
+        self._mv = mv
         e._views[self._page] = e._views.get(self._page, 0) + 1
         self.epoch = epoch.value
-        return self._mv
+        return mv
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
+        assert self._mv is not None
         self._mv.release()
         self._engine._views[self._page] -= 1
 
@@ -681,23 +796,35 @@ class Transaction:
     commit, abort() drops them. As a context manager it commits at the end
     of the block, or aborts when the block raises."""
 
-    def __init__(self, engine, handle):
+    def __init__(self, engine: Engine, handle: _c_void_p) -> None:
         self._engine = engine
-        self._h = handle
-        self.result = None
+        self._h: _Optional[_c_void_p] = handle
+        self._result: _Optional[CommitResult] = None
+
+    @property
+    def result(self) -> CommitResult:
+        """The CommitResult of commit() (or of the with-block's commit);
+        ValueError before the transaction has committed."""
+        if self._result is None:
+            raise ValueError("the transaction has not committed")
+        return self._result
 
     def _handle(self):
         if self._h is None:
             raise ValueError("the transaction has ended")
         return self._h
 
-    def write(self, page_id, offset, data):
+    def write(self, page_id: int, offset: int, data: BytesLike) -> None:
         """Stages a write of the bytes-like `data` at `offset`; nothing changes until commit()."""
+        core = self._engine._core
+        if core is not None:
+            core.txn_write(self._handle().value, page_id, offset, data)
+            return
         ptr, n, owner = _buffer(data, "data")
         _check(_lib.mmsb_txn_write(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), ptr, n))
         del owner
 
-    def apply(self, delta):
+    def apply(self, delta: "Delta") -> None:
         """Stages a Delta; nothing changes until commit()."""
         if not isinstance(delta, Delta):
             raise TypeError("apply takes a Delta")
@@ -705,7 +832,7 @@ class Transaction:
         _check(_lib.mmsb_txn_apply(self._handle(), _byref(d)))
         del keep
 
-    def commit(self, durability=0):
+    def commit(self, durability: int = 0) -> CommitResult:
         """Applies everything staged as one commit (Conflict when an expected
         epoch no longer holds: nothing changes); returns the CommitResult,
         also kept in .result. Busy (InCallback included) leaves it open for a retry."""
@@ -714,45 +841,47 @@ class Transaction:
         if rc not in (-32008, -32015):  # EBUSY and ECALLBACK keep it open for a retry
             self._h = None
         _check(rc, self._engine._take_op_error())
-        self.result = _commit_result(res)
-        return self.result
+        result = _commit_result(res)
+        self._result = result
+        return result
 
-    def abort(self):
+    def abort(self) -> None:
         """Drops everything staged; nothing changes. A second abort does nothing."""
         if self._h is not None:
             h, self._h = self._h, None
             _check(_lib.mmsb_txn_abort(h))
 
-    def __enter__(self):
+    def __enter__(self) -> "Transaction":
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.abort()
-            return False
+            return
         if self._h is not None:
             self.commit()
-        return False
 
 
 class _Handle:
     """A library handle closed by one call: close() once, and a context
     manager around it."""
 
-    _close_fn = None
+    _close_fn: _Any = None
+    _h: _Optional[_c_void_p] = None
 
-    def close(self):
-        if getattr(self, "_h", None) is not None:
+    def close(self) -> None:
+        """Closes the handle; a second close does nothing."""
+        if self._h is not None:
             h, self._h = self._h, None
             _check(type(self)._close_fn(h))
 
-    def __enter__(self):
+    def __enter__(self: _Self) -> _Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.close()
 
 
@@ -762,7 +891,7 @@ class Attach(_Handle):
     bytes all of one epoch, with that epoch. A freed page, and every page
     once the writer closes, raise NotFound. One Attach per thread."""
 
-    def __init__(self, path):
+    def __init__(self, path: PathArg) -> None:
         h = _c_void_p()
         _check(_lib.mmsb_attach_open(_path(path), _byref(h)))
         self._h = h
@@ -772,13 +901,13 @@ class Attach(_Handle):
             raise ValueError("the attach handle is closed")
         return self._h
 
-    def page_info(self, page_id):
+    def page_info(self, page_id: int) -> PageInfo:
         """The page's PageInfo as the running engine has it now."""
         info = _capi.PageInfo(struct_size=_ctypes.sizeof(_capi.PageInfo))
         _check(_lib.mmsb_attach_page_info(self._handle(), _uint(page_id, "page_id"), _byref(info)))
         return PageInfo(info.page_id, info.size_bytes, info.epoch, info.location, info.flags)
 
-    def read(self, page_id, offset=0, length=None):
+    def read(self, page_id: int, offset: int = 0, length: _Optional[int] = None) -> _Tuple[bytes, int]:
         """(bytes, epoch) of [offset, offset + length) of the page (default:
         to its end), consistent."""
         if length is None:
@@ -808,12 +937,12 @@ class LogReader(_Handle):
     """Iterates over a store's log records, validated as they are read
     (read-only; works while a writer appends)."""
 
-    def __init__(self, path):
+    def __init__(self, path: PathArg) -> None:
         h = _c_void_p()
         _check(_lib.mmsb_log_open(_path(path), 0, _byref(h)))
         self._h = h
 
-    def __iter__(self):
+    def __iter__(self) -> _Iterator["Record"]:
         rec = _capi.LogRecord(struct_size=_ctypes.sizeof(_capi.LogRecord))
         while self._h is not None:
             _check(_lib.mmsb_log_next(self._h, _byref(rec)))
@@ -836,26 +965,29 @@ class Replica:
     """A follower: keeps the replica store at path from a JetStream stream
     (README, "Replication"). Use as a context manager (or call close())."""
 
-    def __init__(self, path, servers, stream, **limits):
+    def __init__(self, path: PathArg, servers: _Union[str, bytes], stream: _Union[str, bytes],
+                 **limits: int) -> None:
         """limits: the fields of mmsb_options that bound the replica's pages
         (arena_bytes_max, pages_max, page_bytes_max, ...; see
         mmsb_replica_open_with); none: the defaults."""
         handle = _c_void_p()
         enc = [_path(path)] + [x.encode() if isinstance(x, str) else x for x in (servers, stream)]
-        self._h = None
-        self._engine = None
+        self._h: _Optional[_c_void_p] = None
+        self._engine: _Optional[Engine] = None
         o, _keep = _options(limits)
         _check(_lib.mmsb_replica_open_with(enc[0], enc[1], enc[2], _byref(o) if limits else None, _byref(handle)))
         self._h = handle
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         """The replica's pages as a read-only Engine (reads, views, page
         info, digests, the state root); valid until the replica closes."""
         if self._engine is None or self._engine._h is None:
             handle = _c_void_p()
             _check(_lib.mmsb_replica_engine(self._handle(), _byref(handle)))
-            self._engine = Engine._borrow(handle)
+            engine = Engine._borrow(handle)
+            self._engine = engine
+            return engine
         return self._engine
 
     def _handle(self):
@@ -863,20 +995,20 @@ class Replica:
             raise ValueError("the replica is closed")
         return self._h
 
-    def poll(self, timeout_ms=100):
+    def poll(self, timeout_ms: int = 100) -> int:
         """Takes the stream's messages until none came for timeout_ms; returns how many."""
         taken = _c_uint64()
         _check(_lib.mmsb_replica_poll(self._handle(), _uint(timeout_ms, "timeout_ms", U32_MAX), _byref(taken)))
         return taken.value
 
-    def info(self):
+    def info(self) -> _Dict[str, int]:
         """mmsb_replica_info as a dict (what it holds, the stream's end, the lag)."""
         info = _capi.ReplicaInfo(struct_size=_ctypes.sizeof(_capi.ReplicaInfo))
         _check(_lib.mmsb_replica_info_get(self._handle(), _byref(info)))
         return {name: getattr(info, name) for name, _ in _capi.ReplicaInfo._fields_
                 if not name.startswith("reserved") and name != "struct_size"}
 
-    def close(self):
+    def close(self) -> None:
         """Stops following and closes the replica store (and its engine, if taken)."""
         if self._h is not None:
             if self._engine is not None:
@@ -885,18 +1017,17 @@ class Replica:
             h, self._h = self._h, None
             _check(_lib.mmsb_replica_close(h))
 
-    def __enter__(self):
+    def __enter__(self) -> "Replica":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
-        return False
 
 
 PROMOTE_FORCE = 0x1
 
 
-def promote(path, servers=None, force=False):
+def promote(path: PathArg, servers: _Union[str, bytes, None] = None, force: bool = False) -> None:
     """Makes the replica at path a store a writer opens (see mmsb_promote)."""
     enc = [_path(path), servers.encode() if isinstance(servers, str) else servers]
     _check(_lib.mmsb_promote(enc[0], enc[1], PROMOTE_FORCE if force else 0))

@@ -31,6 +31,36 @@ def small(**extra):
     return opts
 
 
+# A program that uses the API as its annotations say (type-checked above).
+TYPED_USE = """
+import pathlib
+from typing import List
+import mmsb
+
+
+def use(path: pathlib.Path) -> str:
+    events: List[mmsb.Event] = []
+    with mmsb.Engine(path, flags=mmsb.OPEN_CREATE, durability=mmsb.DURABILITY_NONE) as e:
+        page: int = e.page_create(4096)
+        change: mmsb.Change = e.write(page, 0, b"x")
+        epoch, changed, seq = change
+        data: bytes = e.read(page, 0, 1)
+        buffer = bytearray(4)
+        read_epoch: int = e.read_into(page, 0, buffer)
+        with e.transaction() as t:
+            t.write(page, 0, bytearray(b"y"))
+        result: mmsb.CommitResult = e.apply_batch([mmsb.Delta(page, 0, memoryview(b"z"))])
+        e.subscribe(mmsb.EVENT_COMMIT, events.append)
+        pages: range = e.page_create_many(64, 3)
+        with e.view(page) as view:
+            first: int = view[0]
+        for record in mmsb.LogReader(path):
+            name: str = record.name
+        return "%s %d %d %d %r %d %d %d %d %s" % (e.state_root(), epoch, changed, seq, data, read_epoch,
+                                                result.recomputes, first + len(pages), t.result.commit_seq, name)
+"""
+
+
 class Base(unittest.TestCase):
     def setUp(self):
         self.dir = new_dir()
@@ -101,6 +131,44 @@ class TestPackage(Base):
                 if not member.startswith("_") and callable(value) and not (value.__doc__ or "").strip():
                     missing.append("%s.%s" % (name, member))
         self.assertEqual(missing, [])
+
+    def test_every_public_callable_is_annotated(self):
+        import inspect
+        self.assertTrue(os.path.isfile(os.path.join(os.path.dirname(mmsb.__file__), "py.typed")))
+        missing = []
+        callables = [(name, getattr(mmsb, name)) for name in mmsb.__all__]
+        for name, obj in list(callables):
+            if inspect.isclass(obj):
+                callables += [("%s.%s" % (name, m), v) for m, v in vars(obj).items()
+                              if callable(v) and (not m.startswith("_") or m in ("__init__", "__enter__", "__iter__"))]
+        for name, fn in callables:
+            if inspect.isclass(fn) or not inspect.isfunction(fn):
+                continue
+            sig = inspect.signature(fn)
+            unannotated = [p.name for p in sig.parameters.values()
+                           if p.annotation is inspect.Parameter.empty and p.name != "self"]
+            if unannotated or sig.return_annotation is inspect.Signature.empty:
+                missing.append("%s(%s)" % (name, ", ".join(unannotated)))
+        self.assertEqual(missing, [])
+
+    def test_a_type_checker_accepts_the_package_and_its_use(self):
+        """mypy (Debian's mypy) over the package, its examples and a typed
+        program that uses it, for the oldest Python the package supports and
+        for this one; CI installs mypy and requires this test."""
+        mypy = shutil.which("mypy")
+        if mypy is None:
+            if os.environ.get("MMSB_REQUIRE_MYPY") == "1":
+                self.fail("mypy is not installed (apt install mypy)")
+            self.skipTest("mypy is not installed")
+        program = os.path.join(self.dir, "typed_use.py")
+        with open(program, "w") as f:
+            f.write(TYPED_USE)
+        package = os.path.dirname(os.path.dirname(mmsb.__file__))
+        for version in ("3.9", "%d.%d" % sys.version_info[:2]):
+            run = subprocess.run([mypy, "--python-version", version, "--cache-dir", os.path.join(self.dir, "cache"),
+                                  os.path.join(package, "mmsb"), os.path.join(package, "examples"), program],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=package)
+            self.assertEqual(run.returncode, 0, run.stdout)
 
     def test_paths_of_every_kind(self):
         import pathlib
@@ -218,6 +286,164 @@ class TestPages(Base):
         e.page_free(p)
 
 
+class TestFastPath(Base):
+    """The calls made per change and per read: the same answers and the same
+    errors through the compiled fast path and through ctypes (the suite runs
+    once each way; see the Makefile's python_check)."""
+
+    def test_the_expected_path_serves(self):
+        if os.environ.get("MMSB_PYTHON_FAST") == "0":
+            self.assertFalse(mmsb.FAST_PATH)
+        elif os.environ.get("MMSB_TEST_EXPECT_FAST") == "1":
+            self.assertTrue(mmsb.FAST_PATH, "make test builds mmsb._fast: it must be found and bound")
+        self.assertEqual(self.engine()._core is not None, mmsb.FAST_PATH)
+
+    def test_write_returns_a_change_and_takes_keywords(self):
+        e = self.engine()
+        p = e.page_create(64)
+        epoch, changed, seq = e.write(p, 0, b"abc")
+        self.assertEqual((epoch, changed), (1, 3))
+        change = e.write(page_id=p, offset=1, data=b"BC")
+        self.assertEqual(change, mmsb.Change(2, 2, change.commit_seq))
+        self.assertGreater(change.commit_seq, seq)
+        self.assertEqual(repr(e.write(p, 0, b"a")), "Change(epoch=2, bytes_changed=0, commit_seq=0)")
+        self.assertEqual(e.read(p, 0, 3), b"aBC")
+        self.assertEqual(e.read(page_id=p, length=2), b"aB")
+        self.assertEqual(e.read(p, offset=62), bytes(2))
+        self.assertEqual(e.read(p, 64), b"")
+        self.assertEqual(e.read_with_epoch(p, 1, length=2), (b"BC", 2))
+        for call in (lambda: e.write(p, 0), lambda: e.write(p, 0, b"x", b"y"), lambda: e.read(p, bogus=1),
+                     lambda: e.read(p, 0, offset=1), lambda: e.read()):
+            with self.assertRaises(TypeError):
+                call()
+
+    def test_every_kind_of_buffer(self):
+        import array
+        e = self.engine()
+        p = e.page_create(64)
+        e.write(p, 0, array.array("I", [0x04030201, 0x08070605]))
+        e.write(p, 8, memoryview(b"0123456789")[2:6])
+        e.write(p, 12, bytearray(b"\xee"))
+        e.write(p, 13, b"")
+        self.assertEqual(e.read(p, 0, 13), bytes(range(1, 9)) + b"2345\xee")
+        with self.assertRaises(ValueError):
+            e.write(p, 0, memoryview(b"abcdef")[::2])  # not contiguous
+        with self.assertRaises(TypeError):
+            e.write(p, 0, 7)
+
+    def test_read_into_a_callers_buffer(self):
+        import array
+        e = self.engine()
+        p = e.page_create(4096)
+        e.write(p, 100, b"into")
+        buf = bytearray(4)
+        self.assertEqual(e.read_into(p, 100, buf), 1)
+        self.assertEqual(buf, b"into")
+        big = bytearray(16)
+        self.assertEqual(e.read_into(p, 96, memoryview(big)[4:12]), 1)  # a window of a larger buffer
+        self.assertEqual(big, bytes(8) + b"into" + bytes(4))
+        words = array.array("I", [0])
+        e.read_into(p, 100, words)
+        self.assertEqual(words.tobytes(), b"into")
+        self.assertEqual(e.read_into(p, 4096, bytearray()), 1)
+        for buffer, error in ((b"read-only", TypeError), (memoryview(b"ro"), TypeError), ("str", TypeError),
+                              (None, TypeError), (memoryview(bytearray(8))[::2], ValueError)):
+            with self.assertRaises(error):
+                e.read_into(p, 0, buffer)
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.read_into(p, 4094, bytearray(4))  # past the page's end
+        with self.assertRaises(mmsb.NotFound):
+            e.read_into(p + 1, 0, bytearray(4))
+        self.assertEqual(buf, b"into")  # a failed read leaves the buffer alone
+
+    def test_the_same_errors_as_ctypes(self):
+        e = self.engine()
+        p = e.page_create(64)
+        for bad, error in ((True, TypeError), (1.0, TypeError), ("1", TypeError), (-1, ValueError),
+                           (1 << 64, ValueError)):
+            for call in (lambda: e.write(bad, 0, b"x"), lambda: e.write(p, bad, b"x"), lambda: e.read(bad),
+                         lambda: e.read(p, bad), lambda: e.read(p, 0, bad), lambda: e.read_into(bad, 0, bytearray(1)),
+                         lambda: e.read_with_epoch(p, bad)):
+                with self.assertRaises(error):
+                    call()
+        with self.assertRaisesRegex(ValueError, "past the end of page"):
+            e.read(p, 65)
+        with self.assertRaises(mmsb.NotFound) as cm:
+            e.write(p + 7, 0, b"x")
+        self.assertIn(str(p + 7), cm.exception.detail)
+        with self.assertRaises(mmsb.InvalidArgument):
+            e.write(p, 63, b"xy")
+        self.assertEqual(e.page_info(p).epoch, 0)
+        e.close()
+        for call in (lambda: e.write(p, 0, b"x"), lambda: e.read(p), lambda: e.read_into(p, 0, bytearray(1))):
+            with self.assertRaisesRegex(ValueError, "closed"):
+                call()
+
+    def test_an_engine_dropped_unclosed_is_closed_at_once(self):
+        path = os.path.join(self.dir, "dropped")
+        e = mmsb.Engine(path, **small())
+        p = e.page_create(8)
+        e.write(p, 0, b"dropped")
+        del e  # no reference cycle through the fast path: closed here, not at a later collection
+        with mmsb.Engine(path, **small()) as again:
+            self.assertEqual(again.read(p, 0, 7), b"dropped")
+
+    def test_a_transactions_writes(self):
+        e = self.engine()
+        p = e.page_create(64)
+        with e.transaction() as t:
+            t.write(p, 0, b"one")
+            t.write(page_id=p, offset=3, data=bytearray(b"two"))
+            with self.assertRaises(TypeError):
+                t.write(p, 0, "text")
+            with self.assertRaises(mmsb.InvalidArgument):
+                t.write(p, mmsb.U64_MAX, b"overflows")
+            self.assertEqual(e.read(p, 0, 6), bytes(6))  # staged only
+            with self.assertRaisesRegex(ValueError, "not committed"):
+                t.result
+        self.assertEqual(e.read(p, 0, 6), b"onetwo")
+        self.assertEqual(t.result.bytes_changed, 6)
+        with self.assertRaisesRegex(ValueError, "ended"):
+            t.write(p, 0, b"late")
+
+    def test_large_reads_and_writes_let_other_threads_run(self):
+        """With the interpreter never switching threads on its own, another
+        thread runs only while a call has released the GIL: large reads do,
+        and writes do (a commit may wait for the disk)."""
+        import threading
+        import time
+        e = self.engine(durability=mmsb.DURABILITY_SYNC)
+        p = e.page_create(8 << 20)
+        e.write(p, 0, b"\x07" * (8 << 20))
+        done = threading.Event()
+        counted = [0]
+
+        def count():
+            while not done.is_set():
+                counted[0] += 1
+                time.sleep(0)  # gives the GIL back to the reads at once
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1000.0)
+        thread = threading.Thread(target=count)
+        try:
+            thread.start()
+            before = counted[0]
+            for _ in range(20):
+                self.assertEqual(e.read(p)[-1], 7)
+            during_reads = counted[0] - before
+            before = counted[0]
+            for i in range(5):
+                e.write(p, 0, bytes([i]))
+            during_writes = counted[0] - before
+        finally:
+            done.set()
+            sys.setswitchinterval(interval)
+            thread.join()
+        self.assertGreater(during_reads, 0)
+        self.assertGreater(during_writes, 0)
+
+
 class TestDeltasAndCommits(Base):
     def test_dense_sparse_expected_epoch(self):
         e = self.engine()
@@ -296,6 +522,12 @@ class TestDerived(Base):
             e.apply_batch([mmsb.Delta(a, 0, b"\xff")])
         self.assertIsInstance(cm.exception.__cause__, KeyError)
         self.assertEqual(e.state_root(), root)  # rolled back
+        for change in (lambda: e.write(a, 0, b"\xff"), lambda: e.apply(mmsb.Delta(a, 0, b"\xff"))):
+            with self.assertRaises(mmsb.OperationFailed) as cm:
+                change()
+            self.assertIsInstance(cm.exception.__cause__, KeyError)
+            self.assertEqual(e.state_root(), root)
+        self.assertIsNone(e._op_error)  # taken by the call that failed, not left for the next one
         with self.assertRaises(mmsb.OperationFailed):
             e.register_op(mmsb.OP_USER_FIRST + 1, 2, lambda inp: b"short")  # wrong size: refused
         self.assertEqual(e.read(c), bytes(8))
@@ -451,21 +683,29 @@ class TestAttach(Base):
 
 
 class TestExample(unittest.TestCase):
-    def test_the_readme_shows_the_example(self):
+    """The README's Python programs are the example files, and they run."""
+
+    EXAMPLES = (("python", "quickstart.py", ("total[0] = 42", "same state root")),
+                ("python-tour", "tour.py", ("summary aa0207", "refused, nothing changed", "same state root")))
+
+    def test_the_readme_shows_the_examples(self):
         with open(os.path.join(ROOT, "README.md")) as f:
             readme = f.read()
-        block = readme.split("<!-- python:begin -->\n```python\n", 1)[1].split("```\n<!-- python:end -->", 1)[0]
-        with open(os.path.join(os.path.dirname(HERE), "examples", "quickstart.py")) as f:
-            self.assertEqual(block, f.read())
+        for marker, name, _ in self.EXAMPLES:
+            block = readme.split("<!-- %s:begin -->\n```python\n" % marker, 1)[1]
+            block = block.split("```\n<!-- %s:end -->" % marker, 1)[0]
+            with open(os.path.join(os.path.dirname(HERE), "examples", name)) as f:
+                self.assertEqual(block, f.read(), name)
 
-    def test_the_example_runs(self):
-        d = new_dir()
-        self.addCleanup(shutil.rmtree, d, True)
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-        out = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "examples", "quickstart.py"),
-                              os.path.join(d, "store")], env=env, check=True, capture_output=True, text=True)
-        self.assertIn("total[0] = 42", out.stdout)
-        self.assertIn("same state root", out.stdout)
+    def test_the_examples_run(self):
+        for _, name, expected in self.EXAMPLES:
+            d = new_dir()
+            self.addCleanup(shutil.rmtree, d, True)
+            env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+            out = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "examples", name),
+                                  os.path.join(d, "store")], env=env, check=True, capture_output=True, text=True)
+            for line in expected:
+                self.assertIn(line, out.stdout, name)
 
 
 if __name__ == "__main__":
