@@ -1,5 +1,6 @@
 //! MMSB for Rust: a safe wrapper over libmmsb's C ABI (`sys` has the raw
-//! declarations). No dependencies outside the standard library.
+//! declarations). No dependencies outside the standard library. README.md
+//! (the crate's) says what is covered and how the library is found.
 //!
 //! ```no_run
 //! let mut e = mmsb::Engine::open("store", &mmsb::Options::new().durability(mmsb::Durability::None)).unwrap();
@@ -10,29 +11,48 @@
 //! println!("{}", e.state_root().unwrap());
 //! ```
 
+#![deny(missing_docs)]
+
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::raw::{c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr;
 
+/// The raw declarations of mmsb.h, one for one (the header documents them).
+#[allow(missing_docs)]
 pub mod sys;
 
 /// What went wrong, by the library's error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// An argument is out of its range or inconsistent (MMSB_EINVAL).
     InvalidArgument,
+    /// No such page, store or record (MMSB_ENOTFOUND).
     NotFound,
+    /// A delta's expected epoch no longer holds (MMSB_ECONFLICT).
     Conflict,
+    /// A limit was reached: arena, pages, commit or transaction bytes (MMSB_ENOSPC).
     NoSpace,
+    /// The disk failed a read, write or sync (MMSB_EIO).
     Io,
+    /// Bytes on disk failed their checks (MMSB_ECORRUPT).
     Corrupt,
+    /// A store or caller of another format or ABI version (MMSB_EVERSION).
     Version,
+    /// Another thread or process holds it (MMSB_EBUSY).
     Busy,
+    /// Not possible here, such as a view of a device page (MMSB_ENOTSUP).
     NotSupported,
+    /// Memory ran out (MMSB_ENOMEM).
     OutOfMemory,
+    /// An edge would close a cycle in the dependency graph (MMSB_ECYCLE).
     Cycle,
+    /// A derivation operation failed (MMSB_EOP).
     Operation,
+    /// A writing call on a read-only engine (MMSB_EREADONLY).
     ReadOnly,
     /// Derived pages still read the page (MMSB_EDEPENDENTS).
     Dependents,
@@ -49,8 +69,11 @@ pub enum ErrorKind {
 /// A failed call: the kind, the library's code and its detail message.
 #[derive(Clone, Debug)]
 pub struct Error {
+    /// The code's kind.
     pub kind: ErrorKind,
+    /// The negative MMSB_E* code (or an errno value).
     pub code: i32,
+    /// The library's detail message: which argument, what value, which limit.
     pub detail: String,
 }
 
@@ -62,6 +85,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The result of every call of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn kind_of(code: i32) -> ErrorKind {
@@ -121,27 +145,44 @@ pub fn abi_version() -> i32 {
     unsafe { sys::mmsb_abi_version() }
 }
 
+/// When a commit is durable (README, "Durability").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
+    /// A commit returns at once; `sync` (or a later sync) makes it durable.
     None = 1,
+    /// A commit returns at once and is made durable with the next group
+    /// (`wait_durable` waits for it).
     Group = 2,
+    /// A commit returns once it is on disk.
     Sync = 3,
     /// As Group on the local disk, and acknowledged by `wait_replicated`
     /// once the replication stream holds the commit on a quorum.
     Replicated = 4,
 }
 
+/// Open flag: create the store when the directory has none.
 pub const OPEN_CREATE: u32 = 0x1;
+/// Open flag: cut a damaged log at its last good commit instead of failing.
 pub const OPEN_SALVAGE: u32 = 0x2;
+/// Open flag: keep every log segment (checkpoints remove none).
 pub const OPEN_KEEP_LOG: u32 = 0x4;
+/// Open flag: read the store without writing to it.
 pub const OPEN_READONLY: u32 = 0x8;
+/// Derivation: the child is a copy of its one parent.
 pub const OP_COPY: u32 = 1;
+/// Derivation: the child is its parents' bytes one after another.
 pub const OP_CONCAT: u32 = 2;
+/// Derivation: the child is its parents XORed byte by byte.
 pub const OP_XOR: u32 = 3;
+/// Derivation: the child is the sum of its parents as u32 lanes (wrapping).
 pub const OP_SUM_U32: u32 = 4;
+/// Derivation: the child is the sum of its parents as u64 lanes (wrapping).
 pub const OP_SUM_U64: u32 = 5;
+/// Derivation: the child is the maximum of its parents, byte by byte.
 pub const OP_MAX_U8: u32 = 6;
+/// Derivation: the child is the maximum of its parents as u32 lanes.
 pub const OP_MAX_U32: u32 = 7;
+/// Derivation: the child is the maximum of its parents as u64 lanes.
 pub const OP_MAX_U64: u32 = 8;
 
 /// Open options: the library's defaults, then adjusted.
@@ -165,6 +206,7 @@ pub struct ReplicationStrings {
 }
 
 impl Options {
+    /// The library's default options (`mmsb_options_init`).
     pub fn new() -> Options {
         let mut o = sys::mmsb_options::default();
         let rc = unsafe {
@@ -190,14 +232,17 @@ impl Options {
         self.0.replication_timeout_ms = ms;
         self
     }
+    /// The durability of commits.
     pub fn durability(mut self, d: Durability) -> Options {
         self.0.durability = d as u32;
         self
     }
+    /// The open flags (`OPEN_*`).
     pub fn flags(mut self, flags: u32) -> Options {
         self.0.flags = flags;
         self
     }
+    /// Never touch the CUDA runtime.
     pub fn gpu_off(mut self) -> Options {
         self.0.gpu = 1;
         self
@@ -222,27 +267,43 @@ impl Default for Options {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a write or apply did.
 pub struct Change {
+    /// The page's epoch after the call.
     pub epoch: u64,
+    /// The bytes whose value changed (0: nothing changed, no commit).
     pub bytes_changed: u64,
+    /// The sequence number of its commit (0 when nothing changed).
     pub commit_seq: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a commit did.
 pub struct CommitResult {
+    /// The commit's sequence number.
     pub commit_seq: u64,
+    /// Changes that changed bytes (of base pages, not derived ones).
     pub pages_changed: u64,
+    /// Bytes whose value changed.
     pub bytes_changed: u64,
+    /// Derived pages recomputed.
     pub recomputes: u64,
+    /// Derived pages not recomputed: their inputs' epoch signature was unchanged.
     pub skips: u64,
+    /// Recomputed pages whose bytes came out unchanged (their children then skip).
     pub backdates: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A page's id, size, epoch and place.
 pub struct PageInfo {
+    /// Its id.
     pub page_id: u64,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its epoch: one more per commit that changed its bytes.
     pub epoch: u64,
+    /// Where it lives (MMSB_LOC_*: 1 host, 2 device).
     pub location: u32,
 }
 
@@ -251,12 +312,19 @@ pub struct PageInfo {
 /// (`len` bytes, or with `sparse` only the masked ones).
 #[derive(Clone, Copy, Debug)]
 pub struct Delta<'a> {
+    /// The page changed.
     pub page_id: u64,
+    /// The first byte of the range, in the page.
     pub offset: u64,
+    /// The range's length in bytes.
     pub len: u64,
+    /// One bit per byte of the range, least significant first; None: every byte.
     pub mask: Option<&'a [u8]>,
+    /// The new bytes: `len` of them, or with `sparse` one per set mask bit.
     pub payload: &'a [u8],
+    /// The payload holds only the masked bytes.
     pub sparse: bool,
+    /// Fail with `ErrorKind::Conflict`, changing nothing, unless the page is at this epoch.
     pub expected_epoch: Option<u64>,
 }
 
@@ -340,9 +408,19 @@ pub struct Engine {
 // The engine may be used from any thread, one at a time (&mut self).
 unsafe impl Send for Engine {}
 
+/// A path as the C library takes it: its bytes, which must hold no NUL.
+fn c_path<P: AsRef<Path>>(path: P) -> Result<CString> {
+    let bytes = path.as_ref().as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(invalid("the path is empty"));
+    }
+    CString::new(bytes).map_err(|_| invalid("the path contains a NUL byte"))
+}
+
 impl Engine {
-    pub fn open(dir: &str, options: &Options) -> Result<Engine> {
-        let path = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+    /// Opens (with `OPEN_CREATE`, creates) the store in directory `dir`.
+    pub fn open<P: AsRef<Path>>(dir: P, options: &Options) -> Result<Engine> {
+        let path = c_path(dir)?;
         let mut h = ptr::null_mut();
         check(unsafe { sys::mmsb_open(path.as_ptr(), &options.0, &mut h) })?;
         Ok(Engine { h })
@@ -354,6 +432,7 @@ impl Engine {
         check(unsafe { sys::mmsb_close(h) })
     }
 
+    /// Creates a zero page of `size` bytes in a commit of its own; its id.
     pub fn page_create(&mut self, size: u64) -> Result<u64> {
         let mut id = 0;
         check(unsafe { sys::mmsb_page_create(self.h, size, 0, &mut id) })?;
@@ -368,10 +447,12 @@ impl Engine {
         Ok(first..first + count)
     }
 
+    /// Frees the page in a commit of its own.
     pub fn page_free(&mut self, page_id: u64) -> Result<()> {
         check(unsafe { sys::mmsb_page_free(self.h, page_id) })
     }
 
+    /// The page's id, size, epoch and place.
     pub fn page_info(&self, page_id: u64) -> Result<PageInfo> {
         let mut i = sys::mmsb_pageinfo {
             struct_size: std::mem::size_of::<sys::mmsb_pageinfo>() as u32,
@@ -391,6 +472,22 @@ impl Engine {
         Ok(epoch)
     }
 
+    /// The page's bytes without a copy, with the epoch they had when the
+    /// view was taken. The view borrows the engine, so no write, free or
+    /// close can happen while it lives: its bytes stay as they are.
+    /// `ErrorKind::NotSupported` for a device page (read it instead).
+    pub fn view(&self, page_id: u64) -> Result<PageView<'_>> {
+        let (mut data, mut size, mut epoch) = (ptr::null(), 0u64, 0u64);
+        check(unsafe { sys::mmsb_page_view(self.h, page_id, &mut data, &mut size, &mut epoch) })?;
+        let len = usize::try_from(size).map_err(|_| invalid("the page is larger than this machine's address space"))?;
+        // The pointer stays valid until the page is freed or the engine
+        // closed, and both need the engine that this view borrows.
+        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) } };
+        Ok(PageView { bytes, epoch })
+    }
+
+    /// Writes `bytes` at `offset` as one commit (only the bytes that differ
+    /// change).
     pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<Change> {
         let mut c = sys::mmsb_change::default();
         check(unsafe {
@@ -399,6 +496,7 @@ impl Engine {
         Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
     }
 
+    /// Applies one delta as one commit.
     pub fn apply(&mut self, delta: &Delta<'_>) -> Result<Change> {
         let mut ones = Vec::new();
         let d = delta.raw(&mut ones)?;
@@ -407,6 +505,7 @@ impl Engine {
         Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
     }
 
+    /// Applies the deltas as one commit, all or none.
     pub fn apply_batch(&mut self, deltas: &[Delta<'_>]) -> Result<CommitResult> {
         let mut ones: Vec<Vec<u8>> = deltas.iter().map(|_| Vec::new()).collect();
         let mut raw = Vec::with_capacity(deltas.len());
@@ -425,6 +524,8 @@ impl Engine {
         Ok(Transaction { h: t, _engine: PhantomData })
     }
 
+    /// Makes `child` derived by operation `op` (`OP_*`) from `parents`, with
+    /// `params`; the child is computed in the same commit.
     pub fn derive(&mut self, child: u64, op: u32, parents: &[u64], params: &[u8]) -> Result<CommitResult> {
         let spec = sys::mmsb_derive_spec {
             struct_size: std::mem::size_of::<sys::mmsb_derive_spec>() as u32,
@@ -443,28 +544,33 @@ impl Engine {
         Ok(result_of(&r))
     }
 
+    /// Makes a derived page plain again (its bytes stay).
     pub fn underive(&mut self, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
         check(unsafe { sys::mmsb_underive(self.h, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
+    /// Adds `parent` to a derived page's parents and recomputes it.
     pub fn edge_add(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
         check(unsafe { sys::mmsb_edge_add(self.h, parent, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
+    /// Removes `parent` from a derived page's parents and recomputes it.
     pub fn edge_remove(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
         check(unsafe { sys::mmsb_edge_remove(self.h, parent, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
+    /// Makes every commit so far durable.
     pub fn sync(&self) -> Result<()> {
         check(unsafe { sys::mmsb_sync(self.h) })
     }
 
+    /// Blocks until the commit with that sequence number is durable.
     pub fn wait_durable(&self, commit_seq: u64) -> Result<()> {
         check(unsafe { sys::mmsb_wait_durable(self.h, commit_seq) })
     }
@@ -475,10 +581,13 @@ impl Engine {
         check(unsafe { sys::mmsb_wait_replicated(self.h, commit_seq) })
     }
 
+    /// The durability of the commits that follow.
     pub fn set_durability(&mut self, d: Durability) -> Result<()> {
         check(unsafe { sys::mmsb_set_durability(self.h, d as u32) })
     }
 
+    /// Writes a checkpoint of the state now; log segments it covers are
+    /// then removed (unless opened with `OPEN_KEEP_LOG`).
     pub fn checkpoint(&mut self) -> Result<()> {
         check(unsafe { sys::mmsb_checkpoint(self.h) })
     }
@@ -490,6 +599,7 @@ impl Engine {
         hex(&d)
     }
 
+    /// The page's digest (a hash tree over its 4 KiB chunks) as 32 hex digits.
     pub fn page_digest(&mut self, page_id: u64) -> Result<String> {
         let mut d = sys::mmsb_digest::default();
         check(unsafe { sys::mmsb_page_digest(self.h, page_id, &mut d) })?;
@@ -521,18 +631,21 @@ pub struct Transaction<'e> {
 }
 
 impl<'e> Transaction<'e> {
+    /// Stages a write of `bytes` at `offset`; nothing changes until `commit`.
     pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<()> {
         check(unsafe {
             sys::mmsb_txn_write(self.h, page_id, offset, bytes.as_ptr() as *const c_void, bytes.len() as u64)
         })
     }
 
+    /// Stages a delta; nothing changes until `commit`.
     pub fn apply(&mut self, delta: &Delta<'_>) -> Result<()> {
         let mut ones = Vec::new();
         let d = delta.raw(&mut ones)?;
         check(unsafe { sys::mmsb_txn_apply(self.h, &d) })
     }
 
+    /// Applies everything staged as one commit, all or nothing.
     pub fn commit(mut self) -> Result<CommitResult> {
         let mut r = new_result();
         let h = std::mem::replace(&mut self.h, ptr::null_mut());
@@ -542,6 +655,7 @@ impl<'e> Transaction<'e> {
         Ok(result_of(&r))
     }
 
+    /// Drops everything staged; nothing changes.
     pub fn abort(mut self) -> Result<()> {
         let h = std::mem::replace(&mut self.h, ptr::null_mut());
         check(unsafe { sys::mmsb_txn_abort(h) })
@@ -567,8 +681,9 @@ pub struct Attach {
 unsafe impl Send for Attach {}
 
 impl Attach {
-    pub fn open(dir: &str) -> Result<Attach> {
-        let path = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+    /// Attaches to the engine running on directory `dir`.
+    pub fn open<P: AsRef<Path>>(dir: P) -> Result<Attach> {
+        let path = c_path(dir)?;
         let mut h = ptr::null_mut();
         check(unsafe { sys::mmsb_attach_open(path.as_ptr(), &mut h) })?;
         Ok(Attach { h })
@@ -583,6 +698,7 @@ impl Attach {
         Ok(epoch)
     }
 
+    /// The page's id, size, epoch and place as the running engine has them now.
     pub fn page_info(&mut self, page_id: u64) -> Result<PageInfo> {
         let mut i = sys::mmsb_pageinfo {
             struct_size: std::mem::size_of::<sys::mmsb_pageinfo>() as u32,
@@ -608,19 +724,19 @@ pub struct Replica {
 impl Replica {
     /// Opens the replica in `dir` (created when needed) following `stream`;
     /// its pages live under the default limits.
-    pub fn open(dir: &str, servers: &str, stream: &str) -> Result<Replica> {
-        Replica::open_inner(dir, servers, stream, None)
+    pub fn open<P: AsRef<Path>>(dir: P, servers: &str, stream: &str) -> Result<Replica> {
+        Replica::open_inner(dir.as_ref(), servers, stream, None)
     }
 
     /// The same, with the limits of the replica's pages (arena_bytes_max,
     /// pages_max, page_bytes_max, ...) taken from `limits`
     /// (mmsb_replica_open_with).
-    pub fn open_with(dir: &str, servers: &str, stream: &str, limits: &Options) -> Result<Replica> {
-        Replica::open_inner(dir, servers, stream, Some(limits))
+    pub fn open_with<P: AsRef<Path>>(dir: P, servers: &str, stream: &str, limits: &Options) -> Result<Replica> {
+        Replica::open_inner(dir.as_ref(), servers, stream, Some(limits))
     }
 
-    fn open_inner(dir: &str, servers: &str, stream: &str, limits: Option<&Options>) -> Result<Replica> {
-        let d = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+    fn open_inner(dir: &Path, servers: &str, stream: &str, limits: Option<&Options>) -> Result<Replica> {
+        let d = c_path(dir)?;
         let sv = CString::new(servers).map_err(|_| invalid("servers contains a NUL byte"))?;
         let st = CString::new(stream).map_err(|_| invalid("stream contains a NUL byte"))?;
         let o = limits.map_or(ptr::null(), |l| &l.0 as *const sys::mmsb_options);
@@ -684,12 +800,114 @@ impl Drop for Replica {
 
 /// Makes the replica in `dir` a store a writer opens (mmsb_promote); with
 /// `servers`, it must hold the stream's last group unless `force`.
-pub fn promote(dir: &str, servers: Option<&str>, force: bool) -> Result<()> {
-    let d = CString::new(dir).map_err(|_| invalid("the path contains a NUL byte"))?;
+pub fn promote<P: AsRef<Path>>(dir: P, servers: Option<&str>, force: bool) -> Result<()> {
+    let d = c_path(dir)?;
     let sv = match servers {
         Some(s) => Some(CString::new(s).map_err(|_| invalid("servers contains a NUL byte"))?),
         None => None,
     };
     let p = sv.as_ref().map_or(ptr::null(), |c| c.as_ptr());
     check(unsafe { sys::mmsb_promote(d.as_ptr(), p, if force { 1 } else { 0 }) })
+}
+
+/// A page's bytes without a copy (see `Engine::view`); derefs to `[u8]`.
+pub struct PageView<'e> {
+    bytes: &'e [u8],
+    epoch: u64,
+}
+
+impl PageView<'_> {
+    /// The epoch of the bytes.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+impl std::ops::Deref for PageView<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes
+    }
+}
+
+/// One record of a store's log, as `LogReader` yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The record's type (MMSB_REC_*: 1 PAGE_CREATE, 2 PAGE_FREE, 3 DELTA, 4 COMMIT, ...).
+    pub kind: u32,
+    /// Its sequence number in the log.
+    pub seq: u64,
+    /// The segment that holds it, and its offset there.
+    pub segment: u64,
+    /// The offset of the record in its segment.
+    pub offset: u64,
+    /// The page it is about (0 for none).
+    pub page_id: u64,
+    /// The page's epoch it made (0 for none).
+    pub epoch: u64,
+    /// Whether a commit record that follows commits it.
+    pub committed: bool,
+    /// The record's payload as the log holds it.
+    pub payload: Vec<u8>,
+}
+
+/// The records of a store's log, each checked as it is read (read-only; it
+/// works while a writer appends). An iterator of `Result<Record>`: a damaged
+/// record ends it with the error.
+pub struct LogReader {
+    h: *mut sys::mmsb_log_reader,
+    failed: bool,
+}
+
+unsafe impl Send for LogReader {}
+
+impl LogReader {
+    /// Opens the log of the store in directory `dir`.
+    pub fn open<P: AsRef<Path>>(dir: P) -> Result<LogReader> {
+        let path = c_path(dir)?;
+        let mut h = ptr::null_mut();
+        check(unsafe { sys::mmsb_log_open(path.as_ptr(), 0, &mut h) })?;
+        Ok(LogReader { h, failed: false })
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.failed {
+            return None;
+        }
+        let mut r: sys::mmsb_log_record = unsafe { std::mem::zeroed() };
+        r.struct_size = std::mem::size_of::<sys::mmsb_log_record>() as u32;
+        if let Err(e) = check(unsafe { sys::mmsb_log_next(self.h, &mut r) }) {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        if r.kind == 0 {
+            return None; // MMSB_REC_END
+        }
+        let payload = if r.payload_len == 0 || r.payload.is_null() {
+            Vec::new()
+        } else {
+            // Valid until the next call on this reader: copied out here.
+            unsafe { std::slice::from_raw_parts(r.payload, r.payload_len as usize) }.to_vec()
+        };
+        Some(Ok(Record {
+            kind: r.kind,
+            seq: r.seq,
+            segment: r.segment,
+            offset: r.offset,
+            page_id: r.page_id,
+            epoch: r.epoch,
+            committed: r.committed != 0,
+            payload,
+        }))
+    }
+}
+
+impl Drop for LogReader {
+    fn drop(&mut self) {
+        unsafe { sys::mmsb_log_close(self.h) };
+    }
 }

@@ -62,6 +62,88 @@ fn pages_writes_reads_and_reopen() {
 }
 
 #[test]
+fn paths_of_every_kind() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let store: PathBuf = dir.0.join("s");
+    let opts = options().flags(mmsb::OPEN_CREATE);
+    let page;
+    {
+        let mut e = Engine::open(&store, &opts).unwrap(); // &PathBuf
+        page = e.page_create(64).unwrap();
+        e.write(page, 0, b"path").unwrap();
+    }
+    let opens: [&dyn Fn() -> mmsb::Result<Engine>; 3] = [
+        &|| Engine::open(store.as_path(), &opts), // &Path
+        &|| Engine::open(dir.store(), &opts),     // String
+        &|| Engine::open(&dir.store(), &opts),    // &String
+    ];
+    for open in opens {
+        let e = open().unwrap(); // each closed before the next opens
+        let mut buf = [0u8; 4];
+        e.read(page, 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"path");
+    }
+    // A file name that is not UTF-8 is a path all the same.
+    let odd = dir.0.join(OsStr::from_bytes(b"store-\xff"));
+    Engine::open(&odd, &opts).unwrap().close().unwrap();
+    assert!(odd.is_dir());
+    for bad in [Path::new(""), Path::new(OsStr::from_bytes(b"a\0b"))] {
+        assert_eq!(Engine::open(bad, &opts).err().unwrap().kind, ErrorKind::InvalidArgument);
+        assert_eq!(Attach::open(bad).err().unwrap().kind, ErrorKind::InvalidArgument);
+        assert_eq!(mmsb::LogReader::open(bad).err().unwrap().kind, ErrorKind::InvalidArgument);
+    }
+}
+
+#[test]
+fn views_borrow_the_engine_and_copy_nothing() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(dir.store(), &options()).unwrap();
+    let p = e.page_create(4096).unwrap();
+    e.write(p, 10, b"view").unwrap();
+    {
+        let v = e.view(p).unwrap();
+        assert_eq!(v.len(), 4096);
+        assert_eq!(&v[10..14], b"view");
+        assert_eq!(v.epoch(), 1);
+        let mut copy = [0u8; 4];
+        e.read(p, 10, &mut copy).unwrap(); // reading calls work beside a view
+        assert_eq!(&copy, &v[10..14]);
+        // e.write(..) here would not compile: the view borrows the engine.
+    }
+    e.write(p, 10, b"next").unwrap();
+    assert_eq!(&e.view(p).unwrap()[10..14], b"next");
+    assert_eq!(e.view(p + 1).err().unwrap().kind, ErrorKind::NotFound);
+}
+
+#[test]
+fn the_log_reader_yields_every_record() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    {
+        let mut e = Engine::open(dir.store(), &options().flags(mmsb::OPEN_CREATE | mmsb::OPEN_KEEP_LOG)).unwrap();
+        let p = e.page_create(64).unwrap();
+        for i in 0..10u8 {
+            e.write(p, 0, &[i + 1; 8]).unwrap();
+        }
+        e.close().unwrap();
+    }
+    let records: Vec<mmsb::Record> = mmsb::LogReader::open(&dir.0.join("s")).unwrap().map(|r| r.unwrap()).collect();
+    let deltas: Vec<&mmsb::Record> = records.iter().filter(|r| r.kind == 3).collect();
+    assert_eq!(deltas.len(), 10);
+    assert!(deltas.iter().all(|r| r.committed && r.page_id == 1 && !r.payload.is_empty()));
+    assert_eq!(deltas.last().unwrap().epoch, 10);
+    assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(records.iter().filter(|r| r.kind == 4).count() >= 11); // a commit per write, the create, the close
+    let missing = dir.0.join("none");
+    assert_eq!(mmsb::LogReader::open(&missing).err().unwrap().kind, ErrorKind::NotFound);
+}
+
+#[test]
 fn create_many_makes_consecutive_pages_in_one_commit() {
     let dir = Dir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
