@@ -403,6 +403,179 @@ fn hex(d: &sys::mmsb_digest) -> Result<String> {
 /// An open store; closed when dropped (or by `close`, which reports errors).
 pub struct Engine {
     h: *mut sys::mmsb_engine,
+    /// false for a replica's pages: the replica closes them.
+    owned: bool,
+    /// The closures the library calls back.
+    hooks: Hooks,
+}
+
+type EventFn = dyn FnMut(&Event) + Send;
+type OpFn = dyn FnMut(&OpInput<'_>, &mut [u8]) -> std::result::Result<(), String> + Send;
+
+/// One registered closure and where it reports failures. The library holds
+/// its address (the `user` pointer), so it lives in a leaked box that Hooks
+/// frees once the library can no longer call it.
+struct Slot<F: ?Sized> {
+    failures: *mut Failures,
+    f: Box<F>,
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Why the last operation failed (its Err text, or its panic's).
+    op_failure: Option<String>,
+    /// The panic of an event closure, raised again when the call that made
+    /// the commit returns (the commit has happened).
+    event_panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// The closures an engine has given the library, as raw pointers from
+/// Box::into_raw: only the library and the trampolines reach through them.
+struct Hooks {
+    failures: *mut Failures,
+    subscriptions: Vec<(u64, *mut Slot<EventFn>)>,
+    ops: Vec<(u32, *mut Slot<OpFn>)>,
+}
+
+impl Hooks {
+    fn new() -> Hooks {
+        Hooks { failures: Box::into_raw(Box::default()), subscriptions: Vec::new(), ops: Vec::new() }
+    }
+
+    fn take_failures(&mut self) -> Failures {
+        std::mem::take(unsafe { &mut *self.failures })
+    }
+}
+
+// Dropped after Engine::drop has closed the engine: nothing calls them now.
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        for (_, slot) in self.subscriptions.drain(..) {
+            drop(unsafe { Box::from_raw(slot) });
+        }
+        for (_, slot) in self.ops.drain(..) {
+            drop(unsafe { Box::from_raw(slot) });
+        }
+        drop(unsafe { Box::from_raw(self.failures) });
+    }
+}
+
+/// What happened in a commit, as `Engine::subscribe` delivers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// One `EVENT_*`.
+    pub kind: u32,
+    /// For a COMMIT event: `EVENT_TRUNCATED` when events were dropped, else 0.
+    pub flags: u32,
+    /// The commit's sequence number.
+    pub commit_seq: u64,
+    /// The page changed (0 for a COMMIT event).
+    pub page_id: u64,
+    /// The page's epoch after the change.
+    pub epoch: u64,
+    /// Bytes whose value changed.
+    pub bytes_changed: u64,
+}
+
+/// Event kind: a page's bytes changed by a write or delta.
+pub const EVENT_PAGE_CHANGED: u32 = 0x1;
+/// Event kind: a derived page was recomputed and changed.
+pub const EVENT_DERIVED: u32 = 0x2;
+/// Event kind: the commit is complete (after its page events).
+pub const EVENT_COMMIT: u32 = 0x4;
+/// Event flag of a COMMIT event: some of its page events were not delivered.
+pub const EVENT_TRUNCATED: u32 = 0x1;
+/// The first operation number a user operation may take.
+pub const OP_USER_FIRST: u32 = 0x10000;
+
+/// What a user operation receives: the child, its parents' ids, epochs and
+/// bytes in the order they were given, and the derivation's params.
+pub struct OpInput<'a> {
+    /// The derived page being computed.
+    pub child_id: u64,
+    /// The version the operation was registered with.
+    pub op_version: u32,
+    /// The parents' ids.
+    pub parent_ids: &'a [u64],
+    /// The parents' epochs.
+    pub parent_epochs: &'a [u64],
+    /// The derivation's params.
+    pub params: &'a [u8],
+    parent_bytes: &'a [*const u8],
+    parent_sizes: &'a [u64],
+}
+
+impl<'a> OpInput<'a> {
+    /// The bytes of parent `i` (0-based, in the order given to `derive`).
+    pub fn parent(&self, i: usize) -> &'a [u8] {
+        let len = self.parent_sizes[i] as usize;
+        if len == 0 {
+            return &[];
+        }
+        // The library lends the parents' bytes for the call's duration.
+        unsafe { std::slice::from_raw_parts(self.parent_bytes[i], len) }
+    }
+
+    /// The bytes of every parent, in order.
+    pub fn parents(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.parent_ids.len()).map(move |i| self.parent(i))
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        return (*s).to_string();
+    }
+    payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic".to_string())
+}
+
+unsafe extern "C" fn event_trampoline(user: *mut c_void, event: *const sys::mmsb_event) {
+    let slot = &mut *(user as *mut Slot<EventFn>);
+    let e = &*event;
+    let event = Event {
+        kind: e.kind,
+        flags: e.flags,
+        commit_seq: e.commit_seq,
+        page_id: e.page_id,
+        epoch: e.epoch,
+        bytes_changed: e.bytes_changed,
+    };
+    // A panic must not unwind into C: it is kept and raised again by the call.
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (slot.f)(&event))) {
+        let failures = &mut *slot.failures;
+        if failures.event_panic.is_none() {
+            failures.event_panic = Some(payload);
+        }
+    }
+}
+
+unsafe extern "C" fn op_trampoline(
+    user: *mut c_void,
+    input: *const sys::mmsb_op_input,
+    out: *mut u8,
+    out_len: u64,
+) -> c_int {
+    let slot = &mut *(user as *mut Slot<OpFn>);
+    let i = &*input;
+    let n = i.parent_count as usize;
+    let slice = |p: *const u64| if n == 0 { &[][..] } else { std::slice::from_raw_parts(p, n) };
+    let input = OpInput {
+        child_id: i.child_id,
+        op_version: i.op_version,
+        parent_ids: slice(i.parent_ids),
+        parent_epochs: slice(i.parent_epochs),
+        params: if i.params_len == 0 { &[] } else { std::slice::from_raw_parts(i.params, i.params_len as usize) },
+        parent_bytes: if n == 0 { &[] } else { std::slice::from_raw_parts(i.parent_bytes, n) },
+        parent_sizes: slice(i.parent_sizes),
+    };
+    let out = if out_len == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(out, out_len as usize) };
+    let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (slot.f)(&input, out))) {
+        Ok(Ok(())) => return 0,
+        Ok(Err(text)) => text,
+        Err(payload) => format!("the operation panicked: {}", panic_text(payload.as_ref())),
+    };
+    (*slot.failures).op_failure = Some(failure);
+    1
 }
 
 // The engine may be used from any thread, one at a time (&mut self).
@@ -423,7 +596,94 @@ impl Engine {
         let path = c_path(dir)?;
         let mut h = ptr::null_mut();
         check(unsafe { sys::mmsb_open(path.as_ptr(), &options.0, &mut h) })?;
-        Ok(Engine { h })
+        Ok(Engine { h, owned: true, hooks: Hooks::new() })
+    }
+
+    /// The result of a call that may commit: an event closure's panic is
+    /// raised again here, and an operation's failure text joins the error.
+    fn finish(&mut self, rc: c_int) -> Result<()> {
+        let failures = self.hooks.take_failures();
+        let result = match check(rc) {
+            Err(mut e) if e.kind == ErrorKind::Operation => {
+                if let Some(text) = failures.op_failure {
+                    e.detail = format!("{}: {}", e.detail, text);
+                }
+                Err(e)
+            }
+            other => other,
+        };
+        if let Some(payload) = failures.event_panic {
+            std::panic::resume_unwind(payload);
+        }
+        result
+    }
+
+    fn callbacks_allowed(&self) -> Result<()> {
+        if self.owned {
+            return Ok(());
+        }
+        Err(Error {
+            kind: ErrorKind::NotSupported,
+            code: -32009,
+            detail: "a replica's engine takes no callbacks".to_string(),
+        })
+    }
+
+    /// Calls `f` after each commit for the event kinds in `mask`
+    /// (`EVENT_*`), on the committing thread, in the order of the changes,
+    /// then the COMMIT event. Returns the subscription's id. A panic in `f`
+    /// does not undo the commit: it is raised again when the call that
+    /// committed returns. At most 64 subscriptions per engine.
+    pub fn subscribe<F>(&mut self, mask: u32, f: F) -> Result<u64>
+    where
+        F: FnMut(&Event) + Send + 'static,
+    {
+        self.callbacks_allowed()?;
+        let slot: *mut Slot<EventFn> = Box::into_raw(Box::new(Slot { failures: self.hooks.failures, f: Box::new(f) }));
+        let mut id = 0;
+        let rc = unsafe { sys::mmsb_subscribe(self.h, mask, Some(event_trampoline), slot as *mut c_void, &mut id) };
+        if let Err(e) = check(rc) {
+            drop(unsafe { Box::from_raw(slot) }); // the library did not take it
+            return Err(e);
+        }
+        self.hooks.subscriptions.push((id, slot));
+        Ok(id)
+    }
+
+    /// Ends a subscription that `subscribe` returned; its closure is dropped.
+    pub fn unsubscribe(&mut self, subscription: u64) -> Result<()> {
+        check(unsafe { sys::mmsb_unsubscribe(self.h, subscription) })?;
+        if let Some(at) = self.hooks.subscriptions.iter().position(|(id, _)| *id == subscription) {
+            let (_, slot) = self.hooks.subscriptions.swap_remove(at);
+            drop(unsafe { Box::from_raw(slot) }); // the library no longer calls it
+        }
+        Ok(())
+    }
+
+    /// Registers (or replaces) user operation `op` (>= `OP_USER_FIRST`) at
+    /// `version`: `f` writes the child's whole content into the slice it is
+    /// given, from its input alone (the engine skips it when its inputs did
+    /// not change). Its `Err` text, or a panic, fails the commit, which is
+    /// rolled back; the call returns `ErrorKind::Operation` with that text.
+    /// A new version recomputes the operation's pages before this returns.
+    pub fn op_register<F>(&mut self, op: u32, version: u32, f: F) -> Result<()>
+    where
+        F: FnMut(&OpInput<'_>, &mut [u8]) -> std::result::Result<(), String> + Send + 'static,
+    {
+        self.callbacks_allowed()?;
+        let slot: *mut Slot<OpFn> = Box::into_raw(Box::new(Slot { failures: self.hooks.failures, f: Box::new(f) }));
+        let rc = unsafe { sys::mmsb_op_register(self.h, op, version, Some(op_trampoline), slot as *mut c_void) };
+        if let Err(e) = self.finish(rc) {
+            drop(unsafe { Box::from_raw(slot) }); // refused: the previous registration stays
+            return Err(e);
+        }
+        // The library calls the new closure from now on; the old one may go.
+        if let Some(at) = self.hooks.ops.iter().position(|(o, _)| *o == op) {
+            let (_, old) = self.hooks.ops.swap_remove(at);
+            drop(unsafe { Box::from_raw(old) });
+        }
+        self.hooks.ops.push((op, slot));
+        Ok(())
     }
 
     /// Closes the engine and says whether the last commits reached the disk.
@@ -435,7 +695,7 @@ impl Engine {
     /// Creates a zero page of `size` bytes in a commit of its own; its id.
     pub fn page_create(&mut self, size: u64) -> Result<u64> {
         let mut id = 0;
-        check(unsafe { sys::mmsb_page_create(self.h, size, 0, &mut id) })?;
+        self.finish(unsafe { sys::mmsb_page_create(self.h, size, 0, &mut id) })?;
         Ok(id)
     }
 
@@ -443,13 +703,13 @@ impl Engine {
     /// consecutive. All of them or none.
     pub fn page_create_many(&mut self, size: u64, count: u64) -> Result<std::ops::Range<u64>> {
         let mut first = 0;
-        check(unsafe { sys::mmsb_page_create_many(self.h, size, 0, count, &mut first) })?;
+        self.finish(unsafe { sys::mmsb_page_create_many(self.h, size, 0, count, &mut first) })?;
         Ok(first..first + count)
     }
 
     /// Frees the page in a commit of its own.
     pub fn page_free(&mut self, page_id: u64) -> Result<()> {
-        check(unsafe { sys::mmsb_page_free(self.h, page_id) })
+        self.finish(unsafe { sys::mmsb_page_free(self.h, page_id) })
     }
 
     /// The page's id, size, epoch and place.
@@ -490,7 +750,7 @@ impl Engine {
     /// change).
     pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<Change> {
         let mut c = sys::mmsb_change::default();
-        check(unsafe {
+        self.finish(unsafe {
             sys::mmsb_write(self.h, page_id, offset, bytes.as_ptr() as *const c_void, bytes.len() as u64, &mut c)
         })?;
         Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
@@ -501,7 +761,7 @@ impl Engine {
         let mut ones = Vec::new();
         let d = delta.raw(&mut ones)?;
         let mut c = sys::mmsb_change::default();
-        check(unsafe { sys::mmsb_apply(self.h, &d, &mut c) })?;
+        self.finish(unsafe { sys::mmsb_apply(self.h, &d, &mut c) })?;
         Ok(Change { epoch: c.epoch, bytes_changed: c.bytes_changed, commit_seq: c.commit_seq })
     }
 
@@ -513,7 +773,7 @@ impl Engine {
             raw.push(d.raw(o)?);
         }
         let mut r = new_result();
-        check(unsafe { sys::mmsb_apply_batch(self.h, raw.as_ptr(), raw.len() as u64, 0, &mut r) })?;
+        self.finish(unsafe { sys::mmsb_apply_batch(self.h, raw.as_ptr(), raw.len() as u64, 0, &mut r) })?;
         Ok(result_of(&r))
     }
 
@@ -521,7 +781,7 @@ impl Engine {
     pub fn transaction(&mut self) -> Result<Transaction<'_>> {
         let mut t = ptr::null_mut();
         check(unsafe { sys::mmsb_txn_begin(self.h, &mut t) })?;
-        Ok(Transaction { h: t, _engine: PhantomData })
+        Ok(Transaction { h: t, engine: self })
     }
 
     /// Makes `child` derived by operation `op` (`OP_*`) from `parents`, with
@@ -540,28 +800,28 @@ impl Engine {
             return Err(invalid("too many parents"));
         }
         let mut r = new_result();
-        check(unsafe { sys::mmsb_derive(self.h, child, &spec, &mut r) })?;
+        self.finish(unsafe { sys::mmsb_derive(self.h, child, &spec, &mut r) })?;
         Ok(result_of(&r))
     }
 
     /// Makes a derived page plain again (its bytes stay).
     pub fn underive(&mut self, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
-        check(unsafe { sys::mmsb_underive(self.h, child, &mut r) })?;
+        self.finish(unsafe { sys::mmsb_underive(self.h, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
     /// Adds `parent` to a derived page's parents and recomputes it.
     pub fn edge_add(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
-        check(unsafe { sys::mmsb_edge_add(self.h, parent, child, &mut r) })?;
+        self.finish(unsafe { sys::mmsb_edge_add(self.h, parent, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
     /// Removes `parent` from a derived page's parents and recomputes it.
     pub fn edge_remove(&mut self, parent: u64, child: u64) -> Result<CommitResult> {
         let mut r = new_result();
-        check(unsafe { sys::mmsb_edge_remove(self.h, parent, child, &mut r) })?;
+        self.finish(unsafe { sys::mmsb_edge_remove(self.h, parent, child, &mut r) })?;
         Ok(result_of(&r))
     }
 
@@ -617,7 +877,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if !self.h.is_null() {
+        if self.owned && !self.h.is_null() {
             unsafe { sys::mmsb_close(self.h) };
         }
     }
@@ -627,7 +887,7 @@ impl Drop for Engine {
 /// without a commit, it aborts.
 pub struct Transaction<'e> {
     h: *mut sys::mmsb_txn,
-    _engine: PhantomData<&'e mut Engine>,
+    engine: &'e mut Engine,
 }
 
 impl<'e> Transaction<'e> {
@@ -651,7 +911,8 @@ impl<'e> Transaction<'e> {
         let h = std::mem::replace(&mut self.h, ptr::null_mut());
         // The engine is borrowed mutably by this transaction: no other
         // thread holds its writer role, so MMSB_EBUSY cannot leave it open.
-        check(unsafe { sys::mmsb_txn_commit(h, 0, &mut r) })?;
+        let rc = unsafe { sys::mmsb_txn_commit(h, 0, &mut r) };
+        self.engine.finish(rc)?;
         Ok(result_of(&r))
     }
 
@@ -752,7 +1013,7 @@ impl Replica {
     pub fn engine(&mut self) -> Result<ReplicaEngine<'_>> {
         let mut h = ptr::null_mut();
         check(unsafe { sys::mmsb_replica_engine(self.h, &mut h) })?;
-        Ok(ReplicaEngine { e: std::mem::ManuallyDrop::new(Engine { h }), _replica: PhantomData })
+        Ok(ReplicaEngine { e: Engine { h, owned: false, hooks: Hooks::new() }, _replica: PhantomData })
     }
 
     /// Takes the stream's messages until none came for `timeout_ms`; how many.
@@ -775,7 +1036,7 @@ impl Replica {
 
 /// A replica's pages, borrowed from its Replica (see Replica::engine).
 pub struct ReplicaEngine<'r> {
-    e: std::mem::ManuallyDrop<Engine>,
+    e: Engine, // not owned: dropping it closes nothing
     _replica: PhantomData<&'r mut Replica>,
 }
 

@@ -144,6 +144,93 @@ fn the_log_reader_yields_every_record() {
 }
 
 #[test]
+fn events_reach_a_closure_until_unsubscribed() {
+    use std::sync::{Arc, Mutex};
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(dir.store(), &options()).unwrap();
+    let p = e.page_create(64).unwrap();
+    let seen: Arc<Mutex<Vec<mmsb::Event>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let sub = e.subscribe(mmsb::EVENT_PAGE_CHANGED | mmsb::EVENT_COMMIT, move |ev| sink.lock().unwrap().push(*ev)).unwrap();
+    let c = e.write(p, 0, b"event").unwrap();
+    {
+        let events = seen.lock().unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].kind, events[0].page_id, events[0].epoch, events[0].bytes_changed), (mmsb::EVENT_PAGE_CHANGED, p, 1, 5));
+        assert_eq!((events[1].kind, events[1].commit_seq), (mmsb::EVENT_COMMIT, c.commit_seq));
+    }
+    e.unsubscribe(sub).unwrap();
+    e.write(p, 0, b"quiet").unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(e.unsubscribe(sub).err().unwrap().kind, ErrorKind::NotFound);
+}
+
+#[test]
+fn a_panic_in_an_event_closure_comes_back_after_the_commit() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(dir.store(), &options()).unwrap();
+    let p = e.page_create(64).unwrap();
+    e.subscribe(mmsb::EVENT_COMMIT, |_| panic!("listener failed")).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.write(p, 0, b"kept")));
+    let payload = caught.err().expect("the write raises the closure's panic");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"listener failed"));
+    let mut buf = [0u8; 4];
+    e.read(p, 0, &mut buf).unwrap();
+    assert_eq!(&buf, b"kept"); // the commit happened
+}
+
+#[test]
+fn user_operations_in_rust() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(dir.store(), &options()).unwrap();
+    let (a, b, child) = (e.page_create(8).unwrap(), e.page_create(8).unwrap(), e.page_create(8).unwrap());
+    let max = mmsb::OP_USER_FIRST + 1;
+    e.op_register(max, 1, |input, out| {
+        if input.parent(0)[0] == 0xEE {
+            return Err("0xEE is refused".to_string());
+        }
+        if input.parent(0)[0] == 0xDD {
+            panic!("0xDD makes it panic");
+        }
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = input.parents().map(|p| p[i]).max().unwrap();
+        }
+        Ok(())
+    })
+    .unwrap();
+    e.derive(child, max, &[a, b], &[]).unwrap();
+    e.write(a, 0, &[1, 9, 1]).unwrap();
+    e.write(b, 0, &[5, 2, 7]).unwrap();
+    let mut buf = [0u8; 3];
+    e.read(child, 0, &mut buf).unwrap();
+    assert_eq!(buf, [5, 9, 7]);
+    let root = e.state_root().unwrap();
+    let refused = e.write(a, 0, &[0xEE]).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Operation);
+    assert!(refused.detail.contains("0xEE is refused"), "{}", refused.detail);
+    let panicked = e.write(a, 0, &[0xDD]).unwrap_err();
+    assert_eq!(panicked.kind, ErrorKind::Operation);
+    assert!(panicked.detail.contains("panicked: 0xDD makes it panic"), "{}", panicked.detail);
+    assert_eq!(e.state_root().unwrap(), root); // both rolled back
+    // A new version recomputes the operation's pages before it returns.
+    e.op_register(max, 2, |input, out| {
+        out.copy_from_slice(input.parent(1));
+        Ok(())
+    })
+    .unwrap();
+    e.read(child, 0, &mut buf).unwrap();
+    assert_eq!(buf, [5, 2, 7]);
+    let mut t = e.transaction().unwrap();
+    t.write(b, 0, &[3]).unwrap();
+    assert_eq!(t.commit().unwrap().recomputes, 1);
+    e.read(child, 0, &mut buf).unwrap();
+    assert_eq!(buf, [3, 2, 7]);
+}
+
+#[test]
 fn create_many_makes_consecutive_pages_in_one_commit() {
     let dir = Dir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
@@ -325,6 +412,11 @@ fn replicated_commits_a_replica_and_promotion() {
         pages.read(p, 0, &mut b).unwrap();
         assert_eq!(b, [1, 2, 3]);
         assert_eq!(pages.write(p, 0, b"x").err().unwrap().kind, ErrorKind::ReadOnly);
+        assert_eq!(pages.view(p).unwrap()[..3], [1, 2, 3]);
+        // Its closures would outlive this borrow: a replica's engine takes none.
+        assert_eq!(pages.subscribe(mmsb::EVENT_COMMIT, |_| {}).err().unwrap().kind, ErrorKind::NotSupported);
+        let op = |_: &mmsb::OpInput<'_>, _: &mut [u8]| Ok(());
+        assert_eq!(pages.op_register(mmsb::OP_USER_FIRST, 1, op).err().unwrap().kind, ErrorKind::NotSupported);
     }
     {
         // Limits the primary's pages do not fit in: the replica stops, and says why.
