@@ -21,9 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 
-/// The raw declarations of mmsb.h, one for one (the header documents them).
-#[allow(missing_docs)]
-pub mod sys;
+/// The raw declarations of mmsb.h, one for one: the `mmsb-sys` crate.
+pub use mmsb_sys as sys;
 
 /// What went wrong, by the library's error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

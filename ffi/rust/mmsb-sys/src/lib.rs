@@ -1,6 +1,8 @@
 //! The raw C ABI of libmmsb, as declared in mmsb.h: `#[repr(C)]` structs and
-//! every exported function. Everything here is unsafe to use directly; the
-//! crate root wraps it.
+//! every exported function, one for one (the header documents them). Its
+//! build script links libmmsb (MMSB_LIB_DIR, then pkg-config, then the
+//! repository's build). Everything here is unsafe to use directly; the
+//! `mmsb` crate wraps it safely.
 #![allow(non_camel_case_types)]
 
 use std::os::raw::{c_char, c_int, c_void};

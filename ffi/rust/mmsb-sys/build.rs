@@ -2,7 +2,8 @@
 //   1. MMSB_LIB_DIR, when set (make sets it to the build's lib/);
 //   2. the pkg-config program's answer for `mmsb` (an installed MMSB;
 //      PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR apply as usual);
-//   3. the repository's own build (../../build/lib, made by `make`).
+//   3. the repository's own build (../../../build/lib from this crate,
+//      ffi/rust/mmsb-sys, made by `make`).
 // When none has it the build stops and says what it tried.
 use std::env;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ fn main() {
     }
     if found.is_none() {
         let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-        let in_tree = manifest.join("../../build/lib");
+        let in_tree = manifest.join("../../../build/lib");
         if in_tree.join(LIBRARY_FILE).exists() {
             found = Some(vec![in_tree]);
         } else {
