@@ -8,6 +8,7 @@
 #   make soak SEEDS=N    the crash-and-fault simulator at length (default 200 seeds)
 #   make install PREFIX=/usr/local
 #   make python          bundles the library into ffi/python/mmsb (then: pip install ./ffi/python)
+#   make node            builds the Node.js addon into ffi/node (then: npm install ./ffi/node)
 #   make deps            installs missing Debian packages (as root) or prints the command
 #
 # Knobs: GPU=auto|0|1 (CUDA kernels; auto = when nvcc is found), SAN=1, DEBUG=1,
@@ -85,12 +86,16 @@ PYTHON ?= python3
 PY_EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
 PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
 PY_FAST := ffi/python/mmsb/_fast$(PY_EXT_SUFFIX)
+# The Node.js addon (ffi/node), built where node and its headers are.
+NODE_INCLUDE ?= /usr/include/node
+NODE_ON := $(shell command -v node >/dev/null 2>&1 && test -f $(NODE_INCLUDE)/node_api.h && echo 1)
+NODE_ADDON := $(BUILD)/node/mmsb.node
 
 DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburing-dev liblmdb-dev python3 \
                 python3-dev python3-venv python3-setuptools python3-wheel \
                 libnats-dev nats-server
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench bench-python soak python
+.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench bench-python soak python node
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -263,6 +268,21 @@ $(BUILD)/tests/python_check: $(LIB_SO) $(PY_FAST)
 
 # The Rust crate's tests (cargo test, offline: the crate has no
 # dependencies), when cargo is installed; skipped with a message otherwise.
+# The Node.js binding's tests (node --test), where node and its headers are;
+# skipped with a message otherwise (MMSB_REQUIRE_NODE=1, as CI sets, makes
+# that a failure). Not under sanitizers (node is not instrumented).
+NODE_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/node_check)
+$(BUILD)/tests/node_check: $(if $(NODE_ON),$(NODE_ADDON))
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nif [ -z "%s" ]; then\n  echo "node_check: node or its headers (%s/node_api.h) are missing: the Node.js binding is not tested (apt-get install nodejs libnode-dev)"\n  [ "$$MMSB_REQUIRE_NODE" = 1 ] && exit 1\n  exit 0\nfi\ncd "%s"\nMMSB_NODE_ADDON="%s" exec node --expose-gc --test ffi/node/test/\n' "$(NODE_ON)" "$(NODE_INCLUDE)" "$(abspath .)" "$(abspath $(NODE_ADDON))" > $@
+	chmod +x $@
+
+# The addon: libmmsb.a linked in, so that it loads with no library path.
+$(NODE_ADDON): ffi/node/mmsb_node.c ffi/mmsb.h $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fvisibility=hidden -shared -DNODE_GYP_MODULE_NAME=mmsb -isystem "$(NODE_INCLUDE)" -Iffi \
+	  $< $(LIB_A) $(LIBS_PRIVATE) -o $@
+
 RUST_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/rust_check)
 # One test at a time: the replication test forks a nats-server, and a child
 # between fork and exec still holds the store locks of the other tests'
@@ -277,10 +297,12 @@ $(BUILD)/tests/rust_check: $(LIB_SO) $(BUILD)/lib/libmmsb.so
 # where the kernel allows it) and forced pwrite (MMSB_IO=sync). The crash
 # simulator runs SIM_SEEDS seeds per backend here (make soak runs more).
 SIM_SEEDS ?= $(if $(filter 1,$(SAN)),3,10)
-run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) $(RUST_CHECK)
+run-tests: tests $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) \
+           $(RUST_CHECK) $(NODE_CHECK)
 	@echo "== log I/O backend: automatic"
 	@MMSB_SIM_SEEDS=$(SIM_SEEDS) TEST_LOG_TAG=auto sh tests/run.sh $(TEST_BINS) $(BUILD)/tests/quickstart \
-	  $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) $(RUST_CHECK)
+	  $(BUILD)/tests/demo_check $(BUILD)/tests/bench_check $(BUILD)/tests/layers_check $(PY_CHECK) $(RUST_CHECK) \
+	  $(NODE_CHECK)
 	@echo "== log I/O backend: MMSB_IO=sync (replication's scenarios run once, above: they test the stream)"
 	@MMSB_SIM_SEEDS=$(SIM_SEEDS) MMSB_SIM_SEED_FIRST=1001 MMSB_IO=sync TEST_LOG_TAG=sync sh tests/run.sh \
 	  $(filter-out $(BUILD)/tests/test_repl,$(TEST_BINS)) $(BUILD)/tests/demo_check
@@ -346,6 +368,13 @@ python: $(LIB_SO)
 	cp -L $(LIB_SO) ffi/python/mmsb/libmmsb.so.$(ABI_MAJOR)
 	cp ffi/mmsb.h ffi/python/mmsb/mmsb.h
 
+# The Node.js package with its addon inside, for `npm install ./ffi/node`
+# (or `npm pack ffi/node`); its version must be the library's.
+node: $(NODE_ADDON)
+	@grep -q '"version": "$(VERSION)"' ffi/node/package.json || \
+	  { echo "node: ffi/node/package.json does not say $(VERSION)"; exit 1; }
+	cp $(NODE_ADDON) ffi/node/mmsb.node
+
 # Idempotent: checks each package and installs only what is missing.
 deps:
 	@missing=""; \
@@ -365,6 +394,6 @@ deps:
 
 clean:
 	rm -rf build build-asan build-nogpu build-fuzz demo-store bench-store
-	rm -f ffi/python/mmsb/_fast*.so ffi/python/mmsb/libmmsb.so.* ffi/python/mmsb/mmsb.h
+	rm -f ffi/python/mmsb/_fast*.so ffi/python/mmsb/libmmsb.so.* ffi/python/mmsb/mmsb.h ffi/node/mmsb.node
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -152,12 +152,14 @@ fn events_reach_a_closure_until_unsubscribed() {
     let p = e.page_create(64).unwrap();
     let seen: Arc<Mutex<Vec<mmsb::Event>>> = Arc::default();
     let sink = Arc::clone(&seen);
-    let sub = e.subscribe(mmsb::EVENT_PAGE_CHANGED | mmsb::EVENT_COMMIT, move |ev| sink.lock().unwrap().push(*ev)).unwrap();
+    let mask = mmsb::EVENT_PAGE_CHANGED | mmsb::EVENT_COMMIT;
+    let sub = e.subscribe(mask, move |ev| sink.lock().unwrap().push(*ev)).unwrap();
     let c = e.write(p, 0, b"event").unwrap();
     {
         let events = seen.lock().unwrap();
         assert_eq!(events.len(), 2);
-        assert_eq!((events[0].kind, events[0].page_id, events[0].epoch, events[0].bytes_changed), (mmsb::EVENT_PAGE_CHANGED, p, 1, 5));
+        let first = events[0];
+        assert_eq!((first.kind, first.page_id, first.epoch, first.bytes_changed), (mmsb::EVENT_PAGE_CHANGED, p, 1, 5));
         assert_eq!((events[1].kind, events[1].commit_seq), (mmsb::EVENT_COMMIT, c.commit_seq));
     }
     e.unsubscribe(sub).unwrap();
