@@ -57,6 +57,8 @@ struct node_engine {
     napi_env env;
     uint32_t waits_pending; /* promises of waitDurable/waitReplicated */
     uint32_t txns_open;
+    uint32_t refs;          /* the engine's handle, its transactions' and its waits' */
+    bool finalized;         /* the program dropped the engine's handle */
     node_callback subs[MMSB_SUBSCRIBERS_MAX];
     node_callback ops[NODE_OPS_MAX];
     napi_ref op_error;    /* what a user operation threw */
@@ -525,17 +527,33 @@ static void engine_release_callbacks(napi_env env, node_engine *ne)
     }
 }
 
-/* An engine the program dropped without close(): closed here. */
+/* An engine the program dropped without close() is closed once nothing
+ * uses it: a transaction keeps its engine's handle alive, but when the
+ * environment ends every finalizer runs, in any order. */
+static void engine_close_if_dropped(node_engine *ne)
+{
+    if (ne->finalized && ne->txns_open == 0 && ne->waits_pending == 0 && ne->engine != NULL) {
+        mmsb_close(ne->engine);
+        ne->engine = NULL;
+    }
+}
+
+static void engine_unref(napi_env env, node_engine *ne)
+{
+    if (--ne->refs == 0) {
+        engine_close_if_dropped(ne);
+        engine_release_callbacks(env, ne);
+        free(ne);
+    }
+}
+
 static void engine_finalize(napi_env env, void *data, void *hint)
 {
     (void)hint;
     node_engine *ne = data;
-    if (ne->engine != NULL) {
-        mmsb_close(ne->engine);
-        ne->engine = NULL;
-    }
-    engine_release_callbacks(env, ne);
-    free(ne);
+    ne->finalized = true;
+    engine_close_if_dropped(ne);
+    engine_unref(env, ne);
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info)
@@ -560,6 +578,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         return NULL;
     }
     ne->env = env;
+    ne->refs = 1;
     for (uint32_t i = 0; i < MMSB_SUBSCRIBERS_MAX; i++) {
         ne->subs[i].owner = ne;
     }
@@ -911,12 +930,15 @@ static void txn_finalize(napi_env env, void *data, void *hint)
 {
     (void)hint;
     node_txn *t = data;
+    node_engine *ne = t->ne;
     if (t->txn != NULL) { /* dropped unended: aborted, as a Rust Drop would */
         mmsb_txn_abort(t->txn);
-        t->ne->txns_open--;
+        ne->txns_open--;
     }
     napi_delete_reference(env, t->engine_ref);
     free(t);
+    engine_close_if_dropped(ne);
+    engine_unref(env, ne);
 }
 
 static napi_value js_txn_begin(napi_env env, napi_callback_info info)
@@ -939,11 +961,13 @@ static napi_value js_txn_begin(napi_env env, napi_callback_info info)
     }
     t->ne = ne;
     ne->txns_open++;
+    ne->refs++;
     napi_value out;
     if (napi_create_reference(env, argv[0], 1, &t->engine_ref) != napi_ok ||
         !make_external(env, t, txn_finalize, &TAG_TXN, &out)) {
         mmsb_txn_abort(t->txn);
         ne->txns_open--;
+        ne->refs--;
         free(t);
         throw_napi_failure(env);
         return NULL;
@@ -1295,7 +1319,8 @@ static void wait_execute(napi_env env, void *data)
 static void wait_complete(napi_env env, napi_status status, void *data)
 {
     wait_work *w = data;
-    w->ne->waits_pending--;
+    node_engine *ne = w->ne;
+    ne->waits_pending--;
     if (status == napi_ok && w->rc == 0) {
         napi_value undefined;
         napi_get_undefined(env, &undefined);
@@ -1308,6 +1333,8 @@ static void wait_complete(napi_env env, napi_status status, void *data)
     napi_delete_async_work(env, w->work);
     napi_delete_reference(env, w->engine_ref);
     free(w);
+    engine_close_if_dropped(ne);
+    engine_unref(env, ne);
 }
 
 /* wait(engine, seq, replicated) -> Promise */
@@ -1341,6 +1368,7 @@ static napi_value js_wait(napi_env env, napi_callback_info info)
         return NULL;
     }
     ne->waits_pending++;
+    ne->refs++;
     return promise;
 }
 

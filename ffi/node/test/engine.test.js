@@ -225,3 +225,21 @@ test('a handle of one kind where another is expected is a TypeError', (t) => {
   assert.throws(() => native.write(42, 1, 0, Buffer.alloc(1)), /not an engine handle/);
   tx.abort();
 });
+
+test('a process that exits with an engine, a transaction and a wait still open', (t) => {
+  const { execFileSync } = require('node:child_process');
+  const dir = store(t);
+  const script = `
+    const mmsb = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const e = new mmsb.Engine(${JSON.stringify(dir)}, { flags: mmsb.OPEN_CREATE, durability: mmsb.DURABILITY_GROUP });
+    const p = e.pageCreate(64);
+    e.waitDurable(e.write(p, 0, 'left open').commitSeq).then(() => {
+      e.transaction().write(p, 0, 'never committed');
+      e.waitDurable(e.write(p, 20, 'maybe').commitSeq); // still pending at the exit
+      process.exit(0);
+    });`;
+  execFileSync(process.execPath, ['-e', script], { env: process.env }); // throws on a crash
+  const again = new mmsb.Engine(dir, small);
+  t.after(() => again.close());
+  assert.strictEqual(again.read(1, 0, 9).toString(), 'left open');
+});

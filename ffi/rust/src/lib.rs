@@ -1005,10 +1005,11 @@ impl Replica {
         Ok(Replica { h })
     }
 
-    /// The replica's pages as a read-only engine (mmsb_replica_engine):
-    /// reading calls work, writing calls fail with ErrorKind::ReadOnly. It
-    /// borrows the replica, so it cannot outlive it, and it is never closed
-    /// by itself: the replica closes it.
+    /// The replica's pages as a read-only engine (mmsb_replica_engine): the
+    /// reading calls of `Engine` (through `Deref`) and `state_root`,
+    /// `page_digest` and `info`; no writing call is offered. It borrows the
+    /// replica, so it cannot outlive it, and it is never closed by itself:
+    /// the replica closes it.
     pub fn engine(&mut self) -> Result<ReplicaEngine<'_>> {
         let mut h = ptr::null_mut();
         check(unsafe { sys::mmsb_replica_engine(self.h, &mut h) })?;
@@ -1046,9 +1047,23 @@ impl std::ops::Deref for ReplicaEngine<'_> {
     }
 }
 
-impl std::ops::DerefMut for ReplicaEngine<'_> {
-    fn deref_mut(&mut self) -> &mut Engine {
-        &mut self.e
+// No DerefMut: a `&mut Engine` could be swapped out of the borrow and
+// outlive the replica. The reading calls that take `&mut` are here instead,
+// and the writing calls are not offered at all.
+impl ReplicaEngine<'_> {
+    /// The replica's state root (see `Engine::state_root`).
+    pub fn state_root(&mut self) -> Result<String> {
+        self.e.state_root()
+    }
+
+    /// A page's digest (see `Engine::page_digest`).
+    pub fn page_digest(&mut self, page_id: u64) -> Result<String> {
+        self.e.page_digest(page_id)
+    }
+
+    /// The counters of the replica's engine (see `Engine::info`).
+    pub fn info(&mut self) -> Result<sys::mmsb_engineinfo> {
+        self.e.info()
     }
 }
 

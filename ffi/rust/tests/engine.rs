@@ -413,12 +413,11 @@ fn replicated_commits_a_replica_and_promotion() {
         let mut b = [0u8; 3];
         pages.read(p, 0, &mut b).unwrap();
         assert_eq!(b, [1, 2, 3]);
-        assert_eq!(pages.write(p, 0, b"x").err().unwrap().kind, ErrorKind::ReadOnly);
         assert_eq!(pages.view(p).unwrap()[..3], [1, 2, 3]);
-        // Its closures would outlive this borrow: a replica's engine takes none.
-        assert_eq!(pages.subscribe(mmsb::EVENT_COMMIT, |_| {}).err().unwrap().kind, ErrorKind::NotSupported);
-        let op = |_: &mmsb::OpInput<'_>, _: &mut [u8]| Ok(());
-        assert_eq!(pages.op_register(mmsb::OP_USER_FIRST, 1, op).err().unwrap().kind, ErrorKind::NotSupported);
+        assert_eq!(pages.page_digest(p).unwrap().len(), 32);
+        assert!(pages.info().unwrap().pages_live >= 1);
+        // pages.write(..), .subscribe(..) and .op_register(..) do not compile: a
+        // replica's engine offers only reading calls.
     }
     {
         // Limits the primary's pages do not fit in: the replica stops, and says why.
