@@ -270,11 +270,16 @@ $(BUILD)/tests/python_check: $(LIB_SO) $(PY_FAST)
 # dependencies), when cargo is installed; skipped with a message otherwise.
 # The Node.js binding's tests (node --test), where node and its headers are;
 # skipped with a message otherwise (MMSB_REQUIRE_NODE=1, as CI sets, makes
-# that a failure). Not under sanitizers (node is not instrumented).
-NODE_CHECK := $(if $(filter 1,$(SAN)),,$(BUILD)/tests/node_check)
+# that a failure). In the sanitizer build the addon and the library are
+# instrumented and node runs with the sanitizers' runtimes preloaded (node
+# itself is not instrumented: leak reports are off).
+NODE_CHECK := $(BUILD)/tests/node_check
+NODE_PRELOAD := $(if $(filter 1,$(SAN)),$(shell $(CC) -print-file-name=libasan.so) \
+                  $(shell $(CC) -print-file-name=libubsan.so))
 $(BUILD)/tests/node_check: $(if $(NODE_ON),$(NODE_ADDON))
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nif [ -z "%s" ]; then\n  echo "node_check: node or its headers (%s/node_api.h) are missing: the Node.js binding is not tested (apt-get install nodejs libnode-dev)"\n  [ "$$MMSB_REQUIRE_NODE" = 1 ] && exit 1\n  exit 0\nfi\ncd "%s"\nMMSB_NODE_ADDON="%s" exec node --expose-gc --test ffi/node/test/\n' "$(NODE_ON)" "$(NODE_INCLUDE)" "$(abspath .)" "$(abspath $(NODE_ADDON))" > $@
+	printf '#!/bin/sh\nif [ -z "%s" ]; then\n  echo "node_check: node or its headers (%s/node_api.h) are missing: the Node.js binding is not tested (apt-get install nodejs libnode-dev)"\n  [ "$$MMSB_REQUIRE_NODE" = 1 ] && exit 1\n  exit 0\nfi\ncd "%s"\n' "$(NODE_ON)" "$(NODE_INCLUDE)" "$(abspath .)" > $@
+	printf 'LD_PRELOAD="%s" ASAN_OPTIONS=detect_leaks=0 MMSB_NODE_ADDON="%s" exec node --expose-gc --test ffi/node/test/\n' "$(strip $(NODE_PRELOAD))" "$(abspath $(NODE_ADDON))" >> $@
 	chmod +x $@
 
 # The addon: libmmsb.a linked in, so that it loads with no library path.
