@@ -814,6 +814,10 @@ class Transaction:
             raise ValueError("the transaction has ended")
         return self._h
 
+    def __repr__(self) -> str:
+        state = "open" if self._h is not None else ("committed" if self._result is not None else "ended")
+        return "<mmsb.Transaction %s>" % state
+
     def write(self, page_id: int, offset: int, data: BytesLike) -> None:
         """Stages a write of the bytes-like `data` at `offset`; nothing changes until commit()."""
         core = self._engine._core
@@ -868,6 +872,10 @@ class _Handle:
 
     _close_fn: _Any = None
     _h: _Optional[_c_void_p] = None
+    _path = ""
+
+    def __repr__(self) -> str:
+        return "<mmsb.%s %r %s>" % (type(self).__name__, self._path, "closed" if self._h is None else "open")
 
     def close(self) -> None:
         """Closes the handle; a second close does nothing."""
@@ -893,8 +901,10 @@ class Attach(_Handle):
 
     def __init__(self, path: PathArg) -> None:
         h = _c_void_p()
-        _check(_lib.mmsb_attach_open(_path(path), _byref(h)))
+        encoded = _path(path)
+        _check(_lib.mmsb_attach_open(encoded, _byref(h)))
         self._h = h
+        self._path = _os.fsdecode(encoded)
 
     def _handle(self):
         if self._h is None:
@@ -911,7 +921,10 @@ class Attach(_Handle):
         """(bytes, epoch) of [offset, offset + length) of the page (default:
         to its end), consistent."""
         if length is None:
-            length = self.page_info(page_id).size - _uint(offset, "offset")
+            size = self.page_info(page_id).size
+            if _uint(offset, "offset") > size:
+                raise ValueError("offset %d is past the end of page %d (%d bytes)" % (offset, page_id, size))
+            length = size - offset
         buf = _ctypes.create_string_buffer(_uint(length, "length") or 1)
         epoch = _c_uint64()
         _check(_lib.mmsb_attach_read(self._handle(), _uint(page_id, "page_id"), _uint(offset, "offset"), buf,
@@ -939,8 +952,10 @@ class LogReader(_Handle):
 
     def __init__(self, path: PathArg) -> None:
         h = _c_void_p()
-        _check(_lib.mmsb_log_open(_path(path), 0, _byref(h)))
+        encoded = _path(path)
+        _check(_lib.mmsb_log_open(encoded, 0, _byref(h)))
         self._h = h
+        self._path = _os.fsdecode(encoded)
 
     def __iter__(self) -> _Iterator["Record"]:
         rec = _capi.LogRecord(struct_size=_ctypes.sizeof(_capi.LogRecord))
@@ -972,6 +987,8 @@ class Replica:
         mmsb_replica_open_with); none: the defaults."""
         handle = _c_void_p()
         enc = [_path(path)] + [x.encode() if isinstance(x, str) else x for x in (servers, stream)]
+        self._path = _os.fsdecode(enc[0])
+        self._stream = enc[2].decode(errors="replace") if isinstance(enc[2], bytes) else str(enc[2])
         self._h: _Optional[_c_void_p] = None
         self._engine: _Optional[Engine] = None
         o, _keep = _options(limits)
@@ -994,6 +1011,10 @@ class Replica:
         if self._h is None:
             raise ValueError("the replica is closed")
         return self._h
+
+    def __repr__(self) -> str:
+        return "<mmsb.Replica %r following %r %s>" % (self._path, self._stream,
+                                                      "closed" if self._h is None else "open")
 
     def poll(self, timeout_ms: int = 100) -> int:
         """Takes the stream's messages until none came for timeout_ms; returns how many."""

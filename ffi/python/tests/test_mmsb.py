@@ -178,6 +178,9 @@ class TestPackage(Base):
             e.write(page, 0, b"path")
             self.assertEqual(repr(e), "<mmsb.Engine %r open>" % str(store))
         self.assertEqual(repr(e), "<mmsb.Engine %r closed>" % str(store))
+        with mmsb.LogReader(store) as log:
+            self.assertEqual(repr(log), "<mmsb.LogReader %r open>" % str(store))
+        self.assertEqual(repr(log), "<mmsb.LogReader %r closed>" % str(store))
         with mmsb.Engine(os.fsencode(store), **small()) as e:
             self.assertEqual(e.read(page, 0, 4), b"path")
         self.assertTrue(list(mmsb.LogReader(store)))
@@ -401,8 +404,10 @@ class TestFastPath(Base):
             self.assertEqual(e.read(p, 0, 6), bytes(6))  # staged only
             with self.assertRaisesRegex(ValueError, "not committed"):
                 t.result
+            self.assertEqual(repr(t), "<mmsb.Transaction open>")
         self.assertEqual(e.read(p, 0, 6), b"onetwo")
         self.assertEqual(t.result.bytes_changed, 6)
+        self.assertEqual(repr(t), "<mmsb.Transaction committed>")
         with self.assertRaisesRegex(ValueError, "ended"):
             t.write(p, 0, b"late")
 
