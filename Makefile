@@ -75,7 +75,8 @@ BENCH_BIN := $(BUILD)/bin/mmsb-bench
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
-TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt \
+             $(BUILD)/tests/fuzz_export
 TEST_UTIL := $(BUILD)/obj/tests/testutil.o
 
 LIB_A := $(BUILD)/lib/libmmsb.a
@@ -197,18 +198,21 @@ $(BUILD)/tests/fuzz_%: tests/fuzz_%.c $(TEST_UTIL) $(LIB_OBJS)
 	$(CC) $(CFLAGS_ALL) -DFUZZ_DRIVER -DCORPUS_DIR='"$(abspath tests/corpus/$*)"' -o $@ $^ $(LDLIBS_LIB) -lcmocka -lm
 
 # Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target:
-# the log readers (fuzz_log) and the checkpoint file's structure check
-# (fuzz_ckpt). make fuzz FUZZ_SECONDS=60
+# the log readers (fuzz_log), the checkpoint file's structure check
+# (fuzz_ckpt) and the export stream's reader (fuzz_export).
+# make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_SRCS_log := tests/fuzz_log.c tlog/scan.c tlog/format.c engine/base/crc32c.c tlog/chain.c \
                  engine/base/kern_portable.c engine/base/error.c
 FUZZ_SRCS_ckpt := tests/fuzz_ckpt.c tlog/checkpoint/lmdb_check.c engine/base/error.c
-fuzz: $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt
+FUZZ_SRCS_export := tests/fuzz_export.c tlog/export.c engine/base/crc32c.c engine/base/error.c
+fuzz: $(BUILD)/tests/fuzz_log $(BUILD)/tests/fuzz_ckpt $(BUILD)/tests/fuzz_export
 	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: needs $(FUZZ_CC) and its fuzzer runtime (apt-get install clang libclang-rt-dev)"; exit 1; }
-	@for t in log ckpt; do \
+	@for t in log ckpt export; do \
 	  mkdir -p build-fuzz/corpus-$$t || exit 1; \
 	  srcs="$(FUZZ_SRCS_log)"; [ $$t = ckpt ] && srcs="$(FUZZ_SRCS_ckpt)"; \
+	  [ $$t = export ] && srcs="$(FUZZ_SRCS_export)"; \
 	  echo "== fuzz_$$t"; \
 	  $(FUZZ_CC) -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -o build-fuzz/fuzz_$$t $$srcs || exit 1; \

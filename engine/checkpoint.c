@@ -78,18 +78,29 @@ static void dirty_clear(mmsb_engine *e) {
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static int put_derive(mmsb_engine *e, uint64_t id, uint32_t n) {
+void checkpoint_derive_of(mmsb_engine *e, uint64_t id, ckpt_derive *d) {
+    uint32_t n = graph_node(&e->g, id);
     ASSERT(n != 0 && graph_at(&e->g, n)->page_id == id);
     ASSERT(graph_at(&e->g, n)->op != 0 && graph_at(&e->g, n)->parent_count >= 1);
     const gnode *v = graph_at(&e->g, n);
-    ckpt_derive d = {.child = id, .op = v->op, .op_version = op_version(&e->ops, v->op),
-                     .parent_count = v->parent_count, .params_len = v->params_len,
-                     .signature = v->signature, .params = v->params};
+    *d = (ckpt_derive){.child = id, .op = v->op, .op_version = op_version(&e->ops, v->op),
+                       .parent_count = v->parent_count, .params_len = v->params_len,
+                       .signature = v->signature, .params = v->params};
+}
+
+uint64_t checkpoint_derive_parent(mmsb_engine *e, uint64_t id, uint32_t k) {
+    const gnode *v = graph_at(&e->g, graph_node(&e->g, id));
+    ASSERT(v->page_id == id && k < v->parent_count);
+    return graph_at(&e->g, v->parents[k])->page_id;
+}
+
+static int put_derive(mmsb_engine *e, uint64_t id) {
+    ckpt_derive d;
+    checkpoint_derive_of(e, id, &d);
     uint8_t *parents;
     int rc = ckpt_put_derive(e->ck.store, &d, &parents);
     if (rc != 0) return rc;
-    for (uint32_t k = 0; k < v->parent_count; k++)
-        put_le64(parents + 8ull * k, graph_at(&e->g, v->parents[k])->page_id);
+    for (uint32_t k = 0; k < d.parent_count; k++) put_le64(parents + 8ull * k, checkpoint_derive_parent(e, id, k));
     return 0;
 }
 
@@ -108,7 +119,7 @@ static int put_one(mmsb_engine *e, uint64_t id) {
     if (rc != 0) return rc;
     location_of(e, pe)->load(e, pe, 0, bytes, pe->size_bytes);
     uint32_t n = graph_node(&e->g, id);
-    if (n != 0 && graph_at(&e->g, n)->op != 0) return put_derive(e, id, n);
+    if (n != 0 && graph_at(&e->g, n)->op != 0) return put_derive(e, id);
     return ckpt_del_derive(e->ck.store, id);
 }
 
@@ -302,27 +313,51 @@ typedef struct load_ctx {
     uint64_t pages;
 } load_ctx;
 
-static int load_page(void *ctx, const ckpt_page *p) {
-    load_ctx *x = ctx;
-    ASSERT(x->e != NULL && x->m != NULL);
-    mmsb_engine *e = x->e;
+int checkpoint_load_page(mmsb_engine *e, const ckpt_page *p, uint64_t id_end, const char *fn) {
+    ASSERT(!e->cc.active && id_end >= 1);
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
-    if (p->id < next || p->id >= x->m->page_id_next || p->flags != 0 || p->location != MMSB_LOC_HOST) {
-        return err_set(MMSB_ECORRUPT,
-                       "checkpoint: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
-                       (unsigned long long)p->id, (unsigned long long)p->size_bytes, p->flags, p->location);
+    if (p->id < next || p->id >= id_end || p->flags != 0 || p->location != MMSB_LOC_HOST) {
+        return err_set(MMSB_ECORRUPT, "%s: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
+                       fn, (unsigned long long)p->id, (unsigned long long)p->size_bytes, p->flags, p->location);
     }
     atomic_store_explicit(&e->page_id_next, p->id, memory_order_relaxed);
     page_alloc a;
-    int rc = page_prepare(e, p->size_bytes, "checkpoint", &a);
+    int rc = page_prepare(e, p->size_bytes, fn, &a);
     if (rc != 0) return rc;
     uint64_t id = page_publish(e, p->size_bytes, &a);
     ASSERT(id == p->id);
-    page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = p->size_bytes, .src = p->bytes, .epoch = p->epoch};
-    page_change(e, id, entry_of(e, id), &load);
-    x->pages++;
+    page_load_epoch(e, id, entry_of(e, id), p->epoch);
+    if (p->bytes != NULL) {
+        page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = p->size_bytes, .src = p->bytes,
+                                 .epoch = p->epoch};
+        page_change(e, id, entry_of(e, id), &load);
+    }
     ASSERT(entry_of(e, id)->epoch == p->epoch);
     return 0;
+}
+
+int checkpoint_load_finish(mmsb_engine *e, uint64_t page_id_next, h128 *root) {
+    ASSERT(page_id_next >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
+    ASSERT(root != NULL && !e->cc.active);
+    atomic_store_explicit(&e->page_id_next, page_id_next, memory_order_relaxed);
+    /* Ids freed after the last live one have table entries too (every id
+     * below the next one can be looked up and checkpointed). */
+    uint64_t last = page_id_next - 1;
+    int rc = 0;
+    if (last >= 1) rc = vmap_ensure(&e->pages, last * sizeof(page_entry));
+    if (rc == 0 && last >= 1) rc = checkpoint_reserve(e, last);
+    if (rc == 0 && last >= 1) rc = digest_reserve(e, last);
+    if (rc == 0 && last >= 1) rc = graph_reserve(&e->g, last);
+    if (rc == 0) digest_root(e, root);
+    return rc;
+}
+
+static int load_page(void *ctx, const ckpt_page *p) {
+    load_ctx *x = ctx;
+    ASSERT(x->e != NULL && x->m != NULL);
+    int rc = checkpoint_load_page(x->e, p, x->m->page_id_next, "checkpoint");
+    x->pages += rc == 0;
+    return rc;
 }
 
 static int load_derive(void *ctx, const ckpt_derive *d) {
@@ -331,7 +366,7 @@ static int load_derive(void *ctx, const ckpt_derive *d) {
     load_ctx *x = ctx;
     if (d->child >= x->m->page_id_next)
         return err_set(MMSB_ECORRUPT, "checkpoint: derivation of page %llu out of range", (unsigned long long)d->child);
-    return derive_load(x->e, d);
+    return derive_load(x->e, d, "checkpoint");
 }
 
 int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
@@ -357,12 +392,9 @@ int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) {
     if (rc == 0) rc = ckpt_read_derives(e->ck.store, load_derive, &x);
     ckpt_read_end(e->ck.store);
     if (rc != 0) return rc;
-    atomic_store_explicit(&e->page_id_next, meta->page_id_next, memory_order_relaxed);
-    if (meta->page_id_next > 1) rc = checkpoint_reserve(e, meta->page_id_next - 1);
-    if (rc == 0 && meta->page_id_next > 1) rc = digest_reserve(e, meta->page_id_next - 1);
-    if (rc != 0) return rc;
     h128 root;
-    digest_root(e, &root);
+    rc = checkpoint_load_finish(e, meta->page_id_next, &root);
+    if (rc != 0) return rc;
     if (x.pages != meta->pages || e->g.derived != meta->derived || root.lo != meta->root.lo ||
         root.hi != meta->root.hi) {
         return err_set(MMSB_ECORRUPT,

@@ -506,15 +506,15 @@ static int replay_derive(mmsb_engine *e, const log_rec *r) {
     return rc == 0 ? 0 : replay_corrupt(r, "cannot be applied");
 }
 
-int derive_load(mmsb_engine *e, const ckpt_derive *d) {
+int derive_load(mmsb_engine *e, const ckpt_derive *d, const char *fn) {
     ASSERT(d->child != 0);
     ASSERT(d != NULL && !e->cc.active);
     int rc = define_from_disk(e, d->child, d->op, d->params, d->params_len, d->parents, d->parent_count);
     if (rc != 0) {
         char detail[300];
         snprintf(detail, sizeof detail, "%s", mmsb_last_error());
-        return err_set(rc == MMSB_ENOMEM ? rc : MMSB_ECORRUPT, "checkpoint: derivation of page %llu: %s",
-                       (unsigned long long)d->child, detail);
+        return err_set(rc == MMSB_ENOMEM ? rc : MMSB_ECORRUPT, "%s: derivation of page %llu: %s",
+                       fn, (unsigned long long)d->child, detail);
     }
     graph_at(&e->g, graph_node(&e->g, d->child))->signature = d->signature;
     return 0;

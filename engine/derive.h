@@ -14,6 +14,6 @@ int derive_page_freeing(mmsb_engine *e, uint64_t id, bool check_only) MUST_CHECK
 /* Replay of the graph records. */
 int derive_replay(mmsb_engine *e, const log_rec *r) MUST_CHECK;
 /* Derivations as loaded from a checkpoint. */
-int derive_load(mmsb_engine *e, const ckpt_derive *d) MUST_CHECK;
+int derive_load(mmsb_engine *e, const ckpt_derive *d, const char *fn) MUST_CHECK;
 
 #endif /* MMSB_DERIVE_H */

@@ -396,14 +396,9 @@ static int engine_build(mmsb_engine *e, const char *dir) {
     return rc;
 }
 
-/* Replays the log into the engine and opens the writer where it ended. */
-static int engine_open_log(mmsb_engine *e) {
-    ASSERT(!e->read_only && e->log == NULL);
-    log_resume resume;
-    int rc = checkpoint_open(e);
-    if (rc == 0) rc = engine_recover(e, &resume);
-    if (rc != 0) return rc;
-    log_config cfg = {
+static log_config log_config_of(const mmsb_engine *e) {
+    ASSERT(e->magic == ENGINE_MAGIC);
+    return (log_config){
         .segment_bytes = e->opts.segment_bytes,
         .buffer_bytes = e->opts.log_buffer_bytes,
         .group_window_us = e->opts.group_window_us,
@@ -413,6 +408,16 @@ static int engine_open_log(mmsb_engine *e) {
         .hooks = e->hooks,
         .kern = e->kern,
     };
+}
+
+/* Replays the log into the engine and opens the writer where it ended. */
+static int engine_open_log(mmsb_engine *e) {
+    ASSERT(!e->read_only && e->log == NULL);
+    log_resume resume;
+    int rc = checkpoint_open(e);
+    if (rc == 0) rc = engine_recover(e, &resume);
+    if (rc != 0) return rc;
+    log_config cfg = log_config_of(e);
     if (resume.new_store && !(e->opts.flags & MMSB_OPEN_CREATE)) {
         return err_set(MMSB_ENOTFOUND, "mmsb_open: %s holds no MMSB store (its log has no valid segment yet); "
                        "set MMSB_OPEN_CREATE to create one", e->dir);
@@ -518,6 +523,37 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
     return 0;
 }
 
+int engine_options(const mmsb_options *in, mmsb_options *out) { return options_take(in, out); }
+
+int engine_open_seeded(const char *dir, const mmsb_options *options, engine_seed_fn seed, void *ctx,
+                       mmsb_engine **out) {
+    ASSERT(dir != NULL && seed != NULL && out != NULL);
+    *out = NULL;
+    mmsb_options o;
+    int rc = options_take(options, &o);
+    if (rc != 0) return rc;
+    o.flags |= MMSB_OPEN_CREATE;
+    mmsb_engine *e = NULL;
+    rc = engine_new(dir, &o, false, &e);
+    if (rc != 0) return rc;
+    bool present = false;
+    rc = store_present(e, &present);
+    if (rc == 0 && present) rc = err_set(MMSB_EINVAL, "%s holds a store already", dir);
+    if (rc == 0) rc = checkpoint_open(e);
+    log_resume resume = {.new_store = true, .segment_no = 1, .next_seq = 1};
+    if (rc == 0) rc = seed(ctx, e, &resume);
+    ASSERT(rc != 0 || (resume.new_store && resume.next_seq >= 1 && resume.commits < resume.next_seq));
+    log_config cfg = log_config_of(e);
+    if (rc == 0) rc = log_writer_open(e->dir_fd, &cfg, &resume, &e->log);
+    if (rc != 0) {
+        engine_release(e);
+        return rc;
+    }
+    ASSERT(e->log != NULL && !e->read_only);
+    *out = e;
+    return 0;
+}
+
 int engine_open_follower(const char *dir, const mmsb_options *options, mmsb_engine **out) {
     ASSERT(dir != NULL && out != NULL);
     *out = NULL;
@@ -568,7 +604,8 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
         return err_set(MMSB_EINVAL, "mmsb_close: this engine belongs to a replica; mmsb_replica_close closes it");
     }
     live_retire(engine);
-    if (engine->log != NULL && log_failed(engine->log) == 0 && log_commits_since_open(engine->log) > 0) {
+    if (engine->log != NULL && log_failed(engine->log) == 0 &&
+        (log_commits_since_open(engine->log) > 0 || engine->seeded)) {
         /* A last commit, written after everything before it is synced: it
          * records the final state root, and its durable hint covers the whole
          * log, so recovery tells any later damage from a torn tail. */

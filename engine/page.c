@@ -88,6 +88,15 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) 
     return id;
 }
 
+void page_load_epoch(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t epoch) {
+    ASSERT(pe == entry_of(e, id) && (pe->flags & PE_LIVE));
+    ASSERT(pe->epoch == 0 && !e->cc.active);
+    entry_write_begin(pe);
+    pe->epoch = epoch;
+    digest_mark(e, id, pe, 0, 0); /* the epoch is in the page's leaf */
+    entry_write_end(pe);
+}
+
 void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
     ASSERT(pe == entry_of(e, id) && (pe->flags & PE_LIVE));
     ASSERT(e->pages_live >= 1);
@@ -146,7 +155,7 @@ static bool epoch_allowed(const mmsb_engine *e, uint64_t id, const page_entry *p
     switch (a->kind) {
     case PAGE_COPY:
     case PAGE_APPLY: return a->epoch == touched_epoch(e, id, pe);
-    case PAGE_LOAD: return pe->epoch == 0 && !e->cc.active;
+    case PAGE_LOAD: return pe->epoch == a->epoch && !e->cc.active;
     case PAGE_UNDO: return e->cc.rolling_back && a->epoch <= pe->epoch;
     }
     return false;

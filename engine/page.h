@@ -30,6 +30,9 @@ int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Makes the prepared page visible as the next id (epoch 0, all zeros). */
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
+/* A fresh page (epoch 0) being loaded takes its epoch; PAGE_LOAD then
+ * brings its bytes. */
+void page_load_epoch(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t epoch);
 /* Frees a live page. */
 void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
 
@@ -37,7 +40,7 @@ void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe);
 typedef enum page_change_kind {
     PAGE_COPY = 1,  /* src's len bytes replace the span (a commit's change or a replayed one) */
     PAGE_APPLY = 2, /* the masked bytes of a validated delta, whose set bits lie in the span */
-    PAGE_LOAD = 3,  /* a fresh page takes its bytes and epoch from a checkpoint */
+    PAGE_LOAD = 3,  /* a page being loaded (its epoch set) takes bytes from a checkpoint or an import */
     PAGE_UNDO = 4,  /* a rollback restores journaled bytes and the epoch before them */
 } page_change_kind;
 
@@ -54,7 +57,7 @@ typedef struct page_change_args {
  * location, sets the epoch, marks the page touched by the commit (COPY,
  * APPLY), its digest stale and its checkpoint entry dirty. COPY and APPLY
  * take the epoch one above the page's before the commit (touched_epoch);
- * LOAD a fresh page's; UNDO only while a commit rolls back, never above the
+ * LOAD the one page_load_epoch gave it; UNDO only while a commit rolls back, never above the
  * page's. Returns the bytes APPLY changed (0 for the other kinds). */
 uint64_t page_change(mmsb_engine *e, uint64_t id, page_entry *pe, const page_change_args *a);
 

@@ -350,7 +350,7 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
     snprintf(e->recovered.detail, sizeof e->recovered.detail, "%s",
              end.empty ? "new store" : end.detail[0] ? end.detail : "clean end");
     if (end.empty) {
-        *resume = (log_resume){.new_store = true, .segment_no = 1};
+        *resume = (log_resume){.new_store = true, .segment_no = 1, .next_seq = 1};
         if (end.segment_files > 0) resume->segment_files_last = end.segment_first + end.segment_files - 1;
         return 0;
     }
@@ -426,6 +426,8 @@ int engine_recover_readonly(mmsb_engine *e) {
         rc = engine_recover(e, &resume);
         if (rc == 0) {
             e->read_commit_seq = resume.new_store ? 0 : resume.next_seq - 1;
+            e->read_commits = resume.new_store ? 0 : resume.commits;
+            e->read_chain = resume.new_store ? (h128){0} : resume.chain;
             checkpoint_retain(e);
             return 0;
         }

@@ -139,9 +139,12 @@ struct mmsb_engine {
     int lock_fd;
     bool read_only;       /* MMSB_OPEN_READONLY: no lock, no log writer */
     bool follower;        /* a replica's state (read-only): advanced by engine_follow, published for attach */
+    bool seeded;          /* an import's: its close ends the log with a clean close, commits or not */
     vmap live;            /* the header for attached readers (writers and followers) */
     char live_token[LIVE_TOKEN_BYTES];
     uint64_t read_commit_seq; /* read-only: the last commit the state holds */
+    uint64_t read_commits;    /* read-only: commits up to it, and its chain value */
+    h128 read_chain;
     vmap pages;           /* page_entry[pages_max]; index = id - 1 */
     region data;          /* page bytes (shared memfd) */
     region aux;           /* chunk trees of pages larger than one chunk */

@@ -69,7 +69,7 @@ MMSB_API int mmsb_abi_version(void);
 #define MMSB_ECALLBACK (-32015) /* a writing call from an event callback */
 #define MMSB_EREPLICA (-32016)  /* replication: the stream did not store it (unreachable, no quorum) */
 #define MMSB_EFENCED (-32017)   /* replication: another writer took the stream over */
-#define MMSB_ERRCODE_LAST (-32015)
+#define MMSB_ERRCODE_LAST (-32017) /* the lowest code: every code lies in LAST .. FIRST */
 
 /* Roles. Each function below says which thread may call it and which codes
  * it returns beyond 0 (the detail of each is in mmsb_last_error()):
@@ -654,6 +654,55 @@ MMSB_API int mmsb_set_durability(mmsb_engine *engine, uint32_t durability);
 /* Role: writer. Errors: MMSB_EIO, MMSB_ENOSPC, MMSB_ECORRUPT, MMSB_EBUSY, MMSB_ECALLBACK,
  * MMSB_EREADONLY. */
 MMSB_API int mmsb_checkpoint(mmsb_engine *engine);
+
+/* ---- export and import ------------------------------------------------------- */
+
+/* What an export wrote or an import read. */
+typedef struct mmsb_transfer_info {
+    uint32_t struct_size;    /* set by the caller: sizeof(mmsb_transfer_info) */
+    uint32_t reserved;
+    uint64_t pages;          /* live pages */
+    uint64_t derived;        /* derived pages among them */
+    uint64_t page_bytes;     /* their sizes, summed */
+    uint64_t stream_bytes;   /* the stream's length */
+    uint64_t commit_seq;     /* the source's last record the state holds (0: no commit) */
+    uint64_t page_id_next;   /* the id the next page created gets */
+    mmsb_digest state_root;
+} mmsb_transfer_info;
+
+/* Writes the engine's committed state as an export stream (tlog/EXPORT.md:
+ * portable, little-endian, every frame checksummed) to the file descriptor
+ * fd, from its position on; a pipe will do. The stream holds every live
+ * page (id, size, epoch, bytes; all-zero MiB runs left out), every
+ * derivation (operation, parents, params, signature), the next page id and
+ * the state root: what mmsb_import needs to make a store whose state root is
+ * the same. Takes the writer role for its length (other calls get
+ * MMSB_EBUSY). On a writer the stream holds every commit so far, durable or
+ * not (mmsb_sync first to export only what a crash would keep); on a
+ * read-only engine, the state its open read. Not for a replica's engine
+ * (export the primary, or open the replica's directory read-only).
+ * info: NULL, or filled (struct_size set). A failed write (a full disk, a
+ * closed pipe) gives MMSB_EIO, and what was written is not a stream an
+ * import takes (it has no END frame). */
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_EIO, MMSB_ENOMEM, MMSB_EBUSY, MMSB_ECALLBACK. */
+MMSB_API int mmsb_export(mmsb_engine *engine, int fd, mmsb_transfer_info *info);
+/* Makes a new store in dir (it must not exist, or be an empty directory)
+ * from the export stream read from fd to its end, with the options' limits
+ * and settings (MMSB_OPEN_READONLY, MMSB_OPEN_SALVAGE and REPLICATED
+ * durability are refused: a replication stream starts at a store's first
+ * record). Every byte is checked as it is read (CRCs, order, ranges, the
+ * derivations as mmsb_derive checks them), and the loaded state's root must
+ * equal the stream's. The store is built beside dir (in "dir.importing",
+ * which must not exist) and renamed to dir only when whole and synced, so
+ * a failure or a crash leaves no store at dir; after a crash, remove the
+ * ".importing" directory. The new store's state is held by its first
+ * checkpoint, and its log continues the source's record numbers and chain
+ * from commit_seq on (a log whose beginning was removed: replay and audit
+ * start at the checkpoint). The state root is checked once more by a
+ * read-only open of dir before this returns. */
+/* Role: any thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT (the stream), MMSB_EVERSION, MMSB_ENOSPC (the
+ * options' limits), MMSB_ENOMEM, MMSB_EIO, MMSB_ENOTSUP. */
+MMSB_API int mmsb_import(const char *dir, const mmsb_options *options, int fd, mmsb_transfer_info *info);
 
 /* ---- live read-only attach from another process ------------------------------- */
 

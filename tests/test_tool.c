@@ -348,7 +348,7 @@ static void test_usage_errors(void **state) {
 static void test_help_lists_every_option(void **state) {
     (void)state;
     const char *cmds[] = {"demo", "verify", "replay", "dump", "stats", "pages", "history", "page", "diff",
-                          "checkpoint", "salvage", "ship", "follow", "promote"};
+                          "checkpoint", "salvage", "ship", "follow", "promote", "export", "import"};
     tu_run top = TOOL(0, "--help");
     tu_run help = TOOL(0, "help");
     assert_string_equal(top.out, help.out);
@@ -660,6 +660,73 @@ static void test_salvage_pruned_and_busy(void **state) {
     tu_dir_remove(dir);
 }
 
+/* export and import: a stream from standard output or a file makes a store
+ * that every reading command takes and that reads page for page like its
+ * source; damaged streams, taken paths and damaged stores are refused. */
+static void test_export_import_commands(void **state) {
+    (void)state;
+    world w;
+    char root[33], v[128], stream[4200], copy[4200], again[4300];
+    char *dir = make_store(&w, 23, -1, root);
+    snprintf(stream, sizeof stream, "%s.stream", dir);
+    snprintf(copy, sizeof copy, "%s-imported", dir);
+    tu_run r = TOOL(0, "export", dir); /* to standard output */
+    FILE *f = fopen(stream, "wb");
+    assert_true(fwrite(r.out, 1, r.out_len, f) == r.out_len);
+    fclose(f);
+    assert_non_null(strstr(r.err, root)); /* the summary goes to standard error */
+    tu_run_free(&r);
+    r = TOOL(0, "import", copy, "--input", stream, "--json");
+    assert_json(r.out);
+    assert_string_equal(json_get(r.out, NULL, "state_root", v, sizeof v), root);
+    tu_run_free(&r);
+    r = TOOL(2, "import", copy, "--input", stream); /* never over a store */
+    assert_non_null(strstr(r.err, "not an empty directory"));
+    tu_run_free(&r);
+    tu_run a = TOOL(0, "pages", dir), b = TOOL(0, "pages", copy);
+    assert_string_equal(a.out, b.out);
+    tu_run_free(&a);
+    tu_run_free(&b);
+    const char *reading[] = {"verify", "replay", "stats", "dump", "pages", "checkpoint"};
+    for (size_t i = 0; i < sizeof reading / sizeof reading[0]; i++) {
+        r = TOOL(0, reading[i], copy, "--json");
+        assert_json(r.out);
+        tu_run_free(&r);
+    }
+    r = TOOL(0, "replay", copy, "--verify", "--json");
+    assert_string_equal(json_get(r.out, NULL, "root", v, sizeof v), root);
+    tu_run_free(&r);
+    snprintf(again, sizeof again, "%s.again", dir);
+    r = TOOL(0, "export", copy, "--output", again, "--json"); /* an imported store exports too */
+    assert_string_equal(json_get(r.out, NULL, "state_root", v, sizeof v), root);
+    tu_run_free(&r);
+    r = TOOL(2, "export", copy, "--output", again); /* never over a file */
+    tu_run_free(&r);
+    unlink(again);
+    tu_dir_remove(strdup(copy));
+
+    uint64_t size = tu_file_size(stream);
+    tu_file_flip_bit(stream, size / 2, 4);
+    r = TOOL(1, "import", copy, "--input", stream);
+    assert_non_null(strstr(r.err, "export stream"));
+    tu_run_free(&r);
+    snprintf(again, sizeof again, "%s.importing", copy);
+    assert_true(access(copy, F_OK) != 0 && access(again, F_OK) != 0);
+    r = TOOL(2, "import", copy, "--input", "/nonexistent/stream");
+    tu_run_free(&r);
+    unlink(stream);
+
+    tu_checkpoint_remove(dir); /* a damaged log: the export is refused */
+    mmsb_log_record d = find_record(dir, MMSB_REC_DELTA, 50);
+    char seg[4200];
+    tu_segment_path(dir, d.segment, seg, sizeof seg);
+    tu_file_flip_bit(seg, d.offset + 40, 2);
+    r = TOOL(1, "export", dir, "--output", stream);
+    tu_run_free(&r);
+    assert_true(access(stream, F_OK) != 0);
+    tu_dir_remove(dir);
+}
+
 /* A store whose writer died with a half-written record after its last commit. */
 static void test_torn_tail(void **state) {
     (void)state;
@@ -960,6 +1027,7 @@ int main(void) {
         cmocka_unit_test(test_pages_command),
         cmocka_unit_test(test_salvage_command),
         cmocka_unit_test(test_salvage_pruned_and_busy),
+        cmocka_unit_test(test_export_import_commands),
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_corrupt_middle),
         cmocka_unit_test(test_recomputed_crc_caught_by_chain),

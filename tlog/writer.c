@@ -180,7 +180,7 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
     }
     if (rc == 0 && zero_fill && fdatasync(fd) != 0)
         rc = err_set(err_from_errno(errno), "fdatasync of %s: %s", name, strerror(errno));
-    if (rc == 0 && with_header) rc = write_header(w, fd, no, 1);
+    if (rc == 0 && with_header) rc = write_header(w, fd, no, w->next_seq);
     if (rc == 0 && renameat(w->dir_fd, temp, w->dir_fd, name) != 0) {
         rc = err_set(err_from_errno(errno), "cannot rename %s to %s: %s", temp, name, strerror(errno));
     }
@@ -745,8 +745,12 @@ static int start_segment(log_writer *w, const log_resume *r) {
             return err_set(MMSB_EIO, "getrandom for the store salt: %s", strerror(errno));
         }
         w->salt |= 1; /* never 0 */
+        /* An imported store's log continues the history its state came from. */
+        ASSERT(r->next_seq >= 1 && r->commits < r->next_seq);
         w->generation = 1;
-        w->next_seq = 1;
+        w->next_seq = r->next_seq;
+        w->chain_value = r->chain;
+        w->commits = r->commits;
         int rc = remove_later_segments(w, r);
         if (rc == 0) rc = create_segment(w, 1, false, true, &w->seg_fd);
         atomic_store(&w->seg_no, 1);

@@ -30,7 +30,8 @@ typedef struct log_config {
 
 /* Where to continue, from recovery (or a new store). */
 typedef struct log_resume {
-    bool new_store;
+    bool new_store;             /* its first segment starts at next_seq (1, or
+                                   after an imported state: chain, commits) */
     uint64_t salt;
     uint32_t generation;        /* the generation to write with */
     uint64_t next_seq;

@@ -59,12 +59,14 @@ int cmd_history(int argc, char **argv);
 int cmd_page(int argc, char **argv);
 int cmd_pages(int argc, char **argv);
 int cmd_salvage(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* Each command's --help text; its first lines are the synopsis that
  * `mmsb --help` lists. */
 extern const char usage_demo[], usage_verify[], usage_replay[], usage_dump[], usage_stats[], usage_pages[],
     usage_history[], usage_page[], usage_diff[], usage_checkpoint[], usage_salvage[], usage_ship[],
-    usage_follow[], usage_promote[];
+    usage_follow[], usage_promote[], usage_export[], usage_import[];
 
 /* ---- arguments (out.c) ------------------------------------------------------------ */
 

@@ -29,6 +29,8 @@ static const command COMMANDS[] = {
     {"diff", cmd_diff, usage_diff, "where two stores diverge"},
     {"checkpoint", cmd_checkpoint, usage_checkpoint, "write a checkpoint of a closed store"},
     {"salvage", cmd_salvage, usage_salvage, "copy a damaged store, cut at its last good commit"},
+    {"export", cmd_export, usage_export, "write the committed state as a portable stream"},
+    {"import", cmd_import, usage_import, "make a new store from an export stream"},
     {"ship", cmd_ship, usage_ship, "publish the committed log to a JetStream stream"},
     {"follow", cmd_follow, usage_follow, "build and keep a replica store from the stream"},
     {"promote", cmd_promote, usage_promote, "make a replica a store a writer opens"},

@@ -117,14 +117,9 @@ int cmd_pages(int argc, char **argv) {
     cli_args a;
     int rc = cli_parse("pages", usage_pages, argc, argv, opts, ARRAY_LEN(opts), 1, &a);
     if (rc != 0) return rc == CLI_HELP ? EXIT_CLEAN : rc;
-    mmsb_options o;
-    tool_options(&o);
-    mmsb_engine *e = NULL;
-    rc = mmsb_open(a.pos[0], &o, &e);
-    if (rc != 0) {
-        cli_report_open("pages", a.pos[0], rc);
-        return rc == MMSB_ECORRUPT || rc == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;
-    }
+    mmsb_engine *e;
+    rc = tool_open_readonly("pages", a.pos[0], &e);
+    if (rc != 0) return rc;
     json_out j;
     if (a.json) {
         json_begin(&j, stdout);

@@ -14,6 +14,9 @@
  * store the library can write); prints the problem and returns EXIT_USAGE
  * when it cannot be opened. */
 int tool_engine(const char *cmd, const char *dir, mmsb_engine **out);
+/* A read-only open of dir with the tool's options; prints the problem and
+ * returns the exit status (1 a corrupt store, 2 else) when it fails. */
+int tool_open_readonly(const char *cmd, const char *dir, mmsb_engine **out);
 /* The state a read-only open of dir sees: its info and state root. */
 int tool_state(const char *dir, mmsb_engineinfo *info, char root[33]);
 /* Read-only options with limits large enough for any store the library

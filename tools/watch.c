@@ -36,6 +36,16 @@ int tool_state(const char *dir, mmsb_engineinfo *info, char root[33]) {
     return rc;
 }
 
+int tool_open_readonly(const char *cmd, const char *dir, mmsb_engine **out) {
+    mmsb_options o;
+    tool_options(&o);
+    *out = NULL;
+    int rc = mmsb_open(dir, &o, out);
+    if (rc == 0) return 0;
+    cli_report_open(cmd, dir, rc);
+    return rc == MMSB_ECORRUPT || rc == MMSB_EVERSION ? EXIT_PROBLEM : EXIT_USAGE;
+}
+
 int tool_engine(const char *cmd, const char *dir, mmsb_engine **out) {
     mmsb_options o;
     tool_options(&o);

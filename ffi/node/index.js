@@ -148,6 +148,14 @@ class Engine {
   /** The state root as 32 hex digits. */
   stateRoot() { return native.digest(this._handle(), undefined); }
 
+  /**
+   * Writes the committed state as an export stream (tlog/EXPORT.md) to the
+   * file descriptor fd (fs.openSync) from its position on; importStore makes
+   * a new store of it. Returns {pages, derived, pageBytes, streamBytes,
+   * commitSeq, pageIdNext, stateRoot}.
+   */
+  export(fd) { return native.exportTo(this._handle(), fd); }
+
   /** Counters and limits (a part of mmsb_engineinfo). */
   info() { return native.info(this._handle()); }
 
@@ -203,8 +211,18 @@ class LogReader {
   close() { native.readerClose(1, this._h); }
 }
 
+/**
+ * Makes a new store in dir (absent, or an empty directory) from the export
+ * stream read from the file descriptor fd to its end; options as for Engine.
+ * Every frame is checked and the state root must match the stream's; on any
+ * error nothing is left at dir.
+ */
+function importStore(dir, fd, options = {}) {
+  return native.importStore(dir, fd, options);
+}
+
 module.exports = {
-  Engine, Transaction, Attach, LogReader, ...constants,
+  Engine, Transaction, Attach, LogReader, importStore, ...constants,
   version: native.version,
   abiVersion: native.abiVersion,
   strerror: native.strerror,

@@ -1456,6 +1456,62 @@ static napi_value js_info(napi_env env, napi_callback_info info)
     return out;
 }
 
+/* ---- export and import ------------------------------------------------------------------------ */
+
+static napi_value transfer_value(napi_env env, const mmsb_transfer_info *t)
+{
+    static const char *const names[] = {"pages", "derived", "pageBytes", "streamBytes", "commitSeq", "pageIdNext"};
+    const uint64_t values[] = {t->pages, t->derived, t->page_bytes, t->stream_bytes, t->commit_seq,
+                               t->page_id_next};
+    napi_value out = object_of_u64(env, names, values, sizeof(values) / sizeof(values[0]));
+    napi_set_named_property(env, out, "stateRoot", digest_value(env, &t->state_root));
+    return out;
+}
+
+/* exportTo(engine, fd): the transfer's figures */
+static napi_value js_export(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    node_engine *ne;
+    uint32_t fd = 0;
+    if (!get_args(env, info, 2, argv) || (ne = get_engine(env, argv[0])) == NULL ||
+        !get_u32(env, argv[1], "fd", &fd)) {
+        return NULL;
+    }
+    mmsb_transfer_info t;
+    memset(&t, 0, sizeof(t));
+    t.struct_size = sizeof(t);
+    int rc = fd > INT32_MAX ? MMSB_EINVAL : mmsb_export(ne->engine, (int)fd, &t);
+    if (rc != 0) {
+        throw_library_error(env, rc);
+        return NULL;
+    }
+    return transfer_value(env, &t);
+}
+
+/* importStore(path, fd, options): a new store from the stream */
+static napi_value js_import(napi_env env, napi_callback_info info)
+{
+    napi_value argv[3];
+    char path[NODE_PATH_BYTES_MAX];
+    char strings[2][OPTION_STRING_BYTES];
+    mmsb_options options;
+    uint32_t fd = 0;
+    if (!get_args(env, info, 3, argv) || !get_path(env, argv[0], path) || !get_u32(env, argv[1], "fd", &fd) ||
+        !options_from(env, argv[2], &options, strings)) {
+        return NULL;
+    }
+    mmsb_transfer_info t;
+    memset(&t, 0, sizeof(t));
+    t.struct_size = sizeof(t);
+    int rc = fd > INT32_MAX ? MMSB_EINVAL : mmsb_import(path, &options, (int)fd, &t);
+    if (rc != 0) {
+        throw_library_error(env, rc);
+        return NULL;
+    }
+    return transfer_value(env, &t);
+}
+
 /* ---- readers: attach and the log --------------------------------------------------------------- */
 
 static void attach_finalize(napi_env env, void *data, void *hint)
@@ -1658,6 +1714,8 @@ static napi_value module_init(napi_env env, napi_value exports)
         METHOD("simple", js_simple),
         METHOD("digest", js_digest),
         METHOD("info", js_info),
+        METHOD("exportTo", js_export),
+        METHOD("importStore", js_import),
         METHOD("readerOpen", js_reader_open),
         METHOD("readerClose", js_reader_close),
         METHOD("attachRead", js_attach_read),

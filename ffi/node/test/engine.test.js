@@ -243,3 +243,37 @@ test('a process that exits with an engine, a transaction and a wait still open',
   t.after(() => again.close());
   assert.strictEqual(again.read(1, 0, 9).toString(), 'left open');
 });
+
+test('export and import make a store with the same state', (t) => {
+  const dir = store(t);
+  const e = new mmsb.Engine(dir, small);
+  const a = e.pageCreate(16), b = e.pageCreate(16), x = e.pageCreate(16);
+  e.write(a, 0, 'left');
+  e.derive(x, mmsb.OP_XOR, [a, b]);
+  const streamPath = path.join(path.dirname(dir), 'stream');
+  let fd = fs.openSync(streamPath, 'w');
+  const out = e.export(fd);
+  fs.closeSync(fd);
+  assert.deepStrictEqual([out.pages, out.derived, out.pageIdNext], [3, 1, 4]);
+  assert.strictEqual(out.stateRoot, e.stateRoot());
+  assert.strictEqual(out.streamBytes, fs.statSync(streamPath).size);
+  const copy = path.join(path.dirname(dir), 'copy');
+  fd = fs.openSync(streamPath, 'r');
+  assert.deepStrictEqual(mmsb.importStore(copy, fd, small), out);
+  fs.closeSync(fd);
+  const d = new mmsb.Engine(copy, small);
+  d.write(b, 0, 'right');
+  e.write(b, 0, 'right');
+  assert.strictEqual(d.stateRoot(), e.stateRoot());
+  assert.strictEqual(d.read(x, 0, 5).toString('hex'), e.read(x, 0, 5).toString('hex'));
+  d.close();
+  const bytes = fs.readFileSync(streamPath);
+  bytes[bytes.length >> 1] ^= 1;
+  fs.writeFileSync(streamPath, bytes);
+  fd = fs.openSync(streamPath, 'r');
+  const other = path.join(path.dirname(dir), 'other');
+  assert.throws(() => mmsb.importStore(other, fd, small), /corrupt/);
+  fs.closeSync(fd);
+  assert.ok(!fs.existsSync(other));
+  e.close();
+});

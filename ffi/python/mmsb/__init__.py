@@ -46,7 +46,7 @@ del sys
 WritableBuffer = _Union[bytearray, memoryview, BytesLike]  # must be writable at run time
 _Self = _TypeVar("_Self", bound="_Handle")
 
-__all__ = ["Engine", "Change", "CommitResult", "PageInfo", "Event", "OpInput", "Transaction", "Delta", "Attach",
+__all__ = ["Engine", "Change", "Transfer", "import_store", "CommitResult", "PageInfo", "Event", "OpInput", "Transaction", "Delta", "Attach",
            "LogReader", "Record", "Replica", "promote", "version", "abi_version", "strerror", "MMSBError",
            "InvalidArgument", "NotFound", "Conflict", "NoSpace", "IOFailure", "Corrupt", "VersionMismatch", "Busy",
            "NotSupported", "OutOfMemory", "CycleError", "OperationFailed", "ReadOnly", "HasDependents", "InCallback",
@@ -288,6 +288,39 @@ def _writable_buffer(data, name):
     return (_ctypes.c_uint8 * view.nbytes).from_buffer(view.cast("B")), view.nbytes
 
 # ---- results ------------------------------------------------------------------------------------
+
+
+class Transfer(_NamedTuple):
+    """What Engine.export wrote or import_store read (mmsb_transfer_info):
+    live pages, derived pages among them, their bytes, the stream's length,
+    the source's last record the state holds, the next page id, and the
+    state root as 32 hex digits."""
+    pages: int
+    derived: int
+    page_bytes: int
+    stream_bytes: int
+    commit_seq: int
+    page_id_next: int
+    state_root: str
+
+
+def _transfer(t):
+    return Transfer(t.pages, t.derived, t.page_bytes, t.stream_bytes, t.commit_seq, t.page_id_next,
+                    _hex(t.state_root))
+
+
+def _fileno(file, name):
+    """A file descriptor from an int or a file object (flushed first: the
+    library writes past Python's buffer)."""
+    if isinstance(file, int) and not isinstance(file, bool):
+        return file
+    fileno = getattr(file, "fileno", None)
+    if fileno is None:
+        raise TypeError("%s must be a file descriptor or a file object with fileno()" % name)
+    flush = getattr(file, "flush", None)
+    if flush is not None:
+        flush()
+    return fileno()
 
 
 class Change(_NamedTuple):
@@ -736,6 +769,15 @@ class Engine:
         removed unless the store was opened with OPEN_KEEP_LOG."""
         _check(_lib.mmsb_checkpoint(self._handle()))
 
+    def export(self, file: _Any) -> "Transfer":
+        """Writes the committed state as an export stream (tlog/EXPORT.md) to
+        a binary file object or file descriptor, from its position on;
+        import_store makes a new store of it. Holds the writer role while it
+        runs."""
+        t = _capi.TransferInfo(struct_size=_ctypes.sizeof(_capi.TransferInfo))
+        _check(_lib.mmsb_export(self._handle(), _fileno(file, "file"), _byref(t)))
+        return _transfer(t)
+
     def page_digest(self, page_id: int) -> str:
         """The page digest (a hash tree over its 4 KiB chunks) as 32 hex digits."""
         d = _capi.Digest()
@@ -1043,6 +1085,20 @@ class Replica:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def import_store(path: PathArg, file: _Any, **options: _Union[int, str, bytes]) -> Transfer:
+    """Makes a new store at path (absent, or an empty directory) from an
+    export stream read from a binary file object or file descriptor to its
+    end; options as for Engine (OPEN_CREATE is implied). Every frame is
+    checked, and the state root must match the stream's; on any error
+    nothing is left at path (mmsb_import)."""
+    path_b = _path(path)
+    o, keep = _options(options)
+    t = _capi.TransferInfo(struct_size=_ctypes.sizeof(_capi.TransferInfo))
+    _check(_lib.mmsb_import(path_b, _byref(o), _fileno(file, "file"), _byref(t)))
+    del keep
+    return _transfer(t)
 
 
 PROMOTE_FORCE = 0x1

@@ -73,6 +73,12 @@ class PageInfo(Structure):
                 ("epoch", c_uint64), ("flags", c_uint32), ("reserved0", c_uint32)]
 
 
+class TransferInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("reserved", c_uint32), ("pages", c_uint64), ("derived", c_uint64),
+                ("page_bytes", c_uint64), ("stream_bytes", c_uint64), ("commit_seq", c_uint64),
+                ("page_id_next", c_uint64), ("state_root", Digest)]
+
+
 class Change(Structure):
     _fields_ = [("epoch", c_uint64), ("bytes_changed", c_uint64), ("commit_seq", c_uint64)]
 
@@ -165,6 +171,8 @@ _SIGNATURES = {
     "mmsb_promote": (c_int, [c_char_p, c_char_p, c_uint32]),
     "mmsb_set_durability": (c_int, [c_void_p, c_uint32]),
     "mmsb_checkpoint": (c_int, [c_void_p]),
+    "mmsb_export": (c_int, [c_void_p, c_int, POINTER(TransferInfo)]),
+    "mmsb_import": (c_int, [c_char_p, POINTER(Options), c_int, POINTER(TransferInfo)]),
     "mmsb_attach_open": (c_int, [c_char_p, POINTER(c_void_p)]),
     "mmsb_attach_page_info": (c_int, [c_void_p, c_uint64, POINTER(PageInfo)]),
     "mmsb_attach_read": (c_int, [c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, u64p]),

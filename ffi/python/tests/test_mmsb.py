@@ -3,6 +3,7 @@ matter to a Python user, bad arguments, and a from-scratch-consistency run
 driven from Python. Run by `make test` with MMSB_LIBRARY set."""
 import ctypes
 import os
+import pathlib
 import random
 import shutil
 import signal
@@ -85,9 +86,10 @@ class TestLibrary(unittest.TestCase):
             self.skipTest("no C compiler to read the header's layouts")
         names = ["mmsb_options", "mmsb_engineinfo", "mmsb_pageinfo", "mmsb_change", "mmsb_delta",
                  "mmsb_commit_result", "mmsb_op_input", "mmsb_derive_spec", "mmsb_deriveinfo", "mmsb_event",
-                 "mmsb_log_record", "mmsb_digest"]
+                 "mmsb_log_record", "mmsb_digest", "mmsb_transfer_info"]
         ours = [_capi.Options, _capi.EngineInfo, _capi.PageInfo, _capi.Change, _capi.Delta, _capi.CommitResult,
-                _capi.OpInput, _capi.DeriveSpec, _capi.DeriveInfo, _capi.Event, _capi.LogRecord, _capi.Digest]
+                _capi.OpInput, _capi.DeriveSpec, _capi.DeriveInfo, _capi.Event, _capi.LogRecord, _capi.Digest,
+                _capi.TransferInfo]
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d, True)
         src = os.path.join(d, "sizes.c")
@@ -630,6 +632,42 @@ class TestLogAndReaders(Base):
             records = list(r)
         self.assertGreater(len(records), 0)
         self.assertTrue(all(rec.committed for rec in records if rec.name == "DELTA"))
+
+    def test_export_and_import(self):
+        e = self.engine()
+        a, b, c = e.page_create(64), e.page_create(64), e.page_create(64)
+        e.write(a, 0, b"left")
+        e.write(b, 0, b"right")
+        e.derive(c, mmsb.OP_XOR, [a, b])
+        stream = os.path.join(self.dir, "stream")
+        with open(stream, "wb") as f:
+            f.write(b"")  # the stream starts at the file's position
+            out = e.export(f)
+        self.assertEqual((out.pages, out.derived, out.page_id_next), (3, 1, 4))
+        self.assertEqual(out.state_root, e.state_root())
+        self.assertEqual(out.stream_bytes, os.path.getsize(stream))
+        copy = pathlib.Path(self.dir) / "copy"
+        with open(stream, "rb") as f:
+            got = mmsb.import_store(copy, f, **small())
+        self.assertEqual(got, out)
+        with mmsb.Engine(copy, **small()) as d:
+            self.assertEqual(d.state_root(), e.state_root())
+            self.assertEqual(d.read(c, 0, 5), e.read(c, 0, 5))
+            d.write(a, 0, b"LEFT")
+            e.write(a, 0, b"LEFT")
+            self.assertEqual(d.state_root(), e.state_root())
+        with open(stream, "rb") as f, self.assertRaises(mmsb.InvalidArgument):
+            mmsb.import_store(copy, f, **small())  # never over a store
+        damaged = bytearray(open(stream, "rb").read())
+        damaged[len(damaged) // 2] ^= 1
+        with open(stream, "wb") as f:
+            f.write(damaged)
+        other = os.path.join(self.dir, "other")
+        with open(stream, "rb") as f, self.assertRaises(mmsb.Corrupt):
+            mmsb.import_store(other, f.fileno(), **small())
+        self.assertFalse(os.path.exists(other))
+        with self.assertRaises(TypeError):
+            e.export("not a file")
 
     def test_read_only_open_from_another_process(self):
         e = self.engine()

@@ -18,6 +18,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::raw::{c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::ptr;
 
@@ -851,6 +852,18 @@ impl Engine {
         check(unsafe { sys::mmsb_checkpoint(self.h) })
     }
 
+    /// Writes the committed state as an export stream (tlog/EXPORT.md) to
+    /// `out` (a file, a pipe) from its position on; [`import`] makes a new
+    /// store of it. Holds the writer role while it runs.
+    pub fn export<F: AsRawFd>(&mut self, out: &F) -> Result<Transfer> {
+        let mut t = sys::mmsb_transfer_info {
+            struct_size: std::mem::size_of::<sys::mmsb_transfer_info>() as u32,
+            ..Default::default()
+        };
+        check(unsafe { sys::mmsb_export(self.h, out.as_raw_fd(), &mut t) })?;
+        Transfer::from_sys(&t)
+    }
+
     /// The state root as 32 hex digits.
     pub fn state_root(&mut self) -> Result<String> {
         let mut d = sys::mmsb_digest::default();
@@ -1071,6 +1084,53 @@ impl Drop for Replica {
     fn drop(&mut self) {
         unsafe { sys::mmsb_replica_close(self.h) };
     }
+}
+
+/// What [`Engine::export`] wrote or [`import`] read (mmsb_transfer_info).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// Live pages.
+    pub pages: u64,
+    /// Derived pages among them.
+    pub derived: u64,
+    /// Their sizes, summed.
+    pub page_bytes: u64,
+    /// The stream's length in bytes.
+    pub stream_bytes: u64,
+    /// The source's last record the state holds (0: no commit).
+    pub commit_seq: u64,
+    /// The id the next page created gets.
+    pub page_id_next: u64,
+    /// The state root, 32 hex digits.
+    pub state_root: String,
+}
+
+impl Transfer {
+    fn from_sys(t: &sys::mmsb_transfer_info) -> Result<Transfer> {
+        Ok(Transfer {
+            pages: t.pages,
+            derived: t.derived,
+            page_bytes: t.page_bytes,
+            stream_bytes: t.stream_bytes,
+            commit_seq: t.commit_seq,
+            page_id_next: t.page_id_next,
+            state_root: hex(&t.state_root)?,
+        })
+    }
+}
+
+/// Makes a new store in `dir` (absent, or an empty directory) from the
+/// export stream read from `input` to its end (mmsb_import). Every frame
+/// is checked and the state root must match the stream's; on any error
+/// nothing is left at `dir`.
+pub fn import<P: AsRef<Path>, F: AsRawFd>(dir: P, input: &F, options: &Options) -> Result<Transfer> {
+    let d = c_path(dir)?;
+    let mut t = sys::mmsb_transfer_info {
+        struct_size: std::mem::size_of::<sys::mmsb_transfer_info>() as u32,
+        ..Default::default()
+    };
+    check(unsafe { sys::mmsb_import(d.as_ptr(), &options.0, input.as_raw_fd(), &mut t) })?;
+    Transfer::from_sys(&t)
 }
 
 /// Makes the replica in `dir` a store a writer opens (mmsb_promote); with

@@ -440,3 +440,37 @@ fn replicated_commits_a_replica_and_promotion() {
     assert_eq!(b.state_root().unwrap(), root);
     b.close().unwrap();
 }
+
+#[test]
+fn export_and_import_make_a_store_with_the_same_state() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(&dir.store(), &options()).unwrap();
+    let a = e.page_create(16).unwrap();
+    let b = e.page_create(16).unwrap();
+    let x = e.page_create(16).unwrap();
+    e.write(a, 0, b"left").unwrap();
+    e.derive(x, mmsb::OP_XOR, &[a, b], &[]).unwrap();
+    let path = dir.0.join("stream");
+    let out = e.export(&std::fs::File::create(&path).unwrap()).unwrap();
+    assert_eq!((out.pages, out.derived, out.page_id_next), (3, 1, 4));
+    assert_eq!(out.state_root, e.state_root().unwrap());
+    let copy = dir.0.join("copy");
+    let got = mmsb::import(&copy, &std::fs::File::open(&path).unwrap(), &options()).unwrap();
+    assert_eq!(got, out);
+    let mut d = Engine::open(&copy, &options()).unwrap();
+    assert_eq!(d.state_root().unwrap(), out.state_root);
+    d.write(b, 0, b"right").unwrap();
+    e.write(b, 0, b"right").unwrap();
+    assert_eq!(d.state_root().unwrap(), e.state_root().unwrap());
+    let again = mmsb::import(&copy, &std::fs::File::open(&path).unwrap(), &options()).unwrap_err();
+    assert_eq!(again.kind, ErrorKind::InvalidArgument); // never over a store
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let other = dir.0.join("other");
+    let err = mmsb::import(&other, &std::fs::File::open(&path).unwrap(), &options()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Corrupt);
+    assert!(!other.exists());
+}

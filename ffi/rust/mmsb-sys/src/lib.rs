@@ -153,6 +153,20 @@ pub struct mmsb_pageinfo {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
+pub struct mmsb_transfer_info {
+    pub struct_size: u32,
+    pub reserved: u32,
+    pub pages: u64,
+    pub derived: u64,
+    pub page_bytes: u64,
+    pub stream_bytes: u64,
+    pub commit_seq: u64,
+    pub page_id_next: u64,
+    pub state_root: mmsb_digest,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
 pub struct mmsb_change {
     pub epoch: u64,
     pub bytes_changed: u64,
@@ -328,6 +342,9 @@ extern "C" {
     pub fn mmsb_promote(dir: *const c_char, servers: *const c_char, flags: u32) -> c_int;
     pub fn mmsb_set_durability(engine: *mut mmsb_engine, durability: u32) -> c_int;
     pub fn mmsb_checkpoint(engine: *mut mmsb_engine) -> c_int;
+    pub fn mmsb_export(engine: *mut mmsb_engine, fd: c_int, info: *mut mmsb_transfer_info) -> c_int;
+    pub fn mmsb_import(dir: *const c_char, options: *const mmsb_options, fd: c_int,
+                       info: *mut mmsb_transfer_info) -> c_int;
     pub fn mmsb_attach_open(dir: *const c_char, attach_out: *mut *mut mmsb_attach) -> c_int;
     pub fn mmsb_attach_page_info(attach: *mut mmsb_attach, page_id: u64, info: *mut mmsb_pageinfo) -> c_int;
     pub fn mmsb_attach_read(attach: *mut mmsb_attach, page_id: u64, offset: u64, buf: *mut c_void, len: u64,
