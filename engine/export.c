@@ -26,6 +26,8 @@
 #include "role.h"
 
 enum {
+    MAP_SLACK_BYTES = 64 << 20, /* the checkpoint's LMDB map beyond its pages: branch pages, meta */
+    MAP_ALIGN_BYTES = 1 << 20,
     EINTR_RETRIES_MAX = 1000,
     STAGE_ENTRIES_MAX = 1 << 16, /* a store being imported holds a few files */
 };
@@ -229,6 +231,13 @@ static int import_seed(void *ctx, mmsb_engine *e, log_resume *resume) {
         return err_set(MMSB_ENOSPC, "mmsb_import: the stream holds page ids up to %llu, above pages_max %llu",
                        (unsigned long long)(h->page_id_next - 1), (unsigned long long)e->opts.pages_max);
     }
+    /* The checkpoint takes about the page bytes (up to twice that for 4 KiB
+     * pages, two LMDB pages each): a map that large from the start spares
+     * the import a rewrite of everything at each doubling. */
+    uint64_t map_max = e->opts.checkpoint_map_bytes_max;
+    uint64_t map_want = h->page_bytes >= map_max / 4 ? map_max : 2 * h->page_bytes + MAP_SLACK_BYTES;
+    map_want = min_u64(align_up_u64(map_want, MAP_ALIGN_BYTES), map_max);
+    e->opts.checkpoint_map_bytes = max_u64(e->opts.checkpoint_map_bytes, map_want);
     xp_item it = {0};
     int rc = 0;
     /* Each frame but END is a page, a derivation, or at least one page byte. */
@@ -280,14 +289,18 @@ static void stage_remove(const char *stage) {
     rmdir(stage);
 }
 
-/* dir must not exist, or be an empty directory; its ".importing" sibling
- * must not exist. */
-static int import_paths(const char *dir, char *stage, size_t stage_size) {
+/* dir without trailing slashes into target, and its ".importing" sibling
+ * into stage (made here); dir must not exist, or be an empty directory, and
+ * the sibling must not exist. */
+static int import_paths(const char *dir, char *target, char *stage, size_t size) {
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') len--;
-    if (len + sizeof STAGE_SUFFIX > stage_size) return err_set(MMSB_EINVAL, "mmsb_import: dir is too long");
+    if (len + sizeof STAGE_SUFFIX > size) return err_set(MMSB_EINVAL, "mmsb_import: dir is too long");
+    memcpy(target, dir, len);
+    target[len] = '\0';
     memcpy(stage, dir, len);
     memcpy(stage + len, STAGE_SUFFIX, sizeof STAGE_SUFFIX);
+    dir = target;
     struct stat st;
     if (stat(dir, &st) == 0) {
         DIR *d = S_ISDIR(st.st_mode) ? opendir(dir) : NULL;
@@ -380,9 +393,10 @@ MMSB_API int mmsb_import(const char *dir, const mmsb_options *options, int fd, m
     int rc = info_check(info, "mmsb_import");
     mmsb_options o;
     if (rc == 0) rc = import_options(options, &o);
-    char stage[4096];
-    if (rc == 0) rc = import_paths(dir, stage, sizeof stage);
+    char target[4096], stage[4096];
+    if (rc == 0) rc = import_paths(dir, target, stage, sizeof stage);
     if (rc != 0) return rc;
+    dir = target;
     import_ctx x = {.fd = fd};
     rc = xp_reader_open(&x.rd, read_fd, &x);
     if (rc == 0) rc = import_build(stage, &o, &x);

@@ -699,7 +699,8 @@ MMSB_API int mmsb_export(mmsb_engine *engine, int fd, mmsb_transfer_info *info);
  * checkpoint, and its log continues the source's record numbers and chain
  * from commit_seq on (a log whose beginning was removed: replay and audit
  * start at the checkpoint). The state root is checked once more by a
- * read-only open of dir before this returns. */
+ * read-only open of dir before this returns (should that check ever fail,
+ * the store stays at dir for inspection, and the call says so). */
 /* Role: any thread. Errors: MMSB_EINVAL, MMSB_ECORRUPT (the stream), MMSB_EVERSION, MMSB_ENOSPC (the
  * options' limits), MMSB_ENOMEM, MMSB_EIO, MMSB_ENOTSUP. */
 MMSB_API int mmsb_import(const char *dir, const mmsb_options *options, int fd, mmsb_transfer_info *info);

@@ -1363,8 +1363,30 @@ static napi_value js_wait(napi_env env, napi_callback_info info)
         napi_create_string_utf8(env, "mmsb.wait", NAPI_AUTO_LENGTH, &name) != napi_ok ||
         napi_create_async_work(env, NULL, name, wait_execute, wait_complete, w, &w->work) != napi_ok ||
         napi_queue_async_work(env, w->work) != napi_ok) {
-        free(w); /* a failure here is N-API's own (out of memory); it has thrown */
-        throw_napi_failure(env);
+        /* A failure here is N-API's own (out of memory): undo what was made,
+         * so that neither the engine's handle nor the work outlives it, and
+         * throw its message (read before the undoing replaces it). */
+        const napi_extended_error_info *failure = NULL;
+        char why[256];
+        napi_get_last_error_info(env, &failure);
+        snprintf(why, sizeof(why), "%s", failure != NULL && failure->error_message ? failure->error_message
+                                                                                   : "N-API call failed");
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (w->work != NULL) {
+            napi_delete_async_work(env, w->work);
+        }
+        if (w->engine_ref != NULL) {
+            napi_delete_reference(env, w->engine_ref);
+        }
+        napi_value undefined;
+        if (!pending && w->deferred != NULL && napi_get_undefined(env, &undefined) == napi_ok) {
+            napi_resolve_deferred(env, w->deferred, undefined); /* frees it; nobody holds the promise */
+        }
+        free(w);
+        if (!pending) {
+            napi_throw_error(env, NULL, why);
+        }
         return NULL;
     }
     ne->waits_pending++;

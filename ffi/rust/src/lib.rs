@@ -602,6 +602,16 @@ impl Engine {
     /// The result of a call that may commit: an event closure's panic is
     /// raised again here, and an operation's failure text joins the error.
     fn finish(&mut self, rc: c_int) -> Result<()> {
+        let (result, event_panic) = self.settle(rc);
+        if let Some(payload) = event_panic {
+            std::panic::resume_unwind(payload);
+        }
+        result
+    }
+
+    /// `finish` without raising an event closure's panic: the caller does,
+    /// once its own bookkeeping for the call is done.
+    fn settle(&mut self, rc: c_int) -> (Result<()>, Option<Box<dyn std::any::Any + Send>>) {
         let failures = self.hooks.take_failures();
         let result = match check(rc) {
             Err(mut e) if e.kind == ErrorKind::Operation => {
@@ -612,10 +622,7 @@ impl Engine {
             }
             other => other,
         };
-        if let Some(payload) = failures.event_panic {
-            std::panic::resume_unwind(payload);
-        }
-        result
+        (result, failures.event_panic)
     }
 
     fn callbacks_allowed(&self) -> Result<()> {
@@ -673,17 +680,23 @@ impl Engine {
         self.callbacks_allowed()?;
         let slot: *mut Slot<OpFn> = Box::into_raw(Box::new(Slot { failures: self.hooks.failures, f: Box::new(f) }));
         let rc = unsafe { sys::mmsb_op_register(self.h, op, version, Some(op_trampoline), slot as *mut c_void) };
-        if let Err(e) = self.finish(rc) {
+        let (result, event_panic) = self.settle(rc);
+        if rc != 0 {
             drop(unsafe { Box::from_raw(slot) }); // refused: the previous registration stays
-            return Err(e);
+        } else {
+            // The library calls the new closure from now on; the old one may go.
+            if let Some(at) = self.hooks.ops.iter().position(|(o, _)| *o == op) {
+                let (_, old) = self.hooks.ops.swap_remove(at);
+                drop(unsafe { Box::from_raw(old) });
+            }
+            self.hooks.ops.push((op, slot));
         }
-        // The library calls the new closure from now on; the old one may go.
-        if let Some(at) = self.hooks.ops.iter().position(|(o, _)| *o == op) {
-            let (_, old) = self.hooks.ops.swap_remove(at);
-            drop(unsafe { Box::from_raw(old) });
+        // An event closure's panic in the registration's commit comes out
+        // only now, with the new closure already owned by the engine.
+        if let Some(payload) = event_panic {
+            std::panic::resume_unwind(payload);
         }
-        self.hooks.ops.push((op, slot));
-        Ok(())
+        result
     }
 
     /// Closes the engine and says whether the last commits reached the disk.

@@ -184,6 +184,40 @@ fn a_panic_in_an_event_closure_comes_back_after_the_commit() {
 }
 
 #[test]
+fn a_registration_whose_commit_raises_a_closures_panic_keeps_the_new_operation() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut e = Engine::open(dir.store(), &options()).unwrap();
+    let (a, child) = (e.page_create(8).unwrap(), e.page_create(8).unwrap());
+    let op = mmsb::OP_USER_FIRST + 2;
+    e.op_register(op, 1, |input, out| {
+        out.copy_from_slice(input.parent(0));
+        Ok(())
+    })
+    .unwrap();
+    e.derive(child, op, &[a], &[]).unwrap();
+    e.subscribe(mmsb::EVENT_COMMIT, |_| panic!("listener failed")).unwrap();
+    let held = std::sync::Arc::new(());
+    let in_closure = held.clone();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        e.op_register(op, 2, move |input, out| {
+            let _ = &in_closure; // owned by the closure: dropped with it
+            for (o, i) in out.iter_mut().zip(input.parent(0)) {
+                *o = i ^ 0xff;
+            }
+            Ok(())
+        })
+    }));
+    assert!(caught.is_err(), "the registration raises the closure's panic after its commit");
+    let mut buf = [0u8; 1];
+    e.read(child, 0, &mut buf).unwrap();
+    assert_eq!(buf[0], 0xff); // version 2 computed the page
+    assert_eq!(std::sync::Arc::strong_count(&held), 2);
+    drop(e);
+    assert_eq!(std::sync::Arc::strong_count(&held), 1); // the engine owned the closure and freed it
+}
+
+#[test]
 fn user_operations_in_rust() {
     let dir = Dir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
