@@ -207,6 +207,11 @@ static int import_item(mmsb_engine *e, const xp_item *it, const xp_header *h) {
     case XP_PAGE: {
         ckpt_page p = it->page;
         p.location = MMSB_LOC_HOST;
+        if (p.size_bytes > e->opts.page_bytes_max) {
+            return err_set(MMSB_ENOSPC, "mmsb_import: page %llu has %llu bytes, above page_bytes_max %llu",
+                           (unsigned long long)p.id, (unsigned long long)p.size_bytes,
+                           (unsigned long long)e->opts.page_bytes_max);
+        }
         return checkpoint_load_page(e, &p, h->page_id_next, "mmsb_import");
     }
     case XP_BYTES: {
@@ -240,8 +245,10 @@ static int import_seed(void *ctx, mmsb_engine *e, log_resume *resume) {
     e->opts.checkpoint_map_bytes = max_u64(e->opts.checkpoint_map_bytes, map_want);
     xp_item it = {0};
     int rc = 0;
-    /* Each frame but END is a page, a derivation, or at least one page byte. */
-    uint64_t frames_max = h->pages + h->derived + h->page_bytes + 1;
+    /* Each frame but END is a page, a derivation, or at least one page byte
+     * (the sum saturates: the header's counts are the stream's word). */
+    uint64_t frames_max = h->pages + h->derived + 1; /* both below pages_max (2^32 at most), checked above */
+    frames_max = h->page_bytes > UINT64_MAX - frames_max ? UINT64_MAX : frames_max + h->page_bytes;
     for (uint64_t frames = 0; rc == 0 && it.type != XP_END; frames++) {
         ASSERT(frames <= frames_max);
         rc = xp_reader_next(&x->rd, &it);

@@ -519,6 +519,12 @@ static void test_import_refuses_bad_arguments(void **state) {
     assert_nothing_left(dst);
     lseek(fd, 0, SEEK_SET);
     bad = o;
+    bad.page_bytes_max = 4096; /* the stream holds larger pages */
+    TU_ERR(mmsb_import(dst, &bad, fd, NULL), MMSB_ENOSPC);
+    assert_non_null(strstr(mmsb_last_error(), "page_bytes_max"));
+    assert_nothing_left(dst);
+    lseek(fd, 0, SEEK_SET);
+    bad = o;
     bad.arena_bytes_max = 1ull << 20; /* the big page does not fit */
     bad.arena_grow_bytes = 1ull << 20;
     bad.arena_prefault_bytes = 0;
@@ -644,11 +650,21 @@ static void test_import_refuses_damaged_streams(void **state) {
     reseal(b, derive_at);
     expect_refused(dst, b, size, "a derivation cycle");
 
+    memcpy(b, good, size); /* a concatenation of two 16-byte pages into a 16-byte page */
+    put_le32(b + derive_at + XP_FRAME_HEAD_BYTES + 8, MMSB_OP_CONCAT);
+    reseal(b, derive_at);
+    expect_refused(dst, b, size, "a derivation its sizes do not fit");
+
     memcpy(b, good, size); /* an epoch no commit count allows */
     size_t page_at = frame_at(b, size, XP_PAGE, 0);
     put_le64(b + page_at + XP_FRAME_HEAD_BYTES + 16, UINT64_MAX);
     reseal(b, page_at);
     expect_refused(dst, b, size, "an epoch above the commits");
+
+    memcpy(b, good, size); /* a header whose byte count is as large as can be */
+    put_le64(b + 96, UINT64_MAX);
+    put_le32(b + XP_HEADER_BYTES - 4, crc32c(0, b, XP_HEADER_BYTES - 4));
+    expect_refused(dst, b, size, "a header claiming every byte");
 
     memcpy(b, good, size); /* a later format */
     put_le32(b + 8, XP_FORMAT + 1);
