@@ -107,6 +107,14 @@ static void mutate(uint8_t *m, size_t *len, const uint8_t *older, size_t older_s
     }
 }
 
+/* The newest file alone, for --write-seeds. */
+static uint8_t *make_seed_only(int which, size_t *size) {
+    size_t older_size;
+    uint8_t *older, *seed = make_seed(which, size, &older, &older_size);
+    free(older);
+    return seed;
+}
+
 static void test_check_survives_mutations(void **state) {
     (void)state;
     rng r = {.state = 99};
@@ -138,31 +146,16 @@ static void test_check_survives_mutations(void **state) {
     }
 }
 
-static int write_seeds(const char *dir) {
-    char path[4096];
-    for (int s = 0; s < SEEDS; s++) {
-        size_t size, older_size;
-        uint8_t *older, *seed = make_seed(s, &size, &older, &older_size);
-        snprintf(path, sizeof path, "%s/checkpoint-%d", dir, s);
-        FILE *f = fopen(path, "wb");
-        if (f == NULL || fwrite(seed, 1, size, f) != size) return 1;
-        fclose(f);
-        free(seed);
-        free(older);
-    }
-    return 0;
-}
-
 /* The kept corpus (tests/corpus/ckpt): inputs that once reached new code. */
 static void test_corpus(void **state) {
     (void)state;
-    uint32_t ran = tu_corpus_run(CORPUS_DIR, LLVMFuzzerTestOneInput);
-    print_message("%u corpus inputs from %s\n", ran, CORPUS_DIR);
-    assert_true(ran > 0);
+    tu_corpus_expect(CORPUS_DIR, LLVMFuzzerTestOneInput);
 }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) return write_seeds(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+        return tu_seeds_write(argv[2], "checkpoint", SEEDS, make_seed_only);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_survives_mutations),
         cmocka_unit_test(test_corpus),

@@ -149,30 +149,16 @@ static void test_readers_survive_mutations(void **state) {
     }
 }
 
-static int write_seeds(const char *dir) {
-    char path[4096];
-    for (int s = 0; s < SEEDS; s++) {
-        size_t size;
-        uint8_t *seed = make_seed(s, &size);
-        snprintf(path, sizeof path, "%s/segment-%d", dir, s);
-        FILE *f = fopen(path, "wb");
-        if (f == NULL || fwrite(seed, 1, size, f) != size) return 1;
-        fclose(f);
-        free(seed);
-    }
-    return 0;
-}
-
 /* The kept corpus (tests/corpus/log): inputs that once reached new code. */
 static void test_corpus(void **state) {
     (void)state;
-    uint32_t ran = tu_corpus_run(CORPUS_DIR, LLVMFuzzerTestOneInput);
-    print_message("%u corpus inputs from %s\n", ran, CORPUS_DIR);
-    assert_true(ran > 0);
+    tu_corpus_expect(CORPUS_DIR, LLVMFuzzerTestOneInput);
 }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) return write_seeds(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+        return tu_seeds_write(argv[2], "segment", SEEDS, make_seed);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_survive_mutations),
         cmocka_unit_test(test_corpus),

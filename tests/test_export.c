@@ -371,6 +371,30 @@ static void test_round_trip_crashed(void **state) {
     places_free(&at);
 }
 
+/* The library's default options on both sides (64 MiB segments, SYNC,
+ * the default limits), with a checkpoint and retention at the source. */
+static void test_round_trip_default_options(void **state) {
+    (void)state;
+    places at = places_new();
+    mmsb_options o;
+    TU_OK(MMSB_OPTIONS_INIT(&o));
+    o.gpu = MMSB_GPU_OFF;
+    mmsb_engine *a = tu_open(at.src, &o);
+    world w;
+    build_world(a, &w, 17);
+    TU_OK(mmsb_checkpoint(a));
+    write_random(a, &(rng){.state = 5}, w.base[2], w.base_size[2]); /* and a suffix after it */
+    int fd = export_fd(a, NULL);
+    TU_OK(mmsb_import(at.one, &o, fd, NULL));
+    close(fd);
+    mmsb_engine *b = tu_open(at.one, &o);
+    assert_same_state(a, b);
+    assert_same_future(a, b, &w, 2000);
+    TU_OK(mmsb_close(a));
+    TU_OK(mmsb_close(b));
+    places_free(&at);
+}
+
 /* A store with no commit, and one whose pages were all freed. */
 static void test_round_trip_empty(void **state) {
     (void)state;
@@ -532,6 +556,12 @@ static void test_import_refuses_bad_arguments(void **state) {
     assert_true(rc == MMSB_ENOSPC || rc == MMSB_EINVAL);
     assert_nothing_left(dst);
 
+    int unreadable = open(at.parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* read() fails: EISDIR */
+    TU_ERR(mmsb_import(dst, &o, unreadable, NULL), MMSB_EIO);
+    assert_non_null(strstr(mmsb_last_error(), "reading the stream"));
+    assert_nothing_left(dst);
+    close(unreadable);
+
     assert_int_equal(mkdir(dst, 0755), 0); /* an empty directory will do, named with trailing slashes */
     lseek(fd, 0, SEEK_SET);
     char slashed[4200];
@@ -685,6 +715,7 @@ int main(void) {
         cmocka_unit_test(test_imported_log_continues),
         cmocka_unit_test(test_round_trip_pruned_and_twice),
         cmocka_unit_test(test_round_trip_crashed),
+        cmocka_unit_test(test_round_trip_default_options),
         cmocka_unit_test(test_round_trip_empty),
         cmocka_unit_test(test_import_killed_at_any_moment),
         cmocka_unit_test(test_import_refuses_bad_arguments),

@@ -350,6 +350,27 @@ void tu_run_free(tu_run *r) {
     free(r->err);
 }
 
+int tu_seeds_write(const char *dir, const char *name, int count, uint8_t *(*make)(int which, size_t *size)) {
+    char path[4096];
+    for (int s = 0; s < count; s++) {
+        size_t size;
+        uint8_t *seed = make(s, &size);
+        snprintf(path, sizeof path, "%s/%s-%d", dir, name, s);
+        FILE *f = fopen(path, "wb");
+        bool ok = f != NULL && fwrite(seed, 1, size, f) == size;
+        if (f != NULL && fclose(f) != 0) ok = false;
+        free(seed);
+        if (!ok) return 1;
+    }
+    return 0;
+}
+
+void tu_corpus_expect(const char *dir, int (*target)(const uint8_t *data, size_t size)) {
+    uint32_t ran = tu_corpus_run(dir, target);
+    print_message("%u corpus inputs from %s\n", ran, dir);
+    assert_true(ran > 0);
+}
+
 uint32_t tu_corpus_run(const char *dir, int (*target)(const uint8_t *data, size_t size)) {
     enum { FILES_MAX = 4096, FILE_BYTES_MAX = 4 << 20 };
     DIR *d = opendir(dir);

@@ -63,6 +63,11 @@ void tu_file_copy(const char *from, const char *to);
  * fuzz target's entry point; returns how many ran (at most 4096 files of up
  * to 4 MiB each). */
 uint32_t tu_corpus_run(const char *dir, int (*target)(const uint8_t *data, size_t size));
+/* The same, asserting the corpus is not empty (a fuzz driver's test). */
+void tu_corpus_expect(const char *dir, int (*target)(const uint8_t *data, size_t size));
+/* A fuzz driver's --write-seeds: count seeds made by make (malloc'd, freed
+ * here) into dir/name-0, dir/name-1, ...; 0, or 1 when one was not written. */
+int tu_seeds_write(const char *dir, const char *name, int count, uint8_t *(*make)(int which, size_t *size));
 void tu_file_flip_bit(const char *path, uint64_t off, uint32_t bit);
 /* A store's files and its checkpoint directory, into dst. */
 void tu_copy_store(const char *src, const char *dst);
