@@ -1,8 +1,8 @@
 /*
  * test_region.c - the arena allocator against a model: no two live
  * allocations overlap, alignment holds, freed space coalesces back to an
- * empty arena, a full arena says MMSB_ENOSPC, and the same calls give the
- * same layout.
+ * empty arena, a full arena says MMSB_ENOSPC, the same calls give the
+ * same layout, and freeing a block of units never writes into its bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -186,12 +186,50 @@ static void test_small_classes_reuse_slabs(void **state) {
     free(m);
 }
 
+/* Freed units keep their bytes: the free lists and block sizes live in the
+ * side table, so freeing a cold page does not touch it. Blocks freed in an
+ * order that coalesces on both sides, then reused. */
+static void test_free_leaves_unit_bytes_alone(void **state) {
+    (void)state;
+    region r;
+    TU_OK(region_open(&r, "mmsb-test", ARENA, 1 << 20));
+    enum { BLOCKS = 6 };
+    static const uint64_t units[BLOCKS] = {3, 1, 2, 1, 5, 1};
+    uint64_t off[BLOCKS];
+    for (uint32_t i = 0; i < BLOCKS; i++) {
+        bool zeroed;
+        TU_OK(region_alloc(&r, units[i] * REGION_UNIT_BYTES, &off[i], &zeroed));
+        memset(region_ptr(&r, off[i]), 0xA0 + (int)i, units[i] * REGION_UNIT_BYTES);
+    }
+    static const uint32_t order[BLOCKS - 1] = {1, 3, 2, 0, 4}; /* the last block stays, holding the frontier */
+    for (uint32_t k = 0; k < BLOCKS - 1; k++) {
+        uint32_t i = order[k];
+        region_free(&r, off[i], units[i] * REGION_UNIT_BYTES);
+        for (uint32_t j = 0; j < BLOCKS; j++) {
+            const uint8_t *p = region_ptr(&r, off[j]);
+            for (uint64_t b = 0; b < units[j] * REGION_UNIT_BYTES; b++) assert_int_equal(p[b], 0xA0 + j);
+        }
+    }
+    /* One coalesced block of 12 units before the last: a request for all of it starts at the first. */
+    uint64_t again;
+    bool zeroed;
+    TU_OK(region_alloc(&r, 12 * REGION_UNIT_BYTES, &again, &zeroed));
+    assert_int_equal(again, off[0]);
+    assert_false(zeroed);
+    region_free(&r, again, 12 * REGION_UNIT_BYTES);
+    region_free(&r, off[5], units[5] * REGION_UNIT_BYTES);
+    assert_int_equal(r.frontier, 0);
+    assert_int_equal(r.allocations_live, 0);
+    region_close(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_model),
         cmocka_unit_test(test_same_calls_same_layout),
         cmocka_unit_test(test_full_arena_is_enospc_and_recovers),
         cmocka_unit_test(test_small_classes_reuse_slabs),
+        cmocka_unit_test(test_free_leaves_unit_bytes_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

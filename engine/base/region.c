@@ -8,23 +8,15 @@
 
 #define UNIT_NONE UINT64_MAX
 
-/* Written at the start of every free block; the block's unit count is also
- * written in the last 8 bytes of its last unit, so a block being freed can
- * find the start of a free block that ends just before it. */
-typedef struct free_hdr {
-    uint64_t units;
-    uint64_t next;
-    uint64_t prev;
-} free_hdr;
-
-static free_hdr *hdr_at(region *r, uint64_t unit) {
-    ASSERT(unit < r->frontier);
-    return (free_hdr *)(r->mem.base + unit * REGION_UNIT_BYTES);
+static unit_meta *meta_at(region *r, uint64_t unit) {
+    ASSERT(unit < r->units_max);
+    return (unit_meta *)r->metas.base + unit;
 }
 
-static uint64_t *footer_at(region *r, uint64_t last_unit) {
-    ASSERT(last_unit < r->frontier);
-    return (uint64_t *)(r->mem.base + (last_unit + 1) * REGION_UNIT_BYTES - 8);
+/* A unit as the lists and heads store it: unit + 1, so that 0 is none. */
+static uint32_t link_of(uint64_t unit) {
+    ASSERT(unit < UINT32_MAX);
+    return (uint32_t)(unit + 1);
 }
 
 static bool edge_get(const region *r, uint64_t unit) {
@@ -72,41 +64,44 @@ static bool map_search(uint64_t units, uint32_t *fl, uint32_t *sl) {
 
 static void list_push(region *r, uint64_t unit, uint64_t units) {
     ASSERT(units > 0 && unit + units <= r->frontier);
+    ASSERT(units <= UINT32_MAX);
     uint32_t fl, sl;
     map_insert(units, &fl, &sl);
-    free_hdr *h = hdr_at(r, unit);
-    h->units = units;
-    h->prev = UNIT_NONE;
+    unit_meta *h = meta_at(r, unit);
+    h->u.block.units = (uint32_t)units;
+    h->prev = 0;
     h->next = r->heads[fl][sl];
-    if (h->next != UNIT_NONE) hdr_at(r, h->next)->prev = unit;
-    r->heads[fl][sl] = unit;
+    if (h->next != 0) meta_at(r, h->next - 1)->prev = link_of(unit);
+    r->heads[fl][sl] = link_of(unit);
     r->sl_bitmap[fl] |= 1u << sl;
     r->fl_bitmap |= 1ull << fl;
-    *footer_at(r, unit + units - 1) = units;
+    meta_at(r, unit + units - 1)->u.block.units = (uint32_t)units;
     edge_put(r, unit, true);
     edge_put(r, unit + units - 1, true);
-    ASSERT(r->heads[fl][sl] == unit && (r->fl_bitmap >> fl) & 1);
+    ASSERT(r->heads[fl][sl] == unit + 1 && (r->fl_bitmap >> fl) & 1);
 }
 
 static void list_remove(region *r, uint64_t unit) {
     ASSERT(r->fl_bitmap != 0);
     ASSERT(unit < r->frontier && edge_get(r, unit));
-    free_hdr *h = hdr_at(r, unit);
+    unit_meta *h = meta_at(r, unit);
+    uint64_t units = h->u.block.units;
     uint32_t fl, sl;
-    map_insert(h->units, &fl, &sl);
-    if (h->prev != UNIT_NONE) {
-        hdr_at(r, h->prev)->next = h->next;
+    map_insert(units, &fl, &sl);
+    if (h->prev != 0) {
+        meta_at(r, h->prev - 1)->next = h->next;
     } else {
-        ASSERT(r->heads[fl][sl] == unit);
+        ASSERT(r->heads[fl][sl] == unit + 1);
         r->heads[fl][sl] = h->next;
-        if (h->next == UNIT_NONE) {
+        if (h->next == 0) {
             r->sl_bitmap[fl] &= ~(1u << sl);
             if (r->sl_bitmap[fl] == 0) r->fl_bitmap &= ~(1ull << fl);
         }
     }
-    if (h->next != UNIT_NONE) hdr_at(r, h->next)->prev = h->prev;
+    if (h->next != 0) meta_at(r, h->next - 1)->prev = h->prev;
+    h->next = h->prev = 0;
     edge_put(r, unit, false);
-    edge_put(r, unit + h->units - 1, false);
+    edge_put(r, unit + units - 1, false);
 }
 
 static uint64_t find_block(const region *r, uint64_t units) {
@@ -123,7 +118,8 @@ static uint64_t find_block(const region *r, uint64_t units) {
         ASSERT(sl_map != 0);
     }
     sl = (uint32_t)__builtin_ctz(sl_map);
-    return r->heads[fl][sl];
+    ASSERT(r->heads[fl][sl] != 0);
+    return r->heads[fl][sl] - 1u;
 }
 
 static int grow_frontier(region *r, uint64_t units) {
@@ -146,7 +142,7 @@ static int units_alloc(region *r, uint64_t units, uint64_t *unit_out, bool *zero
     ASSERT(units > 0);
     uint64_t unit = find_block(r, units);
     if (unit != UNIT_NONE) {
-        uint64_t have = hdr_at(r, unit)->units;
+        uint64_t have = meta_at(r, unit)->u.block.units;
         ASSERT(have >= units && unit + have <= r->frontier);
         list_remove(r, unit);
         if (have > units) list_push(r, unit + units, have - units);
@@ -167,17 +163,17 @@ static int units_alloc(region *r, uint64_t units, uint64_t *unit_out, bool *zero
 static void units_free(region *r, uint64_t unit, uint64_t units) {
     ASSERT(units > 0 && unit + units <= r->frontier);
     if (unit > 0 && edge_get(r, unit - 1)) {
-        uint64_t left_units = *footer_at(r, unit - 1);
+        uint64_t left_units = meta_at(r, unit - 1)->u.block.units;
         ASSERT(left_units > 0 && left_units <= unit);
         uint64_t left = unit - left_units;
-        ASSERT(hdr_at(r, left)->units == left_units);
+        ASSERT(meta_at(r, left)->u.block.units == left_units);
         list_remove(r, left);
         unit = left;
         units += left_units;
     }
     uint64_t right = unit + units;
     if (right < r->frontier && edge_get(r, right)) {
-        uint64_t right_units = hdr_at(r, right)->units;
+        uint64_t right_units = meta_at(r, right)->u.block.units;
         list_remove(r, right);
         units += right_units;
     }
@@ -189,11 +185,6 @@ static void units_free(region *r, uint64_t unit, uint64_t units) {
 }
 
 /* ---- slabs for small allocations ------------------------------------------ */
-
-static slab_meta *meta_at(region *r, uint64_t unit) {
-    ASSERT(unit < r->units_max);
-    return (slab_meta *)r->slab_metas.base + unit;
-}
 
 static uint32_t class_of(uint64_t bytes) {
     ASSERT(SMALL_BYTES_MAX % SMALL_GRAIN_BYTES == 0);
@@ -208,8 +199,8 @@ static uint32_t slots_of(uint32_t class_idx) {
 
 static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
     ASSERT(unit < r->frontier && unit + 1 <= UINT32_MAX);
-    ASSERT(meta_at(r, unit)->class_idx == class_idx);
-    slab_meta *m = meta_at(r, unit);
+    ASSERT(meta_at(r, unit)->u.slab.class_idx == class_idx);
+    unit_meta *m = meta_at(r, unit);
     m->prev = 0;
     m->next = r->partial[class_idx];
     if (m->next != 0) meta_at(r, m->next - 1)->prev = (uint32_t)(unit + 1);
@@ -218,8 +209,8 @@ static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
 
 static void partial_remove(region *r, uint32_t class_idx, uint64_t unit) {
     ASSERT(r->partial[class_idx] != 0);
-    ASSERT(unit < r->frontier && meta_at(r, unit)->class_idx == class_idx);
-    slab_meta *m = meta_at(r, unit);
+    ASSERT(unit < r->frontier && meta_at(r, unit)->u.slab.class_idx == class_idx);
+    unit_meta *m = meta_at(r, unit);
     if (m->prev != 0) {
         meta_at(r, m->prev - 1)->next = m->next;
     } else {
@@ -238,23 +229,23 @@ static int small_alloc(region *r, uint32_t class_idx, uint64_t *offset_out) {
         bool zeroed;
         int rc = units_alloc(r, 1, &unit, &zeroed);
         if (rc != 0) return rc;
-        *meta_at(r, unit) = (slab_meta){.class_idx = (uint8_t)class_idx};
+        *meta_at(r, unit) = (unit_meta){.u.slab.class_idx = (uint8_t)class_idx};
         partial_push(r, class_idx, unit);
     }
     uint64_t unit = r->partial[class_idx] - 1;
-    slab_meta *m = meta_at(r, unit);
-    ASSERT(m->class_idx == class_idx && m->used < slots_of(class_idx));
+    unit_meta *m = meta_at(r, unit);
+    ASSERT(m->u.slab.class_idx == class_idx && m->u.slab.used < slots_of(class_idx));
     uint32_t slot;
     uint8_t *slab = r->mem.base + unit * REGION_UNIT_BYTES;
-    if (m->free_head != 0) {
-        slot = m->free_head - 1u;
-        memcpy(&m->free_head, slab + slot * slot_bytes, sizeof m->free_head);
+    if (m->u.slab.free_head != 0) {
+        slot = m->u.slab.free_head - 1u;
+        memcpy(&m->u.slab.free_head, slab + slot * slot_bytes, sizeof m->u.slab.free_head);
     } else {
-        slot = m->bump++;
+        slot = m->u.slab.bump++;
     }
     ASSERT(slot < slots_of(class_idx));
-    m->used++;
-    if (m->used == slots_of(class_idx)) partial_remove(r, class_idx, unit);
+    m->u.slab.used++;
+    if (m->u.slab.used == slots_of(class_idx)) partial_remove(r, class_idx, unit);
     *offset_out = unit * REGION_UNIT_BYTES + (uint64_t)slot * slot_bytes;
     ASSERT(*offset_out + slot_bytes <= (unit + 1) * REGION_UNIT_BYTES);
     return 0;
@@ -266,13 +257,13 @@ static void small_free(region *r, uint64_t offset, uint32_t class_idx) {
     uint64_t unit = offset / REGION_UNIT_BYTES;
     uint32_t slot = (uint32_t)(offset % REGION_UNIT_BYTES) / slot_bytes;
     ASSERT((uint64_t)slot * slot_bytes == offset % REGION_UNIT_BYTES);
-    slab_meta *m = meta_at(r, unit);
-    ASSERT(m->class_idx == class_idx && m->used > 0 && slot < m->bump);
-    bool was_full = m->used == slots_of(class_idx);
-    memcpy(r->mem.base + offset, &m->free_head, sizeof m->free_head);
-    m->free_head = (uint16_t)(slot + 1);
-    m->used--;
-    if (m->used == 0) {
+    unit_meta *m = meta_at(r, unit);
+    ASSERT(m->u.slab.class_idx == class_idx && m->u.slab.used > 0 && slot < m->u.slab.bump);
+    bool was_full = m->u.slab.used == slots_of(class_idx);
+    memcpy(r->mem.base + offset, &m->u.slab.free_head, sizeof m->u.slab.free_head);
+    m->u.slab.free_head = (uint16_t)(slot + 1);
+    m->u.slab.used--;
+    if (m->u.slab.used == 0) {
         ASSERT(!was_full); /* every class holds at least two slots */
         partial_remove(r, class_idx, unit);
         units_free(r, unit, 1);
@@ -296,14 +287,11 @@ int region_open(region *r, const char *memfd_name, uint64_t bytes_max,
     ASSERT(bytes_max >= REGION_UNIT_BYTES && bytes_max <= REGION_BYTES_MAX);
     memset(r, 0, sizeof *r);
     r->units_max = bytes_max / REGION_UNIT_BYTES;
-    for (uint32_t fl = 0; fl < TLSF_FL_COUNT; fl++) {
-        for (uint32_t sl = 0; sl < TLSF_SL_COUNT; sl++) r->heads[fl][sl] = UNIT_NONE;
-    }
     uint64_t step = align_up_u64(max_u64(grow_bytes, REGION_UNIT_BYTES), VM_PAGE_BYTES);
     int rc = vmap_open(&r->mem, memfd_name, r->units_max * REGION_UNIT_BYTES, step);
     if (rc == 0) rc = vmap_open(&r->edge_bits, NULL, (r->units_max + 7) / 8, 65536);
     if (rc == 0) {
-        rc = vmap_open(&r->slab_metas, NULL, r->units_max * sizeof(slab_meta),
+        rc = vmap_open(&r->metas, NULL, r->units_max * sizeof(unit_meta),
                        VM_PAGE_BYTES);
     }
     if (rc != 0) region_close(r);
@@ -316,7 +304,7 @@ void region_close(region *r) {
     ASSERT(r->frontier <= r->units_max);
     vmap_close(&r->mem);
     vmap_close(&r->edge_bits);
-    vmap_close(&r->slab_metas);
+    vmap_close(&r->metas);
     ASSERT(r->mem.base == NULL);
 }
 
