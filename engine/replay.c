@@ -4,7 +4,11 @@
  * Pass 1 reads the whole log through the cursor, which checks every CRC,
  * chain value and record structure and decides how the log ends (FORMAT.md's
  * decision table). Pass 2 applies the records of every valid commit, in
- * order, and checks each recorded state root against the rebuilt state. A
+ * order, and checks each recorded state root against the rebuilt state. At
+ * open the two run at once: pass 1 in a thread of its own, pass 2 behind it,
+ * applying a commit only once pass 1 has checked the whole of it
+ * (scan_ahead.h); if pass 1 then finds the log damaged, what pass 2 applied
+ * is thrown away as before. A
  * record that is valid on disk but impossible for the state (a delta to a
  * page that does not exist, a wrong epoch, a root that differs) is
  * corruption too. With MMSB_OPEN_SALVAGE such an error rebuilds the state
@@ -22,6 +26,7 @@
 #include "engine.h"
 #include "page.h"
 #include "replay.h"
+#include "scan_ahead.h"
 
 typedef struct good_commit {
     uint64_t seq, commits, segment, end_offset;
@@ -181,6 +186,19 @@ static int replay_record(replay_ctx *x, const log_rec *r, uint64_t segment) {
     }
 }
 
+/* One record of pass 2: read, counted, and applied unless aborted. */
+static int replay_next(replay_ctx *x, log_cursor *c, bool *done) {
+    log_rec r;
+    int rc = cursor_next(c, &r, done);
+    if (rc != 0 || *done) return rc;
+    x->e->recovered.records++;
+    if (seq_aborted(x->aborted, x->aborted_count, r.seq)) return 0;
+    x->at_seq = r.seq;
+    rc = replay_record(x, &r, cursor_segment(c));
+    if (rc == 0 && x->hook != NULL) rc = x->hook(x->hook_ctx, x->e, &r, cursor_segment(c));
+    return rc;
+}
+
 /* Pass 2: applies every record up to limit_seq. */
 static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start) {
     ASSERT(x->e == e && x->limit_seq >= x->good.seq);
@@ -188,16 +206,7 @@ static int replay_pass(mmsb_engine *e, replay_ctx *x, const cursor_start *start)
     int rc = cursor_open_at(e->dir_fd, 0, e->kern, start, &c);
     if (rc != 0) return rc;
     bool done = false;
-    log_rec r;
-    while (rc == 0 && x->good.seq < x->limit_seq) {
-        rc = cursor_next(c, &r, &done);
-        if (rc != 0 || done) break;
-        e->recovered.records++;
-        if (seq_aborted(x->aborted, x->aborted_count, r.seq)) continue;
-        x->at_seq = r.seq;
-        rc = replay_record(x, &r, cursor_segment(c));
-        if (rc == 0 && x->hook != NULL) rc = x->hook(x->hook_ctx, e, &r, cursor_segment(c));
-    }
+    while (rc == 0 && !done && x->good.seq < x->limit_seq) rc = replay_next(x, c, &done);
     cursor_close(c);
     if (rc == 0 && x->good.seq != x->limit_seq) {
         rc = err_set(MMSB_ECORRUPT, "recovery: the log ended before commit %llu", (unsigned long long)x->limit_seq);
@@ -249,16 +258,8 @@ static int scan_log_to(mmsb_engine *e, const cursor_start *start, uint64_t to_se
     return rc;
 }
 
-static int scan_log(mmsb_engine *e, const cursor_start *start, log_end *end, uint64_t **aborted,
-                    uint64_t *aborted_count) {
-    ASSERT(aborted_count != NULL);
-    ASSERT(end != NULL && aborted != NULL);
-    uint64_t limit;
-    return scan_log_to(e, start, UINT64_MAX, end, aborted, aborted_count, &limit);
-}
-
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
-                        const uint64_t *aborted, uint64_t aborted_count, log_resume *resume);
+                        const uint64_t *aborted, uint64_t aborted_count, replay_ctx *x, int rc, log_resume *resume);
 static void fill_resume(const log_end *end, const good_commit *g, log_resume *resume) {
     ASSERT(end != NULL && g != NULL && resume != NULL);
     ASSERT(g->segment >= 1 && g->end_offset >= SEG_HEADER_BYTES);
@@ -274,20 +275,52 @@ static void fill_resume(const log_end *end, const good_commit *g, log_resume *re
     };
 }
 
+/* Pass 2 behind pass 1 (scan_ahead.h): applies records up to the last
+ * commit pass 1 has checked, waiting for it when it gets there. */
+static int replay_behind(mmsb_engine *e, replay_ctx *x, const cursor_start *start, scan_ahead *s) {
+    ASSERT(x->e == e && x->limit_seq == UINT64_MAX && x->aborted == NULL);
+    log_cursor *c;
+    int rc = cursor_open_at(e->dir_fd, 0, e->kern, start, &c);
+    if (rc != 0) return rc;
+    uint64_t *pairs = NULL, pair_count = 0, pair_cap = 0, allowed = x->good.seq;
+    bool done = false;
+    while (rc == 0 && !done) {
+        if (x->good.seq >= allowed) {
+            rc = scan_ahead_wait(s, x->good.seq, &allowed, &pairs, &pair_count, &pair_cap);
+            x->aborted = pairs;
+            x->aborted_count = pair_count;
+            if (rc != 0 || allowed <= x->good.seq) break; /* pass 1 is done, and so is this */
+        }
+        rc = replay_next(x, c, &done);
+    }
+    cursor_close(c);
+    x->aborted = NULL; /* recover_from gives pass 1's own list */
+    x->aborted_count = 0;
+    free(pairs);
+    return rc;
+}
+
 /* Replays the log from `start` (a checkpoint's position) or from genesis. */
 static int recover_log(mmsb_engine *e, const cursor_start *start, log_resume *resume) {
     ASSERT(start == NULL || start->next_seq > start->commit_seq);
     ASSERT(resume != NULL && e->log == NULL);
-    log_end end;
-    uint64_t *aborted = NULL, aborted_count = 0;
     memset(&e->recovered, 0, sizeof e->recovered);
-    int rc = scan_log(e, start, &end, &aborted, &aborted_count);
-    if (rc == 0 && start == NULL && !end.empty && end.first_seq != 1) {
-        rc = err_set(MMSB_ECORRUPT, "recovery: the log starts at record %llu (segments before it were removed after a "
-                     "checkpoint), and there is no usable checkpoint", (unsigned long long)end.first_seq);
+    scan_ahead s;
+    int rc = scan_ahead_start(&s, e, start);
+    if (rc != 0) return rc;
+    replay_ctx x = {.e = e, .limit_seq = UINT64_MAX};
+    if (start != NULL) {
+        x.good = (good_commit){.seq = start->commit_seq, .commits = start->commits, .segment = start->segment,
+                               .end_offset = start->offset, .chain = start->chain};
     }
-    if (rc == 0) rc = recover_from(e, &end, start, aborted, aborted_count, resume);
-    free(aborted);
+    int applied_rc = replay_behind(e, &x, start, &s);
+    rc = scan_ahead_finish(&s);
+    if (rc == 0 && start == NULL && !s.end.empty && s.end.first_seq != 1) {
+        rc = err_set(MMSB_ECORRUPT, "recovery: the log starts at record %llu (segments before it were removed after a "
+                     "checkpoint), and there is no usable checkpoint", (unsigned long long)s.end.first_seq);
+    }
+    if (rc == 0) rc = recover_from(e, &s.end, start, s.aborted, s.aborted_count, &x, applied_rc, resume);
+    free(s.aborted);
     return rc;
 }
 
@@ -338,18 +371,41 @@ int engine_recover(mmsb_engine *e, log_resume *resume) {
     return e->read_only ? 0 : checkpoint_discard(e); /* a reader changes no file */
 }
 
+/* Applies the log again from the start (the checkpoint, loaded again, or
+ * genesis) up to limit: after a salvage cut, or when pass 2 got past the
+ * end pass 1 settled on (which its boundaries rule out; kept as a net). */
+static int replay_again(mmsb_engine *e, const cursor_start *start, const good_commit *first, const uint64_t *aborted,
+                        uint64_t aborted_count, uint64_t limit, replay_ctx *x) {
+    ASSERT(limit >= first->seq);
+    e->recovered.records = 0;
+    int rc = reset_state(e);
+    if (rc == 0 && start != NULL) { /* the same checkpoint again, then the log to `limit` */
+        ckpt_meta m;
+        bool found;
+        rc = checkpoint_load(e, &m, &found);
+        if (rc == 0 && (!found || m.commit_seq != start->commit_seq))
+            rc = err_set(MMSB_EIO, "recovery: the checkpoint changed during salvage");
+    }
+    *x = (replay_ctx){.e = e, .limit_seq = limit, .good = *first, .aborted = aborted, .aborted_count = aborted_count};
+    if (rc == 0 && limit > first->seq) rc = replay_pass(e, x, start);
+    return rc;
+}
+
+/* What pass 2 left (x, and its rc), judged against how pass 1 says the log
+ * ends; salvage when asked; where the writer continues. */
 static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_start *start,
-                        const uint64_t *aborted, uint64_t aborted_count, log_resume *resume) {
-    ASSERT(end_in != NULL && resume != NULL);
+                        const uint64_t *aborted, uint64_t aborted_count, replay_ctx *x, int rc, log_resume *resume) {
+    ASSERT(end_in != NULL && resume != NULL && x != NULL);
     ASSERT(aborted != NULL || aborted_count == 0);
     log_end end = *end_in;
-    int rc = 0;
     e->recovered.dropped_records = end.dropped_records;
     e->recovered.dropped_bytes = end.dropped_bytes;
     e->recovered.flags = (end.torn ? MMSB_RECOVERED_TORN : 0) | (end.salvaged ? MMSB_RECOVERED_SALVAGED : 0);
     snprintf(e->recovered.detail, sizeof e->recovered.detail, "%s",
              end.empty ? "new store" : end.detail[0] ? end.detail : "clean end");
     if (end.empty) {
+        if (rc != 0) return rc;
+        ASSERT(e->recovered.records == 0);
         *resume = (log_resume){.new_store = true, .segment_no = 1, .next_seq = 1};
         if (end.segment_files > 0) resume->segment_files_last = end.segment_first + end.segment_files - 1;
         return 0;
@@ -360,33 +416,30 @@ static int recover_from(mmsb_engine *e, const log_end *end_in, const cursor_star
     if (start != NULL) {
         first = (good_commit){.seq = start->commit_seq, .commits = start->commits, .segment = start->segment,
                               .end_offset = start->offset, .chain = start->chain};
+    } else {
+        /* Pass 2 began before pass 1 knew these: what no applied record set comes from the end. */
+        if (x->good.commits == 0) x->good.chain = end.chain;
+        if (x->good.seq == 0) x->good = first;
     }
-    replay_ctx x = {.e = e, .limit_seq = end.last_commit_seq, .good = first, .aborted = aborted,
-                    .aborted_count = aborted_count};
-    rc = replay_pass(e, &x, start);
+    if (rc == 0 && x->good.seq > end.last_commit_seq) {
+        rc = replay_again(e, start, &first, aborted, aborted_count, end.last_commit_seq, x);
+    }
+    if (rc == 0 && x->good.seq != end.last_commit_seq) {
+        rc = err_set(MMSB_ECORRUPT, "recovery: the log ended before commit %llu",
+                     (unsigned long long)end.last_commit_seq);
+    }
     if (rc != 0 && (e->opts.flags & MMSB_OPEN_SALVAGE)) {
-        good_commit keep = x.good;
+        good_commit keep = x->good;
         snprintf(e->recovered.detail, sizeof e->recovered.detail, "salvaged: %.200s", mmsb_last_error());
         e->recovered.flags |= MMSB_RECOVERED_SALVAGED;
         e->recovered.dropped_records += end.last_seq - keep.seq;
-        e->recovered.records = 0;
-        rc = reset_state(e);
-        if (rc == 0 && start != NULL) { /* the same checkpoint again, then the log to `keep` */
-            ckpt_meta m;
-            bool found;
-            rc = checkpoint_load(e, &m, &found);
-            if (rc == 0 && (!found || m.commit_seq != start->commit_seq))
-                rc = err_set(MMSB_EIO, "recovery: the checkpoint changed during salvage");
-        }
-        x = (replay_ctx){.e = e, .limit_seq = keep.seq, .good = first, .aborted = aborted,
-                         .aborted_count = aborted_count};
-        if (rc == 0 && keep.seq > first.seq) rc = replay_pass(e, &x, start);
+        rc = replay_again(e, start, &first, aborted, aborted_count, keep.seq, x);
     }
     if (rc != 0) return rc;
-    e->recovered.commits = x.good.commits;
-    fill_resume(&end, &x.good, resume);
+    e->recovered.commits = x->good.commits;
+    fill_resume(&end, &x->good, resume);
     ASSERT(resume->next_seq >= 1 && resume->generation > end.generation_max);
-    if (x.good.seq == 0) resume->next_seq = end.resume_first_seq;
+    if (x->good.seq == 0) resume->next_seq = end.resume_first_seq;
     resume->cut_tail = (e->recovered.flags & MMSB_RECOVERED_SALVAGED) != 0;
     return 0;
 }

@@ -72,18 +72,30 @@ static int cmp_u64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+DIR *store_dir_listing(int dir_fd) {
+    ASSERT(dir_fd >= 0);
+    /* A descriptor of its own: a dup would share the directory's read
+     * position with every other listing of the store (recovery's two
+     * passes, the shipper, retention), each moving it under the others. */
+    int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL && fd >= 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return d;
+}
+
 int segment_list(int dir_fd, uint64_t **numbers, uint32_t *count) {
     ASSERT(dir_fd >= 0 && numbers != NULL && count != NULL);
     *numbers = NULL;
     *count = 0;
-    int fd = dup(dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = store_dir_listing(dir_fd);
     if (d == NULL) {
         int saved = errno;
-        if (fd >= 0) close(fd);
         return err_set(err_from_errno(saved), "cannot list the store directory: %s", strerror(saved));
     }
-    rewinddir(d);
     uint32_t cap = 64, n = 0;
     uint64_t *nos = malloc(cap * sizeof *nos);
     int rc = nos == NULL ? err_set(MMSB_ENOMEM, "listing segments") : 0;
@@ -345,6 +357,13 @@ void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count) {
     *count = c->aborted_count;
     c->aborted = NULL;
     c->aborted_count = c->aborted_cap = 0;
+}
+
+void cursor_aborted_view(const log_cursor *c, const uint64_t **pairs, uint64_t *count) {
+    ASSERT(c != NULL && pairs != NULL && count != NULL);
+    ASSERT(c->aborted_count <= c->aborted_cap);
+    *pairs = c->aborted;
+    *count = c->aborted_count;
 }
 
 bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq) {

@@ -7,6 +7,8 @@
 #ifndef MMSB_TLOG_CURSOR_H
 #define MMSB_TLOG_CURSOR_H
 
+#include <dirent.h>
+
 #include "chain.h"
 #include "scan.h"
 
@@ -91,10 +93,17 @@ uint64_t cursor_segment(const log_cursor *c);
 /* The commits that were aborted, as pairs (first seq, ABORT seq) in log
  * order; the caller takes the array (free it). */
 void cursor_take_aborted(log_cursor *c, uint64_t **pairs, uint64_t *count);
+/* The aborted commits found so far, as cursor_take_aborted gives them; the
+ * array stays the cursor's and moves when it grows (copy what is needed). */
+void cursor_aborted_view(const log_cursor *c, const uint64_t **pairs, uint64_t *count);
 /* Whether seq lies in one of the aborted ranges (sorted pairs). */
 bool seq_aborted(const uint64_t *pairs, uint64_t count, uint64_t seq);
 void cursor_close(log_cursor *c);
 
+/* The store directory in dir_fd opened for listing on a descriptor of its
+ * own (never a dup, whose read position other threads' listings share);
+ * NULL with errno set when it cannot be. closedir() it. */
+DIR *store_dir_listing(int dir_fd);
 /* "log-%010llu.seg" */
 void segment_name(uint64_t segment_no, char out[32]);
 /* The segment files of the store in dir_fd, sorted by number: *numbers is

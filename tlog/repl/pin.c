@@ -96,13 +96,8 @@ static bool is_pin_name(const char *name) {
 int ship_pins_read(int dir_fd, ship_pin *pins, uint32_t cap, uint32_t *count) {
     ASSERT(dir_fd >= 0 && count != NULL && (pins != NULL || cap == 0));
     *count = 0;
-    int fd = dup(dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        if (fd >= 0) close(fd);
-        return pin_err("cannot list", "the store directory");
-    }
-    rewinddir(d);
+    DIR *d = store_dir_listing(dir_fd);
+    if (d == NULL) return pin_err("cannot list", "the store directory");
     int rc = 0;
     struct dirent *de;
     for (uint32_t seen = 0; rc == 0 && seen < DIR_ENTRIES_MAX && (de = readdir(d)) != NULL; seen++) {
