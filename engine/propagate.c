@@ -71,10 +71,25 @@ static h128 sig_end(sig_builder *b) {
     return (h128){.lo = h.low64, .hi = h.high64 | (h.low64 == 0 && h.high64 == 0)};
 }
 
-/* The signature from the parents' epochs now, and (when start is not NULL)
- * from their epochs when the commit began, in one walk over the parents. */
-static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start) {
-    ASSERT(n != 0 && n < e->g.count && now != NULL);
+/* A parent's id and epoch: written straight into the buffer while it has
+ * room, so the many-parents walk costs no call per parent. */
+static inline void sig_add_parent(sig_builder *b, uint64_t page_id, uint64_t epoch) {
+    if (!b->streaming && b->used + 16 <= sizeof b->buf) {
+        put_le64(b->buf + b->used, page_id);
+        put_le64(b->buf + b->used + 8, epoch);
+        b->used += 16;
+        return;
+    }
+    uint8_t item[16];
+    put_le64(item, page_id);
+    put_le64(item + 8, epoch);
+    sig_add(b, item, sizeof item);
+}
+
+/* The signature from the parents' epochs now, or (at_start) from their
+ * epochs when the commit began. */
+h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start) {
+    ASSERT(n != 0 && n < e->g.count);
     const gnode *v = graph_at(&e->g, n);
     ASSERT(v->op != 0 && v->parent_count >= 1);
     uint8_t head[16];
@@ -82,15 +97,11 @@ static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start)
     put_le32(head + 4, op_version(&e->ops, v->op));
     put_le32(head + 8, v->params_len);
     put_le32(head + 12, v->parent_count);
-    sig_builder a, b; /* not zeroed: a few KiB, and only `used` bytes are read */
-    a.used = b.used = 0;
-    a.streaming = b.streaming = false;
-    sig_add(&a, head, sizeof head);
-    sig_add(&a, v->params, v->params_len);
-    if (start != NULL) {
-        sig_add(&b, head, sizeof head);
-        sig_add(&b, v->params, v->params_len);
-    }
+    sig_builder b; /* not zeroed: a few KiB, and only `used` bytes are read */
+    b.used = 0;
+    b.streaming = false;
+    sig_add(&b, head, sizeof head);
+    sig_add(&b, v->params, v->params_len);
     /* Parents sit at random places: ask for all their nodes, then all their
      * page-table entries, before reading any, so the misses overlap. */
     for (uint32_t k = 0; k < v->parent_count; k++) __builtin_prefetch(&e->g.nodes[v->parents[k]]);
@@ -99,25 +110,12 @@ static void signatures(const mmsb_engine *e, uint32_t n, h128 *now, h128 *start)
     }
     for (uint32_t k = 0; k < v->parent_count; k++) {
         const gnode *p = graph_at(&e->g, v->parents[k]);
-        uint8_t item[16];
-        put_le64(item, p->page_id);
-        put_le64(item + 8, entry_of(e, p->page_id)->epoch);
-        sig_add(&a, item, sizeof item);
-        if (start == NULL) continue;
-        if (change_marked(e, p)) put_le64(item + 8, p->epoch_at_start);
-        sig_add(&b, item, sizeof item);
+        bool before = at_start && change_marked(e, p);
+        sig_add_parent(&b, p->page_id, before ? p->epoch_at_start : entry_of(e, p->page_id)->epoch);
     }
-    *now = sig_end(&a);
-    if (start != NULL) *start = sig_end(&b);
-    ASSERT(now->lo != 0 || now->hi != 0);
-}
-
-h128 signature_of(const mmsb_engine *e, uint32_t n, bool at_start) {
-    ASSERT(n < e->g.count);
-    ASSERT(n != 0 && graph_at(&e->g, n)->op != 0);
-    h128 now, start;
-    signatures(e, n, &now, at_start ? &start : NULL);
-    return at_start ? start : now;
+    h128 sig = sig_end(&b);
+    ASSERT(sig.lo != 0 || sig.hi != 0);
+    return sig;
 }
 
 static bool h128_eq(h128 a, h128 b) { return a.lo == b.lo && a.hi == b.hi; }
@@ -329,14 +327,13 @@ static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t si
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     ASSERT(e->cc.active && n != 0);
     gnode *v = graph_at(&e->g, n);
-    h128 sig, start_sig;
-    signatures(e, n, &sig, NULL); /* a skip needs no more: most pages of a large set skip */
+    h128 sig = signature_of(e, n, false); /* a skip needs no more: most pages of a large set skip */
     commit_ctx *c = &e->cc;
     if (e->opts.propagation != MMSB_PROPAGATE_FULL && h128_eq(sig, v->signature)) {
         c->res.skips++;
         return 0;
     }
-    signatures(e, n, &sig, &start_sig);
+    h128 start_sig = signature_of(e, n, true);
     gather(e, v, in);
     page_entry *pe = entry_of(e, v->page_id);
     uint64_t lo = 0, hi = pe->size_bytes;
