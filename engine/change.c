@@ -87,10 +87,7 @@ static int create_many_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flag
     page_alloc *a = malloc(count * sizeof *a); /* one per call, never per page */
     if (a == NULL) return err_set(MMSB_ENOMEM, "mmsb_page_create_many: %llu allocations", (unsigned long long)count);
     uint64_t first = atomic_load_explicit(&e->page_id_next, memory_order_relaxed), prepared = 0;
-    for (; prepared < count; prepared++) {
-        rc = page_prepare_at(e, first + prepared, size_bytes, "mmsb_page_create_many", &a[prepared]);
-        if (rc != 0) break; /* a[prepared] holds nothing to give back */
-    }
+    rc = page_prepare_many(e, first, count, size_bytes, "mmsb_page_create_many", a, &prepared);
     if (rc == 0) commit_begin(e);
     for (uint64_t k = 0; k < count && rc == 0; k++) {
         rc = record_create(e, first + k, size_bytes, flags);

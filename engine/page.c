@@ -27,12 +27,9 @@ int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out
     return 0;
 }
 
-int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out) {
-    return page_prepare_at(e, atomic_load_explicit(&e->page_id_next, memory_order_relaxed), size_bytes, fn, out);
-}
-
-int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn, page_alloc *out) {
-    ASSERT(fn != NULL && out != NULL);
+/* The limits, and table space for every id up to `id`. */
+static int reserve_ids(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn) {
+    ASSERT(fn != NULL);
     ASSERT(id >= atomic_load_explicit(&e->page_id_next, memory_order_relaxed));
     if (size_bytes == 0 || size_bytes > e->opts.page_bytes_max) {
         return err_set(MMSB_EINVAL, "%s: size_bytes %llu outside 1..%llu (page_bytes_max)", fn,
@@ -47,14 +44,39 @@ int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char
     if (rc == 0) rc = digest_reserve(e, id);
     if (rc == 0) rc = checkpoint_reserve(e, id);
     if (rc == 0) rc = graph_reserve(&e->g, id);
+    return rc;
+}
+
+/* A page's bytes (and its chunk tree's, for a larger page). */
+static int alloc_bytes(mmsb_engine *e, uint64_t size_bytes, page_alloc *out) {
+    ASSERT(out != NULL && size_bytes > 0);
     *out = (page_alloc){0};
-    if (rc == 0) rc = region_alloc(&e->data, size_bytes, &out->data_off, &out->zeroed);
+    int rc = region_alloc(&e->data, size_bytes, &out->data_off, &out->zeroed);
     if (rc != 0) return rc;
     uint64_t aux_bytes = digest_aux_bytes(size_bytes);
     bool aux_zeroed;
     if (aux_bytes > 0) rc = region_alloc(&e->aux, aux_bytes, &out->aux_off, &aux_zeroed);
     if (rc != 0) region_free(&e->data, out->data_off, size_bytes);
     ASSERT(rc != 0 || out->data_off + size_bytes <= e->data.mem.bytes_max);
+    return rc;
+}
+
+int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out) {
+    ASSERT(fn != NULL && out != NULL);
+    int rc = reserve_ids(e, atomic_load_explicit(&e->page_id_next, memory_order_relaxed), size_bytes, fn);
+    return rc != 0 ? rc : alloc_bytes(e, size_bytes, out);
+}
+
+int page_prepare_many(mmsb_engine *e, uint64_t first, uint64_t count, uint64_t size_bytes, const char *fn,
+                      page_alloc *out, uint64_t *prepared_out) {
+    ASSERT(out != NULL && prepared_out != NULL && count >= 1);
+    *prepared_out = 0;
+    int rc = reserve_ids(e, first + count - 1, size_bytes, fn); /* once: it covers every lower id */
+    for (uint64_t k = 0; rc == 0 && k < count; k++) {
+        rc = alloc_bytes(e, size_bytes, &out[k]);
+        if (rc == 0) *prepared_out = k + 1;
+    }
+    ASSERT(rc != 0 || *prepared_out == count);
     return rc;
 }
 

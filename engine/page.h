@@ -23,10 +23,11 @@ typedef struct page_alloc {
  * its id's table space; nothing is visible yet. */
 int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc *out)
     MUST_CHECK;
-/* The same for id `id`, at or after the next id: pages prepared for one
- * commit, published in id order. */
-int page_prepare_at(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn, page_alloc *out)
-    MUST_CHECK;
+/* The same for `count` pages from id `first` (the next id) for one commit,
+ * published in id order, the tables reserved once; on
+ * failure *prepared_out pages hold memory to give back (page_prepare_undo). */
+int page_prepare_many(mmsb_engine *e, uint64_t first, uint64_t count, uint64_t size_bytes, const char *fn,
+                      page_alloc *out, uint64_t *prepared_out) MUST_CHECK;
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* Makes the prepared page visible as the next id (epoch 0, all zeros). */
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
