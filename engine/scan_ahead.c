@@ -32,7 +32,9 @@ static void publish_locked(scan_ahead *s, log_cursor *c) {
         }
     }
     if (s->pairs_rc != 0) return; /* the boundary stays: nothing past it is applied */
-    memcpy(s->pairs + 2 * s->pair_count, pairs + 2 * s->pair_count, 2 * (count - s->pair_count) * sizeof *pairs);
+    if (count > s->pair_count) {
+        memcpy(s->pairs + 2 * s->pair_count, pairs + 2 * s->pair_count, 2 * (count - s->pair_count) * sizeof *pairs);
+    }
     s->pair_count = count;
     uint64_t boundary = cursor_end(c)->last_commit_seq;
     if (boundary > s->boundary) s->boundary = boundary;
