@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "scan_ahead.h"
 
 /* Records the checking pass reads between two publications when the
@@ -108,7 +109,7 @@ int scan_ahead_start(scan_ahead *s, mmsb_engine *e, const cursor_start *start) {
         pthread_mutex_destroy(&s->lock);
         return err_set(MMSB_ENOMEM, "recovery: cannot make a condition variable");
     }
-    s->threaded = pthread_create(&s->thread, NULL, scan_main, s) == 0;
+    s->threaded = engine_point(e, "recovery-scan-thread") == 0 && pthread_create(&s->thread, NULL, scan_main, s) == 0;
     if (!s->threaded) scan_main(s); /* no thread to be had: the checking pass first, as before */
     ASSERT(s->threaded || s->done);
     return 0;

@@ -13,9 +13,11 @@
  *   that of an engine that recomputes every derived page from scratch, also
  *   across close and reopen.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/engine.h"
 #include "testutil.h"
 
 static uint64_t page(mmsb_engine *e, uint64_t size) {
@@ -391,10 +393,18 @@ static void test_user_ops_and_rollback(void **state) {
     tu_store_close(&s);
 }
 
+/* Refuses recovery its checking thread, as when none can be made. */
+static int no_scan_thread(void *ctx, const io_event *ev) {
+    bool refused = ev->kind == IO_EV_POINT && strcmp(ev->point, "recovery-scan-thread") == 0;
+    *(int *)ctx += refused;
+    return refused ? EAGAIN : 0;
+}
+
 /* A log long enough that recovery's checking pass publishes its progress
  * many times (scan_ahead.c), with rolled-back commits (ABORT records) all
  * along it: the applying pass behind it must skip exactly their records,
- * from genesis and from a checkpoint, in a writer's and a read-only open. */
+ * from genesis and from a checkpoint, in a writer's and a read-only open,
+ * and with no thread for the checking pass (it runs first then). */
 static void test_long_log_with_aborts_replays(void **state) {
     (void)state;
     tu_store s = tu_store_open(NULL);
@@ -437,6 +447,14 @@ static void test_long_log_with_aborts_replays(void **state) {
             assert_int_equal(tu_info(s.e).recovered_from_checkpoint != 0, !from_genesis);
             TU_OK(mmsb_close(s.e));
         }
+        o.flags = MMSB_OPEN_READONLY;
+        int refusals = 0;
+        io_hooks hooks = {.fn = no_scan_thread, .ctx = &refusals};
+        TU_OK(engine_open(s.dir, &o, &hooks, &s.e));
+        assert_true(refusals >= 1);
+        tu_root_hex(s.e, got);
+        assert_string_equal(want, got);
+        TU_OK(mmsb_close(s.e));
     }
     o.flags = 0;
     TU_OK(mmsb_open(s.dir, &o, &s.e));

@@ -27,7 +27,9 @@ typedef struct io_faults {
  * every ordinary open. The hook is called before each log write (its bytes
  * not yet written), before each sync, after each completed sync, and at
  * named points of a checkpoint; a nonzero return from a call made before an
- * operation is an errno that operation fails with instead. Calls are
+ * operation is an errno that operation fails with instead. At the point
+ * "recovery-scan-thread" a nonzero return stands for a thread that could not
+ * be made: recovery's checking pass then runs before the applying pass. Calls are
  * serialised by the writer's I/O lock or made by the writing thread. */
 typedef enum { IO_EV_WRITE, IO_EV_SYNC, IO_EV_SYNCED, IO_EV_POINT } io_event_kind;
 

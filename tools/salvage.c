@@ -86,7 +86,7 @@ static int copy_file(int from_dir, int to_dir, const char *name) {
 
 /* The segments of DIR, then its checkpoint's data file: what a store is. */
 static int copy_store(int from_dir, int to_dir, const char *from, uint64_t *files) {
-    DIR *d = fdopendir(dup(from_dir));
+    DIR *d = store_dir_listing(from_dir);
     if (d == NULL) return -errno;
     int rc = 0;
     struct dirent *ent;
