@@ -203,8 +203,8 @@ static void partial_push(region *r, uint32_t class_idx, uint64_t unit) {
     unit_meta *m = meta_at(r, unit);
     m->prev = 0;
     m->next = r->partial[class_idx];
-    if (m->next != 0) meta_at(r, m->next - 1)->prev = (uint32_t)(unit + 1);
-    r->partial[class_idx] = (uint32_t)(unit + 1);
+    if (m->next != 0) meta_at(r, m->next - 1)->prev = link_of(unit);
+    r->partial[class_idx] = link_of(unit);
 }
 
 static void partial_remove(region *r, uint32_t class_idx, uint64_t unit) {
