@@ -56,7 +56,7 @@ ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c) \
             $(wildcard tlog/repl/*.c)
 ifeq ($(GPU_ON),1)
-GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
+GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o $(BUILD)/obj/gpu/kernels.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 # libmmsb.a already holds the CUDA runtime (folded in, its symbols local).
 LIBS_PRIVATE := -pthread -luring -llmdb -lnats -ldl -lrt
@@ -127,6 +127,13 @@ $(BUILD)/obj/engine/base/kern_avx512.o: engine/base/kern_avx512.c
 $(BUILD)/obj/gpu/gpu_cuda.o: gpu/gpu_cuda.cu gpu/gpu.h
 	@mkdir -p $(@D)
 	$(NVCC) -O2 -Xcompiler -fPIC,-fvisibility=hidden -c $< -o $@
+
+# The kernels: machine code for Hopper (the H200) and PTX that later GPUs
+# compile at load. NVCC_ARCH=... for others.
+NVCC_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+$(BUILD)/obj/gpu/kernels.o: gpu/kernels.cu gpu/dev_logic.h gpu/gpu.h
+	@mkdir -p $(@D)
+	$(NVCC) -O2 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall,-Wextra,-Werror -c $< -o $@
 
 # The static library is one relocatable object whose hidden symbols are made
 # local, so nothing but the public API can clash with a program's names.

@@ -1,0 +1,71 @@
+/*
+ * kernels.cu - the device kernels, each a grid-stride loop over the
+ * per-element logic of dev_logic.h (one mask byte, eight page bytes, or one
+ * 4 KiB chunk per thread).
+ *
+ * The engine does not launch them yet: the device location that will (issue
+ * 14's device path) is not built. They are compiled in every CUDA build so
+ * that nvcc checks the shared logic for the device, and the logic itself is
+ * tested on the host (tests/test_devlogic.c). Sparse apply and compress need
+ * a block scan for each thread's packed offset and come with that path.
+ */
+#include <stdint.h>
+
+#include "dev_logic.h"
+#include "gpu.h"
+
+__constant__ uint8_t dev_ksecret_const[DEV_XXH_SECRET_BYTES] = {DEV_XXH_KSECRET_BYTES};
+
+static __device__ uint64_t thread_first(void) { return (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; }
+static __device__ uint64_t thread_step(void) { return (uint64_t)gridDim.x * blockDim.x; }
+
+/* A warp's counts summed, then one atomic per warp. */
+static __device__ void count_add(unsigned long long *total, uint32_t n) {
+    for (int d = 16; d > 0; d /= 2) n += __shfl_down_sync(0xFFFFFFFFu, n, d);
+    if ((threadIdx.x & 31u) == 0 && n != 0) atomicAdd(total, (unsigned long long)n);
+}
+
+/* Launched with a multiple of 32 threads per block: every lane of a warp
+ * reaches count_add the same number of times. */
+__global__ void mmsb_k_diff(const uint8_t *cur, const uint8_t *next, uint64_t len, uint8_t *mask_out,
+                            unsigned long long *count) {
+    uint64_t units = (len + 7) / 8, step = thread_step();
+    for (uint64_t base = blockIdx.x * (uint64_t)blockDim.x; base < units; base += step) {
+        uint64_t t = base + threadIdx.x;
+        uint32_t n = t < units ? dev_diff_unit(cur, next, len, t, mask_out) : 0;
+        count_add(count, n);
+    }
+}
+
+__global__ void mmsb_k_apply_dense(uint8_t *dst, const uint8_t *src, const uint8_t *mask, uint64_t len, bool store,
+                                   uint8_t *old_out, unsigned long long *changed) {
+    uint64_t units = (len + 7) / 8, step = thread_step();
+    for (uint64_t base = blockIdx.x * (uint64_t)blockDim.x; base < units; base += step) {
+        uint64_t t = base + threadIdx.x;
+        uint32_t n = t < units ? dev_apply_dense_unit(dst, src, mask, len, t, store, old_out) : 0;
+        count_add(changed, n);
+    }
+}
+
+/* digests_out: 16 bytes per chunk, the canonical (big-endian) form of
+ * engine/DIGESTS.md. One thread per chunk; the seeded secret is made once
+ * per block. */
+__global__ void mmsb_k_chunk_digests(const uint8_t *page, uint64_t size, uint64_t seed, uint8_t *digests_out) {
+    __shared__ uint8_t seeded[DEV_XXH_SECRET_BYTES];
+    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, seed, seeded);
+    __syncthreads();
+    uint64_t chunks = (size + 4095) / 4096;
+    for (uint64_t c = thread_first(); c < chunks; c += thread_step()) {
+        uint64_t len = c + 1 < chunks ? 4096 : size - 4096 * c;
+        dev_h128 h = dev_xxh3_128(page + 4096 * c, len, seed, dev_ksecret_const, seeded);
+        for (uint32_t i = 0; i < 8; i++) {
+            digests_out[16 * c + i] = (uint8_t)(h.hi >> (56 - 8 * i));
+            digests_out[16 * c + 8 + i] = (uint8_t)(h.lo >> (56 - 8 * i));
+        }
+    }
+}
+
+__global__ void mmsb_k_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out) {
+    uint64_t units = (hi - lo + 7) / 8;
+    for (uint64_t t = thread_first(); t < units; t += thread_step()) dev_op_unit(op, in, n, lo, hi, t, out);
+}

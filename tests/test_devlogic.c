@@ -1,0 +1,223 @@
+/*
+ * test_devlogic.c - the device kernels' per-element logic (gpu/dev_logic.h),
+ * built for the host, run for every thread index and checked against what
+ * the host computes: the CPU kernels (every variant this CPU runs), the
+ * built-in operations of engine/ops.c, and xxHash 0.8's XXH3-128 on every
+ * length 0 .. 4096 with random seeds. A GPU runs the same text.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "testutil.h"
+#include "../engine/base/kern.h"
+#include "../engine/ops.h"
+#include "../gpu/dev_logic.h"
+
+enum { LEN_MAX = 70000, HASH_LEN_MAX = 4096, ROUNDS = 300 };
+
+static uint64_t units_of(uint64_t len) { return (len + 7) / 8; }
+
+static void same_bytes(const uint8_t *a, const uint8_t *b, uint64_t len) {
+    if (len > 0) assert_memory_equal(a, b, len);
+}
+
+static void random_mask(rng *r, uint8_t *mask, uint64_t len) {
+    uint64_t kind = rng_below(r, 4); /* empty, full, sparse, half */
+    for (uint64_t i = 0; i < units_of(len); i++) {
+        uint64_t w = rng_next(r);
+        mask[i] = kind == 0 ? 0 : kind == 1 ? 0xFF : kind == 2 ? (uint8_t)(w & (w >> 8) & (w >> 16)) : (uint8_t)w;
+    }
+    if (len % 8 != 0) mask[len / 8] &= (uint8_t)((1u << (len % 8)) - 1);
+}
+
+/* Some bytes of b differ from a, at a random density. */
+static void random_pair(rng *r, uint8_t *a, uint8_t *b, uint64_t len) {
+    rng_fill(r, a, len);
+    memcpy(b, a, len);
+    uint64_t every = 1 + rng_below(r, 16);
+    for (uint64_t i = 0; i < len; i++) {
+        if (rng_below(r, every) == 0) b[i] = (uint8_t)(b[i] + 1 + rng_below(r, 255));
+    }
+}
+
+static uint64_t random_len(rng *r) {
+    uint64_t k = rng_below(r, 3);
+    return k == 0 ? rng_below(r, 70) : k == 1 ? rng_below(r, 5000) : rng_below(r, LEN_MAX + 1);
+}
+
+static const kern_ops *const VARIANTS[] = {&kern_portable_ops, &kern_avx2_ops, &kern_avx512_ops};
+
+static void test_diff_units_match_kernels(void **state) {
+    (void)state;
+    rng r = {11};
+    uint8_t *a = malloc(LEN_MAX), *b = malloc(LEN_MAX), *m1 = malloc(LEN_MAX / 8 + 1), *m2 = malloc(LEN_MAX / 8 + 1);
+    assert_non_null(a && b && m1 && m2);
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t len = random_len(&r);
+        random_pair(&r, a, b, len);
+        uint64_t dev_count = 0;
+        for (uint64_t t = 0; t < units_of(len); t++) dev_count += dev_diff_unit(a, b, len, t, m1);
+        for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+            if (!kern_supported(VARIANTS[v]->level)) continue;
+            uint64_t host_count = VARIANTS[v]->diff(a, b, len, m2);
+            assert_int_equal(dev_count, host_count);
+            same_bytes(m1, m2, units_of(len));
+        }
+    }
+    free(a), free(b), free(m1), free(m2);
+}
+
+/* Dense and sparse apply, storing and counting only, with the old bytes
+ * kept: the same count and bytes as the host kernels. */
+static void check_apply(rng *r, uint8_t *dst, uint8_t *src, uint8_t *mask, uint8_t *packed, uint8_t *work,
+                        uint8_t *old, uint64_t len) {
+    random_pair(r, dst, src, len);
+    random_mask(r, mask, len);
+    uint64_t packed_len = kern_portable_ops.compress(packed, src, mask, len);
+    bool sparse = rng_below(r, 2) == 1, store = rng_below(r, 4) != 0;
+    memcpy(work, dst, len);
+    uint64_t dev_changed = 0, at = 0;
+    for (uint64_t t = 0; t < units_of(len); t++) {
+        dev_changed += sparse ? dev_apply_sparse_unit(work, packed, mask, len, t, at, store, old)
+                              : dev_apply_dense_unit(work, src, mask, len, t, store, old);
+        at += dev_popcount8(mask[t]);
+    }
+    assert_int_equal(at, packed_len);
+    same_bytes(old, dst, len); /* the journal's copy: the bytes before */
+    for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+        const kern_ops *k = VARIANTS[v];
+        if (!kern_supported(k->level)) continue;
+        uint8_t *host = old; /* reused: it was checked above */
+        memcpy(host, dst, len);
+        uint64_t host_changed = sparse ? k->apply_sparse(host, packed, packed_len, mask, len, store)
+                                       : k->apply_dense(host, src, mask, len, store);
+        assert_int_equal(dev_changed, host_changed);
+        same_bytes(work, host, len);
+        memcpy(old, dst, len);
+    }
+}
+
+static void test_apply_units_match_kernels(void **state) {
+    (void)state;
+    rng r = {12};
+    uint8_t *dst = malloc(LEN_MAX), *src = malloc(LEN_MAX), *mask = malloc(LEN_MAX / 8 + 1);
+    uint8_t *packed = malloc(LEN_MAX), *work = malloc(LEN_MAX), *old = malloc(LEN_MAX);
+    assert_non_null(dst && src && mask && packed && work && old);
+    for (int round = 0; round < ROUNDS; round++) check_apply(&r, dst, src, mask, packed, work, old, random_len(&r));
+    free(dst), free(src), free(mask), free(packed), free(work), free(old);
+}
+
+static void test_compress_units_match_kernels(void **state) {
+    (void)state;
+    rng r = {13};
+    uint8_t *src = malloc(LEN_MAX), *mask = malloc(LEN_MAX / 8 + 1), *p1 = malloc(LEN_MAX), *p2 = malloc(LEN_MAX);
+    assert_non_null(src && mask && p1 && p2);
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t len = random_len(&r), at = 0;
+        rng_fill(&r, src, len);
+        random_mask(&r, mask, len);
+        for (uint64_t t = 0; t < units_of(len); t++) at += dev_compress_unit(p1, src, mask, len, t, at);
+        for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+            if (!kern_supported(VARIANTS[v]->level)) continue;
+            assert_int_equal(VARIANTS[v]->compress(p2, src, mask, len), at);
+            same_bytes(p1, p2, at);
+        }
+    }
+    free(src), free(mask), free(p1), free(p2);
+}
+
+/* Every lanewise built-in operation over 1 .. 12 parents and a random lane
+ * range of them: the same bytes as op_compute. */
+static void test_op_units_match_ops(void **state) {
+    (void)state;
+    rng r = {14};
+    enum { PARENTS_MAX = 12, OP_LEN_MAX = 9000 };
+    uint8_t *parents[PARENTS_MAX], *host = malloc(OP_LEN_MAX), *dev = malloc(OP_LEN_MAX);
+    uint64_t sizes[PARENTS_MAX];
+    for (int p = 0; p < PARENTS_MAX; p++) parents[p] = malloc(OP_LEN_MAX);
+    const uint32_t ops[] = {MMSB_OP_XOR, MMSB_OP_SUM_U32, MMSB_OP_SUM_U64, MMSB_OP_MAX_U8, MMSB_OP_MAX_U32,
+                            MMSB_OP_MAX_U64};
+    for (int round = 0; round < ROUNDS; round++) {
+        uint32_t op = ops[rng_below(&r, sizeof ops / sizeof ops[0])], n = 1 + (uint32_t)rng_below(&r, PARENTS_MAX);
+        assert_true(dev_op_is_lanewise(op));
+        uint64_t lane = op_lane(op), size = (1 + rng_below(&r, OP_LEN_MAX / lane)) * lane;
+        uint64_t lo = rng_below(&r, size / lane + 1) * lane, hi = lo + rng_below(&r, (size - lo) / lane + 1) * lane;
+        for (uint32_t p = 0; p < n; p++) {
+            rng_fill(&r, parents[p], size);
+            sizes[p] = size;
+        }
+        const uint8_t *const *in = (const uint8_t *const *)parents;
+        op_compute(op, NULL, in, sizes, n, lo, hi, host);
+        for (uint64_t t = 0; t < units_of(hi - lo); t++) dev_op_unit(op, in, n, lo, hi, t, dev);
+        same_bytes(host, dev, hi - lo);
+    }
+    for (int p = 0; p < PARENTS_MAX; p++) free(parents[p]);
+    free(host), free(dev);
+}
+
+static void check_hash(const uint8_t *data, uint64_t len, uint64_t seed) {
+    uint8_t seeded[DEV_XXH_SECRET_BYTES];
+    dev_xxh_secret_for_seed(dev_xxh_ksecret, seed, seeded);
+    dev_h128 got = dev_xxh3_128(data, len, seed, dev_xxh_ksecret, seeded);
+    XXH128_hash_t want = XXH3_128bits_withSeed(data, (size_t)len, seed);
+    if (got.lo != want.low64 || got.hi != want.high64) {
+        fail_msg("XXH3-128 of %llu bytes, seed %016llx: %016llx%016llx, xxHash says %016llx%016llx",
+                 (unsigned long long)len, (unsigned long long)seed, (unsigned long long)got.hi,
+                 (unsigned long long)got.lo, (unsigned long long)want.high64, (unsigned long long)want.low64);
+    }
+}
+
+/* Every length a chunk can have, each at an odd address, with a random
+ * seed, seed 0 and the digests' own seed; then a few longer inputs. */
+static void test_xxh3_matches_xxhash(void **state) {
+    (void)state;
+    rng r = {15};
+    enum { LONG_LEN_MAX = 1 << 20 };
+    uint8_t *buf = malloc(LONG_LEN_MAX + 8);
+    assert_non_null(buf);
+    rng_fill(&r, buf, LONG_LEN_MAX + 8);
+    for (uint64_t len = 0; len <= HASH_LEN_MAX; len++) {
+        const uint8_t *data = buf + (len % 8);
+        check_hash(data, len, rng_next(&r));
+        check_hash(data, len, 0);
+        check_hash(data, len, 0x4d4d53422d63686bull); /* SEED_CHUNK */
+    }
+    for (int round = 0; round < 40; round++) {
+        uint64_t len = HASH_LEN_MAX + rng_below(&r, LONG_LEN_MAX - HASH_LEN_MAX);
+        check_hash(buf + rng_below(&r, 8), len, rng_next(&r));
+    }
+    free(buf);
+}
+
+/* The stripe step taken lane by lane in any order equals the whole step: a
+ * kernel may give each lane to its own thread. */
+static void test_xxh3_stripe_lanes_commute(void **state) {
+    (void)state;
+    rng r = {16};
+    uint8_t stripe[DEV_XXH_STRIPE_BYTES], secret[DEV_XXH_SECRET_BYTES];
+    for (int round = 0; round < 1000; round++) {
+        rng_fill(&r, stripe, sizeof stripe);
+        rng_fill(&r, secret, sizeof secret);
+        uint64_t whole[8], lanes[8];
+        for (int i = 0; i < 8; i++) whole[i] = lanes[i] = rng_next(&r);
+        dev_xxh_stripe(whole, stripe, secret);
+        uint32_t order = (uint32_t)rng_below(&r, 8);
+        for (uint32_t k = 0; k < 8; k++) dev_xxh_stripe_lane(lanes, stripe, secret, (k * 5 + order) % 8);
+        assert_memory_equal(whole, lanes, sizeof whole);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_diff_units_match_kernels),
+        cmocka_unit_test(test_apply_units_match_kernels),
+        cmocka_unit_test(test_compress_units_match_kernels),
+        cmocka_unit_test(test_op_units_match_ops),
+        cmocka_unit_test(test_xxh3_matches_xxhash),
+        cmocka_unit_test(test_xxh3_stripe_lanes_commute),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
