@@ -43,6 +43,7 @@ int checkpoint_open(mmsb_engine *e) {
     uint64_t bytes = align_up_u64(e->opts.pages_max, 64) / 8;
     int rc = vmap_open(&e->ck.dirty, NULL, bytes, VM_PAGE_BYTES);
     if (rc != 0) return rc;
+    page_ids_forget(e);
     rc = ckpt_open(e->dir, e->read_only, e->opts.checkpoint_map_bytes, e->opts.checkpoint_readers, &e->ck.store);
     if (rc == MMSB_ENOTFOUND) rc = 0; /* none written yet: the log holds everything */
     if (rc == MMSB_ECORRUPT || rc == MMSB_EVERSION) {
@@ -266,13 +267,12 @@ void checkpoint_maybe(mmsb_engine *e) {
     ASSERT(!e->read_only && !e->cc.active);
     uint64_t every = e->opts.checkpoint_log_bytes;
     if (every == 0 || log_pending(e->log) || log_failed(e->log) != 0) return;
-    log_pos pos;
-    log_position(e->log, &pos);
-    ASSERT(pos.stream_pos >= e->ck.stream_pos);
-    if (pos.stream_pos - e->ck.stream_pos < every) return;
+    uint64_t stream_pos = log_stream_pos(e->log);
+    ASSERT(stream_pos >= e->ck.stream_pos);
+    if (stream_pos - e->ck.stream_pos < every) return;
     if (checkpoint_write(e) != 0) {
         snprintf(e->ck.note, sizeof e->ck.note, "checkpoint failed: %.140s", mmsb_last_error());
-        e->ck.stream_pos = pos.stream_pos; /* next try after another checkpoint_log_bytes */
+        e->ck.stream_pos = stream_pos; /* next try after another checkpoint_log_bytes */
     }
 }
 

@@ -27,6 +27,20 @@ int page_lookup(mmsb_engine *e, uint64_t id, const char *fn, page_entry **pe_out
     return 0;
 }
 
+/* The highest id every per-id table has room for: each grows in steps, so
+ * most creates find room already there and skip the tables. */
+static uint64_t ids_covered(const mmsb_engine *e) {
+    uint64_t ids = e->opts.pages_max;
+    ids = min_u64(ids, e->pages.bytes_ready / sizeof(page_entry));
+    ids = min_u64(ids, e->touched.bits.bytes_ready * 8);
+    ids = min_u64(ids, e->dig.dirty.bits.bytes_ready * 8);
+    ids = min_u64(ids, e->dig.dirty.words.bytes_ready / 8 * 4096);
+    ids = min_u64(ids, e->ck.dirty.bytes_ready * 8);
+    return min_u64(ids, e->g.node_of.bytes_ready / sizeof(uint32_t));
+}
+
+void page_ids_forget(mmsb_engine *e) { e->ids_ready = 0; }
+
 /* The limits, and table space for every id up to `id`. */
 static int reserve_ids(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const char *fn) {
     ASSERT(fn != NULL);
@@ -39,11 +53,14 @@ static int reserve_ids(mmsb_engine *e, uint64_t id, uint64_t size_bytes, const c
         return err_set(MMSB_ENOSPC, "%s: all %llu page ids are used (pages_max); ids are never reused",
                        fn, (unsigned long long)e->opts.pages_max);
     }
+    if (id <= e->ids_ready) return 0;
     int rc = vmap_ensure(&e->pages, id * sizeof(page_entry));
     if (rc == 0) rc = vmap_ensure(&e->touched.bits, align_up_u64(id, 64) / 8);
     if (rc == 0) rc = digest_reserve(e, id);
     if (rc == 0) rc = checkpoint_reserve(e, id);
     if (rc == 0) rc = graph_reserve(&e->g, id);
+    if (rc == 0) e->ids_ready = ids_covered(e);
+    ASSERT(rc != 0 || e->ids_ready >= id);
     return rc;
 }
 

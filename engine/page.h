@@ -29,6 +29,9 @@ int page_prepare(mmsb_engine *e, uint64_t size_bytes, const char *fn, page_alloc
 int page_prepare_many(mmsb_engine *e, uint64_t first, uint64_t count, uint64_t size_bytes, const char *fn,
                       page_alloc *out, uint64_t *prepared_out) MUST_CHECK;
 void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
+/* A per-id table was opened again (so it is empty): the next create checks
+ * every table's room again. */
+void page_ids_forget(mmsb_engine *e);
 /* Makes the prepared page visible as the next id (epoch 0, all zeros). */
 uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
 /* A fresh page (epoch 0) being loaded takes its epoch; PAGE_LOAD then

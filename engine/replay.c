@@ -222,6 +222,8 @@ static int reset_state(mmsb_engine *e) {
         page_entry *pe = entry_of(e, id);
         if (pe->flags & PE_LIVE) page_remove(e, id, pe);
     }
+    ASSERT(e->pages_live == 0);
+    page_ids_forget(e);
     graph_close(&e->g);
     int rc = graph_open(&e->g, e->opts.pages_max);
     if (rc == 0) rc = graph_reserve(&e->g, next);
@@ -231,7 +233,6 @@ static int reset_state(mmsb_engine *e) {
     atomic_store(&e->page_id_next, 1);
     digest_close(e);
     return digest_open(e);
-    ASSERT(e->pages_live == 0);
 }
 
 /* Pass 1: how the log ends, and which commits were aborted; *limit is the

@@ -24,7 +24,8 @@ static void publish_locked(scan_ahead *s, log_cursor *c) {
     ASSERT(count >= s->pair_count);
     if (count > s->pair_cap && s->pairs_rc == 0) {
         uint64_t cap = count > 2 * s->pair_cap ? count : 2 * s->pair_cap;
-        uint64_t *grown = realloc(s->pairs, 2 * cap * sizeof *grown);
+        bool refused = engine_point(s->e, "recovery-aborted-ranges") != 0;
+        uint64_t *grown = refused ? NULL : realloc(s->pairs, 2 * cap * sizeof *grown);
         if (grown != NULL) {
             s->pairs = grown;
             s->pair_cap = cap;
@@ -119,7 +120,8 @@ static int take_pairs(scan_ahead *s, uint64_t **pairs, uint64_t *count, uint64_t
     ASSERT(*count <= s->pair_count);
     if (s->pair_count > *cap) {
         uint64_t want = s->pair_count > 2 * *cap ? s->pair_count : 2 * *cap;
-        uint64_t *grown = realloc(*pairs, 2 * want * sizeof *grown);
+        bool refused = engine_point(s->e, "recovery-aborted-ranges") != 0;
+        uint64_t *grown = refused ? NULL : realloc(*pairs, 2 * want * sizeof *grown);
         if (grown == NULL) return err_set(MMSB_ENOMEM, "recovery: aborted ranges");
         *pairs = grown;
         *cap = want;

@@ -150,6 +150,7 @@ struct mmsb_engine {
     region aux;           /* chunk trees of pages larger than one chunk */
     _Atomic uint64_t page_id_next;
     uint64_t pages_live;
+    uint64_t ids_ready;        /* every per-id table has room for ids 1..this (page.c) */
     digest_state dig;
     log_writer *log;
     replicator *repl;     /* the writer's shipper; NULL: no replication */

@@ -400,6 +400,18 @@ static int no_scan_thread(void *ctx, const io_event *ev) {
     return refused ? EAGAIN : 0;
 }
 
+/* Refuses recovery memory for its copies of the rolled-back ranges at the
+ * ctx->refuse_at-th time it grows one (either pass). */
+typedef struct ranges_refusal {
+    int calls, refuse_at;
+} ranges_refusal;
+
+static int no_range_memory(void *ctx, const io_event *ev) {
+    ranges_refusal *r = ctx;
+    if (ev->kind != IO_EV_POINT || strcmp(ev->point, "recovery-aborted-ranges") != 0) return 0;
+    return ++r->calls == r->refuse_at ? ENOMEM : 0;
+}
+
 /* A log long enough that recovery's checking pass publishes its progress
  * many times (scan_ahead.c), with rolled-back commits (ABORT records) all
  * along it: the applying pass behind it must skip exactly their records,
@@ -455,6 +467,32 @@ static void test_long_log_with_aborts_replays(void **state) {
         tu_root_hex(s.e, got);
         assert_string_equal(want, got);
         TU_OK(mmsb_close(s.e));
+        /* Out of memory for the rolled-back ranges (from genesis: the
+         * checkpoint covers them all), at each growth in turn and in both
+         * kinds of open: the open fails and leaves the store as it was (the
+         * next open gets the same root). */
+        int failed = 0;
+        for (int refuse_at = 1; from_genesis && refuse_at <= 6; refuse_at++) {
+            for (int read_only = 1; read_only >= 0; read_only--) {
+                o.flags = read_only ? MMSB_OPEN_READONLY : 0;
+                ranges_refusal refusal = {.refuse_at = refuse_at};
+                io_hooks ranges = {.fn = no_range_memory, .ctx = &refusal};
+                int rc = engine_open(s.dir, &o, &ranges, &s.e);
+                if (refusal.calls >= refuse_at) {
+                    assert_int_equal(rc, MMSB_ENOMEM);
+                    failed++;
+                } else {
+                    TU_OK(rc);
+                    TU_OK(mmsb_close(s.e));
+                }
+                o.flags = MMSB_OPEN_READONLY;
+                TU_OK(mmsb_open(s.dir, &o, &s.e));
+                tu_root_hex(s.e, got);
+                assert_string_equal(want, got);
+                TU_OK(mmsb_close(s.e));
+            }
+        }
+        assert_true(!from_genesis || failed >= 4); /* 2 refused growths, each in both kinds of open */
     }
     o.flags = 0;
     TU_OK(mmsb_open(s.dir, &o, &s.e));

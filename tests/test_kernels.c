@@ -306,13 +306,19 @@ static void test_hash_update_streams(void **state) {
 
 /* The CRC with three chains joined agrees with the table on every length
  * around the chain block sizes, at every alignment and starting value, and
- * its joining constants are the ones the polynomial gives. */
+ * its joining constants are the ones the polynomial gives; so does every
+ * length up to 3 KiB, which short inputs' three streams cover. */
 static void test_crc32c_agrees_with_table(void **state) {
     (void)state;
     assert_int_equal(crc32c_shift_constant(4096), 0x35d73a62u);
     assert_int_equal(crc32c_shift_constant(512), 0x74c360a4u);
     assert_int_equal(crc32c_shift_constant(0), 0x80000000u);
     assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check value */
+    assert_int_equal(crc32c_xpow(8 * 4096), crc32c_shift_constant(4096));
+    for (uint32_t n = 8; n <= 504; n += 8) { /* the short inputs' joins: x^(8 * bytes - 33) */
+        assert_int_equal(crc32c_short_constant(n, 0), crc32c_xpow(8ull * 2 * n - 33));
+        assert_int_equal(crc32c_short_constant(n, 1), crc32c_xpow(8ull * n - 33));
+    }
     enum { MAX = 3 * 4096 * 3 + 600 };
     uint8_t *buf = malloc(MAX + 8);
     assert_non_null(buf);
@@ -325,6 +331,10 @@ static void test_crc32c_agrees_with_table(void **state) {
             uint32_t seed = (uint32_t)rng_next(&r);
             assert_int_equal(crc32c(seed, buf + align, len), crc32c_portable(seed, buf + align, len));
         }
+    }
+    for (uint64_t len = 0; len <= 2 * 1536; len++) { /* every short length, the three streams' and after */
+        uint32_t seed = (uint32_t)rng_next(&r), align = (uint32_t)rng_below(&r, 8);
+        assert_int_equal(crc32c(seed, buf + align, len), crc32c_portable(seed, buf + align, len));
     }
     for (uint32_t round = 0; round < 200; round++) {
         uint64_t len = rng_below(&r, MAX);

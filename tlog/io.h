@@ -29,8 +29,12 @@ typedef struct io_faults {
  * named points of a checkpoint; a nonzero return from a call made before an
  * operation is an errno that operation fails with instead. At the point
  * "recovery-scan-thread" a nonzero return stands for a thread that could not
- * be made: recovery's checking pass then runs before the applying pass. Calls are
- * serialised by the writer's I/O lock or made by the writing thread. */
+ * be made: recovery's checking pass then runs before the applying pass; at
+ * "recovery-aborted-ranges" (either pass growing its copy of the rolled-back
+ * ranges) for memory that could not be had: the open fails with
+ * MMSB_ENOMEM. Calls are serialised by the writer's I/O lock, made by the
+ * writing thread, or (recovery-aborted-ranges, from either pass) made under
+ * recovery's own lock. */
 typedef enum { IO_EV_WRITE, IO_EV_SYNC, IO_EV_SYNCED, IO_EV_POINT } io_event_kind;
 
 typedef struct io_event {

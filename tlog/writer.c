@@ -621,6 +621,11 @@ void log_position(const log_writer *w, log_pos *out) {
                      .generation = w->generation};
 }
 
+uint64_t log_stream_pos(const log_writer *w) {
+    ASSERT(!w->in_record);
+    return w->head;
+}
+
 uint64_t log_commits(const log_writer *w) { return w->commits; }
 uint64_t log_commits_since_open(const log_writer *w) { return w->commits - w->commits_at_open; }
 

@@ -100,6 +100,9 @@ typedef struct log_pos {
     uint32_t generation;
 } log_pos;
 void log_position(const log_writer *w, log_pos *out);
+/* Bytes appended since the writer opened (log_pos.stream_pos), between
+ * commits: what the checkpoint policy looks at after every call. */
+uint64_t log_stream_pos(const log_writer *w);
 /* Appends a CHECKPOINT marker between commits (outside the chain). */
 MUST_CHECK int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck);
 /* Commits in the whole log, and since this writer was opened. */

@@ -95,6 +95,15 @@ static uint32_t crc_mulmod(uint32_t a, uint32_t b) {
     return product;
 }
 
+uint32_t crc32c_xpow(uint64_t bits) {
+    uint32_t result = CRC_X0, power = CRC_X0 >> 1; /* power: x^(2^k) */
+    for (; bits != 0; bits >>= 1) { /* at most 64 steps */
+        if (bits & 1) result = crc_mulmod(result, power);
+        power = crc_mulmod(power, power);
+    }
+    return result;
+}
+
 uint32_t crc32c_shift_constant(uint64_t bytes) {
     uint32_t result = CRC_X0, power = CRC_X8; /* power: x^(8 * 2^k) */
     for (; bytes != 0; bytes >>= 1) { /* at most 64 steps */
@@ -133,8 +142,93 @@ __attribute__((target("sse4.2"))) static uint64_t crc_three(uint64_t c, const ui
     return crc_mulmod(joined, shift) ^ (uint32_t)d;
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *data,
-                                                              size_t len) {
+/* ---- short inputs ------------------------------------------------------------------
+ *
+ * A log record is a few dozen to a few hundred bytes, and one chain of CRC
+ * instructions waits on each step's latency. Below 3 * CRC_BLOCK_SMALL bytes
+ * the input is cut into three streams of n bytes (a multiple of 8) run side
+ * by side and joined by carry-less multiplication: shifting a CRC c over n
+ * more bytes is c * x^(8n) mod P, and crc32(0, clmul(c, K)) is c * K * x^33
+ * mod P, so K = x^(8n - 33). SHORT_SHIFT[n / 8 - 1] holds K for 2n and for
+ * n bytes; test_kernels recomputes them with crc32c_xpow. */
+enum { CRC_SHORT_MIN = 24, CRC_SHORT_STREAM_MAX = 504 };
+static const uint32_t SHORT_SHIFT[CRC_SHORT_STREAM_MAX / 8][2] = {
+    {0x493c7d27u, 0x00000001u}, {0xba4fc28eu, 0x493c7d27u}, {0xddc0152bu, 0xf20c0dfeu},
+    {0x9e4addf8u, 0xba4fc28eu}, {0x39d3b296u, 0x3da6d0cbu}, {0x0715ce53u, 0xddc0152bu},
+    {0x47db8317u, 0x1c291d04u}, {0x0d3b6092u, 0x9e4addf8u}, {0xc96cfdc0u, 0x740eef02u},
+    {0x878a92a7u, 0x39d3b296u}, {0xdaece73eu, 0x083a6eecu}, {0xab7aff2au, 0x0715ce53u},
+    {0x2162d385u, 0xc49f4f67u}, {0x83348832u, 0x47db8317u}, {0x299847d5u, 0x2ad91c30u},
+    {0xb9e02b86u, 0x0d3b6092u}, {0x18b33a4eu, 0x6992cea2u}, {0xb6dd949bu, 0xc96cfdc0u},
+    {0x78d9ccb7u, 0x7e908048u}, {0xbac2fd7bu, 0x878a92a7u}, {0xa60ce07bu, 0x1b3d8f29u},
+    {0xce7f39f4u, 0xdaece73eu}, {0x61d82e56u, 0xf1d0f55eu}, {0xd270f1a2u, 0xab7aff2au},
+    {0xc619809du, 0xa87ab8a8u}, {0x2b3cac5du, 0x2162d385u}, {0x65863b64u, 0x8462d800u},
+    {0x1b03397fu, 0x83348832u}, {0xebb883bdu, 0x71d111a8u}, {0xb3e32c28u, 0x299847d5u},
+    {0x064f7f26u, 0xffd852c6u}, {0xdd7e3b0cu, 0xb9e02b86u}, {0xf285651cu, 0xdcb17aa4u},
+    {0x10746f3cu, 0x18b33a4eu}, {0xc7a68855u, 0xf37c5aeeu}, {0x271d9844u, 0xb6dd949bu},
+    {0x8e766a0cu, 0x6051d5a2u}, {0x93a5f730u, 0x78d9ccb7u}, {0x6cb08e5cu, 0x18b0d4ffu},
+    {0x6b749fb2u, 0xbac2fd7bu}, {0x1393e203u, 0x21f3d99cu}, {0xcec3662eu, 0xa60ce07bu},
+    {0x96c515bbu, 0x8f158014u}, {0xe6fc4e6au, 0xce7f39f4u}, {0x8227bb8au, 0xa00457f7u},
+    {0xb0cd4768u, 0x61d82e56u}, {0x39c7ff35u, 0x8d6d2c43u}, {0xd7a4825cu, 0xd270f1a2u},
+    {0x0ab3844bu, 0x00ac29cfu}, {0x0167d312u, 0xc619809du}, {0xf6076544u, 0xe9adf796u},
+    {0x26f6a60au, 0x2b3cac5du}, {0xa741c1bfu, 0x96638b34u}, {0x98d8d9cbu, 0x65863b64u},
+    {0x49c3cc9cu, 0xe0e9f351u}, {0x68bce87au, 0x1b03397fu}, {0x57a3d037u, 0x9af01f2du},
+    {0x6956fc3bu, 0xebb883bdu}, {0x42d98888u, 0x2cff42cfu}, {0x3771e98fu, 0xb3e32c28u},
+    {0xb42ae3d9u, 0x88f25a3au}, {0x2178513au, 0x064f7f26u}, {0xe0ac139eu, 0x4e36f0b0u},
+};
+
+uint32_t crc32c_short_constant(uint32_t stream_bytes, uint32_t which) {
+    ASSERT(stream_bytes >= 8 && stream_bytes <= CRC_SHORT_STREAM_MAX && stream_bytes % 8 == 0 && which < 2);
+    return SHORT_SHIFT[stream_bytes / 8 - 1][which];
+}
+
+__attribute__((target("sse4.2,pclmul"))) static uint64_t crc_shift(uint64_t c, uint32_t k) {
+    __m128i product = _mm_clmulepi64_si128(_mm_cvtsi64_si128((int64_t)c), _mm_cvtsi32_si128((int32_t)k), 0);
+    return _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(product));
+}
+
+/* len in [CRC_SHORT_MIN, 3 * CRC_BLOCK_SMALL): three streams, then the
+ * rest (under 24 bytes) by words. */
+__attribute__((target("sse4.2,pclmul"))) static uint64_t crc_short(uint64_t c, const uint8_t *p, size_t len,
+                                                                  size_t *done) {
+    ASSERT(len >= CRC_SHORT_MIN && len < 3 * CRC_BLOCK_SMALL);
+    size_t n = len / 24 * 8;
+    ASSERT(n >= 8 && n <= CRC_SHORT_STREAM_MAX);
+    uint64_t b = 0, d = 0;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t va, vb, vc;
+        memcpy(&va, p + i, 8);
+        memcpy(&vb, p + n + i, 8);
+        memcpy(&vc, p + 2 * n + i, 8);
+        c = _mm_crc32_u64(c, va);
+        b = _mm_crc32_u64(b, vb);
+        d = _mm_crc32_u64(d, vc);
+    }
+    const uint32_t *k = SHORT_SHIFT[n / 8 - 1];
+    *done = 3 * n;
+    return crc_shift(c, k[0]) ^ crc_shift(b, k[1]) ^ d;
+}
+
+/* The last 0 .. 7 bytes: at most three steps. */
+__attribute__((target("sse4.2"))) static uint32_t crc_tail(uint32_t c, const uint8_t *p, size_t len) {
+    ASSERT(len < 8);
+    if (len & 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        c = _mm_crc32_u32(c, v);
+        p += 4;
+    }
+    if (len & 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        c = _mm_crc32_u16(c, v);
+        p += 2;
+    }
+    if (len & 1) c = _mm_crc32_u8(c, *p);
+    return c;
+}
+
+__attribute__((target("sse4.2,pclmul"))) static uint32_t crc32c_sse42(uint32_t crc, const void *data,
+                                                                     size_t len, bool clmul) {
     ASSERT(data != NULL || len == 0);
     const uint8_t *p = data;
     uint64_t c = ~crc & 0xFFFFFFFFu;
@@ -142,17 +236,19 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
         c = crc_three(c, p, CRC_BLOCK_LARGE, CRC_SHIFT_LARGE);
     for (; len >= 3 * CRC_BLOCK_SMALL; p += 3 * CRC_BLOCK_SMALL, len -= 3 * CRC_BLOCK_SMALL)
         c = crc_three(c, p, CRC_BLOCK_SMALL, CRC_SHIFT_SMALL);
+    if (clmul && len >= CRC_SHORT_MIN) {
+        size_t done;
+        c = crc_short(c, p, len, &done);
+        p += done;
+        len -= done;
+    }
     size_t words = len & ~(size_t)7;
     c = crc_chain(c, p, words);
-    p += words;
-    len -= words;
-    uint32_t c32 = (uint32_t)c;
-    for (; len > 0; p++, len--) c32 = _mm_crc32_u8(c32, *p);
-    return ~c32;
+    return ~crc_tail((uint32_t)c, p + words, len - words);
 }
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
     ASSERT(data != NULL || len == 0);
-    if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, len);
+    if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, len, __builtin_cpu_supports("pclmul"));
     return crc32c_portable(crc, data, len);
 }

@@ -15,5 +15,10 @@ uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 /* x^(8 * bytes) mod the polynomial (reflected): what joins a CRC of a
  * block to the CRC of the bytes after it. For tests of the constants. */
 uint32_t crc32c_shift_constant(uint64_t bytes);
+/* x^bits mod the polynomial (reflected), for the short inputs' constants. */
+uint32_t crc32c_xpow(uint64_t bits);
+/* The constants that join three streams of stream_bytes each (8 .. 504, a
+ * multiple of 8): which 0 shifts over two streams, 1 over one. */
+uint32_t crc32c_short_constant(uint32_t stream_bytes, uint32_t which);
 
 #endif /* MMSB_TLOG_CRC32C_H */
