@@ -445,4 +445,55 @@ DEV_HD dev_h128 dev_xxh3_128(const uint8_t *in, uint64_t len, uint64_t seed, con
     return dev_xxh_long(in, len, seeded_secret);
 }
 
+/* ---- page digests (engine/DIGESTS.md) ------------------------------------------------------ */
+
+enum { DEV_DIGEST_BYTES = 16, DEV_CHUNK_BYTES = 4096 };
+
+#define DEV_SEED_CHUNK 0x4d4d53422d63686bull /* "MMSB-chk" */
+#define DEV_SEED_NODE 0x4d4d53422d6e6f64ull  /* "MMSB-nod" */
+
+/* A hash in its canonical form: 16 bytes, big-endian, high half first. */
+DEV_HD void dev_digest_put(dev_h128 h, uint8_t out[DEV_DIGEST_BYTES]) {
+    for (uint32_t i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(h.hi >> (56 - 8 * i));
+        out[8 + i] = (uint8_t)(h.lo >> (56 - 8 * i));
+    }
+}
+
+/* Chunk c of a page of size bytes: thread c's digest. */
+DEV_HD void dev_chunk_digest(const uint8_t *page, uint64_t size, uint64_t c, const uint8_t *ksecret,
+                             const uint8_t *chunk_secret, uint8_t out[DEV_DIGEST_BYTES]) {
+    uint64_t at = c * DEV_CHUNK_BYTES;
+    uint64_t len = size - at < (uint64_t)DEV_CHUNK_BYTES ? size - at : (uint64_t)DEV_CHUNK_BYTES;
+    dev_digest_put(dev_xxh3_128(page + at, len, DEV_SEED_CHUNK, ksecret, chunk_secret), out);
+}
+
+/* Node(L, R): L when R is EMPTY (all zeros), else H(L || R, SEED_NODE).
+ * One tree level is one launch, a thread per parent. */
+DEV_HD void dev_merkle_node(const uint8_t left[DEV_DIGEST_BYTES], const uint8_t right[DEV_DIGEST_BYTES],
+                            const uint8_t *ksecret, uint8_t out[DEV_DIGEST_BYTES]) {
+    uint8_t any = 0;
+    for (uint32_t i = 0; i < DEV_DIGEST_BYTES; i++) any |= right[i];
+    if (any == 0) {
+        for (uint32_t i = 0; i < DEV_DIGEST_BYTES; i++) out[i] = left[i];
+        return;
+    }
+    uint8_t pair[2 * DEV_DIGEST_BYTES];
+    for (uint32_t i = 0; i < DEV_DIGEST_BYTES; i++) {
+        pair[i] = left[i];
+        pair[DEV_DIGEST_BYTES + i] = right[i];
+    }
+    /* 32 bytes never reach the long path, which alone needs the seeded secret */
+    dev_digest_put(dev_xxh3_128(pair, sizeof pair, DEV_SEED_NODE, ksecret, NULL), out);
+}
+
+/* Parent p of a level of n nodes (the missing right child of an odd last
+ * one is EMPTY); the level above has (n + 1) / 2. */
+DEV_HD void dev_merkle_parent(const uint8_t *level, uint64_t n, uint64_t p, const uint8_t *ksecret,
+                              uint8_t *above) {
+    uint8_t empty[DEV_DIGEST_BYTES] = {0};
+    const uint8_t *right = 2 * p + 1 < n ? level + (2 * p + 1) * DEV_DIGEST_BYTES : empty;
+    dev_merkle_node(level + 2 * p * DEV_DIGEST_BYTES, right, ksecret, above + p * DEV_DIGEST_BYTES);
+}
+
 #endif /* MMSB_GPU_DEV_LOGIC_H */

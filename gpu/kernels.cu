@@ -48,20 +48,23 @@ __global__ void mmsb_k_apply_dense(uint8_t *dst, const uint8_t *src, const uint8
 }
 
 /* digests_out: 16 bytes per chunk, the canonical (big-endian) form of
- * engine/DIGESTS.md. One thread per chunk; the seeded secret is made once
- * per block. */
-__global__ void mmsb_k_chunk_digests(const uint8_t *page, uint64_t size, uint64_t seed, uint8_t *digests_out) {
+ * engine/DIGESTS.md. One thread per chunk; the chunk seed's secret is made
+ * once per block. */
+__global__ void mmsb_k_chunk_digests(const uint8_t *page, uint64_t size, uint8_t *digests_out) {
     __shared__ uint8_t seeded[DEV_XXH_SECRET_BYTES];
-    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, seed, seeded);
+    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, DEV_SEED_CHUNK, seeded);
     __syncthreads();
-    uint64_t chunks = (size + 4095) / 4096;
+    uint64_t chunks = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES;
     for (uint64_t c = thread_first(); c < chunks; c += thread_step()) {
-        uint64_t len = c + 1 < chunks ? 4096 : size - 4096 * c;
-        dev_h128 h = dev_xxh3_128(page + 4096 * c, len, seed, dev_ksecret_const, seeded);
-        for (uint32_t i = 0; i < 8; i++) {
-            digests_out[16 * c + i] = (uint8_t)(h.hi >> (56 - 8 * i));
-            digests_out[16 * c + 8 + i] = (uint8_t)(h.lo >> (56 - 8 * i));
-        }
+        dev_chunk_digest(page, size, c, dev_ksecret_const, seeded, digests_out + DEV_DIGEST_BYTES * c);
+    }
+}
+
+/* One level of a page's chunk tree: (n + 1) / 2 parents of n nodes. A page
+ * digest is the chunk digests, then one launch per level up to one node. */
+__global__ void mmsb_k_merkle_level(const uint8_t *level, uint64_t n, uint8_t *above) {
+    for (uint64_t p = thread_first(); p < (n + 1) / 2; p += thread_step()) {
+        dev_merkle_parent(level, n, p, dev_ksecret_const, above);
     }
 }
 

@@ -2,8 +2,9 @@
  * test_devlogic.c - the device kernels' per-element logic (gpu/dev_logic.h),
  * built for the host, run for every thread index and checked against what
  * the host computes: the CPU kernels (every variant this CPU runs), the
- * built-in operations of engine/ops.c, and xxHash 0.8's XXH3-128 on every
- * length 0 .. 4096 with random seeds. A GPU runs the same text.
+ * built-in operations of engine/ops.c, xxHash 0.8's XXH3-128 on every
+ * length 0 .. 4096 with random seeds, and the engine's page digests. A GPU
+ * runs the same text.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,44 @@ static void test_xxh3_stripe_lanes_commute(void **state) {
     }
 }
 
+/* A page's digest from the device logic (chunk digests, then the tree a
+ * level at a time, as the kernels do it) equals the engine's, for sizes
+ * around the chunk size and its powers of two. */
+static void test_page_digest_matches_engine(void **state) {
+    (void)state;
+    rng r = {17};
+    enum { SIZE_MAX_BYTES = 300 * 1024 };
+    tu_store s = tu_store_open(NULL);
+    uint8_t *bytes = malloc(SIZE_MAX_BYTES), *level = malloc(SIZE_MAX_BYTES / 256 + 64);
+    uint8_t *above = malloc(SIZE_MAX_BYTES / 256 + 64), chunk_secret[DEV_XXH_SECRET_BYTES];
+    assert_non_null(bytes && level && above);
+    dev_xxh_secret_for_seed(dev_xxh_ksecret, DEV_SEED_CHUNK, chunk_secret);
+    const uint64_t sizes[] = {1, 17, 240, 241, 4095, 4096, 4097, 8192, 8193, 3 * 4096, 5 * 4096 + 7, 65536,
+                              65537, SIZE_MAX_BYTES};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0] + 20; k++) {
+        uint64_t size = k < sizeof sizes / sizeof sizes[0] ? sizes[k] : 1 + rng_below(&r, SIZE_MAX_BYTES);
+        uint64_t id;
+        TU_OK(mmsb_page_create(s.e, size, 0, &id));
+        rng_fill(&r, bytes, size);
+        if (k % 3 == 1) memset(bytes, 0, size / 2); /* zero chunks, as a created page has */
+        mmsb_change ch;
+        TU_OK(mmsb_write(s.e, id, 0, bytes, size, &ch));
+        mmsb_digest want;
+        TU_OK(mmsb_page_digest(s.e, id, &want));
+        uint64_t n = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES;
+        for (uint64_t c = 0; c < n; c++) {
+            dev_chunk_digest(bytes, size, c, dev_xxh_ksecret, chunk_secret, level + c * DEV_DIGEST_BYTES);
+        }
+        for (; n > 1; n = (n + 1) / 2) {
+            for (uint64_t p = 0; p < (n + 1) / 2; p++) dev_merkle_parent(level, n, p, dev_xxh_ksecret, above);
+            memcpy(level, above, (n + 1) / 2 * DEV_DIGEST_BYTES);
+        }
+        assert_memory_equal(level, want.bytes, DEV_DIGEST_BYTES);
+    }
+    free(bytes), free(level), free(above);
+    tu_store_close(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_diff_units_match_kernels),
@@ -218,6 +257,7 @@ int main(void) {
         cmocka_unit_test(test_op_units_match_ops),
         cmocka_unit_test(test_xxh3_matches_xxhash),
         cmocka_unit_test(test_xxh3_stripe_lanes_commute),
+        cmocka_unit_test(test_page_digest_matches_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
