@@ -68,6 +68,9 @@ LIB_SRCS += gpu/gpu_none.c
 GPU_OBJ :=
 endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GPU_OBJ)
+# The kernels against the host (tests/test_gpu.cu): built with the suite
+# where CUDA is, so it always compiles; run only by make test-gpu.
+GPU_TEST_BIN := $(if $(GPU_OBJ),$(BUILD)/tests/test_gpu)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -96,7 +99,7 @@ DEB_PACKAGES := gcc make pkg-config binutils libxxhash-dev libcmocka-dev liburin
                 python3-dev python3-venv python3-setuptools python3-wheel \
                 libnats-dev nats-server
 
-.PHONY: all lib tools tests test test-asan run-tests demo install deps clean fuzz bench bench-python soak python node
+.PHONY: all lib tools tests test test-asan test-gpu run-tests demo install deps clean fuzz bench bench-python soak python node
 # Keep intermediate objects, so a second make rebuilds nothing.
 .SECONDARY:
 
@@ -104,7 +107,7 @@ all: lib tools
 
 lib: $(LIB_A) $(LIB_SO) $(BUILD)/lib/libmmsb.so
 tools: $(MMSB_BIN)
-tests: $(TEST_BINS) $(BUILD)/tests/quickstart
+tests: $(TEST_BINS) $(BUILD)/tests/quickstart $(GPU_TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -131,9 +134,21 @@ $(BUILD)/obj/gpu/gpu_cuda.o: gpu/gpu_cuda.cu gpu/gpu.h
 # The kernels: machine code for Hopper (the H200) and PTX that later GPUs
 # compile at load. NVCC_ARCH=... for others.
 NVCC_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+NVCC_FLAGS := -O2 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall,-Wextra,-Werror
 $(BUILD)/obj/gpu/kernels.o: gpu/kernels.cu gpu/dev_logic.h gpu/gpu.h
 	@mkdir -p $(@D)
-	$(NVCC) -O2 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall,-Wextra,-Werror -c $< -o $@
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_gpu: tests/test_gpu.cu gpu/dev_logic.h $(BUILD)/obj/gpu/kernels.o
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -o $@ tests/test_gpu.cu $(BUILD)/obj/gpu/kernels.o
+
+# The GPU check: the kernels against the host on a machine with a CUDA
+# device (gpu/README.md). Exit 77 and a sentence when there is none.
+test-gpu:
+	@test -n "$(NVCC)" || { echo "test-gpu: nvcc not found (CUDA toolkit, or NVCC=...)"; exit 1; }
+	@$(MAKE) --no-print-directory GPU=1 $(BUILD)/tests/test_gpu
+	$(BUILD)/tests/test_gpu
 
 # The static library is one relocatable object whose hidden symbols are made
 # local, so nothing but the public API can clash with a program's names.
