@@ -128,6 +128,52 @@ DEV_HD uint32_t dev_compress_unit(uint8_t *packed_out, const uint8_t *src, const
     return k;
 }
 
+/* ---- sparse deltas across many threads: counts and a prefix sum ---------------------------- *
+ *
+ * A sparse delta's thread needs packed_at, the set bits before its units.
+ * The kernels get it in three steps: each block counts the bits of its
+ * units (dev_units_count), one block turns the counts into offsets (an
+ * exclusive prefix sum), then each block's threads scan their own counts
+ * in shared memory (dev_scan_step, a step per __syncthreads) and add the
+ * block's offset. A thread owns a run of consecutive units. */
+
+/* Set bits in mask bytes [first, first + count), stopping at units. */
+DEV_HD uint64_t dev_units_count(const uint8_t *mask, uint64_t units, uint64_t first, uint64_t count) {
+    uint64_t sum = 0;
+    for (uint64_t t = first; t < first + count && t < units; t++) sum += dev_popcount8(mask[t]);
+    return sum;
+}
+
+/* One step of an inclusive prefix sum over in[0 .. n) (Hillis and Steele):
+ * after the steps d = 1, 2, 4, ... below n, element t holds in[0] + ... +
+ * in[t]. Each step reads the previous step's values only. */
+DEV_HD uint64_t dev_scan_step(const uint64_t *in, uint64_t t, uint64_t d) {
+    return in[t] + (t >= d ? in[t - d] : 0);
+}
+
+/* The units [first, first + count) of a sparse apply or a compress, from
+ * packed_at on; returns the changed bytes (apply) or the bytes packed
+ * (compress). */
+DEV_HD uint64_t dev_apply_sparse_run(uint8_t *dst, const uint8_t *packed, const uint8_t *mask, uint64_t len,
+                                     uint64_t first, uint64_t count, uint64_t packed_at, bool store,
+                                     uint8_t *old_out) {
+    uint64_t units = (len + 7) / 8, changed = 0;
+    for (uint64_t t = first; t < first + count && t < units; t++) {
+        changed += dev_apply_sparse_unit(dst, packed, mask, len, t, packed_at, store, old_out);
+        packed_at += dev_popcount8(mask[t]);
+    }
+    return changed;
+}
+
+DEV_HD uint64_t dev_compress_run(uint8_t *packed_out, const uint8_t *src, const uint8_t *mask, uint64_t len,
+                                 uint64_t first, uint64_t count, uint64_t packed_at) {
+    uint64_t units = (len + 7) / 8, packed = 0;
+    for (uint64_t t = first; t < first + count && t < units; t++) {
+        packed += dev_compress_unit(packed_out, src, mask, len, t, packed_at + packed);
+    }
+    return packed;
+}
+
 /* ---- the built-in operations' lanes: eight bytes per thread -------------------------------- */
 
 /* The operations of mmsb.h that combine parents lane by lane (numbers as

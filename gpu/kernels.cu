@@ -6,8 +6,8 @@
  * The engine does not launch them yet: the device location that will (issue
  * 14's device path) is not built. They are compiled in every CUDA build so
  * that nvcc checks the shared logic for the device, and the logic itself is
- * tested on the host (tests/test_devlogic.c). Sparse apply and compress need
- * a block scan for each thread's packed offset and come with that path.
+ * tested on the host (tests/test_devlogic.c), and make test-gpu compares
+ * these kernels with it on a GPU (tests/test_gpu.cu).
  */
 #include <stdint.h>
 
@@ -45,6 +45,75 @@ __global__ void mmsb_k_apply_dense(uint8_t *dst, const uint8_t *src, const uint8
         uint32_t n = t < units ? dev_apply_dense_unit(dst, src, mask, len, t, store, old_out) : 0;
         count_add(changed, n);
     }
+}
+
+/* ---- sparse deltas: three launches ------------------------------------------------------------
+ *
+ * A block of SCAN_THREADS threads owns SCAN_THREADS * per_thread
+ * consecutive mask bytes. mmsb_k_mask_counts counts each block's set bits,
+ * mmsb_k_offsets (one block) turns the counts into the blocks' offsets into
+ * the packed bytes, and the apply or compress launch scans its threads'
+ * own counts in shared memory to find each thread's offset. */
+enum { SCAN_THREADS = 256 };
+
+/* The inclusive prefix sum of one value per thread, in shared memory;
+ * every thread of the block calls it. */
+static __device__ uint64_t block_inclusive_scan(uint64_t mine) {
+    __shared__ uint64_t buf[2][SCAN_THREADS];
+    uint32_t from = 0;
+    buf[0][threadIdx.x] = mine;
+    __syncthreads();
+    for (uint32_t d = 1; d < blockDim.x; d *= 2) {
+        buf[from ^ 1][threadIdx.x] = dev_scan_step(buf[from], threadIdx.x, d);
+        __syncthreads();
+        from ^= 1;
+    }
+    uint64_t sum = buf[from][threadIdx.x];
+    __syncthreads(); /* the buffers are free again when this returns */
+    return sum;
+}
+
+static __device__ uint64_t thread_first_unit(uint64_t per_thread) {
+    return ((uint64_t)blockIdx.x * blockDim.x + threadIdx.x) * per_thread;
+}
+
+/* Launched with SCAN_THREADS threads and one block per SCAN_THREADS *
+ * per_thread mask bytes. */
+__global__ void mmsb_k_mask_counts(const uint8_t *mask, uint64_t units, uint64_t per_thread, uint64_t *block_sums) {
+    uint64_t sum = block_inclusive_scan(dev_units_count(mask, units, thread_first_unit(per_thread), per_thread));
+    if (threadIdx.x == blockDim.x - 1) block_sums[blockIdx.x] = sum;
+}
+
+/* One block of SCAN_THREADS threads: sums[0 .. n) becomes its exclusive
+ * prefix sum, each thread a run of it. */
+__global__ void mmsb_k_offsets(uint64_t *sums, uint64_t n) {
+    uint64_t per = (n + blockDim.x - 1) / blockDim.x, first = threadIdx.x * per, run = 0;
+    for (uint64_t i = first; i < first + per && i < n; i++) run += sums[i];
+    uint64_t at = block_inclusive_scan(run) - run;
+    for (uint64_t i = first; i < first + per && i < n; i++) {
+        uint64_t v = sums[i];
+        sums[i] = at;
+        at += v;
+    }
+}
+
+/* Sparse apply, after the two launches above gave the blocks' offsets. */
+__global__ void mmsb_k_apply_sparse(uint8_t *dst, const uint8_t *packed, const uint8_t *mask, uint64_t len,
+                                    uint64_t per_thread, const uint64_t *offsets, bool store, uint8_t *old_out,
+                                    unsigned long long *changed) {
+    uint64_t units = (len + 7) / 8, first = thread_first_unit(per_thread);
+    uint64_t mine = dev_units_count(mask, units, first, per_thread);
+    uint64_t at = offsets[blockIdx.x] + block_inclusive_scan(mine) - mine;
+    uint64_t n = dev_apply_sparse_run(dst, packed, mask, len, first, per_thread, at, store, old_out);
+    count_add(changed, (uint32_t)n); /* at most 8 * per_thread */
+}
+
+__global__ void mmsb_k_compress(uint8_t *packed_out, const uint8_t *src, const uint8_t *mask, uint64_t len,
+                                uint64_t per_thread, const uint64_t *offsets) {
+    uint64_t units = (len + 7) / 8, first = thread_first_unit(per_thread);
+    uint64_t mine = dev_units_count(mask, units, first, per_thread);
+    uint64_t at = offsets[blockIdx.x] + block_inclusive_scan(mine) - mine;
+    dev_compress_run(packed_out, src, mask, len, first, per_thread, at);
 }
 
 /* digests_out: 16 bytes per chunk, the canonical (big-endian) form of

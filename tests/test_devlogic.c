@@ -130,6 +130,68 @@ static void test_compress_units_match_kernels(void **state) {
     free(src), free(mask), free(p1), free(p2);
 }
 
+/* An inclusive prefix sum of vals[0 .. n) the way a block does it: a
+ * dev_scan_step per thread, a step at a time, tmp as the other buffer. */
+static void block_scan(uint64_t *vals, uint64_t *tmp, uint64_t n) {
+    for (uint64_t d = 1; d < n; d *= 2) {
+        for (uint64_t t = 0; t < n; t++) tmp[t] = dev_scan_step(vals, t, d);
+        memcpy(vals, tmp, n * sizeof *vals);
+    }
+}
+
+/* The kernels' three steps for a sparse delta (block counts, their offsets,
+ * a scan inside each block), run on the host with random partitions
+ * (threads per block, units per thread): every scan equals the serial sum,
+ * and sparse apply and compress give the CPU kernels' bytes and counts. */
+static void test_sparse_steps_match_kernels(void **state) {
+    (void)state;
+    rng r = {18};
+    enum { THREADS_MAX = 64 };
+    uint8_t *dst = malloc(LEN_MAX), *src = malloc(LEN_MAX), *mask = malloc(LEN_MAX / 8 + 1);
+    uint8_t *packed = malloc(LEN_MAX), *work = malloc(LEN_MAX), *host = malloc(LEN_MAX), *p2 = malloc(LEN_MAX);
+    uint64_t *offsets = malloc((LEN_MAX / 8 + 1) * sizeof *offsets), counts[THREADS_MAX], tmp[THREADS_MAX];
+    assert_non_null(dst && src && mask && packed && work && host && p2 && offsets);
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t len = random_len(&r), units = units_of(len);
+        uint64_t threads = 1ull << rng_below(&r, 7), per = 1 + rng_below(&r, 5), per_block = threads * per;
+        uint64_t blocks = units == 0 ? 1 : (units + per_block - 1) / per_block;
+        random_pair(&r, dst, src, len);
+        random_mask(&r, mask, len);
+        uint64_t packed_len = kern_portable_ops.compress(packed, src, mask, len);
+        bool store = rng_below(&r, 2) == 1;
+        uint64_t total = 0;
+        for (uint64_t b = 0; b < blocks; b++) { /* steps 1 and 2: block counts, then offsets */
+            offsets[b] = total;
+            total += dev_units_count(mask, units, b * per_block, per_block);
+        }
+        assert_int_equal(total, packed_len);
+        memcpy(work, dst, len);
+        uint64_t changed = 0, compressed = 0;
+        for (uint64_t b = 0; b < blocks; b++) { /* step 3 */
+            for (uint64_t t = 0; t < threads; t++) {
+                counts[t] = dev_units_count(mask, units, b * per_block + t * per, per);
+            }
+            uint64_t serial[THREADS_MAX], sum = 0;
+            for (uint64_t t = 0; t < threads; t++) serial[t] = (sum += counts[t]);
+            uint64_t scanned[THREADS_MAX];
+            memcpy(scanned, counts, threads * sizeof *counts);
+            block_scan(scanned, tmp, threads);
+            assert_memory_equal(scanned, serial, threads * sizeof *serial);
+            for (uint64_t t = 0; t < threads; t++) {
+                uint64_t first = b * per_block + t * per, at = offsets[b] + scanned[t] - counts[t];
+                changed += dev_apply_sparse_run(work, packed, mask, len, first, per, at, store, NULL);
+                compressed += dev_compress_run(p2, src, mask, len, first, per, at);
+            }
+        }
+        assert_int_equal(compressed, packed_len);
+        same_bytes(p2, packed, packed_len);
+        memcpy(host, dst, len);
+        assert_int_equal(changed, kern_portable_ops.apply_sparse(host, packed, packed_len, mask, len, store));
+        same_bytes(work, host, len);
+    }
+    free(dst), free(src), free(mask), free(packed), free(work), free(host), free(p2), free(offsets);
+}
+
 /* Every lanewise built-in operation over 1 .. 12 parents and a random lane
  * range of them: the same bytes as op_compute. */
 static void test_op_units_match_ops(void **state) {
@@ -254,6 +316,7 @@ int main(void) {
         cmocka_unit_test(test_diff_units_match_kernels),
         cmocka_unit_test(test_apply_units_match_kernels),
         cmocka_unit_test(test_compress_units_match_kernels),
+        cmocka_unit_test(test_sparse_steps_match_kernels),
         cmocka_unit_test(test_op_units_match_ops),
         cmocka_unit_test(test_xxh3_matches_xxhash),
         cmocka_unit_test(test_xxh3_stripe_lanes_commute),

@@ -1,8 +1,8 @@
 /*
  * test_gpu.cu - the CUDA kernels (gpu/kernels.cu) against the same logic run
  * on the host (gpu/dev_logic.h, which test_devlogic checks against the CPU
- * kernels and xxHash): diff, dense apply with the old bytes, the lanewise
- * operations, chunk digests and tree levels, on random inputs from 1 byte to
+ * kernels and xxHash): diff, dense and sparse apply with the old bytes,
+ * compress, the lanewise operations, chunk digests and tree levels, on random inputs from 1 byte to
  * 256 MiB. Run by make test-gpu; with no CUDA device it says why and exits
  * 77 (skipped).
  */
@@ -19,9 +19,16 @@ __global__ void mmsb_k_apply_dense(uint8_t *dst, const uint8_t *src, const uint8
                                    uint8_t *old_out, unsigned long long *changed);
 __global__ void mmsb_k_chunk_digests(const uint8_t *page, uint64_t size, uint8_t *digests_out);
 __global__ void mmsb_k_merkle_level(const uint8_t *level, uint64_t n, uint8_t *above);
+__global__ void mmsb_k_mask_counts(const uint8_t *mask, uint64_t units, uint64_t per_thread, uint64_t *block_sums);
+__global__ void mmsb_k_offsets(uint64_t *sums, uint64_t n);
+__global__ void mmsb_k_apply_sparse(uint8_t *dst, const uint8_t *packed, const uint8_t *mask, uint64_t len,
+                                    uint64_t per_thread, const uint64_t *offsets, bool store, uint8_t *old_out,
+                                    unsigned long long *changed);
+__global__ void mmsb_k_compress(uint8_t *packed_out, const uint8_t *src, const uint8_t *mask, uint64_t len,
+                                uint64_t per_thread, const uint64_t *offsets);
 __global__ void mmsb_k_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
 
-enum { THREADS = 256, BLOCKS_MAX = 4096, SKIPPED = 77 };
+enum { THREADS = 256, BLOCKS_MAX = 4096, SKIPPED = 77, SCAN_THREADS = 256 };
 
 static int failures;
 
@@ -108,13 +115,62 @@ static void check_diff_apply(uint64_t *rng, uint64_t size) {
     free(a), free(b), free(mask), free(got);
 }
 
+/* Sparse apply and compress in their three launches, with 1 and 16 mask
+ * bytes per thread: the host's packed bytes, counts, old and new bytes. */
+static void check_sparse(uint64_t *rng, uint64_t size) {
+    uint64_t units = (size + 7) / 8;
+    uint8_t *dst = (uint8_t *)malloc(size), *src = (uint8_t *)malloc(size), *mask = (uint8_t *)malloc(units);
+    uint8_t *packed = (uint8_t *)malloc(size), *want = (uint8_t *)malloc(size), *got = (uint8_t *)malloc(size);
+    fill(rng, dst, size);
+    fill(rng, src, size);
+    fill(rng, mask, units);
+    if (size % 8 != 0) mask[units - 1] &= (uint8_t)((1u << (size % 8)) - 1);
+    uint64_t packed_len = dev_compress_run(packed, src, mask, size, 0, units, 0);
+    memcpy(want, dst, size);
+    uint64_t want_changed = dev_apply_sparse_run(want, packed, mask, size, 0, units, 0, true, NULL);
+    uint8_t *ddst = (uint8_t *)dev_copy(dst, size), *dsrc = (uint8_t *)dev_copy(src, size);
+    uint8_t *dmask = (uint8_t *)dev_copy(mask, units), *dpacked, *dold;
+    uint64_t *dsums;
+    unsigned long long *dcount, count = 0;
+    CHECK_CUDA(cudaMalloc(&dpacked, size));
+    CHECK_CUDA(cudaMalloc(&dold, size));
+    CHECK_CUDA(cudaMalloc(&dcount, sizeof count));
+    const uint64_t pers[] = {1, 16};
+    for (int k = 0; k < 2; k++) {
+        uint64_t per = pers[k], blocks = (units + SCAN_THREADS * per - 1) / (SCAN_THREADS * per);
+        CHECK_CUDA(cudaMalloc(&dsums, blocks * sizeof *dsums));
+        mmsb_k_mask_counts<<<(uint32_t)blocks, SCAN_THREADS>>>(dmask, units, per, dsums);
+        mmsb_k_offsets<<<1, SCAN_THREADS>>>(dsums, blocks);
+        CHECK_CUDA(cudaMemset(dpacked, 0, size));
+        mmsb_k_compress<<<(uint32_t)blocks, SCAN_THREADS>>>(dpacked, dsrc, dmask, size, per, dsums);
+        CHECK_CUDA(cudaDeviceSynchronize());
+        host_copy(got, dpacked, packed_len);
+        expect(memcmp(got, packed, packed_len) == 0, "compress", size);
+        CHECK_CUDA(cudaMemcpy(ddst, dst, size, cudaMemcpyHostToDevice));
+        CHECK_CUDA(cudaMemset(dcount, 0, sizeof count));
+        mmsb_k_apply_sparse<<<(uint32_t)blocks, SCAN_THREADS>>>(ddst, dpacked, dmask, size, per, dsums, true, dold,
+                                                               dcount);
+        CHECK_CUDA(cudaDeviceSynchronize());
+        host_copy(&count, dcount, sizeof count);
+        expect(count == want_changed, "sparse apply's count", size);
+        host_copy(got, ddst, size);
+        expect(memcmp(got, want, size) == 0, "sparse apply's new bytes", size);
+        host_copy(got, dold, size);
+        expect(memcmp(got, dst, size) == 0, "sparse apply's old bytes", size);
+        cudaFree(dsums);
+    }
+    cudaFree(ddst), cudaFree(dsrc), cudaFree(dmask), cudaFree(dpacked), cudaFree(dold), cudaFree(dcount);
+    free(dst), free(src), free(mask), free(packed), free(want), free(got);
+}
+
 /* A page digest: the chunk launch, then a launch per tree level. */
 static void check_digest(uint64_t *rng, uint64_t size) {
     uint8_t *page = (uint8_t *)malloc(size), secret[DEV_XXH_SECRET_BYTES];
     fill(rng, page, size);
     dev_xxh_secret_for_seed(dev_xxh_ksecret, DEV_SEED_CHUNK, secret);
     uint64_t chunks = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES, n = chunks;
-    uint8_t *level = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES), *above = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
+    uint8_t *level = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
+    uint8_t *above = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
     uint8_t *got = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
     for (uint64_t c = 0; c < chunks; c++) dev_chunk_digest(page, size, c, dev_xxh_ksecret, secret, level + c * 16);
     uint8_t *dpage = (uint8_t *)dev_copy(page, size), *dlevel, *dabove;
@@ -176,6 +232,7 @@ int main(void) {
     const uint64_t sizes[] = {1, 7, 8, 4095, 4096, 4097, 65537, (1ull << 20) + 3, 16ull << 20, 256ull << 20};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         check_diff_apply(&rng, sizes[k]);
+        check_sparse(&rng, sizes[k]);
         check_digest(&rng, sizes[k]);
         if (sizes[k] <= (16ull << 20)) check_ops(&rng, sizes[k]);
         printf("test_gpu: %llu bytes checked\n", (unsigned long long)sizes[k]);
