@@ -29,12 +29,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__CUDACC__)
 #define DEV_HD static inline __host__ __device__
 #else
 #define DEV_HD static inline
+#endif
+
+/* Assertions stay on, on both sides: a device thread that finds one false
+ * stops the kernel (the launch then fails with the device's error). */
+#if defined(__CUDA_ARCH__)
+#define DEV_ASSERT(c)                                                                                      \
+    do {                                                                                                   \
+        if (!(c)) __trap();                                                                                \
+    } while (0)
+#else
+#define DEV_ASSERT(c)                                                                                      \
+    do {                                                                                                   \
+        if (!(c)) {                                                                                        \
+            fprintf(stderr, "mmsb: device logic assertion failed: %s (%s:%d)\n", #c, __FILE__, __LINE__);  \
+            abort();                                                                                       \
+        }                                                                                                  \
+    } while (0)
 #endif
 
 /* ---- bytes and words -------------------------------------------------------------------- */
@@ -69,6 +88,7 @@ DEV_HD uint32_t dev_popcount8(uint8_t m) {
 
 /* The bytes [8t, 8t + 8) of a page of len bytes that thread t owns. */
 DEV_HD uint32_t dev_unit_bytes(uint64_t len, uint64_t t) {
+    DEV_ASSERT(t <= UINT64_MAX / 8);
     uint64_t at = 8 * t;
     return at >= len ? 0u : (len - at >= 8 ? 8u : (uint32_t)(len - at));
 }
@@ -93,6 +113,7 @@ DEV_HD uint32_t dev_diff_unit(const uint8_t *cur, const uint8_t *next, uint64_t 
  * at the same offsets, for the journal. */
 DEV_HD uint32_t dev_apply_unit(uint8_t *dst, const uint8_t *src, bool packed, const uint8_t *mask, uint64_t len,
                                uint64_t t, uint64_t packed_at, bool store, uint8_t *old_out) {
+    DEV_ASSERT(dst != NULL && mask != NULL && t < (len + 7) / 8 && (src != NULL || mask[t] == 0));
     uint32_t n = dev_unit_bytes(len, t), changed = 0;
     uint8_t m = mask[t];
     for (uint32_t j = 0; j < n; j++) {
@@ -148,6 +169,7 @@ DEV_HD uint64_t dev_units_count(const uint8_t *mask, uint64_t units, uint64_t fi
  * after the steps d = 1, 2, 4, ... below n, element t holds in[0] + ... +
  * in[t]. Each step reads the previous step's values only. */
 DEV_HD uint64_t dev_scan_step(const uint64_t *in, uint64_t t, uint64_t d) {
+    DEV_ASSERT(d >= 1);
     return in[t] + (t >= d ? in[t - d] : 0);
 }
 
@@ -209,7 +231,7 @@ DEV_HD uint64_t dev_combine8(uint32_t op, uint64_t a, uint64_t b) {
             out |= (uint64_t)(x > y ? x : y) << k;
         }
         return out;
-    default: return 0; /* not lanewise: dev_op_is_lanewise says so first */
+    default: DEV_ASSERT(!"not a lanewise operation"); return 0;
     }
 }
 
@@ -217,6 +239,7 @@ DEV_HD uint64_t dev_combine8(uint32_t op, uint64_t a, uint64_t b) {
  * as op_compute has them) from the n parents' same bytes. */
 DEV_HD void dev_op_unit(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint64_t t,
                         uint8_t *out) {
+    DEV_ASSERT(dev_op_is_lanewise(op) && n >= 1 && lo <= hi);
     uint32_t bytes = dev_unit_bytes(hi - lo, t);
     uint64_t at = lo + 8 * t;
     uint8_t word[8] = {0};
@@ -238,6 +261,11 @@ enum {
     DEV_XXH_STRIPES_PER_BLOCK = (DEV_XXH_SECRET_BYTES - DEV_XXH_STRIPE_BYTES) / DEV_XXH_SECRET_STEP,
     DEV_XXH_BLOCK_BYTES = DEV_XXH_STRIPE_BYTES * DEV_XXH_STRIPES_PER_BLOCK,
     DEV_XXH_MIDSIZE_MAX = 240,
+    DEV_XXH_SECRET_MIN = 136,   /* the smallest secret: where 129..240's last mix reads */
+    DEV_XXH_MID_START = 3,      /* 129..240: the secret's offset for rounds after the fourth */
+    DEV_XXH_MID_LAST = 17,      /* ... and how far before DEV_XXH_SECRET_MIN the last one ends */
+    DEV_XXH_LAST_STRIPE = 7,    /* long inputs: the last stripe's secret is this far back */
+    DEV_XXH_MERGE_START = 11,   /* long inputs: where the merges read the secret */
 };
 
 /* xxHash's default secret, as a list for an initializer: the kernels keep a
@@ -290,7 +318,6 @@ DEV_HD uint64_t dev_fold64(uint64_t a, uint64_t b) {
     return p.lo ^ p.hi;
 }
 
-DEV_HD uint64_t dev_rotl64(uint64_t v, uint32_t r) { return (v << r) | (v >> (64 - r)); }
 DEV_HD uint32_t dev_rotl32(uint32_t v, uint32_t r) { return (v << r) | (v >> (32 - r)); }
 DEV_HD uint32_t dev_bswap32(uint32_t v) {
     return (v >> 24) | ((v >> 8) & 0xFF00u) | ((v << 8) & 0xFF0000u) | (v << 24);
@@ -396,9 +423,9 @@ DEV_HD dev_h128 dev_xxh_129to240(const uint8_t *in, uint64_t len, const uint8_t 
     acc.lo = dev_avalanche3(acc.lo);
     acc.hi = dev_avalanche3(acc.hi);
     for (uint32_t i = 4; i < rounds; i++) {
-        acc = dev_mix32(acc, in + 32 * i, in + 32 * i + 16, sec + 3 + 32 * (i - 4), seed);
+        acc = dev_mix32(acc, in + 32 * i, in + 32 * i + 16, sec + DEV_XXH_MID_START + 32 * (i - 4), seed);
     }
-    acc = dev_mix32(acc, in + len - 16, in + len - 32, sec + 136 - 17 - 16, 0 - seed);
+    acc = dev_mix32(acc, in + len - 16, in + len - 32, sec + DEV_XXH_SECRET_MIN - DEV_XXH_MID_LAST - 16, 0 - seed);
     return dev_xxh_mid_finish(acc, len, seed);
 }
 
@@ -456,6 +483,7 @@ DEV_HD uint64_t dev_xxh_merge(const uint64_t acc[8], const uint8_t *sec, uint64_
  * blocks of 16 stripes, each followed by a scramble; then the stripes of
  * the last block; then the input's last 64 bytes; then the merges. */
 DEV_HD dev_h128 dev_xxh_long(const uint8_t *in, uint64_t len, const uint8_t *sec) {
+    DEV_ASSERT(len > DEV_XXH_MIDSIZE_MAX && sec != NULL);
     uint64_t acc[8];
     dev_xxh_acc_init(acc);
     uint64_t blocks = (len - 1) / DEV_XXH_BLOCK_BYTES;
@@ -471,10 +499,11 @@ DEV_HD dev_h128 dev_xxh_long(const uint8_t *in, uint64_t len, const uint8_t *sec
     for (uint64_t s = 0; s < stripes; s++) {
         dev_xxh_stripe(acc, tail + s * DEV_XXH_STRIPE_BYTES, sec + s * DEV_XXH_SECRET_STEP);
     }
-    dev_xxh_stripe(acc, in + len - DEV_XXH_STRIPE_BYTES, sec + DEV_XXH_SECRET_BYTES - DEV_XXH_STRIPE_BYTES - 7);
+    const uint8_t *last_sec = sec + DEV_XXH_SECRET_BYTES - DEV_XXH_STRIPE_BYTES - DEV_XXH_LAST_STRIPE;
+    dev_xxh_stripe(acc, in + len - DEV_XXH_STRIPE_BYTES, last_sec);
     dev_h128 h;
-    h.lo = dev_xxh_merge(acc, sec + 11, len * DEV_P64_1);
-    h.hi = dev_xxh_merge(acc, sec + DEV_XXH_SECRET_BYTES - 64 - 11, ~(len * DEV_P64_2));
+    h.lo = dev_xxh_merge(acc, sec + DEV_XXH_MERGE_START, len * DEV_P64_1);
+    h.hi = dev_xxh_merge(acc, sec + DEV_XXH_SECRET_BYTES - 64 - DEV_XXH_MERGE_START, ~(len * DEV_P64_2));
     return h;
 }
 
@@ -483,6 +512,7 @@ DEV_HD dev_h128 dev_xxh_long(const uint8_t *in, uint64_t len, const uint8_t *sec
  * of it, needed only past 240 bytes (a kernel makes it once per block). */
 DEV_HD dev_h128 dev_xxh3_128(const uint8_t *in, uint64_t len, uint64_t seed, const uint8_t *ksecret,
                              const uint8_t *seeded_secret) {
+    DEV_ASSERT((in != NULL || len == 0) && ksecret != NULL);
     if (len <= 16) return dev_xxh_0to16(in, len, ksecret, seed);
     if (len <= 128) return dev_xxh_17to128(in, len, ksecret, seed);
     if (len <= DEV_XXH_MIDSIZE_MAX) return dev_xxh_129to240(in, len, ksecret, seed);
@@ -507,6 +537,7 @@ DEV_HD void dev_digest_put(dev_h128 h, uint8_t out[DEV_DIGEST_BYTES]) {
 /* Chunk c of a page of size bytes: thread c's digest. */
 DEV_HD void dev_chunk_digest(const uint8_t *page, uint64_t size, uint64_t c, const uint8_t *ksecret,
                              const uint8_t *chunk_secret, uint8_t out[DEV_DIGEST_BYTES]) {
+    DEV_ASSERT(c < (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES);
     uint64_t at = c * DEV_CHUNK_BYTES;
     uint64_t len = size - at < (uint64_t)DEV_CHUNK_BYTES ? size - at : (uint64_t)DEV_CHUNK_BYTES;
     dev_digest_put(dev_xxh3_128(page + at, len, DEV_SEED_CHUNK, ksecret, chunk_secret), out);
@@ -535,6 +566,7 @@ DEV_HD void dev_merkle_node(const uint8_t left[DEV_DIGEST_BYTES], const uint8_t 
  * one is EMPTY); the level above has (n + 1) / 2. */
 DEV_HD void dev_merkle_parent(const uint8_t *level, uint64_t n, uint64_t p, const uint8_t *ksecret,
                               uint8_t *above) {
+    DEV_ASSERT(p < (n + 1) / 2);
     uint8_t empty[DEV_DIGEST_BYTES] = {0};
     const uint8_t *right = 2 * p + 1 < n ? level + (2 * p + 1) * DEV_DIGEST_BYTES : empty;
     dev_merkle_node(level + 2 * p * DEV_DIGEST_BYTES, right, ksecret, above + p * DEV_DIGEST_BYTES);

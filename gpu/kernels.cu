@@ -1,13 +1,14 @@
 /*
- * kernels.cu - the device kernels, each a grid-stride loop over the
- * per-element logic of dev_logic.h (one mask byte, eight page bytes, or one
- * 4 KiB chunk per thread).
+ * kernels.cu - the device kernels over the per-element logic of
+ * dev_logic.h: grid-stride loops of one mask byte, eight page bytes, one
+ * 4 KiB chunk or one tree node per thread, and for sparse deltas a block per
+ * run of mask bytes.
  *
  * The engine does not launch them yet: the device location that will (issue
- * 14's device path) is not built. They are compiled in every CUDA build so
- * that nvcc checks the shared logic for the device, and the logic itself is
- * tested on the host (tests/test_devlogic.c), and make test-gpu compares
- * these kernels with it on a GPU (tests/test_gpu.cu).
+ * 14's device path) is not built. Every CUDA build compiles them, so nvcc
+ * checks the shared logic for the device. The logic itself is tested on the
+ * host (tests/test_devlogic.c), and make test-gpu compares these kernels
+ * with it on a GPU (tests/test_gpu.cu).
  */
 #include <stdint.h>
 
