@@ -56,7 +56,7 @@ ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c) \
             $(wildcard tlog/repl/*.c)
 ifeq ($(GPU_ON),1)
-GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o $(BUILD)/obj/gpu/kernels.o
+GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 # libmmsb.a already holds the CUDA runtime (folded in, its symbols local).
 LIBS_PRIVATE := -pthread -luring -llmdb -lnats -ldl -lrt
@@ -69,7 +69,9 @@ GPU_OBJ :=
 endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GPU_OBJ)
 # The kernels against the host (tests/test_gpu.cu): built with the suite
-# where CUDA is, so it always compiles; run only by make test-gpu.
+# where CUDA is, so the kernels always compile; run only by make test-gpu.
+# The library does not hold the kernels until the engine launches them (no
+# fatbin for the CUDA runtime to register when a program loads it).
 GPU_TEST_BIN := $(if $(GPU_OBJ),$(BUILD)/tests/test_gpu)
 
 BENCH_SRCS := $(wildcard bench/*.c)

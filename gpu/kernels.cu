@@ -5,8 +5,9 @@
  * run of mask bytes.
  *
  * The engine does not launch them yet: the device location that will (issue
- * 14's device path) is not built. Every CUDA build compiles them, so nvcc
- * checks the shared logic for the device. The logic itself is tested on the
+ * 14's device path) is not built, and the library does not hold them yet.
+ * Every CUDA build compiles them for the GPU check (tests/test_gpu.cu), so
+ * nvcc checks the shared logic for the device. The logic itself is tested on the
  * host (tests/test_devlogic.c), and make test-gpu compares these kernels
  * with it on a GPU (tests/test_gpu.cu).
  */
