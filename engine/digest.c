@@ -11,13 +11,8 @@
 #include <string.h>
 
 #include "base/bytes.h"
+#include "base/seeds.h"
 #include "digest.h"
-
-/* Domain-separation seeds of XXH3-128 (ASCII, read as big-endian). */
-#define SEED_CHUNK 0x4d4d53422d63686bull /* "MMSB-chk" */
-#define SEED_NODE 0x4d4d53422d6e6f64ull  /* "MMSB-nod" */
-#define SEED_LEAF 0x4d4d53422d6c6566ull  /* "MMSB-lef" */
-#define SEED_ROOT 0x4d4d53422d726f6full  /* "MMSB-roo" */
 
 static const h128 EMPTY = {0, 0};
 

@@ -14,6 +14,19 @@
  * commit (a log of 64-byte changes holds two records per commit). */
 enum { PUBLISH_EVERY_RECORDS = 4096 };
 
+/* Room for `need` pairs in *pairs (doubling at least); false when memory
+ * cannot be had (or the hook point "recovery-aborted-ranges" refuses it). */
+static bool pairs_grow(const scan_ahead *s, uint64_t **pairs, uint64_t *cap, uint64_t need) {
+    ASSERT(need > *cap);
+    uint64_t want = need > 2 * *cap ? need : 2 * *cap;
+    if (engine_point(s->e, "recovery-aborted-ranges") != 0) return false;
+    uint64_t *grown = realloc(*pairs, 2 * want * sizeof *grown);
+    if (grown == NULL) return false;
+    *pairs = grown;
+    *cap = want;
+    return true;
+}
+
 /* Copies the cursor's aborted ranges the applying pass does not have yet,
  * then moves the boundary to the last commit checked. Under s->lock. */
 static void publish_locked(scan_ahead *s, log_cursor *c) {
@@ -22,16 +35,8 @@ static void publish_locked(scan_ahead *s, log_cursor *c) {
     uint64_t count;
     cursor_aborted_view(c, &pairs, &count);
     ASSERT(count >= s->pair_count);
-    if (count > s->pair_cap && s->pairs_rc == 0) {
-        uint64_t cap = count > 2 * s->pair_cap ? count : 2 * s->pair_cap;
-        bool refused = engine_point(s->e, "recovery-aborted-ranges") != 0;
-        uint64_t *grown = refused ? NULL : realloc(s->pairs, 2 * cap * sizeof *grown);
-        if (grown != NULL) {
-            s->pairs = grown;
-            s->pair_cap = cap;
-        } else {
-            s->pairs_rc = MMSB_ENOMEM;
-        }
+    if (count > s->pair_cap && s->pairs_rc == 0 && !pairs_grow(s, &s->pairs, &s->pair_cap, count)) {
+        s->pairs_rc = MMSB_ENOMEM;
     }
     if (s->pairs_rc != 0) return; /* the boundary stays: nothing past it is applied */
     if (count > s->pair_count) {
@@ -118,13 +123,8 @@ int scan_ahead_start(scan_ahead *s, mmsb_engine *e, const cursor_start *start) {
 
 static int take_pairs(scan_ahead *s, uint64_t **pairs, uint64_t *count, uint64_t *cap) {
     ASSERT(*count <= s->pair_count);
-    if (s->pair_count > *cap) {
-        uint64_t want = s->pair_count > 2 * *cap ? s->pair_count : 2 * *cap;
-        bool refused = engine_point(s->e, "recovery-aborted-ranges") != 0;
-        uint64_t *grown = refused ? NULL : realloc(*pairs, 2 * want * sizeof *grown);
-        if (grown == NULL) return err_set(MMSB_ENOMEM, "recovery: aborted ranges");
-        *pairs = grown;
-        *cap = want;
+    if (s->pair_count > *cap && !pairs_grow(s, pairs, cap, s->pair_count)) {
+        return err_set(MMSB_ENOMEM, "recovery: aborted ranges");
     }
     if (s->pair_count > *count) {
         memcpy(*pairs + 2 * *count, s->pairs + 2 * *count, 2 * (s->pair_count - *count) * sizeof **pairs);

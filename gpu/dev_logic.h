@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/base/seeds.h"
+#include "../ffi/mmsb.h"
+
 #if defined(__CUDACC__)
 #define DEV_HD static inline __host__ __device__
 #else
@@ -198,34 +201,25 @@ DEV_HD uint64_t dev_compress_run(uint8_t *packed_out, const uint8_t *src, const 
 
 /* ---- the built-in operations' lanes: eight bytes per thread -------------------------------- */
 
-/* The operations of mmsb.h that combine parents lane by lane (numbers as
- * MMSB_OP_*: this header includes nothing of the engine's). */
-enum {
-    DEV_OP_XOR = 3,
-    DEV_OP_SUM_U32 = 4,
-    DEV_OP_SUM_U64 = 5,
-    DEV_OP_MAX_U8 = 6,
-    DEV_OP_MAX_U32 = 7,
-    DEV_OP_MAX_U64 = 8,
-};
-
-DEV_HD bool dev_op_is_lanewise(uint32_t op) { return op >= DEV_OP_XOR && op <= DEV_OP_MAX_U64; }
+/* The built-in operations that combine parents lane by lane: MMSB_OP_XOR
+ * to MMSB_OP_MAX_U64, in mmsb.h's numbering. */
+DEV_HD bool dev_op_is_lanewise(uint32_t op) { return op >= MMSB_OP_XOR && op <= MMSB_OP_MAX_U64; }
 
 DEV_HD uint64_t dev_combine8(uint32_t op, uint64_t a, uint64_t b) {
     uint64_t out = 0;
     switch (op) {
-    case DEV_OP_XOR: return a ^ b;
-    case DEV_OP_SUM_U64: return a + b;
-    case DEV_OP_MAX_U64: return a > b ? a : b;
-    case DEV_OP_SUM_U32:
-    case DEV_OP_MAX_U32:
+    case MMSB_OP_XOR: return a ^ b;
+    case MMSB_OP_SUM_U64: return a + b;
+    case MMSB_OP_MAX_U64: return a > b ? a : b;
+    case MMSB_OP_SUM_U32:
+    case MMSB_OP_MAX_U32:
         for (uint32_t k = 0; k < 64; k += 32) {
             uint32_t x = (uint32_t)(a >> k), y = (uint32_t)(b >> k);
-            uint32_t r = op == DEV_OP_SUM_U32 ? x + y : (x > y ? x : y);
+            uint32_t r = op == MMSB_OP_SUM_U32 ? x + y : (x > y ? x : y);
             out |= (uint64_t)r << k;
         }
         return out;
-    case DEV_OP_MAX_U8:
+    case MMSB_OP_MAX_U8:
         for (uint32_t k = 0; k < 64; k += 8) {
             uint8_t x = (uint8_t)(a >> k), y = (uint8_t)(b >> k);
             out |= (uint64_t)(x > y ? x : y) << k;
@@ -523,9 +517,6 @@ DEV_HD dev_h128 dev_xxh3_128(const uint8_t *in, uint64_t len, uint64_t seed, con
 
 enum { DEV_DIGEST_BYTES = 16, DEV_CHUNK_BYTES = 4096 };
 
-#define DEV_SEED_CHUNK 0x4d4d53422d63686bull /* "MMSB-chk" */
-#define DEV_SEED_NODE 0x4d4d53422d6e6f64ull  /* "MMSB-nod" */
-
 /* A hash in its canonical form: 16 bytes, big-endian, high half first. */
 DEV_HD void dev_digest_put(dev_h128 h, uint8_t out[DEV_DIGEST_BYTES]) {
     for (uint32_t i = 0; i < 8; i++) {
@@ -540,7 +531,7 @@ DEV_HD void dev_chunk_digest(const uint8_t *page, uint64_t size, uint64_t c, con
     DEV_ASSERT(c < (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES);
     uint64_t at = c * DEV_CHUNK_BYTES;
     uint64_t len = size - at < (uint64_t)DEV_CHUNK_BYTES ? size - at : (uint64_t)DEV_CHUNK_BYTES;
-    dev_digest_put(dev_xxh3_128(page + at, len, DEV_SEED_CHUNK, ksecret, chunk_secret), out);
+    dev_digest_put(dev_xxh3_128(page + at, len, SEED_CHUNK, ksecret, chunk_secret), out);
 }
 
 /* Node(L, R): L when R is EMPTY (all zeros), else H(L || R, SEED_NODE).
@@ -559,7 +550,7 @@ DEV_HD void dev_merkle_node(const uint8_t left[DEV_DIGEST_BYTES], const uint8_t 
         pair[DEV_DIGEST_BYTES + i] = right[i];
     }
     /* 32 bytes never reach the long path, which alone needs the seeded secret */
-    dev_digest_put(dev_xxh3_128(pair, sizeof pair, DEV_SEED_NODE, ksecret, NULL), out);
+    dev_digest_put(dev_xxh3_128(pair, sizeof pair, SEED_NODE, ksecret, NULL), out);
 }
 
 /* Parent p of a level of n nodes (the missing right child of an odd last

@@ -123,7 +123,7 @@ __global__ void mmsb_k_compress(uint8_t *packed_out, const uint8_t *src, const u
  * once per block. */
 __global__ void mmsb_k_chunk_digests(const uint8_t *page, uint64_t size, uint8_t *digests_out) {
     __shared__ uint8_t seeded[DEV_XXH_SECRET_BYTES];
-    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, DEV_SEED_CHUNK, seeded);
+    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, SEED_CHUNK, seeded);
     __syncthreads();
     uint64_t chunks = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES;
     for (uint64_t c = thread_first(); c < chunks; c += thread_step()) {

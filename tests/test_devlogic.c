@@ -246,7 +246,7 @@ static void test_xxh3_matches_xxhash(void **state) {
         const uint8_t *data = buf + (len % 8);
         check_hash(data, len, rng_next(&r));
         check_hash(data, len, 0);
-        check_hash(data, len, 0x4d4d53422d63686bull); /* SEED_CHUNK */
+        check_hash(data, len, SEED_CHUNK);
     }
     for (int round = 0; round < 40; round++) {
         uint64_t len = HASH_LEN_MAX + rng_below(&r, LONG_LEN_MAX - HASH_LEN_MAX);
@@ -284,7 +284,7 @@ static void test_page_digest_matches_engine(void **state) {
     uint8_t *bytes = malloc(SIZE_MAX_BYTES), *level = malloc(SIZE_MAX_BYTES / 256 + 64);
     uint8_t *above = malloc(SIZE_MAX_BYTES / 256 + 64), chunk_secret[DEV_XXH_SECRET_BYTES];
     assert_non_null(bytes && level && above);
-    dev_xxh_secret_for_seed(dev_xxh_ksecret, DEV_SEED_CHUNK, chunk_secret);
+    dev_xxh_secret_for_seed(dev_xxh_ksecret, SEED_CHUNK, chunk_secret);
     const uint64_t sizes[] = {1, 17, 240, 241, 4095, 4096, 4097, 8192, 8193, 3 * 4096, 5 * 4096 + 7, 65536,
                               65537, SIZE_MAX_BYTES};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0] + 20; k++) {

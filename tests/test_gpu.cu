@@ -167,7 +167,7 @@ static void check_sparse(uint64_t *rng, uint64_t size) {
 static void check_digest(uint64_t *rng, uint64_t size) {
     uint8_t *page = (uint8_t *)malloc(size), secret[DEV_XXH_SECRET_BYTES];
     fill(rng, page, size);
-    dev_xxh_secret_for_seed(dev_xxh_ksecret, DEV_SEED_CHUNK, secret);
+    dev_xxh_secret_for_seed(dev_xxh_ksecret, SEED_CHUNK, secret);
     uint64_t chunks = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES, n = chunks;
     uint8_t *level = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
     uint8_t *above = (uint8_t *)malloc(chunks * DEV_DIGEST_BYTES);
@@ -206,7 +206,7 @@ static void check_ops(uint64_t *rng, uint64_t size) {
     dptrs = (uint8_t **)dev_copy(din, sizeof din);
     uint8_t *want = (uint8_t *)malloc(size), *got = (uint8_t *)malloc(size), *dout;
     CHECK_CUDA(cudaMalloc(&dout, size));
-    for (uint32_t op = DEV_OP_XOR; op <= DEV_OP_MAX_U64; op++) {
+    for (uint32_t op = MMSB_OP_XOR; op <= MMSB_OP_MAX_U64; op++) {
         for (uint64_t t = 0; t < size / 8; t++) dev_op_unit(op, in, PARENTS, 0, size, t, want);
         mmsb_k_op<<<blocks_for(size / 8), THREADS>>>(op, dptrs, PARENTS, 0, size, dout);
         CHECK_CUDA(cudaDeviceSynchronize());

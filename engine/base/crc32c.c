@@ -78,7 +78,6 @@ enum {
 };
 static const uint32_t CRC_POLY_REFLECTED = 0x82F63B78u;
 static const uint32_t CRC_X0 = 0x80000000u; /* the polynomial 1 */
-static const uint32_t CRC_X8 = 0x00800000u; /* x^8: one byte's shift */
 
 /* x^(8 * block) mod P for the two block sizes; test_kernels recomputes them
  * with crc32c_shift_constant. */
@@ -105,12 +104,8 @@ uint32_t crc32c_xpow(uint64_t bits) {
 }
 
 uint32_t crc32c_shift_constant(uint64_t bytes) {
-    uint32_t result = CRC_X0, power = CRC_X8; /* power: x^(8 * 2^k) */
-    for (; bytes != 0; bytes >>= 1) { /* at most 64 steps */
-        if (bytes & 1) result = crc_mulmod(result, power);
-        power = crc_mulmod(power, power);
-    }
-    return result;
+    ASSERT(bytes <= UINT64_MAX / 8);
+    return crc32c_xpow(8 * bytes);
 }
 
 __attribute__((target("sse4.2"))) static uint64_t crc_chain(uint64_t c, const uint8_t *p, size_t len) {
@@ -151,7 +146,8 @@ __attribute__((target("sse4.2"))) static uint64_t crc_three(uint64_t c, const ui
  * more bytes is c * x^(8n) mod P, and crc32(0, clmul(c, K)) is c * K * x^33
  * mod P, so K = x^(8n - 33). SHORT_SHIFT[n / 8 - 1] holds K for 2n and for
  * n bytes; test_kernels recomputes them with crc32c_xpow. */
-enum { CRC_SHORT_MIN = 24, CRC_SHORT_STREAM_MAX = 504 };
+enum { CRC_SHORT_MIN = 24, CRC_SHORT_STREAM_MAX = (3 * CRC_BLOCK_SMALL - 1) / 24 * 8 };
+_Static_assert(CRC_SHORT_STREAM_MAX == 504, "the table below has a row per 8 bytes up to 504");
 static const uint32_t SHORT_SHIFT[CRC_SHORT_STREAM_MAX / 8][2] = {
     {0x493c7d27u, 0x00000001u}, {0xba4fc28eu, 0x493c7d27u}, {0xddc0152bu, 0xf20c0dfeu},
     {0x9e4addf8u, 0xba4fc28eu}, {0x39d3b296u, 0x3da6d0cbu}, {0x0715ce53u, 0xddc0152bu},
@@ -250,5 +246,11 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t crc32c_sse42(uint32_t c
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
     ASSERT(data != NULL || len == 0);
     if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, len, __builtin_cpu_supports("pclmul"));
+    return crc32c_portable(crc, data, len);
+}
+
+uint32_t crc32c_without_clmul(uint32_t crc, const void *data, size_t len) {
+    ASSERT(data != NULL || len == 0);
+    if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, len, false);
     return crc32c_portable(crc, data, len);
 }
