@@ -247,7 +247,8 @@ MMSB_API int mmsb_attach_page_info(mmsb_attach *attach, uint64_t page_id, mmsb_p
     if (rc != 0) return rc;
     *info = (mmsb_pageinfo){.struct_size = sizeof(mmsb_pageinfo),
                             .location = (copy.flags & PE_DEVICE) ? MMSB_LOC_DEVICE : MMSB_LOC_HOST,
-                            .page_id = page_id, .size_bytes = copy.size_bytes, .epoch = copy.epoch};
+                            .page_id = page_id, .size_bytes = copy.size_bytes, .epoch = copy.epoch,
+                            .flags = page_flags_of(copy.flags)};
     return 0;
 }
 

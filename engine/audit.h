@@ -81,7 +81,6 @@ uint64_t audit_child(const mmsb_engine *e, uint64_t id, uint32_t k);
 typedef enum audit_verdict {
     AUDIT_NOT_DERIVED = 0, /* nothing to check */
     AUDIT_USER_OP,         /* a user operation: its code is not in the log */
-    AUDIT_ON_DEVICE,       /* a page or a parent on the device: not compared */
     AUDIT_SAME,            /* signature and bytes as the operation gives them */
     AUDIT_BAD_SIGNATURE,   /* the signature is not the one the parents' epochs give */
     AUDIT_BAD_BYTES,       /* the bytes differ, first at `offset` */

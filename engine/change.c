@@ -23,15 +23,27 @@ enum { BATCH_DELTAS_MAX = 1 << 24 };
 
 /* ---- create and free --------------------------------------------------------- */
 
+/* A create's placement flags: one of them at most, and the device only
+ * where there is a device location. */
+static int create_flags_check(const mmsb_engine *e, uint32_t flags, const char *fn) {
+    if (!page_flags_valid(flags)) {
+        return err_set(MMSB_EINVAL, "%s: flags 0x%x are not 0, MMSB_PAGE_HOST or MMSB_PAGE_DEVICE", fn, flags);
+    }
+    if ((flags & MMSB_PAGE_DEVICE) && e->dv.dev == NULL) {
+        return err_set(MMSB_ENOTSUP, "%s: MMSB_PAGE_DEVICE, but this engine has no device (gpu: %s)", fn,
+                       e->gpu.text);
+    }
+    return 0;
+}
+
 /* Memory first (it can run out), then the log record, then the page. */
 static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, uint64_t *page_id_out) {
     ASSERT(!e->read_only && !e->cc.active);
     if (page_id_out == NULL) return err_set(MMSB_EINVAL, "mmsb_page_create: page_id_out is NULL");
-    if (flags != 0) {
-        return err_set(MMSB_EINVAL, "mmsb_page_create: unknown flags 0x%x (none are defined yet)", flags);
-    }
+    int rc = create_flags_check(e, flags, "mmsb_page_create");
+    if (rc != 0) return rc;
     page_alloc a;
-    int rc = page_prepare(e, size_bytes, "mmsb_page_create", &a);
+    rc = page_prepare(e, size_bytes, "mmsb_page_create", &a);
     if (rc != 0) return rc;
     commit_begin(e);
     uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
@@ -41,7 +53,7 @@ static int create_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flags, ui
         page_prepare_undo(e, size_bytes, &a);
         return rc;
     }
-    *page_id_out = page_publish(e, size_bytes, &a);
+    *page_id_out = page_publish(e, size_bytes, flags, &a);
     ASSERT(*page_id_out == id);
     uint64_t seq;
     return commit_finish(e, 0, &seq);
@@ -64,7 +76,8 @@ static int create_many_check(const mmsb_engine *e, uint32_t flags, uint64_t coun
     ASSERT(e != NULL);
     const char *fn = "mmsb_page_create_many";
     if (first_out == NULL) return err_set(MMSB_EINVAL, "%s: first_id_out is NULL", fn);
-    if (flags != 0) return err_set(MMSB_EINVAL, "%s: unknown flags 0x%x (none are defined yet)", fn, flags);
+    int rc = create_flags_check(e, flags, fn);
+    if (rc != 0) return rc;
     if (count == 0 || count > MMSB_PAGES_PER_CREATE_MAX) {
         return err_set(MMSB_EINVAL, "%s: count %llu outside 1..%u", fn, (unsigned long long)count,
                        MMSB_PAGES_PER_CREATE_MAX);
@@ -99,7 +112,7 @@ static int create_many_logged(mmsb_engine *e, uint64_t size_bytes, uint32_t flag
         return rc;
     }
     for (uint64_t k = 0; k < count; k++) {
-        uint64_t id = page_publish(e, size_bytes, &a[k]);
+        uint64_t id = page_publish(e, size_bytes, flags, &a[k]);
         ASSERT(id == first + k);
     }
     free(a);

@@ -113,8 +113,9 @@ static int put_one(mmsb_engine *e, uint64_t id) {
         int rc = ckpt_del_page(e->ck.store, id);
         return rc != 0 ? rc : ckpt_del_derive(e->ck.store, id);
     }
-    ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch, .flags = 0,
-                   .location = (pe->flags & PE_DEVICE) ? MMSB_LOC_DEVICE : MMSB_LOC_HOST};
+    /* Placement is not state: a device page is stored as its mirror, at the host location. */
+    ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch, .flags = page_flags_of(pe->flags),
+                   .location = MMSB_LOC_HOST};
     uint8_t *bytes;
     int rc = ckpt_put_page(e->ck.store, &p, &bytes);
     if (rc != 0) return rc;
@@ -316,7 +317,7 @@ typedef struct load_ctx {
 int checkpoint_load_page(mmsb_engine *e, const ckpt_page *p, uint64_t id_end, const char *fn) {
     ASSERT(!e->cc.active && id_end >= 1);
     uint64_t next = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
-    if (p->id < next || p->id >= id_end || p->flags != 0 || p->location != MMSB_LOC_HOST) {
+    if (p->id < next || p->id >= id_end || !page_flags_valid(p->flags) || p->location != MMSB_LOC_HOST) {
         return err_set(MMSB_ECORRUPT, "%s: page %llu (size %llu, flags 0x%x, location %u) out of order or range",
                        fn, (unsigned long long)p->id, (unsigned long long)p->size_bytes, p->flags, p->location);
     }
@@ -324,7 +325,7 @@ int checkpoint_load_page(mmsb_engine *e, const ckpt_page *p, uint64_t id_end, co
     page_alloc a;
     int rc = page_prepare(e, p->size_bytes, fn, &a);
     if (rc != 0) return rc;
-    uint64_t id = page_publish(e, p->size_bytes, &a);
+    uint64_t id = page_publish(e, p->size_bytes, p->flags, &a);
     ASSERT(id == p->id);
     page_load_epoch(e, id, entry_of(e, id), p->epoch);
     if (p->bytes != NULL) {

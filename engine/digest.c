@@ -88,19 +88,44 @@ static h128 hash_chunk(const kern_ops *k, const uint8_t *bytes, uint64_t size_by
     return k->hash(bytes + start, min_u64(CHUNK_BYTES, size_bytes - start), SEED_CHUNK);
 }
 
+/* The dirty chunks' digests from the page's location, DEVICE_HASH_BATCH
+ * chunks at a time (a device page's come from its device copy). */
+static uint64_t hash_dirty_by_location(mmsb_engine *e, const page_entry *pe, const chunk_tree *t) {
+    const location_ops *loc = location_of(e, pe);
+    uint64_t *chunks = e->dv.hash_chunks, words = (t->chunks + 63) / 64, changed = 0;
+    uint32_t n = 0;
+    for (uint64_t w = 0; w <= words; w++) {
+        uint64_t bits = w < words ? t->dirty[w] : 0;
+        for (; bits != 0; bits &= bits - 1) chunks[n++] = w * 64 + (uint64_t)__builtin_ctzll(bits);
+        /* a word adds at most 64: flush before the next could overflow the batch */
+        if (n > DEVICE_HASH_BATCH - 64 || (w == words && n > 0)) {
+            loc->hash_chunks(e, pe, chunks, n, e->dv.hash_out);
+            for (uint32_t i = 0; i < n; i++) t->nodes[t->leaves + chunks[i]] = e->dv.hash_out[i];
+            changed += n;
+            n = 0;
+        }
+    }
+    ASSERT(n == 0);
+    return changed;
+}
+
 /* Rehashes the dirty chunks, then the tree above them: path by path when few
  * changed, the whole tree when that is cheaper. */
-static void refresh_chunk_tree(const mmsb_engine *e, const page_entry *pe) {
+static void refresh_chunk_tree(mmsb_engine *e, const page_entry *pe) {
     ASSERT(pe->flags & PE_LIVE);
     chunk_tree t = tree_of(e, pe);
     const uint8_t *bytes = page_bytes(e, pe);
     uint64_t words = (t.chunks + 63) / 64;
     uint64_t changed = 0;
-    for (uint64_t w = 0; w < words; w++) {
-        for (uint64_t bits = t.dirty[w]; bits != 0; bits &= bits - 1) {
-            uint64_t chunk = w * 64 + (uint64_t)__builtin_ctzll(bits);
-            t.nodes[t.leaves + chunk] = hash_chunk(e->kern, bytes, pe->size_bytes, chunk);
-            changed++;
+    if (pe->flags & PE_DEVICE) {
+        changed = hash_dirty_by_location(e, pe, &t);
+    } else {
+        for (uint64_t w = 0; w < words; w++) {
+            for (uint64_t bits = t.dirty[w]; bits != 0; bits &= bits - 1) {
+                uint64_t chunk = w * 64 + (uint64_t)__builtin_ctzll(bits);
+                t.nodes[t.leaves + chunk] = hash_chunk(e->kern, bytes, pe->size_bytes, chunk);
+                changed++;
+            }
         }
     }
     ASSERT(changed > 0);
@@ -130,6 +155,9 @@ static void refresh_page_digest(mmsb_engine *e, page_entry *pe) {
     bool multi = chunks_of(pe->size_bytes) > 1;
     if (multi) {
         refresh_chunk_tree(e, pe);
+    } else if (pe->flags & PE_DEVICE) {
+        const uint64_t chunk0 = 0;
+        location_of(e, pe)->hash_chunks(e, pe, &chunk0, 1, &single);
     } else {
         single = hash_chunk(e->kern, page_bytes(e, pe), pe->size_bytes, 0);
     }

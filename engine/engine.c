@@ -39,9 +39,10 @@ enum {
 /* The public structs' sizes are part of ABI 1 (on LP64 machines): a
  * change to one is a new ABI, never an accident, except growth at the end of
  * a struct that carries its size (0.2 added replication to the options and
- * the engine info; 0.1's sizes are still taken: OPTIONS_SIZE_V1 below). */
+ * the engine info, 0.4 the device path; 0.1's sizes are still taken:
+ * OPTIONS_SIZE_V1 below). */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(mmsb_options) == 192, "ABI 1: mmsb_options (0.1: 160)");
+_Static_assert(sizeof(mmsb_options) == 200, "ABI 1: mmsb_options (0.1: 160, 0.2: 192)");
 _Static_assert(offsetof(mmsb_options, replication_servers) == 160, "ABI 1: 0.1's mmsb_options");
 _Static_assert(offsetof(mmsb_engineinfo, replicated_seq) == 960, "ABI 1: 0.1's mmsb_engineinfo");
 _Static_assert(sizeof(mmsb_replica_info) == 96, "ABI 1: mmsb_replica_info");
@@ -50,7 +51,7 @@ _Static_assert(sizeof(mmsb_pageinfo) == 40, "ABI 1: mmsb_pageinfo");
 _Static_assert(sizeof(mmsb_change) == 24, "ABI 1: mmsb_change");
 _Static_assert(sizeof(mmsb_commit_result) == 64, "ABI 1: mmsb_commit_result");
 _Static_assert(sizeof(mmsb_event) == 40, "ABI 1: mmsb_event");
-_Static_assert(sizeof(mmsb_engineinfo) == 1200, "ABI 1: mmsb_engineinfo (0.1: 960)");
+_Static_assert(sizeof(mmsb_engineinfo) == 1312, "ABI 1: mmsb_engineinfo (0.1: 960, 0.3: 1200)");
 _Static_assert(sizeof(mmsb_derive_spec) == 40 && sizeof(mmsb_deriveinfo) == 40, "ABI 1: derivations");
 _Static_assert(sizeof(mmsb_log_record) == 160 && sizeof(mmsb_op_input) == 64, "ABI 1: log records, op input");
 _Static_assert(sizeof(mmsb_digest) == 16, "ABI 1: mmsb_digest");
@@ -208,7 +209,11 @@ static int options_check(mmsb_options *o) {
     }
     if (o->kernel > MMSB_KERNEL_AVX512)
         return err_set(MMSB_EINVAL, "mmsb_open: kernel %u is not an MMSB_KERNEL_* value", o->kernel);
-    if (o->gpu > MMSB_GPU_OFF) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
+    if (o->gpu > MMSB_GPU_EMULATE) return err_set(MMSB_EINVAL, "mmsb_open: gpu %u is not an MMSB_GPU_* value", o->gpu);
+    if (o->gpu_threshold_bytes > o->page_bytes_max) {
+        return err_set(MMSB_EINVAL, "mmsb_open: gpu_threshold_bytes %llu is above page_bytes_max %llu (0: the default)",
+                       (unsigned long long)o->gpu_threshold_bytes, (unsigned long long)o->page_bytes_max);
+    }
     if (o->reserved0 != 0) return err_set(MMSB_EINVAL, "mmsb_open: reserved0 is %u, must be 0", o->reserved0);
     if (o->arena_bytes_max < ARENA_BYTES_MIN || o->arena_bytes_max > REGION_BYTES_MAX) {
         return err_set(MMSB_EINVAL, "mmsb_open: arena_bytes_max %llu outside %llu..%llu",
@@ -350,6 +355,7 @@ static void engine_release(mmsb_engine *e) {
     commit_close(e);
     graph_close(&e->g);
     digest_close(e);
+    location_close(e);
     region_close(&e->aux);
     region_close(&e->data);
     vmap_close(&e->pages);
@@ -389,10 +395,7 @@ static int engine_build(mmsb_engine *e, const char *dir) {
         e->dir = strdup(dir);
         if (e->dir == NULL) rc = err_set(MMSB_ENOMEM, "mmsb_open: out of memory");
     }
-    if (rc == 0 && e->opts.gpu == MMSB_GPU_AUTO) gpu_probe(&e->gpu);
-    if (rc == 0 && e->opts.gpu == MMSB_GPU_OFF) {
-        snprintf(e->gpu.text, sizeof e->gpu.text, "off (MMSB_GPU_OFF)");
-    }
+    if (rc == 0) rc = location_open(e);
     return rc;
 }
 
@@ -637,6 +640,20 @@ MMSB_API int mmsb_close(mmsb_engine *engine) {
 
 /* ---- info and digests -------------------------------------------------------------- */
 
+static void device_info(const mmsb_engine *e, mmsb_engineinfo *out) {
+    const device_state *dv = &e->dv;
+    if (dv->dev != NULL) snprintf(out->gpu_device, sizeof out->gpu_device, "%s", gpu_dev_name(dv->dev));
+    bool failed = dv->lost || dv->failed != 0; /* a read-only engine meets it, and never settles */
+    bool placing = dv->dev != NULL && !failed;
+    out->gpu_threshold_bytes = placing ? dv->threshold_bytes : 0;
+    out->gpu_threshold_source = placing ? dv->threshold_source : MMSB_GPU_THRESHOLD_NONE;
+    out->gpu_lost = failed;
+    out->gpu_pages = dv->pages;
+    out->gpu_page_bytes = dv->page_bytes;
+    out->gpu_calls = dv->dev != NULL ? gpu_dev_calls(dv->dev) : 0;
+    out->gpu_fallbacks = dv->fallbacks;
+}
+
 MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     int rc = engine_enter(engine, "mmsb_engine_info");
     if (rc != 0) return rc;
@@ -692,6 +709,7 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info) {
     out.recovered_from_checkpoint = engine->ck.loaded;
     snprintf(out.checkpoint_detail, sizeof out.checkpoint_detail, "%s", engine->ck.note);
     replicate_info(engine, &out);
+    device_info(engine, &out);
     uint32_t size = info->struct_size;
     memcpy(info, &out, min_u64(size, sizeof out)); /* an older header's struct gets its fields */
     info->struct_size = size;

@@ -94,7 +94,7 @@ static bool bytes_zero(const uint8_t *p, uint64_t len) {
 /* PAGE, then a BYTES frame per MiB that holds a byte other than zero. */
 static int export_page(mmsb_engine *e, export_out *o, uint64_t id, const page_entry *pe) {
     ASSERT(pe->flags & PE_LIVE);
-    ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch};
+    ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch, .flags = page_flags_of(pe->flags)};
     int rc = put_frame(o, XP_PAGE, xp_encode_page(body_of(o), &p));
     for (uint64_t off = 0; rc == 0 && off < pe->size_bytes; off += XP_CHUNK_BYTES) {
         uint64_t n = min_u64(XP_CHUNK_BYTES, pe->size_bytes - off);

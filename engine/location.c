@@ -1,9 +1,17 @@
 /*
- * location.c - the host location: page bytes in the shared arena, changed
- * with the engine's vectorised kernels.
+ * location.c - where pages' bytes live. The host location: the shared
+ * arena, changed with the engine's vectorised kernels. The device location
+ * (location.h): the same, plus a copy in device memory kept current through
+ * the device's staging buffer.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/seeds.h"
+#include "digest.h"
+#include "engine.h"
 #include "state.h"
 
 static uint64_t host_diff(const mmsb_engine *e, const page_entry *pe, uint64_t offset,
@@ -13,7 +21,7 @@ static uint64_t host_diff(const mmsb_engine *e, const page_entry *pe, uint64_t o
     return e->kern->diff(page_bytes(e, pe) + offset, src, len, mask_out);
 }
 
-static uint64_t host_delta(const mmsb_engine *e, page_entry *pe, const mmsb_delta *d, bool store) {
+static uint64_t host_delta(mmsb_engine *e, page_entry *pe, const mmsb_delta *d, bool store) {
     ASSERT(d->page_id != 0 && d->len > 0);
     ASSERT(d->offset + d->len <= pe->size_bytes);
     uint8_t *dst = page_bytes(e, pe) + d->offset;
@@ -23,7 +31,7 @@ static uint64_t host_delta(const mmsb_engine *e, page_entry *pe, const mmsb_delt
     return e->kern->apply_dense(dst, d->payload, d->mask, d->len, store);
 }
 
-static void host_store(const mmsb_engine *e, page_entry *pe, uint64_t offset, const uint8_t *src,
+static void host_store(mmsb_engine *e, page_entry *pe, uint64_t offset, const uint8_t *src,
                        uint64_t len) {
     ASSERT(src != NULL && len > 0);
     ASSERT(offset + len <= pe->size_bytes);
@@ -37,10 +45,224 @@ static void host_load(const mmsb_engine *e, const page_entry *pe, uint64_t offse
     memcpy(dst, page_bytes(e, pe) + offset, len);
 }
 
+static void host_hash_chunks(mmsb_engine *e, const page_entry *pe, const uint64_t *chunks, uint32_t count,
+                             h128 *out) {
+    ASSERT(chunks != NULL && out != NULL && count <= DEVICE_HASH_BATCH);
+    const uint8_t *bytes = page_bytes(e, pe);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t at = chunks[i] * CHUNK_BYTES;
+        ASSERT(at < pe->size_bytes);
+        out[i] = e->kern->hash(bytes + at, min_u64(CHUNK_BYTES, pe->size_bytes - at), SEED_CHUNK);
+    }
+}
+
 const location_ops location_host = {
     .name = "host",
     .diff = host_diff,
     .delta = host_delta,
     .store = host_store,
     .load = host_load,
+    .hash_chunks = host_hash_chunks,
 };
+
+/* ---- the device location ------------------------------------------------------------------ */
+
+static bool device_usable(const mmsb_engine *e) { return e->dv.dev != NULL && e->dv.failed == 0 && !e->dv.lost; }
+
+/* The first device error: the pages go back to the host at the next settle.
+ * The call that met it still succeeds (the mirror has every change), so
+ * the error's words are kept for the engine info, not returned. */
+static void device_fail(mmsb_engine *e, int rc) {
+    ASSERT(rc < 0 && e->dv.dev != NULL);
+    if (e->dv.failed != 0) return;
+    e->dv.failed = rc;
+    snprintf(e->dv.lost_detail, sizeof e->dv.lost_detail, "%s: %s", mmsb_strerror(rc), mmsb_last_error());
+}
+
+/* The hooks' point `name` refuses the step after it: an error to fail with. */
+static int device_point(const mmsb_engine *e, const char *name, int code) {
+    int refused = engine_point(e, name);
+    if (refused == 0) return 0;
+    return err_set(code, "%s refused (%s)", name, strerror(refused));
+}
+
+static bool device_submit(mmsb_engine *e) {
+    ASSERT(device_usable(e));
+    int rc = device_point(e, "gpu-submit", MMSB_EIO);
+    if (rc == 0) rc = gpu_dev_submit(e->dv.dev);
+    if (rc != 0) device_fail(e, rc);
+    return rc == 0;
+}
+
+/* Stages [offset, offset + len) of the page's mirror for its copy, in
+ * pieces the buffer can hold, submitting when it is full. */
+static void stage_mirror(mmsb_engine *e, const page_entry *pe, uint64_t offset, uint64_t len) {
+    ASSERT(offset + len <= pe->size_bytes);
+    uint64_t piece_max = gpu_dev_stage_max(e->dv.dev);
+    const uint8_t *src = page_bytes(e, pe) + offset;
+    for (uint64_t done = 0; done < len && device_usable(e);) {
+        uint64_t n = min_u64(len - done, piece_max);
+        uint64_t at = pe->data_off + offset + done;
+        if (!gpu_dev_stage_copy(e->dv.dev, at, src + done, n)) {
+            if (!device_submit(e)) return;
+            bool staged = gpu_dev_stage_copy(e->dv.dev, at, src + done, n);
+            ASSERT(staged); /* an empty buffer holds any piece */
+        }
+        done += n;
+    }
+}
+
+/* A delta goes to the copy as it is (mask and payload), or, when larger
+ * than the buffer, as the mirror's bytes it changed. */
+static void stage_delta(mmsb_engine *e, const page_entry *pe, const mmsb_delta *d, uint64_t changed) {
+    uint64_t sparse = (d->flags & MMSB_DELTA_SPARSE) != 0;
+    gpu_delta g = {.offset = pe->data_off + d->offset, .len = d->len, .mask = d->mask, .payload = d->payload,
+                   .payload_len = sparse ? d->payload_len : d->len, .sparse = sparse, .changed = changed};
+    if ((d->len + 7) / 8 + g.payload_len > gpu_dev_stage_max(e->dv.dev)) {
+        stage_mirror(e, pe, d->offset, d->len);
+        return;
+    }
+    if (gpu_dev_stage_delta(e->dv.dev, &g)) return;
+    if (!device_submit(e)) return;
+    bool staged = gpu_dev_stage_delta(e->dv.dev, &g);
+    ASSERT(staged);
+}
+
+static uint64_t device_delta(mmsb_engine *e, page_entry *pe, const mmsb_delta *d, bool store) {
+    uint64_t changed = host_delta(e, pe, d, store);
+    if (store && device_usable(e)) stage_delta(e, pe, d, changed);
+    return changed;
+}
+
+static void device_store(mmsb_engine *e, page_entry *pe, uint64_t offset, const uint8_t *src, uint64_t len) {
+    host_store(e, pe, offset, src, len);
+    if (device_usable(e)) stage_mirror(e, pe, offset, len);
+}
+
+/* Digests come from the copy, so a copy that missed a change shows in the
+ * digests and the state root. */
+static void device_hash_chunks(mmsb_engine *e, const page_entry *pe, const uint64_t *chunks, uint32_t count,
+                               h128 *out) {
+    ASSERT(pe->flags & PE_DEVICE);
+    int rc = 0;
+    if (device_usable(e) && gpu_dev_staged(e->dv.dev) && !device_submit(e)) rc = e->dv.failed;
+    if (rc == 0 && device_usable(e)) rc = device_point(e, "gpu-hash", MMSB_EIO);
+    if (rc == 0 && device_usable(e)) {
+        rc = gpu_dev_hash_chunks(e->dv.dev, pe->data_off, pe->size_bytes, chunks, count, out);
+    }
+    if (rc != 0) device_fail(e, rc);
+    if (!device_usable(e)) host_hash_chunks(e, pe, chunks, count, out);
+}
+
+const location_ops location_device = {
+    .name = "device",
+    .diff = host_diff,
+    .delta = device_delta,
+    .store = device_store,
+    .load = host_load,
+    .hash_chunks = device_hash_chunks,
+};
+
+/* ---- opening, placement, settling ----------------------------------------------------------- */
+
+enum {
+    DEVICE_STAGING_BYTES = 4 * 1024 * 1024,
+    EMULATED_THRESHOLD_BYTES = 4096, /* a chunk: the suite's pages of 4 KiB and up take the device path */
+};
+
+/* The device kind asked for: the options', or MMSB_GPU's in place of AUTO. */
+static int device_mode(const mmsb_engine *e, uint32_t *mode) {
+    *mode = e->opts.gpu;
+    const char *env = getenv("MMSB_GPU");
+    if (*mode != MMSB_GPU_AUTO || env == NULL || env[0] == '\0') return 0;
+    if (strcmp(env, "auto") == 0) return 0;
+    if (strcmp(env, "off") == 0) *mode = MMSB_GPU_OFF;
+    else if (strcmp(env, "emulate") == 0) *mode = MMSB_GPU_EMULATE;
+    else return err_set(MMSB_EINVAL, "MMSB_GPU=%s: expected auto, off or emulate", env);
+    return 0;
+}
+
+int location_open(mmsb_engine *e) {
+    ASSERT(e->dv.dev == NULL && e->loc[LOCATION_HOST] != NULL);
+    uint32_t mode;
+    int rc = device_mode(e, &mode);
+    if (rc != 0) return rc;
+    if (mode == MMSB_GPU_OFF) {
+        const char *by = e->opts.gpu == MMSB_GPU_OFF ? "MMSB_GPU_OFF" : "MMSB_GPU=off";
+        snprintf(e->gpu.text, sizeof e->gpu.text, "off (%s)", by);
+        return 0;
+    }
+    if (mode == MMSB_GPU_AUTO) { /* the CUDA device path is not built yet: every page stays on the host */
+        gpu_probe(&e->gpu);
+        return 0;
+    }
+    ASSERT(mode == MMSB_GPU_EMULATE);
+    gpu_dev_config cfg = {.bytes_max = e->opts.arena_bytes_max, .staging_bytes = DEVICE_STAGING_BYTES};
+    rc = gpu_emulate_open(&cfg, &e->dv.dev);
+    if (rc != 0) return rc;
+    e->loc[LOCATION_DEVICE] = &location_device;
+    e->dv.threshold_bytes = e->opts.gpu_threshold_bytes != 0 ? e->opts.gpu_threshold_bytes : EMULATED_THRESHOLD_BYTES;
+    e->dv.threshold_source = e->opts.gpu_threshold_bytes != 0 ? MMSB_GPU_THRESHOLD_OPTION : MMSB_GPU_THRESHOLD_DEFAULT;
+    snprintf(e->gpu.text, sizeof e->gpu.text, "emulated device (MMSB_GPU_EMULATE): pages of %llu bytes and up",
+             (unsigned long long)e->dv.threshold_bytes);
+    return 0;
+}
+
+void location_close(mmsb_engine *e) {
+    gpu_dev_close(e->dv.dev);
+    e->dv.dev = NULL;
+}
+
+bool location_place(mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want) {
+    ASSERT(size_bytes > 0 && (want & ~(uint32_t)(PE_WANT_HOST | PE_WANT_DEVICE)) == 0);
+    if (e->dv.dev == NULL || (want & PE_WANT_HOST)) return false;
+    if (size_bytes < e->dv.threshold_bytes && !(want & PE_WANT_DEVICE)) return false;
+    if (!device_usable(e)) return false;
+    int rc = device_point(e, "gpu-alloc", MMSB_ENOMEM);
+    if (rc == 0) rc = gpu_dev_back(e->dv.dev, data_off + size_bytes);
+    if (rc != 0) { /* out of device memory: this page lives on the host */
+        e->dv.fallbacks++;
+        return false;
+    }
+    if (!gpu_dev_stage_zero(e->dv.dev, data_off, size_bytes)) {
+        if (!device_submit(e)) return false;
+        bool staged = gpu_dev_stage_zero(e->dv.dev, data_off, size_bytes);
+        ASSERT(staged);
+    }
+    e->dv.pages++;
+    e->dv.page_bytes += size_bytes;
+    return true;
+}
+
+void location_forget(mmsb_engine *e, const page_entry *pe) {
+    ASSERT(pe->flags & PE_DEVICE);
+    ASSERT(e->dv.pages >= 1 && e->dv.page_bytes >= pe->size_bytes);
+    e->dv.pages--;
+    e->dv.page_bytes -= pe->size_bytes;
+}
+
+/* Every device page becomes a host page: its mirror has every change, and
+ * its digests are computed again from it, in case the copy they came from
+ * was wrong. */
+static void device_demote_all(mmsb_engine *e) {
+    ASSERT(e->dv.failed != 0 && !e->dv.lost && !e->cc.active);
+    uint64_t id_end = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    for (uint64_t id = 1; id < id_end && e->dv.pages > 0; id++) {
+        page_entry *pe = entry_of(e, id);
+        if ((pe->flags & (PE_LIVE | PE_DEVICE)) != (PE_LIVE | PE_DEVICE)) continue;
+        location_forget(e, pe);
+        entry_write_begin(pe);
+        pe->flags &= ~(uint32_t)PE_DEVICE;
+        digest_mark(e, id, pe, 0, pe->size_bytes);
+        entry_write_end(pe);
+    }
+    ASSERT(e->dv.pages == 0 && e->dv.page_bytes == 0);
+    e->dv.lost = true;
+    snprintf(e->gpu.text, sizeof e->gpu.text, "lost: %.88s", e->dv.lost_detail);
+}
+
+void location_settle(mmsb_engine *e) {
+    if (e->dv.dev == NULL) return;
+    if (device_usable(e) && gpu_dev_staged(e->dv.dev)) (void)device_submit(e);
+    if (e->dv.failed != 0 && !e->dv.lost) device_demote_all(e);
+}

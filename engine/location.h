@@ -29,16 +29,42 @@ typedef struct location_ops {
                      const uint8_t *src, uint64_t len, uint8_t *mask_out);
     /* Counts (store false) or also writes (store true) the masked bytes of
      * a validated delta that differ from the page; returns how many. */
-    uint64_t (*delta)(const struct mmsb_engine *e, struct page_entry *pe, const mmsb_delta *d,
-                      bool store);
+    uint64_t (*delta)(struct mmsb_engine *e, struct page_entry *pe, const mmsb_delta *d, bool store);
     /* Copies src over the page's bytes [offset, offset + len). */
-    void (*store)(const struct mmsb_engine *e, struct page_entry *pe, uint64_t offset,
+    void (*store)(struct mmsb_engine *e, struct page_entry *pe, uint64_t offset,
                   const uint8_t *src, uint64_t len);
     /* Copies the page's bytes [offset, offset + len) to dst. */
     void (*load)(const struct mmsb_engine *e, const struct page_entry *pe, uint64_t offset,
                  uint8_t *dst, uint64_t len);
+    /* The digests of chunks[0 .. count) of the page (DIGESTS.md); count is at
+     * most DEVICE_HASH_BATCH. */
+    void (*hash_chunks)(struct mmsb_engine *e, const struct page_entry *pe, const uint64_t *chunks,
+                        uint32_t count, h128 *out);
 } location_ops;
 
 extern const location_ops location_host;
+/* A device page's bytes are in the shared arena as a host page's are (its
+ * mirror, which every reader, checkpoint and the log use) and in device
+ * memory at the same offset (its copy). Checks and the journal read the
+ * mirror; a change is made to the mirror by the host kernels and staged for
+ * the copy, which gets it at the commit's end (location_settle) or when the
+ * staging buffer fills; digests are computed from the copy. */
+extern const location_ops location_device;
+
+/* The device location the options (or MMSB_GPU) ask for, if any: none
+ * (AUTO, OFF), or the emulated device. Fills e->dv. */
+int location_open(struct mmsb_engine *e) MUST_CHECK;
+void location_close(struct mmsb_engine *e);
+/* Whether a new page (its bytes at data_off, PE_WANT_* in want) is a device
+ * page: its size and flags say so, and the device has memory for it (if
+ * not, it is placed on the host and counted). Then its copy is zeroed. */
+bool location_place(struct mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want);
+/* A device page was freed. */
+void location_forget(struct mmsb_engine *e, const struct page_entry *pe);
+/* The end of a commit (or of a replayed one): what is staged goes to the
+ * device. After a device error every device page becomes a host page (its
+ * mirror is current) and no page goes to the device again. Off the
+ * commit's path of the pages it settles. */
+void location_settle(struct mmsb_engine *e);
 
 #endif /* MMSB_LOCATION_H */

@@ -105,10 +105,18 @@ void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a)
     region_free(&e->data, a->data_off, size_bytes);
 }
 
-uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) {
+uint32_t page_want_of(uint32_t page_flags) {
+    ASSERT(page_flags_valid(page_flags));
+    uint32_t want = (page_flags & MMSB_PAGE_HOST) ? PE_WANT_HOST : 0u;
+    return want | ((page_flags & MMSB_PAGE_DEVICE) ? PE_WANT_DEVICE : 0u);
+}
+
+uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, uint32_t page_flags, const page_alloc *a) {
     ASSERT(size_bytes > 0 && size_bytes <= e->opts.page_bytes_max);
     uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (!a->zeroed) memset(region_ptr(&e->data, a->data_off), 0, size_bytes);
+    uint32_t want = page_want_of(page_flags);
+    bool device = location_place(e, a->data_off, size_bytes, want);
     page_entry *pe = entry_of(e, id);
     ASSERT(!(pe->flags & PE_LIVE)); /* ids are never reused */
     entry_write_begin(pe);
@@ -117,7 +125,7 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a) 
     pe->epoch = 0;
     pe->u.tree.aux_off = a->aux_off;
     pe->u.tree.unused = 0;
-    pe->flags = PE_LIVE;
+    pe->flags = PE_LIVE | want | (device ? PE_DEVICE : 0u);
     digest_page_created(e, id, pe);
     entry_write_end(pe);
     atomic_store_explicit(&e->page_id_next, id + 1, memory_order_release);
@@ -140,8 +148,9 @@ void page_remove(mmsb_engine *e, uint64_t id, page_entry *pe) {
     ASSERT(pe == entry_of(e, id) && (pe->flags & PE_LIVE));
     ASSERT(e->pages_live >= 1);
     uint64_t aux_bytes = digest_aux_bytes(pe->size_bytes);
+    if (pe->flags & PE_DEVICE) location_forget(e, pe);
     entry_write_begin(pe);
-    pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY);
+    pe->flags &= ~(uint32_t)(PE_LIVE | PE_DIGEST_DIRTY | PE_DEVICE | PE_WANT_HOST | PE_WANT_DEVICE);
     digest_mark(e, id, pe, 0, 0);
     entry_write_end(pe);
     region_free(&e->data, pe->data_off, pe->size_bytes);

@@ -32,8 +32,11 @@ void page_prepare_undo(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a)
 /* A per-id table was opened again (so it is empty): the next create checks
  * every table's room again. */
 void page_ids_forget(mmsb_engine *e);
-/* Makes the prepared page visible as the next id (epoch 0, all zeros). */
-uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, const page_alloc *a);
+/* Makes the prepared page visible as the next id (epoch 0, all zeros),
+ * placed by its size and its MMSB_PAGE_* flags (valid ones). */
+uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, uint32_t page_flags, const page_alloc *a);
+/* The PE_WANT_* of valid MMSB_PAGE_* flags. */
+uint32_t page_want_of(uint32_t page_flags);
 /* A fresh page (epoch 0) being loaded takes its epoch; PAGE_LOAD then
  * brings its bytes. */
 void page_load_epoch(mmsb_engine *e, uint64_t id, page_entry *pe, uint64_t epoch);

@@ -99,7 +99,7 @@ MMSB_API int mmsb_page_info(mmsb_engine *engine, uint64_t page_id, mmsb_pageinfo
         .page_id = page_id,
         .size_bytes = copy.size_bytes,
         .epoch = copy.epoch,
-        .flags = 0,
+        .flags = page_flags_of(copy.flags),
     };
     return 0;
 }
@@ -127,10 +127,7 @@ MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id, const void **
     entry_copy copy;
     rc = read_consistent(engine, page_id, "mmsb_page_view", &copy, 0, NULL, 0);
     if (rc != 0) return rc;
-    if (copy.flags & PE_DEVICE) {
-        return err_set(MMSB_ENOTSUP, "mmsb_page_view: page %llu lives on the GPU; use mmsb_page_read",
-                       (unsigned long long)page_id);
-    }
+    /* a device page's mirror: current at every commit (location.c) */
     *data_out = region_ptr(&engine->data, copy.data_off);
     ASSERT((copy.flags & PE_LIVE) && copy.size_bytes > 0);
     if (size_out != NULL) *size_out = copy.size_bytes;

@@ -51,14 +51,14 @@ static int replay_create(replay_ctx *x, const log_rec *r) {
     int rc = rec_decode_create(r, &id, &size, &flags);
     if (rc != 0) return rc;
     uint64_t next = atomic_load(&x->e->page_id_next);
-    if (id != next || flags != 0) {
+    if (id != next || !page_flags_valid(flags)) {
         return err_set(MMSB_ECORRUPT, "PAGE_CREATE seq %llu: page %llu with flags 0x%x, expected page %llu",
                        (unsigned long long)r->seq, (unsigned long long)id, flags, (unsigned long long)next);
     }
     page_alloc a;
     rc = page_prepare(x->e, size, "recovery", &a);
     if (rc != 0) return rc;
-    page_publish(x->e, size, &a);
+    page_publish(x->e, size, flags, &a);
     ASSERT(atomic_load(&x->e->page_id_next) == id + 1);
     return 0;
 }
@@ -146,6 +146,7 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
     rec_commit c;
     int rc = rec_decode_commit(r, &c);
     if (rc != 0) return rc;
+    location_settle(x->e);
     if (c.flags & COMMIT_HAS_ROOT) {
         h128 root;
         digest_root(x->e, &root);

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 
+#include "../gpu/device.h"
 #include "../gpu/gpu.h"
 #include "../tlog/checkpoint/lmdb_store.h"
 #include "../tlog/writer.h"
@@ -28,8 +29,15 @@ enum {
 enum {
     PE_LIVE = 1u << 0,         /* the id names an existing page */
     PE_DIGEST_DIRTY = 1u << 1, /* bytes changed since the digest was computed */
-    PE_DEVICE = 1u << 2,       /* the bytes live on the GPU */
+    PE_DEVICE = 1u << 2,       /* a device page: a copy on the device, the bytes here its mirror */
+    PE_WANT_HOST = 1u << 3,    /* created with MMSB_PAGE_HOST */
+    PE_WANT_DEVICE = 1u << 4,  /* created with MMSB_PAGE_DEVICE */
 };
+
+/* The MMSB_PAGE_* flags a page was created with. */
+static inline uint32_t page_flags_of(uint32_t pe_flags) {
+    return ((pe_flags & PE_WANT_HOST) ? MMSB_PAGE_HOST : 0u) | ((pe_flags & PE_WANT_DEVICE) ? MMSB_PAGE_DEVICE : 0u);
+}
 
 /* One page-table entry, 48 bytes, in shared memory (a memfd) so that another
  * process can later map the table read-only. Readers copy an entry under its
@@ -122,6 +130,22 @@ typedef struct subscriber {
 
 typedef struct replicator replicator; /* replicate.c */
 
+enum { DEVICE_HASH_BATCH = 256 }; /* chunk digests asked of the device at once */
+
+/* The device location (location.c): NULL dev, every page on the host. */
+typedef struct device_state {
+    gpu_dev *dev;
+    uint64_t threshold_bytes;   /* pages this big or bigger go to the device */
+    uint32_t threshold_source;  /* MMSB_GPU_THRESHOLD_* */
+    int failed;                 /* a device error not yet acted on: an MMSB_E* code */
+    bool lost;                  /* the device pages went back to the host, for good */
+    char lost_detail[200];      /* why */
+    uint64_t pages, page_bytes; /* device pages now, and their bytes */
+    uint64_t fallbacks;         /* placed on the host: the device had no memory */
+    uint64_t hash_chunks[DEVICE_HASH_BATCH];
+    h128 hash_out[DEVICE_HASH_BATCH];
+} device_state;
+
 typedef struct totals {
     uint64_t commits, recomputes, skips, backdates, delta_propagations, aborts;
 } totals;
@@ -134,6 +158,7 @@ struct mmsb_engine {
     const kern_ops *kern;
     const location_ops *loc[LOCATION_COUNT]; /* by location; NULL: none here */
     gpu_status gpu;
+    device_state dv;
     char *dir;
     int dir_fd;
     int lock_fd;

@@ -31,9 +31,9 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------- */
 
 #define MMSB_VERSION_MAJOR 0
-#define MMSB_VERSION_MINOR 3
+#define MMSB_VERSION_MINOR 4
 #define MMSB_VERSION_PATCH 0
-#define MMSB_VERSION_STRING "0.3.0"
+#define MMSB_VERSION_STRING "0.4.0"
 /* The ABI version: bumped on any incompatible change of this header. The
  * shared library's soname carries it (libmmsb.so.1). */
 #define MMSB_ABI_VERSION 1
@@ -158,9 +158,16 @@ typedef struct mmsb_digest {
 #define MMSB_IO_URING 1u
 #define MMSB_IO_SYNC 2u
 
-/* mmsb_options.gpu */
-#define MMSB_GPU_AUTO 0u /* probe for a CUDA device at open */
-#define MMSB_GPU_OFF 1u  /* never touch the CUDA runtime */
+/* mmsb_options.gpu. Pages at or above the threshold (gpu_threshold_bytes)
+ * are device pages where a device location exists: their bytes live in
+ * device memory, with a mirror in host memory kept current at every commit
+ * (README, "The device path"). The environment variable MMSB_GPU
+ * (auto|off|emulate) overrides AUTO. */
+#define MMSB_GPU_AUTO 0u    /* probe for a CUDA device at open */
+#define MMSB_GPU_OFF 1u     /* never touch the CUDA runtime; every page on the host */
+#define MMSB_GPU_EMULATE 2u /* an emulated device in host memory: device pages take
+                               the device path (staging, batching, device digests,
+                               failures) on machines without a GPU; for tests */
 
 typedef struct mmsb_options {
     uint32_t struct_size;      /* sizeof(mmsb_options) of the caller */
@@ -218,6 +225,11 @@ typedef struct mmsb_options {
     uint32_t replication_create;     /* 0: the stream must exist; 1 .. 5:
                                         create it with that many copies */
     uint32_t reserved3;              /* must be 0 */
+    /* the device path (added in 0.4) */
+    uint64_t gpu_threshold_bytes; /* pages this big or bigger are device pages;
+                                     0: the device's default (the emulated
+                                     device: 4096; a CUDA device: no device
+                                     pages until calibration is built) */
 } mmsb_options;
 
 /* mmsb_options.propagation */
@@ -314,7 +326,24 @@ typedef struct mmsb_engineinfo {
     uint64_t replication_bytes;    /* log bytes published since open */
     char replication[200];         /* "off", or the stream and its state in words */
     uint64_t replication_lag_bytes; /* log bytes it does not hold yet (segments between counted whole; 0.3) */
+    /* the device path (0.4) */
+    char gpu_device[64];           /* where device pages live; "" when nowhere */
+    uint64_t gpu_threshold_bytes;  /* pages this big or bigger go to the device; 0: none do */
+    uint32_t gpu_threshold_source; /* MMSB_GPU_THRESHOLD_* */
+    uint32_t gpu_lost;             /* 1: a device error moved every device page to the
+                                      host, and no page goes to the device again
+                                      (gpu says why) */
+    uint64_t gpu_pages;            /* pages on the device now */
+    uint64_t gpu_page_bytes;       /* their bytes */
+    uint64_t gpu_calls;            /* calls into the device runtime since open */
+    uint64_t gpu_fallbacks;        /* pages placed on the host since open because the
+                                      device had no memory for them */
 } mmsb_engineinfo;
+
+/* mmsb_engineinfo.gpu_threshold_source: how the threshold was chosen */
+#define MMSB_GPU_THRESHOLD_NONE 0u    /* no device location: every page on the host */
+#define MMSB_GPU_THRESHOLD_OPTION 1u  /* gpu_threshold_bytes */
+#define MMSB_GPU_THRESHOLD_DEFAULT 2u /* the device's default */
 
 /* mmsb_engineinfo.recovery_flags */
 #define MMSB_RECOVERED_TORN 0x1u     /* a torn tail was cut */
@@ -330,8 +359,17 @@ MMSB_API int mmsb_engine_info(mmsb_engine *engine, mmsb_engineinfo *info);
 #define MMSB_LOC_HOST 1u
 #define MMSB_LOC_DEVICE 2u
 
-/* Creates a page of size_bytes zero bytes at epoch 0. flags must be 0 (they
- * are reserved for later page kinds). Ids are assigned in order from 1 and
+/* mmsb_page_create flags: where the page lives, whatever its size. They are
+ * logged with the page and kept by checkpoints, so a reopened store places
+ * it the same way (on the host when the engine has no device location). */
+#define MMSB_PAGE_HOST 0x1u   /* always on the host */
+#define MMSB_PAGE_DEVICE 0x2u /* on the device, below the threshold too;
+                                 MMSB_ENOTSUP when the engine has no device
+                                 location. A device without memory for it
+                                 places it on the host (gpu_fallbacks) */
+
+/* Creates a page of size_bytes zero bytes at epoch 0. flags: 0 (placed by
+ * size) or one MMSB_PAGE_* placement. Ids are assigned in order from 1 and
  * never reused within a store. Data is 64-byte aligned, and 4 KiB aligned
  * for pages of 4 KiB or more. */
 /* Role: writer. Errors: MMSB_EINVAL, MMSB_ENOSPC, MMSB_ENOMEM, MMSB_EIO, MMSB_EBUSY,
@@ -378,9 +416,9 @@ MMSB_API int mmsb_page_read(mmsb_engine *engine, uint64_t page_id,
  * freed or the engine is closed; the bytes behind it change in place when the
  * page is written, so a view is not a snapshot (use mmsb_page_read for one
  * while another thread writes). *epoch_out is the epoch at the time of the
- * call. Never write through the view. */
-/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a device
- * page), MMSB_EBUSY. */
+ * call. Never write through the view. A device page's view is its host
+ * mirror, current once each commit returns. */
+/* Role: any thread, beside the writer. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_EBUSY. */
 MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id,
                             const void **data_out, uint64_t *size_out,
                             uint64_t *epoch_out);

@@ -378,7 +378,7 @@ static void test_round_trip_default_options(void **state) {
     places at = places_new();
     mmsb_options o;
     TU_OK(MMSB_OPTIONS_INIT(&o));
-    o.gpu = MMSB_GPU_OFF;
+    o.gpu = tu_gpu();
     mmsb_engine *a = tu_open(at.src, &o);
     world w;
     build_world(a, &w, 17);

@@ -193,7 +193,7 @@ static void test_small_segments_by_segment_bytes_alone(void **state) {
     (void)state;
     mmsb_options o;
     TU_OK(MMSB_OPTIONS_INIT(&o));
-    o.gpu = MMSB_GPU_OFF;
+    o.gpu = tu_gpu();
     o.durability = MMSB_DURABILITY_NONE;
     o.arena_bytes_max = 256ull << 20;
     o.page_bytes_max = 1ull << 20;

@@ -122,7 +122,7 @@ static mmsb_engineinfo info_of(mmsb_engine *e) {
  * checkpoints remove them (retention on, as by default). */
 static void sim_options(mmsb_options *o) {
     TU_OK(MMSB_OPTIONS_INIT(o));
-    o->gpu = MMSB_GPU_OFF;
+    o->gpu = tu_gpu();
     o->arena_bytes_max = 512ull * MiB;
     o->arena_grow_bytes = 1 * MiB;
     o->page_bytes_max = 4 * MiB;

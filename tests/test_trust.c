@@ -968,7 +968,7 @@ static void test_checkpoint_marker_after_seal_default_options(void **state) {
     mmsb_options o;
     TU_OK(MMSB_OPTIONS_INIT(&o));
     o.durability = MMSB_DURABILITY_NONE; /* a fsync per write would take minutes */
-    o.gpu = MMSB_GPU_OFF;
+    o.gpu = tu_gpu();
     char *dir = tu_dir_new(), *crash = tu_dir_new();
     mmsb_engine *e = tu_open(dir, &o);
     uint64_t id;

@@ -70,13 +70,18 @@ void tu_checkpoint_remove(const char *store_dir) {
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+uint32_t tu_gpu(void) {
+    const char *env = getenv("MMSB_GPU");
+    return env != NULL && env[0] != '\0' ? MMSB_GPU_AUTO : MMSB_GPU_OFF;
+}
+
 void tu_options_small(mmsb_options *o) {
     TU_OK(MMSB_OPTIONS_INIT(o));
     o->arena_bytes_max = 256ull << 20;
     o->arena_grow_bytes = 1ull << 20;
     o->page_bytes_max = 64ull << 20;
     o->pages_max = 1u << 16;
-    o->gpu = MMSB_GPU_OFF;
+    o->gpu = tu_gpu();
     /* Tests that are about durability set it; the rest need no fsyncs. */
     o->durability = MMSB_DURABILITY_NONE;
     o->segment_bytes = 4ull << 20;

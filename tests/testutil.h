@@ -31,6 +31,10 @@ void tu_dir_remove(char *dir);
  * the log from genesis, for tests about the log itself. */
 void tu_checkpoint_remove(const char *store_dir);
 
+/* The options' gpu for tests: no device (MMSB_GPU_OFF), unless the run
+ * asks for one through MMSB_GPU (make test-emulate: MMSB_GPU=emulate, and
+ * the suite's pages of 4 KiB and up take the device path). */
+uint32_t tu_gpu(void);
 /* Options with small limits, so tests open quickly. */
 void tu_options_small(mmsb_options *o);
 mmsb_engine *tu_open(const char *dir, const mmsb_options *o);

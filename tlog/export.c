@@ -177,7 +177,9 @@ static int take_page(xp_reader *r, const uint8_t *b, uint32_t len, xp_item *it) 
     ckpt_page p = {.id = get_le64(b), .size_bytes = get_le64(b + 8), .epoch = get_le64(b + 16),
                    .flags = get_le32(b + 24)};
     if (p.id <= r->page_id || p.id >= r->hdr.page_id_next) return bad(r, "PAGE id out of order or range");
-    if (p.size_bytes == 0 || p.flags != 0 || get_le32(b + 28) != 0) return bad(r, "PAGE size or flags invalid");
+    if (p.size_bytes == 0 || !page_flags_valid(p.flags) || get_le32(b + 28) != 0) {
+        return bad(r, "PAGE size or flags invalid");
+    }
     if (p.epoch > r->hdr.commits) return bad(r, "PAGE epoch above the commits the header counts");
     if (r->pages == r->hdr.pages || p.size_bytes > r->hdr.page_bytes - r->page_bytes) {
         return bad(r, "more pages or page bytes than the header counts");

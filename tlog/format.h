@@ -162,6 +162,12 @@ typedef struct rec_commit {
     h128 chain, root;
 } rec_commit;
 
+/* A page's flags (PAGE_CREATE, checkpoints, export streams): 0, or one
+ * placement, MMSB_PAGE_HOST or MMSB_PAGE_DEVICE. */
+static inline bool page_flags_valid(uint32_t flags) {
+    return flags == 0 || flags == MMSB_PAGE_HOST || flags == MMSB_PAGE_DEVICE;
+}
+
 /* Structural checks of payloads; popcount comes from the caller's kernels.
  * Each returns 0 or MMSB_ECORRUPT with a detail. */
 int rec_decode_create(const log_rec *r, uint64_t *page_id, uint64_t *size_bytes, uint32_t *flags);

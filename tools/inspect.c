@@ -103,6 +103,7 @@ static void emit_fields(sink *s, const log_rec *r, const kern_ops *k) {
         if (rec_decode_create(r, &a, &b, &flags) == 0) {
             kv_u64(s, "page", a);
             kv_u64(s, "size", b);
+            if (flags != 0) kv_u64(s, "flags", flags);
         }
         break;
     case REC_PAGE_FREE:

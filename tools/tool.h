@@ -59,7 +59,7 @@ typedef struct replay_watch {
     uint64_t root_at_seq;       /* remember the root after this record; 0: no */
     bool have_root_at;
     h128 root_at;
-    uint64_t roots_checked, derived_checked, derived_user, derived_device;
+    uint64_t roots_checked, derived_checked, derived_user;
     divergence div;
     touched *list;              /* this commit's changes */
     uint64_t count, cap;

@@ -138,7 +138,6 @@ static int check_derived(replay_watch *w, mmsb_engine *e, uint64_t id, uint64_t 
     switch (d.verdict) {
     case AUDIT_NOT_DERIVED: return 0;
     case AUDIT_USER_OP: w->derived_user++; return 0;
-    case AUDIT_ON_DEVICE: w->derived_device++; return 0;
     case AUDIT_SAME: w->derived_checked++; return 0;
     case AUDIT_BAD_SIGNATURE:
         return diverge(w, seq, id, 0, 256, 256, "its signature is not the one its parents' epochs give: "

@@ -437,6 +437,7 @@ static const option_field option_fields[] = {
     {"replicationStream", offsetof(mmsb_options, replication_stream), 0},
     OPTION("replicationTimeoutMs", replication_timeout_ms),
     OPTION("replicationCreate", replication_create),
+    OPTION("gpuThresholdBytes", gpu_threshold_bytes),
 };
 #define OPTION_FIELDS_COUNT (sizeof(option_fields) / sizeof(option_fields[0]))
 #define OPTION_STRING_BYTES 512u
@@ -1461,12 +1462,14 @@ static napi_value js_info(napi_env env, napi_callback_info info)
     static const char *const names[] = {
         "pagesLive", "pageIdNext", "pagesMax", "arenaBytesUsed", "commitSeq", "durableSeq", "durability",
         "logSegment", "logBytesWritten", "logSyncs", "recoveredCommits", "commits", "recomputes", "skips",
-        "backdates", "derivedPages", "edges", "checkpointNumber", "checkpointsWritten", "logSegmentFirst"};
+        "backdates", "derivedPages", "edges", "checkpointNumber", "checkpointsWritten", "logSegmentFirst",
+        "gpuThresholdBytes", "gpuThresholdSource", "gpuLost", "gpuPages", "gpuPageBytes", "gpuCalls", "gpuFallbacks"};
     const uint64_t values[] = {
         ei.pages_live, ei.page_id_next, ei.pages_max, ei.arena_bytes_used, ei.commit_seq, ei.durable_seq,
         ei.durability, ei.log_segment, ei.log_bytes_written, ei.log_syncs, ei.recovered_commits, ei.commits,
         ei.recomputes, ei.skips, ei.backdates, ei.derived_pages, ei.edges, ei.checkpoint_number,
-        ei.checkpoints_written, ei.log_segment_first};
+        ei.checkpoints_written, ei.log_segment_first, ei.gpu_threshold_bytes, ei.gpu_threshold_source, ei.gpu_lost,
+        ei.gpu_pages, ei.gpu_page_bytes, ei.gpu_calls, ei.gpu_fallbacks};
     napi_value out = object_of_u64(env, names, values, sizeof(values) / sizeof(values[0]));
     napi_value text;
     napi_create_string_utf8(env, ei.kernel, strnlen(ei.kernel, sizeof(ei.kernel)), &text);
@@ -1475,6 +1478,8 @@ static napi_value js_info(napi_env env, napi_callback_info info)
     napi_set_named_property(env, out, "ioBackend", text);
     napi_create_string_utf8(env, ei.gpu, strnlen(ei.gpu, sizeof(ei.gpu)), &text);
     napi_set_named_property(env, out, "gpu", text);
+    napi_create_string_utf8(env, ei.gpu_device, strnlen(ei.gpu_device, sizeof(ei.gpu_device)), &text);
+    napi_set_named_property(env, out, "gpuDevice", text);
     return out;
 }
 

@@ -26,6 +26,23 @@ test('versions', () => {
   assert.match(mmsb.strerror(-32006), /corrupt/);
 });
 
+test('device placement on the emulated device', (t) => {
+  const e = new mmsb.Engine(store(t), { ...small, gpu: mmsb.GPU_EMULATE, gpuThresholdBytes: 8192 });
+  const big = e.pageCreate(2 ** 20);
+  const tiny = e.pageCreate(100);
+  const forced = e.pageCreate(64, mmsb.PAGE_DEVICE);
+  assert.deepStrictEqual([big, tiny, forced].map((p) => e.pageInfo(p).location),
+                         [mmsb.LOC_DEVICE, mmsb.LOC_HOST, mmsb.LOC_DEVICE]);
+  e.write(big, 5000, Buffer.alloc(300, 7));
+  assert.deepStrictEqual(e.read(big, 5000, 300), Buffer.alloc(300, 7));
+  const info = e.info();
+  assert.deepStrictEqual([info.gpuPages, info.gpuThresholdBytes, info.gpuThresholdSource],
+                         [2, 8192, mmsb.GPU_THRESHOLD_OPTION]);
+  assert.ok(info.gpuDevice.length > 0);
+  assert.throws(() => e.pageCreate(64, mmsb.PAGE_HOST | mmsb.PAGE_DEVICE), /flags/);
+  e.close();
+});
+
 test('pages, writes, reads and a reopen', (t) => {
   const dir = store(t);
   const e = new mmsb.Engine(dir, small);

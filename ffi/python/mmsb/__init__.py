@@ -57,7 +57,9 @@ __all__ = ["Engine", "Change", "Transfer", "import_store", "CommitResult", "Page
 OPEN_CREATE, OPEN_SALVAGE, OPEN_KEEP_LOG, OPEN_READONLY = 0x1, 0x2, 0x4, 0x8
 DURABILITY_NONE, DURABILITY_GROUP, DURABILITY_SYNC, DURABILITY_REPLICATED = 1, 2, 3, 4
 PROPAGATE_INCREMENTAL, PROPAGATE_FULL = 0, 1
-GPU_AUTO, GPU_OFF = 0, 1
+GPU_AUTO, GPU_OFF, GPU_EMULATE = 0, 1, 2
+GPU_THRESHOLD_NONE, GPU_THRESHOLD_OPTION, GPU_THRESHOLD_DEFAULT = 0, 1, 2
+PAGE_HOST, PAGE_DEVICE = 0x1, 0x2
 DELTA_SPARSE, DELTA_EXPECT_EPOCH = 0x1, 0x2
 OP_COPY, OP_CONCAT, OP_XOR, OP_SUM_U32, OP_SUM_U64, OP_MAX_U8, OP_MAX_U32, OP_MAX_U64 = range(1, 9)
 OP_USER_FIRST = 0x10000
@@ -520,7 +522,8 @@ class Engine:
     # -- pages --
 
     def page_create(self, size: int, flags: int = 0) -> int:
-        """Creates a zero page of `size` bytes in a commit of its own; returns its id."""
+        """Creates a zero page of `size` bytes in a commit of its own; returns its id.
+        flags: 0 (placed by size), PAGE_HOST or PAGE_DEVICE."""
         out = _c_uint64()
         _check(_lib.mmsb_page_create(self._handle(), _uint(size, "size"), _uint(flags, "flags", U32_MAX),
                                      _byref(out)))

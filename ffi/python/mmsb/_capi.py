@@ -28,7 +28,7 @@ class Options(Structure):
         ("txn_bytes_max", c_uint64), ("checkpoint_log_bytes", c_uint64), ("checkpoint_map_bytes", c_uint64),
         ("checkpoint_map_bytes_max", c_uint64), ("checkpoint_readers", c_uint32), ("reserved2", c_uint32),
         ("replication_servers", c_char_p), ("replication_stream", c_char_p), ("replication_timeout_ms", c_uint64),
-        ("replication_create", c_uint32), ("reserved3", c_uint32),
+        ("replication_create", c_uint32), ("reserved3", c_uint32), ("gpu_threshold_bytes", c_uint64),
     ]
 
 
@@ -52,6 +52,9 @@ class EngineInfo(Structure):
         ("recovered_from_checkpoint", c_uint32), ("reserved1", c_uint32), ("checkpoint_detail", c_char * 160),
         ("replicated_seq", c_uint64), ("replication_lag_records", c_uint64), ("replication_messages", c_uint64),
         ("replication_bytes", c_uint64), ("replication", c_char * 200), ("replication_lag_bytes", c_uint64),
+        ("gpu_device", c_char * 64), ("gpu_threshold_bytes", c_uint64), ("gpu_threshold_source", c_uint32),
+        ("gpu_lost", c_uint32), ("gpu_pages", c_uint64), ("gpu_page_bytes", c_uint64), ("gpu_calls", c_uint64),
+        ("gpu_fallbacks", c_uint64),
     ]
 
 

@@ -172,6 +172,25 @@ class TestPackage(Base):
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=package)
             self.assertEqual(run.returncode, 0, run.stdout)
 
+    def test_device_placement_on_the_emulated_device(self):
+        with mmsb.Engine(os.path.join(self.dir, "dev"), **small(gpu=mmsb.GPU_EMULATE, gpu_threshold_bytes=8192)) as e:
+            big = e.page_create(1 << 20)
+            small_page = e.page_create(100)
+            forced = e.page_create(64, mmsb.PAGE_DEVICE)
+            kept = e.page_create(1 << 20, mmsb.PAGE_HOST)
+            self.assertEqual([e.page_info(p).location for p in (big, small_page, forced, kept)],
+                             [mmsb.LOC_DEVICE, mmsb.LOC_HOST, mmsb.LOC_DEVICE, mmsb.LOC_HOST])
+            self.assertEqual(e.page_info(forced).flags, mmsb.PAGE_DEVICE)
+            e.write(big, 5000, b"\x07" * 300)
+            self.assertEqual(e.read(big, 5000, 300), b"\x07" * 300)
+            info = e.info()
+            self.assertEqual((info["gpu_pages"], info["gpu_threshold_bytes"]), (2, 8192))
+            self.assertEqual(info["gpu_threshold_source"], mmsb.GPU_THRESHOLD_OPTION)
+            self.assertTrue(info["gpu_device"])
+        with mmsb.Engine(os.path.join(self.dir, "off"), **small()) as e:
+            with self.assertRaises(mmsb.NotSupported):
+                e.page_create(64, mmsb.PAGE_DEVICE)
+
     def test_paths_of_every_kind(self):
         import pathlib
         store = pathlib.Path(self.dir) / "s"

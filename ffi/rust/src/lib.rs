@@ -160,6 +160,10 @@ pub enum Durability {
     Replicated = 4,
 }
 
+/// Page flag: always on the host.
+pub const PAGE_HOST: u32 = 0x1;
+/// Page flag: on the device whatever its size (an engine with a device only).
+pub const PAGE_DEVICE: u32 = 0x2;
 /// Open flag: create the store when the directory has none.
 pub const OPEN_CREATE: u32 = 0x1;
 /// Open flag: cut a damaged log at its last good commit instead of failing.
@@ -245,6 +249,17 @@ impl Options {
     /// Never touch the CUDA runtime.
     pub fn gpu_off(mut self) -> Options {
         self.0.gpu = 1;
+        self
+    }
+    /// The emulated device (host memory): pages at or above the threshold
+    /// take the device path, for tests on machines without a GPU.
+    pub fn gpu_emulate(mut self) -> Options {
+        self.0.gpu = 2;
+        self
+    }
+    /// Pages this big or bigger are device pages (0: the device's default).
+    pub fn gpu_threshold_bytes(mut self, bytes: u64) -> Options {
+        self.0.gpu_threshold_bytes = bytes;
         self
     }
     /// Limits for small stores (tests, examples): 256 MiB of pages.
@@ -707,8 +722,14 @@ impl Engine {
 
     /// Creates a zero page of `size` bytes in a commit of its own; its id.
     pub fn page_create(&mut self, size: u64) -> Result<u64> {
+        self.page_create_placed(size, 0)
+    }
+
+    /// As page_create, placed by `flags` (`PAGE_HOST` or `PAGE_DEVICE`;
+    /// 0: by size) instead of by size alone.
+    pub fn page_create_placed(&mut self, size: u64, flags: u32) -> Result<u64> {
         let mut id = 0;
-        self.finish(unsafe { sys::mmsb_page_create(self.h, size, 0, &mut id) })?;
+        self.finish(unsafe { sys::mmsb_page_create(self.h, size, flags, &mut id) })?;
         Ok(id)
     }
 

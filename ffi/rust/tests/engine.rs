@@ -38,6 +38,25 @@ fn versions() {
 }
 
 #[test]
+fn device_placement_on_the_emulated_device() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let o = Options::new().small().gpu_emulate().gpu_threshold_bytes(8192).durability(Durability::None);
+    let mut e = Engine::open(&dir.store(), &o).unwrap();
+    let big = e.page_create(1 << 20).unwrap();
+    let small = e.page_create(100).unwrap();
+    let forced = e.page_create_placed(64, mmsb::PAGE_DEVICE).unwrap();
+    assert_eq!(e.page_info(big).unwrap().location, 2);
+    assert_eq!(e.page_info(small).unwrap().location, 1);
+    assert_eq!(e.page_info(forced).unwrap().location, 2);
+    e.write(big, 5000, &[7u8; 300]).unwrap();
+    let info = e.info().unwrap();
+    assert_eq!((info.gpu_pages, info.gpu_threshold_bytes), (2, 8192));
+    assert!(e.page_create_placed(64, mmsb::PAGE_HOST | mmsb::PAGE_DEVICE).is_err());
+    e.close().unwrap();
+}
+
+#[test]
 fn pages_writes_reads_and_reopen() {
     let dir = Dir::new();
     std::fs::create_dir_all(&dir.0).unwrap();

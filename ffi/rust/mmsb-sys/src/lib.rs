@@ -54,6 +54,7 @@ pub struct mmsb_options {
     pub replication_timeout_ms: u64,
     pub replication_create: u32,
     pub reserved3: u32,
+    pub gpu_threshold_bytes: u64,
 }
 
 impl Default for mmsb_options {
@@ -137,6 +138,14 @@ pub struct mmsb_engineinfo {
     pub replication_bytes: u64,
     pub replication: [c_char; 200],
     pub replication_lag_bytes: u64,
+    pub gpu_device: [c_char; 64],
+    pub gpu_threshold_bytes: u64,
+    pub gpu_threshold_source: u32,
+    pub gpu_lost: u32,
+    pub gpu_pages: u64,
+    pub gpu_page_bytes: u64,
+    pub gpu_calls: u64,
+    pub gpu_fallbacks: u64,
 }
 
 #[repr(C)]

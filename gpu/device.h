@@ -1,0 +1,92 @@
+/*
+ * device.h - a device as the engine's device location drives it: device
+ * memory, a bounded staging buffer of changes on their way there, and the
+ * work that reads that memory (chunk digests).
+ *
+ * Device memory is laid out at the offsets of the engine's data arena: a
+ * device page's copy lives at its mirror's offset, so no second allocator
+ * and no per-page table are needed, and a page's copy is found from its
+ * page-table entry alone. gpu_dev_back makes the offsets below a bound
+ * usable, which is where running out of device memory shows.
+ *
+ * Changes are staged, not sent one by one: each is a small header and its
+ * bytes in the staging buffer (pinned host memory on a GPU), and
+ * gpu_dev_submit hands everything staged to the device in one batch, in
+ * staging order, without waiting. Work that reads device memory waits for
+ * what was submitted first. A staged op that does not fit waits for a
+ * submit; one larger than the whole buffer is split by the caller
+ * (gpu_dev_stage_max).
+ *
+ * Backends: the emulated device (gpu_emulate.c), host memory run through
+ * this same interface with the kernels' own per-element logic (dev_logic.h),
+ * so that CPU-only machines exercise every path above it. A CUDA backend
+ * (gpu/README.md) implements the same functions.
+ *
+ * Every function but the queries counts as one call into the device
+ * runtime (gpu_dev_calls), which is how a test shows that host pages never
+ * touch it. Errors are MMSB_E* codes with the detail set (err_set).
+ */
+#ifndef MMSB_GPU_DEVICE_H
+#define MMSB_GPU_DEVICE_H
+
+#include "../engine/base/base.h"
+
+typedef struct gpu_dev gpu_dev;
+
+enum { GPU_DEV_NAME_BYTES = 64 };
+
+typedef struct gpu_dev_config {
+    uint64_t bytes_max;     /* device memory for offsets [0, bytes_max) */
+    uint64_t staging_bytes; /* the staging buffer, headers included */
+} gpu_dev_config;
+
+/* The emulated device (MMSB_GPU_EMULATE). */
+int gpu_emulate_open(const gpu_dev_config *cfg, gpu_dev **out) MUST_CHECK;
+/* Waits for submitted work, then frees everything. NULL is a no-op. */
+void gpu_dev_close(gpu_dev *d);
+
+/* For people: the device's name. */
+const char *gpu_dev_name(const gpu_dev *d);
+/* Calls into the device runtime since open. */
+uint64_t gpu_dev_calls(const gpu_dev *d);
+/* Bytes of device memory usable now: offsets [0, this). */
+uint64_t gpu_dev_backed(const gpu_dev *d);
+/* The most bytes one staged op may carry (its mask and payload together). */
+uint64_t gpu_dev_stage_max(const gpu_dev *d);
+/* Whether anything is staged and not yet submitted. */
+bool gpu_dev_staged(const gpu_dev *d);
+
+/* Makes device memory back offsets [0, end_bytes); MMSB_ENOMEM (out of
+ * device memory) or MMSB_ENOSPC (past bytes_max) when it cannot. */
+int gpu_dev_back(gpu_dev *d, uint64_t end_bytes) MUST_CHECK;
+
+/* Stage an op: false (and nothing staged) when the buffer has no room for
+ * it now; submit, then stage it again. Never a call into the runtime. */
+bool gpu_dev_stage_zero(gpu_dev *d, uint64_t offset, uint64_t len);
+bool gpu_dev_stage_copy(gpu_dev *d, uint64_t offset, const uint8_t *src, uint64_t len);
+/* A masked change of [offset, offset + len): the mask (one bit per byte,
+ * as mmsb_delta's) and a dense payload of len bytes, or a sparse one of
+ * popcount(mask) bytes. changed: the bytes it changes, as the host counted
+ * them on its mirror (the device checks its own count against it). */
+typedef struct gpu_delta {
+    uint64_t offset, len;
+    const uint8_t *mask;
+    const uint8_t *payload;
+    uint64_t payload_len;
+    bool sparse;
+    uint64_t changed;
+} gpu_delta;
+bool gpu_dev_stage_delta(gpu_dev *d, const gpu_delta *delta);
+
+/* Sends everything staged to the device, in staging order; does not wait.
+ * An error means some of it may not have reached device memory. */
+int gpu_dev_submit(gpu_dev *d) MUST_CHECK;
+/* The chunk digests (DIGESTS.md: XXH3-128 of each 4 KiB chunk, SEED_CHUNK)
+ * of chunks[0 .. count) of the page whose copy is at page_offset; waits
+ * for submitted work first. */
+int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
+                        uint32_t count, h128 *out) MUST_CHECK;
+/* Copies device bytes [offset, offset + len) to dst; waits first. */
+int gpu_dev_read(gpu_dev *d, uint64_t offset, uint8_t *dst, uint64_t len) MUST_CHECK;
+
+#endif /* MMSB_GPU_DEVICE_H */

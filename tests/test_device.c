@@ -1,0 +1,485 @@
+/*
+ * test_device.c - the device location, on the emulated device
+ * (MMSB_GPU_EMULATE), which runs the same staging, batching, device digests
+ * and failure paths as a GPU would, in host memory:
+ * - placement: by size against the threshold, by the page flags, counted in
+ *   the engine info; the flags are logged and survive a reopen;
+ * - the same seeded workload on an engine with the device and one without
+ *   reaches the same state root after every call, the same commit results,
+ *   the same log records (all but the commits' salted chain), and each
+ *   store reopens (replays) on the other kind of engine to the same root;
+ * - host pages never touch the device: a host-only workload makes no
+ *   device call;
+ * - failures: a device without memory places new pages on the host; a
+ *   failed submit or digest moves every device page to the host, keeps
+ *   every commit and root, and says so in the engine info.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/engine.h"
+#include "testutil.h"
+
+static mmsb_options device_options(uint32_t gpu, uint64_t threshold_bytes) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.gpu = gpu;
+    o.gpu_threshold_bytes = threshold_bytes;
+    return o;
+}
+
+static mmsb_pageinfo page_info(mmsb_engine *e, uint64_t id) {
+    mmsb_pageinfo pi = {.struct_size = sizeof pi};
+    TU_OK(mmsb_page_info(e, id, &pi));
+    return pi;
+}
+
+static uint64_t create(mmsb_engine *e, uint64_t size, uint32_t flags) {
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, size, flags, &id));
+    return id;
+}
+
+/* ---- placement -------------------------------------------------------------------------- */
+
+static void test_placement_by_size_and_flags(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 8192);
+    tu_store s = tu_store_open(&o);
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_true(strlen(info.gpu_device) > 0);
+    assert_int_equal(info.gpu_threshold_bytes, 8192);
+    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_OPTION);
+    uint64_t small = create(s.e, 100, 0), below = create(s.e, 8191, 0), at = create(s.e, 8192, 0);
+    uint64_t big = create(s.e, 1 << 20, 0), big_host = create(s.e, 1 << 20, MMSB_PAGE_HOST);
+    uint64_t tiny_device = create(s.e, 64, MMSB_PAGE_DEVICE);
+    const struct { uint64_t id; uint32_t location, flags; } want[] = {
+        {small, MMSB_LOC_HOST, 0},      {below, MMSB_LOC_HOST, 0},
+        {at, MMSB_LOC_DEVICE, 0},       {big, MMSB_LOC_DEVICE, 0},
+        {big_host, MMSB_LOC_HOST, MMSB_PAGE_HOST}, {tiny_device, MMSB_LOC_DEVICE, MMSB_PAGE_DEVICE},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        mmsb_pageinfo pi = page_info(s.e, want[i].id);
+        assert_int_equal(pi.location, want[i].location);
+        assert_int_equal(pi.flags, want[i].flags);
+    }
+    info = tu_info(s.e);
+    assert_int_equal(info.gpu_pages, 3);
+    assert_int_equal(info.gpu_page_bytes, 8192 + (1 << 20) + 64);
+    /* a device page's host view is its mirror, current after the commit */
+    uint8_t bytes[256];
+    memset(bytes, 0x5a, sizeof bytes);
+    TU_OK(mmsb_write(s.e, big, 4000, bytes, sizeof bytes, NULL));
+    const void *view;
+    uint64_t size;
+    TU_OK(mmsb_page_view(s.e, big, &view, &size, NULL));
+    assert_memory_equal((const uint8_t *)view + 4000, bytes, sizeof bytes);
+    TU_OK(mmsb_page_free(s.e, big));
+    info = tu_info(s.e);
+    assert_int_equal(info.gpu_pages, 2);
+    assert_int_equal(info.gpu_page_bytes, 8192 + 64);
+
+    /* the flags are logged: a reopen places the pages the same way */
+    char *dir = s.dir;
+    TU_OK(mmsb_close(s.e));
+    s.e = tu_open(dir, &o);
+    assert_int_equal(page_info(s.e, big_host).location, MMSB_LOC_HOST);
+    assert_int_equal(page_info(s.e, tiny_device).location, MMSB_LOC_DEVICE);
+    assert_int_equal(page_info(s.e, tiny_device).flags, MMSB_PAGE_DEVICE);
+    assert_int_equal(page_info(s.e, at).location, MMSB_LOC_DEVICE);
+    TU_OK(mmsb_checkpoint(s.e)); /* and a checkpoint keeps them */
+    TU_OK(mmsb_close(s.e));
+    s.e = tu_open(dir, &o);
+    assert_true(tu_info(s.e).recovered_from_checkpoint);
+    assert_int_equal(page_info(s.e, tiny_device).location, MMSB_LOC_DEVICE);
+    assert_int_equal(page_info(s.e, big_host).flags, MMSB_PAGE_HOST);
+    tu_store_close(&s);
+}
+
+static void test_default_threshold_and_refusals(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 0);
+    tu_store s = tu_store_open(&o);
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_int_equal(info.gpu_threshold_bytes, 4096);
+    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_DEFAULT);
+    assert_int_equal(page_info(s.e, create(s.e, 4096, 0)).location, MMSB_LOC_DEVICE);
+    assert_int_equal(page_info(s.e, create(s.e, 4095, 0)).location, MMSB_LOC_HOST);
+    uint64_t id;
+    TU_ERR(mmsb_page_create(s.e, 64, MMSB_PAGE_HOST | MMSB_PAGE_DEVICE, &id), MMSB_EINVAL);
+    assert_non_null(strstr(mmsb_last_error(), "flags"));
+    tu_store_close(&s);
+
+    o = device_options(MMSB_GPU_OFF, 0);
+    s = tu_store_open(&o);
+    info = tu_info(s.e);
+    assert_string_equal(info.gpu_device, "");
+    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_NONE);
+    assert_int_equal(info.gpu_threshold_bytes, 0);
+    TU_ERR(mmsb_page_create(s.e, 64, MMSB_PAGE_DEVICE, &id), MMSB_ENOTSUP);
+    TU_ERR(mmsb_page_create_many(s.e, 64, MMSB_PAGE_DEVICE, 3, &id), MMSB_ENOTSUP);
+    assert_int_equal(tu_info(s.e).pages_live, 0);
+    assert_int_equal(page_info(s.e, create(s.e, 1 << 20, MMSB_PAGE_HOST)).location, MMSB_LOC_HOST);
+    tu_store_close(&s);
+
+    char *dir = tu_dir_new();
+    mmsb_engine *e = NULL;
+    o = device_options(3, 0);
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    o = device_options(MMSB_GPU_EMULATE, (64ull << 20) + 1); /* above page_bytes_max */
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    assert_non_null(strstr(mmsb_last_error(), "gpu_threshold_bytes"));
+    tu_dir_remove(dir);
+}
+
+/* ---- the same workload with the device and without ---------------------------------------- */
+
+typedef struct pair {
+    tu_store s[2]; /* [0] with the emulated device, [1] without */
+    mmsb_options o[2];
+    uint64_t ids[64];
+    uint32_t id_count;
+    rng r;
+    uint8_t *buf, *mask;
+} pair;
+
+enum { PAIR_BUF_BYTES = 6 << 20 };
+
+static void roots_equal(pair *p) {
+    char a[33], b[33];
+    tu_root_hex(p->s[0].e, a);
+    tu_root_hex(p->s[1].e, b);
+    assert_string_equal(a, b);
+}
+
+/* One call on both engines: the same result, the same commit results. */
+#define BOTH(p, call)                                                                             \
+    do {                                                                                          \
+        int rc_[2];                                                                               \
+        mmsb_commit_result res_[2];                                                               \
+        for (int k_ = 0; k_ < 2; k_++) {                                                          \
+            mmsb_engine *E = (p)->s[k_].e;                                                        \
+            mmsb_commit_result *R = &res_[k_];                                                    \
+            *R = (mmsb_commit_result){.struct_size = sizeof *R};                                  \
+            rc_[k_] = (call);                                                                     \
+            (void)R;                                                                              \
+        }                                                                                         \
+        assert_int_equal(rc_[0], rc_[1]);                                                         \
+        assert_memory_equal(&res_[0], &res_[1], sizeof res_[0]);                                  \
+    } while (0)
+
+static const uint64_t SIZES[] = {1, 100, 4095, 4096, 4097, 8192, 65539, 1 << 20, 5 << 20};
+
+static uint64_t some_page(pair *p) { return p->ids[rng_below(&p->r, p->id_count)]; }
+
+static uint64_t size_of(pair *p, uint64_t id) { return page_info(p->s[1].e, id).size_bytes; }
+
+static void step_create(pair *p) {
+    if (p->id_count == sizeof p->ids / sizeof p->ids[0]) return;
+    uint64_t size = SIZES[rng_below(&p->r, sizeof SIZES / sizeof SIZES[0])];
+    uint32_t flags = rng_below(&p->r, 8) == 0 ? MMSB_PAGE_HOST : 0;
+    uint64_t id[2];
+    for (int k = 0; k < 2; k++) TU_OK(mmsb_page_create(p->s[k].e, size, flags, &id[k]));
+    assert_int_equal(id[0], id[1]);
+    p->ids[p->id_count++] = id[0];
+}
+
+/* A delta over [off, off + len) of a page: dense or sparse, random mask. */
+static mmsb_delta random_delta(pair *p, uint64_t id) {
+    uint64_t size = size_of(p, id);
+    uint64_t len = 1 + rng_below(&p->r, rng_below(&p->r, 4) == 0 ? size : (size < 9000 ? size : 9000));
+    uint64_t off = rng_below(&p->r, size - len + 1);
+    rng_fill(&p->r, p->mask, (len + 7) / 8);
+    if (len % 8) p->mask[len / 8] &= (uint8_t)((1u << (len % 8)) - 1);
+    rng_fill(&p->r, p->buf, len);
+    mmsb_delta d = {.page_id = id, .offset = off, .len = len, .mask = p->mask, .payload = p->buf};
+    if (rng_below(&p->r, 2)) {
+        uint64_t set = 0;
+        for (uint64_t i = 0; i < len; i++) set += (p->mask[i / 8] >> (i % 8)) & 1;
+        d.flags = MMSB_DELTA_SPARSE;
+        d.payload_len = set;
+    } else {
+        d.payload_len = len;
+    }
+    return d;
+}
+
+static void step_change(pair *p) {
+    uint64_t id = some_page(p);
+    uint64_t size = size_of(p, id);
+    switch (rng_below(&p->r, 4)) {
+    case 0: { /* a write, now and then of the whole page (past the staging buffer: 5 MiB) */
+        uint64_t len = rng_below(&p->r, 6) == 0 ? size : 1 + rng_below(&p->r, size < 70000 ? size : 70000);
+        uint64_t off = rng_below(&p->r, size - len + 1);
+        rng_fill(&p->r, p->buf, len);
+        if (rng_below(&p->r, 3) == 0) memset(p->buf, 0, len / 2);
+        BOTH(p, mmsb_write(E, id, off, p->buf, len, NULL));
+        break;
+    }
+    case 1:
+    case 2: {
+        mmsb_delta d = random_delta(p, id);
+        BOTH(p, mmsb_apply_batch(E, &d, 1, 0, R));
+        break;
+    }
+    default: { /* a transaction of two pages, committed or aborted */
+        uint64_t other = some_page(p);
+        uint8_t bytes[300];
+        rng_fill(&p->r, bytes, sizeof bytes);
+        bool commit = rng_below(&p->r, 4) != 0;
+        for (int k = 0; k < 2; k++) {
+            mmsb_txn *t;
+            TU_OK(mmsb_txn_begin(p->s[k].e, &t));
+            TU_OK(mmsb_txn_write(t, id, size > 300 ? size - 300 : 0, bytes, size < 300 ? size : 300));
+            TU_OK(mmsb_txn_write(t, other, 0, bytes, 1));
+            if (commit) TU_OK(mmsb_txn_commit(t, 0, NULL));
+            else TU_OK(mmsb_txn_abort(t));
+        }
+    }
+    }
+}
+
+/* Derived pages: XOR and SUM_U32 of two equal-sized parents, COPY of one. */
+static void step_derive(pair *p) {
+    uint64_t child = some_page(p), a = some_page(p), b = some_page(p);
+    uint64_t size = size_of(p, child);
+    if (child == a || child == b || size_of(p, a) != size || size_of(p, b) != size) return;
+    uint64_t parents[2] = {a, b};
+    uint32_t ops[3] = {MMSB_OP_XOR, MMSB_OP_SUM_U32, MMSB_OP_COPY};
+    uint32_t op = ops[rng_below(&p->r, 3)];
+    if (op == MMSB_OP_SUM_U32 && size % 4 != 0) op = MMSB_OP_XOR;
+    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = op, .parents = parents,
+                             .parent_count = op == MMSB_OP_COPY ? 1 : 2};
+    BOTH(p, mmsb_derive(E, child, &spec, R));
+}
+
+static void step_free(pair *p) {
+    if (p->id_count < 8) return;
+    uint32_t at = (uint32_t)rng_below(&p->r, p->id_count);
+    uint64_t id = p->ids[at];
+    int rc[2];
+    for (int k = 0; k < 2; k++) rc[k] = mmsb_page_free(p->s[k].e, id);
+    assert_int_equal(rc[0], rc[1]);
+    if (rc[0] == 0) p->ids[at] = p->ids[--p->id_count];
+    else assert_int_equal(rc[0], MMSB_EDEPENDENTS);
+}
+
+/* Each store reopens on the other kind of engine: the device's store
+ * replays without a device, and the reverse. */
+static void swap_reopen(pair *p) {
+    for (int k = 0; k < 2; k++) TU_OK(mmsb_close(p->s[k].e));
+    tu_store t = p->s[0];
+    p->s[0] = p->s[1];
+    p->s[1] = t;
+    for (int k = 0; k < 2; k++) p->s[k].e = tu_open(p->s[k].dir, &p->o[k]);
+    assert_true(tu_info(p->s[0].e).gpu_pages > 0);
+    assert_int_equal(tu_info(p->s[1].e).gpu_pages, 0);
+}
+
+/* The two logs hold the same records: every payload but the commits'
+ * chain (salted per store) and durable hint (timing). */
+static void logs_equal(const char *a, const char *b) {
+    mmsb_log_reader *r[2];
+    TU_OK(mmsb_log_open(a, 0, &r[0]));
+    TU_OK(mmsb_log_open(b, 0, &r[1]));
+    uint64_t records = 0;
+    for (;; records++) {
+        mmsb_log_record x[2];
+        for (int k = 0; k < 2; k++) {
+            x[k] = (mmsb_log_record){.struct_size = sizeof x[k]};
+            TU_OK(mmsb_log_next(r[k], &x[k]));
+        }
+        assert_int_equal(x[0].type, x[1].type);
+        if (x[0].type == MMSB_REC_END) break;
+        assert_int_equal(x[0].seq, x[1].seq);
+        assert_int_equal(x[0].payload_len, x[1].payload_len);
+        if (x[0].type != MMSB_REC_COMMIT) {
+            assert_memory_equal(x[0].payload, x[1].payload, x[0].payload_len);
+        } else { /* first seq; flags and count; the root, if any */
+            assert_memory_equal(x[0].payload, x[1].payload, 8);
+            assert_memory_equal(x[0].payload + 16, x[1].payload + 16, 8);
+            assert_memory_equal(x[0].payload + 40, x[1].payload + 40, x[0].payload_len - 40);
+        }
+    }
+    assert_true(records > 1000);
+    TU_OK(mmsb_log_close(r[0]));
+    TU_OK(mmsb_log_close(r[1]));
+}
+
+static void test_same_state_with_and_without_device(void **state) {
+    (void)state;
+    pair p = {.r = {0x6d6d7362646576ull}};
+    p.o[0] = device_options(MMSB_GPU_EMULATE, 0);
+    p.o[1] = device_options(MMSB_GPU_OFF, 0);
+    for (int k = 0; k < 2; k++) p.o[k].flags |= MMSB_OPEN_KEEP_LOG; /* the logs stay whole, to compare */
+    p.buf = malloc(PAIR_BUF_BYTES);
+    p.mask = malloc(PAIR_BUF_BYTES / 8 + 1);
+    assert_non_null(p.buf);
+    assert_non_null(p.mask);
+    for (int k = 0; k < 2; k++) p.s[k] = tu_store_open(&p.o[k]);
+    for (int i = 0; i < 12; i++) step_create(&p);
+    for (uint32_t step = 0; step < 2500; step++) {
+        uint64_t what = rng_below(&p.r, 100);
+        if (what < 6) step_create(&p);
+        else if (what < 9) step_derive(&p);
+        else if (what < 11) step_free(&p);
+        else step_change(&p);
+        roots_equal(&p);
+        if (step == 1200) swap_reopen(&p);
+        if (step == 1200) roots_equal(&p);
+    }
+    mmsb_engineinfo with = tu_info(p.s[0].e), without = tu_info(p.s[1].e);
+    assert_true(with.gpu_pages > 0 && with.gpu_calls > 0);
+    assert_int_equal(with.gpu_lost, 0);
+    assert_int_equal(with.commits, without.commits);
+    assert_int_equal(with.recomputes, without.recomputes);
+    assert_int_equal(with.skips, without.skips);
+    assert_int_equal(with.backdates, without.backdates);
+    swap_reopen(&p);
+    roots_equal(&p);
+    for (int k = 0; k < 2; k++) TU_OK(mmsb_close(p.s[k].e));
+    logs_equal(p.s[0].dir, p.s[1].dir);
+    for (int k = 0; k < 2; k++) tu_dir_remove(p.s[k].dir);
+    free(p.buf);
+    free(p.mask);
+}
+
+/* ---- host pages never touch the device ---------------------------------------------------- */
+
+static void test_host_pages_make_no_device_call(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 1 << 20);
+    tu_store s = tu_store_open(&o);
+    uint64_t calls_at_open = tu_info(s.e).gpu_calls;
+    uint64_t a = create(s.e, 4096, 0), b = create(s.e, 65536, 0), c = create(s.e, 65536, 0);
+    uint64_t parents[1] = {b};
+    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_COPY, .parents = parents, .parent_count = 1};
+    TU_OK(mmsb_derive(s.e, c, &spec, NULL));
+    uint8_t bytes[512];
+    for (uint32_t i = 0; i < 2000; i++) {
+        memset(bytes, (int)i, sizeof bytes);
+        TU_OK(mmsb_write(s.e, i % 2 ? a : b, (i * 97) % 3000, bytes, sizeof bytes, NULL));
+        if (i % 100 == 0) {
+            mmsb_digest root;
+            TU_OK(mmsb_state_root(s.e, &root));
+            TU_OK(mmsb_checkpoint(s.e));
+        }
+    }
+    TU_OK(mmsb_page_free(s.e, a));
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_int_equal(info.gpu_pages, 0);
+    assert_int_equal(info.gpu_calls, calls_at_open);
+    /* one device page, and the calls start */
+    uint64_t big = create(s.e, 1 << 20, 0);
+    TU_OK(mmsb_write(s.e, big, 0, bytes, sizeof bytes, NULL));
+    mmsb_digest d;
+    TU_OK(mmsb_page_digest(s.e, big, &d));
+    assert_true(tu_info(s.e).gpu_calls > calls_at_open);
+    tu_store_close(&s);
+}
+
+/* ---- failures -------------------------------------------------------------------------- */
+
+typedef struct refusal {
+    const char *point;
+    int calls, refuse_from; /* refuse the point's calls from this one on (1 = the first) */
+} refusal;
+
+static int refuse_point(void *ctx, const io_event *ev) {
+    refusal *r = ctx;
+    if (ev->kind != IO_EV_POINT || strcmp(ev->point, r->point) != 0) return 0;
+    return ++r->calls >= r->refuse_from ? ENOMEM : 0;
+}
+
+static void test_device_out_of_memory_places_on_host(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    char *dir = tu_dir_new();
+    refusal r = {.point = "gpu-alloc", .refuse_from = 3};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    mmsb_engine *e = NULL;
+    TU_OK(engine_open(dir, &o, &hooks, &e));
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++) ids[i] = create(e, 65536, 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(page_info(e, ids[i]).location, i < 2 ? MMSB_LOC_DEVICE : MMSB_LOC_HOST);
+    }
+    mmsb_engineinfo info = tu_info(e);
+    assert_int_equal(info.gpu_pages, 2);
+    assert_int_equal(info.gpu_fallbacks, 3);
+    assert_int_equal(info.gpu_lost, 0);
+    uint8_t bytes[100];
+    memset(bytes, 7, sizeof bytes);
+    for (int i = 0; i < 5; i++) TU_OK(mmsb_write(e, ids[i], 4000, bytes, sizeof bytes, NULL));
+    char before[33];
+    tu_root_hex(e, before);
+    TU_OK(mmsb_close(e));
+    o.gpu = MMSB_GPU_OFF;
+    e = tu_open(dir, &o);
+    char after[33];
+    tu_root_hex(e, after);
+    assert_string_equal(before, after);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+}
+
+/* A device that fails mid-way (a submit, then a digest): every device page
+ * goes back to the host, nothing committed is lost, the roots stay those of
+ * an engine without a device. */
+static void device_fails_at(const char *point) {
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    char *dir = tu_dir_new();
+    refusal r = {.point = point, .refuse_from = 4};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    mmsb_engine *e = NULL;
+    TU_OK(engine_open(dir, &o, &hooks, &e));
+    tu_store plain = tu_store_open(NULL);
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = create(e, 3 * 4096 + 5, 0);
+        assert_int_equal(create(plain.e, 3 * 4096 + 5, 0), ids[i]);
+    }
+    uint8_t bytes[700];
+    for (uint32_t i = 0; i < 40; i++) {
+        memset(bytes, (int)(i + 1), sizeof bytes);
+        TU_OK(mmsb_write(e, ids[i % 3], i * 301 % 11000, bytes, sizeof bytes, NULL));
+        TU_OK(mmsb_write(plain.e, ids[i % 3], i * 301 % 11000, bytes, sizeof bytes, NULL));
+        tu_roots_match(e, plain.e, true);
+    }
+    mmsb_engineinfo info = tu_info(e);
+    assert_int_equal(info.gpu_lost, 1);
+    assert_int_equal(info.gpu_pages, 0);
+    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_NONE);
+    assert_non_null(strstr(info.gpu, point));
+    for (int i = 0; i < 3; i++) assert_int_equal(page_info(e, ids[i]).location, MMSB_LOC_HOST);
+    assert_int_equal(page_info(e, create(e, 1 << 20, 0)).location, MMSB_LOC_HOST);
+    char before[33], after[33];
+    tu_root_hex(e, before);
+    TU_OK(mmsb_close(e));
+    mmsb_options off = device_options(MMSB_GPU_OFF, 0);
+    e = tu_open(dir, &off);
+    tu_root_hex(e, after);
+    assert_string_equal(before, after);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+    tu_store_close(&plain);
+}
+
+static void test_device_failure_moves_pages_to_host(void **state) {
+    (void)state;
+    device_fails_at("gpu-submit");
+    device_fails_at("gpu-hash");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_placement_by_size_and_flags),
+        cmocka_unit_test(test_default_threshold_and_refusals),
+        cmocka_unit_test(test_same_state_with_and_without_device),
+        cmocka_unit_test(test_host_pages_make_no_device_call),
+        cmocka_unit_test(test_device_out_of_memory_places_on_host),
+        cmocka_unit_test(test_device_failure_moves_pages_to_host),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
