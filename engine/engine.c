@@ -48,6 +48,7 @@ _Static_assert(offsetof(mmsb_engineinfo, replicated_seq) == 960, "ABI 1: 0.1's m
 _Static_assert(sizeof(mmsb_replica_info) == 96, "ABI 1: mmsb_replica_info");
 _Static_assert(sizeof(mmsb_delta) == 64, "ABI 1: mmsb_delta");
 _Static_assert(sizeof(mmsb_pageinfo) == 40, "ABI 1: mmsb_pageinfo");
+_Static_assert(sizeof(mmsb_device_view) == 40, "ABI 1: mmsb_device_view (0.4)");
 _Static_assert(sizeof(mmsb_change) == 24, "ABI 1: mmsb_change");
 _Static_assert(sizeof(mmsb_commit_result) == 64, "ABI 1: mmsb_commit_result");
 _Static_assert(sizeof(mmsb_event) == 40, "ABI 1: mmsb_event");
@@ -784,6 +785,37 @@ MMSB_API int mmsb_page_digest(mmsb_engine *engine, uint64_t page_id, mmsb_digest
     ASSERT(pe->flags & PE_LIVE);
         digest_to_bytes(h, digest_out->bytes);
     }
+    engine_leave(engine);
+    return rc;
+}
+
+static int device_view_of(mmsb_engine *e, uint64_t page_id, mmsb_device_view *view) {
+    const char *fn = "mmsb_page_device_view";
+    if (view == NULL || view->struct_size < sizeof *view) {
+        return err_set(MMSB_EINVAL, "%s: view is NULL or its struct_size is below %zu", fn, sizeof *view);
+    }
+    page_entry *pe;
+    int rc = page_lookup(e, page_id, fn, &pe);
+    if (rc != 0) return rc;
+    if (!(pe->flags & PE_DEVICE)) {
+        return err_set(MMSB_ENOTSUP, "%s: page %llu lives on the host (gpu: %s); mmsb_page_view reads it", fn,
+                       (unsigned long long)page_id, e->gpu.text);
+    }
+    mmsb_device_view out = {.struct_size = sizeof out, .size_bytes = pe->size_bytes, .epoch = pe->epoch};
+    rc = location_device_view(e, pe, &out.data, &out.stream);
+    if (rc != 0) return rc;
+    out.device = gpu_dev_kind(e->dv.dev);
+    uint32_t size = view->struct_size;
+    memcpy(view, &out, sizeof out);
+    view->struct_size = size;
+    ASSERT(out.data != NULL);
+    return 0;
+}
+
+MMSB_API int mmsb_page_device_view(mmsb_engine *engine, uint64_t page_id, mmsb_device_view *view) {
+    int rc = engine_enter(engine, "mmsb_page_device_view");
+    if (rc != 0) return rc;
+    rc = device_view_of(engine, page_id, view);
     engine_leave(engine);
     return rc;
 }

@@ -154,6 +154,36 @@ static void device_hash_chunks(mmsb_engine *e, const page_entry *pe, const uint6
     if (!device_usable(e)) host_hash_chunks(e, pe, chunks, count, out);
 }
 
+int location_device_view(mmsb_engine *e, const page_entry *pe, const void **data_out, uint64_t *stream_out) {
+    ASSERT(pe->flags & PE_DEVICE);
+    if (device_usable(e) && gpu_dev_staged(e->dv.dev)) (void)device_submit(e);
+    int rc = device_usable(e) ? device_point(e, "gpu-view", MMSB_EIO) : 0;
+    if (rc == 0 && device_usable(e)) rc = gpu_dev_view(e->dv.dev, pe->data_off, pe->size_bytes, data_out, stream_out);
+    if (rc != 0) device_fail(e, rc);
+    if (!device_usable(e)) {
+        return err_set(MMSB_EIO, "the device failed (%s); its pages move to the host at the next commit's end",
+                       e->dv.lost_detail);
+    }
+    return 0;
+}
+
+bool location_compute(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint64_t *parent_ids, uint32_t n,
+                      uint64_t lo, uint64_t hi, uint8_t *out) {
+    ASSERT(n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi && hi <= pe->size_bytes);
+    if (!(pe->flags & PE_DEVICE) || op < MMSB_OP_XOR || op > MMSB_OP_MAX_U64 || !device_usable(e)) return false;
+    for (uint32_t k = 0; k < n; k++) {
+        const page_entry *parent = entry_of(e, parent_ids[k]);
+        if (!(parent->flags & PE_DEVICE)) return false; /* mixed inputs: the host computes it */
+        ASSERT(parent->size_bytes == pe->size_bytes);
+        e->dv.op_offsets[k] = parent->data_off;
+    }
+    if (gpu_dev_staged(e->dv.dev) && !device_submit(e)) return false; /* the parents' changes first */
+    int rc = device_point(e, "gpu-op", MMSB_EIO);
+    if (rc == 0) rc = gpu_dev_op(e->dv.dev, op, e->dv.op_offsets, n, lo, hi, out);
+    if (rc != 0) device_fail(e, rc);
+    return rc == 0;
+}
+
 const location_ops location_device = {
     .name = "device",
     .diff = host_diff,
@@ -197,6 +227,8 @@ int location_open(mmsb_engine *e) {
         return 0;
     }
     ASSERT(mode == MMSB_GPU_EMULATE);
+    e->dv.op_offsets = malloc(MMSB_DERIVE_PARENTS_MAX * sizeof *e->dv.op_offsets);
+    if (e->dv.op_offsets == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: out of memory for the device location");
     gpu_dev_config cfg = {.bytes_max = e->opts.arena_bytes_max, .staging_bytes = DEVICE_STAGING_BYTES};
     rc = gpu_emulate_open(&cfg, &e->dv.dev);
     if (rc != 0) return rc;
@@ -211,6 +243,8 @@ int location_open(mmsb_engine *e) {
 void location_close(mmsb_engine *e) {
     gpu_dev_close(e->dv.dev);
     e->dv.dev = NULL;
+    free(e->dv.op_offsets);
+    e->dv.op_offsets = NULL;
 }
 
 bool location_place(mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want) {

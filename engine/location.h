@@ -59,6 +59,16 @@ void location_close(struct mmsb_engine *e);
  * page: its size and flags say so, and the device has memory for it (if
  * not, it is placed on the host and counted). Then its copy is zeroed. */
 bool location_place(struct mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want);
+/* Device page pe's copy once it holds every committed change (staged
+ * changes submitted, then waited for); MMSB_EIO when the device fails. */
+int location_device_view(struct mmsb_engine *e, const struct page_entry *pe, const void **data_out,
+                         uint64_t *stream_out) MUST_CHECK;
+/* Output bytes [lo, hi) of built-in `op` for page pe into out, computed on
+ * the device when pe and its n parents are all device pages and the
+ * operation is lanewise (XOR .. MAX_U64); false (nothing done) otherwise,
+ * or when the device fails: the caller computes it on the host. */
+bool location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op, const uint64_t *parent_ids,
+                      uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
 /* A device page was freed. */
 void location_forget(struct mmsb_engine *e, const struct page_entry *pe);
 /* The end of a commit (or of a replayed one): what is staged goes to the

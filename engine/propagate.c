@@ -320,8 +320,12 @@ static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t si
     ASSERT(op_is_builtin(v->op) || (lo == 0 && hi == size));
     if (!op_is_builtin(v->op)) return run_user_op(e, v, in, size); /* the whole page */
     int rc = vmap_ensure(&e->op_out, hi - lo);
-    if (rc == 0) compute_builtin(v, in, lo, hi, e->op_out.base);
-    return rc;
+    if (rc != 0) return rc;
+    const page_entry *pe = entry_of(e, v->page_id);
+    if (!location_compute(e, pe, v->op, in->ids, v->parent_count, lo, hi, e->op_out.base)) {
+        compute_builtin(v, in, lo, hi, e->op_out.base);
+    }
+    return 0;
 }
 
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {

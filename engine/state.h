@@ -142,6 +142,7 @@ typedef struct device_state {
     char lost_detail[200];      /* why */
     uint64_t pages, page_bytes; /* device pages now, and their bytes */
     uint64_t fallbacks;         /* placed on the host: the device had no memory */
+    uint64_t *op_offsets;       /* MMSB_DERIVE_PARENTS_MAX: an operation's parents on the device */
     uint64_t hash_chunks[DEVICE_HASH_BATCH];
     h128 hash_out[DEVICE_HASH_BATCH];
 } device_state;

@@ -423,6 +423,31 @@ MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id,
                             const void **data_out, uint64_t *size_out,
                             uint64_t *epoch_out);
 
+/* A device page's copy in device memory, for consumers on the device that
+ * read it without a copy (README, "The device path"). */
+typedef struct mmsb_device_view {
+    uint32_t struct_size; /* set by the caller: sizeof(mmsb_device_view) */
+    uint32_t device;      /* the device's kind: MMSB_GPU_EMULATE (data is host memory
+                             standing in for the device's) */
+    const void *data;     /* the copy's first byte, on the device */
+    uint64_t size_bytes;
+    uint64_t epoch;       /* the page's epoch, which the copy holds when the call returns */
+    uint64_t stream;      /* the engine's stream, which later commits' changes of the
+                             copy are ordered on (0 on the emulated device) */
+} mmsb_device_view;
+
+/* Waits until the copy of device page page_id holds everything committed,
+ * then describes it. The pointer stays valid until the page is freed or
+ * the engine is closed; the bytes behind it change in place at the end of
+ * each later commit that changes the page (on a GPU: asynchronously, on
+ * `stream`), so a view is not a snapshot: call again, or order the reads
+ * after `stream`, to read a later epoch. Never write through the view. A
+ * device error moves the page to the host (MMSB_EIO, and the engine info's
+ * gpu_lost). */
+/* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a host page),
+ * MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK. */
+MMSB_API int mmsb_page_device_view(mmsb_engine *engine, uint64_t page_id, mmsb_device_view *view);
+
 /* ---- changes -------------------------------------------------------------- */
 
 /* What a change did. bytes_changed == 0 means the call changed nothing: no

@@ -86,6 +86,18 @@ int gpu_dev_submit(gpu_dev *d) MUST_CHECK;
  * for submitted work first. */
 int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
                         uint32_t count, h128 *out) MUST_CHECK;
+/* A lanewise built-in operation (MMSB_OP_XOR .. MMSB_OP_MAX_U64; lo and hi
+ * multiples of its lane) over the copies of n parents at offsets[0 .. n),
+ * output bytes [lo, hi) into out (host memory); waits for submitted work
+ * first and for the result. n is at most MMSB_DERIVE_PARENTS_MAX. */
+int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
+               uint8_t *out) MUST_CHECK;
+/* The device's kind: MMSB_GPU_EMULATE. */
+uint32_t gpu_dev_kind(const gpu_dev *d);
+/* Where device bytes [offset, offset + len) are, for a consumer on the
+ * device, once submitted work is done (waits); its stream in *stream_out. */
+int gpu_dev_view(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out)
+    MUST_CHECK;
 /* Copies device bytes [offset, offset + len) to dst; waits first. */
 int gpu_dev_read(gpu_dev *d, uint64_t offset, uint8_t *dst, uint64_t len) MUST_CHECK;
 

@@ -34,6 +34,7 @@ struct gpu_dev {
     uint64_t staging_bytes, staged_bytes;
     uint32_t staged_ops;
     uint64_t calls;
+    const uint8_t **parents;    /* MMSB_DERIVE_PARENTS_MAX: an operation's inputs */
     uint8_t chunk_secret[DEV_XXH_SECRET_BYTES]; /* XXH3's secret for SEED_CHUNK */
 };
 
@@ -44,9 +45,12 @@ int gpu_emulate_open(const gpu_dev_config *cfg, gpu_dev **out) {
     gpu_dev *d = calloc(1, sizeof *d);
     if (d == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: out of memory for the emulated device");
     d->staging = malloc(cfg->staging_bytes);
-    int rc = d->staging == NULL ? err_set(MMSB_ENOMEM, "mmsb_open: out of memory for the device's staging buffer")
-                                : vmap_open(&d->mem, NULL, cfg->bytes_max, 2 * 1024 * 1024);
+    d->parents = malloc(MMSB_DERIVE_PARENTS_MAX * sizeof *d->parents);
+    int rc = d->staging == NULL || d->parents == NULL
+                 ? err_set(MMSB_ENOMEM, "mmsb_open: out of memory for the device's staging buffer")
+                 : vmap_open(&d->mem, NULL, cfg->bytes_max, 2 * 1024 * 1024);
     if (rc != 0) {
+        free(d->parents);
         free(d->staging);
         free(d);
         return rc;
@@ -60,6 +64,7 @@ int gpu_emulate_open(const gpu_dev_config *cfg, gpu_dev **out) {
 void gpu_dev_close(gpu_dev *d) {
     if (d == NULL) return;
     vmap_close(&d->mem);
+    free(d->parents);
     free(d->staging);
     free(d);
 }
@@ -192,6 +197,34 @@ int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, c
         dev_chunk_digest(page, page_bytes, chunks[i], dev_xxh_ksecret, d->chunk_secret, canonical);
         out[i] = get_h128(canonical);
     }
+    return 0;
+}
+
+int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
+               uint8_t *out) {
+    ASSERT(d != NULL && offsets != NULL && out != NULL);
+    ASSERT(dev_op_is_lanewise(op) && n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi);
+    d->calls++;
+    for (uint32_t k = 0; k < n; k++) {
+        ASSERT(offsets[k] + hi <= d->mem.bytes_ready);
+        d->parents[k] = d->mem.base + offsets[k];
+    }
+    uint64_t units = (hi - lo + 7) / 8;
+    for (uint64_t t = 0; t < units; t++) dev_op_unit(op, d->parents, n, lo, hi, t, out);
+    return 0;
+}
+
+uint32_t gpu_dev_kind(const gpu_dev *d) {
+    ASSERT(d != NULL);
+    return MMSB_GPU_EMULATE;
+}
+
+int gpu_dev_view(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out) {
+    ASSERT(d != NULL && data_out != NULL && stream_out != NULL);
+    ASSERT(len > 0 && offset + len <= d->mem.bytes_ready);
+    d->calls++;
+    *data_out = d->mem.base + offset;
+    *stream_out = 0; /* submitted work is done when gpu_dev_submit returns */
     return 0;
 }
 

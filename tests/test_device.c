@@ -8,11 +8,16 @@
  *   reaches the same state root after every call, the same commit results,
  *   the same log records (all but the commits' salted chain), and each
  *   store reopens (replays) on the other kind of engine to the same root;
+ * - the device view: a device page's copy holds its mirror's bytes at
+ *   the page's epoch, checked all along the workload; host pages are
+ *   refused;
  * - host pages never touch the device: a host-only workload makes no
  *   device call;
+ * - lanewise derived pages whose parents are device pages are computed on
+ *   the device;
  * - failures: a device without memory places new pages on the host; a
- *   failed submit or digest moves every device page to the host, keeps
- *   every commit and root, and says so in the engine info.
+ *   failed submit, digest, view or operation moves every device page to the
+ *   host, keeps every commit and root, and says so in the engine info.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,6 +44,21 @@ static uint64_t create(mmsb_engine *e, uint64_t size, uint32_t flags) {
     uint64_t id;
     TU_OK(mmsb_page_create(e, size, flags, &id));
     return id;
+}
+
+/* A device page's copy (its device view) holds exactly its mirror's bytes,
+ * at the epoch the page has. */
+static void copy_matches_mirror(mmsb_engine *e, uint64_t id) {
+    mmsb_device_view v = {.struct_size = sizeof v};
+    TU_OK(mmsb_page_device_view(e, id, &v));
+    const void *mirror;
+    uint64_t size, epoch;
+    TU_OK(mmsb_page_view(e, id, &mirror, &size, &epoch));
+    assert_int_equal(v.device, MMSB_GPU_EMULATE);
+    assert_int_equal(v.size_bytes, size);
+    assert_int_equal(v.epoch, epoch);
+    assert_ptr_not_equal(v.data, mirror);
+    assert_memory_equal(v.data, mirror, size);
 }
 
 /* ---- placement -------------------------------------------------------------------------- */
@@ -75,6 +95,15 @@ static void test_placement_by_size_and_flags(void **state) {
     uint64_t size;
     TU_OK(mmsb_page_view(s.e, big, &view, &size, NULL));
     assert_memory_equal((const uint8_t *)view + 4000, bytes, sizeof bytes);
+    copy_matches_mirror(s.e, big);
+    copy_matches_mirror(s.e, tiny_device);
+    mmsb_device_view v = {.struct_size = sizeof v};
+    TU_ERR(mmsb_page_device_view(s.e, small, &v), MMSB_ENOTSUP);
+    assert_non_null(strstr(mmsb_last_error(), "host"));
+    TU_ERR(mmsb_page_device_view(s.e, 999, &v), MMSB_ENOTFOUND);
+    TU_ERR(mmsb_page_device_view(s.e, big, NULL), MMSB_EINVAL);
+    v.struct_size = 8;
+    TU_ERR(mmsb_page_device_view(s.e, big, &v), MMSB_EINVAL);
     TU_OK(mmsb_page_free(s.e, big));
     info = tu_info(s.e);
     assert_int_equal(info.gpu_pages, 2);
@@ -228,24 +257,31 @@ static void step_change(pair *p) {
         uint8_t bytes[300];
         rng_fill(&p->r, bytes, sizeof bytes);
         bool commit = rng_below(&p->r, 4) != 0;
+        int rc[2];
         for (int k = 0; k < 2; k++) {
             mmsb_txn *t;
             TU_OK(mmsb_txn_begin(p->s[k].e, &t));
             TU_OK(mmsb_txn_write(t, id, size > 300 ? size - 300 : 0, bytes, size < 300 ? size : 300));
             TU_OK(mmsb_txn_write(t, other, 0, bytes, 1));
-            if (commit) TU_OK(mmsb_txn_commit(t, 0, NULL));
-            else TU_OK(mmsb_txn_abort(t));
+            rc[k] = commit ? mmsb_txn_commit(t, 0, NULL) : mmsb_txn_abort(t); /* a derived page refuses it */
         }
+        assert_int_equal(rc[0], rc[1]);
     }
     }
 }
 
-/* Derived pages: XOR and SUM_U32 of two equal-sized parents, COPY of one. */
+/* Derived pages: XOR and SUM_U32 of two parents of the child's size, COPY
+ * of one. */
 static void step_derive(pair *p) {
-    uint64_t child = some_page(p), a = some_page(p), b = some_page(p);
-    uint64_t size = size_of(p, child);
-    if (child == a || child == b || size_of(p, a) != size || size_of(p, b) != size) return;
-    uint64_t parents[2] = {a, b};
+    uint64_t child = some_page(p), size = size_of(p, child);
+    uint64_t parents[2];
+    uint32_t found = 0;
+    uint32_t start = (uint32_t)rng_below(&p->r, p->id_count);
+    for (uint32_t k = 0; k < p->id_count && found < 2; k++) {
+        uint64_t id = p->ids[(start + k) % p->id_count];
+        if (id != child && size_of(p, id) == size) parents[found++] = id;
+    }
+    if (found < 2) return;
     uint32_t ops[3] = {MMSB_OP_XOR, MMSB_OP_SUM_U32, MMSB_OP_COPY};
     uint32_t op = ops[rng_below(&p->r, 3)];
     if (op == MMSB_OP_SUM_U32 && size % 4 != 0) op = MMSB_OP_XOR;
@@ -326,6 +362,8 @@ static void test_same_state_with_and_without_device(void **state) {
         else if (what < 11) step_free(&p);
         else step_change(&p);
         roots_equal(&p);
+        uint64_t id = some_page(&p);
+        if (step % 8 == 0 && page_info(p.s[0].e, id).location == MMSB_LOC_DEVICE) copy_matches_mirror(p.s[0].e, id);
         if (step == 1200) swap_reopen(&p);
         if (step == 1200) roots_equal(&p);
     }
@@ -472,6 +510,68 @@ static void test_device_failure_moves_pages_to_host(void **state) {
     device_fails_at("gpu-hash");
 }
 
+/* A lanewise operation over device pages runs on the device: refusing it
+ * there shows it was asked for, and the page is computed on the host
+ * instead, to the same bytes; the device is then given up. */
+static void test_device_computes_derived_pages(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    tu_store s = tu_store_open(&o);
+    TU_OK(mmsb_close(s.e));
+    refusal r = {.point = "gpu-op", .refuse_from = 4};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    TU_OK(engine_open(s.dir, &o, &hooks, &s.e));
+    tu_store plain = tu_store_open(NULL);
+    mmsb_engine *both[2] = {s.e, plain.e};
+    for (int k = 0; k < 2; k++) {
+        uint64_t a = create(both[k], 65536, 0), b = create(both[k], 65536, 0), c = create(both[k], 65536, 0);
+        uint64_t parents[2] = {a, b};
+        mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_SUM_U32, .parents = parents,
+                                 .parent_count = 2};
+        TU_OK(mmsb_derive(both[k], c, &spec, NULL));
+        uint8_t bytes[5000];
+        for (uint32_t i = 0; i < 4; i++) {
+            memset(bytes, (int)(0x41 + i), sizeof bytes);
+            TU_OK(mmsb_write(both[k], i % 2 ? a : b, 1000 + i / 2 * 7000, bytes, sizeof bytes, NULL));
+        }
+    }
+    /* the derive and two writes (the second where both parents have bytes)
+     * computed on the device, the third refused */
+    assert_int_equal(r.calls, 4);
+    tu_roots_match(s.e, plain.e, true);
+    assert_int_equal(tu_info(s.e).gpu_lost, 1);
+    tu_store_close(&plain);
+    tu_store_close(&s);
+}
+
+/* A device view whose wait fails: MMSB_EIO; the page is a host page after
+ * the next commit, and nothing committed is lost. */
+static void test_device_view_failure(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    tu_store s = tu_store_open(&o);
+    TU_OK(mmsb_close(s.e));
+    refusal r = {.point = "gpu-view", .refuse_from = 2};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    TU_OK(engine_open(s.dir, &o, &hooks, &s.e));
+    uint64_t id = create(s.e, 65536, 0);
+    uint8_t bytes[64];
+    memset(bytes, 3, sizeof bytes);
+    TU_OK(mmsb_write(s.e, id, 100, bytes, sizeof bytes, NULL));
+    copy_matches_mirror(s.e, id);
+    mmsb_device_view v = {.struct_size = sizeof v};
+    TU_ERR(mmsb_page_device_view(s.e, id, &v), MMSB_EIO);
+    assert_non_null(strstr(mmsb_last_error(), "gpu-view"));
+    TU_OK(mmsb_write(s.e, id, 200, bytes, sizeof bytes, NULL));
+    assert_int_equal(page_info(s.e, id).location, MMSB_LOC_HOST);
+    TU_ERR(mmsb_page_device_view(s.e, id, &v), MMSB_ENOTSUP);
+    uint8_t back[64];
+    TU_OK(mmsb_page_read(s.e, id, 200, back, sizeof back, NULL));
+    assert_memory_equal(back, bytes, sizeof bytes);
+    assert_int_equal(tu_info(s.e).gpu_lost, 1);
+    tu_store_close(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placement_by_size_and_flags),
@@ -480,6 +580,8 @@ int main(void) {
         cmocka_unit_test(test_host_pages_make_no_device_call),
         cmocka_unit_test(test_device_out_of_memory_places_on_host),
         cmocka_unit_test(test_device_failure_moves_pages_to_host),
+        cmocka_unit_test(test_device_view_failure),
+        cmocka_unit_test(test_device_computes_derived_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,7 +46,7 @@ del sys
 WritableBuffer = _Union[bytearray, memoryview, BytesLike]  # must be writable at run time
 _Self = _TypeVar("_Self", bound="_Handle")
 
-__all__ = ["Engine", "Change", "Transfer", "import_store", "CommitResult", "PageInfo", "Event", "OpInput", "Transaction", "Delta", "Attach",
+__all__ = ["Engine", "DeviceView", "Change", "Transfer", "import_store", "CommitResult", "PageInfo", "Event", "OpInput", "Transaction", "Delta", "Attach",
            "LogReader", "Record", "Replica", "promote", "version", "abi_version", "strerror", "MMSBError",
            "InvalidArgument", "NotFound", "Conflict", "NoSpace", "IOFailure", "Corrupt", "VersionMismatch", "Busy",
            "NotSupported", "OutOfMemory", "CycleError", "OperationFailed", "ReadOnly", "HasDependents", "InCallback",
@@ -592,6 +592,12 @@ class Engine:
         when the page is written (it is not a snapshot)."""
         return _View(self, _uint(page_id, "page_id"))
 
+    def device_view(self, page_id: int) -> "DeviceView":
+        """A device page's copy in device memory, for a with-block (as view):
+        a DeviceView whose __cuda_array_interface__ lets CuPy, PyTorch or
+        Numba read it without a copy. NotSupported for a host page."""
+        return DeviceView(self, _uint(page_id, "page_id"))
+
     # -- changes --
 
     def write(self, page_id: int, offset: int, data: BytesLike) -> Change:
@@ -834,6 +840,57 @@ class _View:
         assert self._mv is not None
         self._mv.release()
         self._engine._views[self._page] -= 1
+
+
+class DeviceView:
+    """A device page's copy (mmsb_page_device_view), open for a with-block:
+    while it is open the page cannot be freed nor the engine closed. Its
+    fields: data (the device address), size, epoch (which the copy holds
+    when the block starts), device (GPU_*), stream. The copy changes in
+    place at the end of each later commit that changes the page, on
+    `stream`: it is not a snapshot."""
+
+    def __init__(self, engine: Engine, page_id: int) -> None:
+        self._engine = engine
+        self._page = page_id
+        self._open = False
+        self.data = self.size = self.epoch = self.device = self.stream = 0
+
+    def __enter__(self) -> "DeviceView":
+        e = self._engine
+        v = _capi.DeviceView(struct_size=_ctypes.sizeof(_capi.DeviceView))
+        _check(_lib.mmsb_page_device_view(e._handle(), self._page, _byref(v)))
+        assert v.data is not None
+        self.data, self.size, self.epoch, self.device, self.stream = v.data, v.size_bytes, v.epoch, v.device, v.stream
+        e._views[self._page] = e._views.get(self._page, 0) + 1
+        self._open = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._open
+        self._open = False
+        self._engine._views[self._page] -= 1
+
+    @property
+    def __cuda_array_interface__(self) -> _Dict[str, _Any]:
+        """Version 3 of the CUDA Array Interface: one read-only dimension of
+        bytes. Only a CUDA device's copy has one: on the emulated device
+        (host memory) the attribute does not exist."""
+        if not self._open:
+            raise AttributeError("the device view is not open (use it in a with-block)")
+        if self.device == GPU_EMULATE:
+            raise AttributeError("the emulated device's copy is host memory, not CUDA memory; host_bytes() reads it")
+        return {"shape": (self.size,), "typestr": "|u1", "data": (self.data, True), "strides": None,
+                "version": 3, "stream": self.stream if self.stream != 0 else None}
+
+    def host_bytes(self) -> bytes:
+        """The emulated device's copy, copied out (for tests); a CUDA
+        device's copy is read on the device instead (NotSupported)."""
+        if not self._open:
+            raise ValueError("the device view is not open (use it in a with-block)")
+        if self.device != GPU_EMULATE:
+            raise NotSupported(-32009, "a CUDA device's copy is read on the device (__cuda_array_interface__)")
+        return _ctypes.string_at(self.data, self.size)
 
 
 class Transaction:

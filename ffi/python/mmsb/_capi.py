@@ -76,6 +76,11 @@ class PageInfo(Structure):
                 ("epoch", c_uint64), ("flags", c_uint32), ("reserved0", c_uint32)]
 
 
+class DeviceView(Structure):
+    _fields_ = [("struct_size", c_uint32), ("device", c_uint32), ("data", c_void_p), ("size_bytes", c_uint64),
+                ("epoch", c_uint64), ("stream", c_uint64)]
+
+
 class TransferInfo(Structure):
     _fields_ = [("struct_size", c_uint32), ("reserved", c_uint32), ("pages", c_uint64), ("derived", c_uint64),
                 ("page_bytes", c_uint64), ("stream_bytes", c_uint64), ("commit_seq", c_uint64),
@@ -146,6 +151,7 @@ _SIGNATURES = {
     "mmsb_page_info": (c_int, [c_void_p, c_uint64, POINTER(PageInfo)]),
     "mmsb_page_read": (c_int, [c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, u64p]),
     "mmsb_page_view": (c_int, [c_void_p, c_uint64, POINTER(c_void_p), u64p, u64p]),
+    "mmsb_page_device_view": (c_int, [c_void_p, c_uint64, POINTER(DeviceView)]),
     "mmsb_write": (c_int, [c_void_p, c_uint64, c_uint64, c_void_p, c_uint64, POINTER(Change)]),
     "mmsb_apply": (c_int, [c_void_p, POINTER(Delta), POINTER(Change)]),
     "mmsb_apply_batch": (c_int, [c_void_p, POINTER(Delta), c_uint64, c_uint32, POINTER(CommitResult)]),

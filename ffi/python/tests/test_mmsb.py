@@ -86,10 +86,10 @@ class TestLibrary(unittest.TestCase):
             self.skipTest("no C compiler to read the header's layouts")
         names = ["mmsb_options", "mmsb_engineinfo", "mmsb_pageinfo", "mmsb_change", "mmsb_delta",
                  "mmsb_commit_result", "mmsb_op_input", "mmsb_derive_spec", "mmsb_deriveinfo", "mmsb_event",
-                 "mmsb_log_record", "mmsb_digest", "mmsb_transfer_info"]
+                 "mmsb_log_record", "mmsb_digest", "mmsb_transfer_info", "mmsb_device_view"]
         ours = [_capi.Options, _capi.EngineInfo, _capi.PageInfo, _capi.Change, _capi.Delta, _capi.CommitResult,
                 _capi.OpInput, _capi.DeriveSpec, _capi.DeriveInfo, _capi.Event, _capi.LogRecord, _capi.Digest,
-                _capi.TransferInfo]
+                _capi.TransferInfo, _capi.DeviceView]
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d, True)
         src = os.path.join(d, "sizes.c")
@@ -183,6 +183,15 @@ class TestPackage(Base):
             self.assertEqual(e.page_info(forced).flags, mmsb.PAGE_DEVICE)
             e.write(big, 5000, b"\x07" * 300)
             self.assertEqual(e.read(big, 5000, 300), b"\x07" * 300)
+            with e.device_view(big) as v:
+                self.assertEqual((v.size, v.epoch, v.device), (1 << 20, 1, mmsb.GPU_EMULATE))
+                self.assertEqual(v.host_bytes(), e.read(big))
+                self.assertFalse(hasattr(v, "__cuda_array_interface__"))  # host memory: no CUDA pointer
+                with self.assertRaises(mmsb.MMSBError):
+                    e.page_free(big)  # not while a view is open
+            with self.assertRaises(mmsb.NotSupported):
+                with e.device_view(small_page):
+                    pass
             info = e.info()
             self.assertEqual((info["gpu_pages"], info["gpu_threshold_bytes"]), (2, 8192))
             self.assertEqual(info["gpu_threshold_source"], mmsb.GPU_THRESHOLD_OPTION)

@@ -780,6 +780,23 @@ impl Engine {
         Ok(PageView { bytes, epoch })
     }
 
+    /// A device page's copy in device memory, once it holds every commit:
+    /// its address (on the device; host memory on the emulated device), size,
+    /// epoch, device kind and stream. The address stays valid until the page
+    /// is freed or the engine closed; later commits change the bytes in place.
+    pub fn device_view(&mut self, page_id: u64) -> Result<DeviceView> {
+        let mut v = sys::mmsb_device_view {
+            struct_size: std::mem::size_of::<sys::mmsb_device_view>() as u32,
+            device: 0,
+            data: ptr::null(),
+            size_bytes: 0,
+            epoch: 0,
+            stream: 0,
+        };
+        check(unsafe { sys::mmsb_page_device_view(self.h, page_id, &mut v) })?;
+        Ok(DeviceView { data: v.data, size: v.size_bytes, epoch: v.epoch, device: v.device, stream: v.stream })
+    }
+
     /// Writes `bytes` at `offset` as one commit (only the bytes that differ
     /// change).
     pub fn write(&mut self, page_id: u64, offset: u64, bytes: &[u8]) -> Result<Change> {
@@ -1177,6 +1194,21 @@ pub fn promote<P: AsRef<Path>>(dir: P, servers: Option<&str>, force: bool) -> Re
     };
     let p = sv.as_ref().map_or(ptr::null(), |c| c.as_ptr());
     check(unsafe { sys::mmsb_promote(d.as_ptr(), p, if force { 1 } else { 0 }) })
+}
+
+/// A device page's copy (see `Engine::device_view`).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceView {
+    /// Its first byte, in device memory (host memory on the emulated device).
+    pub data: *const c_void,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The epoch the copy holds.
+    pub epoch: u64,
+    /// The device's kind (2: emulated).
+    pub device: u32,
+    /// The stream later changes of the copy are ordered on (0: emulated).
+    pub stream: u64,
 }
 
 /// A page's bytes without a copy (see `Engine::view`); derefs to `[u8]`.

@@ -50,6 +50,11 @@ fn device_placement_on_the_emulated_device() {
     assert_eq!(e.page_info(small).unwrap().location, 1);
     assert_eq!(e.page_info(forced).unwrap().location, 2);
     e.write(big, 5000, &[7u8; 300]).unwrap();
+    let v = e.device_view(big).unwrap();
+    assert_eq!((v.size, v.epoch, v.device), (1 << 20, 1, 2));
+    let copy = unsafe { std::slice::from_raw_parts(v.data as *const u8, 1 << 20) };
+    assert_eq!(&copy[5000..5300], &[7u8; 300][..]);
+    assert!(e.device_view(small).is_err());
     let info = e.info().unwrap();
     assert_eq!((info.gpu_pages, info.gpu_threshold_bytes), (2, 8192));
     assert!(e.page_create_placed(64, mmsb::PAGE_HOST | mmsb::PAGE_DEVICE).is_err());

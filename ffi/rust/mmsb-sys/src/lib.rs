@@ -149,6 +149,17 @@ pub struct mmsb_engineinfo {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy)]
+pub struct mmsb_device_view {
+    pub struct_size: u32,
+    pub device: u32,
+    pub data: *const c_void,
+    pub size_bytes: u64,
+    pub epoch: u64,
+    pub stream: u64,
+}
+
+#[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct mmsb_pageinfo {
     pub struct_size: u32,
@@ -305,6 +316,7 @@ extern "C" {
                           epoch_out: *mut u64) -> c_int;
     pub fn mmsb_page_view(engine: *mut mmsb_engine, page_id: u64, data_out: *mut *const c_void, size_out: *mut u64,
                           epoch_out: *mut u64) -> c_int;
+    pub fn mmsb_page_device_view(engine: *mut mmsb_engine, page_id: u64, view: *mut mmsb_device_view) -> c_int;
     pub fn mmsb_write(engine: *mut mmsb_engine, page_id: u64, offset: u64, bytes: *const c_void, len: u64,
                       change_out: *mut mmsb_change) -> c_int;
     pub fn mmsb_apply(engine: *mut mmsb_engine, delta: *const mmsb_delta, change_out: *mut mmsb_change) -> c_int;
