@@ -102,7 +102,7 @@ void commit_abandon(mmsb_engine *e, int rc) {
         rolled = true;
     }
     c->journal_used = 0;
-    location_settle(e);
+    location_commit_end(e);
     if (rolled || !log_pending(e->log)) return;
     char cause[400];
     snprintf(cause, sizeof cause, "%s", mmsb_last_error());
@@ -141,7 +141,7 @@ int commit_finish(mmsb_engine *e, uint32_t durability, uint64_t *seq_out) {
     c->active = false;
     c->journal_used = 0;
     touched_reset(e);
-    location_settle(e);
+    location_commit_end(e);
     if (!log_pending(e->log)) return 0; /* nothing changed: no commit */
     rc = append_commit(e, durability, seq_out);
     if (rc != 0) return rc;

@@ -249,7 +249,8 @@ void location_close(mmsb_engine *e) {
 
 bool location_place(mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want) {
     ASSERT(size_bytes > 0 && (want & ~(uint32_t)(PE_WANT_HOST | PE_WANT_DEVICE)) == 0);
-    if (e->dv.dev == NULL || (want & PE_WANT_HOST)) return false;
+    ASSERT(e->dv.dev != NULL);
+    if (want & PE_WANT_HOST) return false;
     if (size_bytes < e->dv.threshold_bytes && !(want & PE_WANT_DEVICE)) return false;
     if (!device_usable(e)) return false;
     int rc = device_point(e, "gpu-alloc", MMSB_ENOMEM);
@@ -296,7 +297,7 @@ static void device_demote_all(mmsb_engine *e) {
 }
 
 void location_settle(mmsb_engine *e) {
-    if (e->dv.dev == NULL) return;
+    ASSERT(e->dv.dev != NULL);
     if (device_usable(e) && gpu_dev_staged(e->dv.dev)) (void)device_submit(e);
     if (e->dv.failed != 0 && !e->dv.lost) device_demote_all(e);
 }

@@ -55,8 +55,8 @@ extern const location_ops location_device;
  * (AUTO, OFF), or the emulated device. Fills e->dv. */
 int location_open(struct mmsb_engine *e) MUST_CHECK;
 void location_close(struct mmsb_engine *e);
-/* Whether a new page (its bytes at data_off, PE_WANT_* in want) is a device
- * page: its size and flags say so, and the device has memory for it (if
+/* On an engine with a device: whether a new page (its bytes at data_off,
+ * PE_WANT_* in want) is a device page: its size and flags say so, and the device has memory for it (if
  * not, it is placed on the host and counted). Then its copy is zeroed. */
 bool location_place(struct mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want);
 /* Device page pe's copy once it holds every committed change (staged
@@ -71,7 +71,8 @@ bool location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32
                       uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
 /* A device page was freed. */
 void location_forget(struct mmsb_engine *e, const struct page_entry *pe);
-/* The end of a commit (or of a replayed one): what is staged goes to the
+/* The end of a commit (or of a replayed one) on an engine with a device
+ * (location_commit_end, state.h, calls it): what is staged goes to the
  * device. After a device error every device page becomes a host page (its
  * mirror is current) and no page goes to the device again. Off the
  * commit's path of the pages it settles. */

@@ -116,7 +116,7 @@ uint64_t page_publish(mmsb_engine *e, uint64_t size_bytes, uint32_t page_flags, 
     uint64_t id = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
     if (!a->zeroed) memset(region_ptr(&e->data, a->data_off), 0, size_bytes);
     uint32_t want = page_want_of(page_flags);
-    bool device = location_place(e, a->data_off, size_bytes, want);
+    bool device = e->dv.dev != NULL && location_place(e, a->data_off, size_bytes, want); /* no device: one branch */
     page_entry *pe = entry_of(e, id);
     ASSERT(!(pe->flags & PE_LIVE)); /* ids are never reused */
     entry_write_begin(pe);

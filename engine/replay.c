@@ -146,7 +146,7 @@ static int replay_commit(replay_ctx *x, const log_rec *r, uint64_t segment) {
     rec_commit c;
     int rc = rec_decode_commit(r, &c);
     if (rc != 0) return rc;
-    location_settle(x->e);
+    location_commit_end(x->e);
     if (c.flags & COMMIT_HAS_ROOT) {
         h128 root;
         digest_root(x->e, &root);

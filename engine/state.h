@@ -237,6 +237,12 @@ static inline const location_ops *location_of(const mmsb_engine *e, const page_e
     return l;
 }
 
+/* A commit's end for the device location (location_settle): an engine
+ * without a device pays this one branch. */
+static inline void location_commit_end(mmsb_engine *e) {
+    if (e->dv.dev != NULL) location_settle(e);
+}
+
 /* Something about page `id` (bytes, epoch, existence, derivation,
  * signature) changed: the next checkpoint writes it. */
 static inline void ckpt_mark(mmsb_engine *e, uint64_t id) {
