@@ -1,8 +1,9 @@
 /*
  * b_gpu.c - the GPU rows: apply and diff by page size on host and device,
- * and the crossover size. The device path (pages resident on the GPU, CUDA
- * kernels) is not built yet; until it is, these rows say so, and say
- * whether a device was found, instead of measuring something else.
+ * and the crossover size. The device path runs on the emulated device
+ * (tests), but its CUDA backend is not built yet; until it is, these rows
+ * say so, and say whether a device was found, instead of measuring
+ * something else.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static int bench_gpu(const bench_env *env, const void *arg, bench_out *out) {
     }
     bench_rmtree(dir);
     out->skipped = true;
-    snprintf(out->note, sizeof out->note, "no device path in this build yet (GPU probe: %s)", probe);
+    snprintf(out->note, sizeof out->note, "no CUDA device path in this build yet (GPU probe: %s)", probe);
     return 0;
 }
 

@@ -115,7 +115,7 @@ static void stage_mirror(mmsb_engine *e, const page_entry *pe, uint64_t offset, 
 /* A delta goes to the copy as it is (mask and payload), or, when larger
  * than the buffer, as the mirror's bytes it changed. */
 static void stage_delta(mmsb_engine *e, const page_entry *pe, const mmsb_delta *d, uint64_t changed) {
-    uint64_t sparse = (d->flags & MMSB_DELTA_SPARSE) != 0;
+    bool sparse = (d->flags & MMSB_DELTA_SPARSE) != 0;
     gpu_delta g = {.offset = pe->data_off + d->offset, .len = d->len, .mask = d->mask, .payload = d->payload,
                    .payload_len = sparse ? d->payload_len : d->len, .sparse = sparse, .changed = changed};
     if ((d->len + 7) / 8 + g.payload_len > gpu_dev_stage_max(e->dv.dev)) {

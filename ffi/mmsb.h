@@ -443,7 +443,8 @@ typedef struct mmsb_device_view {
  * `stream`), so a view is not a snapshot: call again, or order the reads
  * after `stream`, to read a later epoch. Never write through the view. A
  * device error moves the page to the host (MMSB_EIO, and the engine info's
- * gpu_lost). */
+ * gpu_lost); from then on the copy behind a view taken earlier is no longer
+ * kept current. */
 /* Role: writer role, not writing. Errors: MMSB_EINVAL, MMSB_ENOTFOUND, MMSB_ENOTSUP (a host page),
  * MMSB_EIO, MMSB_EBUSY, MMSB_ECALLBACK. */
 MMSB_API int mmsb_page_device_view(mmsb_engine *engine, uint64_t page_id, mmsb_device_view *view);

@@ -3,7 +3,8 @@
  * (MMSB_GPU_EMULATE), which runs the same staging, batching, device digests
  * and failure paths as a GPU would, in host memory:
  * - placement: by size against the threshold, by the page flags, counted in
- *   the engine info; the flags are logged and survive a reopen;
+ *   the engine info; the flags are logged and survive a reopen, a
+ *   checkpoint, and an export and import;
  * - the same seeded workload on an engine with the device and one without
  *   reaches the same state root after every call, the same commit results,
  *   the same log records (all but the commits' salted chain), and each
@@ -20,8 +21,11 @@
  *   host, keeps every commit and root, and says so in the engine info.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../engine/engine.h"
 #include "testutil.h"
@@ -123,6 +127,42 @@ static void test_placement_by_size_and_flags(void **state) {
     assert_true(tu_info(s.e).recovered_from_checkpoint);
     assert_int_equal(page_info(s.e, tiny_device).location, MMSB_LOC_DEVICE);
     assert_int_equal(page_info(s.e, big_host).flags, MMSB_PAGE_HOST);
+    tu_store_close(&s);
+}
+
+/* An export carries the placement flags; the import places by them (and
+ * by size), and reaches the same root. */
+static void test_export_keeps_flags(void **state) {
+    (void)state;
+    mmsb_options o = device_options(MMSB_GPU_EMULATE, 8192);
+    tu_store s = tu_store_open(&o);
+    uint64_t kept = create(s.e, 1 << 20, MMSB_PAGE_HOST), forced = create(s.e, 64, MMSB_PAGE_DEVICE);
+    uint64_t big = create(s.e, 1 << 20, 0);
+    uint8_t bytes[100];
+    memset(bytes, 9, sizeof bytes);
+    TU_OK(mmsb_write(s.e, forced, 0, bytes, 64, NULL));
+    TU_OK(mmsb_write(s.e, big, 70000, bytes, sizeof bytes, NULL));
+    char *dst = tu_dir_new();
+    char path[4200], store[4200];
+    snprintf(path, sizeof path, "%s/export", dst);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    TU_OK(mmsb_export(s.e, fd, NULL));
+    snprintf(store, sizeof store, "%s/imported", dst);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    TU_OK(mmsb_import(store, &o, fd, NULL));
+    close(fd);
+    unlink(path);
+    mmsb_engine *e = tu_open(store, &o);
+    assert_int_equal(page_info(e, kept).flags, MMSB_PAGE_HOST);
+    assert_int_equal(page_info(e, kept).location, MMSB_LOC_HOST);
+    assert_int_equal(page_info(e, forced).flags, MMSB_PAGE_DEVICE);
+    assert_int_equal(page_info(e, forced).location, MMSB_LOC_DEVICE);
+    assert_int_equal(page_info(e, big).location, MMSB_LOC_DEVICE);
+    copy_matches_mirror(e, big);
+    tu_roots_match(e, s.e, true);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dst);
     tu_store_close(&s);
 }
 
@@ -576,6 +616,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placement_by_size_and_flags),
         cmocka_unit_test(test_default_threshold_and_refusals),
+        cmocka_unit_test(test_export_keeps_flags),
         cmocka_unit_test(test_same_state_with_and_without_device),
         cmocka_unit_test(test_host_pages_make_no_device_call),
         cmocka_unit_test(test_device_out_of_memory_places_on_host),
