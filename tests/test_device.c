@@ -194,6 +194,27 @@ static void test_default_threshold_and_refusals(void **state) {
 
     char *dir = tu_dir_new();
     mmsb_engine *e = NULL;
+    /* MMSB_GPU stands in for AUTO only, and a value it does not know fails the open */
+    const char *env = getenv("MMSB_GPU");
+    char *saved = env != NULL ? strdup(env) : NULL;
+    o = device_options(MMSB_GPU_AUTO, 0);
+    setenv("MMSB_GPU", "cuda-please", 1);
+    TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
+    assert_non_null(strstr(mmsb_last_error(), "MMSB_GPU=cuda-please"));
+    setenv("MMSB_GPU", "emulate", 1);
+    o = device_options(MMSB_GPU_OFF, 0);
+    e = tu_open(dir, &o);
+    assert_string_equal(tu_info(e).gpu_device, "");
+    TU_OK(mmsb_close(e));
+    o = device_options(MMSB_GPU_AUTO, 0);
+    e = tu_open(dir, &o);
+    assert_int_equal(tu_info(e).gpu_threshold_source, MMSB_GPU_THRESHOLD_DEFAULT);
+    TU_OK(mmsb_close(e));
+    if (saved != NULL) setenv("MMSB_GPU", saved, 1);
+    else unsetenv("MMSB_GPU");
+    free(saved);
+    tu_dir_remove(dir);
+    dir = tu_dir_new();
     o = device_options(3, 0);
     TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
     o = device_options(MMSB_GPU_EMULATE, (64ull << 20) + 1); /* above page_bytes_max */
