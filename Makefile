@@ -54,9 +54,9 @@ ISA_AVX2 := -mavx2 -mbmi2 -mpopcnt
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512vbmi2 -mbmi2 -mpopcnt
 
 LIB_SRCS := $(wildcard engine/base/*.c) $(wildcard engine/*.c) $(wildcard tlog/*.c) $(wildcard tlog/checkpoint/*.c) \
-            $(wildcard tlog/repl/*.c) gpu/gpu_emulate.c
+            $(wildcard tlog/repl/*.c) gpu/gpu_emulate.c gpu/stage.c gpu/device.c
 ifeq ($(GPU_ON),1)
-GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o
+GPU_OBJ := $(BUILD)/obj/gpu/gpu_cuda.o $(BUILD)/obj/gpu/gpu_cuda_dev.o $(BUILD)/obj/gpu/kernels.o
 LDLIBS_LIB += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 # libmmsb.a already holds the CUDA runtime (folded in, its symbols local).
 LIBS_PRIVATE := -pthread -luring -llmdb -lnats -ldl -lrt
@@ -70,8 +70,6 @@ endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GPU_OBJ)
 # The kernels against the host (tests/test_gpu.cu): built with the suite
 # where CUDA is, so the kernels always compile; run only by make test-gpu.
-# The library does not hold the kernels until the engine launches them (no
-# fatbin for the CUDA runtime to register when a program loads it).
 GPU_TEST_BIN := $(if $(GPU_OBJ),$(BUILD)/tests/test_gpu)
 
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -133,11 +131,16 @@ $(BUILD)/obj/gpu/gpu_cuda.o: gpu/gpu_cuda.cu gpu/gpu.h
 	@mkdir -p $(@D)
 	$(NVCC) -O2 -Xcompiler -fPIC,-fvisibility=hidden -c $< -o $@
 
+# The CUDA backend of gpu/device.h is C over the CUDA runtime's C API.
+$(BUILD)/obj/gpu/gpu_cuda_dev.o: gpu/gpu_cuda_dev.c
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -isystem $(CUDA_HOME)/include -MMD -MP -c $< -o $@
+
 # The kernels: machine code for Hopper (the H200) and PTX that later GPUs
 # compile at load. NVCC_ARCH=... for others.
 NVCC_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
 NVCC_FLAGS := -O2 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall,-Wextra,-Werror
-$(BUILD)/obj/gpu/kernels.o: gpu/kernels.cu gpu/dev_logic.h gpu/gpu.h
+$(BUILD)/obj/gpu/kernels.o: gpu/kernels.cu gpu/dev_logic.h gpu/gpu.h gpu/launch.h
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
@@ -145,12 +148,14 @@ $(BUILD)/tests/test_gpu: tests/test_gpu.cu gpu/dev_logic.h $(BUILD)/obj/gpu/kern
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -o $@ tests/test_gpu.cu $(BUILD)/obj/gpu/kernels.o
 
-# The GPU check: the kernels against the host on a machine with a CUDA
-# device (gpu/README.md). Exit 77 and a sentence when there is none.
+# The GPU check (tests/gpu_check.sh, gpu/README.md) on a machine with a
+# CUDA device: the kernels against the host, the device location's tests on
+# the device, CuPy through __cuda_array_interface__, the GPU benchmark rows.
+# Exit 77 and a sentence when there is no device.
 test-gpu:
 	@test -n "$(NVCC)" || { echo "test-gpu: nvcc not found (CUDA toolkit, or NVCC=...)"; exit 1; }
-	@$(MAKE) --no-print-directory GPU=1 $(BUILD)/tests/test_gpu
-	$(BUILD)/tests/test_gpu
+	@$(MAKE) --no-print-directory GPU=1 $(BUILD)/tests/test_gpu $(BUILD)/tests/test_device $(LIB_SO) $(BENCH_BIN)
+	sh tests/gpu_check.sh $(BUILD) $(BENCH_BIN)
 
 # The static library is one relocatable object whose hidden symbols are made
 # local, so nothing but the public API can clash with a program's names.

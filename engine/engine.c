@@ -435,7 +435,10 @@ static int engine_open_log(mmsb_engine *e) {
     return rc;
 }
 
-static int engine_new(const char *dir, const mmsb_options *options, bool follower, mmsb_engine **out) {
+/* hooks (may be NULL) are the engine's from the start: the device's check
+ * at open passes a named point. */
+static int engine_new(const char *dir, const mmsb_options *options, bool follower, const io_hooks *hooks,
+                      mmsb_engine **out) {
     ASSERT(out != NULL);
     ASSERT(!follower || (options->flags & MMSB_OPEN_READONLY));
     if (dir == NULL || dir[0] == '\0') return err_set(MMSB_EINVAL, "mmsb_open: dir is NULL or empty");
@@ -461,6 +464,7 @@ static int engine_new(const char *dir, const mmsb_options *options, bool followe
     e->read_only = (opts.flags & MMSB_OPEN_READONLY) != 0;
     e->follower = follower;
     e->dir_fd = e->lock_fd = -1;
+    if (hooks != NULL) e->hooks = *hooks;
     atomic_init(&e->busy, 0);
     atomic_init(&e->page_id_next, 1);
     rc = engine_build(e, dir);
@@ -480,7 +484,7 @@ int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine *
     mmsb_options o = *options;
     o.flags = MMSB_OPEN_READONLY;
     mmsb_engine *e = NULL;
-    int rc = engine_new(dir, &o, false, &e);
+    int rc = engine_new(dir, &o, false, NULL, &e);
     if (rc == 0) rc = checkpoint_open(e);
     if (rc != 0 && e != NULL) engine_release(e);
     if (rc == 0) *out = e;
@@ -508,9 +512,8 @@ int engine_open(const char *dir, const mmsb_options *options, const io_hooks *ho
     if (engine_out == NULL) return err_set(MMSB_EINVAL, "mmsb_open: engine_out is NULL");
     *engine_out = NULL;
     mmsb_engine *e = NULL;
-    int rc = engine_new(dir, options, false, &e);
+    int rc = engine_new(dir, options, false, hooks, &e);
     if (rc != 0) return rc;
-    if (hooks != NULL) e->hooks = *hooks;
     if (e->read_only) {
         rc = checkpoint_open(e);
         if (rc == 0) rc = engine_recover_readonly(e);
@@ -538,7 +541,7 @@ int engine_open_seeded(const char *dir, const mmsb_options *options, engine_seed
     if (rc != 0) return rc;
     o.flags |= MMSB_OPEN_CREATE;
     mmsb_engine *e = NULL;
-    rc = engine_new(dir, &o, false, &e);
+    rc = engine_new(dir, &o, false, NULL, &e);
     if (rc != 0) return rc;
     bool present = false;
     rc = store_present(e, &present);
@@ -577,7 +580,7 @@ int engine_open_follower(const char *dir, const mmsb_options *options, mmsb_engi
     o.flags = MMSB_OPEN_READONLY;
     o.gpu = MMSB_GPU_OFF;
     mmsb_engine *e = NULL;
-    int rc = engine_new(dir, &o, true, &e);
+    int rc = engine_new(dir, &o, true, NULL, &e);
     if (rc != 0) return rc;
     rc = checkpoint_open(e);
     if (rc == 0) rc = engine_recover_readonly(e);
@@ -646,7 +649,7 @@ static void device_info(const mmsb_engine *e, mmsb_engineinfo *out) {
     if (dv->dev != NULL) snprintf(out->gpu_device, sizeof out->gpu_device, "%s", gpu_dev_name(dv->dev));
     bool failed = dv->lost || dv->failed != 0; /* a read-only engine meets it, and never settles */
     bool placing = dv->dev != NULL && !failed;
-    out->gpu_threshold_bytes = placing ? dv->threshold_bytes : 0;
+    out->gpu_threshold_bytes = placing && dv->threshold_bytes != UINT64_MAX ? dv->threshold_bytes : 0;
     out->gpu_threshold_source = placing ? dv->threshold_source : MMSB_GPU_THRESHOLD_NONE;
     out->gpu_lost = failed;
     out->gpu_pages = dv->pages;

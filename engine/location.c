@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/seeds.h"
+#include "calibrate.h"
 #include "digest.h"
 #include "engine.h"
 #include "state.h"
@@ -66,6 +67,8 @@ const location_ops location_host = {
 };
 
 /* ---- the device location ------------------------------------------------------------------ */
+
+_Static_assert((uint32_t)DEVICE_HASH_BATCH <= (uint32_t)GPU_DEV_HASH_MAX, "a digest batch is one device call");
 
 static bool device_usable(const mmsb_engine *e) { return e->dv.dev != NULL && e->dv.failed == 0 && !e->dv.lost; }
 
@@ -198,6 +201,7 @@ const location_ops location_device = {
 enum {
     DEVICE_STAGING_BYTES = 4 * 1024 * 1024,
     EMULATED_THRESHOLD_BYTES = 4096, /* a chunk: the suite's pages of 4 KiB and up take the device path */
+    EMULATED_CHECK_SIZES = 1,        /* 64 KiB: every test opens one, and it is slow */
 };
 
 /* The device kind asked for: the options', or MMSB_GPU's in place of AUTO. */
@@ -212,6 +216,47 @@ static int device_mode(const mmsb_engine *e, uint32_t *mode) {
     return 0;
 }
 
+/* Opens the device and checks it against the host (calibrate.h). */
+static int device_open_checked(mmsb_engine *e, uint32_t kind, calibrate_result *cal) {
+    gpu_dev_config cfg = {.bytes_max = e->opts.arena_bytes_max, .staging_bytes = DEVICE_STAGING_BYTES};
+    gpu_dev *d = NULL;
+    int rc = kind == MMSB_GPU_EMULATE ? gpu_emulate_open(&cfg, &d) : gpu_cuda_open(&cfg, &d);
+    if (rc == 0) rc = calibrate_check(e, d, kind == MMSB_GPU_EMULATE ? EMULATED_CHECK_SIZES : CALIBRATE_SIZES, cal);
+    if (rc != 0) {
+        gpu_dev_close(d);
+        return rc;
+    }
+    e->dv.dev = d;
+    return 0;
+}
+
+/* The option's threshold; else the emulated device's default; else the
+ * one cached for this device, or the one just measured (then cached: a
+ * cache that cannot be written costs a measurement at the next open). */
+static void device_threshold(mmsb_engine *e, const calibrate_result *cal) {
+    device_state *dv = &e->dv;
+    if (e->opts.gpu_threshold_bytes != 0) {
+        dv->threshold_bytes = e->opts.gpu_threshold_bytes;
+        dv->threshold_source = MMSB_GPU_THRESHOLD_OPTION;
+    } else if (gpu_dev_kind(dv->dev) == MMSB_GPU_EMULATE) {
+        dv->threshold_bytes = EMULATED_THRESHOLD_BYTES;
+        dv->threshold_source = MMSB_GPU_THRESHOLD_DEFAULT;
+    } else {
+        dv->threshold_source = MMSB_GPU_THRESHOLD_CALIBRATED;
+        if (!calibrate_cache_read(e->dir_fd, gpu_dev_name(dv->dev), &dv->threshold_bytes)) {
+            dv->threshold_bytes = cal->threshold_bytes;
+            if (!e->read_only) (void)calibrate_cache_write(e->dir_fd, gpu_dev_name(dv->dev), dv->threshold_bytes);
+        }
+    }
+    const char *kind = gpu_dev_kind(dv->dev) == MMSB_GPU_EMULATE ? "emulated device (MMSB_GPU_EMULATE)" : "CUDA";
+    if (dv->threshold_bytes == UINT64_MAX) {
+        snprintf(e->gpu.text, sizeof e->gpu.text, "%s: slower than the host at every size; pages by flag only", kind);
+    } else {
+        snprintf(e->gpu.text, sizeof e->gpu.text, "%s: pages of %llu bytes and up", kind,
+                 (unsigned long long)dv->threshold_bytes);
+    }
+}
+
 int location_open(mmsb_engine *e) {
     ASSERT(e->dv.dev == NULL && e->loc[LOCATION_HOST] != NULL);
     uint32_t mode;
@@ -222,21 +267,23 @@ int location_open(mmsb_engine *e) {
         snprintf(e->gpu.text, sizeof e->gpu.text, "off (%s)", by);
         return 0;
     }
-    if (mode == MMSB_GPU_AUTO) { /* the CUDA device path is not built yet: every page stays on the host */
+    uint32_t kind = MMSB_GPU_EMULATE;
+    if (mode == MMSB_GPU_AUTO) {
         gpu_probe(&e->gpu);
-        return 0;
+        if (e->gpu.devices <= 0) return 0;
+        kind = MMSB_GPU_CUDA;
     }
-    ASSERT(mode == MMSB_GPU_EMULATE);
     e->dv.op_offsets = malloc(MMSB_DERIVE_PARENTS_MAX * sizeof *e->dv.op_offsets);
     if (e->dv.op_offsets == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: out of memory for the device location");
-    gpu_dev_config cfg = {.bytes_max = e->opts.arena_bytes_max, .staging_bytes = DEVICE_STAGING_BYTES};
-    rc = gpu_emulate_open(&cfg, &e->dv.dev);
-    if (rc != 0) return rc;
+    calibrate_result cal;
+    rc = device_open_checked(e, kind, &cal);
+    if (rc != 0) { /* no device location: every page on the host, and the engine info says why */
+        snprintf(e->gpu.text, sizeof e->gpu.text, "%s not used: %s: %.60s",
+                 kind == MMSB_GPU_EMULATE ? "emulated device" : "CUDA device", mmsb_strerror(rc), mmsb_last_error());
+        return 0;
+    }
     e->loc[LOCATION_DEVICE] = &location_device;
-    e->dv.threshold_bytes = e->opts.gpu_threshold_bytes != 0 ? e->opts.gpu_threshold_bytes : EMULATED_THRESHOLD_BYTES;
-    e->dv.threshold_source = e->opts.gpu_threshold_bytes != 0 ? MMSB_GPU_THRESHOLD_OPTION : MMSB_GPU_THRESHOLD_DEFAULT;
-    snprintf(e->gpu.text, sizeof e->gpu.text, "emulated device (MMSB_GPU_EMULATE): pages of %llu bytes and up",
-             (unsigned long long)e->dv.threshold_bytes);
+    device_threshold(e, &cal);
     return 0;
 }
 
@@ -259,10 +306,13 @@ bool location_place(mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint
         e->dv.fallbacks++;
         return false;
     }
-    if (!gpu_dev_stage_zero(e->dv.dev, data_off, size_bytes)) {
+    uint64_t piece_max = gpu_dev_stage_max(e->dv.dev);
+    for (uint64_t done = 0; done < size_bytes; done += piece_max) {
+        uint64_t n = min_u64(size_bytes - done, piece_max);
+        if (gpu_dev_stage_zero(e->dv.dev, data_off + done, n)) continue;
         if (!device_submit(e)) return false;
-        bool staged = gpu_dev_stage_zero(e->dv.dev, data_off, size_bytes);
-        ASSERT(staged);
+        bool staged = gpu_dev_stage_zero(e->dv.dev, data_off + done, n);
+        ASSERT(staged); /* an empty buffer holds any piece */
     }
     e->dv.pages++;
     e->dv.page_bytes += size_bytes;

@@ -130,7 +130,7 @@ typedef struct subscriber {
 
 typedef struct replicator replicator; /* replicate.c */
 
-enum { DEVICE_HASH_BATCH = 256 }; /* chunk digests asked of the device at once */
+enum { DEVICE_HASH_BATCH = 4096 }; /* chunk digests asked of the device at once: 16 MiB of a page per wait */
 
 /* The device location (location.c): NULL dev, every page on the host. */
 typedef struct device_state {

@@ -168,6 +168,9 @@ typedef struct mmsb_digest {
 #define MMSB_GPU_EMULATE 2u /* an emulated device in host memory: device pages take
                                the device path (staging, batching, device digests,
                                failures) on machines without a GPU; for tests */
+/* A device's kind only (mmsb_device_view.device), never an option: a CUDA
+ * device, which AUTO found. */
+#define MMSB_GPU_CUDA 3u
 
 typedef struct mmsb_options {
     uint32_t struct_size;      /* sizeof(mmsb_options) of the caller */
@@ -227,9 +230,9 @@ typedef struct mmsb_options {
     uint32_t reserved3;              /* must be 0 */
     /* the device path (added in 0.4) */
     uint64_t gpu_threshold_bytes; /* pages this big or bigger are device pages;
-                                     0: the device's default (the emulated
-                                     device: 4096; a CUDA device: no device
-                                     pages until calibration is built) */
+                                     0: a CUDA device's is calibrated at open
+                                     (and cached in the store's directory),
+                                     the emulated device's is 4096 */
 } mmsb_options;
 
 /* mmsb_options.propagation */
@@ -328,7 +331,8 @@ typedef struct mmsb_engineinfo {
     uint64_t replication_lag_bytes; /* log bytes it does not hold yet (segments between counted whole; 0.3) */
     /* the device path (0.4) */
     char gpu_device[64];           /* where device pages live; "" when nowhere */
-    uint64_t gpu_threshold_bytes;  /* pages this big or bigger go to the device; 0: none do */
+    uint64_t gpu_threshold_bytes;  /* pages this big or bigger go to the device; 0: none
+                                      do by size (MMSB_PAGE_DEVICE still places one) */
     uint32_t gpu_threshold_source; /* MMSB_GPU_THRESHOLD_* */
     uint32_t gpu_lost;             /* 1: a device error moved every device page to the
                                       host, and no page goes to the device again
@@ -344,6 +348,9 @@ typedef struct mmsb_engineinfo {
 #define MMSB_GPU_THRESHOLD_NONE 0u    /* no device location: every page on the host */
 #define MMSB_GPU_THRESHOLD_OPTION 1u  /* gpu_threshold_bytes */
 #define MMSB_GPU_THRESHOLD_DEFAULT 2u /* the device's default */
+#define MMSB_GPU_THRESHOLD_CALIBRATED 3u /* measured at open against the host (or as
+                                           measured at an earlier open of the store
+                                           on the same device and driver) */
 
 /* mmsb_engineinfo.recovery_flags */
 #define MMSB_RECOVERED_TORN 0x1u     /* a torn tail was cut */
@@ -427,8 +434,8 @@ MMSB_API int mmsb_page_view(mmsb_engine *engine, uint64_t page_id,
  * read it without a copy (README, "The device path"). */
 typedef struct mmsb_device_view {
     uint32_t struct_size; /* set by the caller: sizeof(mmsb_device_view) */
-    uint32_t device;      /* the device's kind: MMSB_GPU_EMULATE (data is host memory
-                             standing in for the device's) */
+    uint32_t device;      /* the device's kind: MMSB_GPU_CUDA, or MMSB_GPU_EMULATE
+                             (data is host memory standing in for the device's) */
     const void *data;     /* the copy's first byte, on the device */
     uint64_t size_bytes;
     uint64_t epoch;       /* the page's epoch, which the copy holds when the call returns */

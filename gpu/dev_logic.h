@@ -199,6 +199,68 @@ DEV_HD uint64_t dev_compress_run(uint8_t *packed_out, const uint8_t *src, const 
     return packed;
 }
 
+/* ---- staged work: items ---------------------------------------------------------------- *
+ *
+ * What the host stages for the device is a list of items over one buffer of
+ * bytes (gpu/stage.h): each item is at most DEV_ITEM_BYTES of device memory
+ * and one kind of work, so that one launch can give each item a block and
+ * every block the same bounded work. An op larger than that (a page's zero
+ * fill, a long delta) is several items; a sparse delta's items carry where
+ * their packed bytes start, so no item needs another's count. Thread t of an
+ * item owns its bytes [8t, 8t + 8), as above. */
+enum {
+    DEV_ITEM_BYTES = 64 * 1024,
+    DEV_ITEM_ZERO = 1,   /* the bytes become 0 */
+    DEV_ITEM_COPY = 2,   /* the bytes become staging[src ..] */
+    DEV_ITEM_DENSE = 3,  /* masked: byte i takes staging[src + i] where mask bit i is set */
+    DEV_ITEM_SPARSE = 4, /* masked: the k-th set bit takes staging[src + k] */
+};
+
+typedef struct dev_item {
+    uint64_t dst;  /* device memory offset of the item's first byte */
+    uint64_t src;  /* staging offset of its bytes (COPY, DENSE), or of its first packed byte (SPARSE) */
+    uint64_t mask; /* staging offset of its first mask byte (DENSE, SPARSE) */
+    uint32_t len;  /* bytes, 1 .. DEV_ITEM_BYTES */
+    uint32_t kind; /* DEV_ITEM_* */
+    uint32_t op;   /* the staged op it belongs to: whose changed-byte count it adds to */
+    uint32_t reserved;
+} dev_item;
+
+DEV_HD uint64_t dev_item_units(const dev_item *it) { return ((uint64_t)it->len + 7) / 8; }
+
+/* The set mask bits of an item's units [first, first + count): what a
+ * SPARSE item's thread needs the prefix sum of; 0 for the other kinds. */
+DEV_HD uint64_t dev_item_count(const uint8_t *staging, const dev_item *it, uint64_t first, uint64_t count) {
+    if (it->kind != DEV_ITEM_SPARSE) return 0;
+    return dev_units_count(staging + it->mask, dev_item_units(it), first, count);
+}
+
+/* Runs an item's units [first, first + count) on device memory mem;
+ * packed_at: the set bits before unit first (SPARSE). Returns the bytes a
+ * masked item changed (0 for ZERO and COPY, which are not counted). */
+DEV_HD uint64_t dev_item_run(uint8_t *mem, const uint8_t *staging, const dev_item *it, uint64_t first,
+                             uint64_t count, uint64_t packed_at) {
+    DEV_ASSERT(it->len >= 1 && it->len <= DEV_ITEM_BYTES);
+    uint8_t *dst = mem + it->dst;
+    uint64_t units = dev_item_units(it), changed = 0;
+    if (it->kind == DEV_ITEM_SPARSE) {
+        return dev_apply_sparse_run(dst, staging + it->src, staging + it->mask, it->len, first, count, packed_at,
+                                    true, NULL);
+    }
+    for (uint64_t t = first; t < first + count && t < units; t++) {
+        uint32_t n = dev_unit_bytes(it->len, t);
+        if (it->kind == DEV_ITEM_DENSE) {
+            changed += dev_apply_dense_unit(dst, staging + it->src, staging + it->mask, it->len, t, true, NULL);
+        } else if (it->kind == DEV_ITEM_COPY) {
+            for (uint32_t j = 0; j < n; j++) dst[8 * t + j] = staging[it->src + 8 * t + j];
+        } else {
+            DEV_ASSERT(it->kind == DEV_ITEM_ZERO);
+            for (uint32_t j = 0; j < n; j++) dst[8 * t + j] = 0;
+        }
+    }
+    return changed;
+}
+
 /* ---- the built-in operations' lanes: eight bytes per thread -------------------------------- */
 
 /* The built-in operations that combine parents lane by lane: MMSB_OP_XOR

@@ -17,10 +17,11 @@
  * submit; one larger than the whole buffer is split by the caller
  * (gpu_dev_stage_max).
  *
- * Backends: the emulated device (gpu_emulate.c), host memory run through
- * this same interface with the kernels' own per-element logic (dev_logic.h),
- * so that CPU-only machines exercise every path above it. A CUDA backend
- * (gpu/README.md) implements the same functions.
+ * Backends (device_impl.h): the emulated device (gpu_emulate.c), host
+ * memory run through this same interface with the kernels' own per-element
+ * logic (dev_logic.h), so that CPU-only machines exercise every path above
+ * it; and a CUDA device (gpu_cuda_dev.c). Both stage the same items
+ * (stage.h) and run them through the same per-element function.
  *
  * Every function but the queries counts as one call into the device
  * runtime (gpu_dev_calls), which is how a test shows that host pages never
@@ -33,7 +34,10 @@
 
 typedef struct gpu_dev gpu_dev;
 
-enum { GPU_DEV_NAME_BYTES = 64 };
+enum {
+    GPU_DEV_NAME_BYTES = 64,
+    GPU_DEV_HASH_MAX = 4096, /* chunk digests one gpu_dev_hash_chunks computes */
+};
 
 typedef struct gpu_dev_config {
     uint64_t bytes_max;     /* device memory for offsets [0, bytes_max) */
@@ -42,6 +46,10 @@ typedef struct gpu_dev_config {
 
 /* The emulated device (MMSB_GPU_EMULATE). */
 int gpu_emulate_open(const gpu_dev_config *cfg, gpu_dev **out) MUST_CHECK;
+/* CUDA device 0 (MMSB_GPU_AUTO found one): MMSB_ENOTSUP in a build without
+ * CUDA or when the device lacks what the backend needs, MMSB_ENOMEM, or
+ * MMSB_EIO with the CUDA runtime's words. */
+int gpu_cuda_open(const gpu_dev_config *cfg, gpu_dev **out) MUST_CHECK;
 /* Waits for submitted work, then frees everything. NULL is a no-op. */
 void gpu_dev_close(gpu_dev *d);
 
@@ -82,7 +90,7 @@ bool gpu_dev_stage_delta(gpu_dev *d, const gpu_delta *delta);
  * An error means some of it may not have reached device memory. */
 int gpu_dev_submit(gpu_dev *d) MUST_CHECK;
 /* The chunk digests (DIGESTS.md: XXH3-128 of each 4 KiB chunk, SEED_CHUNK)
- * of chunks[0 .. count) of the page whose copy is at page_offset; waits
+ * of chunks[0 .. count) (count at most GPU_DEV_HASH_MAX) of the page whose copy is at page_offset; waits
  * for submitted work first. */
 int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
                         uint32_t count, h128 *out) MUST_CHECK;
@@ -92,7 +100,7 @@ int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, c
  * first and for the result. n is at most MMSB_DERIVE_PARENTS_MAX. */
 int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
                uint8_t *out) MUST_CHECK;
-/* The device's kind: MMSB_GPU_EMULATE. */
+/* The device's kind: MMSB_GPU_EMULATE or MMSB_GPU_CUDA. */
 uint32_t gpu_dev_kind(const gpu_dev *d);
 /* Where device bytes [offset, offset + len) are, for a consumer on the
  * device, once submitted work is done (waits); its stream in *stream_out. */

@@ -4,17 +4,19 @@
  * 4 KiB chunk or one tree node per thread, and for sparse deltas a block per
  * run of mask bytes.
  *
- * The engine does not launch them yet: the device location that will (issue
- * 14's device path) is not built, and the library does not hold them yet.
- * Every CUDA build compiles them for the GPU check (tests/test_gpu.cu), so
- * nvcc checks the shared logic for the device. The logic itself is tested on the
- * host (tests/test_devlogic.c), and make test-gpu compares these kernels
- * with it on a GPU (tests/test_gpu.cu).
+ * The device location launches the staged items, chunk-list digests and
+ * operations through launch.h's C functions at the end of this file; the
+ * GPU check (tests/test_gpu.cu) launches every kernel against the same
+ * logic run on the host. The logic itself is tested on the host
+ * (tests/test_devlogic.c) on every machine.
  */
 #include <stdint.h>
 
+#include <cuda_runtime.h>
+
 #include "dev_logic.h"
 #include "gpu.h"
+#include "launch.h"
 
 __constant__ uint8_t dev_ksecret_const[DEV_XXH_SECRET_BYTES] = {DEV_XXH_KSECRET_BYTES};
 
@@ -142,4 +144,68 @@ __global__ void mmsb_k_merkle_level(const uint8_t *level, uint64_t n, uint8_t *a
 __global__ void mmsb_k_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out) {
     uint64_t units = (hi - lo + 7) / 8;
     for (uint64_t t = thread_first(); t < units; t += thread_step()) dev_op_unit(op, in, n, lo, hi, t, out);
+}
+
+/* ---- the device location's launches ---------------------------------------------------------- */
+
+/* A block per item (grid-stride over the items): ZERO, COPY and DENSE
+ * items a unit per thread in turn, so that neighbouring threads touch
+ * neighbouring words; a SPARSE item a run of units per thread, its packed
+ * offset from a block scan. Every branch is the same for the whole block
+ * (the item's kind), as __syncthreads and count_add need. Launched with
+ * SCAN_THREADS threads. */
+__global__ void mmsb_k_apply_items(uint8_t *mem, const uint8_t *staging, const dev_item *items, uint32_t n,
+                                   unsigned long long *counts) {
+    for (uint32_t i = blockIdx.x; i < n; i += gridDim.x) {
+        dev_item it = items[i];
+        uint64_t units = dev_item_units(&it), changed = 0;
+        if (it.kind == DEV_ITEM_SPARSE) {
+            uint64_t per = (units + blockDim.x - 1) / blockDim.x, first = threadIdx.x * per;
+            uint64_t mine = dev_item_count(staging, &it, first, per);
+            uint64_t at = block_inclusive_scan(mine) - mine;
+            changed = dev_item_run(mem, staging, &it, first, per, at);
+        } else {
+            for (uint64_t t = threadIdx.x; t < units; t += blockDim.x) {
+                changed += dev_item_run(mem, staging, &it, t, 1, 0);
+            }
+        }
+        count_add(&counts[it.op], (uint32_t)changed); /* at most DEV_ITEM_BYTES */
+    }
+}
+
+__global__ void mmsb_k_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
+                                  uint8_t *digests_out) {
+    __shared__ uint8_t seeded[DEV_XXH_SECRET_BYTES];
+    if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, SEED_CHUNK, seeded);
+    __syncthreads();
+    for (uint64_t i = thread_first(); i < count; i += thread_step()) {
+        dev_chunk_digest(page, size, chunks[i], dev_ksecret_const, seeded, digests_out + DEV_DIGEST_BYTES * i);
+    }
+}
+
+enum { ITEM_BLOCKS_MAX = 8192, LIST_THREADS = 32, OP_THREADS = 256, OP_BLOCKS_MAX = 4096 };
+
+extern "C" int gpu_launch_items(uint8_t *mem, const uint8_t *staging, const dev_item *items, uint32_t n,
+                                unsigned long long *counts, void *stream) {
+    uint32_t blocks = n < (uint32_t)ITEM_BLOCKS_MAX ? n : (uint32_t)ITEM_BLOCKS_MAX;
+    if (blocks == 0) return 0;
+    mmsb_k_apply_items<<<blocks, SCAN_THREADS, 0, (cudaStream_t)stream>>>(mem, staging, items, n, counts);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_launch_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
+                                     uint8_t *digests, void *stream) {
+    if (count == 0) return 0;
+    uint32_t blocks = (count + LIST_THREADS - 1) / LIST_THREADS;
+    mmsb_k_chunk_list<<<blocks, LIST_THREADS, 0, (cudaStream_t)stream>>>(page, size, chunks, count, digests);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_launch_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi,
+                             uint8_t *out, void *stream) {
+    uint64_t units = (hi - lo + 7) / 8, blocks = (units + OP_THREADS - 1) / OP_THREADS;
+    if (units == 0) return 0;
+    if (blocks > OP_BLOCKS_MAX) blocks = OP_BLOCKS_MAX;
+    mmsb_k_op<<<(uint32_t)blocks, OP_THREADS, 0, (cudaStream_t)stream>>>(op, in, n, lo, hi, out);
+    return (int)cudaGetLastError();
 }

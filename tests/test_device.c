@@ -1,7 +1,9 @@
 /*
  * test_device.c - the device location, on the emulated device
  * (MMSB_GPU_EMULATE), which runs the same staging, batching, device digests
- * and failure paths as a GPU would, in host memory:
+ * and failure paths as a GPU would, in host memory; with
+ * MMSB_TEST_DEVICE=cuda (make test-gpu) the same tests on the CUDA device
+ * that MMSB_GPU_AUTO finds:
  * - placement: by size against the threshold, by the page flags, counted in
  *   the engine info; the flags are logged and survive a reopen, a
  *   checkpoint, and an export and import;
@@ -27,8 +29,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../engine/calibrate.h"
 #include "../engine/engine.h"
+#include "../engine/state.h"
 #include "testutil.h"
+
+/* The device the tests run on (main sets it): MMSB_GPU_EMULATE, or
+ * MMSB_GPU_AUTO for the CUDA device it finds. */
+static uint32_t DEVICE = MMSB_GPU_EMULATE;
+
+static bool on_cuda(void) { return DEVICE == MMSB_GPU_AUTO; }
 
 static mmsb_options device_options(uint32_t gpu, uint64_t threshold_bytes) {
     mmsb_options o;
@@ -58,18 +68,23 @@ static void copy_matches_mirror(mmsb_engine *e, uint64_t id) {
     const void *mirror;
     uint64_t size, epoch;
     TU_OK(mmsb_page_view(e, id, &mirror, &size, &epoch));
-    assert_int_equal(v.device, MMSB_GPU_EMULATE);
+    assert_int_equal(v.device, on_cuda() ? MMSB_GPU_CUDA : MMSB_GPU_EMULATE);
     assert_int_equal(v.size_bytes, size);
     assert_int_equal(v.epoch, epoch);
     assert_ptr_not_equal(v.data, mirror);
-    assert_memory_equal(v.data, mirror, size);
+    if (!on_cuda()) assert_memory_equal(v.data, mirror, size);
+    uint8_t *copy = malloc(size); /* read back through the device itself */
+    assert_non_null(copy);
+    TU_OK(gpu_dev_read(e->dv.dev, entry_of(e, id)->data_off, copy, size));
+    assert_memory_equal(copy, mirror, size);
+    free(copy);
 }
 
 /* ---- placement -------------------------------------------------------------------------- */
 
 static void test_placement_by_size_and_flags(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 8192);
+    mmsb_options o = device_options(DEVICE, 8192);
     tu_store s = tu_store_open(&o);
     mmsb_engineinfo info = tu_info(s.e);
     assert_true(strlen(info.gpu_device) > 0);
@@ -134,7 +149,7 @@ static void test_placement_by_size_and_flags(void **state) {
  * by size), and reaches the same root. */
 static void test_export_keeps_flags(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 8192);
+    mmsb_options o = device_options(DEVICE, 8192);
     tu_store s = tu_store_open(&o);
     uint64_t kept = create(s.e, 1 << 20, MMSB_PAGE_HOST), forced = create(s.e, 64, MMSB_PAGE_DEVICE);
     uint64_t big = create(s.e, 1 << 20, 0);
@@ -168,13 +183,19 @@ static void test_export_keeps_flags(void **state) {
 
 static void test_default_threshold_and_refusals(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 0);
+    mmsb_options o = device_options(DEVICE, 0);
     tu_store s = tu_store_open(&o);
     mmsb_engineinfo info = tu_info(s.e);
-    assert_int_equal(info.gpu_threshold_bytes, 4096);
-    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_DEFAULT);
-    assert_int_equal(page_info(s.e, create(s.e, 4096, 0)).location, MMSB_LOC_DEVICE);
-    assert_int_equal(page_info(s.e, create(s.e, 4095, 0)).location, MMSB_LOC_HOST);
+    if (on_cuda()) { /* measured at open: whatever it is, it is a measured size or none */
+        assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_CALIBRATED);
+        printf("test_device: calibrated threshold %llu bytes (0: none)\n",
+               (unsigned long long)info.gpu_threshold_bytes);
+    } else {
+        assert_int_equal(info.gpu_threshold_bytes, 4096);
+        assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_DEFAULT);
+        assert_int_equal(page_info(s.e, create(s.e, 4096, 0)).location, MMSB_LOC_DEVICE);
+        assert_int_equal(page_info(s.e, create(s.e, 4095, 0)).location, MMSB_LOC_HOST);
+    }
     uint64_t id;
     TU_ERR(mmsb_page_create(s.e, 64, MMSB_PAGE_HOST | MMSB_PAGE_DEVICE, &id), MMSB_EINVAL);
     assert_non_null(strstr(mmsb_last_error(), "flags"));
@@ -217,7 +238,7 @@ static void test_default_threshold_and_refusals(void **state) {
     dir = tu_dir_new();
     o = device_options(3, 0);
     TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
-    o = device_options(MMSB_GPU_EMULATE, (64ull << 20) + 1); /* above page_bytes_max */
+    o = device_options(DEVICE, (64ull << 20) + 1); /* above page_bytes_max */
     TU_ERR(mmsb_open(dir, &o, &e), MMSB_EINVAL);
     assert_non_null(strstr(mmsb_last_error(), "gpu_threshold_bytes"));
     tu_dir_remove(dir);
@@ -407,7 +428,7 @@ static void logs_equal(const char *a, const char *b) {
 static void test_same_state_with_and_without_device(void **state) {
     (void)state;
     pair p = {.r = {0x6d6d7362646576ull}};
-    p.o[0] = device_options(MMSB_GPU_EMULATE, 0);
+    p.o[0] = device_options(DEVICE, on_cuda() ? 4096 : 0); /* a calibrated one may place nothing */
     p.o[1] = device_options(MMSB_GPU_OFF, 0);
     for (int k = 0; k < 2; k++) p.o[k].flags |= MMSB_OPEN_KEEP_LOG; /* the logs stay whole, to compare */
     p.buf = malloc(PAIR_BUF_BYTES);
@@ -416,7 +437,9 @@ static void test_same_state_with_and_without_device(void **state) {
     assert_non_null(p.mask);
     for (int k = 0; k < 2; k++) p.s[k] = tu_store_open(&p.o[k]);
     for (int i = 0; i < 12; i++) step_create(&p);
-    for (uint32_t step = 0; step < 2500; step++) {
+    const char *steps_env = getenv("MMSB_TEST_STEPS"); /* make test-gpu: 100,000 */
+    uint32_t steps = steps_env != NULL ? (uint32_t)strtoul(steps_env, NULL, 10) : 2500;
+    for (uint32_t step = 0; step < steps; step++) {
         uint64_t what = rng_below(&p.r, 100);
         if (what < 6) step_create(&p);
         else if (what < 9) step_derive(&p);
@@ -448,7 +471,7 @@ static void test_same_state_with_and_without_device(void **state) {
 
 static void test_host_pages_make_no_device_call(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 1 << 20);
+    mmsb_options o = device_options(DEVICE, 1 << 20);
     tu_store s = tu_store_open(&o);
     uint64_t calls_at_open = tu_info(s.e).gpu_calls;
     uint64_t a = create(s.e, 4096, 0), b = create(s.e, 65536, 0), c = create(s.e, 65536, 0);
@@ -493,7 +516,7 @@ static int refuse_point(void *ctx, const io_event *ev) {
 
 static void test_device_out_of_memory_places_on_host(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    mmsb_options o = device_options(DEVICE, 4096);
     char *dir = tu_dir_new();
     refusal r = {.point = "gpu-alloc", .refuse_from = 3};
     io_hooks hooks = {.fn = refuse_point, .ctx = &r};
@@ -527,7 +550,7 @@ static void test_device_out_of_memory_places_on_host(void **state) {
  * goes back to the host, nothing committed is lost, the roots stay those of
  * an engine without a device. */
 static void device_fails_at(const char *point) {
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    mmsb_options o = device_options(DEVICE, 4096);
     char *dir = tu_dir_new();
     refusal r = {.point = point, .refuse_from = 4};
     io_hooks hooks = {.fn = refuse_point, .ctx = &r};
@@ -576,7 +599,7 @@ static void test_device_failure_moves_pages_to_host(void **state) {
  * instead, to the same bytes; the device is then given up. */
 static void test_device_computes_derived_pages(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    mmsb_options o = device_options(DEVICE, 4096);
     tu_store s = tu_store_open(&o);
     TU_OK(mmsb_close(s.e));
     refusal r = {.point = "gpu-op", .refuse_from = 4};
@@ -609,7 +632,7 @@ static void test_device_computes_derived_pages(void **state) {
  * the next commit, and nothing committed is lost. */
 static void test_device_view_failure(void **state) {
     (void)state;
-    mmsb_options o = device_options(MMSB_GPU_EMULATE, 4096);
+    mmsb_options o = device_options(DEVICE, 4096);
     tu_store s = tu_store_open(&o);
     TU_OK(mmsb_close(s.e));
     refusal r = {.point = "gpu-view", .refuse_from = 2};
@@ -633,7 +656,125 @@ static void test_device_view_failure(void **state) {
     tu_store_close(&s);
 }
 
+/* A device that fails its check at open is not used: the engine opens with
+ * every page on the host, and the engine info says why. */
+static void test_device_failing_its_check_is_not_used(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 0);
+    char *dir = tu_dir_new();
+    refusal r = {.point = "gpu-check", .refuse_from = 1};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    mmsb_engine *e = NULL;
+    TU_OK(engine_open(dir, &o, &hooks, &e));
+    assert_int_equal(r.calls, 1);
+    mmsb_engineinfo info = tu_info(e);
+    assert_string_equal(info.gpu_device, "");
+    assert_int_equal(info.gpu_threshold_source, MMSB_GPU_THRESHOLD_NONE);
+    assert_non_null(strstr(info.gpu, "not used"));
+    assert_non_null(strstr(info.gpu, "gpu-check"));
+    assert_int_equal(page_info(e, create(e, 1 << 20, 0)).location, MMSB_LOC_HOST);
+    uint64_t id;
+    TU_ERR(mmsb_page_create(e, 4096, MMSB_PAGE_DEVICE, &id), MMSB_ENOTSUP);
+    TU_OK(mmsb_close(e));
+    tu_dir_remove(dir);
+}
+
+/* The check at open, at every size it measures (64 KiB to 2 MiB: deltas
+ * split into many items, a copy in pieces), passes on the emulated device,
+ * and reports each size's timing. */
+static void test_device_check_at_every_size(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 0);
+    tu_store s = tu_store_open(&o);
+    calibrate_result cal;
+    TU_OK(calibrate_check(s.e, s.e->dv.dev, CALIBRATE_SIZES, &cal));
+    assert_int_equal(cal.sizes, CALIBRATE_SIZES);
+    for (uint32_t k = 0; k < CALIBRATE_SIZES; k++) {
+        assert_int_equal(cal.size_bytes[k], (64u << 10) << (k == 3 ? 5 : 2 * k));
+        assert_true(cal.host_ns[k] > 0 && cal.host_ns[k] < UINT64_MAX);
+        assert_true(cal.device_ns[k] > 0 && cal.device_ns[k] < UINT64_MAX);
+    }
+    assert_true(cal.threshold_bytes == UINT64_MAX || cal.threshold_bytes >= cal.size_bytes[0]);
+    tu_store_close(&s);
+}
+
+static void write_file(int dir_fd, const char *name, const char *text, size_t len) {
+    int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The threshold's cache: one line per device, other devices' lines kept,
+ * and anything malformed read as no threshold (the next open measures). */
+static void test_threshold_cache(void **state) {
+    (void)state;
+    char *dir = tu_dir_new();
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    uint64_t t = 0;
+    assert_false(calibrate_cache_read(dfd, "gpu A", &t));
+    TU_OK(calibrate_cache_write(dfd, "gpu A", 262144));
+    TU_OK(calibrate_cache_write(dfd, "gpu B (driver 13.0)", UINT64_MAX));
+    assert_true(calibrate_cache_read(dfd, "gpu A", &t));
+    assert_int_equal(t, 262144);
+    assert_true(calibrate_cache_read(dfd, "gpu B (driver 13.0)", &t));
+    assert_true(t == UINT64_MAX);
+    assert_false(calibrate_cache_read(dfd, "gpu B (driver 13.1)", &t));
+    TU_OK(calibrate_cache_write(dfd, "gpu A", 65536)); /* replaced, B kept */
+    assert_true(calibrate_cache_read(dfd, "gpu A", &t));
+    assert_int_equal(t, 65536);
+    assert_true(calibrate_cache_read(dfd, "gpu B (driver 13.0)", &t));
+    static const char *const bad[] = {
+        "mmsb gpu-threshold 2\n65536 gpu A\n", /* another format */
+        "mmsb gpu-threshold 1\n65536 gpu A",   /* a torn line */
+        "mmsb gpu-threshold 1\n0 gpu A\n",
+        "mmsb gpu-threshold 1\n-5 gpu A\n",
+        "mmsb gpu-threshold 1\n 65536 gpu A\n",
+        "mmsb gpu-threshold 1\n65x36 gpu A\n",
+        "mmsb gpu-threshold 1\n99999999999999999999999 gpu A\n",
+        "mmsb gpu-threshold 1\n65536gpu A\n",
+        "",
+        "\n\n\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(dfd, "gpu-threshold", bad[i], strlen(bad[i]));
+        assert_false(calibrate_cache_read(dfd, "gpu A", &t));
+    }
+    static const char nul[] = "mmsb gpu-threshold 1\n65536 gpu A\0\n";
+    write_file(dfd, "gpu-threshold", nul, sizeof nul - 1);
+    assert_false(calibrate_cache_read(dfd, "gpu A", &t));
+    char *big = malloc(8192);
+    assert_non_null(big);
+    memset(big, 'x', 8192);
+    memcpy(big, "mmsb gpu-threshold 1\n65536 gpu A\n", 32);
+    write_file(dfd, "gpu-threshold", big, 8192);
+    assert_false(calibrate_cache_read(dfd, "gpu A", &t));
+    free(big);
+    TU_OK(calibrate_cache_write(dfd, "gpu A", 4096)); /* a malformed file is replaced whole */
+    assert_true(calibrate_cache_read(dfd, "gpu A", &t));
+    assert_int_equal(t, 4096);
+    close(dfd);
+    tu_dir_remove(dir);
+}
+
+/* With MMSB_TEST_DEVICE=cuda: the CUDA device, which must be found and
+ * pass its check at open (else the run fails, saying why). */
+static int choose_device(void) {
+    const char *want = getenv("MMSB_TEST_DEVICE");
+    if (want == NULL || strcmp(want, "cuda") != 0) return 0;
+    DEVICE = MMSB_GPU_AUTO;
+    mmsb_options o = device_options(DEVICE, 0);
+    tu_store s = tu_store_open(&o);
+    mmsb_engineinfo info = tu_info(s.e);
+    bool found = s.e->dv.dev != NULL && gpu_dev_kind(s.e->dv.dev) == MMSB_GPU_CUDA;
+    printf("test_device: %s: %s\n", found ? info.gpu_device : "no CUDA device in use", info.gpu);
+    tu_store_close(&s);
+    return found ? 0 : 1;
+}
+
 int main(void) {
+    if (choose_device() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placement_by_size_and_flags),
         cmocka_unit_test(test_default_threshold_and_refusals),
@@ -644,6 +785,9 @@ int main(void) {
         cmocka_unit_test(test_device_failure_moves_pages_to_host),
         cmocka_unit_test(test_device_view_failure),
         cmocka_unit_test(test_device_computes_derived_pages),
+        cmocka_unit_test(test_device_failing_its_check_is_not_used),
+        cmocka_unit_test(test_device_check_at_every_size),
+        cmocka_unit_test(test_threshold_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

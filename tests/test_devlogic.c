@@ -16,6 +16,7 @@
 #include "../engine/base/kern.h"
 #include "../engine/ops.h"
 #include "../gpu/dev_logic.h"
+#include "../gpu/stage.h"
 
 enum { LEN_MAX = 70000, HASH_LEN_MAX = 4096, ROUNDS = 300 };
 
@@ -137,6 +138,91 @@ static void block_scan(uint64_t *vals, uint64_t *tmp, uint64_t n) {
         for (uint64_t t = 0; t < n; t++) tmp[t] = dev_scan_step(vals, t, d);
         memcpy(vals, tmp, n * sizeof *vals);
     }
+}
+
+/* ---- staged items (gpu/stage.h) run as the kernel runs them ---------------------------- */
+
+enum { STAGE_BYTES = 4 << 20, STAGE_ITEMS = STAGE_BYTES / 64, MEM_BYTES = 1 << 20 };
+
+/* One item as a block of `threads` runs it (mmsb_k_apply_items): a unit
+ * per thread in turn, or for a sparse item a run per thread placed by the
+ * block's scan. Returns the bytes it changed. */
+static uint64_t run_item_as_block(uint8_t *mem, const gpu_stage *st, const dev_item *it, uint64_t threads) {
+    enum { THREADS_MAX = 256 };
+    uint64_t units = dev_item_units(it), changed = 0;
+    if (it->kind != DEV_ITEM_SPARSE) {
+        for (uint64_t t = 0; t < threads; t++) {
+            for (uint64_t u = t; u < units; u += threads) changed += dev_item_run(mem, st->bytes, it, u, 1, 0);
+        }
+        return changed;
+    }
+    uint64_t per = (units + threads - 1) / threads, counts[THREADS_MAX], scanned[THREADS_MAX], tmp[THREADS_MAX];
+    assert_true(threads <= THREADS_MAX);
+    for (uint64_t t = 0; t < threads; t++) scanned[t] = counts[t] = dev_item_count(st->bytes, it, t * per, per);
+    block_scan(scanned, tmp, threads);
+    for (uint64_t t = 0; t < threads; t++) {
+        changed += dev_item_run(mem, st->bytes, it, t * per, per, scanned[t] - counts[t]);
+    }
+    return changed;
+}
+
+/* Random zero fills, copies and dense and sparse deltas, staged (split into
+ * items of DEV_ITEM_BYTES) and run item by item as the kernel's blocks run
+ * them, give the CPU kernels' bytes, and each op's count equals the host's
+ * (stage_check); a wrong count is caught. */
+static void test_staged_items_match_kernels(void **state) {
+    (void)state;
+    rng r = {31};
+    uint8_t *dev = calloc(1, MEM_BYTES), *host = calloc(1, MEM_BYTES), *src = malloc(MEM_BYTES);
+    uint8_t *mask = malloc(MEM_BYTES / 8), *packed = malloc(MEM_BYTES), *bytes = malloc(STAGE_BYTES);
+    dev_item *items = malloc(STAGE_ITEMS * sizeof *items);
+    uint64_t *expected = malloc(STAGE_ITEMS * sizeof *expected), *counts = malloc(STAGE_ITEMS * sizeof *counts);
+    assert_true(dev && host && src && mask && packed && bytes && items && expected && counts);
+    gpu_stage st;
+    stage_init(&st, bytes, STAGE_BYTES, items, STAGE_ITEMS, expected, STAGE_ITEMS);
+    for (int round = 0; round < 40; round++) {
+        for (int op = 0; op < 12; op++) {
+            uint64_t len = 1 + rng_below(&r, rng_below(&r, 2) == 0 ? 300 : 3 * DEV_ITEM_BYTES);
+            uint64_t offset = rng_below(&r, MEM_BYTES - len + 1), kind = rng_below(&r, 4);
+            rng_fill(&r, src, len);
+            random_mask(&r, mask, len);
+            bool staged;
+            if (kind == 0) {
+                memset(host + offset, 0, len);
+                staged = stage_zero(&st, offset, len);
+            } else if (kind == 1) {
+                memcpy(host + offset, src, len);
+                staged = stage_copy(&st, offset, src, len);
+            } else {
+                bool sparse = kind == 3;
+                uint64_t packed_len = kern_portable_ops.compress(packed, src, mask, len);
+                uint64_t changed = sparse ? kern_portable_ops.apply_sparse(host + offset, packed, packed_len, mask,
+                                                                            len, true)
+                                          : kern_portable_ops.apply_dense(host + offset, src, mask, len, true);
+                gpu_delta g = {.offset = offset, .len = len, .mask = mask, .payload = sparse ? packed : src,
+                               .payload_len = sparse ? packed_len : len, .sparse = sparse, .changed = changed};
+                staged = stage_delta(&st, &g);
+            }
+            assert_true(staged); /* 12 ops of at most 192 KiB fit */
+        }
+        memset(counts, 0, st.ops_used * sizeof *counts);
+        uint64_t threads = 32ull << rng_below(&r, 4);
+        for (uint32_t i = 0; i < st.items_used; i++) {
+            assert_true(st.items[i].len >= 1 && st.items[i].len <= DEV_ITEM_BYTES);
+            counts[st.items[i].op] += run_item_as_block(dev, &st, &st.items[i], threads);
+        }
+        assert_int_equal(stage_check(&st, counts, "test"), 0);
+        for (uint32_t op = 0; op < st.ops_used; op++) {
+            if (st.expected_plus1[op] == STAGE_NOT_COUNTED) continue;
+            counts[op]++; /* a device that changed one byte more */
+            assert_int_equal(stage_check(&st, counts, "test"), MMSB_EIO);
+            counts[op]--;
+            break;
+        }
+        same_bytes(dev, host, MEM_BYTES);
+        stage_reset(&st);
+    }
+    free(dev), free(host), free(src), free(mask), free(packed), free(bytes), free(items), free(expected), free(counts);
 }
 
 /* The kernels' three steps for a sparse delta (block counts, their offsets,
@@ -317,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_apply_units_match_kernels),
         cmocka_unit_test(test_compress_units_match_kernels),
         cmocka_unit_test(test_sparse_steps_match_kernels),
+        cmocka_unit_test(test_staged_items_match_kernels),
         cmocka_unit_test(test_op_units_match_ops),
         cmocka_unit_test(test_xxh3_matches_xxhash),
         cmocka_unit_test(test_xxh3_stripe_lanes_commute),

@@ -1205,9 +1205,9 @@ pub struct DeviceView {
     pub size: u64,
     /// The epoch the copy holds.
     pub epoch: u64,
-    /// The device's kind (2: emulated).
+    /// The device's kind (2: emulated, 3: CUDA).
     pub device: u32,
-    /// The stream later changes of the copy are ordered on (0: emulated).
+    /// The stream later changes of the copy are ordered on (a `cudaStream_t`; 0: emulated).
     pub stream: u64,
 }
 

@@ -1,0 +1,34 @@
+/*
+ * device_impl.h - what a backend of device.h fills in: its functions, and
+ * the part of a device every backend shares (the staging, the call count).
+ * Only backends and gpu/device.c include it.
+ */
+#ifndef MMSB_GPU_DEVICE_IMPL_H
+#define MMSB_GPU_DEVICE_IMPL_H
+
+#include "stage.h"
+
+typedef struct gpu_dev_ops {
+    uint32_t kind; /* MMSB_GPU_EMULATE, MMSB_GPU_CUDA */
+    int (*back)(gpu_dev *d, uint64_t end_bytes);
+    /* Runs d->stage's items (there is at least one op); the caller resets it. */
+    int (*submit)(gpu_dev *d);
+    int (*hash_chunks)(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks, uint32_t count,
+                       h128 *out);
+    int (*op)(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+    int (*view)(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out);
+    int (*read)(gpu_dev *d, uint64_t offset, uint8_t *dst, uint64_t len);
+    void (*close)(gpu_dev *d);
+} gpu_dev_ops;
+
+/* The first member of every backend's device. */
+struct gpu_dev {
+    const gpu_dev_ops *ops;
+    gpu_stage stage;           /* what is staged and not yet submitted */
+    uint64_t calls;
+    uint64_t backed_bytes;     /* offsets [0, this) have device memory */
+    uint64_t bytes_max;
+    char name[GPU_DEV_NAME_BYTES];
+};
+
+#endif /* MMSB_GPU_DEVICE_IMPL_H */

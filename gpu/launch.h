@@ -1,0 +1,34 @@
+/*
+ * launch.h - the kernels the device location launches (kernels.cu), as C
+ * functions, so that the CUDA backend (gpu_cuda_dev.c) is plain C over the
+ * CUDA runtime's C API. Each enqueues its work on `stream` (a cudaStream_t)
+ * and returns the launch's cudaError_t, 0 when it was enqueued.
+ */
+#ifndef MMSB_GPU_LAUNCH_H
+#define MMSB_GPU_LAUNCH_H
+
+#include "dev_logic.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Items[0 .. n) on device memory mem (stage.h), their bytes in staging
+ * (device memory); counts[op] (zeroed by the caller) gains what each op's
+ * masked items changed. */
+int gpu_launch_items(uint8_t *mem, const uint8_t *staging, const dev_item *items, uint32_t n,
+                     unsigned long long *counts, void *stream);
+/* The digests of chunks[0 .. count) of a page (canonical form, 16 bytes
+ * each, into digests). */
+int gpu_launch_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
+                          uint8_t *digests, void *stream);
+/* A lanewise built-in over n parents (device pointers in in[0 .. n), an
+ * array in device memory): output bytes [lo, hi) into out. */
+int gpu_launch_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out,
+                  void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MMSB_GPU_LAUNCH_H */
