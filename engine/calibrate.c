@@ -6,8 +6,9 @@
  * no page is placed yet, and a page's copy is zeroed when it is placed):
  * a copy of a page, a dense and a sparse delta, and every chunk digest,
  * each compared with what the host kernels make of the same bytes. It is
- * also the measurement: the host's apply + digest against the device's
- * stage + submit + digest, per size.
+ * also the measurement, per size, of what each kind of page pays beyond
+ * the change to its host bytes, which both have: the host's digest against
+ * the device's staging, submit and digest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,7 @@ static void fill(uint8_t *p, uint64_t len, uint64_t *state) {
 typedef struct check_bufs {
     uint8_t *page, *payload, *packed, *mask;
     h128 host[GPU_DEV_HASH_MAX], dev[GPU_DEV_HASH_MAX];
-    uint64_t chunks[GPU_DEV_HASH_MAX];
+    gpu_chunk_ref refs[GPU_DEV_HASH_MAX];
 } check_bufs;
 
 /* Stages and submits, in pieces the staging buffer holds. */
@@ -80,8 +81,8 @@ static int compare_digests(mmsb_engine *e, gpu_dev *d, check_bufs *b, uint64_t s
     uint64_t chunks = (size + CHUNK_BYTES - 1) / CHUNK_BYTES;
     for (uint64_t first = 0; first < chunks; first += GPU_DEV_HASH_MAX) {
         uint32_t n = (uint32_t)min_u64(chunks - first, GPU_DEV_HASH_MAX);
-        for (uint32_t i = 0; i < n; i++) b->chunks[i] = first + i;
-        int rc = gpu_dev_hash_chunks(d, 0, size, b->chunks, n, b->dev);
+        for (uint32_t i = 0; i < n; i++) b->refs[i] = (gpu_chunk_ref){.page_bytes = size, .chunk = first + i};
+        int rc = gpu_dev_hash_chunks(d, b->refs, n, b->dev);
         if (rc != 0) return rc;
         if (device_only) continue;
         for (uint32_t i = 0; i < n; i++) {
@@ -96,10 +97,12 @@ static int compare_digests(mmsb_engine *e, gpu_dev *d, check_bufs *b, uint64_t s
     return 0;
 }
 
-/* The host's apply + digest of a dense delta over [0, size). */
+/* A dense delta over [0, size) applied on the host, as both kinds of page
+ * have it applied to their bytes here, and the host's digest of them,
+ * which is what a host page pays beyond that (timed). */
 static uint64_t host_round(mmsb_engine *e, check_bufs *b, uint64_t size, uint64_t *changed) {
-    uint64_t t0 = now_ns();
     *changed = e->kern->apply_dense(b->page, b->payload, b->mask, size, true);
+    uint64_t t0 = now_ns();
     for (uint64_t at = 0; at < size; at += CHUNK_BYTES) {
         b->host[0] = e->kern->hash(b->page + at, min_u64(CHUNK_BYTES, size - at), SEED_CHUNK);
     }
@@ -185,11 +188,12 @@ int calibrate_check(mmsb_engine *e, gpu_dev *d, uint32_t sizes, calibrate_result
 
 /* ---- the cache: one line per device, "THRESHOLD NAME" -------------------------------------- */
 
-/* The threshold on a cache line for device, if the line is well formed
- * and names it; "none" is UINT64_MAX. */
-static bool cache_line(const char *line, const char *device, uint64_t *threshold) {
+/* A well-formed cache line: its threshold ("none" is UINT64_MAX) and the
+ * device it names. */
+static bool cache_parse(const char *line, uint64_t *threshold, const char **device) {
     const char *space = strchr(line, ' ');
-    if (space == NULL || strcmp(space + 1, device) != 0) return false;
+    if (space == NULL || space == line || space[1] == '\0') return false;
+    *device = space + 1;
     if ((size_t)(space - line) == 4 && strncmp(line, "none", 4) == 0) {
         *threshold = UINT64_MAX;
         return true;
@@ -200,7 +204,17 @@ static bool cache_line(const char *line, const char *device, uint64_t *threshold
         v = v * 10 + (uint64_t)(*p - '0');
     }
     *threshold = v;
-    return space > line && v > 0;
+    return v > 0;
+}
+
+/* The threshold on a cache line, if the line is well formed and names
+ * device. */
+static bool cache_line(const char *line, const char *device, uint64_t *threshold) {
+    const char *named;
+    uint64_t v;
+    if (!cache_parse(line, &v, &named) || strcmp(named, device) != 0) return false;
+    *threshold = v;
+    return true;
 }
 
 /* The file's text, NUL-terminated, if it is there and no larger than
@@ -238,14 +252,15 @@ int calibrate_cache_write(int dir_fd, const char *device, uint64_t threshold) {
                                       : snprintf(text, sizeof text, "%s\n%llu %s\n", cache_magic,
                                                  (unsigned long long)threshold, device);
     ASSERT(len > 0 && len < (int)sizeof text);
-    if (cache_load(dir_fd, old)) { /* keep other devices' lines */
+    if (cache_load(dir_fd, old)) { /* keep other devices' well-formed lines */
         char *line = old + strlen(cache_magic) + 1;
         for (uint32_t i = 1; i < CACHE_LINES_MAX && *line != '\0'; i++) {
             char *end = strchr(line, '\n');
             if (end == NULL) break;
             *end = '\0';
             uint64_t ignored;
-            bool other = strchr(line, ' ') != NULL && !cache_line(line, device, &ignored);
+            const char *named;
+            bool other = cache_parse(line, &ignored, &named) && strcmp(named, device) != 0;
             int n = other ? snprintf(text + len, sizeof text - (size_t)len, "%s\n", line) : 0;
             if (n < 0 || n >= (int)sizeof text - len) break;
             len += n;

@@ -5,9 +5,10 @@
  * scratch device memory against the host kernels: a page copied over, a
  * dense and a sparse delta, every chunk digest compared. A device whose
  * results differ from the host's is not used (its pages would log wrong
- * roots). The same rounds are timed: the host's apply + digest against the
- * device's stage + submit + digest, per size; the threshold is the
- * smallest size the device wins at. Timing decides placement only, which
+ * roots). The same rounds are timed: what a page pays beyond the change to
+ * its host bytes (which a device page's mirror gets too): the host's digest
+ * against the device's staging, submit and digest, per size; the threshold
+ * is the smallest size the device wins at. Timing decides placement only, which
  * is in no record, digest or root.
  *
  * The threshold is cached in the store's directory (file gpu-threshold),

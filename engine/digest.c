@@ -117,7 +117,10 @@ static void refresh_chunk_tree(mmsb_engine *e, const page_entry *pe) {
     const uint8_t *bytes = page_bytes(e, pe);
     uint64_t words = (t.chunks + 63) / 64;
     uint64_t changed = 0;
-    if (pe->flags & PE_DEVICE) {
+    if (pe->flags & PE_LEAVES_FRESH) { /* digest_root's batch hashed them: count them */
+        ASSERT(pe->flags & PE_DEVICE);
+        for (uint64_t w = 0; w < words; w++) changed += (uint64_t)__builtin_popcountll(t.dirty[w]);
+    } else if (pe->flags & PE_DEVICE) {
         changed = hash_dirty_by_location(e, pe, &t);
     } else {
         for (uint64_t w = 0; w < words; w++) {
@@ -163,7 +166,7 @@ static void refresh_page_digest(mmsb_engine *e, page_entry *pe) {
     }
     entry_write_begin(pe);
     if (!multi) pe->u.digest = single;
-    pe->flags &= ~(uint32_t)PE_DIGEST_DIRTY;
+    pe->flags &= ~(uint32_t)(PE_DIGEST_DIRTY | PE_LEAVES_FRESH);
     entry_write_end(pe);
 }
 
@@ -341,6 +344,43 @@ static void raise_top(mmsb_engine *e) {
     }
 }
 
+/* The dirty chunks of the device pages among a batch of leaf positions,
+ * hashed by the device DEVICE_HASH_BATCH at a time across pages: a root
+ * waits for the device once per batch, not once per device page. Each such
+ * page is marked PE_LEAVES_FRESH; update_tree then reaches its leaf, whose
+ * refresh computes only the tree above the chunks. */
+static void hash_device_leaves(mmsb_engine *e, const uint64_t *pos, uint64_t count) {
+    ASSERT(e->dv.dev != NULL && count <= DIRTY_BATCH);
+    const uint32_t want = PE_LIVE | PE_DIGEST_DIRTY | PE_DEVICE;
+    uint64_t id_end = atomic_load_explicit(&e->page_id_next, memory_order_relaxed);
+    uint32_t n = 0;
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t id = pos[k] + 1;
+        if (id >= id_end) continue;
+        page_entry *pe = entry_of(e, id);
+        if ((pe->flags & (want | PE_LEAVES_FRESH)) != want || chunks_of(pe->size_bytes) <= 1) continue;
+        chunk_tree t = tree_of(e, pe);
+        for (uint64_t w = 0; w < (t.chunks + 63) / 64; w++) {
+            for (uint64_t bits = t.dirty[w]; bits != 0; bits &= bits - 1) {
+                uint64_t chunk = w * 64 + (uint64_t)__builtin_ctzll(bits);
+                e->dv.hash_refs[n] = (gpu_chunk_ref){.page_offset = pe->data_off, .page_bytes = pe->size_bytes,
+                                                     .chunk = chunk};
+                e->dv.hash_dst[n++] = &t.nodes[t.leaves + chunk];
+                if (n < DEVICE_HASH_BATCH) continue;
+                location_hash_refs(e, e->dv.hash_refs, n, e->dv.hash_out);
+                for (uint32_t i = 0; i < n; i++) *e->dv.hash_dst[i] = e->dv.hash_out[i];
+                n = 0;
+            }
+        }
+        entry_write_begin(pe);
+        pe->flags |= PE_LEAVES_FRESH;
+        entry_write_end(pe);
+    }
+    if (n == 0) return;
+    location_hash_refs(e, e->dv.hash_refs, n, e->dv.hash_out);
+    for (uint32_t i = 0; i < n; i++) *e->dv.hash_dst[i] = e->dv.hash_out[i];
+}
+
 void digest_root(mmsb_engine *e, h128 *root_out) {
     digest_state *d = &e->dig;
     ASSERT(root_out != NULL && d->height >= 2);
@@ -349,6 +389,7 @@ void digest_root(mmsb_engine *e, h128 *root_out) {
         for (;;) {
             uint64_t n = dirty_take(&d->dirty, d->batch, DIRTY_BATCH);
             if (n == 0) break;
+            if (e->dv.dev != NULL) hash_device_leaves(e, d->batch, n);
             update_tree(e, d->batch, n);
         }
         uint8_t buf[32];

@@ -142,19 +142,36 @@ static void device_store(mmsb_engine *e, page_entry *pe, uint64_t offset, const 
     if (device_usable(e)) stage_mirror(e, pe, offset, len);
 }
 
-/* Digests come from the copy, so a copy that missed a change shows in the
- * digests and the state root. */
-static void device_hash_chunks(mmsb_engine *e, const page_entry *pe, const uint64_t *chunks, uint32_t count,
-                               h128 *out) {
-    ASSERT(pe->flags & PE_DEVICE);
+/* The digests of chunks of device pages (of one page or of many), from
+ * their copies, in one device call; from the mirrors once the device has
+ * failed. Digests come from the copy, so a copy that missed a change shows
+ * in the digests and the state root. */
+void location_hash_refs(mmsb_engine *e, const gpu_chunk_ref *refs, uint32_t count, h128 *out) {
+    ASSERT(refs != NULL && out != NULL && count <= DEVICE_HASH_BATCH);
     int rc = 0;
     if (device_usable(e) && gpu_dev_staged(e->dv.dev) && !device_submit(e)) rc = e->dv.failed;
     if (rc == 0 && device_usable(e)) rc = device_point(e, "gpu-hash", MMSB_EIO);
-    if (rc == 0 && device_usable(e)) {
-        rc = gpu_dev_hash_chunks(e->dv.dev, pe->data_off, pe->size_bytes, chunks, count, out);
-    }
+    if (rc == 0 && device_usable(e)) rc = gpu_dev_hash_chunks(e->dv.dev, refs, count, out);
     if (rc != 0) device_fail(e, rc);
-    if (!device_usable(e)) host_hash_chunks(e, pe, chunks, count, out);
+    if (device_usable(e)) return;
+    for (uint32_t i = 0; i < count; i++) { /* the mirrors: at the copies' offsets in the arena */
+        const gpu_chunk_ref *r = &refs[i];
+        uint64_t at = r->chunk * CHUNK_BYTES;
+        ASSERT(r->page_offset + r->page_bytes <= e->data.mem.bytes_max && at < r->page_bytes);
+        out[i] = e->kern->hash(region_ptr(&e->data, r->page_offset) + at, min_u64(CHUNK_BYTES, r->page_bytes - at),
+                               SEED_CHUNK);
+    }
+}
+
+static void device_hash_chunks(mmsb_engine *e, const page_entry *pe, const uint64_t *chunks, uint32_t count,
+                               h128 *out) {
+    ASSERT(pe->flags & PE_DEVICE);
+    ASSERT(count <= DEVICE_HASH_BATCH);
+    for (uint32_t i = 0; i < count; i++) {
+        e->dv.hash_refs[i] = (gpu_chunk_ref){.page_offset = pe->data_off, .page_bytes = pe->size_bytes,
+                                             .chunk = chunks[i]};
+    }
+    location_hash_refs(e, e->dv.hash_refs, count, out);
 }
 
 int location_device_view(mmsb_engine *e, const page_entry *pe, const void **data_out, uint64_t *stream_out) {

@@ -69,6 +69,10 @@ int location_device_view(struct mmsb_engine *e, const struct page_entry *pe, con
  * or when the device fails: the caller computes it on the host. */
 bool location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op, const uint64_t *parent_ids,
                       uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+/* The digests of refs[0 .. count) (count at most DEVICE_HASH_BATCH):
+ * chunks of device pages, of one page or many, in one device call (from
+ * their mirrors once the device has failed). */
+void location_hash_refs(struct mmsb_engine *e, const struct gpu_chunk_ref *refs, uint32_t count, h128 *out);
 /* A device page was freed. */
 void location_forget(struct mmsb_engine *e, const struct page_entry *pe);
 /* The end of a commit (or of a replayed one) on an engine with a device

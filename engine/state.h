@@ -32,6 +32,8 @@ enum {
     PE_DEVICE = 1u << 2,       /* a device page: a copy on the device, the bytes here its mirror */
     PE_WANT_HOST = 1u << 3,    /* created with MMSB_PAGE_HOST */
     PE_WANT_DEVICE = 1u << 4,  /* created with MMSB_PAGE_DEVICE */
+    PE_LEAVES_FRESH = 1u << 5, /* a device page whose dirty chunks' digests a batch across pages computed
+                                  (digest_root): only the tree above them is left to do */
 };
 
 /* The MMSB_PAGE_* flags a page was created with. */
@@ -145,6 +147,8 @@ typedef struct device_state {
     uint64_t *op_offsets;       /* MMSB_DERIVE_PARENTS_MAX: an operation's parents on the device */
     uint64_t hash_chunks[DEVICE_HASH_BATCH];
     h128 hash_out[DEVICE_HASH_BATCH];
+    gpu_chunk_ref hash_refs[DEVICE_HASH_BATCH]; /* the chunks of one device call */
+    h128 *hash_dst[DEVICE_HASH_BATCH];          /* where each digest goes (digest_root's batches) */
 } device_state;
 
 typedef struct totals {

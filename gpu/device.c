@@ -52,13 +52,15 @@ int gpu_dev_submit(gpu_dev *d) {
     return rc;
 }
 
-int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
-                        uint32_t count, h128 *out) {
-    ASSERT(d != NULL && chunks != NULL && out != NULL && page_bytes > 0);
-    ASSERT(count <= GPU_DEV_HASH_MAX && page_offset + page_bytes <= d->backed_bytes);
-    for (uint32_t i = 0; i < count; i++) ASSERT(chunks[i] < (page_bytes + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES);
+int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out) {
+    ASSERT(d != NULL && refs != NULL && out != NULL && count <= GPU_DEV_HASH_MAX);
+    for (uint32_t i = 0; i < count; i++) {
+        const gpu_chunk_ref *r = &refs[i];
+        ASSERT(r->page_bytes > 0 && r->page_offset + r->page_bytes <= d->backed_bytes);
+        ASSERT(r->chunk < (r->page_bytes + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES);
+    }
     d->calls++;
-    return d->ops->hash_chunks(d, page_offset, page_bytes, chunks, count, out);
+    return count == 0 ? 0 : d->ops->hash_chunks(d, refs, count, out);
 }
 
 int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,

@@ -89,11 +89,16 @@ bool gpu_dev_stage_delta(gpu_dev *d, const gpu_delta *delta);
 /* Sends everything staged to the device, in staging order; does not wait.
  * An error means some of it may not have reached device memory. */
 int gpu_dev_submit(gpu_dev *d) MUST_CHECK;
+/* One chunk of a page's copy: the page's offset and size, and the chunk's
+ * number. */
+typedef struct gpu_chunk_ref {
+    uint64_t page_offset, page_bytes, chunk;
+} gpu_chunk_ref;
+
 /* The chunk digests (DIGESTS.md: XXH3-128 of each 4 KiB chunk, SEED_CHUNK)
- * of chunks[0 .. count) (count at most GPU_DEV_HASH_MAX) of the page whose copy is at page_offset; waits
- * for submitted work first. */
-int gpu_dev_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
-                        uint32_t count, h128 *out) MUST_CHECK;
+ * of refs[0 .. count) (count at most GPU_DEV_HASH_MAX), of one page or of
+ * many, in one wait for submitted work and the result. */
+int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out) MUST_CHECK;
 /* A lanewise built-in operation (MMSB_OP_XOR .. MMSB_OP_MAX_U64; lo and hi
  * multiples of its lane) over the copies of n parents at offsets[0 .. n),
  * output bytes [lo, hi) into out (host memory); waits for submitted work

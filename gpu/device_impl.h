@@ -13,8 +13,7 @@ typedef struct gpu_dev_ops {
     int (*back)(gpu_dev *d, uint64_t end_bytes);
     /* Runs d->stage's items (there is at least one op); the caller resets it. */
     int (*submit)(gpu_dev *d);
-    int (*hash_chunks)(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks, uint32_t count,
-                       h128 *out);
+    int (*hash_chunks)(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out);
     int (*op)(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
     int (*view)(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out);
     int (*read)(gpu_dev *d, uint64_t offset, uint8_t *dst, uint64_t len);

@@ -78,11 +78,14 @@ typedef struct cuda_dev {
     uint8_t *d_staging; /* a slot's bytes, items and counts on the device */
     dev_item *d_items;
     unsigned long long *d_counts;
-    uint64_t *h_chunks, *d_chunks; /* GPU_DEV_HASH_MAX chunk numbers */
+    gpu_chunk_ref *h_refs, *d_refs; /* GPU_DEV_HASH_MAX chunks to hash */
     uint8_t *h_digests, *d_digests; /* GPU_DEV_HASH_MAX canonical digests */
     const uint8_t **h_parents, **d_parents; /* MMSB_DERIVE_PARENTS_MAX */
     uint8_t *d_op_out; /* OP_PIECE_BYTES */
 } cuda_dev;
+
+/* The kernel reads a chunk reference as three words. */
+_Static_assert(sizeof(gpu_chunk_ref) == 3 * sizeof(uint64_t), "gpu_chunk_ref is three words");
 
 static cuda_dev *cuda_of(gpu_dev *d) {
     ASSERT(d != NULL && d->ops->kind == MMSB_GPU_CUDA);
@@ -227,18 +230,16 @@ static int cuda_wait(cuda_dev *c) {
 
 /* ---- work that reads device memory ------------------------------------------------------------- */
 
-static int cuda_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
-                            uint32_t count, h128 *out) {
+static int cuda_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out) {
     cuda_dev *c = cuda_of(d);
-    if (count == 0) return 0;
-    memcpy(c->h_chunks, chunks, count * sizeof *chunks);
+    memcpy(c->h_refs, refs, count * sizeof *refs);
     cudaError_t e = cuda_enter(c);
     if (e == cudaSuccess) {
-        e = cudaMemcpyAsync(c->d_chunks, c->h_chunks, count * sizeof *chunks, cudaMemcpyHostToDevice, c->stream);
+        e = cudaMemcpyAsync(c->d_refs, c->h_refs, count * sizeof *refs, cudaMemcpyHostToDevice, c->stream);
     }
     if (e == cudaSuccess) {
-        e = (cudaError_t)gpu_launch_chunk_list((const uint8_t *)(uintptr_t)(c->mem + page_offset), page_bytes,
-                                               c->d_chunks, count, c->d_digests, c->stream);
+        e = (cudaError_t)gpu_launch_chunk_list((const uint8_t *)(uintptr_t)c->mem, (const uint64_t *)c->d_refs,
+                                               count, c->d_digests, c->stream);
     }
     if (e == cudaSuccess) {
         e = cudaMemcpyAsync(c->h_digests, c->d_digests, (uint64_t)count * DEV_DIGEST_BYTES, cudaMemcpyDeviceToHost,
@@ -305,13 +306,13 @@ static void cuda_close(gpu_dev *d) {
         (void)cudaFreeHost(s->counts);
         free(s->expected_plus1);
     }
-    (void)cudaFreeHost(c->h_chunks);
+    (void)cudaFreeHost(c->h_refs);
     (void)cudaFreeHost(c->h_digests);
     (void)cudaFreeHost(c->h_parents);
     (void)cudaFree(c->d_staging);
     (void)cudaFree(c->d_items);
     (void)cudaFree(c->d_counts);
-    (void)cudaFree(c->d_chunks);
+    (void)cudaFree(c->d_refs);
     (void)cudaFree(c->d_digests);
     (void)cudaFree(c->d_parents);
     (void)cudaFree(c->d_op_out);
@@ -389,8 +390,8 @@ static cudaError_t open_buffers(cuda_dev *c) {
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_staging, c->staging_bytes);
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_items, c->items_cap * sizeof(dev_item));
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_counts, c->items_cap * sizeof *c->d_counts);
-    if (e == cudaSuccess) e = cudaHostAlloc((void **)&c->h_chunks, GPU_DEV_HASH_MAX * sizeof(uint64_t), 0);
-    if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_chunks, GPU_DEV_HASH_MAX * sizeof(uint64_t));
+    if (e == cudaSuccess) e = cudaHostAlloc((void **)&c->h_refs, GPU_DEV_HASH_MAX * sizeof(gpu_chunk_ref), 0);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_refs, GPU_DEV_HASH_MAX * sizeof(gpu_chunk_ref));
     if (e == cudaSuccess) e = cudaHostAlloc((void **)&c->h_digests, GPU_DEV_HASH_MAX * DEV_DIGEST_BYTES, 0);
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_digests, GPU_DEV_HASH_MAX * DEV_DIGEST_BYTES);
     if (e == cudaSuccess) e = cudaHostAlloc((void **)&c->h_parents, MMSB_DERIVE_PARENTS_MAX * sizeof(void *), 0);

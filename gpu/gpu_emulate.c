@@ -55,13 +55,12 @@ static int emu_submit(gpu_dev *d) {
     return stage_check(s, m->counts, "emulated device");
 }
 
-static int emu_hash_chunks(gpu_dev *d, uint64_t page_offset, uint64_t page_bytes, const uint64_t *chunks,
-                           uint32_t count, h128 *out) {
+static int emu_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out) {
     emu_dev *m = emu_of(d);
-    const uint8_t *page = m->mem.base + page_offset;
     for (uint32_t i = 0; i < count; i++) {
         uint8_t canonical[DEV_DIGEST_BYTES];
-        dev_chunk_digest(page, page_bytes, chunks[i], dev_xxh_ksecret, m->chunk_secret, canonical);
+        dev_chunk_digest(m->mem.base + refs[i].page_offset, refs[i].page_bytes, refs[i].chunk, dev_xxh_ksecret,
+                         m->chunk_secret, canonical);
         out[i] = get_h128(canonical);
     }
     return 0;

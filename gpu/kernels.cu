@@ -173,13 +173,13 @@ __global__ void mmsb_k_apply_items(uint8_t *mem, const uint8_t *staging, const d
     }
 }
 
-__global__ void mmsb_k_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
-                                  uint8_t *digests_out) {
+__global__ void mmsb_k_chunk_list(const uint8_t *mem, const uint64_t *refs, uint32_t count, uint8_t *digests_out) {
     __shared__ uint8_t seeded[DEV_XXH_SECRET_BYTES];
     if (threadIdx.x == 0) dev_xxh_secret_for_seed(dev_ksecret_const, SEED_CHUNK, seeded);
     __syncthreads();
     for (uint64_t i = thread_first(); i < count; i += thread_step()) {
-        dev_chunk_digest(page, size, chunks[i], dev_ksecret_const, seeded, digests_out + DEV_DIGEST_BYTES * i);
+        const uint64_t *r = refs + 3 * i; /* page offset, page size, chunk */
+        dev_chunk_digest(mem + r[0], r[1], r[2], dev_ksecret_const, seeded, digests_out + DEV_DIGEST_BYTES * i);
     }
 }
 
@@ -193,11 +193,11 @@ extern "C" int gpu_launch_items(uint8_t *mem, const uint8_t *staging, const dev_
     return (int)cudaGetLastError();
 }
 
-extern "C" int gpu_launch_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
-                                     uint8_t *digests, void *stream) {
+extern "C" int gpu_launch_chunk_list(const uint8_t *mem, const uint64_t *refs, uint32_t count, uint8_t *digests,
+                                     void *stream) {
     if (count == 0) return 0;
     uint32_t blocks = (count + LIST_THREADS - 1) / LIST_THREADS;
-    mmsb_k_chunk_list<<<blocks, LIST_THREADS, 0, (cudaStream_t)stream>>>(page, size, chunks, count, digests);
+    mmsb_k_chunk_list<<<blocks, LIST_THREADS, 0, (cudaStream_t)stream>>>(mem, refs, count, digests);
     return (int)cudaGetLastError();
 }
 

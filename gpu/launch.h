@@ -18,10 +18,10 @@ extern "C" {
  * masked items changed. */
 int gpu_launch_items(uint8_t *mem, const uint8_t *staging, const dev_item *items, uint32_t n,
                      unsigned long long *counts, void *stream);
-/* The digests of chunks[0 .. count) of a page (canonical form, 16 bytes
- * each, into digests). */
-int gpu_launch_chunk_list(const uint8_t *page, uint64_t size, const uint64_t *chunks, uint32_t count,
-                          uint8_t *digests, void *stream);
+/* The digests of count chunks of pages in device memory mem: refs holds
+ * three words per chunk (its page's offset and size, its number: device.h's
+ * gpu_chunk_ref); canonical form, 16 bytes each, into digests. */
+int gpu_launch_chunk_list(const uint8_t *mem, const uint64_t *refs, uint32_t count, uint8_t *digests, void *stream);
 /* A lanewise built-in over n parents (device pointers in in[0 .. n), an
  * array in device memory): output bytes [lo, hi) into out. */
 int gpu_launch_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out,

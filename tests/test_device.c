@@ -656,6 +656,42 @@ static void test_device_view_failure(void **state) {
     tu_store_close(&s);
 }
 
+/* The state root hashes the dirty chunks of every changed device page in
+ * one device call, not one per page, and gets the root an engine without a
+ * device gets. */
+static void test_root_hashes_device_pages_in_one_call(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 4096);
+    o.root_every_commits = 1000; /* the commits below compute no root */
+    tu_store s = tu_store_open(&o);
+    mmsb_options off = device_options(MMSB_GPU_OFF, 0);
+    off.root_every_commits = 1000;
+    tu_store plain = tu_store_open(&off);
+    uint64_t ids[12];
+    uint8_t bytes[300];
+    for (int i = 0; i < 12; i++) {
+        ids[i] = create(s.e, (uint64_t)(i + 3) * 4096 + 7, 0);
+        assert_int_equal(create(plain.e, (uint64_t)(i + 3) * 4096 + 7, 0), ids[i]);
+        assert_int_equal(page_info(s.e, ids[i]).location, MMSB_LOC_DEVICE);
+    }
+    tu_roots_match(s.e, plain.e, true);
+    for (int i = 0; i < 12; i++) {
+        memset(bytes, i + 1, sizeof bytes);
+        for (int k = 0; k < 3; k++) { /* three chunks of each page */
+            TU_OK(mmsb_write(s.e, ids[i], (uint64_t)k * 4096 + 100, bytes, sizeof bytes, NULL));
+            TU_OK(mmsb_write(plain.e, ids[i], (uint64_t)k * 4096 + 100, bytes, sizeof bytes, NULL));
+        }
+    }
+    uint64_t before = tu_info(s.e).gpu_calls;
+    char root[33], want[33];
+    tu_root_hex(s.e, root);
+    assert_int_equal(tu_info(s.e).gpu_calls - before, 1); /* 36 chunks of 12 pages: one call */
+    tu_root_hex(plain.e, want);
+    assert_string_equal(root, want);
+    tu_store_close(&plain);
+    tu_store_close(&s);
+}
+
 /* A device that fails its check at open is not used: the engine opens with
  * every page on the host, and the engine info says why. */
 static void test_device_failing_its_check_is_not_used(void **state) {
@@ -754,6 +790,14 @@ static void test_threshold_cache(void **state) {
     TU_OK(calibrate_cache_write(dfd, "gpu A", 4096)); /* a malformed file is replaced whole */
     assert_true(calibrate_cache_read(dfd, "gpu A", &t));
     assert_int_equal(t, 4096);
+    static const char mixed[] = "mmsb gpu-threshold 1\n12x gpu C\n8192 gpu D\n";
+    write_file(dfd, "gpu-threshold", mixed, sizeof mixed - 1); /* a damaged line of another device */
+    TU_OK(calibrate_cache_write(dfd, "gpu A", 1024));
+    char text[256] = {0};
+    int fd = openat(dfd, "gpu-threshold", O_RDONLY);
+    assert_true(fd >= 0 && read(fd, text, sizeof text - 1) > 0);
+    close(fd);
+    assert_string_equal(text, "mmsb gpu-threshold 1\n1024 gpu A\n8192 gpu D\n");
     close(dfd);
     tu_dir_remove(dir);
 }
@@ -785,6 +829,7 @@ int main(void) {
         cmocka_unit_test(test_device_failure_moves_pages_to_host),
         cmocka_unit_test(test_device_view_failure),
         cmocka_unit_test(test_device_computes_derived_pages),
+        cmocka_unit_test(test_root_hashes_device_pages_in_one_call),
         cmocka_unit_test(test_device_failing_its_check_is_not_used),
         cmocka_unit_test(test_device_check_at_every_size),
         cmocka_unit_test(test_threshold_cache),
