@@ -798,6 +798,23 @@ static void test_threshold_cache(void **state) {
     assert_true(fd >= 0 && read(fd, text, sizeof text - 1) > 0);
     close(fd);
     assert_string_equal(text, "mmsb gpu-threshold 1\n1024 gpu A\n8192 gpu D\n");
+    /* random bytes after the magic (a file it may read): never past the
+     * file, and a threshold only from a well-formed line */
+    rng r = {0x6361636865};
+    char *noise = malloc(5000);
+    assert_non_null(noise);
+    for (int round = 0; round < 3000; round++) {
+        size_t len = (size_t)rng_below(&r, 4200);
+        rng_fill(&r, noise, len);
+        if (len >= 21 && rng_below(&r, 4) != 0) memcpy(noise, "mmsb gpu-threshold 1\n", 21);
+        for (size_t k = 21; k < len; k++) { /* mostly digits, spaces, newlines and a device's letters */
+            uint64_t pick = rng_below(&r, 8);
+            if (pick < 6) noise[k] = "0123456789 \ngpu A"[rng_below(&r, 17)];
+        }
+        write_file(dfd, "gpu-threshold", noise, len);
+        if (calibrate_cache_read(dfd, "gpu A", &t)) assert_true(t > 0);
+    }
+    free(noise);
     close(dfd);
     tu_dir_remove(dir);
 }
