@@ -37,7 +37,7 @@ static int open_gpu(const bench_env *env, mmsb_engine **e, bench_out *out) {
     mmsb_engineinfo info = {.struct_size = sizeof info};
     if (mmsb_engine_info(*e, &info) != 0) return bench_fail(out, "engine info: %s", mmsb_last_error());
     if (strstr(info.gpu, "CUDA:") == info.gpu) return 0;
-    if (strstr(info.gpu, "emulated device") == info.gpu || getenv("MMSB_BENCH_GPU_HOST_ONLY") != NULL) {
+    if (strstr(info.gpu, "emulated device") == info.gpu) {
         snprintf(out->note, sizeof out->note, "on the emulated device (MMSB_GPU=emulate): not a GPU's figure");
         return 0;
     }
