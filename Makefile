@@ -186,6 +186,11 @@ $(BUILD)/obj/bench/%.o: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# The device's kernel rows launch the kernels themselves where CUDA is.
+$(BUILD)/obj/bench/b_gpu_kern.o: bench/b_gpu_kern.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(if $(GPU_OBJ),-isystem $(CUDA_HOME)/include -DMMSB_BENCH_CUDA) -MMD -MP -c $< -o $@
+
 # The suite links the library's objects: it measures kernels and the graph
 # directly too.
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB_OBJS)

@@ -77,6 +77,7 @@ const bench_def *bench_group_log(uint32_t *count);
 const bench_def *bench_group_prop(uint32_t *count);
 const bench_def *bench_group_store(uint32_t *count);
 const bench_def *bench_group_gpu(uint32_t *count);
+const bench_def *bench_group_gpu_kernels(uint32_t *count);
 const bench_def *bench_group_repl(uint32_t *count);
 
 #endif /* MMSB_BENCH_H */

@@ -353,6 +353,7 @@ static int write_plot(const runner *rn, const char *plot) {
     const char *xformat = "%.0b %BB"; /* sizes: 4 KB ... with binary prefixes */
     if (strcmp(plot, "durability") == 0) xlabel = "commits per fdatasync", xformat = "%g";
     if (strcmp(plot, "dag") == 0) xlabel = "derived pages in the DAG", xformat = "%g";
+    bool log_y = strcmp(plot, "gpu_kernels") == 0; /* GB/s on the host, TB/s on the device */
     for (uint32_t k = 0; k < ns; k++) {
         fprintf(f, "# %s\n", series[k]);
         for (uint32_t i = 0; i < rn->count; i++) {
@@ -364,8 +365,8 @@ static int write_plot(const runner *rn, const char *plot) {
     }
     fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset output '%s'\nset logscale x 2\n"
                "set format x '%s'\nset xlabel '%s'\nset ylabel '%s'\nset key left top\nset grid\n"
-               "set title 'MMSB: %s'\nplot ",
-            png, xformat, xlabel, unit, plot);
+               "set title 'MMSB: %s'\n%splot ",
+            png, xformat, xlabel, unit, plot, log_y ? "set logscale y 10\n" : "");
     for (uint32_t k = 0; k < ns; k++) {
         fprintf(g, "%s'%s' index %u using 1:2 with linespoints title '%s'", k ? ", " : "", dat, k, series[k]);
     }
@@ -378,7 +379,7 @@ static int write_plot(const runner *rn, const char *plot) {
 }
 
 static void write_plots(const runner *rn) {
-    static const char *const plots[] = {"kernels", "durability", "dag", "gpu"};
+    static const char *const plots[] = {"kernels", "durability", "dag", "gpu", "gpu_kernels"};
     if (mkdir(rn->plot_dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "mmsb-bench: cannot create %s: %s\n", rn->plot_dir, strerror(errno));
         return;
@@ -395,7 +396,8 @@ static void write_plots(const runner *rn) {
 
 static uint32_t collect(const bench_def **defs) {
     const bench_def *(*groups[])(uint32_t *) = {bench_group_core, bench_group_log, bench_group_prop,
-                                               bench_group_store, bench_group_gpu, bench_group_repl};
+                                               bench_group_store, bench_group_gpu, bench_group_gpu_kernels,
+                                               bench_group_repl};
     uint32_t n = 0;
     for (uint32_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         uint32_t count;

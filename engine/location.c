@@ -13,6 +13,7 @@
 #include "calibrate.h"
 #include "digest.h"
 #include "engine.h"
+#include "ops.h"
 #include "state.h"
 
 static uint64_t host_diff(const mmsb_engine *e, const page_entry *pe, uint64_t offset,
@@ -187,21 +188,57 @@ int location_device_view(mmsb_engine *e, const page_entry *pe, const void **data
     return 0;
 }
 
-bool location_compute(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint64_t *parent_ids, uint32_t n,
-                      uint64_t lo, uint64_t hi, uint8_t *out) {
+/* COPY and CONCAT on the device: output bytes [lo, hi) moved from the
+ * parents' copies (at e->dv.op_offsets) into the page's. */
+static int move_output(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint8_t *params,
+                       const uint64_t *sizes, uint32_t n, uint64_t lo, uint64_t hi) {
+    ASSERT(op == MMSB_OP_COPY || op == MMSB_OP_CONCAT);
+    const uint64_t *from = e->dv.op_offsets;
+    if (op == MMSB_OP_COPY) {
+        uint64_t src, len;
+        op_copy_source(params, sizes[0], &src, &len);
+        ASSERT(n == 1 && len == pe->size_bytes);
+        return gpu_dev_move(e->dv.dev, pe->data_off + lo, from[0] + src + lo, hi - lo);
+    }
+    int rc = 0;
+    uint64_t base = 0;
+    for (uint32_t k = 0; k < n && rc == 0; k++) {
+        uint64_t a = max_u64(lo, base), b = min_u64(hi, base + sizes[k]);
+        if (a < b) rc = gpu_dev_move(e->dv.dev, pe->data_off + a, from[k] + (a - base), b - a);
+        base += sizes[k];
+    }
+    ASSERT(rc != 0 || base == pe->size_bytes);
+    return rc;
+}
+
+location_computed location_compute(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint8_t *params,
+                                   const uint64_t *parent_ids, const uint64_t *parent_sizes, uint32_t n, uint64_t lo,
+                                   uint64_t hi, uint8_t *out) {
     ASSERT(n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi && hi <= pe->size_bytes);
-    if (!(pe->flags & PE_DEVICE) || op < MMSB_OP_XOR || op > MMSB_OP_MAX_U64 || !device_usable(e)) return false;
+    ASSERT(op_is_builtin(op) && out != NULL);
+    if (!(pe->flags & PE_DEVICE) || lo == hi || !device_usable(e)) return COMPUTED_HOST;
     for (uint32_t k = 0; k < n; k++) {
         const page_entry *parent = entry_of(e, parent_ids[k]);
-        if (!(parent->flags & PE_DEVICE)) return false; /* mixed inputs: the host computes it */
-        ASSERT(parent->size_bytes == pe->size_bytes);
+        if (!(parent->flags & PE_DEVICE)) return COMPUTED_HOST; /* mixed inputs: the host computes it */
+        ASSERT(parent->size_bytes == parent_sizes[k]);
         e->dv.op_offsets[k] = parent->data_off;
     }
-    if (gpu_dev_staged(e->dv.dev) && !device_submit(e)) return false; /* the parents' changes first */
+    if (gpu_dev_staged(e->dv.dev) && !device_submit(e)) return COMPUTED_HOST; /* the parents' changes first */
+    bool lanewise = op >= MMSB_OP_XOR && op <= MMSB_OP_MAX_U64;
     int rc = device_point(e, "gpu-op", MMSB_EIO);
-    if (rc == 0) rc = gpu_dev_op(e->dv.dev, op, e->dv.op_offsets, n, lo, hi, out);
-    if (rc != 0) device_fail(e, rc);
-    return rc == 0;
+    if (rc == 0 && lanewise) rc = gpu_dev_op(e->dv.dev, op, e->dv.op_offsets, n, lo, hi, pe->data_off, out);
+    if (rc == 0 && !lanewise) rc = move_output(e, pe, op, params, parent_sizes, n, lo, hi);
+    if (rc != 0) {
+        device_fail(e, rc); /* the copy may hold part of it: the mirrors are the truth from here */
+        return COMPUTED_HOST;
+    }
+    return lanewise ? COMPUTED_BOTH : COMPUTED_COPY;
+}
+
+void location_uncompute(mmsb_engine *e, const page_entry *pe, uint64_t lo, uint64_t hi) {
+    ASSERT(pe->flags & PE_DEVICE);
+    ASSERT(lo <= hi && hi <= pe->size_bytes);
+    if (device_usable(e)) stage_mirror(e, pe, lo, hi - lo);
 }
 
 const location_ops location_device = {

@@ -63,12 +63,26 @@ bool location_place(struct mmsb_engine *e, uint64_t data_off, uint64_t size_byte
  * changes submitted, then waited for); MMSB_EIO when the device fails. */
 int location_device_view(struct mmsb_engine *e, const struct page_entry *pe, const void **data_out,
                          uint64_t *stream_out) MUST_CHECK;
-/* Output bytes [lo, hi) of built-in `op` for page pe into out, computed on
- * the device when pe and its n parents are all device pages and the
- * operation is lanewise (XOR .. MAX_U64); false (nothing done) otherwise,
- * or when the device fails: the caller computes it on the host. */
-bool location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op, const uint64_t *parent_ids,
-                      uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+/* What the device did for output bytes [lo, hi) of a derived device page. */
+typedef enum location_computed {
+    COMPUTED_HOST = 0, /* nothing: the host computes them; they reach the copy as any change does */
+    COMPUTED_COPY = 1, /* the device wrote them into the page's copy (COPY, CONCAT: moved from the
+                          parents' copies); the host computes them too, from the mirrors */
+    COMPUTED_BOTH = 2, /* the device computed them into the page's copy and into out (lanewise) */
+} location_computed;
+
+/* Output bytes [lo, hi) of built-in `op` (params, parent_sizes: the
+ * derivation's) for page pe, on the device when pe and its n parents are
+ * all device pages: into the page's copy, and for a lanewise operation (XOR
+ * .. MAX_U64) into out as well (one wait). A change of the page from the
+ * output then needs no staging (page_change_args.copy_current). Otherwise,
+ * or when the device fails, COMPUTED_HOST and nothing done. */
+location_computed location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op,
+                                   const uint8_t *params, const uint64_t *parent_ids, const uint64_t *parent_sizes,
+                                   uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+/* A computed output that does not become a change after all (the commit
+ * failed first): the page's copy gets its mirror's bytes [lo, hi) back. */
+void location_uncompute(struct mmsb_engine *e, const struct page_entry *pe, uint64_t lo, uint64_t hi);
 /* The digests of refs[0 .. count) (count at most DEVICE_HASH_BATCH):
  * chunks of device pages, of one page or many, in one device call (from
  * their mirrors once the device has failed). */

@@ -61,8 +61,7 @@ uint32_t op_lane(uint32_t op) {
     }
 }
 
-/* COPY's source range; params were checked. */
-static void copy_range(const uint8_t *params, uint64_t parent_size, uint64_t *src, uint64_t *len) {
+void op_copy_source(const uint8_t *params, uint64_t parent_size, uint64_t *src, uint64_t *len) {
     ASSERT(src != NULL && len != NULL && parent_size > 0);
     if (params == NULL) {
         *src = 0;
@@ -82,7 +81,7 @@ int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
         if (params_len != 0 && params_len != 16)
             return err_set(MMSB_EINVAL, "copy params are empty or 16 bytes, not %llu", (unsigned long long)params_len);
         uint64_t src, len;
-        copy_range(params_len == 0 ? NULL : params, parent_sizes[0], &src, &len);
+        op_copy_source(params_len == 0 ? NULL : params, parent_sizes[0], &src, &len);
         if (len == 0 || src > parent_sizes[0] || len > parent_sizes[0] - src || len != child_size) {
             return err_set(MMSB_EINVAL, "copy of %llu bytes at %llu from a parent of %llu into a child of %llu",
                            (unsigned long long)len, (unsigned long long)src,
@@ -121,7 +120,7 @@ void op_map_range(uint32_t op, const uint8_t *params, const uint64_t *parent_siz
     *lo = *hi = 0;
     if (op == MMSB_OP_COPY) {
         uint64_t src, len;
-        copy_range(params, parent_sizes[0], &src, &len);
+        op_copy_source(params, parent_sizes[0], &src, &len);
         uint64_t a = max_u64(plo, src), b = min_u64(phi, src + len);
         if (a < b) {
             *lo = a - src;
@@ -210,7 +209,7 @@ void op_compute(uint32_t op, const uint8_t *params, const uint8_t *const *in,
     uint64_t src, len;
     switch (op) {
     case MMSB_OP_COPY:
-        copy_range(params, sizes[0], &src, &len);
+        op_copy_source(params, sizes[0], &src, &len);
         memcpy(out, in[0] + src + lo, hi - lo);
         return;
     case MMSB_OP_CONCAT: compute_concat(in, sizes, n, lo, hi, out); return;

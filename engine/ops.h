@@ -43,6 +43,9 @@ MUST_CHECK int op_check(uint32_t op, const uint8_t *params, uint64_t params_len,
  * aligned); empty (lo == hi) when none does. */
 void op_map_range(uint32_t op, const uint8_t *params, const uint64_t *parent_sizes, uint32_t k,
                   uint64_t plo, uint64_t phi, uint64_t child_size, uint64_t *lo, uint64_t *hi);
+/* COPY's source range in its parent of parent_size bytes (params checked
+ * by op_check, or NULL: the whole parent). */
+void op_copy_source(const uint8_t *params, uint64_t parent_size, uint64_t *src, uint64_t *len);
 /* The lane of an operation (1, 4 or 8): ranges computed are multiples. */
 uint32_t op_lane(uint32_t op);
 /* Writes output bytes [lo, hi) (lane aligned) of a built-in operation. */

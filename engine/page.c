@@ -219,7 +219,8 @@ uint64_t page_change(mmsb_engine *e, uint64_t id, page_entry *pe, const page_cha
                                  : a->src != NULL);
     bool in_commit = a->kind == PAGE_COPY || a->kind == PAGE_APPLY;
     if (in_commit && journal_complete(e)) journal_bytes(e, id, pe, a->offset, a->len);
-    const location_ops *loc = location_of(e, pe);
+    ASSERT(!a->copy_current || (a->kind == PAGE_COPY && (pe->flags & PE_DEVICE)));
+    const location_ops *loc = a->copy_current ? &location_host : location_of(e, pe);
     uint64_t changed = 0;
     entry_write_begin(pe);
     if (a->kind == PAGE_APPLY) {

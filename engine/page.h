@@ -57,6 +57,8 @@ typedef struct page_change_args {
     const uint8_t *src;      /* COPY, LOAD, UNDO */
     const mmsb_delta *delta; /* APPLY */
     uint64_t epoch;          /* the page's epoch after the change */
+    bool copy_current;       /* COPY of a device page whose copy already holds src
+                                (location_compute): the mirror alone changes */
 } page_change_args;
 
 /* Changes a live page's bytes under its seqlock: journals the old bytes

@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "changeset.h"
+#include "engine.h"
 #include "journal.h"
 #include "page.h"
 #include "propagate.h"
@@ -314,18 +315,35 @@ static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_
     return 0;
 }
 
-/* The output bytes [lo, hi) of node n, in e->op_out (byte 0 = page byte lo). */
-static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size, uint64_t lo, uint64_t hi) {
+/* The output bytes [lo, hi) of node n, in e->op_out (byte 0 = page byte
+ * lo); *where: whether the device wrote them into a device page's copy. */
+static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size, uint64_t lo, uint64_t hi,
+                   location_computed *where) {
     ASSERT(lo <= hi && hi <= size);
     ASSERT(op_is_builtin(v->op) || (lo == 0 && hi == size));
+    *where = COMPUTED_HOST;
     if (!op_is_builtin(v->op)) return run_user_op(e, v, in, size); /* the whole page */
     int rc = vmap_ensure(&e->op_out, hi - lo);
     if (rc != 0) return rc;
     const page_entry *pe = entry_of(e, v->page_id);
-    if (!location_compute(e, pe, v->op, in->ids, v->parent_count, lo, hi, e->op_out.base)) {
-        compute_builtin(v, in, lo, hi, e->op_out.base);
-    }
+    *where = location_compute(e, pe, v->op, v->params, in->ids, in->sizes, v->parent_count, lo, hi, e->op_out.base);
+    if (*where != COMPUTED_BOTH) compute_builtin(v, in, lo, hi, e->op_out.base);
     return 0;
+}
+
+/* record_output for an output the device may have written into the page's
+ * copy already: if it is not logged, the copy gets its mirror's bytes back
+ * (no change was made, so there is no journal entry to undo it). */
+static int record_computed(mmsb_engine *e, const gnode *v, const page_entry *pe, location_computed where,
+                           uint64_t lo, uint64_t hi, h128 sig, uint64_t *changed, uint64_t *first, uint64_t *last) {
+    int rc = 0;
+    if (where != COMPUTED_HOST && engine_point(e, "gpu-derived-record") != 0) { /* as a failed log append */
+        rc = err_set(MMSB_EIO, "the record of page %llu was refused (gpu-derived-record)",
+                     (unsigned long long)v->page_id);
+    }
+    if (rc == 0) rc = record_output(e, v, pe, e->op_out.base, lo, hi, sig, changed, first, last);
+    if (rc != 0 && where != COMPUTED_HOST) location_uncompute(e, pe, lo, hi);
+    return rc;
 }
 
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
@@ -342,17 +360,19 @@ static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     page_entry *pe = entry_of(e, v->page_id);
     uint64_t lo = 0, hi = pe->size_bytes;
     bool ranged = changed_range(e, n, in, start_sig, &lo, &hi);
+    location_computed where = COMPUTED_HOST;
     int rc = touched_prepare(e);
-    if (rc == 0) rc = produce(e, v, in, pe->size_bytes, lo, hi);
+    if (rc == 0) rc = produce(e, v, in, pe->size_bytes, lo, hi, &where);
     if (rc != 0) return rc;
     const uint8_t *out = e->op_out.base;
     uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
     if (journal_complete(e)) journal_signature(e, v->page_id, v->signature);
-    rc = record_output(e, v, pe, out, lo, hi, sig, &changed, &first, &last);
+    rc = record_computed(e, v, pe, where, lo, hi, sig, &changed, &first, &last);
     if (rc != 0) return rc;
     if (changed > 0) {
         page_change_args a = {.kind = PAGE_COPY, .offset = first, .len = last - first,
-                              .src = out + (first - lo), .epoch = old_epoch + 1};
+                              .src = out + (first - lo), .epoch = old_epoch + 1,
+                              .copy_current = where != COMPUTED_HOST};
         page_change(e, v->page_id, pe, &a);
     }
     bool sig_changed = !h128_eq(sig, v->signature);

@@ -11,6 +11,7 @@ void gpu_dev_close(gpu_dev *d) {
 
 const char *gpu_dev_name(const gpu_dev *d) { return d->name; }
 uint64_t gpu_dev_calls(const gpu_dev *d) { return d->calls; }
+uint64_t gpu_dev_staged_bytes(const gpu_dev *d) { return d->staged_bytes; }
 uint64_t gpu_dev_backed(const gpu_dev *d) { return d->backed_bytes; }
 uint64_t gpu_dev_stage_max(const gpu_dev *d) { return stage_max(&d->stage); }
 bool gpu_dev_staged(const gpu_dev *d) { return d->stage.ops_used > 0; }
@@ -36,12 +37,16 @@ bool gpu_dev_stage_zero(gpu_dev *d, uint64_t offset, uint64_t len) {
 
 bool gpu_dev_stage_copy(gpu_dev *d, uint64_t offset, const uint8_t *src, uint64_t len) {
     ASSERT(len > 0 && offset + len <= d->backed_bytes);
-    return stage_copy(&d->stage, offset, src, len);
+    if (!stage_copy(&d->stage, offset, src, len)) return false;
+    d->staged_bytes += len;
+    return true;
 }
 
 bool gpu_dev_stage_delta(gpu_dev *d, const gpu_delta *delta) {
     ASSERT(delta != NULL && delta->len > 0 && delta->offset + delta->len <= d->backed_bytes);
-    return stage_delta(&d->stage, delta);
+    if (!stage_delta(&d->stage, delta)) return false;
+    d->staged_bytes += (delta->len + 7) / 8 + delta->payload_len;
+    return true;
 }
 
 int gpu_dev_submit(gpu_dev *d) {
@@ -63,13 +68,25 @@ int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h
     return count == 0 ? 0 : d->ops->hash_chunks(d, refs, count, out);
 }
 
-int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
+int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint64_t dst,
                uint8_t *out) {
     ASSERT(d != NULL && offsets != NULL && out != NULL);
     ASSERT(dev_op_is_lanewise(op) && n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi);
-    for (uint32_t k = 0; k < n; k++) ASSERT(offsets[k] + hi <= d->backed_bytes);
+    ASSERT(dst + hi <= d->backed_bytes);
+    for (uint32_t k = 0; k < n; k++) {
+        ASSERT(offsets[k] + hi <= d->backed_bytes);
+        ASSERT(offsets[k] + hi <= dst + lo || dst + hi <= offsets[k] + lo); /* no parent is written */
+    }
     d->calls++;
-    return d->ops->op(d, op, offsets, n, lo, hi, out);
+    return d->ops->op(d, op, offsets, n, lo, hi, dst, out);
+}
+
+int gpu_dev_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {
+    ASSERT(d != NULL && d->stage.ops_used == 0);
+    ASSERT(len > 0 && dst + len <= d->backed_bytes && src + len <= d->backed_bytes);
+    ASSERT(dst + len <= src || src + len <= dst);
+    d->calls++;
+    return d->ops->move(d, dst, src, len);
 }
 
 int gpu_dev_view(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out) {

@@ -100,11 +100,20 @@ typedef struct gpu_chunk_ref {
  * many, in one wait for submitted work and the result. */
 int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out) MUST_CHECK;
 /* A lanewise built-in operation (MMSB_OP_XOR .. MMSB_OP_MAX_U64; lo and hi
- * multiples of its lane) over the copies of n parents at offsets[0 .. n),
- * output bytes [lo, hi) into out (host memory); waits for submitted work
- * first and for the result. n is at most MMSB_DERIVE_PARENTS_MAX. */
-int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
+ * multiples of its lane) over the copies of n parents at offsets[0 .. n):
+ * output bytes [lo, hi) go to the device memory of a page at dst (page
+ * byte x at dst + x) and to out (host memory, byte 0 = page byte lo).
+ * Waits for submitted work first and for the result. n is at most
+ * MMSB_DERIVE_PARENTS_MAX; no parent overlaps [dst + lo, dst + hi). */
+int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint64_t dst,
                uint8_t *out) MUST_CHECK;
+/* Copies device bytes [src, src + len) to [dst, dst + len) (not
+ * overlapping), after the work submitted before it; does not wait. Nothing
+ * may be staged (submit first), so that it keeps its place in the order. */
+int gpu_dev_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) MUST_CHECK;
+/* Bytes staged since open (copies' bytes, deltas' masks and payloads):
+ * what crossed to the device, for the tests. */
+uint64_t gpu_dev_staged_bytes(const gpu_dev *d);
 /* The device's kind: MMSB_GPU_EMULATE or MMSB_GPU_CUDA. */
 uint32_t gpu_dev_kind(const gpu_dev *d);
 /* Where device bytes [offset, offset + len) are, for a consumer on the

@@ -14,7 +14,9 @@ typedef struct gpu_dev_ops {
     /* Runs d->stage's items (there is at least one op); the caller resets it. */
     int (*submit)(gpu_dev *d);
     int (*hash_chunks)(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h128 *out);
-    int (*op)(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+    int (*op)(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint64_t dst,
+              uint8_t *out);
+    int (*move)(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len);
     int (*view)(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out);
     int (*read)(gpu_dev *d, uint64_t offset, uint8_t *dst, uint64_t len);
     void (*close)(gpu_dev *d);
@@ -25,6 +27,7 @@ struct gpu_dev {
     const gpu_dev_ops *ops;
     gpu_stage stage;           /* what is staged and not yet submitted */
     uint64_t calls;
+    uint64_t staged_bytes;     /* gpu_dev_staged_bytes */
     uint64_t backed_bytes;     /* offsets [0, this) have device memory */
     uint64_t bytes_max;
     char name[GPU_DEV_NAME_BYTES];

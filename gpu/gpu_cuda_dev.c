@@ -34,7 +34,6 @@
 enum {
     SLOTS = 2,
     MAPS_MAX = 512,                  /* physical allocations mapped into the range */
-    OP_PIECE_BYTES = 16 * 1024 * 1024, /* an operation's output goes back in pieces this big */
     DRIVER_API_VERSION = 12000,      /* the driver functions' versions asked for */
 };
 static const uint64_t GROW_MIN_BYTES = 64ull << 20;
@@ -81,7 +80,6 @@ typedef struct cuda_dev {
     gpu_chunk_ref *h_refs, *d_refs; /* GPU_DEV_HASH_MAX chunks to hash */
     uint8_t *h_digests, *d_digests; /* GPU_DEV_HASH_MAX canonical digests */
     const uint8_t **h_parents, **d_parents; /* MMSB_DERIVE_PARENTS_MAX */
-    uint8_t *d_op_out; /* OP_PIECE_BYTES */
 } cuda_dev;
 
 /* The kernel reads a chunk reference as three words. */
@@ -252,23 +250,28 @@ static int cuda_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t coun
 }
 
 static int cuda_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
-                   uint8_t *out) {
+                   uint64_t dst, uint8_t *out) {
     cuda_dev *c = cuda_of(d);
     for (uint32_t k = 0; k < n; k++) c->h_parents[k] = (const uint8_t *)(uintptr_t)(c->mem + offsets[k]);
+    uint8_t *copy = (uint8_t *)(uintptr_t)(c->mem + dst + lo);
     cudaError_t e = cuda_enter(c);
     if (e == cudaSuccess) {
         e = cudaMemcpyAsync(c->d_parents, c->h_parents, n * sizeof *c->h_parents, cudaMemcpyHostToDevice, c->stream);
     }
-    /* Pieces start at multiples of 8 past lo, which keep every lane whole. */
-    for (uint64_t at = lo; at < hi && e == cudaSuccess; at += OP_PIECE_BYTES) {
-        uint64_t end = min_u64(hi, at + OP_PIECE_BYTES);
-        e = (cudaError_t)gpu_launch_op(op, c->d_parents, n, at, end, c->d_op_out, c->stream);
-        if (e == cudaSuccess) {
-            e = cudaMemcpyAsync(out + (at - lo), c->d_op_out, end - at, cudaMemcpyDeviceToHost, c->stream);
-        }
-    }
+    if (e == cudaSuccess) e = (cudaError_t)gpu_launch_op(op, c->d_parents, n, lo, hi, copy, c->stream);
+    if (e == cudaSuccess && hi > lo) e = cudaMemcpyAsync(out, copy, hi - lo, cudaMemcpyDeviceToHost, c->stream);
     if (e != cudaSuccess) return cuda_fail(e, "a derived page's operation");
     return cuda_wait(c);
+}
+
+static int cuda_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {
+    cuda_dev *c = cuda_of(d);
+    cudaError_t e = cuda_enter(c);
+    if (e == cudaSuccess) {
+        e = cudaMemcpyAsync((void *)(uintptr_t)(c->mem + dst), (const void *)(uintptr_t)(c->mem + src), len,
+                            cudaMemcpyDeviceToDevice, c->stream);
+    }
+    return e == cudaSuccess ? 0 : cuda_fail(e, "a copy in device memory");
 }
 
 static int cuda_view(gpu_dev *d, uint64_t offset, uint64_t len, const void **data_out, uint64_t *stream_out) {
@@ -315,7 +318,6 @@ static void cuda_close(gpu_dev *d) {
     (void)cudaFree(c->d_refs);
     (void)cudaFree(c->d_digests);
     (void)cudaFree(c->d_parents);
-    (void)cudaFree(c->d_op_out);
     uint64_t at = 0;
     for (uint32_t i = 0; i < c->maps_used; i++) {
         (void)c->vmm.unmap(c->mem + at, c->map_bytes[i]);
@@ -333,6 +335,7 @@ static const gpu_dev_ops cuda_ops = {
     .submit = cuda_submit,
     .hash_chunks = cuda_hash_chunks,
     .op = cuda_op,
+    .move = cuda_move,
     .view = cuda_view,
     .read = cuda_read,
     .close = cuda_close,
@@ -396,7 +399,6 @@ static cudaError_t open_buffers(cuda_dev *c) {
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_digests, GPU_DEV_HASH_MAX * DEV_DIGEST_BYTES);
     if (e == cudaSuccess) e = cudaHostAlloc((void **)&c->h_parents, MMSB_DERIVE_PARENTS_MAX * sizeof(void *), 0);
     if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_parents, MMSB_DERIVE_PARENTS_MAX * sizeof(void *));
-    if (e == cudaSuccess) e = cudaMalloc((void **)&c->d_op_out, OP_PIECE_BYTES);
     return e;
 }
 

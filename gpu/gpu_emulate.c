@@ -67,11 +67,19 @@ static int emu_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count
 }
 
 static int emu_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
-                  uint8_t *out) {
+                  uint64_t dst, uint8_t *out) {
     emu_dev *m = emu_of(d);
     for (uint32_t k = 0; k < n; k++) m->parents[k] = m->mem.base + offsets[k];
+    uint8_t *copy = m->mem.base + dst + lo;
     uint64_t units = (hi - lo + 7) / 8;
-    for (uint64_t t = 0; t < units; t++) dev_op_unit(op, m->parents, n, lo, hi, t, out);
+    for (uint64_t t = 0; t < units; t++) dev_op_unit(op, m->parents, n, lo, hi, t, copy);
+    if (hi > lo) memcpy(out, copy, hi - lo);
+    return 0;
+}
+
+static int emu_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {
+    emu_dev *m = emu_of(d);
+    memcpy(m->mem.base + dst, m->mem.base + src, len);
     return 0;
 }
 
@@ -104,6 +112,7 @@ static const gpu_dev_ops emu_ops = {
     .submit = emu_submit,
     .hash_chunks = emu_hash_chunks,
     .op = emu_op,
+    .move = emu_move,
     .view = emu_view,
     .read = emu_read,
     .close = emu_close,

@@ -209,3 +209,37 @@ extern "C" int gpu_launch_op(uint32_t op, const uint8_t *const *in, uint32_t n, 
     mmsb_k_op<<<(uint32_t)blocks, OP_THREADS, 0, (cudaStream_t)stream>>>(op, in, n, lo, hi, out);
     return (int)cudaGetLastError();
 }
+
+enum { DIFF_THREADS = 256, DIFF_BLOCKS_MAX = 4096 };
+
+extern "C" int gpu_launch_diff(const uint8_t *cur, const uint8_t *next, uint64_t len, uint8_t *mask_out,
+                               unsigned long long *count, void *stream) {
+    uint64_t units = (len + 7) / 8, blocks = (units + DIFF_THREADS - 1) / DIFF_THREADS;
+    if (units == 0) return 0;
+    if (blocks > DIFF_BLOCKS_MAX) blocks = DIFF_BLOCKS_MAX;
+    mmsb_k_diff<<<(uint32_t)blocks, DIFF_THREADS, 0, (cudaStream_t)stream>>>(cur, next, len, mask_out, count);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_launch_page_digest(const uint8_t *page, uint64_t size, uint8_t *level, uint8_t *above,
+                                      uint8_t *digest_out, void *stream) {
+    cudaStream_t st = (cudaStream_t)stream;
+    uint64_t n = (size + DEV_CHUNK_BYTES - 1) / DEV_CHUNK_BYTES;
+    uint32_t blocks = (uint32_t)((n + LIST_THREADS - 1) / LIST_THREADS);
+    mmsb_k_chunk_digests<<<blocks, LIST_THREADS, 0, st>>>(page, size, level);
+    cudaError_t e = cudaGetLastError();
+    for (uint32_t levels = 0; n > 1 && e == cudaSuccess; levels++) { /* about log2(chunks) levels */
+        uint64_t parents = (n + 1) / 2;
+        mmsb_k_merkle_level<<<(uint32_t)((parents + OP_THREADS - 1) / OP_THREADS), OP_THREADS, 0, st>>>(level, n,
+                                                                                                         above);
+        e = cudaGetLastError();
+        uint8_t *t = level;
+        level = above;
+        above = t;
+        n = parents;
+        if (levels >= 64) e = cudaErrorInvalidValue; /* more levels than a 64-bit size has */
+    }
+    if (e == cudaSuccess) e = cudaMemcpyAsync(digest_out, level, DEV_DIGEST_BYTES, cudaMemcpyDeviceToDevice, st);
+    return (int)e;
+}
+

@@ -27,6 +27,18 @@ int gpu_launch_chunk_list(const uint8_t *mem, const uint64_t *refs, uint32_t cou
 int gpu_launch_op(uint32_t op, const uint8_t *const *in, uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out,
                   void *stream);
 
+/* The benchmark suite's kernel rows (bench/b_gpu_kern.c) launch these
+ * too, on device-resident bytes: */
+/* The mask of the bytes where next differs from cur (len bytes); *count
+ * (zeroed by the caller) gains how many. */
+int gpu_launch_diff(const uint8_t *cur, const uint8_t *next, uint64_t len, uint8_t *mask_out,
+                    unsigned long long *count, void *stream);
+/* A page's digest (engine/DIGESTS.md, canonical form) into digest_out:
+ * the chunk digests, then a launch per tree level, level and above (16
+ * bytes per chunk each) taking turns. */
+int gpu_launch_page_digest(const uint8_t *page, uint64_t size, uint8_t *level, uint8_t *above, uint8_t *digest_out,
+                           void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,8 +16,10 @@
  *   refused;
  * - host pages never touch the device: a host-only workload makes no
  *   device call;
- * - lanewise derived pages whose parents are device pages are computed on
- *   the device;
+ * - derived pages whose parents are device pages are computed on the
+ *   device (lanewise ones) or copied there (COPY, CONCAT), and their copies
+ *   get the output without staging; a failed commit puts the mirror's
+ *   bytes back;
  * - failures: a device without memory places new pages on the host; a
  *   failed submit, digest, view or operation moves every device page to the
  *   host, keeps every commit and root, and says so in the engine info.
@@ -353,7 +355,7 @@ static void step_change(pair *p) {
 }
 
 /* Derived pages: XOR and SUM_U32 of two parents of the child's size, COPY
- * of one. */
+ * and CONCAT of one. */
 static void step_derive(pair *p) {
     uint64_t child = some_page(p), size = size_of(p, child);
     uint64_t parents[2];
@@ -364,11 +366,11 @@ static void step_derive(pair *p) {
         if (id != child && size_of(p, id) == size) parents[found++] = id;
     }
     if (found < 2) return;
-    uint32_t ops[3] = {MMSB_OP_XOR, MMSB_OP_SUM_U32, MMSB_OP_COPY};
-    uint32_t op = ops[rng_below(&p->r, 3)];
+    uint32_t ops[4] = {MMSB_OP_XOR, MMSB_OP_SUM_U32, MMSB_OP_COPY, MMSB_OP_CONCAT};
+    uint32_t op = ops[rng_below(&p->r, 4)];
     if (op == MMSB_OP_SUM_U32 && size % 4 != 0) op = MMSB_OP_XOR;
-    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = op, .parents = parents,
-                             .parent_count = op == MMSB_OP_COPY ? 1 : 2};
+    bool one = op == MMSB_OP_COPY || op == MMSB_OP_CONCAT;
+    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = op, .parents = parents, .parent_count = one ? 1 : 2};
     BOTH(p, mmsb_derive(E, child, &spec, R));
 }
 
@@ -628,6 +630,126 @@ static void test_device_computes_derived_pages(void **state) {
     tu_store_close(&s);
 }
 
+/* Device pages derived from device pages (COPY of a range, CONCAT, XOR)
+ * are written on the device: their copies get the output there, and only
+ * the parents' changes cross to the device, as many bytes as on an engine
+ * where the same pages have no children. A child of a host page is
+ * staged as any change. Each ends with the bytes and root an engine
+ * without a device has. */
+typedef struct derived_pages {
+    uint64_t a, b, copy, concat, xor_ab, host, of_host;
+} derived_pages;
+
+static derived_pages make_derived(mmsb_engine *e, bool children) {
+    derived_pages d = {.a = create(e, 65536, 0), .b = create(e, 32768, 0)};
+    uint64_t b2 = create(e, 65536, 0);
+    d.host = create(e, 65536, MMSB_PAGE_HOST);
+    if (!children) return d;
+    d.copy = create(e, 40000, 0);
+    d.concat = create(e, 65536 + 32768, 0);
+    d.xor_ab = create(e, 65536, 0);
+    d.of_host = create(e, 65536, 0);
+    uint8_t range[16];
+    uint64_t src = 20000, len = 40000;
+    memcpy(range, &src, 8);
+    memcpy(range + 8, &len, 8);
+    uint64_t ab[2] = {d.a, d.b}, aa[2] = {d.a, b2};
+    mmsb_derive_spec copy = {.struct_size = sizeof copy, .op = MMSB_OP_COPY, .parents = &d.a, .parent_count = 1,
+                             .params = range, .params_len = sizeof range};
+    mmsb_derive_spec concat = {.struct_size = sizeof concat, .op = MMSB_OP_CONCAT, .parents = ab, .parent_count = 2};
+    mmsb_derive_spec xor_ab = {.struct_size = sizeof xor_ab, .op = MMSB_OP_XOR, .parents = aa, .parent_count = 2};
+    mmsb_derive_spec of_host = {.struct_size = sizeof of_host, .op = MMSB_OP_COPY, .parents = &d.host,
+                                .parent_count = 1};
+    TU_OK(mmsb_derive(e, d.copy, &copy, NULL));
+    TU_OK(mmsb_derive(e, d.concat, &concat, NULL));
+    TU_OK(mmsb_derive(e, d.xor_ab, &xor_ab, NULL));
+    TU_OK(mmsb_derive(e, d.of_host, &of_host, NULL));
+    return d;
+}
+
+static void write_parents(mmsb_engine *e, const derived_pages *d, uint32_t round) {
+    uint8_t bytes[9000];
+    memset(bytes, (int)(0x11 * (round + 1)), sizeof bytes);
+    TU_OK(mmsb_write(e, d->a, 15000 + round * 3001, bytes, sizeof bytes, NULL));
+    TU_OK(mmsb_write(e, d->b, 30000 - round * 1000, bytes, 2768, NULL));
+}
+
+static void test_device_writes_derived_pages_there(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 4096);
+    tu_store s = tu_store_open(&o), bare = tu_store_open(&o), plain = tu_store_open(NULL);
+    derived_pages d = make_derived(s.e, true), p = make_derived(plain.e, true);
+    (void)make_derived(bare.e, false);
+    assert_int_equal(page_info(s.e, d.of_host).location, MMSB_LOC_DEVICE);
+    uint8_t host_bytes[4096];
+    memset(host_bytes, 0x5a, sizeof host_bytes);
+    for (uint32_t round = 0; round < 6; round++) {
+        uint64_t staged = gpu_dev_staged_bytes(s.e->dv.dev), bare_staged = gpu_dev_staged_bytes(bare.e->dv.dev);
+        write_parents(s.e, &d, round);
+        write_parents(bare.e, &d, round);
+        write_parents(plain.e, &p, round);
+        uint64_t sent = gpu_dev_staged_bytes(s.e->dv.dev) - staged;
+        assert_int_equal(sent, gpu_dev_staged_bytes(bare.e->dv.dev) - bare_staged);
+        tu_roots_match(s.e, plain.e, true);
+    }
+    uint64_t staged = gpu_dev_staged_bytes(s.e->dv.dev);
+    TU_OK(mmsb_write(s.e, d.host, 100, host_bytes, sizeof host_bytes, NULL));
+    TU_OK(mmsb_write(plain.e, p.host, 100, host_bytes, sizeof host_bytes, NULL));
+    assert_true(gpu_dev_staged_bytes(s.e->dv.dev) - staged >= sizeof host_bytes); /* COPY of a host page */
+    uint64_t children[4] = {d.copy, d.concat, d.xor_ab, d.of_host};
+    for (int i = 0; i < 4; i++) copy_matches_mirror(s.e, children[i]);
+    tu_roots_match(s.e, plain.e, true);
+    assert_int_equal(tu_info(s.e).gpu_lost, 0);
+    tu_store_close(&plain);
+    tu_store_close(&bare);
+    tu_store_close(&s);
+}
+
+/* A commit that fails after the device wrote a derived page's copy: its
+ * copy gets the mirror's bytes back, whether the failure comes before the
+ * change (its record refused: gpu-derived-record) or after it (a later
+ * page's user operation fails and the journal undoes the change). */
+static int fail_op(void *user, const mmsb_op_input *in, uint8_t *out, uint64_t out_len) {
+    (void)in;
+    memset(out, 7, out_len);
+    return *(const bool *)user ? -1 : 0;
+}
+
+static void test_device_derived_copy_restored_on_failure(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 4096);
+    tu_store s = tu_store_open(&o);
+    TU_OK(mmsb_close(s.e));
+    refusal r = {.point = "gpu-derived-record", .refuse_from = INT32_MAX};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    TU_OK(engine_open(s.dir, &o, &hooks, &s.e));
+    bool fail = false;
+    TU_OK(mmsb_op_register(s.e, MMSB_OP_USER_FIRST, 1, fail_op, &fail));
+    derived_pages d = make_derived(s.e, true);
+    uint64_t user = create(s.e, 4096, MMSB_PAGE_HOST); /* after the children: computed last */
+    mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_USER_FIRST, .parents = &d.a,
+                             .parent_count = 1};
+    TU_OK(mmsb_derive(s.e, user, &spec, NULL));
+    uint64_t children[3] = {d.copy, d.concat, d.xor_ab};
+    char before[33], after[33];
+    for (int round = 0; round < 2; round++) {
+        tu_root_hex(s.e, before);
+        uint8_t bytes[9000];
+        memset(bytes, 0x99 + round, sizeof bytes);
+        fail = round == 1;
+        r.refuse_from = round == 0 ? r.calls + 1 : INT32_MAX; /* round 0: the first child's record */
+        int rc = mmsb_write(s.e, d.a, 21000, bytes, sizeof bytes, NULL);
+        assert_int_equal(rc, round == 0 ? MMSB_EIO : MMSB_EOP);
+        if (round == 0) assert_non_null(strstr(mmsb_last_error(), "gpu-derived-record"));
+        for (int i = 0; i < 3; i++) copy_matches_mirror(s.e, children[i]);
+        tu_root_hex(s.e, after);
+        assert_string_equal(before, after);
+    }
+    assert_int_equal(r.calls, 3 + 1 + 3); /* the derives, round 0's first child, round 1's three */
+    assert_int_equal(tu_info(s.e).gpu_lost, 0);
+    tu_store_close(&s);
+}
+
 /* A device view whose wait fails: MMSB_EIO; the page is a host page after
  * the next commit, and nothing committed is lost. */
 static void test_device_view_failure(void **state) {
@@ -846,6 +968,8 @@ int main(void) {
         cmocka_unit_test(test_device_failure_moves_pages_to_host),
         cmocka_unit_test(test_device_view_failure),
         cmocka_unit_test(test_device_computes_derived_pages),
+        cmocka_unit_test(test_device_writes_derived_pages_there),
+        cmocka_unit_test(test_device_derived_copy_restored_on_failure),
         cmocka_unit_test(test_root_hashes_device_pages_in_one_call),
         cmocka_unit_test(test_device_failing_its_check_is_not_used),
         cmocka_unit_test(test_device_check_at_every_size),

@@ -458,25 +458,32 @@ class TestFastPath(Base):
                 counted[0] += 1
                 time.sleep(0)  # gives the GIL back to the reads at once
 
+        def ran_beside(call, calls_max):
+            # Calls until the other thread has counted once: it can only
+            # while a call has the GIL released. A loaded machine may not
+            # schedule it during the first calls, so there is a bound on
+            # calls, not on time; without the release no number suffices.
+            before = counted[0]
+            for _ in range(calls_max):
+                call()
+                if counted[0] != before:
+                    return True
+            return False
+
         interval = sys.getswitchinterval()
         sys.setswitchinterval(1000.0)
         thread = threading.Thread(target=count)
+        writes = iter(range(1 << 30))
         try:
             thread.start()
-            before = counted[0]
-            for _ in range(20):
-                self.assertEqual(e.read(p)[-1], 7)
-            during_reads = counted[0] - before
-            before = counted[0]
-            for i in range(5):
-                e.write(p, 0, bytes([i]))
-            during_writes = counted[0] - before
+            during_reads = ran_beside(lambda: self.assertEqual(e.read(p)[-1], 7), 2000)
+            during_writes = ran_beside(lambda: e.write(p, 0, bytes([next(writes) & 0xFF])), 500)
         finally:
             done.set()
             sys.setswitchinterval(interval)
             thread.join()
-        self.assertGreater(during_reads, 0)
-        self.assertGreater(during_writes, 0)
+        self.assertTrue(during_reads, "no other thread ran during 2,000 reads of 8 MiB")
+        self.assertTrue(during_writes, "no other thread ran during 500 SYNC writes")
 
 
 class TestDeltasAndCommits(Base):
