@@ -211,12 +211,14 @@ static int move_output(mmsb_engine *e, const page_entry *pe, uint32_t op, const 
     return rc;
 }
 
-location_computed location_compute(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint8_t *params,
-                                   const uint64_t *parent_ids, const uint64_t *parent_sizes, uint32_t n, uint64_t lo,
-                                   uint64_t hi, uint8_t *out) {
+location_computed location_compute_start(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint8_t *params,
+                                         const uint64_t *parent_ids, const uint64_t *parent_sizes, uint32_t n,
+                                         uint64_t lo, uint64_t hi, uint8_t *out) {
     ASSERT(n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi && hi <= pe->size_bytes);
     ASSERT(op_is_builtin(op) && out != NULL);
     if (!(pe->flags & PE_DEVICE) || lo == hi || !device_usable(e)) return COMPUTED_HOST;
+    bool lanewise = op >= MMSB_OP_XOR && op <= MMSB_OP_MAX_U64;
+    if (lanewise && n > gpu_dev_op_room(e->dv.dev)) return COMPUTED_HOST; /* wait first */
     for (uint32_t k = 0; k < n; k++) {
         const page_entry *parent = entry_of(e, parent_ids[k]);
         if (!(parent->flags & PE_DEVICE)) return COMPUTED_HOST; /* mixed inputs: the host computes it */
@@ -224,7 +226,6 @@ location_computed location_compute(mmsb_engine *e, const page_entry *pe, uint32_
         e->dv.op_offsets[k] = parent->data_off;
     }
     if (gpu_dev_staged(e->dv.dev) && !device_submit(e)) return COMPUTED_HOST; /* the parents' changes first */
-    bool lanewise = op >= MMSB_OP_XOR && op <= MMSB_OP_MAX_U64;
     int rc = device_point(e, "gpu-op", MMSB_EIO);
     if (rc == 0 && lanewise) rc = gpu_dev_op(e->dv.dev, op, e->dv.op_offsets, n, lo, hi, pe->data_off, out);
     if (rc == 0 && !lanewise) rc = move_output(e, pe, op, params, parent_sizes, n, lo, hi);
@@ -233,6 +234,23 @@ location_computed location_compute(mmsb_engine *e, const page_entry *pe, uint32_
         return COMPUTED_HOST;
     }
     return lanewise ? COMPUTED_BOTH : COMPUTED_COPY;
+}
+
+bool location_compute_wait(mmsb_engine *e) {
+    ASSERT(e->dv.dev != NULL);
+    if (!device_usable(e)) return false;
+    int rc = device_point(e, "gpu-op-wait", MMSB_EIO);
+    if (rc == 0) rc = gpu_dev_wait(e->dv.dev);
+    if (rc != 0) device_fail(e, rc);
+    return rc == 0;
+}
+
+location_computed location_compute(mmsb_engine *e, const page_entry *pe, uint32_t op, const uint8_t *params,
+                                   const uint64_t *parent_ids, const uint64_t *parent_sizes, uint32_t n, uint64_t lo,
+                                   uint64_t hi, uint8_t *out) {
+    location_computed where = location_compute_start(e, pe, op, params, parent_ids, parent_sizes, n, lo, hi, out);
+    if (where == COMPUTED_BOTH && !location_compute_wait(e)) return COMPUTED_HOST; /* out is void */
+    return where;
 }
 
 void location_uncompute(mmsb_engine *e, const page_entry *pe, uint64_t lo, uint64_t hi) {
@@ -338,7 +356,7 @@ int location_open(mmsb_engine *e) {
     }
     e->loc[LOCATION_DEVICE] = &location_device;
     device_threshold(e, &cal);
-    return 0;
+    return vmap_open(&e->dv.ahead.out, NULL, DEVICE_AHEAD_BYTES, 1 << 20); /* address space only */
 }
 
 void location_close(mmsb_engine *e) {
@@ -346,6 +364,7 @@ void location_close(mmsb_engine *e) {
     e->dv.dev = NULL;
     free(e->dv.op_offsets);
     e->dv.op_offsets = NULL;
+    vmap_close(&e->dv.ahead.out);
 }
 
 bool location_place(mmsb_engine *e, uint64_t data_off, uint64_t size_bytes, uint32_t want) {

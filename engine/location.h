@@ -74,12 +74,20 @@ typedef enum location_computed {
 /* Output bytes [lo, hi) of built-in `op` (params, parent_sizes: the
  * derivation's) for page pe, on the device when pe and its n parents are
  * all device pages: into the page's copy, and for a lanewise operation (XOR
- * .. MAX_U64) into out as well (one wait). A change of the page from the
- * output then needs no staging (page_change_args.copy_current). Otherwise,
- * or when the device fails, COMPUTED_HOST and nothing done. */
+ * .. MAX_U64) into out as well. A change of the page from the output then
+ * needs no staging (page_change_args.copy_current). Otherwise, or when the
+ * device fails, COMPUTED_HOST and nothing done. location_compute waits for
+ * out; location_compute_start does not, so that the outputs of several
+ * pages come in one location_compute_wait (false: the device failed, and
+ * every COMPUTED_BOTH output started since the last wait is void). */
 location_computed location_compute(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op,
                                    const uint8_t *params, const uint64_t *parent_ids, const uint64_t *parent_sizes,
                                    uint32_t n, uint64_t lo, uint64_t hi, uint8_t *out);
+location_computed location_compute_start(struct mmsb_engine *e, const struct page_entry *pe, uint32_t op,
+                                         const uint8_t *params, const uint64_t *parent_ids,
+                                         const uint64_t *parent_sizes, uint32_t n, uint64_t lo, uint64_t hi,
+                                         uint8_t *out);
+bool location_compute_wait(struct mmsb_engine *e);
 /* A computed output that does not become a change after all (the commit
  * failed first): the page's copy gets its mirror's bytes [lo, hi) back. */
 void location_uncompute(struct mmsb_engine *e, const struct page_entry *pe, uint64_t lo, uint64_t hi);

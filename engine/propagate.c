@@ -315,18 +315,134 @@ static int run_user_op(mmsb_engine *e, const gnode *v, const inputs *in, uint64_
     return 0;
 }
 
-/* The output bytes [lo, hi) of node n, in e->op_out (byte 0 = page byte
- * lo); *where: whether the device wrote them into a device page's copy. */
-static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t size, uint64_t lo, uint64_t hi,
+/* What computing node n takes: its signature now, whether it is skipped,
+ * and the output range to compute (inputs gathered into `in`). */
+typedef struct plan {
+    h128 sig;
+    bool skip, ranged;
+    uint64_t lo, hi;
+} plan;
+
+static inline void plan_of(mmsb_engine *e, uint32_t n, inputs *in, plan *p) {
+    gnode *v = graph_at(&e->g, n);
+    p->sig = signature_of(e, n, false); /* a skip needs no more: most pages of a large set skip */
+    p->skip = e->opts.propagation != MMSB_PROPAGATE_FULL && h128_eq(p->sig, v->signature);
+    if (p->skip) return;
+    h128 start_sig = signature_of(e, n, true);
+    gather(e, v, in);
+    p->lo = 0;
+    p->hi = entry_of(e, v->page_id)->size_bytes;
+    p->ranged = changed_range(e, n, in, start_sig, &p->lo, &p->hi);
+}
+
+/* ---- lanewise outputs of device pages computed ahead ------------------------------------------- */
+
+/* The device returns a lanewise output after a wait. The pages ready at
+ * one time do not read one another and their parents are final, so
+ * their outputs are asked for together, before their turns, and come in
+ * one wait; each is taken at its page's turn, in the same order as ever
+ * (the log and every result are the same). An output not taken (the
+ * commit failed first) gets the mirror's bytes back into its page's copy. */
+
+static bool ahead_wanted(const mmsb_engine *e, uint32_t n) {
+    const gnode *v = graph_at(&e->g, n);
+    return v->op >= MMSB_OP_XOR && v->op <= MMSB_OP_MAX_U64 && (entry_of(e, v->page_id)->flags & PE_DEVICE);
+}
+
+/* Asks for node m's output ahead; false when the batch is full. */
+static bool ahead_one(mmsb_engine *e, uint32_t m, inputs *in) {
+    device_ahead *a = &e->dv.ahead;
+    ASSERT(a->count < DEVICE_AHEAD_MAX);
+    plan p;
+    plan_of(e, m, in, &p);
+    if (p.skip || p.lo == p.hi) return true;
+    if (a->out_used + (p.hi - p.lo) > DEVICE_AHEAD_BYTES || vmap_ensure(&a->out, a->out_used + p.hi - p.lo) != 0) {
+        return false;
+    }
+    const gnode *v = graph_at(&e->g, m);
+    const page_entry *pe = entry_of(e, v->page_id);
+    location_computed where = location_compute_start(e, pe, v->op, v->params, in->ids, in->sizes, v->parent_count,
+                                                      p.lo, p.hi, a->out.base + a->out_used);
+    if (where != COMPUTED_BOTH) return gpu_dev_op_room(e->dv.dev) >= v->parent_count; /* host: at its turn */
+    a->node[a->count] = m;
+    a->lo[a->count] = p.lo;
+    a->hi[a->count] = p.hi;
+    a->at[a->count++] = a->out_used;
+    a->out_used += p.hi - p.lo;
+    return a->count < DEVICE_AHEAD_MAX;
+}
+
+/* At the turn of node n, a lanewise device page, with `ready` other pages
+ * ready (their ids in keys): when the outputs asked for before are all
+ * taken, asks for n's and those of the others (the first DEVICE_AHEAD_SCAN
+ * looked at) that the device computes, and waits once. */
+static void ahead_start(mmsb_engine *e, uint32_t n, const uint64_t *keys, uint32_t ready, inputs *in) {
+    device_ahead *a = &e->dv.ahead;
+    ASSERT(a->used <= a->count);
+    if (a->used < a->count || !ahead_wanted(e, n)) return;
+    a->count = a->used = 0;
+    a->out_used = 0;
+    bool room = ahead_one(e, n, in);
+    ready = ready < DEVICE_AHEAD_SCAN ? ready : DEVICE_AHEAD_SCAN;
+    for (uint32_t i = 0; i < ready && room; i++) { /* heap order: any order gives the same outputs */
+        uint32_t m = graph_node(&e->g, keys[i]);
+        if (ahead_wanted(e, m)) room = ahead_one(e, m, in);
+    }
+    if (a->count > 0 && !location_compute_wait(e)) a->count = 0; /* void: computed on the host at their turns */
+}
+
+/* Node n's output computed ahead, [lo, hi) of it: its bytes, or NULL. */
+static const uint8_t *ahead_take(mmsb_engine *e, uint32_t n, uint64_t lo, uint64_t hi) {
+    device_ahead *a = &e->dv.ahead;
+    for (uint32_t i = a->used; i < a->count; i++) { /* taken in turn order, mostly the first one left */
+        if (a->node[i] != n) continue;
+        ASSERT(a->lo[i] == lo && a->hi[i] == hi); /* its parents were final when it was asked for */
+        if (i != a->used) { /* keep the ones left at [used, count) */
+            uint32_t u = a->used;
+            uint32_t t_node = a->node[u];
+            uint64_t t_lo = a->lo[u], t_hi = a->hi[u], t_at = a->at[u];
+            a->node[u] = a->node[i], a->lo[u] = a->lo[i], a->hi[u] = a->hi[i], a->at[u] = a->at[i];
+            a->node[i] = t_node, a->lo[i] = t_lo, a->hi[i] = t_hi, a->at[i] = t_at;
+        }
+        return a->out.base + a->at[a->used++];
+    }
+    return NULL;
+}
+
+/* The commit failed: outputs not taken give their copies the mirrors'
+ * bytes back. */
+static void ahead_abandon(mmsb_engine *e) {
+    device_ahead *a = &e->dv.ahead;
+    for (uint32_t i = a->used; i < a->count; i++) {
+        location_uncompute(e, entry_of(e, graph_at(&e->g, a->node[i])->page_id), a->lo[i], a->hi[i]);
+    }
+    a->count = a->used = 0;
+}
+
+/* ---- computing one page, continued -------------------------------------------------------------- */
+
+/* The output bytes [lo, hi) of node n into *out (byte 0 = page byte lo):
+ * e->op_out, or an output computed ahead; *where: whether the device wrote
+ * them into a device page's copy. */
+static int produce(mmsb_engine *e, uint32_t n, const inputs *in, uint64_t lo, uint64_t hi, const uint8_t **out,
                    location_computed *where) {
-    ASSERT(lo <= hi && hi <= size);
-    ASSERT(op_is_builtin(v->op) || (lo == 0 && hi == size));
+    const gnode *v = graph_at(&e->g, n);
+    const page_entry *pe = entry_of(e, v->page_id);
+    ASSERT(lo <= hi && hi <= pe->size_bytes);
+    ASSERT(op_is_builtin(v->op) || (lo == 0 && hi == pe->size_bytes));
     *where = COMPUTED_HOST;
-    if (!op_is_builtin(v->op)) return run_user_op(e, v, in, size); /* the whole page */
+    *out = e->op_out.base;
+    if (!op_is_builtin(v->op)) return run_user_op(e, v, in, pe->size_bytes); /* the whole page */
+    if (e->dv.ahead.count > e->dv.ahead.used && (*out = ahead_take(e, n, lo, hi)) != NULL) {
+        *where = COMPUTED_BOTH;
+        return 0;
+    }
+    *out = e->op_out.base; /* ahead_take's NULL */
     int rc = vmap_ensure(&e->op_out, hi - lo);
     if (rc != 0) return rc;
-    const page_entry *pe = entry_of(e, v->page_id);
-    *where = location_compute(e, pe, v->op, v->params, in->ids, in->sizes, v->parent_count, lo, hi, e->op_out.base);
+    if (pe->flags & PE_DEVICE) { /* a host page's one location check: no call */
+        *where = location_compute(e, pe, v->op, v->params, in->ids, in->sizes, v->parent_count, lo, hi, e->op_out.base);
+    }
     if (*where != COMPUTED_BOTH) compute_builtin(v, in, lo, hi, e->op_out.base);
     return 0;
 }
@@ -335,58 +451,55 @@ static int produce(mmsb_engine *e, const gnode *v, const inputs *in, uint64_t si
  * copy already: if it is not logged, the copy gets its mirror's bytes back
  * (no change was made, so there is no journal entry to undo it). */
 static int record_computed(mmsb_engine *e, const gnode *v, const page_entry *pe, location_computed where,
-                           uint64_t lo, uint64_t hi, h128 sig, uint64_t *changed, uint64_t *first, uint64_t *last) {
+                           const uint8_t *out, const plan *p, uint64_t *changed, uint64_t *first, uint64_t *last) {
     int rc = 0;
     if (where != COMPUTED_HOST && engine_point(e, "gpu-derived-record") != 0) { /* as a failed log append */
         rc = err_set(MMSB_EIO, "the record of page %llu was refused (gpu-derived-record)",
                      (unsigned long long)v->page_id);
     }
-    if (rc == 0) rc = record_output(e, v, pe, e->op_out.base, lo, hi, sig, changed, first, last);
-    if (rc != 0 && where != COMPUTED_HOST) location_uncompute(e, pe, lo, hi);
+    if (rc == 0) rc = record_output(e, v, pe, out, p->lo, p->hi, p->sig, changed, first, last);
+    if (rc != 0 && where != COMPUTED_HOST) location_uncompute(e, pe, p->lo, p->hi);
     return rc;
 }
 
 static int compute(mmsb_engine *e, uint32_t n, inputs *in) {
     ASSERT(e->cc.active && n != 0);
     gnode *v = graph_at(&e->g, n);
-    h128 sig = signature_of(e, n, false); /* a skip needs no more: most pages of a large set skip */
     commit_ctx *c = &e->cc;
-    if (e->opts.propagation != MMSB_PROPAGATE_FULL && h128_eq(sig, v->signature)) {
+    plan p;
+    plan_of(e, n, in, &p);
+    if (p.skip) {
         c->res.skips++;
         return 0;
     }
-    h128 start_sig = signature_of(e, n, true);
-    gather(e, v, in);
     page_entry *pe = entry_of(e, v->page_id);
-    uint64_t lo = 0, hi = pe->size_bytes;
-    bool ranged = changed_range(e, n, in, start_sig, &lo, &hi);
     location_computed where = COMPUTED_HOST;
+    const uint8_t *out = NULL;
     int rc = touched_prepare(e);
-    if (rc == 0) rc = produce(e, v, in, pe->size_bytes, lo, hi, &where);
+    if (rc == 0) rc = produce(e, n, in, p.lo, p.hi, &out, &where);
     if (rc != 0) return rc;
-    const uint8_t *out = e->op_out.base;
     uint64_t changed = 0, first = UINT64_MAX, last = 0, old_epoch = pe->epoch;
     if (journal_complete(e)) journal_signature(e, v->page_id, v->signature);
-    rc = record_computed(e, v, pe, where, lo, hi, sig, &changed, &first, &last);
+    rc = record_computed(e, v, pe, where, out, &p, &changed, &first, &last);
     if (rc != 0) return rc;
     if (changed > 0) {
         page_change_args a = {.kind = PAGE_COPY, .offset = first, .len = last - first,
-                              .src = out + (first - lo), .epoch = old_epoch + 1,
+                              .src = out + (first - p.lo), .epoch = old_epoch + 1,
                               .copy_current = where != COMPUTED_HOST};
         page_change(e, v->page_id, pe, &a);
     }
-    bool sig_changed = !h128_eq(sig, v->signature);
-    v->signature = sig;
+    bool sig_changed = !h128_eq(p.sig, v->signature);
+    v->signature = p.sig;
     ckpt_mark(e, v->page_id);
     if (changed == 0) {
         /* Only the full mode computes a page whose signature did not change;
          * the log already holds that signature. */
         c->res.backdates++;
-        return sig_changed ? record_backdate(e, v->page_id, pe->epoch, sig) : 0;
+        return sig_changed ? record_backdate(e, v->page_id, pe->epoch, p.sig) : 0;
     }
     c->res.recomputes++;
     ASSERT(pe->epoch == old_epoch + 1);
-    c->res.delta_propagations += ranged;
+    c->res.delta_propagations += p.ranged;
     change_note(e, v->page_id, pe, old_epoch, first, last, changed, MMSB_EVENT_DERIVED);
     return 0;
 }
@@ -413,13 +526,19 @@ int propagate(mmsb_engine *e) {
     for (uint32_t done = 0; ready > 0; done++) {
         ASSERT(done < count);
         uint32_t n = heap_pop(g, &ready);
+        if (e->dv.dev != NULL) ahead_start(e, n, g->pool, ready, in);
         int rc = compute(e, n, in);
-        if (rc != 0) return rc;
+        if (rc != 0) {
+            if (e->dv.dev != NULL) ahead_abandon(e);
+            return rc;
+        }
         const gnode *v = &g->nodes[n];
         for (uint32_t k = 0; k < v->child_count; k++) {
             gnode *ch = &g->nodes[v->children[k]];
             if (ch->mark == c->gen && --ch->indeg == 0) heap_push(g, &ready, v->children[k]);
         }
     }
+    ASSERT(e->dv.ahead.used == e->dv.ahead.count); /* every page computed ahead had its turn */
+    e->dv.ahead.count = e->dv.ahead.used = 0;
     return 0;
 }

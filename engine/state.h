@@ -133,6 +133,18 @@ typedef struct subscriber {
 typedef struct replicator replicator; /* replicate.c */
 
 enum { DEVICE_HASH_BATCH = 4096 }; /* chunk digests asked of the device at once: 16 MiB of a page per wait */
+/* Propagation computes the lanewise outputs of up to this many ready device
+ * pages, of this many bytes in all, in one wait (propagate.c). */
+enum { DEVICE_AHEAD_MAX = 64, DEVICE_AHEAD_SCAN = 4 * DEVICE_AHEAD_MAX /* ready pages looked at for a batch */ };
+#define DEVICE_AHEAD_BYTES (1ull << 30)
+
+typedef struct device_ahead {
+    vmap out;             /* the outputs' bytes */
+    uint64_t out_used;
+    uint32_t count, used; /* outputs computed, and taken by their pages' turns */
+    uint32_t node[DEVICE_AHEAD_MAX];
+    uint64_t lo[DEVICE_AHEAD_MAX], hi[DEVICE_AHEAD_MAX], at[DEVICE_AHEAD_MAX];
+} device_ahead;
 
 /* The device location (location.c): NULL dev, every page on the host. */
 typedef struct device_state {
@@ -149,6 +161,7 @@ typedef struct device_state {
     h128 hash_out[DEVICE_HASH_BATCH];
     gpu_chunk_ref hash_refs[DEVICE_HASH_BATCH]; /* the chunks of one device call */
     h128 *hash_dst[DEVICE_HASH_BATCH];          /* where each digest goes (digest_root's batches) */
+    device_ahead ahead;
 } device_state;
 
 typedef struct totals {

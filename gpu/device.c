@@ -12,6 +12,7 @@ void gpu_dev_close(gpu_dev *d) {
 const char *gpu_dev_name(const gpu_dev *d) { return d->name; }
 uint64_t gpu_dev_calls(const gpu_dev *d) { return d->calls; }
 uint64_t gpu_dev_staged_bytes(const gpu_dev *d) { return d->staged_bytes; }
+uint64_t gpu_dev_waits(const gpu_dev *d) { return d->waits; }
 uint64_t gpu_dev_backed(const gpu_dev *d) { return d->backed_bytes; }
 uint64_t gpu_dev_stage_max(const gpu_dev *d) { return stage_max(&d->stage); }
 bool gpu_dev_staged(const gpu_dev *d) { return d->stage.ops_used > 0; }
@@ -71,14 +72,30 @@ int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h
 int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint64_t dst,
                uint8_t *out) {
     ASSERT(d != NULL && offsets != NULL && out != NULL);
-    ASSERT(dev_op_is_lanewise(op) && n >= 1 && n <= MMSB_DERIVE_PARENTS_MAX && lo <= hi);
+    ASSERT(dev_op_is_lanewise(op) && n >= 1 && n <= gpu_dev_op_room(d) && lo <= hi);
     ASSERT(dst + hi <= d->backed_bytes);
     for (uint32_t k = 0; k < n; k++) {
         ASSERT(offsets[k] + hi <= d->backed_bytes);
         ASSERT(offsets[k] + hi <= dst + lo || dst + hi <= offsets[k] + lo); /* no parent is written */
     }
     d->calls++;
-    return d->ops->op(d, op, offsets, n, lo, hi, dst, out);
+    uint32_t at = d->op_parents;
+    d->op_parents += n;
+    return d->ops->op(d, op, offsets, n, at, lo, hi, dst, out);
+}
+
+uint32_t gpu_dev_op_room(const gpu_dev *d) {
+    ASSERT(d->op_parents <= MMSB_DERIVE_PARENTS_MAX);
+    return MMSB_DERIVE_PARENTS_MAX - d->op_parents;
+}
+
+int gpu_dev_wait(gpu_dev *d) {
+    ASSERT(d != NULL);
+    d->calls++;
+    d->waits++;
+    int rc = d->ops->wait(d);
+    d->op_parents = 0;
+    return rc;
 }
 
 int gpu_dev_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {

@@ -102,15 +102,25 @@ int gpu_dev_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count, h
 /* A lanewise built-in operation (MMSB_OP_XOR .. MMSB_OP_MAX_U64; lo and hi
  * multiples of its lane) over the copies of n parents at offsets[0 .. n):
  * output bytes [lo, hi) go to the device memory of a page at dst (page
- * byte x at dst + x) and to out (host memory, byte 0 = page byte lo).
- * Waits for submitted work first and for the result. n is at most
- * MMSB_DERIVE_PARENTS_MAX; no parent overlaps [dst + lo, dst + hi). */
+ * byte x at dst + x) and to out (host memory, byte 0 = page byte lo),
+ * after the work submitted before it. It waits for nothing: out holds the
+ * bytes once gpu_dev_wait returns 0, so that many operations share one
+ * wait. The operations between two waits have at most
+ * MMSB_DERIVE_PARENTS_MAX parents in all (gpu_dev_op_room); no parent
+ * overlaps [dst + lo, dst + hi). */
 int gpu_dev_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi, uint64_t dst,
                uint8_t *out) MUST_CHECK;
+/* Parents the operations before the next wait may still have. */
+uint32_t gpu_dev_op_room(const gpu_dev *d);
+/* Waits for everything submitted and every operation; an error means some
+ * outputs may be missing. */
+int gpu_dev_wait(gpu_dev *d) MUST_CHECK;
 /* Copies device bytes [src, src + len) to [dst, dst + len) (not
  * overlapping), after the work submitted before it; does not wait. Nothing
  * may be staged (submit first), so that it keeps its place in the order. */
 int gpu_dev_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) MUST_CHECK;
+/* Waits for operations since open (gpu_dev_wait), for the tests. */
+uint64_t gpu_dev_waits(const gpu_dev *d);
 /* Bytes staged since open (copies' bytes, deltas' masks and payloads):
  * what crossed to the device, for the tests. */
 uint64_t gpu_dev_staged_bytes(const gpu_dev *d);

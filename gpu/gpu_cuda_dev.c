@@ -249,20 +249,23 @@ static int cuda_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t coun
     return rc;
 }
 
-static int cuda_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
-                   uint64_t dst, uint8_t *out) {
+/* Enqueued on the stream: its parents' pointers go to entries
+ * [parents_at, parents_at + n) of the pinned table, which no later
+ * operation overwrites before the wait. */
+static int cuda_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint32_t parents_at, uint64_t lo,
+                   uint64_t hi, uint64_t dst, uint8_t *out) {
     cuda_dev *c = cuda_of(d);
-    for (uint32_t k = 0; k < n; k++) c->h_parents[k] = (const uint8_t *)(uintptr_t)(c->mem + offsets[k]);
+    const uint8_t **h_in = c->h_parents + parents_at, **d_in = c->d_parents + parents_at;
+    for (uint32_t k = 0; k < n; k++) h_in[k] = (const uint8_t *)(uintptr_t)(c->mem + offsets[k]);
     uint8_t *copy = (uint8_t *)(uintptr_t)(c->mem + dst + lo);
     cudaError_t e = cuda_enter(c);
-    if (e == cudaSuccess) {
-        e = cudaMemcpyAsync(c->d_parents, c->h_parents, n * sizeof *c->h_parents, cudaMemcpyHostToDevice, c->stream);
-    }
-    if (e == cudaSuccess) e = (cudaError_t)gpu_launch_op(op, c->d_parents, n, lo, hi, copy, c->stream);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(d_in, h_in, n * sizeof *h_in, cudaMemcpyHostToDevice, c->stream);
+    if (e == cudaSuccess) e = (cudaError_t)gpu_launch_op(op, d_in, n, lo, hi, copy, c->stream);
     if (e == cudaSuccess && hi > lo) e = cudaMemcpyAsync(out, copy, hi - lo, cudaMemcpyDeviceToHost, c->stream);
-    if (e != cudaSuccess) return cuda_fail(e, "a derived page's operation");
-    return cuda_wait(c);
+    return e == cudaSuccess ? 0 : cuda_fail(e, "a derived page's operation");
 }
+
+static int cuda_wait_all(gpu_dev *d) { return cuda_wait(cuda_of(d)); }
 
 static int cuda_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {
     cuda_dev *c = cuda_of(d);
@@ -335,6 +338,7 @@ static const gpu_dev_ops cuda_ops = {
     .submit = cuda_submit,
     .hash_chunks = cuda_hash_chunks,
     .op = cuda_op,
+    .wait = cuda_wait_all,
     .move = cuda_move,
     .view = cuda_view,
     .read = cuda_read,

@@ -66,8 +66,10 @@ static int emu_hash_chunks(gpu_dev *d, const gpu_chunk_ref *refs, uint32_t count
     return 0;
 }
 
-static int emu_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint64_t lo, uint64_t hi,
-                  uint64_t dst, uint8_t *out) {
+/* Runs at once: its output is in place before the wait. */
+static int emu_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, uint32_t parents_at, uint64_t lo,
+                  uint64_t hi, uint64_t dst, uint8_t *out) {
+    (void)parents_at;
     emu_dev *m = emu_of(d);
     for (uint32_t k = 0; k < n; k++) m->parents[k] = m->mem.base + offsets[k];
     uint8_t *copy = m->mem.base + dst + lo;
@@ -75,6 +77,11 @@ static int emu_op(gpu_dev *d, uint32_t op, const uint64_t *offsets, uint32_t n, 
     for (uint64_t t = 0; t < units; t++) dev_op_unit(op, m->parents, n, lo, hi, t, copy);
     if (hi > lo) memcpy(out, copy, hi - lo);
     return 0;
+}
+
+static int emu_wait(gpu_dev *d) {
+    (void)emu_of(d);
+    return 0; /* everything ran when it was asked for */
 }
 
 static int emu_move(gpu_dev *d, uint64_t dst, uint64_t src, uint64_t len) {
@@ -112,6 +119,7 @@ static const gpu_dev_ops emu_ops = {
     .submit = emu_submit,
     .hash_chunks = emu_hash_chunks,
     .op = emu_op,
+    .wait = emu_wait,
     .move = emu_move,
     .view = emu_view,
     .read = emu_read,

@@ -637,7 +637,7 @@ static void test_device_computes_derived_pages(void **state) {
  * staged as any change. Each ends with the bytes and root an engine
  * without a device has. */
 typedef struct derived_pages {
-    uint64_t a, b, copy, concat, xor_ab, host, of_host;
+    uint64_t a, b, copy, concat, xor_ab, sum, host, of_host;
 } derived_pages;
 
 static derived_pages make_derived(mmsb_engine *e, bool children) {
@@ -648,6 +648,7 @@ static derived_pages make_derived(mmsb_engine *e, bool children) {
     d.copy = create(e, 40000, 0);
     d.concat = create(e, 65536 + 32768, 0);
     d.xor_ab = create(e, 65536, 0);
+    d.sum = create(e, 65536, 0);
     d.of_host = create(e, 65536, 0);
     uint8_t range[16];
     uint64_t src = 20000, len = 40000;
@@ -658,11 +659,13 @@ static derived_pages make_derived(mmsb_engine *e, bool children) {
                              .params = range, .params_len = sizeof range};
     mmsb_derive_spec concat = {.struct_size = sizeof concat, .op = MMSB_OP_CONCAT, .parents = ab, .parent_count = 2};
     mmsb_derive_spec xor_ab = {.struct_size = sizeof xor_ab, .op = MMSB_OP_XOR, .parents = aa, .parent_count = 2};
+    mmsb_derive_spec sum = {.struct_size = sizeof sum, .op = MMSB_OP_SUM_U32, .parents = aa, .parent_count = 2};
     mmsb_derive_spec of_host = {.struct_size = sizeof of_host, .op = MMSB_OP_COPY, .parents = &d.host,
                                 .parent_count = 1};
     TU_OK(mmsb_derive(e, d.copy, &copy, NULL));
     TU_OK(mmsb_derive(e, d.concat, &concat, NULL));
     TU_OK(mmsb_derive(e, d.xor_ab, &xor_ab, NULL));
+    TU_OK(mmsb_derive(e, d.sum, &sum, NULL));
     TU_OK(mmsb_derive(e, d.of_host, &of_host, NULL));
     return d;
 }
@@ -696,8 +699,8 @@ static void test_device_writes_derived_pages_there(void **state) {
     TU_OK(mmsb_write(s.e, d.host, 100, host_bytes, sizeof host_bytes, NULL));
     TU_OK(mmsb_write(plain.e, p.host, 100, host_bytes, sizeof host_bytes, NULL));
     assert_true(gpu_dev_staged_bytes(s.e->dv.dev) - staged >= sizeof host_bytes); /* COPY of a host page */
-    uint64_t children[4] = {d.copy, d.concat, d.xor_ab, d.of_host};
-    for (int i = 0; i < 4; i++) copy_matches_mirror(s.e, children[i]);
+    uint64_t children[5] = {d.copy, d.concat, d.xor_ab, d.sum, d.of_host};
+    for (int i = 0; i < 5; i++) copy_matches_mirror(s.e, children[i]);
     tu_roots_match(s.e, plain.e, true);
     assert_int_equal(tu_info(s.e).gpu_lost, 0);
     tu_store_close(&plain);
@@ -705,10 +708,54 @@ static void test_device_writes_derived_pages_there(void **state) {
     tu_store_close(&s);
 }
 
+/* Lanewise device pages ready at one time (six children of one parent)
+ * come from the device in one wait, not one each, with the bytes and root
+ * an engine without a device gets. */
+static void test_device_ready_pages_share_one_wait(void **state) {
+    (void)state;
+    enum { CHILDREN = 6 };
+    mmsb_options o = device_options(DEVICE, 4096);
+    tu_store s = tu_store_open(&o), plain = tu_store_open(NULL);
+    mmsb_engine *both[2] = {s.e, plain.e};
+    uint64_t a = 0, children[CHILDREN];
+    for (int k = 0; k < 2; k++) {
+        a = create(both[k], 65536, 0);
+        uint64_t b = create(both[k], 65536, 0), parents[2] = {a, b};
+        for (int i = 0; i < CHILDREN; i++) {
+            children[i] = create(both[k], 65536, 0);
+            mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = i % 2 ? MMSB_OP_XOR : MMSB_OP_MAX_U32,
+                                     .parents = parents, .parent_count = 2};
+            TU_OK(mmsb_derive(both[k], children[i], &spec, NULL));
+        }
+    }
+    uint8_t bytes[3000], mask[3000 / 8];
+    memset(mask, 0xFF, sizeof mask);
+    for (uint32_t round = 0; round < 4; round++) {
+        memset(bytes, (int)(0x21 + round), sizeof bytes);
+        uint64_t waits = gpu_dev_waits(s.e->dv.dev);
+        mmsb_commit_result res[2];
+        for (int k = 0; k < 2; k++) {
+            res[k] = (mmsb_commit_result){.struct_size = sizeof res[k]};
+            mmsb_delta d = {.page_id = a, .offset = round * 5000, .len = sizeof bytes, .mask = mask,
+                            .payload = bytes, .payload_len = sizeof bytes};
+            TU_OK(mmsb_apply_batch(both[k], &d, 1, 0, &res[k]));
+        }
+        assert_int_equal(gpu_dev_waits(s.e->dv.dev) - waits, 1);
+        assert_int_equal(res[0].recomputes, CHILDREN);
+        assert_int_equal(res[1].recomputes, CHILDREN);
+        tu_roots_match(s.e, plain.e, true);
+    }
+    for (int i = 0; i < CHILDREN; i++) copy_matches_mirror(s.e, children[i]);
+    tu_store_close(&plain);
+    tu_store_close(&s);
+}
+
 /* A commit that fails after the device wrote a derived page's copy: its
  * copy gets the mirror's bytes back, whether the failure comes before the
- * change (its record refused: gpu-derived-record) or after it (a later
- * page's user operation fails and the journal undoes the change). */
+ * change (its record refused: gpu-derived-record), after it (a later
+ * page's user operation fails and the journal undoes the change), or
+ * before the page's turn (XOR's record refused while SUM's output,
+ * computed ahead with it, waits for its turn). */
 static int fail_op(void *user, const mmsb_op_input *in, uint8_t *out, uint64_t out_len) {
     (void)in;
     memset(out, 7, out_len);
@@ -730,22 +777,26 @@ static void test_device_derived_copy_restored_on_failure(void **state) {
     mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_USER_FIRST, .parents = &d.a,
                              .parent_count = 1};
     TU_OK(mmsb_derive(s.e, user, &spec, NULL));
-    uint64_t children[3] = {d.copy, d.concat, d.xor_ab};
+    uint64_t children[4] = {d.copy, d.concat, d.xor_ab, d.sum};
+    assert_int_equal(r.calls, 4); /* each device child's derive */
+    /* the records refused, by the point's calls of a round: copy's, none,
+     * xor's (copy, concat, xor, sum) */
+    const int refused_at[3] = {1, 0, 3};
     char before[33], after[33];
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
         tu_root_hex(s.e, before);
         uint8_t bytes[9000];
         memset(bytes, 0x99 + round, sizeof bytes);
         fail = round == 1;
-        r.refuse_from = round == 0 ? r.calls + 1 : INT32_MAX; /* round 0: the first child's record */
+        r.refuse_from = refused_at[round] != 0 ? r.calls + refused_at[round] : INT32_MAX;
         int rc = mmsb_write(s.e, d.a, 21000, bytes, sizeof bytes, NULL);
-        assert_int_equal(rc, round == 0 ? MMSB_EIO : MMSB_EOP);
-        if (round == 0) assert_non_null(strstr(mmsb_last_error(), "gpu-derived-record"));
-        for (int i = 0; i < 3; i++) copy_matches_mirror(s.e, children[i]);
+        assert_int_equal(rc, round == 1 ? MMSB_EOP : MMSB_EIO);
+        if (round != 1) assert_non_null(strstr(mmsb_last_error(), "gpu-derived-record"));
+        for (int i = 0; i < 4; i++) copy_matches_mirror(s.e, children[i]);
         tu_root_hex(s.e, after);
         assert_string_equal(before, after);
     }
-    assert_int_equal(r.calls, 3 + 1 + 3); /* the derives, round 0's first child, round 1's three */
+    assert_int_equal(r.calls, 4 + 1 + 4 + 3);
     assert_int_equal(tu_info(s.e).gpu_lost, 0);
     tu_store_close(&s);
 }
@@ -969,6 +1020,7 @@ int main(void) {
         cmocka_unit_test(test_device_view_failure),
         cmocka_unit_test(test_device_computes_derived_pages),
         cmocka_unit_test(test_device_writes_derived_pages_there),
+        cmocka_unit_test(test_device_ready_pages_share_one_wait),
         cmocka_unit_test(test_device_derived_copy_restored_on_failure),
         cmocka_unit_test(test_root_hashes_device_pages_in_one_call),
         cmocka_unit_test(test_device_failing_its_check_is_not_used),
