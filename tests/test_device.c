@@ -801,6 +801,39 @@ static void test_device_derived_copy_restored_on_failure(void **state) {
     tu_store_close(&s);
 }
 
+/* The wait for lanewise outputs fails (gpu-op-wait): the device is given
+ * up, the pages are computed on the host in the same commit, and the roots
+ * are an engine's without a device. */
+static void test_device_op_wait_failure(void **state) {
+    (void)state;
+    mmsb_options o = device_options(DEVICE, 4096);
+    tu_store s = tu_store_open(&o);
+    TU_OK(mmsb_close(s.e));
+    refusal r = {.point = "gpu-op-wait", .refuse_from = 2};
+    io_hooks hooks = {.fn = refuse_point, .ctx = &r};
+    TU_OK(engine_open(s.dir, &o, &hooks, &s.e));
+    tu_store plain = tu_store_open(NULL);
+    mmsb_engine *both[2] = {s.e, plain.e};
+    uint64_t a = 0, child = 0;
+    for (int k = 0; k < 2; k++) {
+        a = create(both[k], 65536, 0);
+        uint64_t b = create(both[k], 65536, 0), parents[2] = {a, b};
+        child = create(both[k], 65536, 0);
+        mmsb_derive_spec spec = {.struct_size = sizeof spec, .op = MMSB_OP_SUM_U64, .parents = parents,
+                                 .parent_count = 2};
+        TU_OK(mmsb_derive(both[k], child, &spec, NULL)); /* the first wait */
+    }
+    uint8_t bytes[4000];
+    memset(bytes, 0x5c, sizeof bytes);
+    for (int k = 0; k < 2; k++) TU_OK(mmsb_write(both[k], a, 800, bytes, sizeof bytes, NULL));
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(tu_info(s.e).gpu_lost, 1);
+    assert_int_equal(page_info(s.e, child).location, MMSB_LOC_HOST);
+    tu_roots_match(s.e, plain.e, true);
+    tu_store_close(&plain);
+    tu_store_close(&s);
+}
+
 /* A device view whose wait fails: MMSB_EIO; the page is a host page after
  * the next commit, and nothing committed is lost. */
 static void test_device_view_failure(void **state) {
@@ -1021,6 +1054,7 @@ int main(void) {
         cmocka_unit_test(test_device_computes_derived_pages),
         cmocka_unit_test(test_device_writes_derived_pages_there),
         cmocka_unit_test(test_device_ready_pages_share_one_wait),
+        cmocka_unit_test(test_device_op_wait_failure),
         cmocka_unit_test(test_device_derived_copy_restored_on_failure),
         cmocka_unit_test(test_root_hashes_device_pages_in_one_call),
         cmocka_unit_test(test_device_failing_its_check_is_not_used),
