@@ -116,10 +116,12 @@ static int put_one(mmsb_engine *e, uint64_t id) {
     /* Placement is not state: a device page is stored as its mirror, at the host location. */
     ckpt_page p = {.id = id, .size_bytes = pe->size_bytes, .epoch = pe->epoch, .flags = page_flags_of(pe->flags),
                    .location = MMSB_LOC_HOST};
-    uint8_t *bytes;
-    int rc = ckpt_put_page(e->ck.store, &p, &bytes);
+    ckpt_page_dst dst;
+    int rc = ckpt_put_page(e->ck.store, &p, &dst);
     if (rc != 0) return rc;
-    location_of(e, pe)->load(e, pe, 0, bytes, pe->size_bytes);
+    const location_ops *loc = location_of(e, pe);
+    if (dst.head_bytes > 0) loc->load(e, pe, 0, dst.head, dst.head_bytes);
+    if (dst.tail != NULL) loc->load(e, pe, dst.head_bytes, dst.tail, pe->size_bytes - dst.head_bytes);
     uint32_t n = graph_node(&e->g, id);
     if (n != 0 && graph_at(&e->g, n)->op != 0) return put_derive(e, id);
     return ckpt_del_derive(e->ck.store, id);
@@ -329,9 +331,15 @@ int checkpoint_load_page(mmsb_engine *e, const ckpt_page *p, uint64_t id_end, co
     ASSERT(id == p->id);
     page_load_epoch(e, id, entry_of(e, id), p->epoch);
     if (p->bytes != NULL) {
-        page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = p->size_bytes, .src = p->bytes,
-                                 .epoch = p->epoch};
-        page_change(e, id, entry_of(e, id), &load);
+        uint64_t head = p->tail != NULL ? p->tail_at : p->size_bytes;
+        ASSERT(head <= p->size_bytes);
+        page_change_args load = {.kind = PAGE_LOAD, .offset = 0, .len = head, .src = p->bytes, .epoch = p->epoch};
+        if (head > 0) page_change(e, id, entry_of(e, id), &load);
+        if (p->tail != NULL) {
+            load = (page_change_args){.kind = PAGE_LOAD, .offset = head, .len = p->size_bytes - head,
+                                      .src = p->tail, .epoch = p->epoch};
+            page_change(e, id, entry_of(e, id), &load);
+        }
     }
     ASSERT(entry_of(e, id)->epoch == p->epoch);
     return 0;

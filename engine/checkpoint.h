@@ -17,7 +17,8 @@ int checkpoint_discard(mmsb_engine *e) MUST_CHECK;
 int checkpoint_load(mmsb_engine *e, ckpt_meta *meta, bool *found) MUST_CHECK;
 /* Loading a state into an empty engine (a checkpoint, an import): a page,
  * at an id above the ones before it and below id_end, with its epoch and,
- * when p->bytes is not NULL, its bytes (else zeros, for PAGE_LOAD to fill);
+ * when p->bytes is not NULL, its bytes (with p->tail, the bytes from tail_at
+ * on; else zeros, for PAGE_LOAD to fill);
  * then, after the pages and the derivations (derive_load), the next id and
  * the state root. fn names the caller in errors. */
 int checkpoint_load_page(mmsb_engine *e, const ckpt_page *p, uint64_t id_end, const char *fn) MUST_CHECK;

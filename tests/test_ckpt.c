@@ -7,7 +7,11 @@
  * - incremental checkpoints, the log-bytes policy, the map growing when
  *   full (and a clear ENOSPC at its limit), log retention and keep-all;
  * - a damaged checkpoint is reported and replaced by a genesis replay when
- *   the whole log is there, and fails the open clearly when it is not.
+ *   the whole log is there, and fails the open clearly when it is not;
+ * - the layout: a page's bytes past the cut (its tail) fill whole LMDB
+ *   pages; pages of every size around the cut come back; a format 1
+ *   checkpoint (no tails) is read and built on; tails that do not match
+ *   their pages are damage.
  */
 #include <ctype.h>
 #include <signal.h>
@@ -19,6 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
+#include "../engine/base/crc32c.h"
+#include "../tlog/checkpoint/lmdb_store.h"
 #include "testutil.h"
 
 static uint64_t page(mmsb_engine *e, uint64_t size) {
@@ -398,29 +406,6 @@ static uint64_t heap_resident_bytes(void) {
 }
 #endif
 
-/* LMDB builds a write transaction in malloc'd pages: a checkpoint of many
- * changed pages gives that memory back to the system when it ends, instead
- * of leaving it in the process's heap (it was 1 GiB after 200,000 pages). */
-static void test_large_checkpoint_leaves_no_heap(void **state) {
-    (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    skip(); /* the sanitizer's allocator keeps its own heap */
-#else
-    mmsb_options o;
-    tu_options_small(&o);
-    o.arena_bytes_max = 1ull << 30;
-    o.checkpoint_log_bytes = 0;
-    tu_store s = tu_store_open(&o);
-    uint64_t first;
-    TU_OK(mmsb_page_create_many(s.e, 4096, 0, 40000, &first)); /* 320 MiB of LMDB pages to write */
-    uint64_t before = heap_resident_bytes();
-    TU_OK(mmsb_checkpoint(s.e));
-    uint64_t after = heap_resident_bytes();
-    assert_true(after < before + (32ull << 20));
-    tu_store_close(&s);
-#endif
-}
-
 static void test_kill9_with_checkpoints(void **state) {
     (void)state;
     mmsb_options o;
@@ -469,6 +454,350 @@ static void test_kill9_with_checkpoints(void **state) {
     tu_dir_remove(dir);
 }
 
+/* ---- the layout: tails ------------------------------------------------------------------------------ */
+
+/* Raw access to a closed store's checkpoint environment, as a damaged or an
+ * older file would present itself. */
+typedef struct ck_raw {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, pages, tails;
+    uint32_t psize;
+} ck_raw;
+
+static ck_raw ck_raw_open(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    ck_raw r = {0};
+    assert_int_equal(mdb_env_create(&r.env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(r.env, 4), 0);
+    assert_int_equal(mdb_env_open(r.env, path, MDB_NOTLS, 0644), 0);
+    MDB_stat st;
+    assert_int_equal(mdb_env_stat(r.env, &st), 0);
+    r.psize = st.ms_psize;
+    assert_int_equal(mdb_txn_begin(r.env, NULL, 0, &r.txn), 0);
+    assert_int_equal(mdb_dbi_open(r.txn, "meta", 0, &r.meta), 0);
+    assert_int_equal(mdb_dbi_open(r.txn, "pages", 0, &r.pages), 0);
+    assert_int_equal(mdb_dbi_open(r.txn, "tails", 0, &r.tails), 0);
+    return r;
+}
+
+static void ck_raw_close(ck_raw *r) {
+    assert_int_equal(mdb_txn_commit(r->txn), 0);
+    mdb_env_close(r->env);
+}
+
+static MDB_stat ck_raw_stat(const ck_raw *r, MDB_dbi dbi) {
+    MDB_stat st;
+    assert_int_equal(mdb_stat(r->txn, dbi, &st), 0);
+    return st;
+}
+
+static MDB_val ck_key(uint64_t id, uint8_t k[8]) {
+    for (int i = 0; i < 8; i++) k[i] = (uint8_t)(id >> (56 - 8 * i));
+    return (MDB_val){.mv_size = 8, .mv_data = k};
+}
+
+/* The meta record with its format field set (and its CRC made right). */
+static void ck_raw_set_format(ck_raw *r, uint32_t format) {
+    MDB_val key = {.mv_size = 5, .mv_data = "state"}, val;
+    assert_int_equal(mdb_get(r->txn, r->meta, &key, &val), 0);
+    assert_int_equal(val.mv_size, CKPT_META_BYTES);
+    uint8_t m[CKPT_META_BYTES];
+    memcpy(m, val.mv_data, sizeof m);
+    uint32_t crc;
+    memcpy(m, &format, 4);
+    crc = crc32c(0, m, 124);
+    memcpy(m + 124, &crc, 4);
+    val = (MDB_val){.mv_size = sizeof m, .mv_data = m};
+    assert_int_equal(mdb_put(r->txn, r->meta, &key, &val, 0), 0);
+}
+
+static uint32_t ck_raw_format(const ck_raw *r) {
+    MDB_val key = {.mv_size = 5, .mv_data = "state"}, val;
+    assert_int_equal(mdb_get(r->txn, r->meta, &key, &val), 0);
+    uint32_t format;
+    memcpy(&format, val.mv_data, 4);
+    return format;
+}
+
+static const uint64_t TAIL_SIZES[] = {1, 100, 2000, 4000, 4079, 4080, 4081, 4095, 4096, 4200, 6000, 8176, 8192,
+                                      65536, 100000};
+enum { TAIL_SIZE_COUNT = sizeof TAIL_SIZES / sizeof TAIL_SIZES[0] };
+
+/* A store holding one page of each size, random bytes, checkpointed at its close. */
+static void tails_store(tu_store *s, uint64_t ids[TAIL_SIZE_COUNT], uint8_t *bytes[TAIL_SIZE_COUNT], char root[33]) {
+    rng r = {.state = 31};
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
+        ids[i] = page(s->e, TAIL_SIZES[i]);
+        bytes[i] = malloc(TAIL_SIZES[i]);
+        rng_fill(&r, bytes[i], TAIL_SIZES[i]);
+        TU_OK(mmsb_write(s->e, ids[i], 0, bytes[i], TAIL_SIZES[i], NULL));
+    }
+    tu_root_hex(s->e, root);
+    TU_OK(mmsb_close(s->e));
+    s->e = NULL;
+}
+
+static void expect_pages(mmsb_engine *e, const uint64_t ids[TAIL_SIZE_COUNT], uint8_t *const bytes[TAIL_SIZE_COUNT]) {
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
+        uint8_t *got = malloc(TAIL_SIZES[i]);
+        TU_OK(mmsb_page_read(e, ids[i], 0, got, TAIL_SIZES[i], NULL));
+        assert_memory_equal(got, bytes[i], TAIL_SIZES[i]);
+        free(got);
+    }
+}
+
+/* Every size around LMDB's page size comes back from the checkpoint alone;
+ * a page whose bytes fill whole LMDB pages once cut takes just those (a
+ * 4 KiB page: one, where its whole value would take two). */
+static void test_tails_fill_whole_pages(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store s = tu_store_open(&o);
+    uint64_t ids[TAIL_SIZE_COUNT];
+    uint8_t *bytes[TAIL_SIZE_COUNT];
+    char root[33], again[33];
+    tails_store(&s, ids, bytes, root);
+    ck_raw raw = ck_raw_open(s.dir);
+    uint64_t tails = 0, tail_pages = 0;
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
+        uint64_t at = ckpt_tail_at(TAIL_SIZES[i], raw.psize);
+        assert_true(at <= TAIL_SIZES[i]);
+        if (at == TAIL_SIZES[i]) continue;
+        tails++;
+        assert_int_equal((TAIL_SIZES[i] - at + 16) % raw.psize, 0);
+        tail_pages += (TAIL_SIZES[i] - at + 16) / raw.psize;
+    }
+    if (raw.psize == 4096) assert_int_equal(tails, 8); /* 4080 .. 4200, 8176, 8192, 65536 */
+    MDB_stat st = ck_raw_stat(&raw, raw.tails);
+    assert_int_equal(st.ms_entries, tails);
+    assert_int_equal(st.ms_overflow_pages, tail_pages);
+    assert_int_equal(ck_raw_format(&raw), CKPT_FORMAT);
+    ck_raw_close(&raw);
+    s.e = tu_open(s.dir, &o);
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_int_equal(info.recovered_from_checkpoint, 1);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    expect_pages(s.e, ids, bytes);
+    /* Freeing a page removes its tail; changing one rewrites it. */
+    TU_OK(mmsb_page_free(s.e, ids[8]));
+    TU_OK(mmsb_write(s.e, ids[13], 65000, "tail", 4, NULL));
+    memcpy(bytes[13] + 65000, "tail", 4);
+    TU_OK(mmsb_checkpoint(s.e));
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    raw = ck_raw_open(s.dir);
+    assert_int_equal(ck_raw_stat(&raw, raw.tails).ms_entries, tails - 1);
+    ck_raw_close(&raw);
+    s.e = tu_open(s.dir, &o);
+    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    uint8_t got[4];
+    TU_OK(mmsb_page_read(s.e, ids[13], 65000, got, 4, NULL));
+    assert_memory_equal(got, "tail", 4);
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
+    tu_store_close(&s);
+}
+
+/* Turns the checkpoint into what format 1 wrote: every page whole in its
+ * record, no tails database. */
+static void make_format_1(const char *dir) {
+    ck_raw raw = ck_raw_open(dir);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(raw.txn, raw.tails, &c), 0);
+    MDB_val k, tail;
+    uint8_t whole[200000];
+    for (int mrc = mdb_cursor_get(c, &k, &tail, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(c, &k, &tail, MDB_NEXT)) {
+        MDB_val head;
+        assert_int_equal(mdb_get(raw.txn, raw.pages, &k, &head), 0);
+        assert_true(head.mv_size + tail.mv_size <= sizeof whole);
+        memcpy(whole, head.mv_data, head.mv_size);
+        memcpy(whole + head.mv_size, tail.mv_data, tail.mv_size);
+        MDB_val v = {.mv_size = head.mv_size + tail.mv_size, .mv_data = whole};
+        assert_int_equal(mdb_put(raw.txn, raw.pages, &k, &v, 0), 0);
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_drop(raw.txn, raw.tails, 1), 0);
+    ck_raw_set_format(&raw, 1);
+    assert_int_equal(mdb_txn_commit(raw.txn), 0);
+    mdb_env_close(raw.env);
+}
+
+/* A store whose checkpoint a format 1 library wrote opens from it, read-only
+ * and for writing; its next checkpoint is format 2, with tails for the
+ * pages it writes and the older whole records beside them. */
+static void test_format_1_checkpoint_is_read(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    tu_store s = tu_store_open(&o);
+    uint64_t ids[TAIL_SIZE_COUNT];
+    uint8_t *bytes[TAIL_SIZE_COUNT];
+    char root[33], again[33];
+    tails_store(&s, ids, bytes, root);
+    make_format_1(s.dir);
+    mmsb_options ro = o;
+    ro.flags = (ro.flags | MMSB_OPEN_READONLY) & ~(uint32_t)MMSB_OPEN_CREATE;
+    mmsb_engine *r = tu_open(s.dir, &ro);
+    assert_int_equal(tu_info(r).recovered_from_checkpoint, 1);
+    tu_root_hex(r, again);
+    assert_string_equal(root, again);
+    expect_pages(r, ids, bytes);
+    TU_OK(mmsb_close(r));
+    s.e = tu_open(s.dir, &o);
+    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_write(s.e, ids[8], 0, "new", 3, NULL)); /* the 4 KiB page */
+    memcpy(bytes[8], "new", 3);
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    ck_raw raw = ck_raw_open(s.dir);
+    assert_int_equal(ck_raw_format(&raw), CKPT_FORMAT);
+    assert_int_equal(ck_raw_stat(&raw, raw.tails).ms_entries, raw.psize == 4096 ? 1 : 0);
+    ck_raw_close(&raw);
+    s.e = tu_open(s.dir, &o);
+    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    expect_pages(s.e, ids, bytes);
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
+    tu_store_close(&s);
+}
+
+typedef enum {
+    TAIL_MISSING,     /* a cut page's tail deleted */
+    TAIL_ORPHAN,      /* a tail for a page whose record is whole */
+    TAIL_ORPHAN_LAST, /* the same after the last cut page */
+    TAIL_SHORT,       /* a tail a byte short */
+    TAIL_IN_FORMAT_1, /* a cut page under a format 1 meta record */
+    TAIL_FORMAT_NEXT, /* a format this library does not know */
+    TAIL_DAMAGE_KINDS,
+} tail_damage;
+
+static void damage_tails(const char *dir, const uint64_t ids[TAIL_SIZE_COUNT], tail_damage kind) {
+    ck_raw raw = ck_raw_open(dir);
+    uint8_t k[8], buf[8192];
+    MDB_val key = ck_key(ids[8], k), val; /* the 4 KiB page: cut */
+    if (kind == TAIL_MISSING) assert_int_equal(mdb_del(raw.txn, raw.tails, &key, NULL), 0);
+    if (kind == TAIL_ORPHAN || kind == TAIL_ORPHAN_LAST) {
+        key = ck_key(ids[kind == TAIL_ORPHAN ? 1 : TAIL_SIZE_COUNT - 1], k); /* 100 and 100,000 bytes: whole */
+        val = (MDB_val){.mv_size = 100, .mv_data = buf};
+        memset(buf, 7, 100);
+        assert_int_equal(mdb_put(raw.txn, raw.tails, &key, &val, 0), 0);
+    }
+    if (kind == TAIL_SHORT) {
+        assert_int_equal(mdb_get(raw.txn, raw.tails, &key, &val), 0);
+        assert_true(val.mv_size > 1 && val.mv_size <= sizeof buf);
+        memcpy(buf, val.mv_data, val.mv_size);
+        val = (MDB_val){.mv_size = val.mv_size - 1, .mv_data = buf};
+        assert_int_equal(mdb_put(raw.txn, raw.tails, &key, &val, 0), 0);
+    }
+    if (kind == TAIL_IN_FORMAT_1) ck_raw_set_format(&raw, 1);
+    if (kind == TAIL_FORMAT_NEXT) ck_raw_set_format(&raw, CKPT_FORMAT + 1);
+    ck_raw_close(&raw);
+}
+
+/* Tails that do not match their pages are a damaged checkpoint: the open
+ * says why and replays the (whole) log instead; so is a format from a
+ * later library. */
+static void test_damaged_tails(void **state) {
+    (void)state;
+    static const char *const why[TAIL_DAMAGE_KINDS] = {"its tail is missing",       "no page holds its head",
+                                                        "no page holds its head",    "its length does not match",
+                                                        "id or size does not match", "format"};
+    for (uint32_t kind = 0; kind < TAIL_DAMAGE_KINDS; kind++) {
+        mmsb_options o;
+        small_ckpt_options(&o);
+        tu_store s = tu_store_open(&o);
+        uint64_t ids[TAIL_SIZE_COUNT];
+        uint8_t *bytes[TAIL_SIZE_COUNT];
+        char root[33], again[33];
+        tails_store(&s, ids, bytes, root);
+        damage_tails(s.dir, ids, (tail_damage)kind);
+        s.e = tu_open(s.dir, &o);
+        mmsb_engineinfo info = tu_info(s.e);
+        assert_int_equal(info.recovered_from_checkpoint, 0);
+        if (strstr(info.checkpoint_detail, why[kind]) == NULL) print_message("%u: %s\n", kind, info.checkpoint_detail);
+        assert_non_null(strstr(info.checkpoint_detail, why[kind]));
+        tu_root_hex(s.e, again);
+        assert_string_equal(root, again);
+        expect_pages(s.e, ids, bytes);
+        for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
+        tu_store_close(&s);
+    }
+}
+
+/* LMDB builds a write transaction in malloc'd pages: a checkpoint of many
+ * changed pages gives that memory back to the system when it ends, instead
+ * of leaving it in the process's heap (it was 1 GiB after 200,000 pages). */
+static void test_large_checkpoint_leaves_no_heap(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* the sanitizer's allocator keeps its own heap */
+#else
+    mmsb_options o;
+    tu_options_small(&o);
+    o.arena_bytes_max = 1ull << 30;
+    o.checkpoint_log_bytes = 0;
+    tu_store s = tu_store_open(&o);
+    uint64_t first;
+    TU_OK(mmsb_page_create_many(s.e, 4096, 0, 40000, &first)); /* 320 MiB of LMDB pages to write */
+    uint64_t before = heap_resident_bytes();
+    TU_OK(mmsb_checkpoint(s.e));
+    uint64_t after = heap_resident_bytes();
+    assert_true(after < before + (32ull << 20));
+    TU_OK(mmsb_close(s.e));
+    s.e = NULL;
+    ck_raw raw = ck_raw_open(s.dir); /* every page was cut: 160 MiB of one-page tails, none of them kept */
+    if (raw.psize == 4096) assert_int_equal(ck_raw_stat(&raw, raw.tails).ms_entries, 40000);
+    ck_raw_close(&raw);
+    tu_store_close(&s);
+#endif
+}
+
+/* The environment is opened again after a transaction with many one-page
+ * tails; when that fails (here: its directory moved away under it), the
+ * checkpoint just written stands, and the next one fails clearly until
+ * the store is opened again. */
+static void test_environment_lost_after_a_large_checkpoint(void **state) {
+    (void)state;
+    mmsb_options o;
+    small_ckpt_options(&o);
+    o.arena_bytes_max = 1ull << 30;
+    tu_store s = tu_store_open(&o);
+    uint64_t first;
+    TU_OK(mmsb_page_create_many(s.e, 4096, 0, 3000, &first));
+    char root[33], again[33], ck[4200], aside[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoint", s.dir);
+    snprintf(aside, sizeof aside, "%s/checkpoint.aside", s.dir);
+    TU_OK(mmsb_checkpoint(s.e)); /* makes the environment */
+    for (uint64_t i = 0; i < 3000; i++) TU_OK(mmsb_write(s.e, first + i, 8, "y", 1, NULL));
+    assert_int_equal(rename(ck, aside), 0);
+    TU_OK(mmsb_checkpoint(s.e)); /* written (to the moved files); the reopen fails */
+    uint64_t number = tu_info(s.e).checkpoint_number;
+    TU_OK(mmsb_write(s.e, first, 0, "z", 1, NULL));
+    TU_ERR(mmsb_checkpoint(s.e), MMSB_EIO);
+    assert_non_null(strstr(mmsb_last_error(), "could not be opened again"));
+    assert_int_equal(tu_info(s.e).checkpoint_number, number);
+    TU_OK(mmsb_write(s.e, first, 0, "w", 1, NULL));
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e)); /* its checkpoint fails too; the log holds everything */
+    s.e = NULL;
+    assert_int_equal(rename(aside, ck), 0);
+    s.e = tu_open(s.dir, &o);
+    mmsb_engineinfo info = tu_info(s.e);
+    assert_int_equal(info.recovered_from_checkpoint, 1);
+    assert_int_equal(info.checkpoint_number, number);
+    tu_root_hex(s.e, again);
+    assert_string_equal(root, again);
+    tu_store_close(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_plus_suffix_equals_genesis),
@@ -479,6 +808,10 @@ int main(void) {
         cmocka_unit_test(test_damaged_suffix_keeps_the_checkpoint),
         cmocka_unit_test(test_kill9_with_checkpoints),
         cmocka_unit_test(test_large_checkpoint_leaves_no_heap),
+        cmocka_unit_test(test_tails_fill_whole_pages),
+        cmocka_unit_test(test_format_1_checkpoint_is_read),
+        cmocka_unit_test(test_damaged_tails),
+        cmocka_unit_test(test_environment_lost_after_a_large_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,9 @@
 /*
  * lmdb_store.c - the checkpoint store in LMDB (see lmdb_store.h).
  *
- * Three named databases: "meta" (one value, key "state"), "pages" and
- * "derive", keyed by the page id as 8 big-endian bytes so that LMDB's byte
- * order is id order. Sizes and limits are set explicitly at open: the map
+ * Four named databases: "meta" (one value, key "state"), "pages", "tails"
+ * and "derive", keyed by the page id as 8 big-endian bytes so that LMDB's
+ * byte order is id order. Sizes and limits are set explicitly at open: the map
  * (grown by doubling when a write runs out of it), the reader slots, and
  * four databases. Stale reader slots of dead processes are cleared at open
  * and before every write.
@@ -23,23 +23,38 @@
 #include "../../engine/base/crc32c.h"
 
 enum {
+    LMDB_PAGE_HEADER_BYTES = 16, /* of an overflow page (LMDB 0.9, 64-bit) */
     PATH_BYTES_MAX = 4096,
     CHECK_ATTEMPTS_MAX = 16, /* a writer that commits during every check */
+    /* LMDB keeps every one-page buffer a write transaction freed for the
+     * next ones until the environment closes (multi-page ones it frees):
+     * after a transaction with more one-page tails than this (8 MiB), the
+     * environment is closed and opened again. */
+    SINGLE_PAGE_TAILS_KEPT_MAX = 2048,
+    ERROR_TEXT_BYTES = 512, /* the detail message's size */
 };
 /* A write transaction that put this much gives the C heap back after it. */
 #define TRIM_AFTER_BYTES (64ull << 20)
 
 struct ckpt_store {
     MDB_env *env;
+    char env_path[PATH_BYTES_MAX];  /* the environment's directory */
     char data_path[PATH_BYTES_MAX];
+    char lost[ERROR_TEXT_BYTES];    /* why env is NULL: it could not be opened again */
     bool checked;           /* the file's structure was checked ... */
     uint64_t checked_txnid; /* ... as of this transaction */
-    MDB_dbi meta, pages, derive;
+    MDB_dbi meta, pages, tails, derive;
+    bool has_tails;     /* a read-only open of a format 1 file may find none */
+    bool tails_in_txn;  /* ... then a writer's since: opened for the read transaction */
+    uint32_t psize;     /* LMDB's page size in this file */
+    uint32_t read_format; /* of the meta record the open read transaction found */
     MDB_txn *txn;       /* the open write or read transaction, or NULL */
     bool writing;
     bool read_only;
     uint64_t map_bytes;
     uint64_t txn_put_bytes; /* values put by the open write transaction */
+    uint32_t txn_single_page_tails; /* one-page tails it put */
+    uint32_t readers;
 };
 
 static int lmdb_err(int mrc, const char *what) {
@@ -67,6 +82,12 @@ static int commit_err(ckpt_store *s, int mrc) {
                        (unsigned long long)fs.f_bavail * fs.f_frsize);
     }
     return lmdb_err(mrc, "committing");
+}
+
+static int lost_err(const ckpt_store *s) {
+    ASSERT(s->env == NULL && s->lost[0] != '\0');
+    return err_set(MMSB_EIO, "checkpoint: the environment could not be opened again after a large checkpoint "
+                   "(which was written): %s", s->lost);
 }
 
 static void key_of(uint64_t id, uint8_t out[8]) {
@@ -148,6 +169,12 @@ static int open_dbis(ckpt_store *s) {
         mdb_txn_abort(t);
         return err_set(MMSB_ENOTFOUND, "checkpoint: no checkpoint databases");
     }
+    if (mrc == 0) {
+        /* A file a format 1 writer made has no tails until a writer opens it. */
+        int tails_rc = mdb_dbi_open(t, "tails", flags, &s->tails);
+        s->has_tails = tails_rc == 0;
+        if (tails_rc != MDB_NOTFOUND || !s->read_only) mrc = tails_rc;
+    }
     ASSERT(mrc != 0 || (s->meta != s->pages && s->pages != s->derive));
     if (mrc == 0) mrc = mdb_txn_commit(t);
     else mdb_txn_abort(t);
@@ -160,6 +187,8 @@ static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
     if (snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", path) >= (int)sizeof s->data_path) {
         return err_set(MMSB_EINVAL, "checkpoint: directory path too long");
     }
+    if (s->env_path != path) snprintf(s->env_path, sizeof s->env_path, "%s", path); /* fits: data_path did */
+    s->readers = readers;
     int mrc = mdb_env_create(&s->env);
     if (mrc == 0) mrc = mdb_env_set_maxdbs(s->env, 4);
     if (mrc == 0) mrc = mdb_env_set_maxreaders(s->env, readers);
@@ -172,6 +201,11 @@ static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
     if (mrc != 0) return lmdb_err(mrc, path);
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0) s->map_bytes = info.me_mapsize; /* a larger existing map wins */
+    MDB_stat st;
+    mrc = mdb_env_stat(s->env, &st);
+    if (mrc != 0) return lmdb_err(mrc, path);
+    s->psize = st.ms_psize;
+    ASSERT(s->psize >= 512 && (s->psize & (s->psize - 1)) == 0);
     int dead = 0;
     mdb_reader_check(s->env, &dead);
     return open_dbis(s);
@@ -309,6 +343,7 @@ uint64_t ckpt_map_bytes(const ckpt_store *s) { return s->map_bytes; }
 
 int ckpt_write_begin(ckpt_store *s, bool reset) {
     ASSERT(s->txn == NULL && !s->read_only);
+    if (s->env == NULL) return lost_err(s);
     int dead = 0;
     mdb_reader_check(s->env, &dead);
     int mrc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
@@ -318,9 +353,11 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
     }
     s->writing = true;
     s->txn_put_bytes = 0;
+    s->txn_single_page_tails = 0;
     ASSERT(s->txn != NULL);
     if (reset) {
         mrc = mdb_drop(s->txn, s->pages, 0);
+        if (mrc == 0) mrc = mdb_drop(s->txn, s->tails, 0);
         if (mrc == 0) mrc = mdb_drop(s->txn, s->derive, 0);
         if (mrc != 0) return lmdb_err(mrc, "emptying for a full rewrite");
     }
@@ -330,7 +367,7 @@ int ckpt_write_begin(ckpt_store *s, bool reset) {
 /* Reserves `len` bytes as the value of key `id` in dbi; the caller fills them. */
 static int put_reserved(ckpt_store *s, MDB_dbi dbi, uint64_t id, uint64_t len, const char *what, uint8_t **v_out) {
     ASSERT(s->writing && id != 0 && len > 0);
-    ASSERT(dbi == s->pages || dbi == s->derive);
+    ASSERT(dbi == s->pages || dbi == s->tails || dbi == s->derive);
     uint8_t k[8];
     key_of(id, k);
     MDB_val key = {.mv_size = 8, .mv_data = k};
@@ -343,18 +380,38 @@ static int put_reserved(ckpt_store *s, MDB_dbi dbi, uint64_t id, uint64_t len, c
     return 0;
 }
 
-int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out) {
-    ASSERT(p->size_bytes > 0 && bytes_out != NULL);
-    ASSERT(s->writing && p->id != 0);
+/* LMDB gives a value that does not fit in a leaf its own run of pages, with
+ * a page header before it: a 4 KiB page's value with its 24-byte head would
+ * take two pages, half of them one header's length. So the value is cut
+ * where the rest fills whole pages exactly; the bytes before the cut (with
+ * the head) are a small value that shares a leaf with others. Only when
+ * that part stays small: otherwise it would take a page of its own and save
+ * nothing. */
+uint64_t ckpt_tail_at(uint64_t size_bytes, uint32_t psize) {
+    ASSERT(psize >= 512 && (psize & (psize - 1)) == 0);
+    if (size_bytes + LMDB_PAGE_HEADER_BYTES < psize) return size_bytes;
+    uint64_t cut = (size_bytes + LMDB_PAGE_HEADER_BYTES) % psize;
+    uint64_t at = CKPT_PAGE_HEAD_BYTES + cut <= psize / 8 ? cut : size_bytes;
+    ASSERT(at == size_bytes || (size_bytes - at + LMDB_PAGE_HEADER_BYTES) % psize == 0);
+    return at;
+}
+
+int ckpt_put_page(ckpt_store *s, const ckpt_page *p, ckpt_page_dst *dst) {
+    ASSERT(p->size_bytes > 0 && dst != NULL);
+    ASSERT(s->writing && p->id != 0 && s->has_tails);
+    uint64_t at = ckpt_tail_at(p->size_bytes, s->psize);
+    if (at < p->size_bytes && p->size_bytes - at + LMDB_PAGE_HEADER_BYTES == s->psize) s->txn_single_page_tails++;
     uint8_t *v;
-    int rc = put_reserved(s, s->pages, p->id, CKPT_PAGE_HEAD_BYTES + p->size_bytes, "writing a page", &v);
+    int rc = put_reserved(s, s->pages, p->id, CKPT_PAGE_HEAD_BYTES + at, "writing a page", &v);
     if (rc != 0) return rc;
     put_le64(v, p->size_bytes);
     put_le64(v + 8, p->epoch);
     put_le32(v + 16, p->flags);
     put_le32(v + 20, p->location);
-    *bytes_out = v + CKPT_PAGE_HEAD_BYTES;
-    return 0;
+    *dst = (ckpt_page_dst){.head = v + CKPT_PAGE_HEAD_BYTES, .head_bytes = at};
+    if (at < p->size_bytes) rc = put_reserved(s, s->tails, p->id, p->size_bytes - at, "writing a page", &dst->tail);
+    ASSERT(rc != 0 || (dst->tail != NULL) == (at < p->size_bytes));
+    return rc;
 }
 
 int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out) {
@@ -376,7 +433,7 @@ int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out) 
 }
 
 static int del_key(ckpt_store *s, MDB_dbi dbi, uint64_t id) {
-    ASSERT(id != 0 && (dbi == s->pages || dbi == s->derive));
+    ASSERT(id != 0 && (dbi == s->pages || dbi == s->tails || dbi == s->derive));
     ASSERT(s->writing);
     uint8_t k[8];
     key_of(id, k);
@@ -385,7 +442,11 @@ static int del_key(ckpt_store *s, MDB_dbi dbi, uint64_t id) {
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : lmdb_err(mrc, "removing a page");
 }
 
-int ckpt_del_page(ckpt_store *s, uint64_t id) { return del_key(s, s->pages, id); }
+int ckpt_del_page(ckpt_store *s, uint64_t id) {
+    ASSERT(s->has_tails);
+    int rc = del_key(s, s->pages, id);
+    return rc != 0 ? rc : del_key(s, s->tails, id);
+}
 int ckpt_del_derive(ckpt_store *s, uint64_t id) { return del_key(s, s->derive, id); }
 
 static void meta_encode(const ckpt_meta *m, uint8_t out[CKPT_META_BYTES]) {
@@ -422,8 +483,9 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
                      .chain = get_h128(in + 64), .root = get_h128(in + 80), .page_id_next = get_le64(in + 96),
                      .pages = get_le64(in + 104), .derived = get_le64(in + 112),
                      .generation = get_le32(in + 120)};
-    if (m->format != CKPT_FORMAT) {
-        return err_set(MMSB_EVERSION, "checkpoint: format %u, this library reads %u", m->format, CKPT_FORMAT);
+    if (m->format < CKPT_FORMAT_MIN || m->format > CKPT_FORMAT) {
+        return err_set(MMSB_EVERSION, "checkpoint: format %u, this library reads %u to %u", m->format,
+                       CKPT_FORMAT_MIN, CKPT_FORMAT);
     }
     if (m->number == 0 || m->commit_seq == 0 || m->next_seq <= m->commit_seq || m->segment == 0 ||
         m->page_id_next == 0 || m->pages >= m->page_id_next || m->derived > m->pages || m->generation == 0) {
@@ -434,16 +496,44 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
     return 0;
 }
 
-/* LMDB builds a write transaction's dirty pages in malloc'd memory (two
- * pages for every 4 KiB page value) and frees them at its end; freed, they
- * stay in the C heap, so a checkpoint of 200,000 changed 4 KiB pages left
- * 1 GiB resident in the process. After a large transaction the heap's free
- * memory goes back to the system. */
-static void trim_after(ckpt_store *s) {
-    ASSERT(s != NULL && s->txn == NULL);
-    if (s->txn_put_bytes >= TRIM_AFTER_BYTES) malloc_trim(0);
-    s->txn_put_bytes = 0;
+/* Closes the environment and opens it again, which frees the one-page
+ * buffers LMDB keeps. Its snapshot is checked again, as before any
+ * writer's transaction. On failure env stays NULL and `lost` says why: the
+ * next transaction is refused with it. */
+static void reopen_env(ckpt_store *s) {
+    ASSERT(s->env != NULL && s->txn == NULL && !s->read_only);
+    mdb_env_close(s->env);
+    s->env = NULL;
+    s->checked = false;
+    int rc = open_env(s, s->env_path, s->readers);
+    if (rc == 0) return;
+    snprintf(s->lost, sizeof s->lost, "%s", rc == CKPT_FULL ? "map full" : mmsb_last_error());
+    if (s->env != NULL) mdb_env_close(s->env);
+    s->env = NULL;
+    ASSERT(s->env == NULL && s->lost[0] != '\0');
 }
+
+/* LMDB builds a write transaction's dirty pages in malloc'd memory (a 4 KiB
+ * page's tail takes one page) and frees them at its end: the one-page ones
+ * into a list of its own that lasts as long as the environment (reopened
+ * here when it holds many), the others into the C heap, where they stay
+ * (a checkpoint of 200,000 changed 4 KiB pages once left 1 GiB resident in
+ * the process). After a large transaction the heap's free memory goes back
+ * to the system. */
+static void release_after(ckpt_store *s) {
+    ASSERT(s != NULL && s->txn == NULL);
+    bool reopen = s->txn_single_page_tails > SINGLE_PAGE_TAILS_KEPT_MAX;
+    if (reopen) {
+        char detail[ERROR_TEXT_BYTES]; /* the caller's, of the commit or of what made it abort */
+        snprintf(detail, sizeof detail, "%s", mmsb_last_error());
+        reopen_env(s);
+        (void)err_set(MMSB_EIO, "%s", detail);
+    }
+    if (reopen || s->txn_put_bytes >= TRIM_AFTER_BYTES) malloc_trim(0);
+    s->txn_put_bytes = 0;
+    s->txn_single_page_tails = 0;
+}
+
 
 int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     ASSERT(s->txn != NULL && !s->read_only);
@@ -457,9 +547,10 @@ int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     mrc = mdb_txn_commit(s->txn); /* frees the transaction, also on failure */
     s->txn = NULL;
     s->writing = false;
-    trim_after(s);
+    int rc = mrc == 0 ? 0 : commit_err(s, mrc);
+    release_after(s); /* the commit's result stands: a failure here refuses the next transaction */
     ASSERT(s->txn == NULL);
-    return mrc == 0 ? 0 : commit_err(s, mrc);
+    return rc;
 }
 
 void ckpt_write_abort(ckpt_store *s) {
@@ -468,12 +559,13 @@ void ckpt_write_abort(ckpt_store *s) {
     if (s->txn != NULL) mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->writing = false;
-    trim_after(s);
+    release_after(s);
 }
 
 int ckpt_grow(ckpt_store *s, uint64_t map_max) {
     ASSERT(!s->read_only && map_max > 0);
     ASSERT(s->txn == NULL);
+    ASSERT(s->env != NULL); /* a transaction ran out of map: it was open */
     if (s->map_bytes >= map_max) {
         return err_set(MMSB_ENOSPC, "checkpoint: the LMDB map is full at %llu bytes (checkpoint_map_bytes_max)",
                        (unsigned long long)s->map_bytes);
@@ -492,6 +584,7 @@ int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
     ASSERT(meta != NULL && found != NULL && !s->writing);
     ASSERT(s->txn == NULL);
     *found = false;
+    if (s->env == NULL) return lost_err(s);
     int rc = begin_checked(s, MDB_RDONLY, &s->txn, "beginning a read");
     if (rc != 0) return rc;
     MDB_val key = {.mv_size = 5, .mv_data = "state"}, val;
@@ -499,15 +592,25 @@ int ckpt_read_begin(ckpt_store *s, ckpt_meta *meta, bool *found) {
     if (mrc == MDB_NOTFOUND) return 0;
     if (mrc != 0) return lmdb_err(mrc, "reading the meta record");
     rc = meta_decode(val.mv_data, val.mv_size, meta);
-    if (rc == 0) *found = true;
-    return rc;
+    if (rc != 0) return rc;
+    *found = true;
+    s->read_format = meta->format;
+    if (!s->has_tails && meta->format >= 2) {
+        mrc = mdb_dbi_open(s->txn, "tails", 0, &s->tails);
+        if (mrc == MDB_NOTFOUND) return err_set(MMSB_ECORRUPT, "checkpoint: format 2 without its tails database");
+        if (mrc != 0) return lmdb_err(mrc, "opening the tails");
+        s->tails_in_txn = true;
+    }
+    return 0;
 }
 
 void ckpt_read_end(ckpt_store *s) {
     ASSERT(s != NULL);
     ASSERT(!s->writing);
-    if (s->txn != NULL) mdb_txn_abort(s->txn);
+    if (s->txn != NULL) mdb_txn_abort(s->txn); /* closes a handle opened in it */
     s->txn = NULL;
+    s->tails_in_txn = false;
+    s->read_format = 0;
 }
 
 static int bad_value(const char *db, const MDB_val *k, const char *why) {
@@ -517,16 +620,31 @@ static int bad_value(const char *db, const MDB_val *k, const char *why) {
                    k->mv_size == 8 ? (unsigned long long)id_of(k->mv_data) : 0ull, why);
 }
 
-static int page_decode(const MDB_val *k, const MDB_val *v, ckpt_page *p) {
+/* A page's record, and its tail when the record holds fewer bytes than the
+ * page: the next one of the tails cursor, which walks in step with the
+ * pages (both in id order), so a missing tail is found at its page. */
+static int page_decode(const MDB_val *k, const MDB_val *v, MDB_cursor *tails, ckpt_page *p) {
     ASSERT(k->mv_data != NULL || k->mv_size == 0);
     ASSERT(k != NULL && v != NULL && p != NULL);
     if (k->mv_size != 8 || v->mv_size < CKPT_PAGE_HEAD_BYTES) return bad_value("pages", k, "short key or value");
     const uint8_t *b = v->mv_data;
     *p = (ckpt_page){.id = id_of(k->mv_data), .size_bytes = get_le64(b), .epoch = get_le64(b + 8),
                      .flags = get_le32(b + 16), .location = get_le32(b + 20), .bytes = b + CKPT_PAGE_HEAD_BYTES};
-    if (p->id == 0 || p->size_bytes == 0 || p->size_bytes != v->mv_size - CKPT_PAGE_HEAD_BYTES) {
+    uint64_t held = v->mv_size - CKPT_PAGE_HEAD_BYTES;
+    if (p->id == 0 || p->size_bytes == 0 || held > p->size_bytes || (held < p->size_bytes && tails == NULL)) {
         return bad_value("pages", k, "id or size does not match the value");
     }
+    if (held == p->size_bytes) return 0;
+    MDB_val tk, tv;
+    int mrc = mdb_cursor_get(tails, &tk, &tv, MDB_NEXT);
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return lmdb_err(mrc, "reading the tails");
+    if (mrc == 0 && (tk.mv_size != 8 || id_of(tk.mv_data) < p->id)) {
+        return bad_value("tails", &tk, "no page holds its head"); /* one passed over: its page's record is whole */
+    }
+    if (mrc == MDB_NOTFOUND || id_of(tk.mv_data) != p->id) return bad_value("pages", k, "its tail is missing");
+    if (tv.mv_size != p->size_bytes - held) return bad_value("tails", &tk, "its length does not match its page");
+    p->tail = tv.mv_data;
+    p->tail_at = held;
     return 0;
 }
 
@@ -566,6 +684,7 @@ static int walk(ckpt_store *s, MDB_dbi dbi, int (*visit)(void *, const MDB_val *
 }
 
 typedef struct page_visit {
+    MDB_cursor *tails;
     ckpt_page_fn fn;
     ckpt_derive_fn dfn;
     void *ctx;
@@ -576,7 +695,7 @@ static int visit_page(void *c, const MDB_val *k, const MDB_val *v) {
     page_visit *pv = c;
     ASSERT(pv->fn != NULL);
     ckpt_page p;
-    int rc = page_decode(k, v, &p);
+    int rc = page_decode(k, v, pv->tails, &p);
     return rc != 0 ? rc : pv->fn(pv->ctx, &p);
 }
 
@@ -592,7 +711,19 @@ int ckpt_read_pages(ckpt_store *s, ckpt_page_fn fn, void *ctx) {
     ASSERT(!s->writing);
     ASSERT(s->txn != NULL && fn != NULL);
     page_visit pv = {.fn = fn, .ctx = ctx};
-    return walk(s, s->pages, visit_page, &pv);
+    if (s->read_format >= 2 && (s->has_tails || s->tails_in_txn)) {
+        int mrc = mdb_cursor_open(s->txn, s->tails, &pv.tails);
+        if (mrc != 0) return lmdb_err(mrc, "opening a cursor");
+    }
+    int rc = walk(s, s->pages, visit_page, &pv);
+    if (rc == 0 && pv.tails != NULL) { /* every tail was some page's */
+        MDB_val tk, tv;
+        int mrc = mdb_cursor_get(pv.tails, &tk, &tv, MDB_NEXT);
+        if (mrc == 0) rc = bad_value("tails", &tk, "no page holds its head");
+        else if (mrc != MDB_NOTFOUND) rc = lmdb_err(mrc, "reading the tails");
+    }
+    if (pv.tails != NULL) mdb_cursor_close(pv.tails);
+    return rc;
 }
 
 int ckpt_read_derives(ckpt_store *s, ckpt_derive_fn fn, void *ctx) {

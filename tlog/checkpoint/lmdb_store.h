@@ -13,7 +13,8 @@
 #include "../format.h"
 
 enum {
-    CKPT_FORMAT = 1,
+    CKPT_FORMAT = 2,     /* written; format 1 (no tails) is still read */
+    CKPT_FORMAT_MIN = 1,
     CKPT_META_BYTES = 128,
     CKPT_PAGE_HEAD_BYTES = 24,
     CKPT_DERIVE_HEAD_BYTES = 32,
@@ -42,8 +43,18 @@ typedef struct ckpt_meta {
 typedef struct ckpt_page {
     uint64_t id, size_bytes, epoch;
     uint32_t flags, location;
-    const uint8_t *bytes;   /* size_bytes of them (reading) */
+    const uint8_t *bytes;   /* size_bytes of them, or tail_at when tail is not NULL (reading) */
+    const uint8_t *tail;    /* bytes [tail_at, size_bytes), from the "tails" database, or NULL */
+    uint64_t tail_at;
 } ckpt_page;
+
+/* Where a page's bytes go when it is written: [0, head_bytes) at head, the
+ * rest (if any) at tail. */
+typedef struct ckpt_page_dst {
+    uint8_t *head;
+    uint64_t head_bytes;
+    uint8_t *tail;          /* NULL when head_bytes is the page's size */
+} ckpt_page_dst;
 
 typedef struct ckpt_derive {
     uint64_t child;
@@ -73,8 +84,12 @@ uint64_t ckpt_map_bytes(const ckpt_store *s);
 /* With `reset`, the transaction starts by emptying the pages and
  * derivations (a full rewrite). */
 MUST_CHECK int ckpt_write_begin(ckpt_store *s, bool reset);
-/* Reserves the page's value and returns where its bytes go. */
-MUST_CHECK int ckpt_put_page(ckpt_store *s, const ckpt_page *p, uint8_t **bytes_out);
+/* Reserves the page's value (and tail) and says where its bytes go. */
+MUST_CHECK int ckpt_put_page(ckpt_store *s, const ckpt_page *p, ckpt_page_dst *dst);
+/* Where the value of a page of size_bytes is cut in a file of LMDB pages of
+ * psize bytes: the bytes before it stay in the page's record, the rest is
+ * its tail (== size_bytes: no tail). */
+uint64_t ckpt_tail_at(uint64_t size_bytes, uint32_t psize);
 /* Writes the derivation (d->parents is ignored) and returns where its
  * parent_count little-endian u64 parent ids go. */
 MUST_CHECK int ckpt_put_derive(ckpt_store *s, const ckpt_derive *d, uint8_t **parents_out);
