@@ -170,19 +170,36 @@ static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t 
                                                 mask + i / 8, len - i, store);
 }
 
+/* The bytes of src[0, 8) that mask byte m selects, packed at out. */
+static uint8_t *compress8(uint8_t *out, const uint8_t *src, uint8_t m) {
+    uint64_t sel = _pdep_u64(m, 0x0101010101010101ull) * 0xFF;
+    uint64_t v = _pext_u64(load_u64(src), sel);
+    uint32_t take = (uint32_t)__builtin_popcount(m);
+    memcpy(out, &v, take); /* no further: out may end a log record, whose padding stays zero */
+    return out + take;
+}
+
 static uint64_t compress_avx2(uint8_t *packed_out, const uint8_t *src,
                               const uint8_t *mask, uint64_t len) {
     ASSERT((packed_out != NULL && src != NULL && mask != NULL) || len == 0);
     uint8_t *out = packed_out;
     uint64_t i = 0;
+    /* 64 bytes per mask word: a derived page's change is mostly runs of
+     * unchanged (or wholly changed) bytes. */
+    for (; i + 64 <= len; i += 64) {
+        uint64_t word = load_u64(mask + i / 8);
+        if (word == 0) continue;
+        if (word == UINT64_MAX) {
+            memcpy(out, src + i, 64);
+            out += 64;
+            continue;
+        }
+        for (uint32_t k = 0; k < 8; k++, word >>= 8) {
+            if ((uint8_t)word != 0) out = compress8(out, src + i + 8 * k, (uint8_t)word);
+        }
+    }
     for (; i + 8 <= len; i += 8) {
-        uint8_t m = mask[i / 8];
-        if (m == 0) continue;
-        uint64_t sel = _pdep_u64(m, 0x0101010101010101ull) * 0xFF;
-        uint64_t v = _pext_u64(load_u64(src + i), sel);
-        uint32_t take = (uint32_t)__builtin_popcount(m);
-        memcpy(out, &v, take);
-        out += take;
+        if (mask[i / 8] != 0) out = compress8(out, src + i, mask[i / 8]);
     }
     out += kern_portable_compress(out, src + i, mask + i / 8, len - i);
     ASSERT((uint64_t)(out - packed_out) <= len);

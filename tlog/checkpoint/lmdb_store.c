@@ -534,7 +534,6 @@ static void release_after(ckpt_store *s) {
     s->txn_single_page_tails = 0;
 }
 
-
 int ckpt_write_commit(ckpt_store *s, const ckpt_meta *m) {
     ASSERT(s->txn != NULL && !s->read_only);
     ASSERT(s->writing);
