@@ -528,25 +528,45 @@ static const uint64_t TAIL_SIZES[] = {1, 100, 2000, 4000, 4079, 4080, 4081, 4095
                                       65536, 100000};
 enum { TAIL_SIZE_COUNT = sizeof TAIL_SIZES / sizeof TAIL_SIZES[0] };
 
-/* A store holding one page of each size, random bytes, checkpointed at its close. */
-static void tails_store(tu_store *s, uint64_t ids[TAIL_SIZE_COUNT], uint8_t *bytes[TAIL_SIZE_COUNT], char root[33]) {
+/* A closed store holding one page of each size (random bytes),
+ * checkpointed at its close, and the options that open it again. */
+typedef struct tails_fixture {
+    mmsb_options o;
+    tu_store s;
+    uint64_t ids[TAIL_SIZE_COUNT];
+    uint8_t *bytes[TAIL_SIZE_COUNT];
+    char root[33]; /* the state root the store must come back with */
+} tails_fixture;
+
+static void tails_fixture_make(tails_fixture *f) {
+    small_ckpt_options(&f->o);
+    f->s = tu_store_open(&f->o);
     rng r = {.state = 31};
     for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
-        ids[i] = page(s->e, TAIL_SIZES[i]);
-        bytes[i] = malloc(TAIL_SIZES[i]);
-        rng_fill(&r, bytes[i], TAIL_SIZES[i]);
-        TU_OK(mmsb_write(s->e, ids[i], 0, bytes[i], TAIL_SIZES[i], NULL));
+        f->ids[i] = page(f->s.e, TAIL_SIZES[i]);
+        f->bytes[i] = malloc(TAIL_SIZES[i]);
+        rng_fill(&r, f->bytes[i], TAIL_SIZES[i]);
+        TU_OK(mmsb_write(f->s.e, f->ids[i], 0, f->bytes[i], TAIL_SIZES[i], NULL));
     }
-    tu_root_hex(s->e, root);
-    TU_OK(mmsb_close(s->e));
-    s->e = NULL;
+    tu_root_hex(f->s.e, f->root);
+    TU_OK(mmsb_close(f->s.e));
+    f->s.e = NULL;
 }
 
-static void expect_pages(mmsb_engine *e, const uint64_t ids[TAIL_SIZE_COUNT], uint8_t *const bytes[TAIL_SIZE_COUNT]) {
+static void tails_fixture_free(tails_fixture *f) {
+    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(f->bytes[i]);
+    tu_store_close(&f->s);
+}
+
+/* The engine holds the fixture's pages, and its root. */
+static void expect_fixture(mmsb_engine *e, const tails_fixture *f) {
+    char root[33];
+    tu_root_hex(e, root);
+    assert_string_equal(root, f->root);
     for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
         uint8_t *got = malloc(TAIL_SIZES[i]);
-        TU_OK(mmsb_page_read(e, ids[i], 0, got, TAIL_SIZES[i], NULL));
-        assert_memory_equal(got, bytes[i], TAIL_SIZES[i]);
+        TU_OK(mmsb_page_read(e, f->ids[i], 0, got, TAIL_SIZES[i], NULL));
+        assert_memory_equal(got, f->bytes[i], TAIL_SIZES[i]);
         free(got);
     }
 }
@@ -556,14 +576,9 @@ static void expect_pages(mmsb_engine *e, const uint64_t ids[TAIL_SIZE_COUNT], ui
  * 4 KiB page: one, where its whole value would take two). */
 static void test_tails_fill_whole_pages(void **state) {
     (void)state;
-    mmsb_options o;
-    small_ckpt_options(&o);
-    tu_store s = tu_store_open(&o);
-    uint64_t ids[TAIL_SIZE_COUNT];
-    uint8_t *bytes[TAIL_SIZE_COUNT];
-    char root[33], again[33];
-    tails_store(&s, ids, bytes, root);
-    ck_raw raw = ck_raw_open(s.dir);
+    tails_fixture f;
+    tails_fixture_make(&f);
+    ck_raw raw = ck_raw_open(f.s.dir);
     uint64_t tails = 0, tail_pages = 0;
     for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) {
         uint64_t at = ckpt_tail_at(TAIL_SIZES[i], raw.psize);
@@ -579,31 +594,28 @@ static void test_tails_fill_whole_pages(void **state) {
     assert_int_equal(st.ms_overflow_pages, tail_pages);
     assert_int_equal(ck_raw_format(&raw), CKPT_FORMAT);
     ck_raw_close(&raw);
-    s.e = tu_open(s.dir, &o);
-    mmsb_engineinfo info = tu_info(s.e);
-    assert_int_equal(info.recovered_from_checkpoint, 1);
-    tu_root_hex(s.e, again);
-    assert_string_equal(root, again);
-    expect_pages(s.e, ids, bytes);
+    f.s.e = tu_open(f.s.dir, &f.o);
+    assert_int_equal(tu_info(f.s.e).recovered_from_checkpoint, 1);
+    expect_fixture(f.s.e, &f);
     /* Freeing a page removes its tail; changing one rewrites it. */
-    TU_OK(mmsb_page_free(s.e, ids[8]));
-    TU_OK(mmsb_write(s.e, ids[13], 65000, "tail", 4, NULL));
-    memcpy(bytes[13] + 65000, "tail", 4);
-    TU_OK(mmsb_checkpoint(s.e));
-    tu_root_hex(s.e, root);
-    TU_OK(mmsb_close(s.e));
-    raw = ck_raw_open(s.dir);
+    TU_OK(mmsb_page_free(f.s.e, f.ids[8]));
+    TU_OK(mmsb_write(f.s.e, f.ids[13], 65000, "tail", 4, NULL));
+    memcpy(f.bytes[13] + 65000, "tail", 4);
+    TU_OK(mmsb_checkpoint(f.s.e));
+    tu_root_hex(f.s.e, f.root);
+    TU_OK(mmsb_close(f.s.e));
+    raw = ck_raw_open(f.s.dir);
     assert_int_equal(ck_raw_stat(&raw, raw.tails).ms_entries, tails - 1);
     ck_raw_close(&raw);
-    s.e = tu_open(s.dir, &o);
-    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
-    tu_root_hex(s.e, again);
-    assert_string_equal(root, again);
+    f.s.e = tu_open(f.s.dir, &f.o);
+    assert_int_equal(tu_info(f.s.e).recovered_from_checkpoint, 1);
+    char root[33];
+    tu_root_hex(f.s.e, root);
+    assert_string_equal(root, f.root);
     uint8_t got[4];
-    TU_OK(mmsb_page_read(s.e, ids[13], 65000, got, 4, NULL));
+    TU_OK(mmsb_page_read(f.s.e, f.ids[13], 65000, got, 4, NULL));
     assert_memory_equal(got, "tail", 4);
-    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
-    tu_store_close(&s);
+    tails_fixture_free(&f);
 }
 
 /* Turns the checkpoint into what format 1 wrote: every page whole in its
@@ -635,41 +647,30 @@ static void make_format_1(const char *dir) {
  * pages it writes and the older whole records beside them. */
 static void test_format_1_checkpoint_is_read(void **state) {
     (void)state;
-    mmsb_options o;
-    small_ckpt_options(&o);
-    tu_store s = tu_store_open(&o);
-    uint64_t ids[TAIL_SIZE_COUNT];
-    uint8_t *bytes[TAIL_SIZE_COUNT];
-    char root[33], again[33];
-    tails_store(&s, ids, bytes, root);
-    make_format_1(s.dir);
-    mmsb_options ro = o;
+    tails_fixture f;
+    tails_fixture_make(&f);
+    make_format_1(f.s.dir);
+    mmsb_options ro = f.o;
     ro.flags = (ro.flags | MMSB_OPEN_READONLY) & ~(uint32_t)MMSB_OPEN_CREATE;
-    mmsb_engine *r = tu_open(s.dir, &ro);
+    mmsb_engine *r = tu_open(f.s.dir, &ro);
     assert_int_equal(tu_info(r).recovered_from_checkpoint, 1);
-    tu_root_hex(r, again);
-    assert_string_equal(root, again);
-    expect_pages(r, ids, bytes);
+    expect_fixture(r, &f);
     TU_OK(mmsb_close(r));
-    s.e = tu_open(s.dir, &o);
-    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
-    tu_root_hex(s.e, again);
-    assert_string_equal(root, again);
-    TU_OK(mmsb_write(s.e, ids[8], 0, "new", 3, NULL)); /* the 4 KiB page */
-    memcpy(bytes[8], "new", 3);
-    tu_root_hex(s.e, root);
-    TU_OK(mmsb_close(s.e));
-    ck_raw raw = ck_raw_open(s.dir);
+    f.s.e = tu_open(f.s.dir, &f.o);
+    assert_int_equal(tu_info(f.s.e).recovered_from_checkpoint, 1);
+    expect_fixture(f.s.e, &f);
+    TU_OK(mmsb_write(f.s.e, f.ids[8], 0, "new", 3, NULL)); /* the 4 KiB page */
+    memcpy(f.bytes[8], "new", 3);
+    tu_root_hex(f.s.e, f.root);
+    TU_OK(mmsb_close(f.s.e));
+    ck_raw raw = ck_raw_open(f.s.dir);
     assert_int_equal(ck_raw_format(&raw), CKPT_FORMAT);
     assert_int_equal(ck_raw_stat(&raw, raw.tails).ms_entries, raw.psize == 4096 ? 1 : 0);
     ck_raw_close(&raw);
-    s.e = tu_open(s.dir, &o);
-    assert_int_equal(tu_info(s.e).recovered_from_checkpoint, 1);
-    tu_root_hex(s.e, again);
-    assert_string_equal(root, again);
-    expect_pages(s.e, ids, bytes);
-    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
-    tu_store_close(&s);
+    f.s.e = tu_open(f.s.dir, &f.o);
+    assert_int_equal(tu_info(f.s.e).recovered_from_checkpoint, 1);
+    expect_fixture(f.s.e, &f);
+    tails_fixture_free(&f);
 }
 
 typedef enum {
@@ -714,24 +715,16 @@ static void test_damaged_tails(void **state) {
                                                         "no page holds its head",    "its length does not match",
                                                         "id or size does not match", "format"};
     for (uint32_t kind = 0; kind < TAIL_DAMAGE_KINDS; kind++) {
-        mmsb_options o;
-        small_ckpt_options(&o);
-        tu_store s = tu_store_open(&o);
-        uint64_t ids[TAIL_SIZE_COUNT];
-        uint8_t *bytes[TAIL_SIZE_COUNT];
-        char root[33], again[33];
-        tails_store(&s, ids, bytes, root);
-        damage_tails(s.dir, ids, (tail_damage)kind);
-        s.e = tu_open(s.dir, &o);
-        mmsb_engineinfo info = tu_info(s.e);
+        tails_fixture f;
+        tails_fixture_make(&f);
+        damage_tails(f.s.dir, f.ids, (tail_damage)kind);
+        f.s.e = tu_open(f.s.dir, &f.o);
+        mmsb_engineinfo info = tu_info(f.s.e);
         assert_int_equal(info.recovered_from_checkpoint, 0);
         if (strstr(info.checkpoint_detail, why[kind]) == NULL) print_message("%u: %s\n", kind, info.checkpoint_detail);
         assert_non_null(strstr(info.checkpoint_detail, why[kind]));
-        tu_root_hex(s.e, again);
-        assert_string_equal(root, again);
-        expect_pages(s.e, ids, bytes);
-        for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
-        tu_store_close(&s);
+        expect_fixture(f.s.e, &f);
+        tails_fixture_free(&f);
     }
 }
 
@@ -807,26 +800,20 @@ static void test_environment_lost_after_a_large_checkpoint(void **state) {
  * back to the log, and reaches the writer's state root either way. */
 static void test_random_value_damage(void **state) {
     (void)state;
-    mmsb_options o;
-    small_ckpt_options(&o);
-    tu_store t = tu_store_open(&o);
-    uint64_t ids[TAIL_SIZE_COUNT];
-    uint8_t *bytes[TAIL_SIZE_COUNT];
-    char root[33], again[33];
-    tails_store(&t, ids, bytes, root);
+    tails_fixture f;
+    tails_fixture_make(&f);
     rng r = {.state = 1234};
     uint32_t fell_back = 0;
     enum { ROUNDS = 40 };
     for (uint32_t round = 0; round < ROUNDS; round++) {
         char *dir = tu_dir_new(), from[4200], to[4200];
-        tu_copy_dir(t.dir, dir);
-        snprintf(from, sizeof from, "%s/checkpoint", t.dir);
+        tu_copy_dir(f.s.dir, dir);
+        snprintf(from, sizeof from, "%s/checkpoint", f.s.dir);
         snprintf(to, sizeof to, "%s/checkpoint", dir);
         tu_copy_dir(from, to);
         ck_raw raw = ck_raw_open(dir);
         uint8_t k[8], buf[100100];
-        uint32_t which = (uint32_t)rng_below(&r, TAIL_SIZE_COUNT);
-        MDB_val key = ck_key(ids[which], k), val;
+        MDB_val key = ck_key(f.ids[rng_below(&r, TAIL_SIZE_COUNT)], k), val;
         MDB_dbi dbi = rng_below(&r, 2) == 0 ? raw.pages : raw.tails;
         if (mdb_get(raw.txn, dbi, &key, &val) != 0) dbi = raw.pages; /* not cut: no tail */
         assert_int_equal(mdb_get(raw.txn, dbi, &key, &val), 0);
@@ -844,17 +831,14 @@ static void test_random_value_damage(void **state) {
         val = (MDB_val){.mv_size = len, .mv_data = buf};
         assert_int_equal(mdb_put(raw.txn, dbi, &key, &val, 0), 0);
         ck_raw_close(&raw);
-        mmsb_engine *e = tu_open(dir, &o);
+        mmsb_engine *e = tu_open(dir, &f.o);
         fell_back += tu_info(e).recovered_from_checkpoint == 0;
-        tu_root_hex(e, again);
-        assert_string_equal(root, again);
-        expect_pages(e, ids, bytes);
+        expect_fixture(e, &f);
         TU_OK(mmsb_close(e));
         tu_dir_remove(dir);
     }
     assert_true(fell_back > ROUNDS / 2); /* most changes are caught, not ignored */
-    for (uint32_t i = 0; i < TAIL_SIZE_COUNT; i++) free(bytes[i]);
-    tu_store_close(&t);
+    tails_fixture_free(&f);
 }
 
 int main(void) {
