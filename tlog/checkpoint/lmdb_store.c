@@ -497,14 +497,19 @@ static int meta_decode(const uint8_t *in, uint64_t len, ckpt_meta *m) {
 }
 
 /* Closes the environment and opens it again, which frees the one-page
- * buffers LMDB keeps. Its snapshot is checked again, as before any
- * writer's transaction. On failure env stays NULL and `lost` says why: the
- * next transaction is refused with it. */
+ * buffers LMDB keeps. The snapshot it finds is the one this handle just
+ * committed, which is trusted as this handle's own transactions are while
+ * the environment stays open: it is not checked again (only a snapshot
+ * that another handle wrote would be). On failure env stays NULL and
+ * `lost` says why: the next transaction is refused with it. */
 static void reopen_env(ckpt_store *s) {
     ASSERT(s->env != NULL && s->txn == NULL && !s->read_only);
+    MDB_envinfo info;
+    int mrc = mdb_env_info(s->env, &info);
     mdb_env_close(s->env);
     s->env = NULL;
-    s->checked = false;
+    s->checked = mrc == 0;
+    s->checked_txnid = mrc == 0 ? info.me_last_txnid : 0;
     int rc = open_env(s, s->env_path, s->readers);
     if (rc == 0) return;
     snprintf(s->lost, sizeof s->lost, "%s", rc == CKPT_FULL ? "map full" : mmsb_last_error());
