@@ -81,8 +81,8 @@ uint64_t ckpt_map_bytes(const ckpt_store *s);
 
 /* Writing: one LMDB write transaction. Any function may return CKPT_FULL:
  * then call ckpt_write_abort, ckpt_grow, and start over. */
-/* With `reset`, the transaction starts by emptying the pages and
- * derivations (a full rewrite). */
+/* With `reset`, the transaction starts by emptying the pages (and their
+ * tails) and the derivations (a full rewrite). */
 MUST_CHECK int ckpt_write_begin(ckpt_store *s, bool reset);
 /* Reserves the page's value (and tail) and says where its bytes go. */
 MUST_CHECK int ckpt_put_page(ckpt_store *s, const ckpt_page *p, ckpt_page_dst *dst);
