@@ -10,9 +10,13 @@ for t in "$@"; do
     count=$((count + 1))
     abs=$(cd "$(dirname "$t")" && pwd)/$(basename "$t")
     log="${abs}.${TEST_LOG_TAG:-run}.log"
-    if (cd "$work" && "$abs") >"$log" 2>&1; then
+    (cd "$work" && "$abs") >"$log" 2>&1
+    status=$?
+    if [ "$status" -eq 0 ]; then
         echo "PASS  $t"
     else
+        # A program killed by a signal leaves no word of it in its log.
+        if [ "$status" -gt 128 ]; then echo "(exit status $status: signal $((status - 128)))" >>"$log"; fi
         echo "FAIL  $t (log: $log)"
         sed 's/^/      /' "$log" | tail -n 40
         failed="$failed $t"
