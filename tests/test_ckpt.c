@@ -722,6 +722,22 @@ static void test_damaged_tails(void **state) {
         expect_fixture(f.s.e, &f);
         tails_fixture_free(&f);
     }
+    /* Format 2 with no tails database at all, as a read-only open finds it
+     * (a writer's open would make an empty one first). */
+    tails_fixture f;
+    tails_fixture_make(&f);
+    ck_raw raw = ck_raw_open(f.s.dir);
+    assert_int_equal(mdb_drop(raw.txn, raw.tails, 1), 0);
+    ck_raw_close(&raw);
+    mmsb_options ro = f.o;
+    ro.flags = (ro.flags | MMSB_OPEN_READONLY) & ~(uint32_t)MMSB_OPEN_CREATE;
+    mmsb_engine *r = tu_open(f.s.dir, &ro);
+    mmsb_engineinfo info = tu_info(r);
+    assert_int_equal(info.recovered_from_checkpoint, 0);
+    assert_non_null(strstr(info.checkpoint_detail, "without its tails database"));
+    expect_fixture(r, &f);
+    TU_OK(mmsb_close(r));
+    tails_fixture_free(&f);
 }
 
 /* LMDB builds a write transaction in malloc'd pages: a checkpoint of many
