@@ -2,7 +2,8 @@
  * test_log.c - the transaction log as a user sees it: every change survives
  * close and reopen byte for byte, the durability modes do what they say,
  * changes larger than a record or a segment round-trip, the reader API
- * returns what was written, and unknown skippable records are skipped.
+ * returns what was written, unknown skippable records are skipped, and the
+ * chain of a fixed workload is the pinned value.
  * run.sh runs this program (and every other) once per I/O backend.
  */
 #include <stdio.h>
@@ -542,6 +543,112 @@ static void test_skippable_and_unknown_types(void **state) {
     tu_dir_remove(s.dir);
 }
 
+/* ---- the log's bytes are fixed by the workload -------------------------------- */
+
+enum { OP_FAILS_ON_EE = MMSB_OP_USER_FIRST + 1 };
+
+/* A copy of the first 64 bytes of its parent that fails when the parent
+ * starts with 0xEE: the commit that tries it ends in an ABORT record. */
+static int copy_unless_ee(void *user, const mmsb_op_input *in, uint8_t *out, uint64_t out_len) {
+    (void)user;
+    if (in->parent_bytes[0][0] == 0xEE) return 1;
+    memcpy(out, in->parent_bytes[0], out_len);
+    return 0;
+}
+
+/* The workload: small writes, batches, a transaction, derived pages, an
+ * aborted commit, checkpoint markers, SYNC and NONE commits, and changes
+ * large enough to straddle 4 MiB segments (a SEAL inside a commit). */
+static void chain_workload(mmsb_engine *e) {
+    uint64_t ids[8], big, child, user_child;
+    for (int i = 0; i < 8; i++) TU_OK(mmsb_page_create(e, 4096, 0, &ids[i]));
+    TU_OK(mmsb_page_create(e, 3u << 20, 0, &big));
+    TU_OK(mmsb_page_create(e, 4096, 0, &child));
+    TU_OK(mmsb_page_create(e, 64, 0, &user_child));
+    mmsb_derive_spec copy = {.struct_size = sizeof copy, .op = MMSB_OP_COPY, .parents = &ids[0], .parent_count = 1};
+    TU_OK(mmsb_derive(e, child, &copy, NULL));
+    TU_OK(mmsb_op_register(e, OP_FAILS_ON_EE, 1, copy_unless_ee, NULL));
+    const uint64_t params[2] = {0, 64};
+    mmsb_derive_spec user = {.struct_size = sizeof user, .op = OP_FAILS_ON_EE, .parents = &ids[1],
+                             .parent_count = 1, .params = params, .params_len = sizeof params};
+    TU_OK(mmsb_derive(e, user_child, &user, NULL));
+    uint8_t *buf = malloc(3u << 20);
+    assert_non_null(buf);
+    rng r = {.state = 17};
+    for (int round = 0; round < 300; round++) {
+        uint8_t bytes[96];
+        rng_fill(&r, bytes, sizeof bytes);
+        uint64_t id = ids[rng_below(&r, 8)], off = rng_below(&r, 4096 - sizeof bytes);
+        TU_OK(mmsb_write(e, id, off, bytes, 1 + rng_below(&r, sizeof bytes), NULL));
+        if (round % 50 == 7) { /* a batch of sparse deltas */
+            mmsb_delta d[4];
+            uint8_t mask[4][4];
+            for (int k = 0; k < 4; k++) {
+                rng_fill(&r, mask[k], sizeof mask[k]);
+                mask[k][0] |= 1;
+                d[k] = (mmsb_delta){.page_id = ids[k], .offset = 64 * (uint64_t)k, .len = 32, .mask = mask[k],
+                                    .payload = bytes, .payload_len = 32};
+            }
+            TU_OK(mmsb_apply_batch(e, d, 4, 0, NULL));
+        }
+        if (round % 60 == 11) { /* a transaction */
+            mmsb_txn *t;
+            TU_OK(mmsb_txn_begin(e, &t));
+            TU_OK(mmsb_txn_write(t, ids[2], 10, bytes, 20));
+            TU_OK(mmsb_txn_write(t, ids[3], 30, bytes + 20, 40));
+            TU_OK(mmsb_txn_commit(t, 0, NULL));
+        }
+        if (round % 70 == 13) { /* the user operation fails: rolled back, an ABORT in the log */
+            TU_ERR(mmsb_write(e, ids[1], 0, "\xEE", 1, NULL), MMSB_EOP);
+        }
+        if (round % 100 == 42) TU_OK(mmsb_checkpoint(e));
+        if (round % 100 == 77) { /* 3 MiB in one commit, in SYNC */
+            rng_fill(&r, buf, 3u << 20);
+            TU_OK(mmsb_set_durability(e, MMSB_DURABILITY_SYNC));
+            TU_OK(mmsb_write(e, big, 0, buf, 3u << 20, NULL));
+            TU_OK(mmsb_set_durability(e, MMSB_DURABILITY_NONE));
+        }
+    }
+    free(buf);
+}
+
+/* Every record's CRC covers the store's salt, but a commit's chain value
+ * covers only what the records say: the same workload gives the same chain
+ * in any store, and this value pins it, so any change to what the writer
+ * puts in the log (or to where it computes the CRCs and chain) shows here.
+ * The reader checks every CRC and every chain link on the way. */
+static void test_chain_of_a_fixed_workload_is_pinned(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.checkpoint_log_bytes = 0;
+    o.log_buffer_bytes = 1u << 20; /* the smallest ring: it wraps many times */
+    o.flags |= MMSB_OPEN_KEEP_LOG;   /* the reader sees every record */
+    tu_store s = tu_store_open(&o);
+    chain_workload(s.e);
+    TU_OK(mmsb_close(s.e));
+    s.e = NULL;
+    mmsb_log_reader *rd;
+    TU_OK(mmsb_log_open(s.dir, 0, &rd));
+    mmsb_log_record rec = {.struct_size = sizeof rec};
+    uint64_t by_type[16] = {0}, records = 0;
+    mmsb_digest last = {0};
+    for (;;) {
+        TU_OK(mmsb_log_next(rd, &rec));
+        if (rec.type == MMSB_REC_END) break;
+        assert_true(++records < 100000);
+        by_type[rec.type < 16 ? rec.type : 0]++;
+        if (rec.type == MMSB_REC_COMMIT) last = rec.chain;
+    }
+    TU_OK(mmsb_log_close(rd));
+    assert_true(by_type[MMSB_REC_ABORT] >= 4 && by_type[MMSB_REC_CHECKPOINT] >= 2);
+    assert_true(by_type[MMSB_REC_SEAL] >= 2 && by_type[MMSB_REC_DERIVED] >= 10);
+    char hex[33];
+    TU_OK(mmsb_digest_hex(&last, hex, sizeof hex));
+    assert_string_equal(hex, "5887c5a64046f6f5152843d7407d7a67");
+    tu_dir_remove(s.dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reopen_none),
@@ -557,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),
         cmocka_unit_test(test_page_create_flags_checked_on_replay),
+        cmocka_unit_test(test_chain_of_a_fixed_workload_is_pinned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

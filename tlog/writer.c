@@ -12,6 +12,13 @@
  * appended, committed or not (recovery drops records no commit covers), so
  * the flusher writes a large change while the writer is still building it.
  * The writer never gets more than a ring ahead of flushed_pos.
+ *
+ * Sealing: the writer thread leaves each record's CRC and each COMMIT's
+ * chain value unset; whoever flushes (under io_mutex) fills them in, in
+ * stream order, just before the bytes go to the file (sealed_pos). The
+ * bytes are the same as if the writer had sealed them; in NONE and GROUP
+ * the flusher thread does it, so the commit path spends nothing on the
+ * checksums, and the chain (chain, chain_value) belongs to io_mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,8 +58,6 @@ struct log_writer {
     uint32_t rec_len;
     uint64_t next_seq;
     uint64_t commit_first_seq;
-    chain_hasher chain;
-    h128 chain_value;
     uint64_t commits;
     uint64_t commits_at_open;
     /* the segment being written (changed under io_mutex) */
@@ -64,6 +69,11 @@ struct log_writer {
      * segment_bytes option keeps its own size (readers stop there). */
     uint64_t seg_bytes;
     uint64_t writeback_off; /* where writeback was last started in the segment (under io_mutex) */
+    /* sealing (under io_mutex): records before sealed_pos have their CRC,
+     * and chain_value is that of the last COMMIT sealed */
+    uint64_t sealed_pos;
+    chain_hasher chain;
+    h128 chain_value;
     /* published */
     _Atomic uint64_t appended_pos, committed_pos, committed_seq, durable_seq, flushed_pos;
     _Atomic uint32_t durability;
@@ -250,7 +260,46 @@ static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) 
     return io_write(&w->io, fd, buf, sizeof buf, 0, true);
 }
 
-/* ---- flushing (under io_mutex) ---------------------------------------------------- */
+/* ---- sealing and flushing (under io_mutex) ----------------------------------------- */
+
+/* Fills in the chain value of a COMMIT (the chain then starts again from
+ * it), or adds the record to the chain, as FORMAT.md says; then the CRC. */
+static void seal_record(log_writer *w, uint8_t *h) {
+    uint32_t len = get_le32(h + 4);
+    uint16_t type = get_le16(h + 8);
+    uint64_t seq = get_le64(h + 16);
+    ASSERT(type != 0 && len <= REC_PAYLOAD_MAX && seq >= 1);
+    uint8_t *payload = h + REC_HEADER_BYTES;
+    if (type == REC_COMMIT) {
+        uint8_t part[32];
+        uint64_t n = chain_commit_part(payload, len, part);
+        chain_add(&w->chain, REC_COMMIT, 0, len, seq, part, n);
+        w->chain_value = chain_end(&w->chain);
+        rec_encode_commit_chain(payload, w->chain_value);
+        chain_begin(&w->chain, w->chain_value);
+    } else if (type == REC_ABORT || type == REC_CHECKPOINT) {
+        /* outside the chain; the next commit chains from the last one */
+        chain_begin(&w->chain, w->chain_value);
+    } else {
+        chain_add(&w->chain, type, 0, len, seq, payload, len);
+    }
+    put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)len));
+}
+
+/* Seals every record before stream position `end` (a record boundary the
+ * writer published). Bounded by the ring: nothing older is unsealed. */
+static void seal_to(log_writer *w, uint64_t end) {
+    ASSERT(end >= w->sealed_pos && end - w->sealed_pos <= w->ring_bytes);
+    ASSERT(w->sealed_pos >= atomic_load(&w->flushed_pos));
+    while (w->sealed_pos < end) {
+        uint8_t *h = w->ring + w->sealed_pos % w->ring_bytes;
+        uint64_t slot = rec_slot_bytes(get_le32(h + 4));
+        ASSERT(slot >= REC_HEADER_BYTES && w->sealed_pos + slot <= end);
+        seal_record(w, h);
+        w->sealed_pos += slot;
+    }
+    ASSERT(w->sealed_pos == end);
+}
 
 /* Starts the disk on what was written but not synced, a few MiB at a time:
  * the sync that seals a segment (and the next durable commit) then waits
@@ -271,6 +320,7 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t start = atomic_load(&w->flushed_pos);
+    seal_to(w, end);
     if (end > start) {
         ASSERT(end - start <= w->ring_bytes);
         uint64_t file_off = w->seg_file_off0 + (start - w->seg_stream0);
@@ -435,10 +485,7 @@ void log_append_done(log_writer *w) {
     uint64_t slot = rec_slot_bytes(w->rec_len);
     ASSERT(slot >= REC_HEADER_BYTES + w->rec_len && slot % REC_ALIGN == 0);
     memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
-    put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)w->rec_len));
-    if (w->rec_type != REC_COMMIT && w->rec_type != REC_ABORT && w->rec_type != REC_CHECKPOINT) {
-        chain_add(&w->chain, w->rec_type, 0, w->rec_len, w->next_seq, h + REC_HEADER_BYTES, w->rec_len);
-    }
+    put_le32(h, 0); /* the CRC: set when sealed (seal_record) */
     w->head += slot;
     w->next_seq++;
     w->in_record = false;
@@ -529,15 +576,9 @@ static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32
     rec_commit c = {.first_seq = w->commit_first_seq, .durable_hint = atomic_load(&w->durable_seq),
                     .flags = flags | (root != NULL ? COMMIT_HAS_ROOT : 0),
                     .record_count = (uint32_t)(seq - w->commit_first_seq)};
-    rec_encode_commit(p, &c, root);
+    rec_encode_commit(p, &c, root); /* its chain value: when sealed */
     ASSERT(c.record_count >= 1 || flags == COMMIT_CLOSE);
-    uint8_t part[32];
-    uint64_t n = chain_commit_part(p, len, part);
-    chain_add(&w->chain, REC_COMMIT, 0, len, seq, part, n);
-    w->chain_value = chain_end(&w->chain);
-    rec_encode_commit_chain(p, w->chain_value);
     log_append_done(w);
-    chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
     w->commits++;
     atomic_store_explicit(&w->committed_pos, w->head, memory_order_release);
@@ -583,8 +624,7 @@ int log_abort(log_writer *w) {
     if (rc != 0) return rc;
     rec_encode_abort(p, w->commit_first_seq);
     ASSERT(w->next_seq > w->commit_first_seq);
-    log_append_done(w);
-    chain_begin(&w->chain, w->chain_value);
+    log_append_done(w); /* sealing restarts the chain from the last commit */
     w->commit_first_seq = w->next_seq;
     return 0;
 }
@@ -597,11 +637,10 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
     if (rc != 0) return rc;
     rec_encode_checkpoint(ck, p);
     uint64_t seq = w->next_seq;
+    /* Sealing starts the chain again from the last commit's value, as after
+     * an ABORT: a SEAL that came before the marker (it did not fit the
+     * segment) is in no commit, so no commit's chain may include it. */
     log_append_done(w);
-    /* The chain starts again from the last commit's value, as after an ABORT:
-     * a SEAL that came before the marker (it did not fit the segment) is in
-     * no commit, so no commit's chain may include it. */
-    chain_begin(&w->chain, w->chain_value);
     w->commit_first_seq = w->next_seq;
     /* Outside any commit and the chain, but a point the log may end at, like
      * a commit: durable hints count it, so damage to it before a later synced
@@ -613,11 +652,15 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
     return 0;
 }
 
-void log_position(const log_writer *w, log_pos *out) {
+void log_position(log_writer *w, log_pos *out) {
     ASSERT(out != NULL);
     ASSERT(!w->in_record && w->next_seq == w->commit_first_seq);
+    pthread_mutex_lock(&w->io_mutex); /* the chain value: seal what the writer appended */
+    seal_to(w, w->head);
+    h128 chain = w->chain_value;
+    pthread_mutex_unlock(&w->io_mutex);
     *out = (log_pos){.segment = atomic_load(&w->seg_no), .offset = segment_used(w), .next_seq = w->next_seq,
-                     .chain = w->chain_value, .commits = w->commits, .stream_pos = w->head, .salt = w->salt,
+                     .chain = chain, .commits = w->commits, .stream_pos = w->head, .salt = w->salt,
                      .generation = w->generation};
 }
 

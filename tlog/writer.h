@@ -89,7 +89,8 @@ MUST_CHECK int log_abort(log_writer *w);
 /* The last commit of a clean close: everything before it synced first, then
  * it, with the state root and the CLOSE flag, synced too. */
 MUST_CHECK int log_commit_close(log_writer *w, const h128 *root);
-/* Where the log stands between commits: what a checkpoint records. */
+/* Where the log stands between commits: what a checkpoint records. It seals
+ * what was appended (the chain value), so it may wait for a flush's write. */
 typedef struct log_pos {
     uint64_t segment, offset; /* where the next record goes */
     uint64_t next_seq;
@@ -99,7 +100,7 @@ typedef struct log_pos {
     uint64_t salt;
     uint32_t generation;
 } log_pos;
-void log_position(const log_writer *w, log_pos *out);
+void log_position(log_writer *w, log_pos *out);
 /* Bytes appended since the writer opened (log_pos.stream_pos), between
  * commits: what the checkpoint policy looks at after every call. */
 uint64_t log_stream_pos(const log_writer *w);
