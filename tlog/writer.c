@@ -14,11 +14,13 @@
  * The writer never gets more than a ring ahead of flushed_pos.
  *
  * Sealing: the writer thread leaves each record's CRC and each COMMIT's
- * chain value unset; whoever flushes (under io_mutex) fills them in, in
- * stream order, just before the bytes go to the file (sealed_pos). The
- * bytes are the same as if the writer had sealed them; in NONE and GROUP
- * the flusher thread does it, so the commit path spends nothing on the
- * checksums, and the chain (chain, chain_value) belongs to io_mutex.
+ * chain value unset; whoever flushes fills them in, in stream order, just
+ * before the bytes go to the file (sealed_pos, under seal_mutex). The bytes
+ * are the same as if the writer had sealed them; in NONE and GROUP the
+ * flusher thread does it, so a small commit spends nothing on checksums.
+ * A large record (SEAL_ON_APPEND_BYTES) is sealed by the writer as it is
+ * appended, with any before it: its bytes are in the writer's cache, and
+ * the flusher, which also writes, would otherwise bound large writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,7 @@
 enum {
     ZERO_FILL_CHUNK = 1 << 20,
     WRITEBACK_STEP_BYTES = 4 << 20, /* start the disk on flushed bytes this many at a time */
+    SEAL_ON_APPEND_BYTES = 4096,    /* payloads this large are sealed as they are appended */
 };
 
 struct log_writer {
@@ -69,8 +72,10 @@ struct log_writer {
      * segment_bytes option keeps its own size (readers stop there). */
     uint64_t seg_bytes;
     uint64_t writeback_off; /* where writeback was last started in the segment (under io_mutex) */
-    /* sealing (under io_mutex): records before sealed_pos have their CRC,
-     * and chain_value is that of the last COMMIT sealed */
+    /* sealing (under seal_mutex; taken after io_mutex when both are): records
+     * before sealed_pos have their CRC, and chain_value is that of the last
+     * COMMIT sealed */
+    pthread_mutex_t seal_mutex;
     uint64_t sealed_pos;
     chain_hasher chain;
     h128 chain_value;
@@ -252,15 +257,17 @@ static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
 static int write_header(log_writer *w, int fd, uint64_t no, uint64_t first_seq) {
     ASSERT(fd >= 0 && no >= 1 && first_seq >= 1);
     ASSERT(w->salt != 0 && w->generation >= 1);
+    pthread_mutex_lock(&w->seal_mutex); /* the chain value of the last commit (all sealed: a SEAL came last) */
     seg_header h = {.salt = w->salt, .segment_no = no, .first_seq = first_seq,
                     .segment_bytes = segment_size(&w->cfg, no), .generation = w->generation,
                     .chain_in = w->chain_value};
+    pthread_mutex_unlock(&w->seal_mutex);
     uint8_t buf[SEG_HEADER_BYTES];
     seg_header_encode(&h, buf);
     return io_write(&w->io, fd, buf, sizeof buf, 0, true);
 }
 
-/* ---- sealing and flushing (under io_mutex) ----------------------------------------- */
+/* ---- sealing (under seal_mutex) and flushing (under io_mutex) ----------------------- */
 
 /* Fills in the chain value of a COMMIT (the chain then starts again from
  * it), or adds the record to the chain, as FORMAT.md says; then the CRC. */
@@ -287,10 +294,12 @@ static void seal_record(log_writer *w, uint8_t *h) {
 }
 
 /* Seals every record before stream position `end` (a record boundary the
- * writer published). Bounded by the ring: nothing older is unsealed. */
+ * writer published; the writer may have sealed past it already). Bounded
+ * by the ring: nothing older than a ring is unsealed. */
 static void seal_to(log_writer *w, uint64_t end) {
-    ASSERT(end >= w->sealed_pos && end - w->sealed_pos <= w->ring_bytes);
     ASSERT(w->sealed_pos >= atomic_load(&w->flushed_pos));
+    if (end <= w->sealed_pos) return;
+    ASSERT(end - w->sealed_pos <= w->ring_bytes);
     while (w->sealed_pos < end) {
         uint8_t *h = w->ring + w->sealed_pos % w->ring_bytes;
         uint64_t slot = rec_slot_bytes(get_le32(h + 4));
@@ -320,7 +329,9 @@ static int flush_locked(log_writer *w, uint64_t end, uint64_t seq, bool sync) {
     int rc = refuse_if_failed(w);
     if (rc != 0) return rc;
     uint64_t start = atomic_load(&w->flushed_pos);
+    pthread_mutex_lock(&w->seal_mutex);
     seal_to(w, end);
+    pthread_mutex_unlock(&w->seal_mutex);
     if (end > start) {
         ASSERT(end - start <= w->ring_bytes);
         uint64_t file_off = w->seg_file_off0 + (start - w->seg_stream0);
@@ -490,6 +501,11 @@ void log_append_done(log_writer *w) {
     w->next_seq++;
     w->in_record = false;
     ASSERT(w->head % REC_ALIGN == 0 && segment_used(w) <= w->seg_bytes);
+    if (w->rec_len >= SEAL_ON_APPEND_BYTES) { /* before a flush can see it */
+        pthread_mutex_lock(&w->seal_mutex);
+        seal_to(w, w->head);
+        pthread_mutex_unlock(&w->seal_mutex);
+    }
     atomic_store_explicit(&w->appended_pos, w->head, memory_order_release);
 }
 
@@ -655,10 +671,10 @@ int log_append_checkpoint(log_writer *w, const rec_checkpoint *ck) {
 void log_position(log_writer *w, log_pos *out) {
     ASSERT(out != NULL);
     ASSERT(!w->in_record && w->next_seq == w->commit_first_seq);
-    pthread_mutex_lock(&w->io_mutex); /* the chain value: seal what the writer appended */
+    pthread_mutex_lock(&w->seal_mutex); /* the chain value: seal what the writer appended */
     seal_to(w, w->head);
     h128 chain = w->chain_value;
-    pthread_mutex_unlock(&w->io_mutex);
+    pthread_mutex_unlock(&w->seal_mutex);
     *out = (log_pos){.segment = atomic_load(&w->seg_no), .offset = segment_used(w), .next_seq = w->next_seq,
                      .chain = chain, .commits = w->commits, .stream_pos = w->head, .salt = w->salt,
                      .generation = w->generation};
@@ -840,6 +856,7 @@ int log_writer_open(int dir_fd, const log_config *cfg, const log_resume *resume,
     w->seg_fd = w->spare_fd = w->ring_fd = -1;
     atomic_init(&w->durability, cfg->durability);
     pthread_mutex_init(&w->io_mutex, NULL);
+    pthread_mutex_init(&w->seal_mutex, NULL);
     pthread_mutex_init(&w->wake_mutex, NULL);
     pthread_mutex_init(&w->spare_mutex, NULL);
     pthread_condattr_t attr;
@@ -893,6 +910,7 @@ int log_writer_close(log_writer *w) {
     io_close(&w->io);
     pthread_cond_destroy(&w->wake_cond);
     pthread_mutex_destroy(&w->io_mutex);
+    pthread_mutex_destroy(&w->seal_mutex);
     pthread_mutex_destroy(&w->wake_mutex);
     pthread_mutex_destroy(&w->spare_mutex);
     free(w->zeros);
