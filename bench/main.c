@@ -431,6 +431,9 @@ static void run_all(runner *rn, const bench_def **defs, uint32_t n) {
         result *r = &rn->results[rn->count++];
         r->def = defs[i];
         if (tty) fprintf(stderr, "\r\033[K[%u/%u] %s", rn->count, todo, defs[i]->name);
+        /* The rows before left dirty pages: written back now, so that their
+         * writeback does not run on the other core during this row. */
+        sync();
         r->rc = defs[i]->fn(&rn->env, defs[i]->arg, &r->out);
         if (r->rc == 0 && !r->out.skipped && r->out.count == 0) r->rc = bench_fail(&r->out, "no samples");
         if (r->rc == 0) summarise(r);
