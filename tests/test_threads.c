@@ -2,7 +2,9 @@
  * test_threads.c - readers on other threads while the writer writes: every
  * read is consistent (all bytes from the epoch it reports), a page freed
  * under a reader gives MMSB_ENOTFOUND, never garbage or a crash; listings
- * of the store directory on several threads at once each see every segment.
+ * of the store directory on several threads at once each see every segment;
+ * durability calls on other threads, which seal the log's records as they
+ * flush them, leave the same log as a run without them.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -142,10 +144,93 @@ static void test_concurrent_listings_see_every_segment(void **state) {
     tu_dir_remove(dir);
 }
 
+/* ---- durability calls on other threads ------------------------------------------ */
+
+enum { SYNCERS = 2, SEALED_COMMITS = 6000 };
+
+typedef struct syncer_ctx {
+    mmsb_engine *e;
+    _Atomic uint64_t last_seq; /* the writer's last commit */
+    atomic_int stop;
+    uint64_t calls, errors;
+} syncer_ctx;
+
+/* mmsb_sync and mmsb_wait_durable flush, and so seal, on this thread,
+ * while the writer appends and the flusher seals too. */
+static void *syncer(void *arg) {
+    syncer_ctx *c = arg;
+    uint64_t calls = 0, errors = 0;
+    while (!atomic_load(&c->stop)) {
+        uint64_t seq = atomic_load(&c->last_seq);
+        int rc = calls % 2 == 0 || seq == 0 ? mmsb_sync(c->e) : mmsb_wait_durable(c->e, seq);
+        errors += rc != 0;
+        calls++;
+    }
+    __atomic_fetch_add(&c->calls, calls, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->errors, errors, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Small and large writes in GROUP; with `threads`, SYNCERS threads flush
+ * meanwhile. Returns the last commit's chain value as read back (the
+ * reader checks every CRC and chain link on the way). */
+static void sealed_workload(bool threads, char hex[33]) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_GROUP;
+    o.log_buffer_bytes = 1u << 20;
+    tu_store s = tu_store_open(&o);
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++) TU_OK(mmsb_page_create(s.e, 16384, 0, &ids[i]));
+    syncer_ctx c = {.e = s.e};
+    pthread_t t[SYNCERS];
+    for (int i = 0; threads && i < SYNCERS; i++) assert_int_equal(pthread_create(&t[i], NULL, syncer, &c), 0);
+    rng r = {.state = 99};
+    uint8_t buf[9000];
+    for (int i = 0; i < SEALED_COMMITS; i++) {
+        uint64_t len = i % 16 == 5 ? 4096 + rng_below(&r, 4000) : 1 + rng_below(&r, 200);
+        rng_fill(&r, buf, len);
+        mmsb_change ch;
+        TU_OK(mmsb_write(s.e, ids[i % 4], rng_below(&r, 16384 - len), buf, len, &ch));
+        atomic_store(&c.last_seq, ch.commit_seq);
+    }
+    atomic_store(&c.stop, 1);
+    for (int i = 0; threads && i < SYNCERS; i++) pthread_join(t[i], NULL);
+    assert_int_equal(c.errors, 0);
+    assert_true(!threads || c.calls > 0);
+    TU_OK(mmsb_close(s.e));
+    mmsb_log_reader *rd;
+    TU_OK(mmsb_log_open(s.dir, 0, &rd));
+    mmsb_log_record rec = {.struct_size = sizeof rec};
+    mmsb_digest last = {0};
+    uint64_t commits = 0;
+    for (uint64_t n = 0;; n++) {
+        assert_true(n < 10 * (uint64_t)SEALED_COMMITS);
+        TU_OK(mmsb_log_next(rd, &rec));
+        if (rec.type == MMSB_REC_END) break;
+        if (rec.type == MMSB_REC_COMMIT) last = rec.chain, commits++;
+    }
+    TU_OK(mmsb_log_close(rd));
+    assert_int_equal(commits, 4 + SEALED_COMMITS + 1); /* the creates, the writes, the close */
+    TU_OK(mmsb_digest_hex(&last, hex, 33));
+    tu_dir_remove(s.dir);
+}
+
+/* Whichever thread seals, the log is the same: the chain of a run with
+ * other threads flushing all the while equals that of a run without. */
+static void test_syncs_on_other_threads_seal_the_same_log(void **state) {
+    (void)state;
+    char alone[33], beside[33];
+    sealed_workload(false, alone);
+    sealed_workload(true, beside);
+    assert_string_equal(alone, beside);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_never_see_torn_pages),
         cmocka_unit_test(test_concurrent_listings_see_every_segment),
+        cmocka_unit_test(test_syncs_on_other_threads_seal_the_same_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
