@@ -293,9 +293,9 @@ static void seal_record(log_writer *w, uint8_t *h) {
     put_le32(h, crc32c(0, h + 4, REC_HEADER_BYTES - 4 + (size_t)len));
 }
 
-/* Seals every record before stream position `end` (a record boundary the
- * writer published; the writer may have sealed past it already). Bounded
- * by the ring: nothing older than a ring is unsealed. */
+/* Seals every record before stream position `end`, the end of a complete
+ * record (a flush's end may lie behind what the writer sealed itself).
+ * Bounded by the ring: nothing older than a ring is unsealed. */
 static void seal_to(log_writer *w, uint64_t end) {
     ASSERT(w->sealed_pos >= atomic_load(&w->flushed_pos));
     if (end <= w->sealed_pos) return;
