@@ -205,18 +205,29 @@ void tu_copy_store(const char *src, const char *dst) {
     if (stat(a, &st) == 0) tu_copy_dir(a, b);
 }
 
-int tu_log_read_all(const char *dir, uint64_t *records) {
+int tu_log_summarise(const char *dir, tu_log_summary *out) {
+    memset(out, 0, sizeof *out);
     mmsb_log_reader *r;
     int rc = mmsb_log_open(dir, 0, &r);
-    *records = 0;
     if (rc != 0) return rc;
     mmsb_log_record rec = {.struct_size = sizeof rec};
+    mmsb_digest last = {0};
     for (uint64_t guard = 0; rc == 0 && guard < (1ull << 40); guard++) {
         rc = mmsb_log_next(r, &rec);
         if (rc != 0 || rec.type == MMSB_REC_END) break;
-        (*records)++;
+        if (out->records++ == 0) out->first_seq = rec.seq;
+        out->by_type[rec.type < 16 ? rec.type : 0]++;
+        if (rec.type == MMSB_REC_COMMIT) last = rec.chain;
     }
     mmsb_log_close(r);
+    TU_OK(mmsb_digest_hex(&last, out->chain_hex, sizeof out->chain_hex));
+    return rc;
+}
+
+int tu_log_read_all(const char *dir, uint64_t *records) {
+    tu_log_summary sum;
+    int rc = tu_log_summarise(dir, &sum);
+    *records = sum.records;
     return rc;
 }
 

@@ -75,9 +75,18 @@ int tu_seeds_write(const char *dir, const char *name, int count, uint8_t *(*make
 void tu_file_flip_bit(const char *path, uint64_t off, uint32_t bit);
 /* A store's files and its checkpoint directory, into dst. */
 void tu_copy_store(const char *src, const char *dst);
-/* Reads a store's whole log through the public reader (mmsb_log_*):
- * its status, and the records read. */
+/* Reads a store's whole log through the public reader (mmsb_log_*),
+ * which checks every CRC and chain link: its status, and the records read. */
 int tu_log_read_all(const char *dir, uint64_t *records);
+/* What tu_log_read_all reads, summed up: records by type (unknown types
+ * under 0), the first record's seq, and the last commit's chain value. */
+typedef struct tu_log_summary {
+    uint64_t records;
+    uint64_t by_type[16];
+    uint64_t first_seq;
+    char chain_hex[33];
+} tu_log_summary;
+int tu_log_summarise(const char *dir, tu_log_summary *out);
 
 /* Forks a child that runs fn(dir, ctx, ready) and never returns; the
  * parent continues once the child called tu_child_ready(ready). Stop it
