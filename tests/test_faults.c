@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -199,12 +198,8 @@ static void test_uring_stall_falls_back(void **state) {
 /* A real full file system: the log's next segment cannot be allocated. */
 static void test_full_filesystem(void **state) {
     (void)state;
-    char *mnt = tu_dir_new();
-    if (mount("tmpfs", mnt, "tmpfs", 0, "size=6m") != 0) {
-        print_message("skipped: cannot mount a tmpfs here (%s)\n", strerror(errno));
-        tu_dir_remove(mnt);
-        return;
-    }
+    char *mnt = tu_tmpfs_new("6m");
+    if (mnt == NULL) return;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/store", mnt);
     mmsb_options o;
@@ -230,8 +225,7 @@ static void test_full_filesystem(void **state) {
     TU_OK(mmsb_write(e, id, 0, buf, 1000, NULL));
     TU_OK(mmsb_close(e));
     free(buf);
-    umount(mnt);
-    tu_dir_remove(mnt);
+    tu_tmpfs_remove(mnt);
 }
 
 int main(void) {

@@ -427,12 +427,8 @@ static void test_older_format_refused(void **state) {
 
 static void test_creation_is_atomic(void **state) {
     (void)state;
-    char *mnt = tu_dir_new();
-    if (mount("tmpfs", mnt, "tmpfs", 0, "size=8k") != 0) {
-        print_message("skipped: cannot mount a tmpfs here (%s)\n", strerror(errno));
-        tu_dir_remove(mnt);
-        return;
-    }
+    char *mnt = tu_tmpfs_new("8k");
+    if (mnt == NULL) return;
     char dir[4096], path[4096];
     path_in(mnt, "store", dir, sizeof dir);
     mmsb_options o;
@@ -456,8 +452,7 @@ static void test_creation_is_atomic(void **state) {
     e = tu_open(dir, &o);
     TU_OK(mmsb_close(e));
     reading_commands_exit(dir, 0, id);
-    umount(mnt);
-    tu_dir_remove(mnt);
+    tu_tmpfs_remove(mnt);
 }
 
 /* A data file too short for LMDB's meta pages, as an earlier version left
@@ -664,12 +659,8 @@ static void test_error_texts(void **state) {
 /* LMDB's commit on a full file system says ENOSPC, not an I/O error. */
 static void test_checkpoint_on_full_disk(void **state) {
     (void)state;
-    char *mnt = tu_dir_new();
-    if (mount("tmpfs", mnt, "tmpfs", 0, "size=12m") != 0) {
-        print_message("skipped: cannot mount a tmpfs here (%s)\n", strerror(errno));
-        tu_dir_remove(mnt);
-        return;
-    }
+    char *mnt = tu_tmpfs_new("12m");
+    if (mnt == NULL) return;
     char dir[4096];
     path_in(mnt, "store", dir, sizeof dir);
     mmsb_options o;
@@ -685,8 +676,59 @@ static void test_checkpoint_on_full_disk(void **state) {
     int rc = mmsb_checkpoint(e);
     assert_int_equal(rc, MMSB_ENOSPC);
     TU_OK(mmsb_close(e));
-    umount(mnt);
-    tu_dir_remove(mnt);
+    tu_tmpfs_remove(mnt);
+}
+
+/* Fills the file system that holds `dir` until it has no block left. */
+static void fill_file_system(const char *dir) {
+    char path[4096];
+    path_in(dir, "filler", path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    static uint8_t zeros[64 * 1024];
+    for (uint32_t guard = 0; guard < 1u << 20; guard++) {
+        ssize_t n = write(fd, zeros, sizeof zeros);
+        if (n <= 0) {
+            assert_int_equal(errno, ENOSPC);
+            break;
+        }
+    }
+    close(fd);
+}
+
+/* The first checkpoint on a file system with no block left: LMDB's lock
+ * file would be a hole written through a mapping (SIGBUS on the first
+ * store); its blocks are allocated first, so the call fails with
+ * MMSB_ENOSPC, and the engine goes on once there is room again. */
+static void test_first_checkpoint_with_no_block_left(void **state) {
+    (void)state;
+    char *mnt = tu_tmpfs_new("16m");
+    if (mnt == NULL) return;
+    char dir[4096], filler[4096];
+    path_in(mnt, "store", dir, sizeof dir);
+    path_in(mnt, "filler", filler, sizeof filler);
+    mmsb_options o;
+    tu_options_small(&o);
+    o.checkpoint_log_bytes = 0;
+    mmsb_engine *e = tu_open(dir, &o);
+    uint64_t id;
+    TU_OK(mmsb_page_create(e, 4096, 0, &id));
+    TU_OK(mmsb_write(e, id, 0, "before", 6, NULL));
+    fill_file_system(mnt);
+    TU_ERR(mmsb_checkpoint(e), MMSB_ENOSPC);
+    assert_non_null(strstr(mmsb_last_error(), "No space left on device"));
+    assert_int_equal(unlink(filler), 0);
+    TU_OK(mmsb_write(e, id, 0, "after", 5, NULL));
+    TU_OK(mmsb_checkpoint(e));
+    char root[33];
+    tu_root_hex(e, root);
+    TU_OK(mmsb_close(e));
+    e = tu_open(dir, &o);
+    char again[33];
+    tu_root_hex(e, again);
+    assert_string_equal(root, again);
+    TU_OK(mmsb_close(e));
+    tu_tmpfs_remove(mnt);
 }
 
 /* ---- 9. a segment left behind by an interrupted retention ---------------------------- */
@@ -1023,6 +1065,7 @@ int main(void) {
         cmocka_unit_test(test_demo_waits_for_its_reader),
         cmocka_unit_test(test_error_texts),
         cmocka_unit_test(test_checkpoint_on_full_disk),
+        cmocka_unit_test(test_first_checkpoint_with_no_block_left),
         cmocka_unit_test(test_leftover_segment),
         cmocka_unit_test(test_inconsistent_checkpoint_file),
         cmocka_unit_test(test_flipped_checkpoint_file),

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,21 @@ void tu_dir_remove(char *dir) {
     if (dir == NULL) return;
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(dir);
+}
+
+char *tu_tmpfs_new(const char *size) {
+    char *mnt = tu_dir_new();
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%s", size);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts) == 0) return mnt;
+    print_message("skipped: cannot mount a tmpfs here (%s)\n", strerror(errno));
+    tu_dir_remove(mnt);
+    return NULL;
+}
+
+void tu_tmpfs_remove(char *mnt) {
+    umount(mnt);
+    tu_dir_remove(mnt);
 }
 
 void tu_checkpoint_remove(const char *store_dir) {

@@ -27,6 +27,11 @@ void rng_fill(rng *r, void *buf, size_t len);
 /* A fresh directory under $TMPDIR (or /tmp); free with tu_dir_remove. */
 char *tu_dir_new(void);
 void tu_dir_remove(char *dir);
+/* A new tmpfs of `size` (mount's size= option, e.g. "12m") on a new
+ * directory, for tests of a full file system; NULL (a message printed:
+ * skipped) where this process may not mount one. */
+char *tu_tmpfs_new(const char *size);
+void tu_tmpfs_remove(char *mnt);
 /* Removes a store's checkpoint (its LMDB directory): the next open replays
  * the log from genesis, for tests about the log itself. */
 void tu_checkpoint_remove(const char *store_dir);

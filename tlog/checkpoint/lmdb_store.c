@@ -181,6 +181,31 @@ static int open_dbis(ckpt_store *s) {
     return mrc == 0 ? 0 : lmdb_err(mrc, "opening the databases");
 }
 
+/* LMDB sizes its lock file with ftruncate and writes its reader table
+ * through a shared mapping of it: on a full file system the first store to
+ * a page with no block behind it kills the process with SIGBUS instead of
+ * returning an error. So a writer allocates the file's blocks first, as
+ * large as LMDB will make it (a 192-byte header holding the first reader
+ * slot, then 64 bytes per further slot, on 64-bit builds) or as it already
+ * is, and a full disk is an error here. */
+enum { LMDB_LOCK_HEADER_BYTES = 192, LMDB_LOCK_SLOT_BYTES = 64 };
+static int lock_file_allocate(const char *path, uint32_t readers) {
+    ASSERT(readers >= 1);
+    char lock[PATH_BYTES_MAX];
+    if (snprintf(lock, sizeof lock, "%s/lock.mdb", path) >= (int)sizeof lock) {
+        return err_set(MMSB_EINVAL, "checkpoint: directory path too long");
+    }
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(err_from_errno(errno), "checkpoint: %s: %s", lock, strerror(errno));
+    struct stat st;
+    uint64_t want = LMDB_LOCK_HEADER_BYTES + (uint64_t)(readers - 1) * LMDB_LOCK_SLOT_BYTES;
+    int prc = fstat(fd, &st) != 0 ? errno : 0;
+    if (prc == 0) prc = posix_fallocate(fd, 0, (off_t)max_u64(want, (uint64_t)st.st_size));
+    close(fd);
+    if (prc != 0) return err_set(err_from_errno(prc), "checkpoint: cannot allocate %s: %s", lock, strerror(prc));
+    return 0;
+}
+
 static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
     ASSERT(s->env == NULL && path != NULL);
     ASSERT(readers >= 1 && s->map_bytes > 0);
@@ -189,6 +214,10 @@ static int open_env(ckpt_store *s, const char *path, uint32_t readers) {
     }
     if (s->env_path != path) snprintf(s->env_path, sizeof s->env_path, "%s", path); /* fits: data_path did */
     s->readers = readers;
+    if (!s->read_only) {
+        int rc = lock_file_allocate(path, readers);
+        if (rc != 0) return rc;
+    }
     int mrc = mdb_env_create(&s->env);
     if (mrc == 0) mrc = mdb_env_set_maxdbs(s->env, 4);
     if (mrc == 0) mrc = mdb_env_set_maxreaders(s->env, readers);
