@@ -121,7 +121,7 @@ static int bench_read(const bench_env *env, const void *arg, bench_out *out) {
 
 /* ---- kernels ------------------------------------------------------------------------------ */
 
-typedef enum { K_MEMCPY, K_APPLY_DENSE, K_APPLY_SPARSE, K_DIFF } kernel_kind;
+typedef enum { K_MEMCPY, K_APPLY_DENSE, K_APPLY_SPARSE, K_DIFF, K_COMPRESS } kernel_kind;
 
 typedef struct kernel_arg {
     kernel_kind kind;
@@ -167,6 +167,7 @@ static uint64_t kernel_once(const kernel_arg *a, const kern_ops *k, kernel_bufs 
     case K_APPLY_DENSE: return k->apply_dense(b->dst, b->src, b->mask, a->size, true);
     case K_APPLY_SPARSE: return k->apply_sparse(b->dst, b->packed, b->packed_len, b->mask, a->size, true);
     case K_DIFF: return k->diff(b->dst, b->src, a->size, b->mask);
+    case K_COMPRESS: return k->compress(b->packed, b->src, b->mask, a->size);
     }
     return 0;
 }
@@ -193,8 +194,11 @@ static int bench_kernel(const bench_env *env, const void *arg, bench_out *out) {
         double secs = (double)(bench_now_ns() - t0) / 1e9;
         rc = bench_sample(out, (double)a->size * (double)inner / secs / 1e9);
     }
-    /* The check: dst now equals src (apply, memcpy) or the mask counts the differences (diff). */
-    bool ok = a->kind == K_DIFF ? k->popcount(b.mask, a->size / 8) == b.packed_len : memcmp(b.dst, b.src, a->size) == 0;
+    /* The check: dst now equals src (apply, memcpy), or the mask counts the differences (diff) and the
+     * packed bytes (compress). */
+    bool ok = a->kind == K_DIFF || a->kind == K_COMPRESS ? k->popcount(b.mask, a->size / 8) == b.packed_len
+                                                          : memcmp(b.dst, b.src, a->size) == 0;
+    if (a->kind == K_COMPRESS) ok = ok && k->compress(b.packed, b.src, b.mask, a->size) == b.packed_len;
     if (rc == 0 && !ok) rc = bench_fail(out, "result check failed");
     snprintf(out->check, sizeof out->check, "%s kernels; %llu differing bytes; sink %llu", k->name,
              (unsigned long long)b.packed_len, (unsigned long long)sink);
@@ -384,6 +388,9 @@ static const bench_def CORE[] = {
     KERNEL(K_DIFF, 16 * MiB, "diff_half/16MiB", "diff (half the bytes differ)", "kernels/memcpy/16MiB"),
     KERNEL(K_DIFF, 64 * MiB, "diff_half/64MiB", "diff (half the bytes differ)", "kernels/memcpy/64MiB"),
     KERNEL(K_DIFF, 256 * MiB, "diff_half/256MiB", "diff (half the bytes differ)", "kernels/memcpy/256MiB"),
+    KERNEL(K_COMPRESS, 4 * KiB, "compress_half/4KiB", "compress (half the bytes)", "kernels/memcpy/4KiB"),
+    KERNEL(K_COMPRESS, 64 * KiB, "compress_half/64KiB", "compress (half the bytes)", "kernels/memcpy/64KiB"),
+    KERNEL(K_COMPRESS, 1 * MiB, "compress_half/1MiB", "compress (half the bytes)", "kernels/memcpy/1MiB"),
     {"writes/64B_into_4KiB/diff_and_apply_kernels_no_log", "ns", bench_write, &W_KERN, NULL, GOAL_AT_MOST, 100,
      "issue 2", NULL, NULL, NULL, 0},
     {"writes/64B_into_4KiB/logged_NONE", "ns", bench_write, &W_NONE, NULL, GOAL_AT_MOST, 100, "issue 17",

@@ -153,8 +153,10 @@ static void check_one_case(rng *r, const kern_ops *k) {
 
     /* compress, popcount, and apply sparse of the same change */
     uint64_t count = ref_compress(ref_out, b.p, m.p, len);
+    memset(packed, 0xA5, len + 1);
     assert_int_equal(k->compress(packed, b.p, m.p, len), count);
     assert_memory_equal(packed, ref_out, count);
+    for (uint64_t i = count; i <= len; i++) assert_int_equal(packed[i], 0xA5); /* nothing past the packed bytes */
     uint64_t pop = ref_popcount(m.p, mask_bytes);
     assert_int_equal(k->popcount(m.p, mask_bytes), pop);
     if (len % 8 == 0) assert_int_equal(pop, count);

@@ -112,6 +112,9 @@ static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_
     return changed;
 }
 
+/* Compressed in a register, then stored under a mask of its first bytes:
+ * the compress instruction's store-to-memory form is microcoded on AMD's
+ * Zen 4, 30 times slower (3.1-3.6 us against 0.1 us for 4 KiB). */
 static uint64_t compress_avx512(uint8_t *packed_out, const uint8_t *src,
                                 const uint8_t *mask, uint64_t len) {
     ASSERT((packed_out != NULL && src != NULL && mask != NULL) || len == 0);
@@ -119,8 +122,10 @@ static uint64_t compress_avx512(uint8_t *packed_out, const uint8_t *src,
     for (uint64_t i = 0; i < len; i += 64) {
         __mmask64 m = load_mask(mask + i / 8, min_u64(64, len - i));
         if (m == 0) continue;
-        _mm512_mask_compressstoreu_epi8(out, m, _mm512_maskz_loadu_epi8(m, src + i));
-        out += _mm_popcnt_u64(m);
+        uint32_t count = (uint32_t)_mm_popcnt_u64(m);
+        __m512i packed = _mm512_maskz_compress_epi8(m, _mm512_maskz_loadu_epi8(m, src + i));
+        _mm512_mask_storeu_epi8(out, (__mmask64)low_bits_u64(count), packed);
+        out += count;
     }
     ASSERT((uint64_t)(out - packed_out) <= len);
     return (uint64_t)(out - packed_out);
