@@ -94,7 +94,7 @@ static uint64_t apply_sparse_avx512(uint8_t *dst, const uint8_t *packed, uint64_
         }
         for (int w = 0; w < WAYS; w++) {
             s[w] = _mm512_maskz_expandloadu_epi8(m[w], at[w]);
-            d[w] = _mm512_maskz_loadu_epi8(m[w], dst + i + 64 * w);
+            d[w] = _mm512_loadu_si512(dst + i + 64 * w); /* whole blocks here: no mask (2% at 4 KiB) */
         }
         for (int w = 0; w < WAYS; w++) {
             ne[w] = _mm512_mask_cmpneq_epi8_mask(m[w], d[w], s[w]);
