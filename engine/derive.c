@@ -82,10 +82,14 @@ static int set_op(graph *g, uint32_t n, uint32_t op, const uint8_t *params, uint
     return 0;
 }
 
+/* A parent may be listed more than once (XOR of a page with itself): its
+ * node comes here once per listing, and after the first its slot may be
+ * free already (page id 0). */
 static void release_if_unused(graph *g, uint32_t n) {
     ASSERT(g != NULL);
     ASSERT(n != 0 && n < g->count);
     const gnode *v = graph_at(g, n);
+    if (v->page_id == 0) return;
     if (v->op == 0 && v->parent_count == 0 && v->child_count == 0) graph_node_release(g, n);
 }
 
