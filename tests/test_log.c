@@ -6,6 +6,8 @@
  * chain of a fixed workload is the pinned value.
  * run.sh runs this program (and every other) once per I/O backend.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +342,73 @@ static void test_segments_grow(void **state) {
         reopen_same(s.dir, &o, 64ull << 20, root, big, last);
         s.e = NULL;
         tu_store_close(&s);
+    }
+}
+
+/* The next segment's zeros (SYNC and GROUP) are written a slice at a time
+ * by the flusher, each slice synced before the next: a slice that fails
+ * drops that segment (the roll-over makes it itself), and a roll-over that
+ * comes before the last slice takes the segment part-zeroed. */
+typedef struct slice_hook {
+    int calls, refuse_from; /* refuse from this call on (0: never) */
+    long delay_ns;          /* each slice waits this long first */
+} slice_hook;
+
+static int spare_slice_hook(void *ctx, const io_event *ev) {
+    slice_hook *h = ctx; /* only the flusher thread calls it at this point */
+    if (ev->kind != IO_EV_POINT || strcmp(ev->point, "log-spare-slice") != 0) return 0;
+    h->calls++;
+    if (h->delay_ns > 0) nanosleep(&(struct timespec){.tv_nsec = h->delay_ns}, NULL);
+    return h->refuse_from != 0 && h->calls >= h->refuse_from ? ENOSPC : 0;
+}
+
+/* True when dir holds a segment still under its temporary name. */
+static bool temp_segment_left(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    for (struct dirent *ent = readdir(d); ent != NULL && !found; ent = readdir(d)) {
+        size_t n = strlen(ent->d_name);
+        found = n > 4 && strcmp(ent->d_name + n - 4, ".new") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+static void spare_slices_with(uint32_t durability, slice_hook h) {
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = durability;
+    o.segment_bytes = 64ull << 20; /* spares of 8, 16 and 32 MiB: several slices each */
+    o.log_buffer_bytes = 4ull << 20;
+    o.flags |= MMSB_OPEN_KEEP_LOG;
+    char *dir = tu_dir_new();
+    io_hooks hooks = {.fn = spare_slice_hook, .ctx = &h};
+    mmsb_engine *e = NULL;
+    TU_OK(engine_open(dir, &o, &hooks, &e));
+    uint64_t page;
+    TU_OK(mmsb_page_create(e, 1 << 20, 0, &page));
+    uint8_t last = write_rounds(e, page, 1 << 20, 40, 1); /* 40 MiB: segments of 4, 8, 16, 32 */
+    assert_int_equal(tu_info(e).log_segment, 4);
+    char root[33];
+    tu_root_hex(e, root);
+    TU_OK(mmsb_close(e));
+    assert_true(h.calls >= 1); /* the slices ran (and were refused, where asked) */
+    assert_false(temp_segment_left(dir));
+    static const uint64_t sizes_mib[] = {4, 8, 16, 32};
+    for (uint64_t no = 1; no <= 4; no++) assert_int_equal(segment_file_size(dir, no), sizes_mib[no - 1] << 20);
+    reopen_same(dir, &o, 64ull << 20, root, page, last);
+    tu_dir_remove(dir);
+}
+
+static void test_spare_zeros_in_slices(void **state) {
+    (void)state;
+    uint32_t modes[] = {MMSB_DURABILITY_SYNC, MMSB_DURABILITY_GROUP};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        spare_slices_with(modes[m], (slice_hook){0});                  /* as a user's store */
+        spare_slices_with(modes[m], (slice_hook){.refuse_from = 1});   /* no spare is ever whole */
+        spare_slices_with(modes[m], (slice_hook){.refuse_from = 3});   /* dropped part-way */
+        spare_slices_with(modes[m], (slice_hook){.delay_ns = 20000000}); /* taken part-zeroed */
     }
 }
 
@@ -684,6 +753,7 @@ int main(void) {
         cmocka_unit_test(test_small_segments_by_segment_bytes_alone),
         cmocka_unit_test(test_reopen_with_other_segment_bytes),
         cmocka_unit_test(test_segments_grow),
+        cmocka_unit_test(test_spare_zeros_in_slices),
         cmocka_unit_test(test_large_change_spans_segments),
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),

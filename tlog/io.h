@@ -32,9 +32,13 @@ typedef struct io_faults {
  * be made: recovery's checking pass then runs before the applying pass; at
  * "recovery-aborted-ranges" (either pass growing its copy of the rolled-back
  * ranges) for memory that could not be had: the open fails with
- * MMSB_ENOMEM. Calls are serialised by the writer's I/O lock, made by the
- * writing thread, or (recovery-aborted-ranges, from either pass) made under
- * recovery's own lock. */
+ * MMSB_ENOMEM; at "log-spare-slice" (before each slice of zeros the next
+ * segment gets while the log syncs: SYNC and GROUP) for a slice that
+ * failed: that segment is dropped, and the roll-over makes it itself. Calls
+ * are serialised by the writer's I/O lock, made by the writing thread, or
+ * made under recovery's own lock (recovery-aborted-ranges, from either
+ * pass) or the spare's (log-spare-slice, from the flusher thread unless
+ * inline_flush). */
 typedef enum { IO_EV_WRITE, IO_EV_SYNC, IO_EV_SYNCED, IO_EV_POINT } io_event_kind;
 
 typedef struct io_event {

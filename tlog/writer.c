@@ -41,8 +41,12 @@
 enum {
     ZERO_FILL_CHUNK = 1 << 20,
     WRITEBACK_STEP_BYTES = 4 << 20, /* start the disk on flushed bytes this many at a time */
+    SPARE_SLICE_BYTES = 1 << 20,    /* zeros a spare gets per turn of the flusher's loop ... */
+    SPARE_PACE_BYTES = 256 << 10,   /* ... each this many on the disk before the next are written */
     SEAL_ON_APPEND_BYTES = 4096,    /* payloads this large are sealed as they are appended */
 };
+_Static_assert(SPARE_PACE_BYTES <= ZERO_FILL_CHUNK, "a paced write comes from the zeros buffer");
+_Static_assert(SPARE_SLICE_BYTES % SPARE_PACE_BYTES == 0, "a slice is whole paced writes");
 
 struct log_writer {
     int dir_fd;
@@ -96,6 +100,9 @@ struct log_writer {
     pthread_mutex_t spare_mutex;
     int spare_fd;
     uint64_t spare_no;
+    bool spare_named;         /* renamed to its segment name: ready */
+    uint64_t spare_zeroed;    /* bytes of it zeroed so far ... */
+    uint64_t spare_zero_goal; /* ... of these (0 in NONE) */
     /* The lowest number a spare may have: a segment taken by a roll-over
      * is in use before seg_no says so, and a spare made under its number
      * would be renamed over it (and take every record after the roll). */
@@ -165,12 +172,12 @@ uint64_t segment_size(const log_config *cfg, uint64_t no) {
     return size;
 }
 
-/* Creates segment `no` at full size under a temporary name, with its blocks
- * written (zeros) when zero_fill, so that later writes into it are plain
- * overwrites, and with its header when with_header (a store's first
- * segment: the store exists once it is there); then gives it its name. A
- * crash leaves the segment whole or absent. */
-static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
+/* A segment is made in steps, so that the flusher can spread the zeros
+ * of a spare over its loop: draft_open creates it at full size under its
+ * temporary name, draft_zero writes zeros into a range of it, draft_name
+ * gives it its name (with its header first when asked: a store's first
+ * segment). A crash leaves the segment whole or absent. */
+static int draft_open(log_writer *w, uint64_t no, int *fd_out) {
     ASSERT(no >= 1 && fd_out != NULL);
     uint64_t size = segment_size(&w->cfg, no);
     char name[32], temp[40];
@@ -178,32 +185,87 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
     segment_temp_name(no, temp);
     int fd = openat(w->dir_fd, temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return err_set(err_from_errno(errno), "cannot create %s: %s", temp, strerror(errno));
-    int rc = 0;
     if (fallocate(fd, 0, 0, (off_t)size) != 0) {
         int saved = errno;
         if (saved != EOPNOTSUPP || ftruncate(fd, (off_t)size) != 0) {
-            rc = err_set(err_from_errno(saved), "cannot allocate %llu bytes for %s: %s",
-                         (unsigned long long)size, name, strerror(saved));
+            close(fd);
+            unlinkat(w->dir_fd, temp, 0);
+            return err_set(err_from_errno(saved), "cannot allocate %llu bytes for %s: %s",
+                           (unsigned long long)size, name, strerror(saved));
         }
     }
-    for (uint64_t off = 0; rc == 0 && zero_fill && off < size; off += ZERO_FILL_CHUNK) {
-        uint64_t n = min_u64(ZERO_FILL_CHUNK, size - off);
+    *fd_out = fd;
+    return 0;
+}
+
+/* Zeros over [from, to) of segment `no`, so that later writes there are
+ * plain overwrites. Paced: each SPARE_PACE_BYTES reach the disk before the
+ * next are written, so that no more are ever waiting in the page cache. A
+ * sync by the writer meanwhile (SYNC's, at every commit) otherwise waits
+ * behind all of them: on ext4 a journal commit writes out the data of the
+ * extents it converts first, and a 64 MiB spare's zeros held commits for
+ * 30-45 ms. */
+static int draft_zero(log_writer *w, int fd, uint64_t no, uint64_t from, uint64_t to, bool paced) {
+    ASSERT(fd >= 0 && from <= to && to <= segment_size(&w->cfg, no));
+    ASSERT(w->zeros != NULL);
+    uint64_t step = paced ? SPARE_PACE_BYTES : ZERO_FILL_CHUNK;
+    for (uint64_t off = from; off < to; off += step) {
+        uint64_t n = min_u64(step, to - off);
         ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
-        if (put != (ssize_t)n)
-            rc = err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name,
-                         put < 0 ? strerror(errno) : "short write");
+        if (put != (ssize_t)n) {
+            char name[32];
+            segment_name(no, name);
+            return err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name,
+                           put < 0 ? strerror(errno) : "short write");
+        }
+        if (paced && sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                     SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+            return err_set(err_from_errno(errno), "sync_file_range of a new segment: %s", strerror(errno));
+        }
     }
-    if (rc == 0 && zero_fill && fdatasync(fd) != 0)
+    return 0;
+}
+
+/* Removes what draft_open made (and draft_name, if it named it). */
+static void draft_discard(log_writer *w, int fd, uint64_t no) {
+    ASSERT(fd >= 0 && no >= 1);
+    char name[32], temp[40];
+    segment_name(no, name);
+    segment_temp_name(no, temp);
+    close(fd);
+    unlinkat(w->dir_fd, temp, 0);
+    unlinkat(w->dir_fd, name, 0);
+}
+
+/* The zeros are synced before the name when there are any (the name is
+ * durable once the directory is synced, and the file is whole then). */
+static int draft_name(log_writer *w, int fd, uint64_t no, bool sync_data, bool with_header) {
+    ASSERT(fd >= 0 && no >= 1);
+    char name[32], temp[40];
+    segment_name(no, name);
+    segment_temp_name(no, temp);
+    int rc = 0;
+    if (sync_data && fdatasync(fd) != 0)
         rc = err_set(err_from_errno(errno), "fdatasync of %s: %s", name, strerror(errno));
     if (rc == 0 && with_header) rc = write_header(w, fd, no, w->next_seq);
     if (rc == 0 && renameat(w->dir_fd, temp, w->dir_fd, name) != 0) {
         rc = err_set(err_from_errno(errno), "cannot rename %s to %s: %s", temp, name, strerror(errno));
     }
     if (rc == 0) rc = sync_dir(w);
+    return rc;
+}
+
+/* Makes segment `no` in one go: its blocks written (zeros) when zero_fill,
+ * its header when with_header. */
+static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
+    ASSERT(no >= 1 && fd_out != NULL);
+    int fd;
+    int rc = draft_open(w, no, &fd);
+    if (rc != 0) return rc;
+    if (zero_fill) rc = draft_zero(w, fd, no, 0, segment_size(&w->cfg, no), false);
+    if (rc == 0) rc = draft_name(w, fd, no, zero_fill, with_header);
     if (rc != 0) {
-        close(fd);
-        unlinkat(w->dir_fd, temp, 0);
-        unlinkat(w->dir_fd, name, 0);
+        draft_discard(w, fd, no);
         return rc;
     }
     ASSERT(fd >= 0);
@@ -211,44 +273,85 @@ static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_
     return 0;
 }
 
-/* The flusher prepares segment seg_no + 1 while seg_no fills. Its blocks
- * are written ahead (zeros) only when commits sync: an fdatasync into
- * allocated-but-unwritten blocks also commits the filesystem's extent
- * changes, which a mode that syncs at every commit or window pays each
- * time, while writing the zeros doubles the bytes the log costs the disk.
- * NONE syncs only at roll-over, checkpoints and close, so it takes the
- * plain allocation. A mode changed later applies from the next spare. */
-static void prepare_spare(log_writer *w) {
-    ASSERT(w->zeros != NULL); /* create_segment zero-fills from it */
-    bool zero_fill = atomic_load(&w->durability) != MMSB_DURABILITY_NONE;
-    pthread_mutex_lock(&w->spare_mutex);
-    uint64_t want = max_u64(atomic_load(&w->seg_no) + 1, w->spare_no_min);
-    if (w->spare_fd < 0 || w->spare_no != want) {
-        if (w->spare_fd >= 0) close(w->spare_fd);
-        w->spare_fd = -1;
-        int fd;
-        if (create_segment(w, want, zero_fill, false, &fd) == 0) {
-            w->spare_fd = fd;
-            w->spare_no = want;
-        }
-        /* On failure the rollover creates the segment itself and reports. */
+/* Forgets the spare: a named one stays on disk (a prepared spare, which
+ * readers pass over and a later roll-over replaces), a draft goes. */
+static void spare_drop(log_writer *w) {
+    ASSERT(w->spare_fd >= 0);
+    if (w->spare_named) {
+        close(w->spare_fd);
+    } else {
+        char temp[40];
+        segment_temp_name(w->spare_no, temp);
+        close(w->spare_fd);
+        unlinkat(w->dir_fd, temp, 0);
     }
-    ASSERT(w->spare_fd < 0 || w->spare_no == want);
-    pthread_mutex_unlock(&w->spare_mutex);
+    w->spare_fd = -1;
+    w->spare_named = false;
 }
 
+/* The flusher prepares segment seg_no + 1 while seg_no fills, a slice per
+ * call (the flusher's loop goes on flushing commits between slices); true
+ * while the spare has more to do. Its blocks are written ahead (zeros)
+ * only when commits sync: an fdatasync into allocated-but-unwritten blocks
+ * also commits the filesystem's extent changes, which a mode that syncs at
+ * every commit or window pays each time, while writing the zeros doubles
+ * the bytes the log costs the disk. NONE syncs only at roll-over,
+ * checkpoints and close, so it takes the plain allocation. A mode changed
+ * later applies from the next spare. */
+static bool prepare_spare(log_writer *w) {
+    ASSERT(w->zeros != NULL); /* draft_zero writes from it */
+    pthread_mutex_lock(&w->spare_mutex);
+    uint64_t want = max_u64(atomic_load(&w->seg_no) + 1, w->spare_no_min);
+    if (w->spare_fd >= 0 && w->spare_no != want) spare_drop(w);
+    if (w->spare_fd < 0) {
+        int fd;
+        /* On failure the rollover creates the segment itself and reports. */
+        if (draft_open(w, want, &fd) == 0) {
+            w->spare_fd = fd;
+            w->spare_no = want;
+            w->spare_zeroed = 0;
+            w->spare_zero_goal = atomic_load(&w->durability) != MMSB_DURABILITY_NONE ? segment_size(&w->cfg, want) : 0;
+        }
+    }
+    if (w->spare_fd >= 0 && !w->spare_named) {
+        uint64_t to = min_u64(w->spare_zeroed + SPARE_SLICE_BYTES, w->spare_zero_goal);
+        int rc = 0;
+        if (to > w->spare_zeroed) {
+            io_event ev = {.kind = IO_EV_POINT, .point = "log-spare-slice"};
+            int refused = io_hook(&w->io.hooks, &ev);
+            rc = refused != 0 ? err_set(err_from_errno(refused), "zeroing segment %llu: %s",
+                                        (unsigned long long)want, strerror(refused))
+                              : draft_zero(w, w->spare_fd, want, w->spare_zeroed, to, true);
+        }
+        if (rc == 0) w->spare_zeroed = to;
+        if (rc == 0 && to == w->spare_zero_goal) rc = draft_name(w, w->spare_fd, want, to > 0, false);
+        if (rc == 0) w->spare_named = to == w->spare_zero_goal;
+        if (rc != 0) spare_drop(w);
+    }
+    bool more = w->spare_fd >= 0 && !w->spare_named;
+    ASSERT(w->spare_fd < 0 || w->spare_no == want);
+    pthread_mutex_unlock(&w->spare_mutex);
+    return more;
+}
+
+/* A spare still being zeroed is named as it is: the blocks not yet written
+ * read as zeros all the same, and it is only slower to sync into. */
 static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
     ASSERT(no == atomic_load(&w->seg_no) + 1);
     pthread_mutex_lock(&w->spare_mutex);
-    int rc = 0;
+    int rc = -1;
     if (w->spare_fd >= 0 && w->spare_no == no) {
-        *fd_out = w->spare_fd;
-    } else {
-        if (w->spare_fd >= 0) close(w->spare_fd); /* made for another number: never used */
-        rc = create_segment(w, no, false, false, fd_out);
+        rc = w->spare_named ? 0 : draft_name(w, w->spare_fd, no, false, false);
+        if (rc == 0) {
+            *fd_out = w->spare_fd;
+            w->spare_fd = -1;
+            w->spare_named = false;
+        }
     }
-    w->spare_fd = -1;
+    if (w->spare_fd >= 0) spare_drop(w); /* made for another number, or could not be named */
+    if (rc != 0) rc = create_segment(w, no, false, false, fd_out);
     w->spare_no_min = no + 1;
+    ASSERT(w->spare_fd < 0);
     ASSERT(rc != 0 || *fd_out >= 0);
     pthread_mutex_unlock(&w->spare_mutex);
     return rc;
@@ -383,7 +486,11 @@ static void wake_flusher(log_writer *w) {
     ASSERT(w != NULL);
     ASSERT(w->flusher_started || w->cfg.hooks.inline_flush);
     if (!w->flusher_started) {
-        if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
+        /* Whole at once: I/O here happens in the writer's order. */
+        uint64_t slices_max = SEG_BYTES_MAX / SPARE_SLICE_BYTES + 1;
+        if (atomic_exchange(&w->want_spare, false)) {
+            for (uint64_t i = 0; i < slices_max && prepare_spare(w); i++) continue;
+        }
         return;
     }
     pthread_mutex_lock(&w->wake_mutex);
@@ -412,14 +519,17 @@ static void *flusher_main(void *arg) {
             pthread_cond_wait(&w->wake_cond, &w->wake_mutex);
             continue;
         }
-        if (armed) wait_window(w);
+        /* While a spare is being zeroed its slices (a few ms each, on the
+         * disk) stand in for the window: commits are flushed after each. */
+        if (armed && !spare) wait_window(w);
         pthread_mutex_unlock(&w->wake_mutex);
         if (armed) {
             atomic_store(&w->armed, false);
             atomic_store(&w->urgent, false);
             flush_commits(w, atomic_exchange(&w->sync_wanted, false));
         }
-        if (atomic_exchange(&w->want_spare, false)) prepare_spare(w);
+        /* A slice per turn, so that commits are flushed in between. */
+        if (atomic_exchange(&w->want_spare, false) && prepare_spare(w)) atomic_store(&w->want_spare, true);
         pthread_mutex_lock(&w->wake_mutex);
     }
     pthread_mutex_unlock(&w->wake_mutex);
@@ -904,7 +1014,7 @@ int log_writer_close(log_writer *w) {
         pthread_join(w->flusher, NULL);
     }
     if (w->seg_fd >= 0) close(w->seg_fd);
-    if (w->spare_fd >= 0) close(w->spare_fd);
+    if (w->spare_fd >= 0) spare_drop(w);
     if (w->ring != NULL) munmap(w->ring, 2 * w->ring_bytes);
     if (w->ring_fd >= 0) close(w->ring_fd);
     io_close(&w->io);
