@@ -23,7 +23,8 @@ int engine_open_bare(const char *dir, const mmsb_options *options, mmsb_engine *
 void engine_close_bare(mmsb_engine *e);
 
 /* Called after each record that a replay applied (records of aborted
- * commits are skipped); a nonzero return stops the replay with it. */
+ * commits are skipped, but not the ABORT that ends them: the state is then
+ * the last commit's); a nonzero return stops the replay with it. */
 typedef int (*replay_hook_fn)(void *ctx, mmsb_engine *e, const log_rec *r, uint64_t segment);
 
 typedef struct replay_plan {

@@ -193,7 +193,12 @@ static int replay_next(replay_ctx *x, log_cursor *c, bool *done) {
     int rc = cursor_next(c, &r, done);
     if (rc != 0 || *done) return rc;
     x->e->recovered.records++;
-    if (seq_aborted(x->aborted, x->aborted_count, r.seq)) return 0;
+    if (seq_aborted(x->aborted, x->aborted_count, r.seq)) {
+        /* The ABORT itself is a point between commits (a checkpoint may
+         * cover it): the hook sees it, with the last commit's state. */
+        bool point = r.type == REC_ABORT && x->hook != NULL;
+        return point ? x->hook(x->hook_ctx, x->e, &r, cursor_segment(c)) : 0;
+    }
     x->at_seq = r.seq;
     rc = replay_record(x, &r, cursor_segment(c));
     if (rc == 0 && x->hook != NULL) rc = x->hook(x->hook_ctx, x->e, &r, cursor_segment(c));

@@ -224,7 +224,7 @@ int replay_watch_hook(void *ctx, mmsb_engine *e, const log_rec *r, uint64_t segm
         if (w->derived_checks) rc = check_commit(w, e, r->seq);
     }
     if (rc == 0 && w->root_at_seq != 0 && r->seq == w->root_at_seq &&
-        (r->type == REC_COMMIT || r->type == REC_CHECKPOINT)) {
+        (r->type == REC_COMMIT || r->type == REC_CHECKPOINT || r->type == REC_ABORT)) {
         audit_state st;
         audit_state_get(e, &st);
         w->root_at = st.root;
