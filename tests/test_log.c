@@ -375,20 +375,25 @@ static bool temp_segment_left(const char *dir) {
     return found;
 }
 
-static void spare_slices_with(uint32_t durability, slice_hook h) {
+/* 40 MiB of whole-page changes of 1 MiB (segments of 4, 8, 16 and 32 MiB;
+ * changes straddle their ends), with slices as the hook says. With
+ * keep_log every segment is measured; without it checkpoints every 4 MiB
+ * and retention removes segments while spares are being zeroed. */
+static void spare_slices_with(uint32_t durability, slice_hook h, bool keep_log) {
     mmsb_options o;
     tu_options_small(&o);
     o.durability = durability;
-    o.segment_bytes = 64ull << 20; /* spares of 8, 16 and 32 MiB: several slices each */
+    o.segment_bytes = 64ull << 20; /* the default: spares of 8, 16 and 32 MiB, several slices each */
     o.log_buffer_bytes = 4ull << 20;
-    o.flags |= MMSB_OPEN_KEEP_LOG;
+    if (keep_log) o.flags |= MMSB_OPEN_KEEP_LOG;
+    else o.checkpoint_log_bytes = 4ull << 20;
     char *dir = tu_dir_new();
     io_hooks hooks = {.fn = spare_slice_hook, .ctx = &h};
     mmsb_engine *e = NULL;
     TU_OK(engine_open(dir, &o, &hooks, &e));
     uint64_t page;
     TU_OK(mmsb_page_create(e, 1 << 20, 0, &page));
-    uint8_t last = write_rounds(e, page, 1 << 20, 40, 1); /* 40 MiB: segments of 4, 8, 16, 32 */
+    uint8_t last = write_rounds(e, page, 1 << 20, 40, 1);
     assert_int_equal(tu_info(e).log_segment, 4);
     char root[33];
     tu_root_hex(e, root);
@@ -396,7 +401,12 @@ static void spare_slices_with(uint32_t durability, slice_hook h) {
     assert_true(h.calls >= 1); /* the slices ran (and were refused, where asked) */
     assert_false(temp_segment_left(dir));
     static const uint64_t sizes_mib[] = {4, 8, 16, 32};
-    for (uint64_t no = 1; no <= 4; no++) assert_int_equal(segment_file_size(dir, no), sizes_mib[no - 1] << 20);
+    char seg[4200];
+    tu_segment_path(dir, 1, seg, sizeof seg);
+    if (!keep_log) assert_int_equal(access(seg, F_OK), -1); /* retention removed it */
+    for (uint64_t no = keep_log ? 1 : 4; no <= 4; no++) {
+        assert_int_equal(segment_file_size(dir, no), sizes_mib[no - 1] << 20);
+    }
     reopen_same(dir, &o, 64ull << 20, root, page, last);
     tu_dir_remove(dir);
 }
@@ -405,11 +415,52 @@ static void test_spare_zeros_in_slices(void **state) {
     (void)state;
     uint32_t modes[] = {MMSB_DURABILITY_SYNC, MMSB_DURABILITY_GROUP};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
-        spare_slices_with(modes[m], (slice_hook){0});                  /* as a user's store */
-        spare_slices_with(modes[m], (slice_hook){.refuse_from = 1});   /* no spare is ever whole */
-        spare_slices_with(modes[m], (slice_hook){.refuse_from = 3});   /* dropped part-way */
-        spare_slices_with(modes[m], (slice_hook){.delay_ns = 20000000}); /* taken part-zeroed */
+        for (int keep = 0; keep < 2; keep++) {
+            spare_slices_with(modes[m], (slice_hook){0}, keep);                   /* as a user's store */
+            spare_slices_with(modes[m], (slice_hook){.refuse_from = 1}, keep);    /* no spare is ever whole */
+            spare_slices_with(modes[m], (slice_hook){.refuse_from = 3}, keep);    /* dropped part-way */
+            spare_slices_with(modes[m], (slice_hook){.delay_ns = 20000000}, keep); /* taken part-zeroed */
+        }
     }
+}
+
+/* A crash while the flusher zeroed a spare leaves it under its temporary
+ * name, part-written. No reader lists it, a read-only open beside it works,
+ * and the writer makes that segment over it when it comes to it. */
+static void test_spare_draft_left_by_a_crash(void **state) {
+    (void)state;
+    mmsb_options o;
+    tu_options_small(&o);
+    o.durability = MMSB_DURABILITY_SYNC;
+    o.segment_bytes = 64ull << 20;
+    o.flags |= MMSB_OPEN_KEEP_LOG; /* segment 2 stays, to be measured */
+    tu_store s = tu_store_open(&o);
+    uint64_t page;
+    TU_OK(mmsb_page_create(s.e, 1 << 20, 0, &page));
+    write_rounds(s.e, page, 1 << 20, 1, 1);
+    TU_OK(mmsb_close(s.e));
+    char seg[4200], draft[4300];
+    tu_segment_path(s.dir, 2, seg, sizeof seg);
+    snprintf(draft, sizeof draft, "%s.new", seg);
+    uint8_t junk[4096];
+    memset(junk, 0xA5, sizeof junk); /* half-written: not zeros, not a header */
+    tu_file_write(draft, 0, junk, sizeof junk);
+    mmsb_options ro = o;
+    ro.flags = MMSB_OPEN_READONLY;
+    mmsb_engine *reader;
+    TU_OK(mmsb_open(s.dir, &ro, &reader));
+    TU_OK(mmsb_close(reader));
+    TU_OK(mmsb_open(s.dir, &o, &s.e));
+    uint8_t last = write_rounds(s.e, page, 1 << 20, 12, 2); /* into segment 3 */
+    assert_int_equal(tu_info(s.e).log_segment, 3);
+    char root[33];
+    tu_root_hex(s.e, root);
+    TU_OK(mmsb_close(s.e));
+    assert_false(temp_segment_left(s.dir));
+    assert_int_equal(segment_file_size(s.dir, 2), 8ull << 20);
+    reopen_same(s.dir, &o, 64ull << 20, root, page, last);
+    s.e = NULL;
+    tu_store_close(&s);
 }
 
 static void test_log_options_rejected(void **state) {
@@ -754,6 +805,7 @@ int main(void) {
         cmocka_unit_test(test_reopen_with_other_segment_bytes),
         cmocka_unit_test(test_segments_grow),
         cmocka_unit_test(test_spare_zeros_in_slices),
+        cmocka_unit_test(test_spare_draft_left_by_a_crash),
         cmocka_unit_test(test_large_change_spans_segments),
         cmocka_unit_test(test_reader_returns_what_was_written),
         cmocka_unit_test(test_skippable_and_unknown_types),

@@ -37,8 +37,8 @@ typedef struct io_faults {
  * failed: that segment is dropped, and the roll-over makes it itself. Calls
  * are serialised by the writer's I/O lock, made by the writing thread, or
  * made under recovery's own lock (recovery-aborted-ranges, from either
- * pass) or the spare's (log-spare-slice, from the flusher thread unless
- * inline_flush). */
+ * pass); log-spare-slice comes from the flusher thread unless inline_flush,
+ * under the spare's lock only, so a hook may see it beside the others. */
 typedef enum { IO_EV_WRITE, IO_EV_SYNC, IO_EV_SYNCED, IO_EV_POINT } io_event_kind;
 
 typedef struct io_event {

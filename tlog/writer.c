@@ -202,15 +202,14 @@ static int draft_open(log_writer *w, uint64_t no, int *fd_out) {
  * plain overwrites. Paced: each SPARE_PACE_BYTES reach the disk before the
  * next are written, so that no more are ever waiting in the page cache. A
  * sync by the writer meanwhile (SYNC's, at every commit) otherwise waits
- * behind all of them: on ext4 a journal commit writes out the data of the
- * extents it converts first, and a 64 MiB spare's zeros held commits for
- * 30-45 ms. */
-static int draft_zero(log_writer *w, int fd, uint64_t no, uint64_t from, uint64_t to, bool paced) {
+ * behind all of them: a 64 MiB spare's zeros written in one go held
+ * commits for 30-45 ms (measured on ext4, whose journal commits write out
+ * the data of the extents they convert first: the likely reason). */
+static int draft_zero(log_writer *w, int fd, uint64_t no, uint64_t from, uint64_t to) {
     ASSERT(fd >= 0 && from <= to && to <= segment_size(&w->cfg, no));
     ASSERT(w->zeros != NULL);
-    uint64_t step = paced ? SPARE_PACE_BYTES : ZERO_FILL_CHUNK;
-    for (uint64_t off = from; off < to; off += step) {
-        uint64_t n = min_u64(step, to - off);
+    for (uint64_t off = from; off < to; off += SPARE_PACE_BYTES) {
+        uint64_t n = min_u64(SPARE_PACE_BYTES, to - off);
         ssize_t put = pwrite(fd, w->zeros, n, (off_t)off);
         if (put != (ssize_t)n) {
             char name[32];
@@ -218,8 +217,8 @@ static int draft_zero(log_writer *w, int fd, uint64_t no, uint64_t from, uint64_
             return err_set(put < 0 ? err_from_errno(errno) : MMSB_ENOSPC, "cannot zero-fill %s: %s", name,
                            put < 0 ? strerror(errno) : "short write");
         }
-        if (paced && sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WAIT_BEFORE |
-                                     SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+        if (sync_file_range(fd, (off_t)off, (off_t)n,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
             return err_set(err_from_errno(errno), "sync_file_range of a new segment: %s", strerror(errno));
         }
     }
@@ -255,15 +254,14 @@ static int draft_name(log_writer *w, int fd, uint64_t no, bool sync_data, bool w
     return rc;
 }
 
-/* Makes segment `no` in one go: its blocks written (zeros) when zero_fill,
- * its header when with_header. */
-static int create_segment(log_writer *w, uint64_t no, bool zero_fill, bool with_header, int *fd_out) {
+/* Makes segment `no` in one go, allocated but not zeroed (only the
+ * flusher's spares get zeros), with its header when with_header. */
+static int create_segment(log_writer *w, uint64_t no, bool with_header, int *fd_out) {
     ASSERT(no >= 1 && fd_out != NULL);
     int fd;
     int rc = draft_open(w, no, &fd);
     if (rc != 0) return rc;
-    if (zero_fill) rc = draft_zero(w, fd, no, 0, segment_size(&w->cfg, no), false);
-    if (rc == 0) rc = draft_name(w, fd, no, zero_fill, with_header);
+    rc = draft_name(w, fd, no, false, with_header);
     if (rc != 0) {
         draft_discard(w, fd, no);
         return rc;
@@ -321,7 +319,7 @@ static bool prepare_spare(log_writer *w) {
             int refused = io_hook(&w->io.hooks, &ev);
             rc = refused != 0 ? err_set(err_from_errno(refused), "zeroing segment %llu: %s",
                                         (unsigned long long)want, strerror(refused))
-                              : draft_zero(w, w->spare_fd, want, w->spare_zeroed, to, true);
+                              : draft_zero(w, w->spare_fd, want, w->spare_zeroed, to);
         }
         if (rc == 0) w->spare_zeroed = to;
         if (rc == 0 && to == w->spare_zero_goal) rc = draft_name(w, w->spare_fd, want, to > 0, false);
@@ -349,7 +347,7 @@ static int take_segment(log_writer *w, uint64_t no, int *fd_out) {
         }
     }
     if (w->spare_fd >= 0) spare_drop(w); /* made for another number, or could not be named */
-    if (rc != 0) rc = create_segment(w, no, false, false, fd_out);
+    if (rc != 0) rc = create_segment(w, no, false, fd_out);
     w->spare_no_min = no + 1;
     ASSERT(w->spare_fd < 0);
     ASSERT(rc != 0 || *fd_out >= 0);
@@ -926,7 +924,7 @@ static int start_segment(log_writer *w, const log_resume *r) {
         w->chain_value = r->chain;
         w->commits = r->commits;
         int rc = remove_later_segments(w, r);
-        if (rc == 0) rc = create_segment(w, 1, false, true, &w->seg_fd);
+        if (rc == 0) rc = create_segment(w, 1, true, &w->seg_fd);
         atomic_store(&w->seg_no, 1);
         w->seg_file_off0 = SEG_HEADER_BYTES;
         w->seg_bytes = segment_size(&w->cfg, 1);
