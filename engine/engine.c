@@ -445,8 +445,16 @@ static int engine_new(const char *dir, const mmsb_options *options, bool followe
     mmsb_options opts;
     int rc = options_take(options, &opts);
     if (rc != 0) return rc;
-    mmsb_engine *e = calloc(1, sizeof *e);
+    _Static_assert(sizeof(mmsb_engine) % ENGINE_LINE_BYTES == 0, "aligned_alloc takes whole alignments");
+    _Static_assert(offsetof(mmsb_engine, busy) / ENGINE_LINE_BYTES > offsetof(mmsb_engine, magic) / ENGINE_LINE_BYTES &&
+                   offsetof(mmsb_engine, opts) / ENGINE_LINE_BYTES > offsetof(mmsb_engine, busy) / ENGINE_LINE_BYTES,
+                   "busy, written by every writing call, shares no cache line with what readers read");
+    _Static_assert(offsetof(mmsb_engine, dig) / ENGINE_LINE_BYTES >
+                   (offsetof(mmsb_engine, page_id_next) + sizeof(uint64_t) - 1) / ENGINE_LINE_BYTES,
+                   "the writer's per-call state starts past the line of page_id_next");
+    mmsb_engine *e = aligned_alloc(ENGINE_LINE_BYTES, sizeof *e); /* its cache lines (state.h) */
     if (e == NULL) return err_set(MMSB_ENOMEM, "mmsb_open: cannot allocate the engine");
+    memset(e, 0, sizeof *e);
     e->magic = ENGINE_MAGIC;
     e->opts = opts;
     if (opts.replication_servers != NULL) { /* the caller's strings need not outlive mmsb_open */

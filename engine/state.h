@@ -168,11 +168,17 @@ typedef struct totals {
     uint64_t commits, recomputes, skips, backdates, delta_propagations, aborts;
 } totals;
 
+/* Reader threads (read.c) read magic, pages, data and page_id_next on every
+ * call, and the writer writes busy, the commit's state and the digest's on
+ * every call: those live on cache lines of their own (ENGINE_LINE_BYTES),
+ * or each write would take the lines back from every reader. */
+enum { ENGINE_LINE_BYTES = 64 };
+
 struct mmsb_engine {
     uint64_t magic;
     io_hooks hooks;       /* a simulator's (tlog/io.h): zero in every ordinary open */
-    atomic_uint busy;     /* 1 while a thread is inside a writing call */
-    mmsb_options opts;    /* as validated at open */
+    _Alignas(ENGINE_LINE_BYTES) atomic_uint busy; /* 1 while a thread is inside a writing call */
+    _Alignas(ENGINE_LINE_BYTES) mmsb_options opts; /* as validated at open */
     const kern_ops *kern;
     const location_ops *loc[LOCATION_COUNT]; /* by location; NULL: none here */
     gpu_status gpu;
@@ -194,7 +200,7 @@ struct mmsb_engine {
     _Atomic uint64_t page_id_next;
     uint64_t pages_live;
     uint64_t ids_ready;        /* every per-id table has room for ids 1..this (page.c) */
-    digest_state dig;
+    _Alignas(ENGINE_LINE_BYTES) digest_state dig;
     log_writer *log;
     replicator *repl;     /* the writer's shipper; NULL: no replication */
     char *repl_servers, *repl_stream; /* the options' strings, copied */

@@ -67,6 +67,7 @@ struct log_writer {
     uint64_t commit_first_seq;
     uint64_t commits;
     uint64_t commits_at_open;
+    uint64_t flushed_seen; /* flushed_pos as the writer last read it (at most it) */
     /* the segment being written (changed under io_mutex) */
     int seg_fd;
     _Atomic uint64_t seg_no;
@@ -562,7 +563,12 @@ static int ring_open(log_writer *w) {
  * makes the writer flush (without sync) itself. */
 static int ensure_ring_room(log_writer *w, uint64_t size) {
     ASSERT(size <= w->ring_bytes);
-    uint64_t waiting = w->head + size - atomic_load_explicit(&w->flushed_pos, memory_order_acquire);
+    ASSERT(w->flushed_seen <= w->head);
+    /* flushed_pos only grows: the position seen last bounds the room from
+     * below, and the flusher's cache line is read only when it matters. */
+    if (w->head + size - w->flushed_seen <= w->ring_bytes / 2) return 0;
+    w->flushed_seen = atomic_load_explicit(&w->flushed_pos, memory_order_acquire);
+    uint64_t waiting = w->head + size - w->flushed_seen;
     if (waiting > w->ring_bytes / 2 && raise_flag(&w->armed)) wake_flusher(w);
     if (waiting > w->ring_bytes / 2 && raise_flag(&w->urgent)) wake_flusher(w);
     if (waiting <= w->ring_bytes) return 0;
@@ -585,6 +591,11 @@ static uint8_t *begin_record(log_writer *w, uint16_t type, uint32_t len) {
     ASSERT(!w->in_record && type != 0 && len <= REC_PAYLOAD_MAX);
     ASSERT(w->head % REC_ALIGN == 0);
     uint8_t *h = w->ring + w->head % w->ring_bytes;
+    uint64_t slot = rec_slot_bytes(len);
+    ASSERT(slot >= REC_HEADER_BYTES + 8 || len == 0);
+    /* The padding's zeros: the slot's last 8 bytes, before the header and the
+     * payload (which may overwrite all but the padding). */
+    put_le64(h + slot - 8, 0);
     put_le32(h + 4, len);
     put_le16(h + 8, type);
     put_le16(h + 10, 0);
@@ -603,7 +614,7 @@ void log_append_done(log_writer *w) {
     uint8_t *h = w->ring + w->head % w->ring_bytes;
     uint64_t slot = rec_slot_bytes(w->rec_len);
     ASSERT(slot >= REC_HEADER_BYTES + w->rec_len && slot % REC_ALIGN == 0);
-    memset(h + REC_HEADER_BYTES + w->rec_len, 0, slot - REC_HEADER_BYTES - w->rec_len);
+    ASSERT(slot - REC_HEADER_BYTES - w->rec_len < REC_ALIGN); /* begin_record zeroed it */
     put_le32(h, 0); /* the CRC: set when sealed (seal_record) */
     w->head += slot;
     w->next_seq++;
@@ -649,13 +660,14 @@ static int roll_over(log_writer *w) {
 
 static int ensure_segment_room(log_writer *w, uint64_t size) {
     ASSERT(size <= rec_slot_bytes(REC_PAYLOAD_MAX));
-    uint64_t seal = rec_slot_bytes(SEAL_REC_BYTES);
-    if (segment_used(w) + size + seal > w->seg_bytes) {
+    uint64_t seal = rec_slot_bytes(SEAL_REC_BYTES), used = segment_used(w);
+    if (used + size + seal > w->seg_bytes) {
         int rc = roll_over(w);
         if (rc != 0) return rc;
+        used = segment_used(w);
     }
-    ASSERT(segment_used(w) + size + seal <= w->seg_bytes);
-    if (segment_used(w) > w->seg_bytes / 2 && raise_flag(&w->want_spare)) wake_flusher(w);
+    ASSERT(used + size + seal <= w->seg_bytes);
+    if (used > w->seg_bytes / 2 && raise_flag(&w->want_spare)) wake_flusher(w);
     return 0;
 }
 
@@ -684,8 +696,9 @@ static void arm_flusher(log_writer *w, bool sync) {
         atomic_store(&w->sync_wanted, true);
     }
     if (raise_flag(&w->armed)) wake_flusher(w);
-    uint64_t waiting = w->head - atomic_load_explicit(&w->flushed_pos, memory_order_relaxed);
-    if (waiting >= w->cfg.group_window_bytes && raise_flag(&w->urgent)) wake_flusher(w);
+    if (w->head - w->flushed_seen < w->cfg.group_window_bytes) return; /* see ensure_ring_room */
+    w->flushed_seen = atomic_load_explicit(&w->flushed_pos, memory_order_acquire);
+    if (w->head - w->flushed_seen >= w->cfg.group_window_bytes && raise_flag(&w->urgent)) wake_flusher(w);
 }
 
 static int commit_record(log_writer *w, const h128 *root, uint32_t flags, uint32_t durability,
