@@ -132,12 +132,15 @@ static inline __m128i two_u64(const void *lo, const void *hi) {
 
 /* Thirty-two bytes at a time, in four groups of eight (one mask byte each):
  * each group's new values come from an 8-byte load at its own packed
- * offset, placed by one pshufb, so no group waits on another. The control's
- * high bit marks the bytes that keep their value (the blend's selector),
- * and the bytes that change are counted from a compare. The loop is bound
- * by its instruction count: about 45 per 32 bytes, against 50 when each
- * 16-byte half read its packed bytes in one load and the kept bytes were
- * expanded from the mask (10.5 -> 12.7-13.1 GB/s at 4 KiB, bench/README.md). */
+ * offset, so every group's shuffle control is its table entry as it is
+ * (plus a constant 8 in the upper half of a lane), and one pshufb places
+ * them all. The control's high bit marks the bytes that keep their value
+ * (the blend's selector), and the bytes that change are counted from a
+ * compare. The loop is bound by its instruction count: about 45 per 32
+ * bytes, against 50 when each 16-byte half read its packed bytes in one
+ * load (its upper group's control moved by a popcount times 0x01..01 in a
+ * general register) and the kept bytes were expanded from the mask bits
+ * (10.5 -> 12.7-13.1 GB/s at 4 KiB, bench/README.md). */
 static uint64_t apply_sparse_avx2(uint8_t *dst, const uint8_t *packed, uint64_t packed_len,
                                   const uint8_t *mask, uint64_t len, bool store) {
     ASSERT((dst != NULL && mask != NULL) || len == 0);
