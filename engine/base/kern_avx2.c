@@ -136,8 +136,8 @@ static inline __m128i two_u64(const void *lo, const void *hi) {
  * (plus a constant 8 in the upper half of a lane), and one pshufb places
  * them all. The control's high bit marks the bytes that keep their value
  * (the blend's selector), and the bytes that change are counted from a
- * compare. The loop is bound by its instruction count: about 45 per 32
- * bytes, against 50 when each 16-byte half read its packed bytes in one
+ * compare. 51 instructions per 32 bytes (counted in the assembly),
+ * against 55 when each 16-byte half read its packed bytes in one
  * load (its upper group's control moved by a popcount times 0x01..01 in a
  * general register) and the kept bytes were expanded from the mask bits
  * (10.5 -> 12.7-13.1 GB/s at 4 KiB, bench/README.md). */
